@@ -1,0 +1,56 @@
+"""One canonical byte encoding for everything that is hashed or signed.
+
+JSON with sorted keys, no insignificant whitespace and UTF-8 output, over
+strings, integers, booleans, nulls, lists and objects only. Floats are refused:
+their text form is not canonical across implementations, so exact quantities are
+carried as integers or decimal strings instead.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any
+
+__all__ = ["canonical_bytes", "canonical_hash", "from_canonical"]
+
+
+def _check(value: Any, path: str = "$") -> None:
+    if isinstance(value, bool) or value is None or isinstance(value, (int, str)):
+        return
+    if isinstance(value, float):
+        raise TypeError(
+            f"float at {path} has no canonical encoding; use an int or a decimal string"
+        )
+    if isinstance(value, (list, tuple)):
+        for i, item in enumerate(value):
+            _check(item, f"{path}[{i}]")
+        return
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if not isinstance(key, str):
+                raise TypeError(f"non-string key at {path}")
+            _check(item, f"{path}.{key}")
+        return
+    raise TypeError(f"{type(value).__name__} at {path} has no canonical encoding")
+
+
+def canonical_bytes(value: Any) -> bytes:
+    """The canonical encoding of ``value``; equal values give equal bytes."""
+    _check(value)
+    return json.dumps(
+        value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
+    ).encode("utf-8")
+
+
+def canonical_hash(value: Any) -> str:
+    """Hex SHA-256 of :func:`canonical_bytes`."""
+    return hashlib.sha256(canonical_bytes(value)).hexdigest()
+
+
+def from_canonical(data: bytes) -> Any:
+    """Decode canonical bytes, refusing anything that would not re-encode identically."""
+    value = json.loads(data.decode("utf-8"))
+    if canonical_bytes(value) != data:
+        raise ValueError("bytes are not in canonical form")
+    return value

@@ -1,0 +1,3 @@
+from mpc_gateway.cli import main
+
+main()

@@ -1,0 +1,211 @@
+"""The ``mpcgw`` command tree."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.table import Table
+
+from mpc_gateway.cli.common import (
+    GATEWAY_OPTION,
+    IDENTITY_OPTION,
+    PKI_OPTION,
+    client_from_env,
+    console,
+    reporting_errors,
+    setup_logging,
+)
+from mpc_gateway.client import QueryResult
+
+app = typer.Typer(help="mpc-gateway: joint statistics over institutions' data, computed with MPC.",
+                  no_args_is_help=True, pretty_exceptions_enable=False)  # fmt: skip
+pki_app = typer.Typer(help="Consortium certificates.", no_args_is_help=True)
+node_app = typer.Typer(help="Run an institution's node.", no_args_is_help=True)
+gateway_app = typer.Typer(help="Run the gateway.", no_args_is_help=True)
+data_app = typer.Typer(help="Synthetic example data.", no_args_is_help=True)
+app.add_typer(pki_app, name="pki")
+app.add_typer(node_app, name="node")
+app.add_typer(gateway_app, name="gateway")
+app.add_typer(data_app, name="data")
+
+
+@pki_app.command("init")
+def pki_init(
+    out: Annotated[Path, typer.Option(help="directory to create")] = Path("var/pki"),
+    node: Annotated[list[str], typer.Option(help="node name, in MPC party order (repeat)")] = [
+        "bank-a",
+        "bank-b",
+        "broker-c",
+    ],  # noqa: B006
+    analyst: Annotated[list[str], typer.Option(help="analyst name (repeat)")] = ["alice"],  # noqa: B006
+    auditor: Annotated[list[str], typer.Option(help="auditor name (repeat)")] = ["audrey"],  # noqa: B006
+    approver: Annotated[list[str], typer.Option(help="approver name (repeat)")] = [],  # noqa: B006
+    host: Annotated[
+        list[str], typer.Option(help="extra DNS name or IP for server certificates")
+    ] = ["localhost", "127.0.0.1"],  # noqa: B006
+    overwrite: Annotated[bool, typer.Option(help="replace an existing CA")] = False,
+) -> None:
+    """Create a consortium CA and certificates for the gateway, nodes and people."""
+    from mpc_gateway.pki import init_consortium
+
+    with reporting_errors():
+        layout = init_consortium(out, nodes=node, analysts=analyst, auditors=auditor,
+                                 approvers=approver, hosts=host, overwrite=overwrite)  # fmt: skip
+    console.print(f"consortium PKI in {layout.root}: {len(layout.identities)} identities; "
+                  f"MPC parties: {', '.join(layout.nodes)}")  # fmt: skip
+
+
+@pki_app.command("issue")
+def pki_issue(
+    identity: Annotated[str, typer.Argument(help="role/name, e.g. analyst/bob")],
+    out: Annotated[Path, typer.Option(help="consortium PKI directory")] = Path("var/pki"),
+) -> None:
+    """Issue one more identity with the consortium CA."""
+    from mpc_gateway.pki import Identity, issue_identity, load_layout
+
+    role, _, name = identity.partition("/")
+    with reporting_errors():
+        layout = load_layout(out)
+        issue_identity(out, Identity(role, name, layout.trust_domain))
+    console.print(f"issued {identity} in {out}")
+
+
+@data_app.command("generate")
+def data_generate(
+    out: Annotated[Path, typer.Option(help="directory; writes OUT/<node>/loans.parquet")] = Path(
+        "var/data"
+    ),
+    node: Annotated[list[str], typer.Option(help="institution (repeat)")] = [
+        "bank-a",
+        "bank-b",
+        "broker-c",
+    ],  # noqa: B006
+    rows: Annotated[int, typer.Option(min=1)] = 100_000,
+    seed: int = 7,
+) -> None:
+    """Write a seeded synthetic loan book for each institution."""
+    from mpc_gateway.synth import loan_book, write_loan_book
+
+    for name in node:
+        path = write_loan_book(out / name / "loans.parquet", loan_book(name, rows, seed))
+        console.print(f"{name}: {rows} rows -> {path}")
+
+
+@node_app.command("serve")
+def node_serve(config: Annotated[Path, typer.Option(help="node.toml")]) -> None:
+    """Serve a node: its data, its keys, its MPC worker."""
+    from mpc_gateway.node.server import serve_node
+    from mpc_gateway.settings import NodeSettings, load_settings
+
+    with reporting_errors():
+        settings = load_settings(NodeSettings, config)
+        setup_logging(settings.log_level)
+        serve_node(settings)
+
+
+@gateway_app.command("serve")
+def gateway_serve(config: Annotated[Path, typer.Option(help="gateway.toml")]) -> None:
+    """Serve the gateway: analyst API, ordering, dispatch, audit log."""
+    from mpc_gateway.gateway.server import serve_gateway
+    from mpc_gateway.settings import GatewaySettings, load_settings
+
+    with reporting_errors():
+        settings = load_settings(GatewaySettings, config)
+        setup_logging(settings.log_level)
+        serve_gateway(settings)
+
+
+@app.command("datasets")
+def datasets(
+    gateway: str = GATEWAY_OPTION,
+    pki: str = PKI_OPTION,
+    identity: str = IDENTITY_OPTION,
+    as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
+) -> None:
+    """List the joint datasets and their schemas (never data)."""
+    with reporting_errors(), client_from_env(gateway, pki, identity) as client:
+        found = client.datasets()
+    if as_json:
+        print(json.dumps(found, indent=2))
+        return
+    for dataset in found:
+        table = Table(
+            title=f"{dataset['name']}: {dataset['description']} (nodes: {', '.join(dataset['nodes'])})"
+        )
+        for header in ("column", "kind", "values", "description"):
+            table.add_column(header)
+        for column in dataset["columns"]:
+            values = (", ".join(column["domain"]) if column["kind"] == "categorical"
+                      else f"[{column['min']}, {column['max']}], {column['scale']} decimals")  # fmt: skip
+            table.add_row(column["name"], column["kind"], values, column["description"])
+        console.print(table)
+
+
+def print_result(result: QueryResult, title: str = "") -> None:
+    table = Table(
+        title=title or f"{result.dataset} (query {result.query_id[:8]}, {result.total_ms:.1f} ms)"
+    )
+    table.add_column(result.group_by or "group")
+    for column in result.columns:
+        table.add_column(column, justify="right")
+    for group, values in result.rows:
+        table.add_row(group, *(_fmt(v) for v in values))
+    console.print(table)
+
+
+def _fmt(value: Any) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:,.2f}" if abs(value) >= 1000 else f"{value:.6g}"
+    return f"{value:,}"
+
+
+@app.command("query")
+def query(
+    dataset: Annotated[str, typer.Option(help="joint dataset")] = "loans",
+    agg: Annotated[
+        list[str],
+        typer.Option(
+            "--agg",
+            "-a",
+            help="count, or FUNC:COLUMN with FUNC in sum, mean, var, stddev, min, max (repeat)",
+        ),
+    ] = ["count"],  # noqa: B006
+    where: Annotated[
+        str, typer.Option(help="filter, e.g. \"sector IN ('energy') AND exposure > 1000\"")
+    ] = "",
+    group_by: Annotated[str | None, typer.Option(help="categorical column")] = None,
+    purpose: Annotated[str, typer.Option(help="why you ask (recorded in the audit log)")] = "",
+    gateway: str = GATEWAY_OPTION,
+    pki: str = PKI_OPTION,
+    identity: str = IDENTITY_OPTION,
+    as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
+) -> None:
+    """Run a joint query as an analyst."""
+    with reporting_errors(), client_from_env(gateway, pki, identity) as client:
+        result = client.query(dataset, agg, where=where, group_by=group_by, purpose=purpose)
+    if as_json:
+        print(json.dumps({"query_id": result.query_id, "plan_hash": result.plan_hash,
+                          "rows": result.records(), "total_ms": result.total_ms}, default=str, indent=2))  # fmt: skip
+    else:
+        print_result(result)
+
+
+@app.command("demo")
+def demo(
+    rows: Annotated[int, typer.Option(min=1, help="loan rows per institution")] = 100_000,
+    seed: int = 7,
+    workdir: Annotated[Path, typer.Option(help="where PKI, data, configs and logs go")] = Path(
+        "var/demo"
+    ),
+    as_json: Annotated[bool, typer.Option("--json", help="one JSON object per query")] = False,
+) -> None:
+    """Bring up a local consortium (gateway + 3 nodes), run example queries, shut down."""
+    from mpc_gateway.cli.demo import run_demo
+
+    with reporting_errors():
+        raise typer.Exit(run_demo(rows=rows, seed=seed, workdir=workdir, as_json=as_json))

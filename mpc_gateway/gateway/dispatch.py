@@ -1,0 +1,171 @@
+"""Global ordering and dispatch of signed execution orders to every node.
+
+The dispatcher owns the consortium's MPC sequence: an ``epoch`` (one warm MPC
+session among the nodes) and a sequence number inside it, assigned under one
+lock together with sending the orders, so every node receives work in the
+same order. When any node fails an order, the dispatcher aborts the epoch at
+every node at once (so no node waits for a peer that will never answer) and
+starts a new epoch: the next query gets a fresh session. The result is then
+reconstructed from every node's re-randomised shares.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import grpc
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from mpc_gateway.errors import (
+    ConfigurationError,
+    GatewayError,
+    IntegrityError,
+    ProtocolAbortedError,
+)
+from mpc_gateway.pki import sign
+from mpc_gateway.proto.v1 import node_pb2, node_pb2_grpc
+from mpc_gateway.query.order import ExecutionOrder, Party
+from mpc_gateway.query.plan import QueryPlan
+from mpc_gateway.query.results import recombine_shares, signed
+from mpc_gateway.rpc.errors import error_from_rpc
+from mpc_gateway.rpc.server import TlsMaterial, client_channel
+from mpc_gateway.settings import NodeLink
+
+__all__ = ["Dispatcher", "Dispatched"]
+
+log = logging.getLogger(__name__)
+
+_ABORT_TIMEOUT_S = 5.0
+
+
+@dataclass(frozen=True)
+class Dispatched:
+    """A joint result as signed integers per block, with where and how long it ran."""
+
+    order: ExecutionOrder
+    blocks: dict[str, list[int]]
+    local_ms: float
+    mpc_ms: float
+
+
+class Dispatcher:
+    def __init__(
+        self,
+        links: Sequence[NodeLink],
+        party_order: Sequence[str],
+        tls: TlsMaterial,
+        signing_key: Ed25519PrivateKey,
+    ) -> None:
+        by_name = {link.name: link for link in links}
+        if sorted(by_name) != sorted(party_order):
+            raise ConfigurationError(
+                f"gateway config lists nodes {sorted(by_name)}, the consortium PKI has {sorted(party_order)}"
+            )
+        ordered = [by_name[name] for name in party_order]
+        self.parties = tuple(
+            Party(index=i, name=link.name, host=link.mpc_host, port=link.mpc_port)
+            for i, link in enumerate(ordered)
+        )
+        self._stubs = [
+            (link.name, node_pb2_grpc.NodeServiceStub(client_channel(link.address, tls)))
+            for link in ordered
+        ]
+        self._key = signing_key
+        self._lock = threading.Lock()
+        self._epoch = time.time_ns() // 1_000_000
+        self._next = 0
+
+    def run(self, query_id: str, plan: QueryPlan, timeout_s: float) -> Dispatched:
+        """Order ``plan`` at every node and reconstruct the joint result."""
+        done: queue.Queue[tuple[str, grpc.Future]] = queue.Queue()
+        with self._lock:
+            now_ms = time.time_ns() // 1_000_000
+            order = ExecutionOrder(
+                query_id=query_id, plan=plan, plan_hash=plan.plan_hash, epoch=self._epoch,
+                sequence=self._next, parties=self.parties, issued_at_ms=now_ms,
+                deadline_ms=now_ms + int(timeout_s * 1000),
+            )  # fmt: skip
+            self._next += 1
+            data = order.canonical()
+            request = node_pb2.SignedOrder(order=data, signature=sign(self._key, data))
+            for name, stub in self._stubs:
+                call = stub.Execute.future(request, timeout=timeout_s + 1)
+                call.add_done_callback(lambda f, n=name: done.put((n, f)))
+        replies, failures = self._collect(order, done)
+        if failures:
+            raise _root_cause(failures)
+        return self._reconstruct(order, replies)
+
+    def _collect(
+        self, order: ExecutionOrder, done: queue.Queue[tuple[str, grpc.Future]]
+    ) -> tuple[dict[str, node_pb2.ResultShares], list[GatewayError]]:
+        replies: dict[str, node_pb2.ResultShares] = {}
+        failures: list[GatewayError] = []
+        for _ in self._stubs:
+            name, call = done.get()
+            try:
+                replies[name] = call.result()
+            except grpc.RpcError as err:
+                failures.append(error_from_rpc(err, f"node {name}"))
+                if len(failures) == 1:
+                    self.abort(order.epoch, failures[0].public_message)
+        return replies, failures
+
+    def abort(self, epoch: int, reason: str) -> None:
+        """Tear down ``epoch``'s session at every node; later queries use a new epoch."""
+        with self._lock:
+            if self._epoch != epoch:
+                return
+            self._epoch = max(epoch + 1, time.time_ns() // 1_000_000)
+            self._next = 0
+        log.warning("aborting MPC session epoch %d: %s", epoch, reason)
+        request = node_pb2.AbortRequest(epoch=epoch, reason=reason)
+        for _, stub in self._stubs:
+            stub.AbortSession.future(request, timeout=_ABORT_TIMEOUT_S)
+
+    def _reconstruct(
+        self, order: ExecutionOrder, replies: dict[str, node_pb2.ResultShares]
+    ) -> Dispatched:
+        shares: dict[str, list[tuple[int, node_pb2.ShareBlock]]] = {}
+        for party in order.parties:
+            reply = replies[party.name]
+            if reply.party_index != party.index:
+                raise IntegrityError(f"node {party.name} answered as party {reply.party_index}")
+            for block in reply.blocks:
+                shares.setdefault(block.name, []).append((party.index + 1, block))
+        blocks = {
+            name: _recombine(name, points, len(order.parties)) for name, points in shares.items()
+        }
+        return Dispatched(
+            order=order,
+            blocks=blocks,
+            local_ms=max(r.local_ms for r in replies.values()),
+            mpc_ms=max(r.mpc_ms for r in replies.values()),
+        )
+
+
+def _recombine(name: str, points: list[tuple[int, node_pb2.ShareBlock]], parties: int) -> list[int]:
+    moduli = {block.modulus for _, block in points}
+    lengths = {len(block.values) for _, block in points}
+    if len(points) != parties or len(moduli) != 1 or len(lengths) != 1:
+        raise IntegrityError(f"nodes returned inconsistent shares for block {name!r}")
+    modulus = int(moduli.pop())
+    columns = [[int(v) for v in block.values] for _, block in points]
+    xs = [x for x, _ in points]
+    return [
+        signed(recombine_shares(list(zip(xs, element)), modulus), modulus)
+        for element in zip(*columns)
+    ]
+
+
+def _root_cause(failures: list[GatewayError]) -> GatewayError:
+    """The first failure that is not merely the consequence of aborting the session."""
+    for failure in failures:
+        if not isinstance(failure, ProtocolAbortedError):
+            return failure
+    return failures[0]

@@ -1,0 +1,211 @@
+"""A whole consortium on one machine: files, then processes, on loopback.
+
+:func:`prepare` writes what a consortium needs into one directory: the PKI, a
+seeded loan book per institution, every node's config and the gateway's.
+:class:`LocalConsortium` then starts each node and the gateway as its own
+process with exactly the commands an institution would run
+(``mpcgw node serve --config ...``, ``mpcgw gateway serve --config ...``),
+waits until their gRPC health services report SERVING, and stops them
+cleanly. The demo and the end-to-end tests both use it.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import IO
+
+import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from mpc_gateway.pki import Identity, init_consortium, load_layout, tls_credentials_bytes
+from mpc_gateway.rpc.server import client_channel
+from mpc_gateway.synth import loan_book, write_loan_book
+
+__all__ = ["DEFAULT_NODES", "ConsortiumFiles", "LocalConsortium", "prepare", "schema_path"]
+
+DEFAULT_NODES = ("bank-a", "bank-b", "broker-c")
+
+
+def schema_path() -> Path:
+    """The packaged schema of the example ``loans`` dataset."""
+    return Path(str(resources.files("mpc_gateway.schemas") / "loans.toml"))
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass(frozen=True)
+class ConsortiumFiles:
+    root: Path
+    nodes: tuple[str, ...]
+    gateway_address: str
+    node_addresses: dict[str, str]
+
+    @property
+    def pki_dir(self) -> Path:
+        return self.root / "pki"
+
+    @property
+    def gateway_config(self) -> Path:
+        return self.root / "gateway.toml"
+
+    def node_config(self, name: str) -> Path:
+        return self.root / "nodes" / name / "node.toml"
+
+    def data_file(self, name: str) -> Path:
+        return self.root / "data" / name / "loans.parquet"
+
+
+def _toml_str(value: object) -> str:
+    return '"' + str(value).replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def _write_configs(files: ConsortiumFiles, mpc_ports: dict[str, int]) -> None:
+    schema = _toml_str(schema_path())
+    nodes_toml = []
+    for name in files.nodes:
+        config = files.node_config(name)
+        config.parent.mkdir(parents=True, exist_ok=True)
+        config.write_text(
+            f"name = {_toml_str(name)}\nlisten = {_toml_str(files.node_addresses[name])}\n"
+            f"mpc_port = {mpc_ports[name]}\npki_dir = {_toml_str(files.pki_dir)}\n"
+            f'gateway = "gateway"\n\n[datasets.loans]\nschema = {schema}\n'
+            f"source = {_toml_str(files.data_file(name))}\n"
+        )
+        nodes_toml.append(
+            f"[[nodes]]\nname = {_toml_str(name)}\naddress = {_toml_str(files.node_addresses[name])}\n"
+            f'mpc_host = "127.0.0.1"\nmpc_port = {mpc_ports[name]}\n'
+        )
+    files.gateway_config.write_text(
+        f'name = "gateway"\nlisten = {_toml_str(files.gateway_address)}\n'
+        f"pki_dir = {_toml_str(files.pki_dir)}\naudit_db = {_toml_str(files.root / 'audit.sqlite')}\n"
+        f"query_timeout_s = 30\n\n[datasets.loans]\nschema = {schema}\n\n" + "\n".join(nodes_toml)
+    )
+
+
+def prepare(
+    root: Path,
+    *,
+    nodes: Sequence[str] = DEFAULT_NODES,
+    rows: int = 100_000,
+    seed: int = 7,
+    ill_conditioned: bool = False,
+) -> ConsortiumFiles:
+    """Write PKI, data and configs for a loopback consortium under ``root``."""
+    root.mkdir(parents=True, exist_ok=True)
+    files = ConsortiumFiles(
+        root=root.resolve(),
+        nodes=tuple(nodes),
+        gateway_address=f"127.0.0.1:{free_port()}",
+        node_addresses={name: f"127.0.0.1:{free_port()}" for name in nodes},
+    )
+    init_consortium(files.pki_dir, nodes=list(nodes), analysts=("alice", "bob"),
+                    auditors=("audrey",), approvers=(), overwrite=True)  # fmt: skip
+    for name in nodes:
+        write_loan_book(
+            files.data_file(name), loan_book(name, rows, seed, ill_conditioned=ill_conditioned)
+        )
+    _write_configs(files, {name: free_port() for name in nodes})
+    return files
+
+
+@dataclass
+class LocalConsortium:
+    """The consortium's processes: start, wait until healthy, kill one, stop all."""
+
+    files: ConsortiumFiles
+    processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+    _logs: dict[str, IO[bytes]] = field(default_factory=dict)
+
+    def _spawn(self, name: str, role: str, config: Path) -> None:
+        log_dir = self.files.root / "logs"
+        log_dir.mkdir(exist_ok=True)
+        self._logs[name] = open(log_dir / f"{name}.log", "ab")  # noqa: SIM115 - closed in stop()
+        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        self.processes[name] = subprocess.Popen(
+            [sys.executable, "-m", "mpc_gateway.cli", role, "serve", "--config", str(config)],
+            stdout=self._logs[name], stderr=subprocess.STDOUT, env=env,
+        )  # fmt: skip
+
+    def start_node(self, name: str) -> None:
+        self._spawn(name, "node", self.files.node_config(name))
+
+    def start(self, timeout_s: float = 60.0) -> LocalConsortium:
+        for name in self.files.nodes:
+            self.start_node(name)
+        self._spawn("gateway", "gateway", self.files.gateway_config)
+        self.wait_healthy(timeout_s)
+        return self
+
+    def _address(self, name: str) -> str:
+        return self.files.gateway_address if name == "gateway" else self.files.node_addresses[name]
+
+    def wait_healthy(self, timeout_s: float = 60.0, names: Sequence[str] | None = None) -> None:
+        """Wait until every named process answers SERVING on its gRPC health service."""
+        layout = load_layout(self.files.pki_dir)
+        tls = tls_credentials_bytes(layout, Identity("auditor", "audrey", layout.trust_domain))
+        deadline = time.monotonic() + timeout_s
+        for name in names or list(self.processes):
+            with client_channel(self._address(name), tls) as channel:
+                stub = health_pb2_grpc.HealthStub(channel)
+                while True:
+                    self._check_alive(name)
+                    try:
+                        reply = stub.Check(health_pb2.HealthCheckRequest(), timeout=1.0)
+                        if reply.status == health_pb2.HealthCheckResponse.SERVING:
+                            break
+                    except grpc.RpcError:
+                        pass
+                    if time.monotonic() > deadline:
+                        raise TimeoutError(
+                            f"{name} did not become healthy; see {self.log_path(name)}"
+                        )
+                    time.sleep(0.1)
+
+    def _check_alive(self, name: str) -> None:
+        code = self.processes[name].poll()
+        if code is not None:
+            tail = self.log_path(name).read_text(errors="replace")[-2000:]
+            raise RuntimeError(f"{name} exited with code {code}:\n{tail}")
+
+    def log_path(self, name: str) -> Path:
+        return self.files.root / "logs" / f"{name}.log"
+
+    def kill(self, name: str) -> None:
+        """Kill a process abruptly, as a crash would."""
+        process = self.processes.pop(name)
+        process.send_signal(signal.SIGKILL)
+        process.wait()
+
+    def stop(self) -> None:
+        for process in self.processes.values():
+            if process.poll() is None:
+                process.send_signal(signal.SIGTERM)
+        for process in self.processes.values():
+            try:
+                process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+        self.processes.clear()
+        for log in self._logs.values():
+            log.close()
+        self._logs.clear()
+
+    def __enter__(self) -> LocalConsortium:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()

@@ -1,0 +1,173 @@
+"""A node's local data: DuckDB over the institution's CSV or Parquet file.
+
+The file is loaded once at start-up into an in-memory DuckDB table in the
+schema's exact integer encoding (value x 10**scale) and checked against the
+schema: declared columns present, no nulls, numbers within bounds and at the
+declared precision, categories within their domain. A file that does not fit is
+refused with a message naming the column, before the node serves anything.
+
+Per query, :meth:`LocalDataset.local_aggregates` runs one parameterised
+``GROUP BY`` and returns the fixed-shape integer arrays of the query's layout;
+the rows themselves never leave this module.
+"""
+
+from __future__ import annotations
+
+import threading
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import numpy as np
+
+from mpc_gateway.errors import ConfigurationError
+from mpc_gateway.query.models import BoolExpr, Comparison, InList
+from mpc_gateway.query.plan import ALL_ROWS, AggregateLayout, QueryPlan
+from mpc_gateway.query.schema import CategoricalColumn, DatasetSchema, NumericColumn
+
+__all__ = ["LocalDataset", "filter_sql"]
+
+
+def _ident(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _reader(source: Path) -> str:
+    suffix = source.suffix.lower()
+    if suffix == ".parquet":
+        return "read_parquet(?)"
+    if suffix in (".csv", ".tsv"):
+        return "read_csv(?, header = true)"
+    raise ConfigurationError(f"data source {source}: use a .csv or .parquet file")
+
+
+def _literal(schema: DatasetSchema, column: str, text: str) -> Any:
+    spec = schema.columns[column]
+    return Decimal(text) * spec.factor if isinstance(spec, NumericColumn) else text
+
+
+def filter_sql(
+    schema: DatasetSchema, node: Comparison | InList | BoolExpr
+) -> tuple[str, list[Any]]:
+    """SQL text and parameters for a validated filter tree (over encoded values)."""
+    if isinstance(node, BoolExpr):
+        parts = [filter_sql(schema, item) for item in node.items]
+        joiner = " AND " if node.kind == "and" else " OR "
+        return "(" + joiner.join(sql for sql, _ in parts) + ")", [p for _, ps in parts for p in ps]
+    column = _ident(node.column)
+    if isinstance(node, Comparison):
+        return f"({column} {node.op} ?)", [_literal(schema, node.column, node.value)]
+    marks = ", ".join("?" for _ in node.values)
+    negation = "NOT " if node.negate else ""
+    return f"({column} {negation}IN ({marks}))", [
+        _literal(schema, node.column, v) for v in node.values
+    ]
+
+
+class LocalDataset:
+    """One dataset of this node, loaded and validated once."""
+
+    def __init__(self, schema: DatasetSchema, source: Path) -> None:
+        self.schema = schema
+        self.source = source
+        self._local = threading.local()
+        self._con = duckdb.connect(":memory:")
+        self._load()
+        self.rows = int(self._query("SELECT count(*) FROM data")[0][0])
+        if self.rows > schema.max_rows_per_node:
+            raise ConfigurationError(
+                f"{source}: {self.rows} rows exceed the schema's max_rows_per_node "
+                f"({schema.max_rows_per_node})"
+            )
+
+    def _cursor(self) -> duckdb.DuckDBPyConnection:
+        cursor = getattr(self._local, "cursor", None)
+        if cursor is None:
+            cursor = self._local.cursor = self._con.cursor()
+        return cursor
+
+    def _query(self, sql: str, params: list[Any] | None = None) -> list[tuple[Any, ...]]:
+        return self._cursor().execute(sql, params or []).fetchall()
+
+    def _load(self) -> None:
+        if not self.source.exists():
+            raise ConfigurationError(f"data source {self.source} does not exist")
+        try:
+            raw = self._con.execute(
+                f"SELECT * FROM {_reader(self.source)} LIMIT 0", [str(self.source)]
+            )
+            present = {d[0] for d in raw.description}
+        except duckdb.Error as err:
+            raise ConfigurationError(f"data source {self.source} cannot be read: {err}") from err
+        missing = sorted(set(self.schema.columns) - present)
+        if missing:
+            raise ConfigurationError(
+                f"data source {self.source} lacks column(s): {', '.join(missing)}"
+            )
+        for name, spec in self.schema.columns.items():
+            self._check_column(name, spec)
+        select = ", ".join(self._encoded(name, spec) for name, spec in self.schema.columns.items())
+        self._con.execute(
+            f"CREATE TABLE data AS SELECT {select} FROM {_reader(self.source)}", [str(self.source)]
+        )
+
+    @staticmethod
+    def _encoded(name: str, spec: NumericColumn | CategoricalColumn) -> str:
+        if isinstance(spec, CategoricalColumn):
+            return f"CAST({_ident(name)} AS VARCHAR) AS {_ident(name)}"
+        return f"CAST(round({_ident(name)} * {spec.factor}) AS HUGEINT) AS {_ident(name)}"
+
+    def _check_column(self, name: str, spec: NumericColumn | CategoricalColumn) -> None:
+        col, src = _ident(name), _reader(self.source)
+        if isinstance(spec, CategoricalColumn):
+            marks = ", ".join("?" for _ in spec.domain)
+            sql = f"SELECT count(*) FROM {src} WHERE {col} IS NULL OR CAST({col} AS VARCHAR) NOT IN ({marks})"
+            bad = self._con.execute(sql, [str(self.source), *spec.domain]).fetchone()
+            problem = "values outside its declared domain (or nulls)"
+        else:
+            scaled = f"CAST({col} AS DOUBLE) * {spec.factor}"
+            sql = (
+                f"SELECT count(*) FROM {src} WHERE {col} IS NULL OR {col} < ? OR {col} > ? "
+                f"OR abs({scaled} - round({scaled})) > 1e-6 * greatest(1, abs({scaled}))"
+            )
+            bad = self._con.execute(sql, [str(self.source), spec.min, spec.max]).fetchone()
+            problem = f"values outside [{spec.min}, {spec.max}], finer than {spec.scale} decimals, or nulls"
+        if bad is not None and bad[0]:
+            raise ConfigurationError(
+                f"data source {self.source}: column {name!r} has {bad[0]} {problem}"
+            )
+
+    def local_aggregates(self, plan: QueryPlan, layout: AggregateLayout) -> dict[str, np.ndarray]:
+        """This node's fixed-shape integer aggregates for ``plan``, one row per group."""
+        exprs = ["count(*)"]
+        for stat, column in layout.additive:
+            if stat == "sum":
+                exprs.append(f"sum({_ident(str(column))})")
+            elif stat == "sumsq":
+                exprs.append(f"sum({_ident(str(column))} * {_ident(str(column))})")
+        exprs += [f"min({_ident(c)})" for c in layout.minima]
+        exprs += [f"max({_ident(c)})" for c in layout.maxima]
+        group = _ident(plan.group_by) if plan.group_by else f"'{ALL_ROWS}'"
+        where, params = filter_sql(self.schema, plan.filter) if plan.filter else ("TRUE", [])
+        sql = f"SELECT {group}, {', '.join(exprs)} FROM data WHERE {where} GROUP BY 1"
+        return self._shape(plan, layout, self._query(sql, params))
+
+    @staticmethod
+    def _shape(
+        plan: QueryPlan, layout: AggregateLayout, rows: list[tuple[Any, ...]]
+    ) -> dict[str, np.ndarray]:
+        groups = {g: i for i, g in enumerate(plan.groups)}
+        n_add, n_min = len(layout.additive), len(layout.minima)
+        additive = np.zeros((len(groups), n_add), dtype=object)
+        minima = np.full((len(groups), n_min), layout.sentinel, dtype=object)
+        maxima = np.full((len(groups), len(layout.maxima)), -layout.sentinel, dtype=object)
+        for group, count, *values in rows:
+            g = groups[group]
+            sums = iter(values)
+            for k, (stat, _) in enumerate(layout.additive):
+                additive[g, k] = int(count) if stat == "count" else int(next(sums) or 0)
+            extremes = list(sums)
+            minima[g, :] = [int(v) for v in extremes[:n_min]]
+            maxima[g, :] = [int(v) for v in extremes[n_min:]]
+        return {"additive": additive, "minima": minima, "maxima": maxima}

@@ -1,0 +1,70 @@
+"""The node's gRPC face: a thin servicer over :class:`~mpc_gateway.node.service.Node`."""
+
+from __future__ import annotations
+
+import logging
+
+import grpc
+
+from mpc_gateway.node.service import Node
+from mpc_gateway.proto.v1 import node_pb2, node_pb2_grpc
+from mpc_gateway.rpc.auth import caller_identity
+from mpc_gateway.rpc.errors import translate_errors
+from mpc_gateway.rpc.server import build_server, serve_until_signalled
+from mpc_gateway.settings import NodeSettings
+
+__all__ = ["NodeServicer", "serve_node"]
+
+log = logging.getLogger(__name__)
+
+
+class NodeServicer(node_pb2_grpc.NodeServiceServicer):
+    def __init__(self, node: Node) -> None:
+        self.node = node
+
+    def Execute(
+        self, request: node_pb2.SignedOrder, context: grpc.ServicerContext
+    ) -> node_pb2.ResultShares:
+        with translate_errors(context):
+            done = self.node.execute(
+                caller_identity(context), request.order, request.signature, context.time_remaining()
+            )
+            blocks = [
+                node_pb2.ShareBlock(
+                    name=name, modulus=str(modulus), values=[str(v) for v in values]
+                )
+                for name, (modulus, values) in done.blocks.items()
+            ]
+            return node_pb2.ResultShares(
+                node=self.node.settings.name,
+                party_index=self.node.party_index,
+                blocks=blocks,
+                local_ms=done.local_ms,
+                mpc_ms=done.mpc_ms,
+            )
+        raise AssertionError("unreachable")  # context.abort raised
+
+    def AbortSession(
+        self, request: node_pb2.AbortRequest, context: grpc.ServicerContext
+    ) -> node_pb2.AbortReply:
+        with translate_errors(context):
+            self.node.abort(caller_identity(context), request.epoch, request.reason)
+            return node_pb2.AbortReply()
+        raise AssertionError("unreachable")
+
+
+def serve_node(settings: NodeSettings) -> None:
+    """Serve until SIGTERM/SIGINT, then stop cleanly (the MPC worker included)."""
+    node = Node(settings)
+    service = node_pb2.DESCRIPTOR.services_by_name["NodeService"].full_name
+    server, port, health = build_server(
+        settings.listen,
+        node.tls,
+        [lambda s: node_pb2_grpc.add_NodeServiceServicer_to_server(NodeServicer(node), s)],
+        [service],
+    )
+    server.start()
+    log.info("node %s (MPC party %d) serving on port %d; MPC port %d; datasets: %s",
+             settings.name, node.party_index, port, settings.mpc_port,
+             ", ".join(f"{n} ({d.rows} rows)" for n, d in node.datasets.items()))  # fmt: skip
+    serve_until_signalled(server, health, node.close)

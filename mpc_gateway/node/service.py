@@ -1,0 +1,169 @@
+"""A node: verify the gateway's signed order, pre-aggregate locally, take part in the MPC.
+
+Before contributing anything the node checks, on its own: that the caller is
+the consortium's gateway; the Ed25519 signature on the order against the
+gateway's certified signing key; that the order places this node at its own
+party index and MPC port; that the plan is for a dataset it holds with the same
+schema; and that the plan re-validates against its own schema (a gateway that
+sends a plan it did not validate gets refused). Only then does it compute its
+local aggregates and hand them to the MPC step, in the order's sequence.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from mpc_gateway.errors import (
+    ConfigurationError,
+    DeadlineExceededError,
+    GatewayError,
+    IntegrityError,
+    InvalidQueryError,
+    PolicyDeniedError,
+)
+from mpc_gateway.mpc.wire import WorkerConfig
+from mpc_gateway.node.data import LocalDataset
+from mpc_gateway.node.session import SessionSequencer, WorkerProcess
+from mpc_gateway.pki import (
+    Identity,
+    load_ca,
+    load_layout,
+    load_verified_signing_cert,
+    tls_credentials_bytes,
+    verify,
+)
+from mpc_gateway.query.models import QuerySpec
+from mpc_gateway.query.order import ExecutionOrder, Party
+from mpc_gateway.query.plan import build_plan, layout_for
+from mpc_gateway.query.schema import load_schema
+from mpc_gateway.settings import NodeSettings
+
+__all__ = ["Node", "Contribution"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Contribution:
+    """This node's re-randomised shares of a query's result, with timings."""
+
+    blocks: dict[str, Any]
+    local_ms: float
+    mpc_ms: float
+
+
+class Node:
+    """Everything a node does for the gateway, without any gRPC."""
+
+    def __init__(self, settings: NodeSettings) -> None:
+        self.settings = settings
+        self.layout = load_layout(settings.pki_dir)
+        self.identity = Identity("node", settings.name, self.layout.trust_domain)
+        self.party_index = self.layout.party_index(settings.name)
+        self.tls = tls_credentials_bytes(self.layout, self.identity)
+        self.gateway = Identity("gateway", settings.gateway, self.layout.trust_domain)
+        signing_cert, _ = self.layout.signing_paths(self.gateway)
+        self._gateway_key = load_verified_signing_cert(
+            signing_cert.read_bytes(), load_ca(self.layout.ca_cert), self.gateway
+        )
+        self.datasets = {
+            name: LocalDataset(load_schema(src.schema_file), _required(src.source, name))
+            for name, src in settings.datasets.items()
+        }
+        self.sequencer = SessionSequencer(self._spawn)
+
+    def _spawn(self, epoch: int, parties: tuple[Party, ...]) -> WorkerProcess:
+        return WorkerProcess(
+            WorkerConfig(
+                pid=self.party_index,
+                addresses=tuple((p.host, p.port) for p in parties),
+                identities=tuple(
+                    Identity("node", p.name, self.layout.trust_domain).spiffe_id for p in parties
+                ),
+                mpc_dir=str(self.layout.mpc_dir(self.settings.name)),
+                epoch=epoch,
+            )
+        )
+
+    def _verified_order(
+        self, caller: Identity, order_bytes: bytes, signature: bytes
+    ) -> ExecutionOrder:
+        if caller != self.gateway:
+            raise PolicyDeniedError(f"{caller} may not send orders: only {self.gateway} may")
+        verify(self._gateway_key, signature, order_bytes, what="execution order")
+        order = ExecutionOrder.from_bytes(order_bytes)
+        me = order.parties[self.party_index] if self.party_index < len(order.parties) else None
+        if me is None or me.name != self.settings.name or me.port != self.settings.mpc_port:
+            raise IntegrityError(
+                f"order does not place {self.settings.name} at its MPC party index "
+                f"{self.party_index} and port {self.settings.mpc_port}"
+            )
+        return order
+
+    def _checked_plan(self, order: ExecutionOrder) -> LocalDataset:
+        plan = order.plan
+        dataset = self.datasets.get(plan.dataset)
+        if dataset is None:
+            raise InvalidQueryError(f"{self.settings.name} holds no dataset {plan.dataset!r}")
+        if plan.schema_hash != dataset.schema.schema_hash:
+            raise IntegrityError(
+                f"{self.settings.name}'s schema of {plan.dataset!r} differs from the gateway's"
+            )
+        spec = QuerySpec(
+            dataset=plan.dataset,
+            aggregates=plan.aggregates,
+            filter=plan.filter,
+            group_by=plan.group_by,
+            purpose=plan.purpose,
+        )
+        if build_plan(spec, dataset.schema, plan.analyst) != plan:
+            raise IntegrityError(f"{self.settings.name} derives a different plan from this order")
+        return dataset
+
+    def execute(
+        self, caller: Identity, order_bytes: bytes, signature: bytes, timeout_s: float | None
+    ) -> Contribution:
+        """Contribute to one signed order; raises a GatewayError on any refusal or failure."""
+        order = self._verified_order(caller, order_bytes, signature)
+        dataset = self._checked_plan(order)
+        remaining = order.deadline_ms / 1000 - time.time()
+        if timeout_s is not None:
+            remaining = min(remaining, timeout_s)
+        if remaining <= 0:
+            raise DeadlineExceededError(f"order {order.query_id} arrived after its deadline")
+        deadline = time.monotonic() + remaining
+        layout = layout_for(order.plan, dataset.schema, len(order.parties))
+        started = time.perf_counter()
+        local = dataset.local_aggregates(order.plan, layout)
+        local_ms = (time.perf_counter() - started) * 1000
+        args = {**local, "sum_bits": layout.sum_bits, "cmp_bits": layout.cmp_bits}
+        try:
+            blocks, mpc_ms = self.sequencer.run(
+                order.epoch, order.sequence, order.parties, "aggregate", args, deadline
+            )
+        except GatewayError as err:
+            log.warning(
+                "query %s (seq %d) failed: %s", order.query_id, order.sequence, err.public_message
+            )
+            raise
+        log.info("query %s (epoch %d seq %d) done: local %.1f ms, mpc %.1f ms",
+                 order.query_id, order.epoch, order.sequence, local_ms, mpc_ms)  # fmt: skip
+        return Contribution(blocks, local_ms, mpc_ms)
+
+    def abort(self, caller: Identity, epoch: int, reason: str) -> None:
+        if caller != self.gateway:
+            raise PolicyDeniedError(f"{caller} may not abort sessions: only {self.gateway} may")
+        log.info("session epoch %d aborted by the gateway: %s", epoch, reason)
+        self.sequencer.abort(epoch, f"aborted by the gateway: {reason}")
+
+    def close(self) -> None:
+        self.sequencer.close()
+
+
+def _required(source: Any, dataset: str) -> Any:
+    if source is None:
+        raise ConfigurationError(f"dataset {dataset!r} has no `source` file in the node config")
+    return source

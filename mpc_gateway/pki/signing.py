@@ -1,0 +1,138 @@
+"""Ed25519 signatures over execution orders, approvals and audit checkpoints.
+
+The gateway and approvers hold Ed25519 keys whose certificates the consortium CA
+signed (see :mod:`mpc_gateway.pki.issuance`). A verifier trusts a signature only
+after :func:`load_verified_signing_cert` has tied the public key to the identity
+it expects. What bytes are signed is the caller's business: sign canonical bytes
+(:mod:`mpc_gateway.canonical`), never a re-serialisation.
+
+Errors: a certificate the CA did not sign, or a signature that does not verify,
+is an :class:`IntegrityError`; a certificate that is valid but not usable for the
+expected identity (expired, another identity, wrong key type or usage) is an
+:class:`UnauthenticatedError`.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+
+from cryptography import x509
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ed25519
+
+from mpc_gateway.errors import ConfigurationError, IntegrityError, UnauthenticatedError
+from mpc_gateway.pki.identity import Identity, identity_from_certificate
+
+__all__ = ["load_signing_key", "load_verified_signing_cert", "sign", "verify"]
+
+
+def load_signing_key(path: Path) -> ed25519.Ed25519PrivateKey:
+    """The Ed25519 private key (unencrypted PKCS#8 PEM) at ``path``."""
+    try:
+        key = serialization.load_pem_private_key(Path(path).read_bytes(), password=None)
+    except FileNotFoundError:
+        raise ConfigurationError(f"no signing key at {path}") from None
+    except (ValueError, TypeError):
+        raise ConfigurationError(f"{path} is not an unencrypted PEM private key") from None
+    if not isinstance(key, ed25519.Ed25519PrivateKey):
+        raise ConfigurationError(f"{path} holds a {type(key).__name__}, not an Ed25519 key")
+    return key
+
+
+def _check_issued_by(cert: x509.Certificate, ca_cert: x509.Certificate, who: str) -> None:
+    try:
+        cert.verify_directly_issued_by(ca_cert)
+    except (ValueError, TypeError, InvalidSignature):
+        raise IntegrityError(
+            f"signing certificate presented for {who} was not issued by the consortium CA "
+            f"({ca_cert.subject.rfc4514_string()})"
+        ) from None
+
+
+def _check_period(cert: x509.Certificate, now: datetime, what: str) -> None:
+    if now < cert.not_valid_before_utc:
+        raise UnauthenticatedError(
+            f"{what} is not valid before {cert.not_valid_before_utc.isoformat()}"
+        )
+    if now > cert.not_valid_after_utc:
+        raise UnauthenticatedError(f"{what} expired at {cert.not_valid_after_utc.isoformat()}")
+
+
+def _check_usage(cert: x509.Certificate, who: str) -> None:
+    try:
+        constraints = cert.extensions.get_extension_for_class(x509.BasicConstraints).value
+        usage = cert.extensions.get_extension_for_class(x509.KeyUsage).value
+    except x509.ExtensionNotFound:
+        raise UnauthenticatedError(
+            f"signing certificate of {who} lacks basic constraints or key usage"
+        ) from None
+    if constraints.ca:
+        raise UnauthenticatedError(f"signing certificate of {who} is a CA certificate")
+    if not usage.digital_signature:
+        raise UnauthenticatedError(
+            f"signing certificate of {who} does not allow digital signatures"
+        )
+
+
+def load_verified_signing_cert(
+    cert_pem: bytes,
+    ca_cert: x509.Certificate,
+    expected: Identity,
+    now: datetime | None = None,
+) -> ed25519.Ed25519PublicKey:
+    """The Ed25519 public key of ``expected``, once its certificate checks out.
+
+    Checks, in order: the CA signed the certificate, the CA and the certificate
+    are valid at ``now`` (default: the current time), the certificate carries
+    exactly ``expected.spiffe_id``, is not a CA, allows digital signatures, and
+    certifies an Ed25519 key.
+    """
+    who = str(expected)
+    try:
+        cert = x509.load_pem_x509_certificate(cert_pem)
+    except ValueError:
+        raise UnauthenticatedError(
+            f"signing certificate presented for {who} is not a PEM X.509 certificate"
+        ) from None
+    _check_issued_by(cert, ca_cert, who)
+    if now is not None and now.tzinfo is None:
+        raise ValueError("now must be timezone-aware")
+    moment = datetime.now(UTC) if now is None else now
+    _check_period(ca_cert, moment, "the consortium CA certificate")
+    _check_period(cert, moment, f"signing certificate of {who}")
+    actual = identity_from_certificate(cert)
+    if actual != expected:
+        raise UnauthenticatedError(
+            f"signing certificate is for {actual.spiffe_id}, expected {expected.spiffe_id}"
+        )
+    _check_usage(cert, who)
+    public_key = cert.public_key()
+    if not isinstance(public_key, ed25519.Ed25519PublicKey):
+        raise UnauthenticatedError(
+            f"signing certificate of {who} certifies a {type(public_key).__name__}, "
+            "not an Ed25519 key"
+        )
+    return public_key
+
+
+def sign(key: ed25519.Ed25519PrivateKey, data: bytes) -> bytes:
+    """The 64-byte Ed25519 signature of ``data``."""
+    return key.sign(data)
+
+
+def verify(
+    public_key: ed25519.Ed25519PublicKey, signature: bytes, data: bytes, *, what: str = "data"
+) -> None:
+    """Raise :class:`IntegrityError` unless ``signature`` signs ``data`` under ``public_key``.
+
+    ``what`` names the signed thing in the error (e.g. ``"execution order"``).
+    """
+    try:
+        public_key.verify(signature, data)
+    except InvalidSignature:
+        raise IntegrityError(
+            f"signature does not verify: the {what} or its signature was altered, "
+            "or it was signed by another key"
+        ) from None

@@ -1,0 +1,121 @@
+from google.protobuf.internal import containers as _containers
+from google.protobuf import descriptor as _descriptor
+from google.protobuf import message as _message
+from collections.abc import Iterable as _Iterable, Mapping as _Mapping
+from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
+
+DESCRIPTOR: _descriptor.FileDescriptor
+
+class ListDatasetsRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class ListDatasetsResponse(_message.Message):
+    __slots__ = ("datasets",)
+    DATASETS_FIELD_NUMBER: _ClassVar[int]
+    datasets: _containers.RepeatedCompositeFieldContainer[DatasetInfo]
+    def __init__(self, datasets: _Optional[_Iterable[_Union[DatasetInfo, _Mapping]]] = ...) -> None: ...
+
+class DatasetInfo(_message.Message):
+    __slots__ = ("name", "description", "columns", "schema_hash", "nodes")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    DESCRIPTION_FIELD_NUMBER: _ClassVar[int]
+    COLUMNS_FIELD_NUMBER: _ClassVar[int]
+    SCHEMA_HASH_FIELD_NUMBER: _ClassVar[int]
+    NODES_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    description: str
+    columns: _containers.RepeatedCompositeFieldContainer[ColumnInfo]
+    schema_hash: str
+    nodes: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, name: _Optional[str] = ..., description: _Optional[str] = ..., columns: _Optional[_Iterable[_Union[ColumnInfo, _Mapping]]] = ..., schema_hash: _Optional[str] = ..., nodes: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class ColumnInfo(_message.Message):
+    __slots__ = ("name", "kind", "scale", "min", "max", "domain", "description")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    SCALE_FIELD_NUMBER: _ClassVar[int]
+    MIN_FIELD_NUMBER: _ClassVar[int]
+    MAX_FIELD_NUMBER: _ClassVar[int]
+    DOMAIN_FIELD_NUMBER: _ClassVar[int]
+    DESCRIPTION_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    kind: str
+    scale: int
+    min: str
+    max: str
+    domain: _containers.RepeatedScalarFieldContainer[str]
+    description: str
+    def __init__(self, name: _Optional[str] = ..., kind: _Optional[str] = ..., scale: _Optional[int] = ..., min: _Optional[str] = ..., max: _Optional[str] = ..., domain: _Optional[_Iterable[str]] = ..., description: _Optional[str] = ...) -> None: ...
+
+class AggregateSpec(_message.Message):
+    __slots__ = ("func", "column")
+    FUNC_FIELD_NUMBER: _ClassVar[int]
+    COLUMN_FIELD_NUMBER: _ClassVar[int]
+    func: str
+    column: str
+    def __init__(self, func: _Optional[str] = ..., column: _Optional[str] = ...) -> None: ...
+
+class QueryRequest(_message.Message):
+    __slots__ = ("dataset", "aggregates", "where", "group_by", "purpose")
+    DATASET_FIELD_NUMBER: _ClassVar[int]
+    AGGREGATES_FIELD_NUMBER: _ClassVar[int]
+    WHERE_FIELD_NUMBER: _ClassVar[int]
+    GROUP_BY_FIELD_NUMBER: _ClassVar[int]
+    PURPOSE_FIELD_NUMBER: _ClassVar[int]
+    dataset: str
+    aggregates: _containers.RepeatedCompositeFieldContainer[AggregateSpec]
+    where: str
+    group_by: str
+    purpose: str
+    def __init__(self, dataset: _Optional[str] = ..., aggregates: _Optional[_Iterable[_Union[AggregateSpec, _Mapping]]] = ..., where: _Optional[str] = ..., group_by: _Optional[str] = ..., purpose: _Optional[str] = ...) -> None: ...
+
+class Value(_message.Message):
+    __slots__ = ("int_value", "decimal_value", "float_value", "null")
+    INT_VALUE_FIELD_NUMBER: _ClassVar[int]
+    DECIMAL_VALUE_FIELD_NUMBER: _ClassVar[int]
+    FLOAT_VALUE_FIELD_NUMBER: _ClassVar[int]
+    NULL_FIELD_NUMBER: _ClassVar[int]
+    int_value: int
+    decimal_value: str
+    float_value: float
+    null: bool
+    def __init__(self, int_value: _Optional[int] = ..., decimal_value: _Optional[str] = ..., float_value: _Optional[float] = ..., null: _Optional[bool] = ...) -> None: ...
+
+class ResultRow(_message.Message):
+    __slots__ = ("group", "values")
+    GROUP_FIELD_NUMBER: _ClassVar[int]
+    VALUES_FIELD_NUMBER: _ClassVar[int]
+    group: str
+    values: _containers.RepeatedCompositeFieldContainer[Value]
+    def __init__(self, group: _Optional[str] = ..., values: _Optional[_Iterable[_Union[Value, _Mapping]]] = ...) -> None: ...
+
+class Timing(_message.Message):
+    __slots__ = ("total_ms", "mpc_ms", "local_ms")
+    TOTAL_MS_FIELD_NUMBER: _ClassVar[int]
+    MPC_MS_FIELD_NUMBER: _ClassVar[int]
+    LOCAL_MS_FIELD_NUMBER: _ClassVar[int]
+    total_ms: float
+    mpc_ms: float
+    local_ms: float
+    def __init__(self, total_ms: _Optional[float] = ..., mpc_ms: _Optional[float] = ..., local_ms: _Optional[float] = ...) -> None: ...
+
+class QueryResult(_message.Message):
+    __slots__ = ("query_id", "plan_hash", "dataset", "group_by", "columns", "rows", "timing", "sequence")
+    QUERY_ID_FIELD_NUMBER: _ClassVar[int]
+    PLAN_HASH_FIELD_NUMBER: _ClassVar[int]
+    DATASET_FIELD_NUMBER: _ClassVar[int]
+    GROUP_BY_FIELD_NUMBER: _ClassVar[int]
+    COLUMNS_FIELD_NUMBER: _ClassVar[int]
+    ROWS_FIELD_NUMBER: _ClassVar[int]
+    TIMING_FIELD_NUMBER: _ClassVar[int]
+    SEQUENCE_FIELD_NUMBER: _ClassVar[int]
+    query_id: str
+    plan_hash: str
+    dataset: str
+    group_by: str
+    columns: _containers.RepeatedScalarFieldContainer[str]
+    rows: _containers.RepeatedCompositeFieldContainer[ResultRow]
+    timing: Timing
+    sequence: int
+    def __init__(self, query_id: _Optional[str] = ..., plan_hash: _Optional[str] = ..., dataset: _Optional[str] = ..., group_by: _Optional[str] = ..., columns: _Optional[_Iterable[str]] = ..., rows: _Optional[_Iterable[_Union[ResultRow, _Mapping]]] = ..., timing: _Optional[_Union[Timing, _Mapping]] = ..., sequence: _Optional[int] = ...) -> None: ...

@@ -1,0 +1,59 @@
+"""The execution order the gateway signs and every node verifies.
+
+An order binds one query plan to its place in the consortium's global MPC
+sequence: an ``epoch`` (one warm MPC session among the nodes) and a
+``sequence`` number inside it. Nodes run MPC work strictly in sequence order,
+because MPyC matches messages by program counter: two parties that start
+queries in different orders silently compute garbage. The party list fixes who
+takes part and at which MPyC index.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from mpc_gateway.canonical import canonical_bytes, from_canonical
+from mpc_gateway.errors import IntegrityError
+from mpc_gateway.query.plan import QueryPlan
+
+__all__ = ["Party", "ExecutionOrder"]
+
+
+class Party(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    index: int = Field(ge=0)
+    name: str
+    host: str
+    port: int = Field(ge=1, le=65535)
+
+
+class ExecutionOrder(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    version: Literal[1] = 1
+    query_id: str
+    plan: QueryPlan
+    plan_hash: str
+    epoch: int = Field(ge=0)
+    sequence: int = Field(ge=0)
+    parties: tuple[Party, ...] = Field(min_length=3)
+    issued_at_ms: int
+    deadline_ms: int
+
+    def canonical(self) -> bytes:
+        return canonical_bytes(self.model_dump(mode="json"))
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> ExecutionOrder:
+        try:
+            order = cls.model_validate(from_canonical(data))
+        except ValueError as err:
+            raise IntegrityError(f"execution order is malformed: {err}") from err
+        if order.plan.plan_hash != order.plan_hash:
+            raise IntegrityError("execution order's plan hash does not match its plan")
+        if [p.index for p in order.parties] != list(range(len(order.parties))):
+            raise IntegrityError("execution order's parties are not indexed 0..m-1")
+        return order

@@ -1,0 +1,130 @@
+"""The canonical query plan and the fixed-shape layout every node derives from it.
+
+A :class:`QueryPlan` is the validated query with everything the nodes need to
+agree on: the dataset's schema hash, the group domain, the analyst and the
+purpose. Its canonical JSON bytes are what the gateway signs and what approvals
+and audit entries refer to; :attr:`QueryPlan.plan_hash` identifies that exact
+query.
+
+:func:`layout_for` turns a plan into the :class:`AggregateLayout`: which exact
+integer aggregates each node secret-shares per group, and the bit lengths that
+make the secure computation exact for the schema's declared bounds.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cached_property
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from mpc_gateway.canonical import canonical_bytes, canonical_hash
+from mpc_gateway.query.models import Aggregate, Filter, QuerySpec, validate_spec
+from mpc_gateway.query.schema import DatasetSchema
+
+__all__ = ["ALL_ROWS", "QueryPlan", "AggregateLayout", "build_plan", "layout_for"]
+
+ALL_ROWS = "*"
+
+
+class QueryPlan(BaseModel):
+    """A validated query in the form nodes execute and approvers sign."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    version: Literal[1] = 1
+    analyst: str
+    dataset: str
+    schema_hash: str
+    aggregates: tuple[Aggregate, ...] = Field(min_length=1)
+    filter: Filter | None = None
+    group_by: str | None = None
+    groups: tuple[str, ...] = Field(min_length=1)
+    purpose: str = ""
+
+    def canonical(self) -> bytes:
+        return canonical_bytes(self.model_dump(mode="json"))
+
+    @cached_property
+    def plan_hash(self) -> str:
+        return canonical_hash(self.model_dump(mode="json"))
+
+
+def build_plan(spec: QuerySpec, schema: DatasetSchema, analyst: str) -> QueryPlan:
+    """Validate ``spec`` against ``schema`` and fix everything nodes must agree on."""
+    validate_spec(spec, schema)
+    groups = schema.categorical(spec.group_by).domain if spec.group_by else (ALL_ROWS,)
+    return QueryPlan(
+        analyst=analyst,
+        dataset=schema.name,
+        schema_hash=schema.schema_hash,
+        aggregates=spec.aggregates,
+        filter=spec.filter,
+        group_by=spec.group_by,
+        groups=groups,
+        purpose=spec.purpose,
+    )
+
+
+Stat = Literal["count", "sum", "sumsq"]
+
+
+@dataclass(frozen=True)
+class AggregateLayout:
+    """Per group, the exact integers each node contributes.
+
+    ``additive`` columns are summed across nodes; ``minima``/``maxima`` columns
+    are reduced with secure comparisons. Values are the schema's integer
+    encoding (value x 10**scale); an empty cell contributes ``sentinel`` to
+    minima and ``-sentinel`` to maxima, which the joint count exposes as empty.
+    """
+
+    additive: tuple[tuple[Stat, str | None], ...]
+    minima: tuple[str, ...]
+    maxima: tuple[str, ...]
+    sum_bits: int
+    cmp_bits: int
+    sentinel: int
+
+    def additive_index(self, stat: Stat, column: str | None) -> int:
+        return self.additive.index((stat, column))
+
+
+_NEEDS: dict[str, tuple[Stat, ...]] = {
+    "count": ("count",),
+    "sum": ("sum",),
+    "mean": ("count", "sum"),
+    "var": ("count", "sum", "sumsq"),
+    "stddev": ("count", "sum", "sumsq"),
+}
+
+
+def layout_for(plan: QueryPlan, schema: DatasetSchema, parties: int) -> AggregateLayout:
+    """The fixed shape and bit lengths of the secure inputs for ``plan``."""
+    additive: list[tuple[Stat, str | None]] = []
+    minima: list[str] = []
+    maxima: list[str] = []
+    for agg in plan.aggregates:
+        if agg.func in ("min", "max"):
+            (minima if agg.func == "min" else maxima).append(str(agg.column))
+            continue
+        for stat in _NEEDS[agg.func]:
+            key: tuple[Stat, str | None] = (stat, None if stat == "count" else agg.column)
+            if key not in additive:
+                additive.append(key)
+    rows = schema.max_rows_per_node * parties
+    bound = rows
+    for stat, column in additive:
+        if column is not None:
+            magnitude = schema.numeric(column).magnitude
+            bound = max(bound, rows * magnitude ** (2 if stat == "sumsq" else 1))
+    sentinel = 1 + max([schema.numeric(c).magnitude for c in minima + maxima], default=0)
+    return AggregateLayout(
+        additive=tuple(additive),
+        minima=tuple(minima),
+        maxima=tuple(maxima),
+        sum_bits=bound.bit_length() + 2,
+        cmp_bits=(2 * sentinel).bit_length() + 2,
+        sentinel=sentinel,
+    )

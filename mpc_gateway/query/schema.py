@@ -1,0 +1,107 @@
+"""Dataset schemas: the shape every node's data must have.
+
+Data is horizontally partitioned: every node holds rows of the same schema. The
+schema declares what the MPC step needs to be fixed-shape and exact: the decimal
+scale and bounds of each numeric column (they fix the integer encoding and the
+secure bit lengths) and the full domain of each categorical column (it fixes
+the group-by shape). A schema is public; it never contains data.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from decimal import Decimal
+from functools import cached_property
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from mpc_gateway.canonical import canonical_hash
+from mpc_gateway.errors import ConfigurationError
+
+__all__ = ["NumericColumn", "CategoricalColumn", "Column", "DatasetSchema", "load_schema"]
+
+_NAME = r"^[a-z_][a-z0-9_]{0,62}$"
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class NumericColumn(_Frozen):
+    """A number kept exactly to ``scale`` decimal places, within [min, max]."""
+
+    kind: Literal["numeric"] = "numeric"
+    scale: int = Field(ge=0, le=6)
+    min: Decimal
+    max: Decimal
+    description: str = ""
+
+    @model_validator(mode="after")
+    def _bounds(self) -> NumericColumn:
+        if self.min > self.max:
+            raise ValueError("min must not exceed max")
+        return self
+
+    @property
+    def factor(self) -> int:
+        """Multiplier from a value to its integer encoding."""
+        return 10**self.scale
+
+    @property
+    def magnitude(self) -> int:
+        """Largest absolute value of the integer encoding."""
+        return int(max(abs(self.min), abs(self.max)) * self.factor)
+
+
+class CategoricalColumn(_Frozen):
+    """A text value from a declared, ordered domain."""
+
+    kind: Literal["categorical"] = "categorical"
+    domain: tuple[str, ...] = Field(min_length=1, max_length=1000)
+    description: str = ""
+
+    @model_validator(mode="after")
+    def _unique(self) -> CategoricalColumn:
+        if len(set(self.domain)) != len(self.domain):
+            raise ValueError("domain values must be unique")
+        return self
+
+
+Column = Annotated[NumericColumn | CategoricalColumn, Field(discriminator="kind")]
+
+
+class DatasetSchema(_Frozen):
+    """The public description of one joint dataset."""
+
+    name: str = Field(pattern=_NAME)
+    description: str = ""
+    max_rows_per_node: int = Field(default=10_000_000, ge=1, le=10**12)
+    columns: dict[Annotated[str, Field(pattern=_NAME)], Column] = Field(min_length=1)
+
+    @cached_property
+    def schema_hash(self) -> str:
+        """Content hash nodes and gateway compare before computing together."""
+        return canonical_hash(self.model_dump(mode="json"))
+
+    def numeric(self, name: str) -> NumericColumn:
+        column = self.columns[name]
+        assert isinstance(column, NumericColumn)
+        return column
+
+    def categorical(self, name: str) -> CategoricalColumn:
+        column = self.columns[name]
+        assert isinstance(column, CategoricalColumn)
+        return column
+
+
+def load_schema(path: Path) -> DatasetSchema:
+    """Read a schema TOML file; any mistake is a ConfigurationError naming the field."""
+    try:
+        data = tomllib.loads(path.read_text())
+        return DatasetSchema.model_validate(data)
+    except FileNotFoundError as err:
+        raise ConfigurationError(f"schema file {path} does not exist") from err
+    except (tomllib.TOMLDecodeError, ValidationError) as err:
+        raise ConfigurationError(f"schema file {path} is invalid: {err}") from err

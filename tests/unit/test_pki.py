@@ -1,0 +1,448 @@
+"""The consortium PKI: layout on disk, certificate contents, MPyC and gRPC handshakes, signing."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ipaddress
+import json
+import os
+import ssl
+import stat
+from collections.abc import Iterator
+from concurrent import futures
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import grpc
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+
+from mpc_gateway.errors import ConfigurationError, IntegrityError, UnauthenticatedError
+from mpc_gateway.pki import (
+    ConsortiumLayout,
+    Identity,
+    check_mpc_peer,
+    identity_from_certificate,
+    init_consortium,
+    issue_identity,
+    load_ca,
+    load_layout,
+    load_signing_key,
+    load_verified_signing_cert,
+    sign,
+    tls_credentials_bytes,
+    verify,
+)
+
+NODES = ("bank-a", "bank-b", "bank-c")
+GATEWAY = Identity("gateway", "gateway")
+ALICE = Identity("analyst", "alice")
+BOB = Identity("approver", "bob")
+
+
+@pytest.fixture(scope="module")
+def layout(tmp_path_factory: pytest.TempPathFactory) -> ConsortiumLayout:
+    return init_consortium(tmp_path_factory.mktemp("pki"), nodes=NODES, approvers=("bob",))
+
+
+@pytest.fixture(scope="module")
+def other_layout(tmp_path_factory: pytest.TempPathFactory) -> ConsortiumLayout:
+    """A second consortium: same names, same CA subject, different keys."""
+    return init_consortium(tmp_path_factory.mktemp("other"), nodes=NODES, approvers=("bob",))
+
+
+def _cert(path: Path) -> x509.Certificate:
+    return x509.load_pem_x509_certificate(path.read_bytes())
+
+
+def _all_cert_paths(layout: ConsortiumLayout) -> list[Path]:
+    paths = [layout.tls_paths(identity)[0] for identity in layout.identities]
+    paths += [layout.signing_paths(GATEWAY)[0], layout.signing_paths(BOB)[0]]
+    paths += [layout.mpc_files(node)[0] for node in NODES]
+    return paths
+
+
+# --- layout and certificate contents -------------------------------------------------
+
+
+def test_init_writes_every_file_and_keys_are_owner_only(layout: ConsortiumLayout) -> None:
+    keys = [layout.ca_key, *(layout.tls_paths(i)[1] for i in layout.identities)]
+    keys += [layout.signing_paths(GATEWAY)[1], layout.signing_paths(BOB)[1]]
+    keys += [layout.mpc_files(node)[1] for node in NODES]
+    for key in keys:
+        assert stat.S_IMODE(key.stat().st_mode) == 0o600, key
+        assert key.read_bytes().startswith(b"-----BEGIN PRIVATE KEY-----")
+    for cert in [layout.ca_cert, *_all_cert_paths(layout)]:
+        assert cert.read_bytes().startswith(b"-----BEGIN CERTIFICATE-----")
+    for i, node in enumerate(NODES):
+        config = layout.mpc_dir(node) / ".config"
+        assert (config / f"party_{i}.crt").is_file() and (config / f"party_{i}.key").is_file()
+        assert (config / "mpyc_ca.crt").read_bytes() == layout.ca_cert.read_bytes()
+    assert [i.role for i in layout.identities].count("node") == 3
+
+
+def test_ca_is_a_path_length_zero_ecdsa_ca(layout: ConsortiumLayout) -> None:
+    ca = load_ca(layout.ca_cert)
+    constraints = ca.extensions.get_extension_for_class(x509.BasicConstraints)
+    assert constraints.critical and constraints.value.ca and constraints.value.path_length == 0
+    usage = ca.extensions.get_extension_for_class(x509.KeyUsage)
+    assert usage.critical and usage.value.key_cert_sign and usage.value.crl_sign
+    assert isinstance(ca.public_key(), ec.EllipticCurvePublicKey)
+    cn = ca.subject.get_attributes_for_oid(NameOID.COMMON_NAME)[0].value
+    assert cn == "mpc-gateway consortium CA (mpcgw.local)"
+
+
+def test_every_certificate_chains_to_the_ca(layout: ConsortiumLayout) -> None:
+    ca = load_ca(layout.ca_cert)
+    for path in _all_cert_paths(layout):
+        cert = _cert(path)
+        cert.verify_directly_issued_by(ca)
+        assert cert.extensions.get_extension_for_class(x509.BasicConstraints).value.ca is False
+        aki = cert.extensions.get_extension_for_class(x509.AuthorityKeyIdentifier).value
+        ca_ski = ca.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value
+        assert aki.key_identifier == ca_ski.digest
+
+
+def test_tls_certificates_name_their_hosts_only_for_servers(layout: ConsortiumLayout) -> None:
+    gateway = _cert(layout.tls_paths(GATEWAY)[0])
+    san = gateway.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    assert san.get_values_for_type(x509.DNSName) == ["localhost", "gateway"]
+    assert san.get_values_for_type(x509.IPAddress) == [ipaddress.ip_address("127.0.0.1")]
+    eku = gateway.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
+    assert set(eku) == {ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH}
+    assert gateway.subject.rfc4514_string() == "CN=gateway/gateway"
+    alice = _cert(layout.tls_paths(ALICE)[0])
+    san = alice.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    assert list(san) == [x509.UniformResourceIdentifier(ALICE.spiffe_id)]
+
+
+def test_signing_certificates_hold_ed25519_keys_without_tls_usage(
+    layout: ConsortiumLayout,
+) -> None:
+    for identity in (GATEWAY, BOB):
+        cert = _cert(layout.signing_paths(identity)[0])
+        assert isinstance(cert.public_key(), ed25519.Ed25519PublicKey)
+        with pytest.raises(x509.ExtensionNotFound):
+            cert.extensions.get_extension_for_class(x509.ExtendedKeyUsage)
+        usage = cert.extensions.get_extension_for_class(x509.KeyUsage)
+        assert usage.critical and usage.value.digital_signature
+        assert identity_from_certificate(cert) == identity
+    with pytest.raises(ConfigurationError, match="no signing key"):
+        layout.signing_paths(ALICE)
+
+
+def test_party_certificates_carry_mpyc_name_and_node_identity(layout: ConsortiumLayout) -> None:
+    for i, node in enumerate(NODES):
+        cert = _cert(layout.mpc_files(node)[0])
+        assert cert.subject.rfc4514_string() == f"CN=MPyC party {i}"
+        san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+        assert san.get_values_for_type(x509.DNSName) == [f"MPyC party {i}"]
+        assert identity_from_certificate(cert) == Identity("node", node)
+        assert layout.party_index(node) == i and layout.party_identity(i).name == node
+
+
+def test_layout_round_trips_through_consortium_json(layout: ConsortiumLayout) -> None:
+    assert load_layout(layout.root) == layout
+    manifest = json.loads(layout.manifest.read_text())
+    assert [(n["name"], n["party_index"]) for n in manifest["nodes"]] == list(
+        zip(NODES, range(3), strict=True)
+    )
+    assert {e["spiffe_id"] for e in manifest["identities"]} == {
+        i.spiffe_id for i in layout.identities
+    }
+    for entry in manifest["identities"]:
+        assert (layout.root / entry["tls_cert"]).is_file()
+
+
+def test_load_layout_without_manifest_says_what_to_do(tmp_path: Path) -> None:
+    with pytest.raises(ConfigurationError, match=r"no consortium.json .*\(mpcgw pki init\)"):
+        load_layout(tmp_path)
+
+
+def test_unknown_node_and_identity_are_configuration_errors(layout: ConsortiumLayout) -> None:
+    with pytest.raises(ConfigurationError, match="not an MPyC party"):
+        layout.mpc_dir("bank-z")
+    with pytest.raises(ConfigurationError, match="has no certificate"):
+        layout.tls_paths(Identity("analyst", "mallory"))
+
+
+def test_init_refuses_to_replace_an_existing_ca(tmp_path: Path) -> None:
+    first = init_consortium(tmp_path, nodes=("a",))
+    ca_before = first.ca_cert.read_bytes()
+    with pytest.raises(ConfigurationError, match="already holds a consortium"):
+        init_consortium(tmp_path, nodes=("a",))
+    assert first.ca_cert.read_bytes() == ca_before
+    init_consortium(tmp_path, nodes=("a",), overwrite=True)
+    assert first.ca_cert.read_bytes() != ca_before
+
+
+def test_issue_identity_adds_exactly_one(tmp_path: Path) -> None:
+    before = init_consortium(tmp_path, nodes=("bank-a", "bank-b"))
+    after = issue_identity(tmp_path, Identity("analyst", "carol"))
+    assert set(after.identities) - set(before.identities) == {Identity("analyst", "carol")}
+    assert load_layout(tmp_path) == after
+    ca = load_ca(after.ca_cert)
+    _cert(after.tls_paths(Identity("analyst", "carol"))[0]).verify_directly_issued_by(ca)
+    grown = issue_identity(tmp_path, Identity("node", "bank-c"))
+    assert grown.nodes == ("bank-a", "bank-b", "bank-c") and grown.party_index("bank-c") == 2
+    assert (grown.mpc_dir("bank-c") / ".config" / "party_2.crt").is_file()
+    with pytest.raises(ConfigurationError, match="already has a certificate"):
+        issue_identity(tmp_path, Identity("analyst", "carol"))
+    with pytest.raises(ConfigurationError, match="trust domain"):
+        issue_identity(tmp_path, Identity("analyst", "dave", "elsewhere.test"))
+
+
+# --- identities ------------------------------------------------------------------------
+
+
+def test_identity_round_trips_through_its_spiffe_id() -> None:
+    identity = Identity("node", "bank-a")
+    assert identity.spiffe_id == "spiffe://mpcgw.local/node/bank-a"
+    assert str(identity) == "node/bank-a"
+    assert Identity.from_spiffe_id(identity.spiffe_id) == identity
+
+
+@pytest.mark.parametrize(
+    "uri",
+    [
+        "https://mpcgw.local/node/a",
+        "spiffe://mpcgw.local/node",
+        "spiffe://mpcgw.local/node/a/b",
+        "spiffe://mpcgw.local/root/a",
+        "spiffe://mpcgw.local/node/A",
+        "spiffe://mpcgw.local/node/a?x=1",
+        "spiffe://mpcgw.local:443/node/a",
+        "spiffe:///node/a",
+        "spiffe://mpcgw.local/node/",
+    ],
+)
+def test_malformed_spiffe_ids_are_unauthenticated(uri: str) -> None:
+    with pytest.raises(UnauthenticatedError):
+        Identity.from_spiffe_id(uri)
+
+
+def test_foreign_trust_domain_is_rejected_when_one_is_expected() -> None:
+    with pytest.raises(UnauthenticatedError, match="trust domain"):
+        Identity.from_spiffe_id("spiffe://evil.test/node/a", trust_domain="mpcgw.local")
+
+
+@pytest.mark.parametrize(("role", "name"), [("root", "x"), ("node", "-a"), ("node", "a" * 64)])
+def test_invalid_identity_fields_raise_value_error(role: str, name: str) -> None:
+    with pytest.raises(ValueError):
+        Identity(role, name)
+
+
+def test_certificate_without_a_uri_san_has_no_identity(layout: ConsortiumLayout) -> None:
+    with pytest.raises(UnauthenticatedError, match="0 URI SANs"):
+        identity_from_certificate(layout.ca_cert.read_bytes())
+    with pytest.raises(UnauthenticatedError, match="not a PEM"):
+        identity_from_certificate(b"not a certificate")
+    assert identity_from_certificate(layout.tls_paths(ALICE)[0].read_bytes()) == ALICE
+
+
+# --- MPyC --ssl handshakes -------------------------------------------------------------
+
+
+def _mpyc_context(mpc_dir: Path, pid: int, purpose: ssl.Purpose, strict: bool) -> ssl.SSLContext:
+    """Exactly what mpyc.runtime.start() builds (relative paths under the worker's cwd)."""
+    with contextlib.chdir(mpc_dir):
+        context = ssl.create_default_context(purpose)
+        context.load_cert_chain(
+            os.path.join(".config", f"party_{pid}.crt"),
+            keyfile=os.path.join(".config", f"party_{pid}.key"),
+        )
+        context.load_verify_locations(cafile=os.path.join(".config", "mpyc_ca.crt"))
+    if purpose is ssl.Purpose.CLIENT_AUTH:
+        context.verify_mode = ssl.CERT_REQUIRED
+    if strict:  # Python 3.13's create_default_context sets this
+        context.verify_flags |= ssl.VERIFY_X509_STRICT
+    return context
+
+
+class _Peer(asyncio.Protocol):
+    def __init__(self) -> None:
+        loop = asyncio.get_running_loop()
+        self.connected: asyncio.Future[Any] = loop.create_future()
+        self.lost: asyncio.Future[None] = loop.create_future()
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport
+        self.connected.set_result(transport.get_extra_info("peercert"))
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.lost.set_result(None)
+
+
+async def _handshake(
+    server_ctx: ssl.SSLContext, client_ctx: ssl.SSLContext, hostname: str
+) -> tuple[Any, Any]:
+    """(peercert the listener saw, peercert the dialer saw) after one TLS handshake."""
+    loop = asyncio.get_running_loop()
+    listener = _Peer()
+    server = await loop.create_server(lambda: listener, "127.0.0.1", 0, ssl=server_ctx)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        transport, dialer = await loop.create_connection(
+            _Peer, "127.0.0.1", port, ssl=client_ctx, server_hostname=hostname
+        )
+        seen_by_listener = await asyncio.wait_for(listener.connected, 5)
+        transport.close()
+        await asyncio.wait_for(asyncio.gather(dialer.lost, listener.lost), 5)
+        return seen_by_listener, await dialer.connected
+    finally:
+        server.close()
+        await server.wait_closed()
+
+
+@pytest.mark.parametrize("strict", [False, True], ids=["py311-defaults", "x509-strict"])
+def test_mpyc_parties_handshake_and_bind_their_identities(
+    layout: ConsortiumLayout, strict: bool
+) -> None:
+    # Party 0 dials party 1, which listens: the direction MPyC uses.
+    listener_ctx = _mpyc_context(layout.mpc_dir("bank-b"), 1, ssl.Purpose.CLIENT_AUTH, strict)
+    dialer_ctx = _mpyc_context(layout.mpc_dir("bank-a"), 0, ssl.Purpose.SERVER_AUTH, strict)
+    seen_by_listener, seen_by_dialer = asyncio.run(
+        _handshake(listener_ctx, dialer_ctx, "MPyC party 1")
+    )
+    check_mpc_peer(seen_by_listener, 0, layout.party_identity(0))
+    check_mpc_peer(seen_by_dialer, 1, layout.party_identity(1))
+    with pytest.raises(UnauthenticatedError, match="claiming party 2"):
+        check_mpc_peer(seen_by_listener, 2, layout.party_identity(2))
+    with pytest.raises(UnauthenticatedError, match="expected 'spiffe://mpcgw.local/node/bank-c'"):
+        check_mpc_peer(seen_by_listener, 0, layout.party_identity(2))
+
+
+def test_dialer_rejects_a_listener_with_another_partys_certificate(
+    layout: ConsortiumLayout,
+) -> None:
+    listener_ctx = _mpyc_context(layout.mpc_dir("bank-b"), 1, ssl.Purpose.CLIENT_AUTH, False)
+    dialer_ctx = _mpyc_context(layout.mpc_dir("bank-a"), 0, ssl.Purpose.SERVER_AUTH, False)
+    with pytest.raises(ssl.SSLCertVerificationError, match="MPyC party 2"):
+        asyncio.run(_handshake(listener_ctx, dialer_ctx, "MPyC party 2"))
+
+
+def test_listener_accepts_any_consortium_client_so_the_worker_must_check(
+    layout: ConsortiumLayout,
+) -> None:
+    listener_ctx = _mpyc_context(layout.mpc_dir("bank-b"), 1, ssl.Purpose.CLIENT_AUTH, False)
+    intruder_ctx = ssl.create_default_context(ssl.Purpose.SERVER_AUTH)
+    intruder_ctx.load_cert_chain(*layout.tls_paths(ALICE))
+    intruder_ctx.load_verify_locations(cafile=layout.ca_cert)
+    seen_by_listener, _ = asyncio.run(_handshake(listener_ctx, intruder_ctx, "MPyC party 1"))
+    with pytest.raises(UnauthenticatedError, match="not 'MPyC party 0'"):
+        check_mpc_peer(seen_by_listener, 0, layout.party_identity(0))
+    with pytest.raises(UnauthenticatedError, match="no verified certificate"):
+        check_mpc_peer({}, 0, layout.party_identity(0))
+
+
+# --- signing ---------------------------------------------------------------------------
+
+
+def test_signature_verifies_under_the_certified_key(layout: ConsortiumLayout) -> None:
+    cert_path, key_path = layout.signing_paths(BOB)
+    public_key = load_verified_signing_cert(cert_path.read_bytes(), load_ca(layout.ca_cert), BOB)
+    signature = sign(load_signing_key(key_path), b"approve query 42")
+    verify(public_key, signature, b"approve query 42")
+    with pytest.raises(IntegrityError, match="signature does not verify"):
+        verify(public_key, signature, b"approve query 43")
+    tampered = bytes([signature[0] ^ 1]) + signature[1:]
+    with pytest.raises(IntegrityError, match="signature does not verify"):
+        verify(public_key, tampered, b"approve query 42")
+
+
+def test_signing_cert_from_another_ca_is_an_integrity_error(
+    layout: ConsortiumLayout, other_layout: ConsortiumLayout
+) -> None:
+    foreign = other_layout.signing_paths(BOB)[0].read_bytes()
+    with pytest.raises(IntegrityError, match="not issued by the consortium CA"):
+        load_verified_signing_cert(foreign, load_ca(layout.ca_cert), BOB)
+
+
+def test_signing_cert_of_another_identity_is_unauthenticated(layout: ConsortiumLayout) -> None:
+    gateway_cert = layout.signing_paths(GATEWAY)[0].read_bytes()
+    with pytest.raises(UnauthenticatedError, match="is for spiffe://mpcgw.local/gateway/gateway"):
+        load_verified_signing_cert(gateway_cert, load_ca(layout.ca_cert), BOB)
+
+
+def test_tls_certificate_is_not_a_signing_certificate(layout: ConsortiumLayout) -> None:
+    tls_cert = layout.tls_paths(BOB)[0].read_bytes()
+    with pytest.raises(UnauthenticatedError, match="not an Ed25519 key"):
+        load_verified_signing_cert(tls_cert, load_ca(layout.ca_cert), BOB)
+
+
+def test_expired_and_future_signing_certs_are_unauthenticated(tmp_path: Path) -> None:
+    init_consortium(tmp_path, nodes=("a",), now=datetime.now(UTC) - timedelta(days=30))
+    old = Identity("approver", "old")
+    layout = issue_identity(tmp_path, old, valid_days=1, now=datetime.now(UTC) - timedelta(days=3))
+    cert_pem = layout.signing_paths(old)[0].read_bytes()
+    ca = load_ca(layout.ca_cert)
+    with pytest.raises(UnauthenticatedError, match="signing certificate of approver/old expired"):
+        load_verified_signing_cert(cert_pem, ca, old)
+    early = datetime.now(UTC) - timedelta(days=10)
+    with pytest.raises(UnauthenticatedError, match="not valid before"):
+        load_verified_signing_cert(cert_pem, ca, old, now=early)
+    load_verified_signing_cert(cert_pem, ca, old, now=datetime.now(UTC) - timedelta(hours=60))
+
+
+# --- gRPC mutual TLS -------------------------------------------------------------------
+
+
+class _RecordingHealth(health.HealthServicer):
+    def __init__(self) -> None:
+        super().__init__()
+        self.auth_contexts: list[dict[str, list[bytes]]] = []
+
+    def Check(self, request: Any, context: grpc.ServicerContext) -> Any:  # noqa: N802
+        self.auth_contexts.append(context.auth_context())
+        return super().Check(request, context)
+
+
+@contextlib.contextmanager
+def _health_server(layout: ConsortiumLayout) -> Iterator[tuple[int, _RecordingHealth]]:
+    ca, cert, key = tls_credentials_bytes(layout, GATEWAY)
+    credentials = grpc.ssl_server_credentials(
+        [(key, cert)], root_certificates=ca, require_client_auth=True
+    )
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=2))
+    servicer = _RecordingHealth()
+    health_pb2_grpc.add_HealthServicer_to_server(servicer, server)
+    port = server.add_secure_port("127.0.0.1:0", credentials)
+    server.start()
+    try:
+        yield port, servicer
+    finally:
+        server.stop(None)
+
+
+def _check(port: int, ca: bytes, client_key: bytes, client_cert: bytes) -> Any:
+    credentials = grpc.ssl_channel_credentials(ca, client_key, client_cert)
+    with grpc.secure_channel(f"localhost:{port}", credentials) as channel:
+        stub = health_pb2_grpc.HealthStub(channel)
+        return stub.Check(health_pb2.HealthCheckRequest(), timeout=5)
+
+
+def test_grpc_mutual_tls_exposes_the_client_spiffe_id(layout: ConsortiumLayout) -> None:
+    ca, cert, key = tls_credentials_bytes(layout, ALICE)
+    with _health_server(layout) as (port, servicer):
+        reply = _check(port, ca, key, cert)
+    assert reply.status == health_pb2.HealthCheckResponse.SERVING
+    (auth,) = servicer.auth_contexts
+    assert auth["peer_spiffe_id"] == [ALICE.spiffe_id.encode()]
+    assert identity_from_certificate(auth["x509_pem_cert"][0]) == ALICE
+
+
+def test_grpc_rejects_a_client_certificate_from_another_ca(
+    layout: ConsortiumLayout, other_layout: ConsortiumLayout
+) -> None:
+    ca = layout.ca_cert.read_bytes()
+    _, foreign_cert, foreign_key = tls_credentials_bytes(other_layout, ALICE)
+    with _health_server(layout) as (port, servicer):
+        with pytest.raises(grpc.RpcError) as failure:
+            _check(port, ca, foreign_key, foreign_cert)
+    assert failure.value.code() == grpc.StatusCode.UNAVAILABLE
+    assert servicer.auth_contexts == []
