@@ -72,7 +72,7 @@ def _toml_str(value: object) -> str:
     return '"' + str(value).replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
-def _write_configs(files: ConsortiumFiles, mpc_ports: dict[str, int]) -> None:
+def _write_configs(files: ConsortiumFiles, mpc_ports: dict[str, int], query_timeout_s: float) -> None:
     schema = _toml_str(schema_path())
     nodes_toml = []
     for name in files.nodes:
@@ -91,7 +91,7 @@ def _write_configs(files: ConsortiumFiles, mpc_ports: dict[str, int]) -> None:
     files.gateway_config.write_text(
         f'name = "gateway"\nlisten = {_toml_str(files.gateway_address)}\n'
         f"pki_dir = {_toml_str(files.pki_dir)}\naudit_db = {_toml_str(files.root / 'audit.sqlite')}\n"
-        f"query_timeout_s = 30\n\n[datasets.loans]\nschema = {schema}\n\n" + "\n".join(nodes_toml)
+        f"query_timeout_s = {query_timeout_s}\n\n[datasets.loans]\nschema = {schema}\n\n" + "\n".join(nodes_toml)
     )
 
 
@@ -102,6 +102,7 @@ def prepare(
     rows: int = 100_000,
     seed: int = 7,
     ill_conditioned: bool = False,
+    query_timeout_s: float = 30.0,
 ) -> ConsortiumFiles:
     """Write PKI, data and configs for a loopback consortium under ``root``."""
     root.mkdir(parents=True, exist_ok=True)
@@ -117,7 +118,7 @@ def prepare(
         write_loan_book(
             files.data_file(name), loan_book(name, rows, seed, ill_conditioned=ill_conditioned)
         )
-    _write_configs(files, {name: free_port() for name in nodes})
+    _write_configs(files, {name: free_port() for name in nodes}, query_timeout_s)
     return files
 
 
@@ -132,6 +133,8 @@ class LocalConsortium:
     def _spawn(self, name: str, role: str, config: Path) -> None:
         log_dir = self.files.root / "logs"
         log_dir.mkdir(exist_ok=True)
+        if name in self._logs:
+            self._logs.pop(name).close()
         self._logs[name] = open(log_dir / f"{name}.log", "ab")  # noqa: SIM115 - closed in stop()
         env = {**os.environ, "PYTHONUNBUFFERED": "1"}
         self.processes[name] = subprocess.Popen(

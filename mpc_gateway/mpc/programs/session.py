@@ -68,9 +68,9 @@ def _stdin_to_queue(
     def pump() -> None:
         while True:
             message = read_frame(stdin)
+            if message is None:  # the node is gone: nobody is left to report to
+                os._exit(0)
             loop.call_soon_threadsafe(queue.put_nowait, message)
-            if message is None:
-                return
 
     threading.Thread(target=pump, name="mpc-worker-stdin", daemon=True).start()
 
@@ -78,7 +78,7 @@ def _stdin_to_queue(
 async def _run_jobs(stdout: IO[bytes], queue: asyncio.Queue[Any]) -> None:
     while True:
         message = await queue.get()
-        if message is None or message.get("type") == "stop":
+        if message.get("type") == "stop":
             os._exit(0)
         started = time.perf_counter()
         try:

@@ -1,0 +1,49 @@
+"""A real consortium for end-to-end tests: gateway and three nodes as processes.
+
+Each process is started with the same command an institution runs, on loopback,
+with a throwaway consortium PKI; the MPC step runs across the nodes' worker
+processes over mutual TLS.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from mpc_gateway.client import GatewayClient
+from mpc_gateway.localnet import LocalConsortium, prepare, schema_path
+from mpc_gateway.query.schema import load_schema
+
+ROWS = 3000
+
+
+def start_consortium(root: Path, **options: object) -> LocalConsortium:
+    files = prepare(root, rows=ROWS, seed=11, query_timeout_s=8.0, **options)  # type: ignore[arg-type]
+    return LocalConsortium(files).start()
+
+
+@pytest.fixture(scope="module")
+def consortium(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalConsortium]:
+    running = start_consortium(tmp_path_factory.mktemp("consortium"))
+    try:
+        yield running
+    finally:
+        running.stop()
+
+
+def client_for(consortium: LocalConsortium, identity: str = "analyst/alice") -> GatewayClient:
+    files = consortium.files
+    return GatewayClient.from_pki(files.pki_dir, identity, files.gateway_address, timeout_s=30)
+
+
+@pytest.fixture()
+def analyst(consortium: LocalConsortium) -> Iterator[GatewayClient]:
+    with client_for(consortium) as client:
+        yield client
+
+
+@pytest.fixture(scope="session")
+def loans_columns() -> dict[str, object]:
+    return dict(load_schema(schema_path()).columns)
