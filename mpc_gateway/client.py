@@ -19,6 +19,7 @@ from typing import Any
 
 import grpc
 
+from mpc_gateway.errors import ConfigurationError
 from mpc_gateway.pki import Identity, load_layout, tls_credentials_bytes
 from mpc_gateway.proto.v1 import gateway_pb2, gateway_pb2_grpc
 from mpc_gateway.query.results import Scalar
@@ -26,7 +27,20 @@ from mpc_gateway.rpc.convert import value_from_proto
 from mpc_gateway.rpc.errors import error_from_rpc
 from mpc_gateway.rpc.server import TlsMaterial, client_channel
 
-__all__ = ["GatewayClient", "QueryResult", "parse_aggregate"]
+__all__ = ["GatewayClient", "QueryResult", "parse_aggregate", "tls_from_pki"]
+
+
+def tls_from_pki(pki_dir: str | Path, identity: str) -> TlsMaterial:
+    """The mutual-TLS material of ``identity`` (``"role/name"``) in a consortium PKI directory."""
+    layout = load_layout(Path(pki_dir))
+    role, _, name = identity.partition("/")
+    try:
+        who = Identity(role, name, layout.trust_domain)
+    except ValueError as err:
+        raise ConfigurationError(
+            f"identity {identity!r} is not of the form role/name: {err}"
+        ) from None
+    return tls_credentials_bytes(layout, who)
 
 
 def parse_aggregate(text: str) -> gateway_pb2.AggregateSpec:
@@ -76,13 +90,7 @@ class GatewayClient:
         cls, pki_dir: str | Path, identity: str, address: str, **kwargs: Any
     ) -> GatewayClient:
         """A client using ``identity`` (``"role/name"``) from a consortium PKI directory."""
-        layout = load_layout(Path(pki_dir))
-        role, _, name = identity.partition("/")
-        return cls(
-            address,
-            tls_credentials_bytes(layout, Identity(role, name, layout.trust_domain)),
-            **kwargs,
-        )
+        return cls(address, tls_from_pki(pki_dir, identity), **kwargs)
 
     def _call(self, method: Any, request: Any) -> Any:
         try:
@@ -94,17 +102,26 @@ class GatewayClient:
         reply = self._call(self._stub.ListDatasets, gateway_pb2.ListDatasetsRequest())
         return [
             {
-                "name": d.name, "description": d.description, "schema_hash": d.schema_hash,
+                "name": d.name,
+                "description": d.description,
+                "schema_hash": d.schema_hash,
                 "nodes": list(d.nodes),
                 "columns": [
-                    {"name": c.name, "kind": c.kind, "description": c.description,
-                     **({"domain": list(c.domain)} if c.kind == "categorical"
-                        else {"scale": c.scale, "min": c.min, "max": c.max})}
+                    {
+                        "name": c.name,
+                        "kind": c.kind,
+                        "description": c.description,
+                        **(
+                            {"domain": list(c.domain)}
+                            if c.kind == "categorical"
+                            else {"scale": c.scale, "min": c.min, "max": c.max}
+                        ),
+                    }
                     for c in d.columns
                 ],
             }
             for d in reply.datasets
-        ]  # fmt: skip
+        ]
 
     def query(
         self,

@@ -32,8 +32,13 @@ class ExampleQuery:
     purpose: str = "demo"
 
     def as_dict(self) -> dict[str, Any]:
-        return {"dataset": "loans", "aggregates": list(self.aggregates), "where": self.where,
-                "group_by": self.group_by, "purpose": self.purpose}  # fmt: skip
+        return {
+            "dataset": "loans",
+            "aggregates": list(self.aggregates),
+            "where": self.where,
+            "group_by": self.group_by,
+            "purpose": self.purpose,
+        }
 
 
 EXAMPLE_QUERIES: tuple[ExampleQuery, ...] = (
@@ -59,7 +64,7 @@ EXAMPLE_QUERIES: tuple[ExampleQuery, ...] = (
         "Days past due of defaulted loans",
         ("count", "min:days_past_due", "max:days_past_due"),
         where="defaulted = 1",
-    ),  # fmt: skip
+    ),
 )
 
 _SQL = {
@@ -85,15 +90,24 @@ def plaintext_result(
         exprs.append(_SQL[spec.func].format(c=f'"{spec.column}"', s=scale))
     group = f'"{query.group_by}"' if query.group_by else "'*'"
     paths = [str(files.data_file(n)) for n in files.nodes]
-    sql = (f"SELECT {group}, {', '.join(exprs)} FROM read_parquet(?) "
-           f"WHERE {query.where or 'TRUE'} GROUP BY 1")  # fmt: skip
+    sql = (
+        f"SELECT {group}, {', '.join(exprs)} FROM read_parquet(?) "
+        f"WHERE {query.where or 'TRUE'} GROUP BY 1"
+    )
     found = {row[0]: tuple(row[1:]) for row in duckdb.connect().execute(sql, [paths]).fetchall()}
     empty = tuple(0 if a == "count" or a.startswith("sum") else None for a in query.aggregates)
     rows = []
     for g in groups:
         values = found.get(g, empty)
-        rows.append((g, tuple(Decimal(0) if v is None and a.startswith("sum") else v
-                              for a, v in zip(query.aggregates, values))))  # fmt: skip
+        rows.append(
+            (
+                g,
+                tuple(
+                    Decimal(0) if v is None and a.startswith("sum") else v
+                    for a, v in zip(query.aggregates, values)
+                ),
+            )
+        )
     return rows
 
 
@@ -138,11 +152,16 @@ def _jsonable(value: Scalar) -> Any:
     return str(value) if isinstance(value, Decimal) else value
 
 
-def run_checked(client: GatewayClient, files: ConsortiumFiles, query: ExampleQuery,
-                schema_columns: dict[str, Any]) -> Checked:  # fmt: skip
+def run_checked(
+    client: GatewayClient,
+    files: ConsortiumFiles,
+    query: ExampleQuery,
+    schema_columns: dict[str, Any],
+) -> Checked:
     started = time.perf_counter()
-    secure = client.query("loans", query.aggregates, where=query.where, group_by=query.group_by,
-                          purpose=query.purpose)  # fmt: skip
+    secure = client.query(
+        "loans", query.aggregates, where=query.where, group_by=query.group_by, purpose=query.purpose
+    )
     seconds = time.perf_counter() - started
     groups = [g for g, _ in secure.rows]
     return Checked(query, secure, plaintext_result(files, query, groups, schema_columns), seconds)

@@ -26,7 +26,8 @@ from typing import IO
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from mpc_gateway.pki import Identity, init_consortium, load_layout, tls_credentials_bytes
+from mpc_gateway.client import tls_from_pki
+from mpc_gateway.pki import init_consortium
 from mpc_gateway.rpc.server import client_channel
 from mpc_gateway.synth import loan_book, write_loan_book
 
@@ -72,7 +73,9 @@ def _toml_str(value: object) -> str:
     return '"' + str(value).replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
-def _write_configs(files: ConsortiumFiles, mpc_ports: dict[str, int], query_timeout_s: float) -> None:
+def _write_configs(
+    files: ConsortiumFiles, mpc_ports: dict[str, int], query_timeout_s: float
+) -> None:
     schema = _toml_str(schema_path())
     nodes_toml = []
     for name in files.nodes:
@@ -91,7 +94,8 @@ def _write_configs(files: ConsortiumFiles, mpc_ports: dict[str, int], query_time
     files.gateway_config.write_text(
         f'name = "gateway"\nlisten = {_toml_str(files.gateway_address)}\n'
         f"pki_dir = {_toml_str(files.pki_dir)}\naudit_db = {_toml_str(files.root / 'audit.sqlite')}\n"
-        f"query_timeout_s = {query_timeout_s}\n\n[datasets.loans]\nschema = {schema}\n\n" + "\n".join(nodes_toml)
+        f"query_timeout_s = {query_timeout_s}\n\n[datasets.loans]\nschema = {schema}\n\n"
+        + "\n".join(nodes_toml)
     )
 
 
@@ -112,8 +116,14 @@ def prepare(
         gateway_address=f"127.0.0.1:{free_port()}",
         node_addresses={name: f"127.0.0.1:{free_port()}" for name in nodes},
     )
-    init_consortium(files.pki_dir, nodes=list(nodes), analysts=("alice", "bob"),
-                    auditors=("audrey",), approvers=(), overwrite=True)  # fmt: skip
+    init_consortium(
+        files.pki_dir,
+        nodes=list(nodes),
+        analysts=("alice", "bob"),
+        auditors=("audrey",),
+        approvers=(),
+        overwrite=True,
+    )
     for name in nodes:
         write_loan_book(
             files.data_file(name), loan_book(name, rows, seed, ill_conditioned=ill_conditioned)
@@ -139,8 +149,10 @@ class LocalConsortium:
         env = {**os.environ, "PYTHONUNBUFFERED": "1"}
         self.processes[name] = subprocess.Popen(
             [sys.executable, "-m", "mpc_gateway.cli", role, "serve", "--config", str(config)],
-            stdout=self._logs[name], stderr=subprocess.STDOUT, env=env,
-        )  # fmt: skip
+            stdout=self._logs[name],
+            stderr=subprocess.STDOUT,
+            env=env,
+        )
 
     def start_node(self, name: str) -> None:
         self._spawn(name, "node", self.files.node_config(name))
@@ -157,8 +169,7 @@ class LocalConsortium:
 
     def wait_healthy(self, timeout_s: float = 60.0, names: Sequence[str] | None = None) -> None:
         """Wait until every named process answers SERVING on its gRPC health service."""
-        layout = load_layout(self.files.pki_dir)
-        tls = tls_credentials_bytes(layout, Identity("auditor", "audrey", layout.trust_domain))
+        tls = tls_from_pki(self.files.pki_dir, "auditor/audrey")
         deadline = time.monotonic() + timeout_s
         for name in names or list(self.processes):
             with client_channel(self._address(name), tls) as channel:

@@ -20,9 +20,17 @@ __all__ = ["RATINGS", "SECTORS", "REGIONS", "PROFILES", "loan_book", "write_loan
 
 RATINGS = ("AAA", "AA", "A", "BBB", "BB", "B", "CCC")
 SECTORS = (
-    "agriculture", "construction", "energy", "financials", "healthcare",
-    "manufacturing", "real_estate", "retail", "technology", "transport",
-)  # fmt: skip
+    "agriculture",
+    "construction",
+    "energy",
+    "financials",
+    "healthcare",
+    "manufacturing",
+    "real_estate",
+    "retail",
+    "technology",
+    "transport",
+)
 REGIONS = ("north", "south", "east", "west", "central")
 _DEFAULT_RATE = np.array([0.0002, 0.0005, 0.001, 0.003, 0.012, 0.04, 0.15])
 

@@ -45,8 +45,15 @@ class AuditTrail:
         decision: str | None = None,
         details: dict[str, Any] | None = None,
     ) -> AppendedEntry:
-        event = AuditEvent(kind=kind, actor=actor, query_id=query_id, dataset=dataset,
-                           decision=decision, timestamp_ms=wall_clock_ms(), details=details or {})  # fmt: skip
+        event = AuditEvent(
+            kind=kind,
+            actor=actor,
+            query_id=query_id,
+            dataset=dataset,
+            decision=decision,
+            timestamp_ms=wall_clock_ms(),
+            details=details or {},
+        )
         return self.log.append(event)
 
     def close(self) -> None:

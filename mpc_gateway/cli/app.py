@@ -20,8 +20,11 @@ from mpc_gateway.cli.common import (
 )
 from mpc_gateway.client import QueryResult
 
-app = typer.Typer(help="mpc-gateway: joint statistics over institutions' data, computed with MPC.",
-                  no_args_is_help=True, pretty_exceptions_enable=False)  # fmt: skip
+app = typer.Typer(
+    help="mpc-gateway: joint statistics over institutions' data, computed with MPC.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
 pki_app = typer.Typer(help="Consortium certificates.", no_args_is_help=True)
 node_app = typer.Typer(help="Run an institution's node.", no_args_is_help=True)
 gateway_app = typer.Typer(help="Run the gateway.", no_args_is_help=True)
@@ -52,10 +55,19 @@ def pki_init(
     from mpc_gateway.pki import init_consortium
 
     with reporting_errors():
-        layout = init_consortium(out, nodes=node, analysts=analyst, auditors=auditor,
-                                 approvers=approver, hosts=host, overwrite=overwrite)  # fmt: skip
-    console.print(f"consortium PKI in {layout.root}: {len(layout.identities)} identities; "
-                  f"MPC parties: {', '.join(layout.nodes)}")  # fmt: skip
+        layout = init_consortium(
+            out,
+            nodes=node,
+            analysts=analyst,
+            auditors=auditor,
+            approvers=approver,
+            hosts=host,
+            overwrite=overwrite,
+        )
+    console.print(
+        f"consortium PKI in {layout.root}: {len(layout.identities)} identities; "
+        f"MPC parties: {', '.join(layout.nodes)}"
+    )
 
 
 @pki_app.command("issue")
@@ -138,8 +150,11 @@ def datasets(
         for header in ("column", "kind", "values", "description"):
             table.add_column(header)
         for column in dataset["columns"]:
-            values = (", ".join(column["domain"]) if column["kind"] == "categorical"
-                      else f"[{column['min']}, {column['max']}], {column['scale']} decimals")  # fmt: skip
+            values = (
+                ", ".join(column["domain"])
+                if column["kind"] == "categorical"
+                else f"[{column['min']}, {column['max']}], {column['scale']} decimals"
+            )
             table.add_row(column["name"], column["kind"], values, column["description"])
         console.print(table)
 
@@ -189,8 +204,18 @@ def query(
     with reporting_errors(), client_from_env(gateway, pki, identity) as client:
         result = client.query(dataset, agg, where=where, group_by=group_by, purpose=purpose)
     if as_json:
-        print(json.dumps({"query_id": result.query_id, "plan_hash": result.plan_hash,
-                          "rows": result.records(), "total_ms": result.total_ms}, default=str, indent=2))  # fmt: skip
+        print(
+            json.dumps(
+                {
+                    "query_id": result.query_id,
+                    "plan_hash": result.plan_hash,
+                    "rows": result.records(),
+                    "total_ms": result.total_ms,
+                },
+                default=str,
+                indent=2,
+            )
+        )
     else:
         print_result(result)
 
@@ -209,3 +234,30 @@ def demo(
 
     with reporting_errors():
         raise typer.Exit(run_demo(rows=rows, seed=seed, workdir=workdir, as_json=as_json))
+
+
+@app.command("health")
+def health_check(
+    address: Annotated[str, typer.Argument(help="host:port of a gateway or node")],
+    pki: str = PKI_OPTION,
+    identity: str = IDENTITY_OPTION,
+) -> None:
+    """Probe a server's standard gRPC health service over mutual TLS (exit 0 if SERVING)."""
+    import grpc
+    from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+    from mpc_gateway.client import tls_from_pki
+    from mpc_gateway.rpc.errors import error_from_rpc
+    from mpc_gateway.rpc.server import client_channel
+
+    with reporting_errors():
+        with client_channel(address, tls_from_pki(pki, identity)) as channel:
+            try:
+                reply = health_pb2_grpc.HealthStub(channel).Check(
+                    health_pb2.HealthCheckRequest(), timeout=3
+                )
+            except grpc.RpcError as err:
+                raise error_from_rpc(err, address) from None
+    status = health_pb2.HealthCheckResponse.ServingStatus.Name(reply.status)
+    console.print(f"{address}: {status}")
+    raise typer.Exit(0 if reply.status == health_pb2.HealthCheckResponse.SERVING else 4)

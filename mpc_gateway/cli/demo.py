@@ -43,8 +43,10 @@ def run_demo(*, rows: int, seed: int, workdir: Path, as_json: bool) -> int:
     files = prepare(workdir, rows=rows, seed=seed)
     columns = dict(load_schema(schema_path()).columns)
     with LocalConsortium(files) as consortium:
-        say(f"[bold]Started[/] gateway and nodes {', '.join(files.nodes)} "
-            f"({time.perf_counter() - started:.1f} s); running example queries")  # fmt: skip
+        say(
+            f"[bold]Started[/] gateway and nodes {', '.join(files.nodes)} "
+            f"({time.perf_counter() - started:.1f} s); running example queries"
+        )
         with GatewayClient.from_pki(
             files.pki_dir, "analyst/alice", files.gateway_address
         ) as client:
@@ -62,6 +64,8 @@ def run_demo(*, rows: int, seed: int, workdir: Path, as_json: bool) -> int:
         else:
             _show(checked)
     ok = all(c.matches for c in results)
-    say(f"[bold]{'All' if ok else 'NOT all'} {len(results)} secure results match the plaintext answers[/]; "
-        f"stopped cleanly after {time.perf_counter() - started:.1f} s")  # fmt: skip
+    say(
+        f"[bold]{'All' if ok else 'NOT all'} {len(results)} secure results match the plaintext answers[/]; "
+        f"stopped cleanly after {time.perf_counter() - started:.1f} s"
+    )
     return 0 if ok else 6

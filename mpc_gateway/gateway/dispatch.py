@@ -86,10 +86,15 @@ class Dispatcher:
         with self._lock:
             now_ms = time.time_ns() // 1_000_000
             order = ExecutionOrder(
-                query_id=query_id, plan=plan, plan_hash=plan.plan_hash, epoch=self._epoch,
-                sequence=self._next, parties=self.parties, issued_at_ms=now_ms,
+                query_id=query_id,
+                plan=plan,
+                plan_hash=plan.plan_hash,
+                epoch=self._epoch,
+                sequence=self._next,
+                parties=self.parties,
+                issued_at_ms=now_ms,
                 deadline_ms=now_ms + int(timeout_s * 1000),
-            )  # fmt: skip
+            )
             self._next += 1
             data = order.canonical()
             request = node_pb2.SignedOrder(order=data, signature=sign(self._key, data))

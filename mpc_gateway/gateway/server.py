@@ -53,7 +53,7 @@ class GatewayServicer(gateway_pb2_grpc.GatewayServiceServicer):
                 ],
                 timing=gateway_pb2.Timing(
                     total_ms=release.total_ms, mpc_ms=release.mpc_ms, local_ms=release.local_ms
-                ),  # fmt: skip
+                ),
                 sequence=release.sequence,
             )
         raise AssertionError("unreachable")
@@ -74,6 +74,10 @@ def serve_gateway(settings: GatewaySettings) -> None:
         [service],
     )
     server.start()
-    log.info("gateway %s serving on port %d for nodes %s", settings.name, port,
-             ", ".join(p.name for p in gateway.dispatcher.parties))  # fmt: skip
+    log.info(
+        "gateway %s serving on port %d for nodes %s",
+        settings.name,
+        port,
+        ", ".join(p.name for p in gateway.dispatcher.parties),
+    )
     serve_until_signalled(server, health, gateway.audit.close)

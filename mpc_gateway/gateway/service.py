@@ -73,10 +73,14 @@ class Gateway:
                 raise InvalidQueryError(f"dataset {name!r} points at the schema of {schema.name!r}")
         self.dispatcher = Dispatcher(settings.nodes, self.layout.nodes, self.tls, signing_key)
         self.audit = AuditTrail.open(settings.audit_db, signing_key, settings.name)
-        self.audit.record("admin.gateway_started", str(self.identity), details={
-            "nodes": [p.name for p in self.dispatcher.parties],
-            "datasets": {n: s.schema_hash for n, s in self.schemas.items()},
-        })  # fmt: skip
+        self.audit.record(
+            "admin.gateway_started",
+            str(self.identity),
+            details={
+                "nodes": [p.name for p in self.dispatcher.parties],
+                "datasets": {n: s.schema_hash for n, s in self.schemas.items()},
+            },
+        )
 
     def datasets(self, caller: Identity) -> list[DatasetSchema]:
         _require(caller, "analyst", "auditor", "approver")
@@ -98,31 +102,60 @@ class Gateway:
             _require(caller, "analyst")
             plan = self._plan(caller, spec)
         except GatewayError as err:
-            self.audit.record("query.refused", str(caller), decision="refused",
-                              details={"reason": err.public_message, "request": spec.model_dump(mode="json")},
-                              **base)  # fmt: skip
+            self.audit.record(
+                "query.refused",
+                str(caller),
+                decision="refused",
+                details={"reason": err.public_message, "request": spec.model_dump(mode="json")},
+                **base,
+            )
             raise
-        self.audit.record("query.submitted", str(caller), decision="allowed",
-                          details={"plan": plan.model_dump(mode="json"), "plan_hash": plan.plan_hash},
-                          **base)  # fmt: skip
+        self.audit.record(
+            "query.submitted",
+            str(caller),
+            decision="allowed",
+            details={"plan": plan.model_dump(mode="json"), "plan_hash": plan.plan_hash},
+            **base,
+        )
         try:
             dispatched = self.dispatcher.run(query_id, plan, self.settings.query_timeout_s)
             schema = self.schemas[plan.dataset]
             layout = layout_for(plan, schema, len(dispatched.order.parties))
             table = decode_result(plan, layout, schema, dispatched.blocks)
         except GatewayError as err:
-            self.audit.record("query.failed", str(caller), decision="failed",
-                              details={"reason": err.public_message, "plan_hash": plan.plan_hash}, **base)  # fmt: skip
+            self.audit.record(
+                "query.failed",
+                str(caller),
+                decision="failed",
+                details={"reason": err.public_message, "plan_hash": plan.plan_hash},
+                **base,
+            )
             raise
         total_ms = (time.perf_counter() - started) * 1000
-        self.audit.record("result.released", str(caller), decision="released", details={
-            "plan_hash": plan.plan_hash, "result_sha256": _digest(table),
-            "epoch": dispatched.order.epoch, "sequence": dispatched.order.sequence,
-            "nodes": [p.name for p in dispatched.order.parties], "receiver": str(caller),
-            "timing_us": {"total": int(total_ms * 1000), "mpc": int(dispatched.mpc_ms * 1000)},
-        }, **base)  # fmt: skip
-        return Release(query_id, plan, table, dispatched.order.sequence, total_ms,
-                       dispatched.local_ms, dispatched.mpc_ms)  # fmt: skip
+        self.audit.record(
+            "result.released",
+            str(caller),
+            decision="released",
+            details={
+                "plan_hash": plan.plan_hash,
+                "result_sha256": _digest(table),
+                "epoch": dispatched.order.epoch,
+                "sequence": dispatched.order.sequence,
+                "nodes": [p.name for p in dispatched.order.parties],
+                "receiver": str(caller),
+                "timing_us": {"total": int(total_ms * 1000), "mpc": int(dispatched.mpc_ms * 1000)},
+            },
+            **base,
+        )
+        return Release(
+            query_id,
+            plan,
+            table,
+            dispatched.order.sequence,
+            total_ms,
+            dispatched.local_ms,
+            dispatched.mpc_ms,
+        )
 
 
 def _require(caller: Identity, *roles: str) -> None:

@@ -64,7 +64,12 @@ def serve_node(settings: NodeSettings) -> None:
         [service],
     )
     server.start()
-    log.info("node %s (MPC party %d) serving on port %d; MPC port %d; datasets: %s",
-             settings.name, node.party_index, port, settings.mpc_port,
-             ", ".join(f"{n} ({d.rows} rows)" for n, d in node.datasets.items()))  # fmt: skip
+    log.info(
+        "node %s (MPC party %d) serving on port %d; MPC port %d; datasets: %s",
+        settings.name,
+        node.party_index,
+        port,
+        settings.mpc_port,
+        ", ".join(f"{n} ({d.rows} rows)" for n, d in node.datasets.items()),
+    )
     serve_until_signalled(server, health, node.close)

@@ -149,8 +149,14 @@ class Node:
                 "query %s (seq %d) failed: %s", order.query_id, order.sequence, err.public_message
             )
             raise
-        log.info("query %s (epoch %d seq %d) done: local %.1f ms, mpc %.1f ms",
-                 order.query_id, order.epoch, order.sequence, local_ms, mpc_ms)  # fmt: skip
+        log.info(
+            "query %s (epoch %d seq %d) done: local %.1f ms, mpc %.1f ms",
+            order.query_id,
+            order.epoch,
+            order.sequence,
+            local_ms,
+            mpc_ms,
+        )
         return Contribution(blocks, local_ms, mpc_ms)
 
     def abort(self, caller: Identity, epoch: int, reason: str) -> None:

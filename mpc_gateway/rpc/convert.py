@@ -66,12 +66,23 @@ def dataset_to_proto(schema: DatasetSchema, nodes: list[str]) -> gateway_pb2.Dat
     columns = []
     for name, column in schema.columns.items():
         if isinstance(column, CategoricalColumn):
-            info = gateway_pb2.ColumnInfo(name=name, kind=column.kind, domain=column.domain,
-                                          description=column.description)  # fmt: skip
+            info = gateway_pb2.ColumnInfo(
+                name=name, kind=column.kind, domain=column.domain, description=column.description
+            )
         else:
-            info = gateway_pb2.ColumnInfo(name=name, kind=column.kind, scale=column.scale,
-                                          min=str(column.min), max=str(column.max),
-                                          description=column.description)  # fmt: skip
+            info = gateway_pb2.ColumnInfo(
+                name=name,
+                kind=column.kind,
+                scale=column.scale,
+                min=str(column.min),
+                max=str(column.max),
+                description=column.description,
+            )
         columns.append(info)
-    return gateway_pb2.DatasetInfo(name=schema.name, description=schema.description,
-                                   columns=columns, schema_hash=schema.schema_hash, nodes=nodes)  # fmt: skip
+    return gateway_pb2.DatasetInfo(
+        name=schema.name,
+        description=schema.description,
+        columns=columns,
+        schema_hash=schema.schema_hash,
+        nodes=nodes,
+    )

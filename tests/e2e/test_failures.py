@@ -18,7 +18,7 @@ from mpc_gateway.errors import (
     NodeUnavailableError,
     PolicyDeniedError,
 )
-from mpc_gateway.localnet import LocalConsortium
+from mpc_gateway.localnet import LocalConsortium, schema_path
 from mpc_gateway.pki import (
     Identity,
     init_consortium,
@@ -31,7 +31,6 @@ from mpc_gateway.query.models import Aggregate, QuerySpec
 from mpc_gateway.query.order import ExecutionOrder, Party
 from mpc_gateway.query.plan import build_plan
 from mpc_gateway.query.schema import load_schema
-from mpc_gateway.localnet import schema_path
 from mpc_gateway.rpc.server import client_channel
 from tests.e2e.conftest import client_for
 
@@ -123,8 +122,16 @@ def _order_for(consortium: LocalConsortium) -> ExecutionOrder:
         Party(index=i, name=n, host="127.0.0.1", port=1 + i)
         for i, n in enumerate(consortium.files.nodes)
     )
-    return ExecutionOrder(query_id="forged", plan=plan, plan_hash=plan.plan_hash, epoch=now, sequence=0,
-                          parties=parties, issued_at_ms=now, deadline_ms=now + 5000)  # fmt: skip
+    return ExecutionOrder(
+        query_id="forged",
+        plan=plan,
+        plan_hash=plan.plan_hash,
+        epoch=now,
+        sequence=0,
+        parties=parties,
+        issued_at_ms=now,
+        deadline_ms=now + 5000,
+    )
 
 
 def _gateway_stub(consortium: LocalConsortium, node: str) -> node_pb2_grpc.NodeServiceStub:

@@ -27,8 +27,12 @@ def test_secure_result_equals_plaintext(
 def test_group_by_covers_every_declared_group_even_when_empty(
     consortium, analyst, loans_columns
 ) -> None:
-    query = ExampleQuery("empty groups", ("count", "mean:exposure", "min:exposure"),
-                         where="exposure > 99999990", group_by="rating")  # fmt: skip
+    query = ExampleQuery(
+        "empty groups",
+        ("count", "mean:exposure", "min:exposure"),
+        where="exposure > 99999990",
+        group_by="rating",
+    )
     checked = run_checked(analyst, consortium.files, query, loans_columns)
     assert [g for g, _ in checked.secure.rows] == ["AAA", "AA", "A", "BBB", "BB", "B", "CCC"]
     assert all(values == (0, None, None) for _, values in checked.secure.rows)
@@ -49,8 +53,12 @@ def test_concurrent_analysts_all_get_correct_results(consortium, loans_columns) 
     def analyst_session(i: int) -> None:
         with client_for(consortium, "analyst/alice" if i % 2 else "analyst/bob") as client:
             for k in range(3):
-                query = ExampleQuery(f"c{i}-{k}", ("count", "mean:exposure", "max:days_past_due"),
-                                     where=wheres[(i + k) % len(wheres)], group_by="region")  # fmt: skip
+                query = ExampleQuery(
+                    f"c{i}-{k}",
+                    ("count", "mean:exposure", "max:days_past_due"),
+                    where=wheres[(i + k) % len(wheres)],
+                    group_by="region",
+                )
                 checked = run_checked(client, consortium.files, query, loans_columns)
                 if not checked.matches:
                     failures.append(checked.as_json())
@@ -76,8 +84,11 @@ def ill_conditioned(tmp_path_factory: pytest.TempPathFactory):
 def test_ill_conditioned_variance_is_exact(ill_conditioned: LocalConsortium, loans_columns) -> None:
     """Exposures of 10,000,000 plus multiples of 0.1: naive float formulas lose every digit."""
     with client_for(ill_conditioned) as client:
-        query = ExampleQuery("ill", ("count", "sum:exposure", "mean:exposure", "var:exposure",
-                                     "stddev:exposure"), group_by="sector")  # fmt: skip
+        query = ExampleQuery(
+            "ill",
+            ("count", "sum:exposure", "mean:exposure", "var:exposure", "stddev:exposure"),
+            group_by="sector",
+        )
         checked = run_checked(client, ill_conditioned.files, query, loans_columns)
         assert checked.matches, checked.as_json()
         _, values = checked.secure.rows[0]
@@ -91,8 +102,11 @@ def _exact_variance(paths: list[Path]) -> object:
 
     import duckdb
 
-    rows = duckdb.connect().execute("SELECT CAST(exposure AS VARCHAR) FROM read_parquet(?)",
-                                    [[str(p) for p in paths]]).fetchall()  # fmt: skip
+    rows = (
+        duckdb.connect()
+        .execute("SELECT CAST(exposure AS VARCHAR) FROM read_parquet(?)", [[str(p) for p in paths]])
+        .fetchall()
+    )
     return statistics.variance([Decimal(r[0]) for r in rows])
 
 

@@ -89,7 +89,9 @@ async def _run_jobs(stdout: IO[bytes], queue: asyncio.Queue[Any]) -> None:
         elapsed = (time.perf_counter() - started) * 1000
         # plain ints only: the node must not need mpyc (or this module) to read the frame
         plain = {name: (b.modulus, b.values) for name, b in blocks.items()}
-        write_frame(stdout, {"type": "result", "id": message["id"], "blocks": plain, "mpc_ms": elapsed})
+        write_frame(
+            stdout, {"type": "result", "id": message["id"], "blocks": plain, "mpc_ms": elapsed}
+        )
 
 
 async def _session(config: WorkerConfig, stdin: IO[bytes], stdout: IO[bytes]) -> None:

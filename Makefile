@@ -1,0 +1,46 @@
+# Every target sets up what it needs: `make demo` and `make test` work on a fresh clone.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+ARGS ?=
+
+.PHONY: setup demo test test-fast lint format proto proto-check bench clean
+
+$(BIN)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	touch $@
+
+setup: $(BIN)/.installed
+
+## the main job: a local consortium (gateway + 3 nodes) answers example queries
+demo: setup
+	$(BIN)/mpcgw demo $(ARGS)
+
+## every check CI runs: generated code, lint, all test layers
+test: setup proto-check lint
+	$(BIN)/pytest $(ARGS)
+
+test-fast: setup
+	$(BIN)/pytest -m "not e2e and not mpc" $(ARGS)
+
+lint: setup
+	$(BIN)/ruff check mpc_gateway tests benchmarks scripts
+	$(BIN)/ruff format --check mpc_gateway tests benchmarks scripts
+
+format: setup
+	$(BIN)/ruff check --fix mpc_gateway tests benchmarks scripts
+	$(BIN)/ruff format mpc_gateway tests benchmarks scripts
+
+proto: setup
+	$(BIN)/python scripts/gen_protos.py
+
+proto-check: setup
+	$(BIN)/python scripts/gen_protos.py --check
+
+bench: setup
+	$(BIN)/python -m benchmarks.run $(ARGS)
+
+clean:
+	rm -rf var .pytest_cache
