@@ -16,8 +16,16 @@ OUT = ROOT / "mpc_gateway" / "proto" / "v1"
 
 
 def generate(dest: Path) -> None:
-    sources = sorted(str(p.relative_to(PROTOS)) for p in (PROTOS / "mpc_gateway/proto/v1").glob("*.proto"))
-    args = ["protoc", f"-I{PROTOS}", f"--python_out={dest}", f"--pyi_out={dest}", f"--grpc_python_out={dest}"]
+    sources = sorted(
+        str(p.relative_to(PROTOS)) for p in (PROTOS / "mpc_gateway/proto/v1").glob("*.proto")
+    )
+    args = [
+        "protoc",
+        f"-I{PROTOS}",
+        f"--python_out={dest}",
+        f"--pyi_out={dest}",
+        f"--grpc_python_out={dest}",
+    ]
     if protoc.main(args + sources) != 0:
         raise SystemExit("protoc failed")
 
@@ -29,7 +37,11 @@ def main() -> int:
         fresh = Path(tmp) / "mpc_gateway/proto/v1"
         names = sorted(p.name for p in fresh.iterdir() if p.is_file())
         if check:
-            drift = [n for n in names if not (OUT / n).exists() or not filecmp.cmp(fresh / n, OUT / n, shallow=False)]
+            drift = [
+                n
+                for n in names
+                if not (OUT / n).exists() or not filecmp.cmp(fresh / n, OUT / n, shallow=False)
+            ]
             if drift:
                 print("generated code differs from protos/: run `make proto`:", ", ".join(drift))
                 return 1

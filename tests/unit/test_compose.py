@@ -92,7 +92,9 @@ def test_compose_gateway_reaches_nodes_by_service_name(compose: dict) -> None:
 def test_local_and_compose_gateway_configs_differ_only_in_hosts() -> None:
     local = load_settings(GatewaySettings, ROOT / "examples/gateway.toml")
     deployed = load_settings(GatewaySettings, ROOT / "examples/compose/gateway.toml")
-    assert [(n.name, n.mpc_port) for n in local.nodes] == [(n.name, n.mpc_port) for n in deployed.nodes]
+    assert [(n.name, n.mpc_port) for n in local.nodes] == [
+        (n.name, n.mpc_port) for n in deployed.nodes
+    ]
     assert local.pki_dir == deployed.pki_dir and local.audit_db == deployed.audit_db
     assert local.datasets == deployed.datasets
 
