@@ -93,11 +93,9 @@ def loan_book(
 def write_loan_book(path: Path, frame: pd.DataFrame) -> Path:
     """Write ``frame`` as Parquet or CSV, by the path's suffix."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fmt = "PARQUET" if path.suffix == ".parquet" else "CSV, HEADER"
+    fmt = "FORMAT PARQUET" if path.suffix == ".parquet" else "FORMAT CSV, HEADER"
     con = duckdb.connect(":memory:")
     con.register("book", frame)
-    con.execute(
-        f"COPY (SELECT * FROM book) TO '{path}' ({'FORMAT ' + fmt if fmt == 'PARQUET' else fmt})"
-    )
+    con.execute(f"COPY (SELECT * FROM book) TO '{path}' ({fmt})")
     con.close()
     return path

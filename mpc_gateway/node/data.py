@@ -14,7 +14,7 @@ the rows themselves never leave this module.
 from __future__ import annotations
 
 import threading
-from decimal import Decimal
+from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
 from pathlib import Path
 from typing import Any
 
@@ -42,9 +42,30 @@ def _reader(source: Path) -> str:
     raise ConfigurationError(f"data source {source}: use a .csv or .parquet file")
 
 
-def _literal(schema: DatasetSchema, column: str, text: str) -> Any:
+def _encoded_literal(schema: DatasetSchema, column: str, text: str) -> int | str | None:
+    """A literal in the column's integer encoding; None for a number that no encoded value equals."""
     spec = schema.columns[column]
-    return Decimal(text) * spec.factor if isinstance(spec, NumericColumn) else text
+    if not isinstance(spec, NumericColumn):
+        return text
+    value = Decimal(text) * spec.factor
+    return int(value) if value == value.to_integral_value() else None
+
+
+# Comparing an integer column with a non-integral bound: round the bound the way that keeps
+# the comparison's meaning exact (x > 2.5 is x > 2; x < 2.5 is x < 3; x = 2.5 never holds).
+_ROUNDED = {">": ROUND_FLOOR, ">=": ROUND_CEILING, "<": ROUND_CEILING, "<=": ROUND_FLOOR}
+
+
+def _comparison_sql(schema: DatasetSchema, node: Comparison) -> tuple[str, list[Any]]:
+    column = _ident(node.column)
+    literal = _encoded_literal(schema, node.column, node.value)
+    if literal is not None:
+        return f"({column} {node.op} ?)", [literal]
+    if node.op in ("=", "!="):
+        return ("(FALSE)" if node.op == "=" else "(TRUE)"), []
+    factor = schema.numeric(node.column).factor
+    bound = (Decimal(node.value) * factor).to_integral_value(rounding=_ROUNDED[node.op])
+    return f"({column} {node.op} ?)", [int(bound)]
 
 
 def filter_sql(
@@ -55,14 +76,16 @@ def filter_sql(
         parts = [filter_sql(schema, item) for item in node.items]
         joiner = " AND " if node.kind == "and" else " OR "
         return "(" + joiner.join(sql for sql, _ in parts) + ")", [p for _, ps in parts for p in ps]
-    column = _ident(node.column)
     if isinstance(node, Comparison):
-        return f"({column} {node.op} ?)", [_literal(schema, node.column, node.value)]
-    marks = ", ".join("?" for _ in node.values)
-    negation = "NOT " if node.negate else ""
-    return f"({column} {negation}IN ({marks}))", [
-        _literal(schema, node.column, v) for v in node.values
+        return _comparison_sql(schema, node)
+    values = [
+        v for v in (_encoded_literal(schema, node.column, t) for t in node.values) if v is not None
     ]
+    if not values:
+        return ("(TRUE)" if node.negate else "(FALSE)"), []
+    marks = ", ".join("?" for _ in values)
+    negation = "NOT " if node.negate else ""
+    return f"({_ident(node.column)} {negation}IN ({marks}))", values
 
 
 class LocalDataset:
@@ -126,13 +149,21 @@ class LocalDataset:
             bad = self._con.execute(sql, [str(self.source), *spec.domain]).fetchone()
             problem = "values outside its declared domain (or nulls)"
         else:
-            scaled = f"CAST({col} AS DOUBLE) * {spec.factor}"
+            # text that is no number, nulls, values out of bounds, or finer than the scale
+            # (tolerance: what binary floating point cannot represent, not a relative slack)
+            number = f"TRY_CAST({col} AS DOUBLE)"
+            scaled = f"({number} * {spec.factor})"
             sql = (
-                f"SELECT count(*) FROM {src} WHERE {col} IS NULL OR {col} < ? OR {col} > ? "
-                f"OR abs({scaled} - round({scaled})) > 1e-6 * greatest(1, abs({scaled}))"
+                f"SELECT count(*) FROM {src} WHERE {number} IS NULL OR {number} < ? OR {number} > ? "
+                f"OR abs({scaled} - round({scaled})) > greatest(1e-6, abs({scaled}) * 1e-14)"
             )
-            bad = self._con.execute(sql, [str(self.source), spec.min, spec.max]).fetchone()
-            problem = f"values outside [{spec.min}, {spec.max}], finer than {spec.scale} decimals, or nulls"
+            bad = self._con.execute(
+                sql, [str(self.source), float(spec.min), float(spec.max)]
+            ).fetchone()
+            problem = (
+                f"values that are not numbers, outside [{spec.min}, {spec.max}], "
+                f"finer than {spec.scale} decimals, or null"
+            )
         if bad is not None and bad[0]:
             raise ConfigurationError(
                 f"data source {self.source}: column {name!r} has {bad[0]} {problem}"

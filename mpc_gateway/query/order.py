@@ -50,7 +50,7 @@ class ExecutionOrder(BaseModel):
     def from_bytes(cls, data: bytes) -> ExecutionOrder:
         try:
             order = cls.model_validate(from_canonical(data))
-        except ValueError as err:
+        except (ValueError, TypeError) as err:
             raise IntegrityError(f"execution order is malformed: {err}") from err
         if order.plan.plan_hash != order.plan_hash:
             raise IntegrityError("execution order's plan hash does not match its plan")

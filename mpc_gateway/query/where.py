@@ -21,7 +21,10 @@ from dataclasses import dataclass
 from mpc_gateway.errors import InvalidQueryError
 from mpc_gateway.query.models import BoolExpr, Comparison, Filter, InList
 
-__all__ = ["parse_where"]
+__all__ = ["MAX_FILTER_CHARS", "MAX_FILTER_DEPTH", "parse_where"]
+
+MAX_FILTER_CHARS = 20_000
+MAX_FILTER_DEPTH = 32
 
 _TOKEN = re.compile(
     r"\s*(?:(?P<num>[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)"
@@ -40,9 +43,12 @@ class _Token:
 
 
 def _tokenize(text: str) -> list[_Token]:
+    if len(text) > MAX_FILTER_CHARS:
+        raise InvalidQueryError(f"filter: longer than {MAX_FILTER_CHARS} characters")
     tokens, pos = [], 0
     while pos < len(text):
-        if text[pos:].strip() == "":
+        pos += len(text[pos:]) - len(text[pos:].lstrip())
+        if pos == len(text):
             break
         match = _TOKEN.match(text, pos)
         if match is None or match.lastgroup is None:
@@ -59,6 +65,7 @@ class _Parser:
     def __init__(self, text: str) -> None:
         self.tokens = _tokenize(text)
         self.i = 0
+        self.depth = 0
 
     def peek(self) -> _Token | None:
         return self.tokens[self.i] if self.i < len(self.tokens) else None
@@ -95,8 +102,12 @@ class _Parser:
         token = self.peek()
         if token is not None and token.kind == "punct" and token.text == "(":
             self.i += 1
+            self.depth += 1
+            if self.depth > MAX_FILTER_DEPTH:
+                raise InvalidQueryError(f"filter: parentheses nest deeper than {MAX_FILTER_DEPTH}")
             inner = self.expr()
             self.expect("punct", ")")
+            self.depth -= 1
             return inner
         column = self.expect("word").text
         if column.upper() in ("AND", "OR", "NOT", "IN"):
