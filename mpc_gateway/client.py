@@ -78,6 +78,14 @@ class QueryResult:
         return frame.set_index(self.group_by or "group")
 
 
+def _column_details(column: gateway_pb2.ColumnInfo) -> dict[str, Any]:
+    if column.kind == "categorical":
+        return {"domain": list(column.domain)}
+    if column.kind == "numeric":
+        return {"scale": column.scale, "min": column.min, "max": column.max}
+    return {}
+
+
 class GatewayClient:
     def __init__(self, address: str, tls: TlsMaterial, timeout_s: float = 120.0) -> None:
         self.address = address
@@ -111,11 +119,7 @@ class GatewayClient:
                         "name": c.name,
                         "kind": c.kind,
                         "description": c.description,
-                        **(
-                            {"domain": list(c.domain)}
-                            if c.kind == "categorical"
-                            else {"scale": c.scale, "min": c.min, "max": c.max}
-                        ),
+                        **_column_details(c),
                     }
                     for c in d.columns
                 ],

@@ -150,11 +150,12 @@ def datasets(
         for header in ("column", "kind", "values", "description"):
             table.add_column(header)
         for column in dataset["columns"]:
-            values = (
-                ", ".join(column["domain"])
-                if column["kind"] == "categorical"
-                else f"[{column['min']}, {column['max']}], {column['scale']} decimals"
-            )
+            if column["kind"] == "categorical":
+                values = ", ".join(column["domain"])
+            elif column["kind"] == "numeric":
+                values = f"[{column['min']}, {column['max']}], {column['scale']} decimals"
+            else:
+                values = "entity key (risk computations only, never released)"
             table.add_row(column["name"], column["kind"], values, column["description"])
         console.print(table)
 

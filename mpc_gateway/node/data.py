@@ -24,7 +24,13 @@ import numpy as np
 from mpc_gateway.errors import ConfigurationError
 from mpc_gateway.query.models import BoolExpr, Comparison, InList
 from mpc_gateway.query.plan import ALL_ROWS, AggregateLayout, QueryPlan
-from mpc_gateway.query.schema import CategoricalColumn, DatasetSchema, NumericColumn
+from mpc_gateway.query.schema import (
+    CategoricalColumn,
+    Column,
+    DatasetSchema,
+    KeyColumn,
+    NumericColumn,
+)
 
 __all__ = ["LocalDataset", "filter_sql"]
 
@@ -136,14 +142,18 @@ class LocalDataset:
         )
 
     @staticmethod
-    def _encoded(name: str, spec: NumericColumn | CategoricalColumn) -> str:
-        if isinstance(spec, CategoricalColumn):
+    def _encoded(name: str, spec: Column) -> str:
+        if not isinstance(spec, NumericColumn):
             return f"CAST({_ident(name)} AS VARCHAR) AS {_ident(name)}"
         return f"CAST(round({_ident(name)} * {spec.factor}) AS HUGEINT) AS {_ident(name)}"
 
-    def _check_column(self, name: str, spec: NumericColumn | CategoricalColumn) -> None:
+    def _check_column(self, name: str, spec: Column) -> None:
         col, src = _ident(name), _reader(self.source)
-        if isinstance(spec, CategoricalColumn):
+        if isinstance(spec, KeyColumn):
+            sql = f"SELECT count(*) FROM {src} WHERE {col} IS NULL OR CAST({col} AS VARCHAR) = ''"
+            bad = self._con.execute(sql, [str(self.source)]).fetchone()
+            problem = "empty or null entity keys"
+        elif isinstance(spec, CategoricalColumn):
             marks = ", ".join("?" for _ in spec.domain)
             sql = f"SELECT count(*) FROM {src} WHERE {col} IS NULL OR CAST({col} AS VARCHAR) NOT IN ({marks})"
             bad = self._con.execute(sql, [str(self.source), *spec.domain]).fetchone()

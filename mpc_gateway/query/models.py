@@ -15,7 +15,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from mpc_gateway.errors import InvalidQueryError
-from mpc_gateway.query.schema import CategoricalColumn, DatasetSchema, NumericColumn
+from mpc_gateway.query.schema import CategoricalColumn, DatasetSchema, KeyColumn, NumericColumn
 
 __all__ = [
     "AGGREGATES",
@@ -79,11 +79,19 @@ class QuerySpec(_Frozen):
 
 def _column(schema: DatasetSchema, name: str, role: str) -> NumericColumn | CategoricalColumn:
     if name not in schema.columns:
-        known = ", ".join(sorted(schema.columns))
+        known = ", ".join(
+            sorted(n for n, c in schema.columns.items() if not isinstance(c, KeyColumn))
+        )
         raise InvalidQueryError(
             f"unknown column {name!r} in {role}; dataset {schema.name!r} has: {known}"
         )
-    return schema.columns[name]
+    column = schema.columns[name]
+    if isinstance(column, KeyColumn):
+        raise InvalidQueryError(
+            f"{name!r} is an entity key: it only matches entities in risk computations "
+            f"and cannot be used in {role}"
+        )
+    return column
 
 
 def _check_aggregate(schema: DatasetSchema, agg: Aggregate) -> None:

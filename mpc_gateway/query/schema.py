@@ -20,7 +20,14 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from mpc_gateway.canonical import canonical_hash
 from mpc_gateway.errors import ConfigurationError
 
-__all__ = ["NumericColumn", "CategoricalColumn", "Column", "DatasetSchema", "load_schema"]
+__all__ = [
+    "NumericColumn",
+    "CategoricalColumn",
+    "KeyColumn",
+    "Column",
+    "DatasetSchema",
+    "load_schema",
+]
 
 _NAME = r"^[a-z_][a-z0-9_]{0,62}$"
 
@@ -69,7 +76,18 @@ class CategoricalColumn(_Frozen):
         return self
 
 
-Column = Annotated[NumericColumn | CategoricalColumn, Field(discriminator="kind")]
+class KeyColumn(_Frozen):
+    """An entity identifier shared across institutions (an LEI, or a keyed pseudonym).
+
+    Keys only match entities for entity-level computations (risk scores); they
+    can never be aggregated, filtered on or grouped by, and are never released.
+    """
+
+    kind: Literal["key"] = "key"
+    description: str = ""
+
+
+Column = Annotated[NumericColumn | CategoricalColumn | KeyColumn, Field(discriminator="kind")]
 
 
 class DatasetSchema(_Frozen):

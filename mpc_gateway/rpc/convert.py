@@ -10,7 +10,7 @@ from mpc_gateway.errors import InvalidQueryError
 from mpc_gateway.proto.v1 import gateway_pb2
 from mpc_gateway.query.models import AGGREGATES, QuerySpec
 from mpc_gateway.query.results import Scalar
-from mpc_gateway.query.schema import CategoricalColumn, DatasetSchema
+from mpc_gateway.query.schema import CategoricalColumn, DatasetSchema, KeyColumn
 from mpc_gateway.query.where import parse_where
 
 __all__ = ["spec_from_proto", "value_to_proto", "value_from_proto", "dataset_to_proto"]
@@ -68,6 +68,10 @@ def dataset_to_proto(schema: DatasetSchema, nodes: list[str]) -> gateway_pb2.Dat
         if isinstance(column, CategoricalColumn):
             info = gateway_pb2.ColumnInfo(
                 name=name, kind=column.kind, domain=column.domain, description=column.description
+            )
+        elif isinstance(column, KeyColumn):
+            info = gateway_pb2.ColumnInfo(
+                name=name, kind=column.kind, description=column.description
             )
         else:
             info = gateway_pb2.ColumnInfo(

@@ -57,7 +57,17 @@ def refusal(query: QuerySpec, schema: DatasetSchema) -> str:
 
 def test_packaged_schema_declares_the_expected_columns(schema: DatasetSchema) -> None:
     assert schema.name == "loans"
-    assert tuple(sorted(schema.columns)) == KNOWN
+    assert tuple(sorted(schema.columns)) == tuple(sorted((*KNOWN, "counterparty_lei")))
+
+
+def test_entity_key_cannot_be_aggregated_filtered_or_grouped(schema: DatasetSchema) -> None:
+    for query in (
+        spec("count", where="counterparty_lei = 'X'"),
+        spec("count", group_by="counterparty_lei"),
+        spec("sum:counterparty_lei"),
+    ):
+        with pytest.raises(InvalidQueryError, match="'counterparty_lei' is an entity key"):
+            validate_spec(query, schema)
 
 
 def test_valid_query_passes(schema: DatasetSchema) -> None:
