@@ -10,6 +10,7 @@ from __future__ import annotations
 
 __all__ = [
     "GatewayError",
+    "InvalidRequestError",
     "InvalidQueryError",
     "UnauthenticatedError",
     "PolicyDeniedError",
@@ -32,7 +33,11 @@ class GatewayError(Exception):
         self.public_message = public_message
 
 
-class InvalidQueryError(GatewayError):
+class InvalidRequestError(GatewayError):
+    """A request is malformed or names something that does not exist."""
+
+
+class InvalidQueryError(InvalidRequestError):
     """The query is malformed or names something the dataset does not have."""
 
 

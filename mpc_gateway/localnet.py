@@ -84,7 +84,8 @@ def _write_configs(
         config.write_text(
             f"name = {_toml_str(name)}\nlisten = {_toml_str(files.node_addresses[name])}\n"
             f"mpc_port = {mpc_ports[name]}\npki_dir = {_toml_str(files.pki_dir)}\n"
-            f'gateway = "gateway"\n\n[datasets.loans]\nschema = {schema}\n'
+            f'gateway = "gateway"\naudit_db = {_toml_str(config.parent / "audit.sqlite")}\n'
+            f"\n[datasets.loans]\nschema = {schema}\n"
             f"source = {_toml_str(files.data_file(name))}\n"
         )
         nodes_toml.append(

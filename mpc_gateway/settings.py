@@ -64,6 +64,7 @@ class NodeSettings(_Settings):
     mpc_port: int = Field(ge=1, le=65535)
     pki_dir: Path
     gateway: str = Field(default="gateway", pattern=_NAME)
+    audit_db: Path = Path("audit.sqlite")  # this node's witness log
     datasets: dict[str, DatasetSource]
     log_level: str = "INFO"
 

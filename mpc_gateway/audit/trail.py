@@ -1,9 +1,9 @@
-"""The gateway's way of writing its audit log: one call per event.
+"""Writing an audit log as a service does: one call per event, heads signed as it goes.
 
 :class:`AuditTrail` wraps an :class:`~mpc_gateway.audit.log.AuditLog` (SQLite by
-default) with the gateway's signing key and the wall clock, and appends each
-event durably before returning, so the caller can act on the event only after
-it is recorded.
+default) with its owner's signing key and the wall clock. ``record`` appends
+durably before returning, so the caller acts on an event only once it is
+recorded; ``seal`` signs a tree head covering everything recorded so far.
 """
 
 from __future__ import annotations
@@ -14,6 +14,8 @@ from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from mpc_gateway.audit.checkpoint import parse_checkpoint, parse_note
+from mpc_gateway.audit.evidence import DispatchEvidence
 from mpc_gateway.audit.log import AppendedEntry, AuditEvent, AuditLog
 from mpc_gateway.audit.sqlite import SqliteAuditLog
 
@@ -55,6 +57,21 @@ class AuditTrail:
             details=details or {},
         )
         return self.log.append(event)
+
+    def seal(self) -> str:
+        """Sign (and store) a tree head over every entry recorded so far."""
+        return self.log.signed_tree_head()
+
+    def evidence(self, appended: AppendedEntry) -> DispatchEvidence:
+        """A signed head covering ``appended`` and the proof that it is included."""
+        checkpoint = self.seal()
+        size = parse_checkpoint(parse_note(checkpoint)[0]).size
+        return DispatchEvidence(
+            entry=self.log.entry(appended.index),
+            index=appended.index,
+            proof=tuple(self.log.inclusion_proof(appended.index, size)),
+            checkpoint=checkpoint,
+        )
 
     def close(self) -> None:
         self.log.close()

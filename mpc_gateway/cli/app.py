@@ -9,6 +9,7 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
+from mpc_gateway.cli.audit import audit_app
 from mpc_gateway.cli.common import (
     GATEWAY_OPTION,
     IDENTITY_OPTION,
@@ -33,6 +34,7 @@ app.add_typer(pki_app, name="pki")
 app.add_typer(node_app, name="node")
 app.add_typer(gateway_app, name="gateway")
 app.add_typer(data_app, name="data")
+app.add_typer(audit_app, name="audit")
 
 
 @pki_app.command("init")

@@ -15,12 +15,13 @@ import logging
 import queue
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import grpc
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from mpc_gateway.audit.evidence import DispatchEvidence
 from mpc_gateway.errors import (
     ConfigurationError,
     GatewayError,
@@ -51,6 +52,7 @@ class Dispatched:
     blocks: dict[str, list[int]]
     local_ms: float
     mpc_ms: float
+    participation: list[dict[str, object]]  # per node: name, party index, timings (audit)
 
 
 class Dispatcher:
@@ -80,31 +82,51 @@ class Dispatcher:
         self._epoch = time.time_ns() // 1_000_000
         self._next = 0
 
-    def run(self, query_id: str, plan: QueryPlan, timeout_s: float) -> Dispatched:
+    def run(
+        self,
+        query_id: str,
+        plan: QueryPlan,
+        timeout_s: float,
+        evidence: DispatchEvidence,
+        on_dispatched: Callable[[ExecutionOrder], None] = lambda order: None,
+    ) -> Dispatched:
         """Order ``plan`` at every node and reconstruct the joint result."""
         done: queue.Queue[tuple[str, grpc.Future]] = queue.Queue()
+        proof = node_pb2.AuditEvidence(
+            entry=evidence.entry,
+            index=evidence.index,
+            proof=evidence.proof,
+            checkpoint=evidence.checkpoint,
+        )
         with self._lock:
-            now_ms = time.time_ns() // 1_000_000
-            order = ExecutionOrder(
-                query_id=query_id,
-                plan=plan,
-                plan_hash=plan.plan_hash,
-                epoch=self._epoch,
-                sequence=self._next,
-                parties=self.parties,
-                issued_at_ms=now_ms,
-                deadline_ms=now_ms + int(timeout_s * 1000),
-            )
-            self._next += 1
+            order = self._next_order(query_id, plan, timeout_s)
             data = order.canonical()
-            request = node_pb2.SignedOrder(order=data, signature=sign(self._key, data))
+            request = node_pb2.SignedOrder(
+                order=data, signature=sign(self._key, data), evidence=proof
+            )
             for name, stub in self._stubs:
                 call = stub.Execute.future(request, timeout=timeout_s + 1)
                 call.add_done_callback(lambda f, n=name: done.put((n, f)))
+        on_dispatched(order)
         replies, failures = self._collect(order, done)
         if failures:
             raise _root_cause(failures)
         return self._reconstruct(order, replies)
+
+    def _next_order(self, query_id: str, plan: QueryPlan, timeout_s: float) -> ExecutionOrder:
+        now_ms = time.time_ns() // 1_000_000
+        order = ExecutionOrder(
+            query_id=query_id,
+            plan=plan,
+            plan_hash=plan.plan_hash,
+            epoch=self._epoch,
+            sequence=self._next,
+            parties=self.parties,
+            issued_at_ms=now_ms,
+            deadline_ms=now_ms + int(timeout_s * 1000),
+        )
+        self._next += 1
+        return order
 
     def _collect(
         self, order: ExecutionOrder, done: queue.Queue[tuple[str, grpc.Future]]
@@ -151,6 +173,15 @@ class Dispatcher:
             blocks=blocks,
             local_ms=max(r.local_ms for r in replies.values()),
             mpc_ms=max(r.mpc_ms for r in replies.values()),
+            participation=[
+                {
+                    "node": r.node,
+                    "party": r.party_index,
+                    "local_us": int(r.local_ms * 1000),
+                    "mpc_us": int(r.mpc_ms * 1000),
+                }
+                for r in sorted(replies.values(), key=lambda r: r.party_index)
+            ],
         )
 
 

@@ -7,11 +7,12 @@ import logging
 import grpc
 
 from mpc_gateway.gateway.service import Gateway
-from mpc_gateway.proto.v1 import gateway_pb2, gateway_pb2_grpc
-from mpc_gateway.rpc.auth import caller_identity
+from mpc_gateway.proto.v1 import audit_pb2, audit_pb2_grpc, gateway_pb2, gateway_pb2_grpc
+from mpc_gateway.rpc.audit_servicer import AuditServicer
+from mpc_gateway.rpc.auth import caller_certificate_sha256, caller_identity
 from mpc_gateway.rpc.convert import dataset_to_proto, spec_from_proto, value_to_proto
 from mpc_gateway.rpc.errors import translate_errors
-from mpc_gateway.rpc.server import build_server, serve_until_signalled
+from mpc_gateway.rpc.server import Service, build_server, serve_until_signalled
 from mpc_gateway.settings import GatewaySettings
 
 __all__ = ["GatewayServicer", "serve_gateway"]
@@ -39,7 +40,9 @@ class GatewayServicer(gateway_pb2_grpc.GatewayServiceServicer):
     ) -> gateway_pb2.QueryResult:
         with translate_errors(context):
             caller = caller_identity(context)
-            release = self.gateway.run_query(caller, spec_from_proto(request))
+            release = self.gateway.run_query(
+                caller, spec_from_proto(request), caller_certificate_sha256(context)
+            )
             table = release.table
             return gateway_pb2.QueryResult(
                 query_id=release.query_id,
@@ -62,17 +65,19 @@ class GatewayServicer(gateway_pb2_grpc.GatewayServiceServicer):
 def serve_gateway(settings: GatewaySettings) -> None:
     """Serve until SIGTERM/SIGINT."""
     gateway = Gateway(settings)
-    service = gateway_pb2.DESCRIPTOR.services_by_name["GatewayService"].full_name
-    server, port, health = build_server(
-        settings.listen,
-        gateway.tls,
-        [
-            lambda s: gateway_pb2_grpc.add_GatewayServiceServicer_to_server(
-                GatewayServicer(gateway), s
-            )
-        ],
-        [service],
-    )
+    services = [
+        Service(
+            gateway_pb2_grpc.add_GatewayServiceServicer_to_server,
+            GatewayServicer(gateway),
+            gateway_pb2.DESCRIPTOR.services_by_name["GatewayService"].full_name,
+        ),
+        Service(
+            audit_pb2_grpc.add_AuditServiceServicer_to_server,
+            AuditServicer(gateway.audit.log),
+            audit_pb2.DESCRIPTOR.services_by_name["AuditService"].full_name,
+        ),
+    ]
+    server, port, health = build_server(settings.listen, gateway.tls, services)
     server.start()
     log.info(
         "gateway %s serving on port %d for nodes %s",

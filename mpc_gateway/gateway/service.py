@@ -17,12 +17,15 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
+from mpc_gateway.audit.evidence import log_origin
+from mpc_gateway.audit.log import AppendedEntry
 from mpc_gateway.audit.trail import AuditTrail
 from mpc_gateway.canonical import canonical_bytes
 from mpc_gateway.errors import GatewayError, InvalidQueryError, PolicyDeniedError
-from mpc_gateway.gateway.dispatch import Dispatcher
+from mpc_gateway.gateway.dispatch import Dispatched, Dispatcher
 from mpc_gateway.pki import Identity, load_layout, load_signing_key, tls_credentials_bytes
 from mpc_gateway.query.models import QuerySpec
+from mpc_gateway.query.order import ExecutionOrder
 from mpc_gateway.query.plan import QueryPlan, build_plan, layout_for
 from mpc_gateway.query.results import ResultTable, decode_result
 from mpc_gateway.query.schema import DatasetSchema, load_schema
@@ -72,7 +75,8 @@ class Gateway:
             if schema.name != name:
                 raise InvalidQueryError(f"dataset {name!r} points at the schema of {schema.name!r}")
         self.dispatcher = Dispatcher(settings.nodes, self.layout.nodes, self.tls, signing_key)
-        self.audit = AuditTrail.open(settings.audit_db, signing_key, settings.name)
+        origin = log_origin(self.layout.trust_domain, "gateway", settings.name)
+        self.audit = AuditTrail.open(settings.audit_db, signing_key, origin)
         self.audit.record(
             "admin.gateway_started",
             str(self.identity),
@@ -81,6 +85,7 @@ class Gateway:
                 "datasets": {n: s.schema_hash for n, s in self.schemas.items()},
             },
         )
+        self.audit.seal()
 
     def datasets(self, caller: Identity) -> list[DatasetSchema]:
         _require(caller, "analyst", "auditor", "approver")
@@ -93,62 +98,32 @@ class Gateway:
             raise InvalidQueryError(f"unknown dataset {spec.dataset!r}; known datasets: {known}")
         return build_plan(spec, schema, str(caller))
 
-    def run_query(self, caller: Identity, spec: QuerySpec) -> Release:
-        """Run ``spec`` for ``caller``; every outcome is in the audit log."""
+    def run_query(self, caller: Identity, spec: QuerySpec, certificate: str = "") -> Release:
+        """Run ``spec`` for ``caller``; every outcome is in the audit log, sealed by a signed head."""
         started = time.perf_counter()
-        query_id = uuid.uuid4().hex
-        base: dict[str, Any] = {"query_id": query_id, "dataset": spec.dataset}
+        query = _QueryRecord(self.audit, uuid.uuid4().hex, spec.dataset, str(caller))
         try:
-            _require(caller, "analyst")
-            plan = self._plan(caller, spec)
-        except GatewayError as err:
-            self.audit.record(
-                "query.refused",
-                str(caller),
-                decision="refused",
-                details={"reason": err.public_message, "request": spec.model_dump(mode="json")},
-                **base,
+            plan = self._admit(caller, spec, query, certificate)
+            evidence = self.audit.evidence(query.submitted(plan, spec, certificate))
+            dispatched = self.dispatcher.run(
+                query.query_id,
+                plan,
+                self.settings.query_timeout_s,
+                evidence,
+                on_dispatched=query.dispatched,
             )
-            raise
-        self.audit.record(
-            "query.submitted",
-            str(caller),
-            decision="allowed",
-            details={"plan": plan.model_dump(mode="json"), "plan_hash": plan.plan_hash},
-            **base,
-        )
-        try:
-            dispatched = self.dispatcher.run(query_id, plan, self.settings.query_timeout_s)
             schema = self.schemas[plan.dataset]
             layout = layout_for(plan, schema, len(dispatched.order.parties))
             table = decode_result(plan, layout, schema, dispatched.blocks)
+            total_ms = (time.perf_counter() - started) * 1000
+            query.released(plan, table, dispatched, total_ms)
         except GatewayError as err:
-            self.audit.record(
-                "query.failed",
-                str(caller),
-                decision="failed",
-                details={"reason": err.public_message, "plan_hash": plan.plan_hash},
-                **base,
-            )
+            query.failed(err)
             raise
-        total_ms = (time.perf_counter() - started) * 1000
-        self.audit.record(
-            "result.released",
-            str(caller),
-            decision="released",
-            details={
-                "plan_hash": plan.plan_hash,
-                "result_sha256": _digest(table),
-                "epoch": dispatched.order.epoch,
-                "sequence": dispatched.order.sequence,
-                "nodes": [p.name for p in dispatched.order.parties],
-                "receiver": str(caller),
-                "timing_us": {"total": int(total_ms * 1000), "mpc": int(dispatched.mpc_ms * 1000)},
-            },
-            **base,
-        )
+        finally:
+            self.audit.seal()
         return Release(
-            query_id,
+            query.query_id,
             plan,
             table,
             dispatched.order.sequence,
@@ -156,6 +131,98 @@ class Gateway:
             dispatched.local_ms,
             dispatched.mpc_ms,
         )
+
+    def _admit(
+        self, caller: Identity, spec: QuerySpec, query: _QueryRecord, certificate: str
+    ) -> QueryPlan:
+        try:
+            _require(caller, "analyst")
+            return self._plan(caller, spec)
+        except GatewayError as err:
+            query.refused(spec, err, certificate)
+            raise
+
+
+class _QueryRecord:
+    """The audit entries of one query, in the order they happen."""
+
+    def __init__(self, audit: AuditTrail, query_id: str, dataset: str, actor: str) -> None:
+        self.audit, self.query_id, self.dataset, self.actor = audit, query_id, dataset, actor
+        self.plan_hash: str | None = None
+        self.closed = False
+
+    def _record(self, kind: str, decision: str, details: dict[str, Any]) -> AppendedEntry:
+        return self.audit.record(
+            kind,
+            self.actor,
+            query_id=self.query_id,
+            dataset=self.dataset,
+            decision=decision,
+            details=details,
+        )
+
+    def refused(self, spec: QuerySpec, err: GatewayError, certificate: str) -> None:
+        self.closed = True
+        self._record(
+            "query.refused",
+            "refused",
+            {
+                "reason": err.public_message,
+                "certificate_sha256": certificate,
+                "request": spec.model_dump(mode="json"),
+            },
+        )
+
+    def submitted(self, plan: QueryPlan, spec: QuerySpec, certificate: str) -> AppendedEntry:
+        self.plan_hash = plan.plan_hash
+        return self._record(
+            "query.submitted",
+            "allowed",
+            {
+                "plan": plan.model_dump(mode="json"),
+                "plan_hash": plan.plan_hash,
+                "purpose": spec.purpose,
+                "certificate_sha256": certificate,
+            },
+        )
+
+    def dispatched(self, order: ExecutionOrder) -> None:
+        self._record(
+            "query.dispatched",
+            "dispatched",
+            {
+                "plan_hash": order.plan_hash,
+                "epoch": order.epoch,
+                "sequence": order.sequence,
+                "nodes": [p.name for p in order.parties],
+            },
+        )
+
+    def released(
+        self, plan: QueryPlan, table: ResultTable, dispatched: Dispatched, total_ms: float
+    ) -> None:
+        self.closed = True
+        self._record(
+            "result.released",
+            "released",
+            {
+                "plan_hash": plan.plan_hash,
+                "result_sha256": _digest(table),
+                "receiver": self.actor,
+                "epoch": dispatched.order.epoch,
+                "sequence": dispatched.order.sequence,
+                "participation": dispatched.participation,
+                "total_us": int(total_ms * 1000),
+            },
+        )
+
+    def failed(self, err: GatewayError) -> None:
+        if not self.closed:
+            self._record(
+                "query.failed",
+                "failed",
+                {"reason": err.public_message, "plan_hash": self.plan_hash},
+            )
 
 
 def _require(caller: Identity, *roles: str) -> None:

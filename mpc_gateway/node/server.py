@@ -6,11 +6,13 @@ import logging
 
 import grpc
 
+from mpc_gateway.audit.evidence import DispatchEvidence
 from mpc_gateway.node.service import Node
-from mpc_gateway.proto.v1 import node_pb2, node_pb2_grpc
+from mpc_gateway.proto.v1 import audit_pb2, audit_pb2_grpc, node_pb2, node_pb2_grpc
+from mpc_gateway.rpc.audit_servicer import AuditServicer
 from mpc_gateway.rpc.auth import caller_identity
 from mpc_gateway.rpc.errors import translate_errors
-from mpc_gateway.rpc.server import build_server, serve_until_signalled
+from mpc_gateway.rpc.server import Service, build_server, serve_until_signalled
 from mpc_gateway.settings import NodeSettings
 
 __all__ = ["NodeServicer", "serve_node"]
@@ -26,8 +28,18 @@ class NodeServicer(node_pb2_grpc.NodeServiceServicer):
         self, request: node_pb2.SignedOrder, context: grpc.ServicerContext
     ) -> node_pb2.ResultShares:
         with translate_errors(context):
+            evidence = DispatchEvidence(
+                entry=request.evidence.entry,
+                index=request.evidence.index,
+                proof=tuple(request.evidence.proof),
+                checkpoint=request.evidence.checkpoint,
+            )
             done = self.node.execute(
-                caller_identity(context), request.order, request.signature, context.time_remaining()
+                caller_identity(context),
+                request.order,
+                request.signature,
+                evidence,
+                context.time_remaining(),
             )
             blocks = [
                 node_pb2.ShareBlock(
@@ -56,13 +68,19 @@ class NodeServicer(node_pb2_grpc.NodeServiceServicer):
 def serve_node(settings: NodeSettings) -> None:
     """Serve until SIGTERM/SIGINT, then stop cleanly (the MPC worker included)."""
     node = Node(settings)
-    service = node_pb2.DESCRIPTOR.services_by_name["NodeService"].full_name
-    server, port, health = build_server(
-        settings.listen,
-        node.tls,
-        [lambda s: node_pb2_grpc.add_NodeServiceServicer_to_server(NodeServicer(node), s)],
-        [service],
-    )
+    services = [
+        Service(
+            node_pb2_grpc.add_NodeServiceServicer_to_server,
+            NodeServicer(node),
+            node_pb2.DESCRIPTOR.services_by_name["NodeService"].full_name,
+        ),
+        Service(
+            audit_pb2_grpc.add_AuditServiceServicer_to_server,
+            AuditServicer(node.witness.log),
+            audit_pb2.DESCRIPTOR.services_by_name["AuditService"].full_name,
+        ),
+    ]
+    server, port, health = build_server(settings.listen, node.tls, services)
     server.start()
     log.info(
         "node %s (MPC party %d) serving on port %d; MPC port %d; datasets: %s",

@@ -11,11 +11,14 @@ local aggregates and hand them to the MPC step, in the order's sequence.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import time
 from dataclasses import dataclass
 from typing import Any
 
+from mpc_gateway.audit.evidence import DispatchEvidence, log_origin, verify_evidence
+from mpc_gateway.audit.trail import AuditTrail
 from mpc_gateway.errors import (
     ConfigurationError,
     DeadlineExceededError,
@@ -31,6 +34,7 @@ from mpc_gateway.pki import (
     Identity,
     load_ca,
     load_layout,
+    load_signing_key,
     load_verified_signing_cert,
     tls_credentials_bytes,
     verify,
@@ -74,6 +78,12 @@ class Node:
             for name, src in settings.datasets.items()
         }
         self.sequencer = SessionSequencer(self._spawn)
+        td = self.layout.trust_domain
+        self._gateway_log = log_origin(td, "gateway", settings.gateway)
+        _, node_key = self.layout.signing_paths(self.identity)
+        self.witness = AuditTrail.open(
+            settings.audit_db, load_signing_key(node_key), log_origin(td, "node", settings.name)
+        )
 
     def _spawn(self, epoch: int, parties: tuple[Party, ...]) -> WorkerProcess:
         return WorkerProcess(
@@ -124,11 +134,80 @@ class Node:
         return dataset
 
     def execute(
-        self, caller: Identity, order_bytes: bytes, signature: bytes, timeout_s: float | None
+        self,
+        caller: Identity,
+        order_bytes: bytes,
+        signature: bytes,
+        evidence: DispatchEvidence,
+        timeout_s: float | None,
     ) -> Contribution:
-        """Contribute to one signed order; raises a GatewayError on any refusal or failure."""
-        order = self._verified_order(caller, order_bytes, signature)
-        dataset = self._checked_plan(order)
+        """Contribute to one signed order; raises a GatewayError on any refusal or failure.
+
+        Every order is recorded in this node's witness log before anything runs,
+        with the gateway's signed tree head that came with it, and so is its outcome.
+        """
+        try:
+            order = self._verified_order(caller, order_bytes, signature)
+            head = verify_evidence(
+                evidence, order.query_id, order.plan_hash, self._gateway_key, self._gateway_log
+            )
+            dataset = self._checked_plan(order)
+        except GatewayError as err:
+            self.witness.record(
+                "order.refused",
+                str(caller),
+                decision="refused",
+                details={
+                    "reason": err.public_message,
+                    "order_sha256": hashlib.sha256(order_bytes).hexdigest(),
+                },
+            )
+            self.witness.seal()
+            raise
+        self.witness.record(
+            "order.received",
+            str(caller),
+            query_id=order.query_id,
+            dataset=order.plan.dataset,
+            decision="accepted",
+            details={
+                "plan_hash": order.plan_hash,
+                "epoch": order.epoch,
+                "sequence": order.sequence,
+                "gateway_checkpoint": evidence.checkpoint,
+                "gateway_log_size": head.size,
+                "submission_index": evidence.index,
+            },
+        )
+        try:
+            done = self._contribute(order, dataset, timeout_s)
+        except GatewayError as err:
+            self._outcome(order, "order.failed", "failed", {"reason": err.public_message})
+            raise
+        self._outcome(
+            order,
+            "order.completed",
+            "contributed",
+            {"local_us": int(done.local_ms * 1000), "mpc_us": int(done.mpc_ms * 1000)},
+        )
+        return done
+
+    def _outcome(
+        self, order: ExecutionOrder, kind: str, decision: str, details: dict[str, Any]
+    ) -> None:
+        self.witness.record(
+            kind,
+            str(self.gateway),
+            query_id=order.query_id,
+            dataset=order.plan.dataset,
+            decision=decision,
+            details={"plan_hash": order.plan_hash, **details},
+        )
+        self.witness.seal()
+
+    def _contribute(
+        self, order: ExecutionOrder, dataset: LocalDataset, timeout_s: float | None
+    ) -> Contribution:
         remaining = order.deadline_ms / 1000 - time.time()
         if timeout_s is not None:
             remaining = min(remaining, timeout_s)
@@ -167,6 +246,7 @@ class Node:
 
     def close(self) -> None:
         self.sequencer.close()
+        self.witness.close()
 
 
 def _required(source: Any, dataset: str) -> Any:

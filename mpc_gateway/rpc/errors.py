@@ -25,6 +25,7 @@ from mpc_gateway.errors import (
     GatewayError,
     IntegrityError,
     InvalidQueryError,
+    InvalidRequestError,
     NodeUnavailableError,
     PolicyDeniedError,
     ProtocolAbortedError,
@@ -41,7 +42,8 @@ class InternalError(GatewayError):
 
 
 STATUS: dict[type[GatewayError], grpc.StatusCode] = {
-    InvalidQueryError: grpc.StatusCode.INVALID_ARGUMENT,
+    InvalidQueryError: grpc.StatusCode.INVALID_ARGUMENT,  # what clients raise for the status
+    InvalidRequestError: grpc.StatusCode.INVALID_ARGUMENT,
     UnauthenticatedError: grpc.StatusCode.UNAUTHENTICATED,
     IntegrityError: grpc.StatusCode.UNAUTHENTICATED,
     PolicyDeniedError: grpc.StatusCode.PERMISSION_DENIED,

@@ -6,6 +6,8 @@ import signal
 import threading
 from collections.abc import Callable, Sequence
 from concurrent import futures
+from dataclasses import dataclass
+from typing import Any
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
@@ -13,6 +15,7 @@ from grpc_reflection.v1alpha import reflection
 
 __all__ = [
     "MAX_MESSAGE_BYTES",
+    "Service",
     "TlsMaterial",
     "build_server",
     "client_channel",
@@ -24,14 +27,19 @@ MAX_MESSAGE_BYTES = 64 * 1024 * 1024
 TlsMaterial = tuple[bytes, bytes, bytes]  # (ca, certificate chain, private key) PEM
 
 
+@dataclass(frozen=True)
+class Service:
+    """One servicer to serve: how to add it, the servicer, and its full proto name."""
+
+    add: Callable[[Any, grpc.Server], None]
+    servicer: Any
+    name: str
+
+
 def build_server(
-    address: str,
-    tls: TlsMaterial,
-    register: Sequence[Callable[[grpc.Server], None]],
-    service_names: Sequence[str],
-    max_workers: int = 64,
+    address: str, tls: TlsMaterial, services: Sequence[Service], max_workers: int = 64
 ) -> tuple[grpc.Server, int, health.HealthServicer]:
-    """A started-ready (not started) server; returns it with its bound port."""
+    """A bound (not yet started) mutual-TLS server with health and reflection; and its port."""
     ca, cert, key = tls
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="rpc"),
@@ -40,14 +48,15 @@ def build_server(
             ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
         ],
     )
-    for add in register:
-        add(server)
+    for service in services:
+        service.add(service.servicer, server)
+    names = [service.name for service in services]
     health_servicer = health.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
-    for name in (*service_names, ""):
+    for name in (*names, ""):
         health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
     reflection.enable_server_reflection(
-        (*service_names, health.SERVICE_NAME, reflection.SERVICE_NAME), server
+        (*names, health.SERVICE_NAME, reflection.SERVICE_NAME), server
     )
     credentials = grpc.ssl_server_credentials(
         [(key, cert)], root_certificates=ca, require_client_auth=True

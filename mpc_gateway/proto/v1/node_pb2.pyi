@@ -7,12 +7,26 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class SignedOrder(_message.Message):
-    __slots__ = ("order", "signature")
+    __slots__ = ("order", "signature", "evidence")
     ORDER_FIELD_NUMBER: _ClassVar[int]
     SIGNATURE_FIELD_NUMBER: _ClassVar[int]
+    EVIDENCE_FIELD_NUMBER: _ClassVar[int]
     order: bytes
     signature: bytes
-    def __init__(self, order: _Optional[bytes] = ..., signature: _Optional[bytes] = ...) -> None: ...
+    evidence: AuditEvidence
+    def __init__(self, order: _Optional[bytes] = ..., signature: _Optional[bytes] = ..., evidence: _Optional[_Union[AuditEvidence, _Mapping]] = ...) -> None: ...
+
+class AuditEvidence(_message.Message):
+    __slots__ = ("entry", "index", "proof", "checkpoint")
+    ENTRY_FIELD_NUMBER: _ClassVar[int]
+    INDEX_FIELD_NUMBER: _ClassVar[int]
+    PROOF_FIELD_NUMBER: _ClassVar[int]
+    CHECKPOINT_FIELD_NUMBER: _ClassVar[int]
+    entry: bytes
+    index: int
+    proof: _containers.RepeatedScalarFieldContainer[bytes]
+    checkpoint: str
+    def __init__(self, entry: _Optional[bytes] = ..., index: _Optional[int] = ..., proof: _Optional[_Iterable[bytes]] = ..., checkpoint: _Optional[str] = ...) -> None: ...
 
 class ShareBlock(_message.Message):
     __slots__ = ("name", "modulus", "values")

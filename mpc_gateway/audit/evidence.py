@@ -1,0 +1,66 @@
+"""Evidence that the gateway logged a query before dispatching it.
+
+With every execution order the gateway sends the query's ``query.submitted``
+entry, its RFC 9162 inclusion proof, and the signed checkpoint the proof leads
+to. A node verifies all three before it contributes anything, and keeps the
+checkpoint in its own witness log; an auditor later compares the checkpoints
+nodes kept with the gateway's log, which exposes a gateway that showed
+different histories to different parties or rewrote its log.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+from mpc_gateway.audit.checkpoint import Checkpoint, verify_checkpoint
+from mpc_gateway.audit.log import AuditEvent
+from mpc_gateway.audit.merkle import leaf_hash, verify_inclusion
+from mpc_gateway.errors import IntegrityError
+
+__all__ = ["DispatchEvidence", "log_origin", "verify_evidence"]
+
+
+def log_origin(trust_domain: str, role: str, name: str) -> str:
+    """The checkpoint origin (and key name) of ``role/name``'s audit log."""
+    return f"{trust_domain}/{role}/{name}/audit"
+
+
+@dataclass(frozen=True)
+class DispatchEvidence:
+    entry: bytes
+    index: int
+    proof: tuple[bytes, ...]
+    checkpoint: str
+
+
+def verify_evidence(
+    evidence: DispatchEvidence,
+    query_id: str,
+    plan_hash: str,
+    gateway_key: Ed25519PublicKey,
+    key_name: str,
+) -> Checkpoint:
+    """The verified checkpoint, or IntegrityError if the query is not provably logged."""
+    head = verify_checkpoint(evidence.checkpoint, key_name, gateway_key)
+    if not verify_inclusion(leaf_hash(evidence.entry), evidence.index, head.size,
+                            list(evidence.proof), head.root_hash):  # fmt: skip
+        raise IntegrityError(
+            f"the gateway's audit entry for query {query_id} is not included in the tree "
+            "head it signed"
+        )
+    try:
+        event = AuditEvent.from_entry(evidence.entry)
+    except (ValueError, TypeError) as err:
+        raise IntegrityError(
+            f"the gateway's audit entry for query {query_id} is malformed"
+        ) from err
+    if (event.kind, event.query_id) != ("query.submitted", query_id) or (
+        event.details.get("plan_hash") != plan_hash
+    ):
+        raise IntegrityError(
+            f"the gateway's audit entry does not record the submission of query {query_id} "
+            "with this plan"
+        )
+    return head
