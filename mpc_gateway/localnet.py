@@ -12,6 +12,7 @@ cleanly. The demo and the end-to-end tests both use it.
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -27,6 +28,7 @@ import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from mpc_gateway.client import tls_from_pki
+from mpc_gateway.errors import ConfigurationError
 from mpc_gateway.pki import init_consortium
 from mpc_gateway.rpc.server import client_channel
 from mpc_gateway.synth import loan_book, write_loan_book
@@ -100,6 +102,21 @@ def _write_configs(
     )
 
 
+_MARKER = ".mpcgw-localnet"
+
+
+def _fresh_directory(root: Path) -> None:
+    """Empty ``root`` if an earlier prepare() made it; refuse to touch any other directory."""
+    if root.exists() and any(root.iterdir()):
+        if not (root / _MARKER).exists():
+            raise ConfigurationError(
+                f"{root} is not empty and was not made by mpcgw: choose another directory"
+            )
+        shutil.rmtree(root)
+    root.mkdir(parents=True, exist_ok=True)
+    (root / _MARKER).write_text("made by mpcgw; deleted and rebuilt by the next run\n")
+
+
 def prepare(
     root: Path,
     *,
@@ -109,8 +126,8 @@ def prepare(
     ill_conditioned: bool = False,
     query_timeout_s: float = 30.0,
 ) -> ConsortiumFiles:
-    """Write PKI, data and configs for a loopback consortium under ``root``."""
-    root.mkdir(parents=True, exist_ok=True)
+    """Write PKI, data and configs for a loopback consortium under ``root`` (made afresh)."""
+    _fresh_directory(root)
     files = ConsortiumFiles(
         root=root.resolve(),
         nodes=tuple(nodes),

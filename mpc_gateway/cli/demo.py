@@ -4,16 +4,19 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from rich.table import Table
 
+from mpc_gateway.auditor import AuditorClient, AuditOutcome, certified_log_key, verify_consortium
 from mpc_gateway.cli.app import _fmt
 from mpc_gateway.cli.common import console, err_console
-from mpc_gateway.client import GatewayClient
+from mpc_gateway.client import GatewayClient, tls_from_pki
 from mpc_gateway.demo import EXAMPLE_QUERIES, Checked, run_checked
 from mpc_gateway.errors import GatewayError
-from mpc_gateway.localnet import LocalConsortium, prepare, schema_path
+from mpc_gateway.localnet import ConsortiumFiles, LocalConsortium, prepare, schema_path
+from mpc_gateway.pki import Identity, load_layout
 from mpc_gateway.query.results import is_close
 from mpc_gateway.query.schema import load_schema
 
@@ -36,36 +39,64 @@ def _show(checked: Checked) -> None:
     console.print(table)
 
 
+def _audit(files: ConsortiumFiles) -> AuditOutcome:
+    """What an auditor runs: `mpcgw audit verify` over the gateway and every node's witness log."""
+    tls = tls_from_pki(files.pki_dir, "auditor/audrey")
+    layout = load_layout(files.pki_dir)
+    gateway = Identity("gateway", "gateway", layout.trust_domain)
+    with AuditorClient(files.gateway_address, tls) as client:
+        log = client.export(gateway)
+    nodes = {}
+    for name, address in files.node_addresses.items():
+        owner = Identity("node", name, layout.trust_domain)
+        with AuditorClient(address, tls) as client:
+            nodes[name] = (client.export(owner), certified_log_key(files.pki_dir, owner))
+    return verify_consortium(log, certified_log_key(files.pki_dir, gateway), nodes)
+
+
+def _run_queries(
+    files: ConsortiumFiles, say: Callable[[str], None], as_json: bool
+) -> list[Checked]:
+    columns = dict(load_schema(schema_path()).columns)
+    results = []
+    with GatewayClient.from_pki(files.pki_dir, "analyst/alice", files.gateway_address) as client:
+        for query in EXAMPLE_QUERIES:
+            checked = run_checked(client, files, query, columns)
+            results.append(checked)
+            if as_json:
+                print(json.dumps(checked.as_json()), flush=True)
+            else:
+                _show(checked)
+        try:
+            client.query("loans", ["mean:salary"], purpose="demo: a refused query")
+        except GatewayError as err:
+            say(
+                f"[bold]Refused, as it should be:[/] mean:salary -> {type(err).__name__}: {err.public_message}"
+            )
+    return results
+
+
 def run_demo(*, rows: int, seed: int, workdir: Path, as_json: bool) -> int:
     say = err_console.print if as_json else console.print
     started = time.perf_counter()
     say(f"[bold]Preparing[/] a consortium in {workdir}: PKI, {rows:,} loans per institution...")
     files = prepare(workdir, rows=rows, seed=seed)
-    columns = dict(load_schema(schema_path()).columns)
-    with LocalConsortium(files) as consortium:
+    with LocalConsortium(files):
         say(
-            f"[bold]Started[/] gateway and nodes {', '.join(files.nodes)} "
-            f"({time.perf_counter() - started:.1f} s); running example queries"
+            f"[bold]Started[/] gateway and nodes {', '.join(files.nodes)} as separate processes "
+            f"({time.perf_counter() - started:.1f} s); running example queries as analyst/alice"
         )
-        with GatewayClient.from_pki(
-            files.pki_dir, "analyst/alice", files.gateway_address
-        ) as client:
-            results = [run_checked(client, files, q, columns) for q in EXAMPLE_QUERIES]
-            try:
-                client.query("loans", ["mean:salary"], purpose="demo: a refused query")
-            except GatewayError as err:
-                say(
-                    f"[bold]Refused as it should be:[/] mean:salary -> {type(err).__name__}: {err.public_message}"
-                )
-        del consortium
-    for checked in results:
-        if as_json:
-            print(json.dumps(checked.as_json()))
-        else:
-            _show(checked)
+        results = _run_queries(files, say, as_json)
+        say("[bold]Auditor audrey verifies[/] the gateway's log and every node's witness log:")
+        audit = _audit(files)
+        for line in audit.checked:
+            say(f"  [green]✓[/] {line}")
+        for problem in audit.problems:
+            say(f"  [bold red]✗[/] {problem}")
     ok = all(c.matches for c in results)
     say(
-        f"[bold]{'All' if ok else 'NOT all'} {len(results)} secure results match the plaintext answers[/]; "
+        f"[bold]{'All' if ok else 'NOT all'} {len(results)} secure results match the plaintext answers; "
+        f"audit log {'verified' if audit.ok else 'FAILED verification'}[/]; "
         f"stopped cleanly after {time.perf_counter() - started:.1f} s"
     )
-    return 0 if ok else 6
+    return 0 if ok and audit.ok else 6
