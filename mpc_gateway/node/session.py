@@ -42,7 +42,8 @@ class WorkerProcess:
         )
         assert self._proc.stdin is not None and self._proc.stdout is not None
         write_frame(self._proc.stdin, config)
-        threading.Thread(target=self._pump, name="mpc-worker-out", daemon=True).start()
+        self._pump_thread = threading.Thread(target=self._pump, name="mpc-worker-out", daemon=True)
+        self._pump_thread.start()
         self._job_ids = iter(range(1 << 62))
 
     def _pump(self) -> None:
@@ -52,7 +53,8 @@ class WorkerProcess:
                 self._messages.put(message)
         except Exception:
             log.exception("unreadable message from the MPC worker")
-            self.kill()
+            if self._proc.poll() is None:
+                self._proc.kill()
         finally:
             self._messages.put(None)
 
@@ -95,6 +97,14 @@ class WorkerProcess:
         if self._proc.poll() is None:
             self._proc.kill()
         self._proc.wait()
+        if threading.current_thread() is not self._pump_thread:
+            self._pump_thread.join(timeout=2)  # it ends at the closed pipe's end of stream
+        for pipe in (self._proc.stdin, self._proc.stdout):
+            if pipe is not None and not pipe.closed:
+                try:
+                    pipe.close()
+                except OSError:
+                    pass  # a broken pipe to a dead worker: nothing left to flush
 
 
 class SessionSequencer:
