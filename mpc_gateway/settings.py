@@ -65,6 +65,7 @@ class NodeSettings(_Settings):
     pki_dir: Path
     gateway: str = Field(default="gateway", pattern=_NAME)
     audit_db: Path = Path("audit.sqlite")  # this node's witness log
+    scan_threads: int = Field(default=1, ge=1, le=256)  # DuckDB threads for local pre-aggregation
     datasets: dict[str, DatasetSource]
     log_level: str = "INFO"
 

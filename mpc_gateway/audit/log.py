@@ -29,6 +29,7 @@ from __future__ import annotations
 import threading
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Iterator
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass
 from typing import Annotated, Any, Self
 
@@ -189,6 +190,26 @@ class AuditLog(ABC):
     @property
     def public_key(self) -> Ed25519PublicKey:
         return self._public_key
+
+    @contextmanager
+    def batch(self) -> Iterator[None]:
+        """Make every append and tree head inside the block one durable write (one fsync).
+
+        Either all of them are stored or, if storing fails, none is, and the tree
+        is rebuilt from the store.
+        """
+        with self._lock:
+            try:
+                with self._store_batch():
+                    yield
+            except BaseException:
+                self._tree = MerkleTree()
+                self._load_entries()
+                raise
+
+    def _store_batch(self) -> AbstractContextManager[None]:
+        """A backend's transaction spanning several writes (called with the lock held)."""
+        return nullcontext()
 
     def append(self, event: AuditEvent) -> AppendedEntry:
         """Store ``event`` durably and add it to the tree; return its index and leaf hash."""

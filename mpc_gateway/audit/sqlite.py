@@ -74,6 +74,7 @@ class SqliteAuditLog(AuditLog):
         key_name: str | None = None,
     ) -> None:
         self._path = Path(path)
+        self._in_batch = False
         self._db = _connect(self._path)
         try:
             super().__init__(origin=origin, signing_key=signing_key, clock=clock, key_name=key_name)
@@ -116,7 +117,19 @@ class SqliteAuditLog(AuditLog):
         return [row[0] for row in self._db.execute("SELECT note FROM tree_heads ORDER BY rowid")]
 
     @contextmanager
+    def _store_batch(self) -> Iterator[None]:
+        with self._transaction():
+            self._in_batch = True
+            try:
+                yield
+            finally:
+                self._in_batch = False
+
+    @contextmanager
     def _transaction(self) -> Iterator[None]:
+        if self._in_batch:  # part of an enclosing batch's transaction
+            yield
+            return
         self._db.execute("BEGIN IMMEDIATE")
         try:
             yield

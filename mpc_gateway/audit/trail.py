@@ -9,6 +9,7 @@ recorded; ``seal`` signs a tree head covering everything recorded so far.
 from __future__ import annotations
 
 import time
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
 
@@ -57,6 +58,10 @@ class AuditTrail:
             details=details or {},
         )
         return self.log.append(event)
+
+    def batch(self) -> AbstractContextManager[None]:
+        """Records and seals inside the block are written together, with one fsync."""
+        return self.log.batch()
 
     def seal(self) -> str:
         """Sign (and store) a tree head over every entry recorded so far."""

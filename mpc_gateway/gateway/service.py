@@ -17,7 +17,7 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from mpc_gateway.audit.evidence import log_origin
+from mpc_gateway.audit.evidence import DispatchEvidence, log_origin
 from mpc_gateway.audit.log import AppendedEntry
 from mpc_gateway.audit.trail import AuditTrail
 from mpc_gateway.canonical import canonical_bytes
@@ -104,7 +104,7 @@ class Gateway:
         query = _QueryRecord(self.audit, uuid.uuid4().hex, spec.dataset, str(caller))
         try:
             plan = self._admit(caller, spec, query, certificate)
-            evidence = self.audit.evidence(query.submitted(plan, spec, certificate))
+            evidence = query.submitted(plan, spec, certificate)
             dispatched = self.dispatcher.run(
                 query.query_id,
                 plan,
@@ -115,13 +115,11 @@ class Gateway:
             schema = self.schemas[plan.dataset]
             layout = layout_for(plan, schema, len(dispatched.order.parties))
             table = decode_result(plan, layout, schema, dispatched.blocks)
-            total_ms = (time.perf_counter() - started) * 1000
-            query.released(plan, table, dispatched, total_ms)
         except GatewayError as err:
             query.failed(err)
             raise
-        finally:
-            self.audit.seal()
+        total_ms = (time.perf_counter() - started) * 1000
+        query.released(plan, table, dispatched, total_ms)
         return Release(
             query.query_id,
             plan,
@@ -144,11 +142,16 @@ class Gateway:
 
 
 class _QueryRecord:
-    """The audit entries of one query, in the order they happen."""
+    """The audit entries of one query, in the order they happen, sealed in few durable writes.
+
+    The submission is written and sealed before dispatch (nodes verify it); the
+    dispatch (epoch, sequence, nodes) is written with the query's outcome.
+    """
 
     def __init__(self, audit: AuditTrail, query_id: str, dataset: str, actor: str) -> None:
         self.audit, self.query_id, self.dataset, self.actor = audit, query_id, dataset, actor
         self.plan_hash: str | None = None
+        self.order: ExecutionOrder | None = None
         self.closed = False
 
     def _record(self, kind: str, decision: str, details: dict[str, Any]) -> AppendedEntry:
@@ -161,9 +164,26 @@ class _QueryRecord:
             details=details,
         )
 
-    def refused(self, spec: QuerySpec, err: GatewayError, certificate: str) -> None:
+    def _close(self, kind: str, decision: str, details: dict[str, Any]) -> None:
         self.closed = True
-        self._record(
+        with self.audit.batch():
+            if self.order is not None:
+                order = self.order
+                self._record(
+                    "query.dispatched",
+                    "dispatched",
+                    {
+                        "plan_hash": order.plan_hash,
+                        "epoch": order.epoch,
+                        "sequence": order.sequence,
+                        "nodes": [p.name for p in order.parties],
+                    },
+                )
+            self._record(kind, decision, details)
+            self.audit.seal()
+
+    def refused(self, spec: QuerySpec, err: GatewayError, certificate: str) -> None:
+        self._close(
             "query.refused",
             "refused",
             {
@@ -173,44 +193,34 @@ class _QueryRecord:
             },
         )
 
-    def submitted(self, plan: QueryPlan, spec: QuerySpec, certificate: str) -> AppendedEntry:
+    def submitted(self, plan: QueryPlan, spec: QuerySpec, certificate: str) -> DispatchEvidence:
         self.plan_hash = plan.plan_hash
-        return self._record(
-            "query.submitted",
-            "allowed",
-            {
-                "plan": plan.model_dump(mode="json"),
-                "plan_hash": plan.plan_hash,
-                "purpose": spec.purpose,
-                "certificate_sha256": certificate,
-            },
-        )
+        with self.audit.batch():
+            appended = self._record(
+                "query.submitted",
+                "allowed",
+                {
+                    "plan": plan.model_dump(mode="json"),
+                    "plan_hash": plan.plan_hash,
+                    "purpose": spec.purpose,
+                    "certificate_sha256": certificate,
+                },
+            )
+            return self.audit.evidence(appended)
 
     def dispatched(self, order: ExecutionOrder) -> None:
-        self._record(
-            "query.dispatched",
-            "dispatched",
-            {
-                "plan_hash": order.plan_hash,
-                "epoch": order.epoch,
-                "sequence": order.sequence,
-                "nodes": [p.name for p in order.parties],
-            },
-        )
+        self.order = order
 
     def released(
         self, plan: QueryPlan, table: ResultTable, dispatched: Dispatched, total_ms: float
     ) -> None:
-        self.closed = True
-        self._record(
+        self._close(
             "result.released",
             "released",
             {
                 "plan_hash": plan.plan_hash,
                 "result_sha256": _digest(table),
                 "receiver": self.actor,
-                "epoch": dispatched.order.epoch,
-                "sequence": dispatched.order.sequence,
                 "participation": dispatched.participation,
                 "total_us": int(total_ms * 1000),
             },
@@ -218,7 +228,7 @@ class _QueryRecord:
 
     def failed(self, err: GatewayError) -> None:
         if not self.closed:
-            self._record(
+            self._close(
                 "query.failed",
                 "failed",
                 {"reason": err.public_message, "plan_hash": self.plan_hash},

@@ -97,11 +97,13 @@ def filter_sql(
 class LocalDataset:
     """One dataset of this node, loaded and validated once."""
 
-    def __init__(self, schema: DatasetSchema, source: Path) -> None:
+    def __init__(self, schema: DatasetSchema, source: Path, threads: int = 1) -> None:
         self.schema = schema
         self.source = source
         self._local = threading.local()
-        self._con = duckdb.connect(":memory:")
+        # one scan thread by default: several nodes often share a host's cores, and a
+        # per-query GROUP BY over fixed groups gains little from more threads
+        self._con = duckdb.connect(":memory:", config={"threads": threads})
         self._load()
         self.rows = int(self._query("SELECT count(*) FROM data")[0][0])
         if self.rows > schema.max_rows_per_node:
@@ -136,6 +138,12 @@ class LocalDataset:
             )
         for name, spec in self.schema.columns.items():
             self._check_column(name, spec)
+        for name, spec in self.schema.columns.items():
+            if isinstance(
+                spec, CategoricalColumn
+            ):  # an ENUM groups and filters ~3x faster than text
+                values = ", ".join("'" + v.replace("'", "''") + "'" for v in spec.domain)
+                self._con.execute(f"CREATE TYPE {_ident('domain_' + name)} AS ENUM ({values})")
         select = ", ".join(self._encoded(name, spec) for name, spec in self.schema.columns.items())
         self._con.execute(
             f"CREATE TABLE data AS SELECT {select} FROM {_reader(self.source)}", [str(self.source)]
@@ -143,9 +151,13 @@ class LocalDataset:
 
     @staticmethod
     def _encoded(name: str, spec: Column) -> str:
+        column = _ident(name)
+        if isinstance(spec, CategoricalColumn):
+            return f"CAST({column} AS {_ident('domain_' + name)}) AS {column}"
         if not isinstance(spec, NumericColumn):
-            return f"CAST({_ident(name)} AS VARCHAR) AS {_ident(name)}"
-        return f"CAST(round({_ident(name)} * {spec.factor}) AS HUGEINT) AS {_ident(name)}"
+            return f"CAST({column} AS VARCHAR) AS {column}"
+        kind = "BIGINT" if spec.magnitude < 2**62 else "HUGEINT"
+        return f"CAST(round({column} * {spec.factor}) AS {kind}) AS {column}"
 
     def _check_column(self, name: str, spec: Column) -> None:
         col, src = _ident(name), _reader(self.source)
@@ -186,7 +198,7 @@ class LocalDataset:
             if stat == "sum":
                 exprs.append(f"sum({_ident(str(column))})")
             elif stat == "sumsq":
-                exprs.append(f"sum({_ident(str(column))} * {_ident(str(column))})")
+                exprs.append(f"sum(CAST({_ident(str(column))} AS HUGEINT) * {_ident(str(column))})")
         exprs += [f"min({_ident(c)})" for c in layout.minima]
         exprs += [f"max({_ident(c)})" for c in layout.maxima]
         group = _ident(plan.group_by) if plan.group_by else f"'{ALL_ROWS}'"

@@ -74,7 +74,9 @@ class Node:
             signing_cert.read_bytes(), load_ca(self.layout.ca_cert), self.gateway
         )
         self.datasets = {
-            name: LocalDataset(load_schema(src.schema_file), _required(src.source, name))
+            name: LocalDataset(
+                load_schema(src.schema_file), _required(src.source, name), settings.scan_threads
+            )
             for name, src in settings.datasets.items()
         }
         self.sequencer = SessionSequencer(self._spawn)
@@ -153,16 +155,17 @@ class Node:
             )
             dataset = self._checked_plan(order)
         except GatewayError as err:
-            self.witness.record(
-                "order.refused",
-                str(caller),
-                decision="refused",
-                details={
-                    "reason": err.public_message,
-                    "order_sha256": hashlib.sha256(order_bytes).hexdigest(),
-                },
-            )
-            self.witness.seal()
+            with self.witness.batch():
+                self.witness.record(
+                    "order.refused",
+                    str(caller),
+                    decision="refused",
+                    details={
+                        "reason": err.public_message,
+                        "order_sha256": hashlib.sha256(order_bytes).hexdigest(),
+                    },
+                )
+                self.witness.seal()
             raise
         self.witness.record(
             "order.received",
@@ -195,15 +198,16 @@ class Node:
     def _outcome(
         self, order: ExecutionOrder, kind: str, decision: str, details: dict[str, Any]
     ) -> None:
-        self.witness.record(
-            kind,
-            str(self.gateway),
-            query_id=order.query_id,
-            dataset=order.plan.dataset,
-            decision=decision,
-            details={"plan_hash": order.plan_hash, **details},
-        )
-        self.witness.seal()
+        with self.witness.batch():
+            self.witness.record(
+                kind,
+                str(self.gateway),
+                query_id=order.query_id,
+                dataset=order.plan.dataset,
+                decision=decision,
+                details={"plan_hash": order.plan_hash, **details},
+            )
+            self.witness.seal()
 
     def _contribute(
         self, order: ExecutionOrder, dataset: LocalDataset, timeout_s: float | None
