@@ -13,7 +13,7 @@ Errors come back as the :mod:`mpc_gateway.errors` classes (``InvalidQueryError``
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +22,7 @@ import grpc
 from mpc_gateway.errors import ConfigurationError
 from mpc_gateway.pki import Identity, load_layout, tls_credentials_bytes
 from mpc_gateway.proto.v1 import gateway_pb2, gateway_pb2_grpc
-from mpc_gateway.query.results import Scalar
+from mpc_gateway.query.results import Scalar, records
 from mpc_gateway.rpc.convert import value_from_proto
 from mpc_gateway.rpc.errors import error_from_rpc
 from mpc_gateway.rpc.server import TlsMaterial, client_channel
@@ -66,10 +66,10 @@ class QueryResult:
     sequence: int
     total_ms: float
     mpc_ms: float
+    suppressed: dict[str, tuple[str, ...]] = field(default_factory=dict)  # group -> rules failed
 
     def records(self) -> list[dict[str, Any]]:
-        key = self.group_by or "group"
-        return [{key: group, **dict(zip(self.columns, values))} for group, values in self.rows]
+        return records(self.group_by, self.columns, self.rows)
 
     def to_pandas(self) -> Any:
         import pandas as pd
@@ -152,6 +152,7 @@ class GatewayClient:
             group_by=reply.group_by or None,
             columns=tuple(reply.columns),
             rows=tuple((r.group, tuple(value_from_proto(v) for v in r.values)) for r in reply.rows),
+            suppressed={r.group: tuple(r.suppressed_by) for r in reply.rows if r.suppressed_by},
             sequence=reply.sequence,
             total_ms=reply.timing.total_ms,
             mpc_ms=reply.timing.mpc_ms,

@@ -51,7 +51,11 @@ class GatewayServicer(gateway_pb2_grpc.GatewayServiceServicer):
                 group_by=table.group_by or "",
                 columns=table.columns,
                 rows=[
-                    gateway_pb2.ResultRow(group=group, values=[value_to_proto(v) for v in values])
+                    gateway_pb2.ResultRow(
+                        group=group,
+                        values=[value_to_proto(v) for v in values],
+                        suppressed_by=dict(table.suppressed).get(group, ()),
+                    )
                     for group, values in table.rows
                 ],
                 timing=gateway_pb2.Timing(

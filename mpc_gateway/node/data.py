@@ -223,4 +223,8 @@ class LocalDataset:
             extremes = list(sums)
             minima[g, :] = [int(v) for v in extremes[:n_min]]
             maxima[g, :] = [int(v) for v in extremes[n_min:]]
-        return {"additive": additive, "minima": minima, "maxima": maxima}
+        shaped = {"additive": additive, "minima": minima, "maxima": maxima}
+        if layout.mpc_controls():  # whether this institution has records in each cell
+            counts = additive[:, layout.additive_index("count", None)]
+            shaped["presence"] = np.array([1 if c > 0 else 0 for c in counts], dtype=object)
+        return shaped

@@ -222,7 +222,12 @@ class Node:
         started = time.perf_counter()
         local = dataset.local_aggregates(order.plan, layout)
         local_ms = (time.perf_counter() - started) * 1000
-        args = {**local, "sum_bits": layout.sum_bits, "cmp_bits": layout.cmp_bits}
+        args = {
+            **local,
+            "bits": layout.bits,
+            "sentinel": layout.sentinel,
+            "controls": layout.mpc_controls(),
+        }
         try:
             blocks, mpc_ms = self.sequencer.run(
                 order.epoch, order.sequence, order.parties, "aggregate", args, deadline

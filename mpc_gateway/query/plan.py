@@ -23,9 +23,54 @@ from mpc_gateway.canonical import canonical_bytes, canonical_hash
 from mpc_gateway.query.models import Aggregate, Filter, QuerySpec, validate_spec
 from mpc_gateway.query.schema import DatasetSchema
 
-__all__ = ["ALL_ROWS", "QueryPlan", "AggregateLayout", "build_plan", "layout_for"]
+__all__ = [
+    "ALL_ROWS",
+    "OutputControls",
+    "QueryPlan",
+    "AggregateLayout",
+    "build_plan",
+    "layout_for",
+]
 
 ALL_ROWS = "*"
+
+
+class OutputControls(BaseModel):
+    """Disclosure controls applied to every released cell (inside the MPC where they decide).
+
+    A cell is released only if it has at least ``min_cell_count`` records, records
+    from at least ``min_institutions`` institutions, and (with ``dominance_percent``)
+    no institution holds more than that share of any released sum. Released counts
+    are rounded to a multiple of ``round_counts_to``.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    min_cell_count: int = Field(default=0, ge=0)
+    min_institutions: int = Field(default=0, ge=0)
+    dominance_percent: int | None = Field(default=None, ge=1, le=100)
+    round_counts_to: int = Field(default=1, ge=1)
+
+    @property
+    def evaluated_in_mpc(self) -> bool:
+        return (
+            self.min_cell_count > 1
+            or self.min_institutions > 1
+            or self.dominance_percent is not None
+        )
+
+    def stricter(self, other: OutputControls) -> OutputControls:
+        """The strictest of both, rule by rule."""
+        dominance = [d for d in (self.dominance_percent, other.dominance_percent) if d is not None]
+        return OutputControls(
+            min_cell_count=max(self.min_cell_count, other.min_cell_count),
+            min_institutions=max(self.min_institutions, other.min_institutions),
+            dominance_percent=min(dominance) if dominance else None,
+            round_counts_to=max(self.round_counts_to, other.round_counts_to),
+        )
+
+    def at_least_as_strict_as(self, other: OutputControls) -> bool:
+        return self.stricter(other) == self
 
 
 class QueryPlan(BaseModel):
@@ -42,6 +87,7 @@ class QueryPlan(BaseModel):
     group_by: str | None = None
     groups: tuple[str, ...] = Field(min_length=1)
     purpose: str = ""
+    controls: OutputControls = OutputControls()
 
     def canonical(self) -> bytes:
         return canonical_bytes(self.model_dump(mode="json"))
@@ -51,7 +97,12 @@ class QueryPlan(BaseModel):
         return canonical_hash(self.model_dump(mode="json"))
 
 
-def build_plan(spec: QuerySpec, schema: DatasetSchema, analyst: str) -> QueryPlan:
+def build_plan(
+    spec: QuerySpec,
+    schema: DatasetSchema,
+    analyst: str,
+    controls: OutputControls | None = None,
+) -> QueryPlan:
     """Validate ``spec`` against ``schema`` and fix everything nodes must agree on."""
     validate_spec(spec, schema)
     groups = schema.categorical(spec.group_by).domain if spec.group_by else (ALL_ROWS,)
@@ -64,6 +115,7 @@ def build_plan(spec: QuerySpec, schema: DatasetSchema, analyst: str) -> QueryPla
         group_by=spec.group_by,
         groups=groups,
         purpose=spec.purpose,
+        controls=controls or OutputControls(),
     )
 
 
@@ -72,23 +124,38 @@ Stat = Literal["count", "sum", "sumsq"]
 
 @dataclass(frozen=True)
 class AggregateLayout:
-    """Per group, the exact integers each node contributes.
+    """Per group, the exact integers each node contributes, and how the MPC treats them.
 
     ``additive`` columns are summed across nodes; ``minima``/``maxima`` columns
     are reduced with secure comparisons. Values are the schema's integer
     encoding (value x 10**scale); an empty cell contributes ``sentinel`` to
     minima and ``-sentinel`` to maxima, which the joint count exposes as empty.
+    ``bits`` is the secure integer size that keeps every sum, square sum,
+    comparison and dominance product exact for the schema's declared bounds.
     """
 
     additive: tuple[tuple[Stat, str | None], ...]
     minima: tuple[str, ...]
     maxima: tuple[str, ...]
-    sum_bits: int
-    cmp_bits: int
+    bits: int
     sentinel: int
+    controls: OutputControls
 
     def additive_index(self, stat: Stat, column: str | None) -> int:
         return self.additive.index((stat, column))
+
+    def mpc_controls(self) -> dict[str, object] | None:
+        """The output controls as the MPC program takes them (None: nothing to evaluate)."""
+        if not self.controls.evaluated_in_mpc:
+            return None
+        sums = [i for i, (stat, _) in enumerate(self.additive) if stat == "sum"]
+        return {
+            "count_column": self.additive_index("count", None),
+            "min_count": self.controls.min_cell_count,
+            "min_institutions": self.controls.min_institutions,
+            "dominance_percent": self.controls.dominance_percent,
+            "dominance_columns": sums if self.controls.dominance_percent is not None else [],
+        }
 
 
 _NEEDS: dict[str, tuple[Stat, ...]] = {
@@ -113,18 +180,21 @@ def layout_for(plan: QueryPlan, schema: DatasetSchema, parties: int) -> Aggregat
             key: tuple[Stat, str | None] = (stat, None if stat == "count" else agg.column)
             if key not in additive:
                 additive.append(key)
+    if plan.controls.evaluated_in_mpc and ("count", None) not in additive:
+        additive.insert(0, ("count", None))
     rows = schema.max_rows_per_node * parties
     bound = rows
     for stat, column in additive:
         if column is not None:
             magnitude = schema.numeric(column).magnitude
-            bound = max(bound, rows * magnitude ** (2 if stat == "sumsq" else 1))
+            power = 2 if stat == "sumsq" else 1
+            bound = max(bound, rows * magnitude**power * (100 if power == 1 else 1))
     sentinel = 1 + max([schema.numeric(c).magnitude for c in minima + maxima], default=0)
     return AggregateLayout(
         additive=tuple(additive),
         minima=tuple(minima),
         maxima=tuple(maxima),
-        sum_bits=bound.bit_length() + 2,
-        cmp_bits=(2 * sentinel).bit_length() + 2,
+        bits=max(bound, 2 * sentinel).bit_length() + 2,
         sentinel=sentinel,
+        controls=plan.controls,
     )

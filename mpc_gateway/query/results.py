@@ -11,15 +11,16 @@ on ill-conditioned data (large values that differ little), where the usual
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal, localcontext
 from fractions import Fraction
 from typing import Any
 
-from mpc_gateway.query.plan import AggregateLayout, QueryPlan
+from mpc_gateway.query.plan import AggregateLayout, OutputControls, QueryPlan
 from mpc_gateway.query.schema import DatasetSchema
 
-__all__ = ["ResultTable", "decode_result", "recombine_shares", "signed"]
+__all__ = ["ResultTable", "decode_result", "records", "recombine_shares", "signed"]
 
 Scalar = int | Decimal | float | None
 
@@ -31,10 +32,18 @@ class ResultTable:
     group_by: str | None
     columns: tuple[str, ...]
     rows: tuple[tuple[str, tuple[Scalar, ...]], ...]
+    suppressed: tuple[tuple[str, tuple[str, ...]], ...] = ()  # (group, rules it failed)
 
     def as_records(self) -> list[dict[str, Any]]:
-        key = self.group_by or "group"
-        return [{key: group, **dict(zip(self.columns, values))} for group, values in self.rows]
+        return records(self.group_by, self.columns, self.rows)
+
+
+def records(
+    group_by: str | None, columns: Sequence[str], rows: Sequence[tuple[str, Sequence[Scalar]]]
+) -> list[dict[str, Any]]:
+    """One dict per group: the group-by column (or "group") and each labelled value."""
+    key = group_by or "group"
+    return [{key: group, **dict(zip(columns, values))} for group, values in rows]
 
 
 def recombine_shares(points: list[tuple[int, int]], modulus: int) -> int:
@@ -98,27 +107,51 @@ def _cell(
     return _statistic(func, count, s1, s2, factor)
 
 
+RULES = ("min_cell_count", "min_institutions", "dominance")
+
+
+def _rounded(value: Scalar, func: str, controls: OutputControls) -> Scalar:
+    step = controls.round_counts_to
+    if func != "count" or step == 1 or not isinstance(value, int):
+        return value
+    return ((2 * value + step) // (2 * step)) * step  # to the nearest multiple, halves up
+
+
 def decode_result(
     plan: QueryPlan,
     layout: AggregateLayout,
     schema: DatasetSchema,
     blocks: dict[str, list[int]],
 ) -> ResultTable:
-    """Build the result table from the joint (signed) integers of each block."""
+    """Build the result table from the joint (signed) integers of each block.
+
+    A cell the MPC withheld (its rule bits in the ``controls`` block) has no values,
+    and the table's suppression report says which rules it failed.
+    """
     widths = {
         "additive": len(layout.additive),
         "minima": len(layout.minima),
         "maxima": len(layout.maxima),
+        "controls": len(RULES) if "controls" in blocks else 0,
     }
-    rows = []
+    rows, suppressed = [], []
     for g, group in enumerate(plan.groups):
         row = {name: blocks.get(name, [])[g * w : (g + 1) * w] for name, w in widths.items()}
-        values = tuple(_cell(agg, layout, schema, row) for agg in plan.aggregates)
+        failed = tuple(rule for rule, bit in zip(RULES, row["controls"]) if bit == 0)
+        if failed:
+            suppressed.append((group, failed))
+            values: tuple[Scalar, ...] = tuple(None for _ in plan.aggregates)
+        else:
+            values = tuple(
+                _rounded(_cell(agg, layout, schema, row), agg.func, plan.controls)
+                for agg in plan.aggregates
+            )
         rows.append((group, values))
     return ResultTable(
         group_by=plan.group_by,
         columns=tuple(agg.label for agg in plan.aggregates),
         rows=tuple(rows),
+        suppressed=tuple(suppressed),
     )
 
 

@@ -76,8 +76,8 @@ def _args(i: int) -> dict:
         "additive": additive,
         "minima": minima,
         "maxima": maxima,
-        "sum_bits": 64,
-        "cmp_bits": 16,
+        "bits": 64,
+        "sentinel": 999,
     }
 
 

@@ -322,27 +322,25 @@ def test_additive_index_finds_each_stat(schema: DatasetSchema) -> None:
 
 
 @pytest.mark.parametrize("parties", [3, 5, 7])
-def test_sum_bits_hold_the_largest_possible_sum_of_squares(
-    parties: int, schema: DatasetSchema
-) -> None:
+def test_bits_hold_the_largest_possible_sum_of_squares(parties: int, schema: DatasetSchema) -> None:
     layout = layout_for(plan(schema, "var:exposure"), schema, parties=parties)
     # exposure: max 100,000,000 at scale 2 -> magnitude 10**10
     bound = schema.max_rows_per_node * parties * (10**10) ** 2
 
-    assert 2 ** (layout.sum_bits - 2) > bound
+    assert 2 ** (layout.bits - 2) > bound
 
 
-def test_sum_bits_hold_the_row_count_when_only_counting(schema: DatasetSchema) -> None:
+def test_bits_hold_the_row_count_when_only_counting(schema: DatasetSchema) -> None:
     layout = layout_for(plan(schema, "count"), schema, parties=3)
 
-    assert 2 ** (layout.sum_bits - 2) > schema.max_rows_per_node * 3
+    assert 2 ** (layout.bits - 2) > schema.max_rows_per_node * 3
 
 
-def test_sentinel_exceeds_every_encodable_value_and_fits_cmp_bits(schema: DatasetSchema) -> None:
+def test_sentinel_exceeds_every_encodable_value_and_fits_the_bits(schema: DatasetSchema) -> None:
     layout = layout_for(plan(schema, "min:exposure", "max:lgd"), schema, parties=3)
 
     assert layout.sentinel > 100_000_000 * 100  # largest exposure encoding
-    assert layout.cmp_bits > (2 * layout.sentinel).bit_length()
+    assert layout.bits > (2 * layout.sentinel).bit_length()
 
 
 def _one_column_schema(scale: int, low: int, high: int, max_rows: int) -> DatasetSchema:
@@ -376,9 +374,9 @@ def test_layout_bounds_hold_for_any_declared_range(
 
     encodable = (Decimal(low) * 10**scale, Decimal(low + width) * 10**scale)
     magnitude = max(abs(v) for v in encodable)
-    assert 2 ** (layout.sum_bits - 2) > max_rows * parties * magnitude**2
+    assert 2 ** (layout.bits - 2) > max_rows * parties * magnitude**2
     assert all(-layout.sentinel < v < layout.sentinel for v in encodable)
-    assert layout.cmp_bits > (2 * layout.sentinel).bit_length()
+    assert layout.bits > (2 * layout.sentinel).bit_length()
 
 
 # --- schema files --------------------------------------------------------------------------

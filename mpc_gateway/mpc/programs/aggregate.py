@@ -5,9 +5,13 @@ integer aggregates (counts, sums, sums of squares) and its local minima and
 maxima, in the shapes of the query's AggregateLayout; every party inputs arrays
 of the same shape and type. Output: secret-shared joint counts/sums and the
 joint minima/maxima, handed to the receiver as re-randomised shares; no party
-opens anything. Leakage: none to the parties; the receiver learns exactly the
-joint integers of the layout (not any party's local value, local minimum or
-local maximum). Threshold: t = (m-1)//2, passive (honest majority).
+opens anything. Output controls, when given, are evaluated inside the MPC: a
+cell that fails a rule is released as zeros (extremes as the empty sentinel),
+so its figures are never opened to anyone; only the per-rule pass/fail bits
+of each cell are released, as the suppression report.
+Leakage: none to the parties; the receiver learns exactly the joint integers
+of the released cells and which cells failed which rule (not any party's local
+value, local minimum or local maximum). Threshold: t = (m-1)//2, passive.
 """
 
 from __future__ import annotations
@@ -26,30 +30,60 @@ def _input_all(secint: Any, local: np.ndarray) -> list[Any]:
     return mpc.input(secint.array(local), senders=list(range(len(mpc.parties))))
 
 
-def _reduce(parts: list[Any], how: str) -> Any:
-    if how == "sum":
-        total = parts[0]
-        for part in parts[1:]:
-            total = total + part
-        return total
-    stacked = mpc.np_stack(parts)
-    return mpc.np_amin(stacked, axis=0) if how == "min" else mpc.np_amax(stacked, axis=0)
+def _total(parts: list[Any]) -> Any:
+    total = parts[0]
+    for part in parts[1:]:
+        total = total + part
+    return total
+
+
+def _rule_bits(parts: list[Any], total: Any, presence: Any, controls: dict[str, Any]) -> Any:
+    """Per group, one secure bit per rule (1 = passes): min count, min institutions, dominance.
+
+    Every comparison is independent of the others, so they all run in one layer.
+    """
+    count = total[:, controls["count_column"]]
+    rules = [count >= controls["min_count"], presence >= controls["min_institutions"]]
+    columns = list(controls.get("dominance_columns", ()))
+    if columns:  # no party's share of a released sum above k%: 100 * s_i <= k * total, for all i
+        shares = mpc.np_stack([part[:, columns] for part in parts])
+        bounds = mpc.np_stack([total[:, columns] * controls["dominance_percent"]] * len(parts))
+        fine = shares * 100 <= bounds
+        rules.append(mpc.np_prod(fine.reshape(len(parts), -1, len(columns)), axis=(0, 2)))
+    else:
+        rules.append(count * 0 + 1)
+    return mpc.np_stack(rules, axis=1)
 
 
 async def joint_aggregates(
     additive: np.ndarray,
     minima: np.ndarray,
     maxima: np.ndarray,
-    sum_bits: int,
-    cmp_bits: int,
+    bits: int,
+    sentinel: int,
+    controls: dict[str, Any] | None = None,
+    presence: np.ndarray | None = None,
 ) -> dict[str, ReceiverShares]:
-    """Sum the additive block, reduce minima/maxima; shares for an outside receiver."""
-    secure = {}
-    for name, local, bits, how in (
-        ("additive", additive, sum_bits, "sum"),
-        ("minima", minima, cmp_bits, "min"),
-        ("maxima", maxima, cmp_bits, "max"),
-    ):
-        if local.size:
-            secure[name] = _reduce(_input_all(mpc.SecInt(bits), local), how)
+    """Sum the additive block, reduce minima/maxima, apply output controls; shares for a receiver."""
+    secint = mpc.SecInt(bits)
+    parts = _input_all(secint, additive)
+    total = _total(parts)
+    secure: dict[str, Any] = {"additive": total}
+    extremes = {
+        name: mpc.np_amin(mpc.np_stack(_input_all(secint, local)), axis=0)
+        if name == "minima"
+        else mpc.np_amax(mpc.np_stack(_input_all(secint, local)), axis=0)
+        for name, local in (("minima", minima), ("maxima", maxima))
+        if local.size
+    }
+    if controls:
+        contributors = _total(_input_all(secint, presence)) if presence is not None else None
+        rules = _rule_bits(parts, total, contributors, controls)
+        keep = mpc.np_prod(rules, axis=1).reshape(-1, 1)  # 1 iff the cell passes every rule
+        secure["additive"] = total * keep
+        for name, value in extremes.items():
+            empty = sentinel if name == "minima" else -sentinel
+            extremes[name] = (value - empty) * keep + empty
+        secure["controls"] = rules
+    secure.update(extremes)
     return await shares_for_receiver(secure)

@@ -83,12 +83,14 @@ class Value(_message.Message):
     def __init__(self, int_value: _Optional[int] = ..., decimal_value: _Optional[str] = ..., float_value: _Optional[float] = ..., null: _Optional[bool] = ...) -> None: ...
 
 class ResultRow(_message.Message):
-    __slots__ = ("group", "values")
+    __slots__ = ("group", "values", "suppressed_by")
     GROUP_FIELD_NUMBER: _ClassVar[int]
     VALUES_FIELD_NUMBER: _ClassVar[int]
+    SUPPRESSED_BY_FIELD_NUMBER: _ClassVar[int]
     group: str
     values: _containers.RepeatedCompositeFieldContainer[Value]
-    def __init__(self, group: _Optional[str] = ..., values: _Optional[_Iterable[_Union[Value, _Mapping]]] = ...) -> None: ...
+    suppressed_by: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, group: _Optional[str] = ..., values: _Optional[_Iterable[_Union[Value, _Mapping]]] = ..., suppressed_by: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class Timing(_message.Message):
     __slots__ = ("total_ms", "mpc_ms", "local_ms")
