@@ -30,7 +30,7 @@ from mpc_gateway.errors import (
 )
 from mpc_gateway.pki import sign
 from mpc_gateway.proto.v1 import node_pb2, node_pb2_grpc
-from mpc_gateway.query.order import ExecutionOrder, Party
+from mpc_gateway.query.order import ExecutionOrder, Party, SessionOrder
 from mpc_gateway.query.plan import QueryPlan
 from mpc_gateway.query.results import recombine_shares, signed
 from mpc_gateway.rpc.errors import error_from_rpc
@@ -143,7 +143,37 @@ class Dispatcher:
                     self.abort(order.epoch, failures[0].public_message)
         return replies, failures
 
-    def abort(self, epoch: int, reason: str) -> None:
+    def open_session(self, timeout_s: float = 15.0) -> threading.Thread:
+        """Connect the current epoch's MPC session at every node, in the background."""
+        with self._lock:
+            order = SessionOrder(
+                epoch=self._epoch, parties=self.parties, issued_at_ms=time.time_ns() // 1_000_000
+            )
+        data = order.canonical()
+        request = node_pb2.SignedOrder(order=data, signature=sign(self._key, data))
+
+        def connect() -> None:
+            calls = [
+                (name, stub.OpenSession.future(request, timeout=timeout_s, wait_for_ready=True))
+                for name, stub in self._stubs
+            ]
+            for name, call in calls:
+                try:
+                    call.result()
+                except grpc.RpcError as err:
+                    reason = error_from_rpc(err, f"node {name}").public_message
+                    log.warning(
+                        "could not open MPC session epoch %d ahead of use: %s", order.epoch, reason
+                    )
+                    self.abort(order.epoch, reason, reopen=False)
+                    return
+            log.info("MPC session epoch %d open at every node", order.epoch)
+
+        thread = threading.Thread(target=connect, name="mpc-session-open", daemon=True)
+        thread.start()
+        return thread
+
+    def abort(self, epoch: int, reason: str, reopen: bool = True) -> None:
         """Tear down ``epoch``'s session at every node; later queries use a new epoch."""
         with self._lock:
             if self._epoch != epoch:
@@ -152,8 +182,19 @@ class Dispatcher:
             self._next = 0
         log.warning("aborting MPC session epoch %d: %s", epoch, reason)
         request = node_pb2.AbortRequest(epoch=epoch, reason=reason)
-        for _, stub in self._stubs:
-            stub.AbortSession.future(request, timeout=_ABORT_TIMEOUT_S)
+        aborts = [
+            stub.AbortSession.future(request, timeout=_ABORT_TIMEOUT_S) for _, stub in self._stubs
+        ]
+        if reopen:  # once every node has let go of the old session, connect the next one
+            threading.Thread(target=self._reopen_after, args=(aborts,), daemon=True).start()
+
+    def _reopen_after(self, aborts: list[grpc.Future]) -> None:
+        for call in aborts:
+            try:
+                call.result()
+            except grpc.RpcError:
+                pass  # an unreachable node: the next session's opening will say so
+        self.open_session()
 
     def _reconstruct(
         self, order: ExecutionOrder, replies: dict[str, node_pb2.ResultShares]

@@ -83,6 +83,7 @@ def serve_gateway(settings: GatewaySettings) -> None:
     ]
     server, port, health = build_server(settings.listen, gateway.tls, services)
     server.start()
+    gateway.dispatcher.open_session()
     log.info(
         "gateway %s serving on port %d for nodes %s",
         settings.name,

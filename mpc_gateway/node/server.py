@@ -56,6 +56,16 @@ class NodeServicer(node_pb2_grpc.NodeServiceServicer):
             )
         raise AssertionError("unreachable")  # context.abort raised
 
+    def OpenSession(
+        self, request: node_pb2.SignedOrder, context: grpc.ServicerContext
+    ) -> node_pb2.SessionReply:
+        with translate_errors(context):
+            epoch = self.node.open_session(
+                caller_identity(context), request.order, request.signature, context.time_remaining()
+            )
+            return node_pb2.SessionReply(epoch=epoch)
+        raise AssertionError("unreachable")
+
     def AbortSession(
         self, request: node_pb2.AbortRequest, context: grpc.ServicerContext
     ) -> node_pb2.AbortReply:

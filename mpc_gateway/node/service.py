@@ -40,7 +40,7 @@ from mpc_gateway.pki import (
     verify,
 )
 from mpc_gateway.query.models import QuerySpec
-from mpc_gateway.query.order import ExecutionOrder, Party
+from mpc_gateway.query.order import ExecutionOrder, Party, SessionOrder
 from mpc_gateway.query.plan import build_plan, layout_for
 from mpc_gateway.query.schema import load_schema
 from mpc_gateway.settings import NodeSettings
@@ -100,20 +100,38 @@ class Node:
             )
         )
 
-    def _verified_order(
-        self, caller: Identity, order_bytes: bytes, signature: bytes
-    ) -> ExecutionOrder:
+    def _check_caller(self, caller: Identity) -> None:
         if caller != self.gateway:
             raise PolicyDeniedError(f"{caller} may not send orders: only {self.gateway} may")
-        verify(self._gateway_key, signature, order_bytes, what="execution order")
-        order = ExecutionOrder.from_bytes(order_bytes)
-        me = order.parties[self.party_index] if self.party_index < len(order.parties) else None
+
+    def _check_my_party(self, parties: tuple[Party, ...]) -> None:
+        me = parties[self.party_index] if self.party_index < len(parties) else None
         if me is None or me.name != self.settings.name or me.port != self.settings.mpc_port:
             raise IntegrityError(
                 f"order does not place {self.settings.name} at its MPC party index "
                 f"{self.party_index} and port {self.settings.mpc_port}"
             )
+
+    def _verified_order(
+        self, caller: Identity, order_bytes: bytes, signature: bytes
+    ) -> ExecutionOrder:
+        self._check_caller(caller)
+        verify(self._gateway_key, signature, order_bytes, what="execution order")
+        order = ExecutionOrder.from_bytes(order_bytes)
+        self._check_my_party(order.parties)
         return order
+
+    def open_session(
+        self, caller: Identity, order_bytes: bytes, signature: bytes, timeout_s: float | None
+    ) -> int:
+        """Connect the MPC session the gateway announces, ahead of its first query."""
+        self._check_caller(caller)
+        verify(self._gateway_key, signature, order_bytes, what="session order")
+        order = SessionOrder.from_bytes(order_bytes)
+        self._check_my_party(order.parties)
+        self.sequencer.open(order.epoch, order.parties, time.monotonic() + (timeout_s or 30.0))
+        log.info("MPC session epoch %d connected ahead of use", order.epoch)
+        return order.epoch
 
     def _checked_plan(self, order: ExecutionOrder) -> LocalDataset:
         plan = order.plan

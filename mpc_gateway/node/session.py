@@ -34,6 +34,7 @@ class WorkerProcess:
     def __init__(self, config: WorkerConfig) -> None:
         self.config = config
         self.ready = False
+        self._ready_lock = threading.Lock()
         self._messages: queue.Queue[Any] = queue.Queue()
         self._proc = subprocess.Popen(
             [sys.executable, "-m", "mpc_gateway.mpc.worker"],
@@ -72,9 +73,10 @@ class WorkerProcess:
         return dict(message)
 
     def wait_ready(self, deadline: float) -> None:
-        if not self.ready:
-            self._next(deadline, "connecting to every other node")
-            self.ready = True
+        with self._ready_lock:  # a warm-up and the first job may wait together
+            if not self.ready:
+                self._next(deadline, "connecting to every other node")
+                self.ready = True
 
     def run(
         self, program: str, args: dict[str, Any], deadline: float
@@ -183,6 +185,22 @@ class SessionSequencer:
                 self._next += 1
                 self._cond.notify_all()
         return result
+
+    def open(self, epoch: int, parties: Any, deadline: float) -> None:
+        """Connect the session of ``epoch`` now, so its first job does not wait for it."""
+        with self._cond:
+            self._enter(epoch, parties)
+            if self._broken is not None:
+                raise ProtocolAbortedError(f"MPC session was torn down: {self._broken}")
+            if self._worker is None:
+                self._worker = self._spawn(epoch, self._parties)
+            worker = self._worker
+        try:
+            worker.wait_ready(deadline)
+        except GatewayError as err:
+            with self._cond:
+                self._break(epoch, err.public_message)
+            raise
 
     def abort(self, epoch: int, reason: str) -> None:
         """Tear down the session of ``epoch`` (and anything older)."""

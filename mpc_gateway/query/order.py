@@ -18,7 +18,7 @@ from mpc_gateway.canonical import canonical_bytes, from_canonical
 from mpc_gateway.errors import IntegrityError
 from mpc_gateway.query.plan import QueryPlan
 
-__all__ = ["Party", "ExecutionOrder"]
+__all__ = ["Party", "ExecutionOrder", "SessionOrder", "check_parties"]
 
 
 class Party(BaseModel):
@@ -28,6 +28,34 @@ class Party(BaseModel):
     name: str
     host: str
     port: int = Field(ge=1, le=65535)
+
+
+def check_parties(parties: tuple[Party, ...]) -> None:
+    if [p.index for p in parties] != list(range(len(parties))):
+        raise IntegrityError("the order's parties are not indexed 0..m-1")
+
+
+class SessionOrder(BaseModel):
+    """The gateway's signed instruction to open (connect) the MPC session of an epoch ahead of use."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    kind: Literal["open_session"] = "open_session"
+    epoch: int = Field(ge=0)
+    parties: tuple[Party, ...] = Field(min_length=3)
+    issued_at_ms: int
+
+    def canonical(self) -> bytes:
+        return canonical_bytes(self.model_dump(mode="json"))
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> SessionOrder:
+        try:
+            order = cls.model_validate(from_canonical(data))
+        except (ValueError, TypeError) as err:
+            raise IntegrityError(f"session order is malformed: {err}") from err
+        check_parties(order.parties)
+        return order
 
 
 class ExecutionOrder(BaseModel):
@@ -54,6 +82,5 @@ class ExecutionOrder(BaseModel):
             raise IntegrityError(f"execution order is malformed: {err}") from err
         if order.plan.plan_hash != order.plan_hash:
             raise IntegrityError("execution order's plan hash does not match its plan")
-        if [p.index for p in order.parties] != list(range(len(order.parties))):
-            raise IntegrityError("execution order's parties are not indexed 0..m-1")
+        check_parties(order.parties)
         return order

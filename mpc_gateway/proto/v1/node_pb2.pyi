@@ -63,3 +63,9 @@ class AbortRequest(_message.Message):
 class AbortReply(_message.Message):
     __slots__ = ()
     def __init__(self) -> None: ...
+
+class SessionReply(_message.Message):
+    __slots__ = ("epoch",)
+    EPOCH_FIELD_NUMBER: _ClassVar[int]
+    epoch: int
+    def __init__(self, epoch: _Optional[int] = ...) -> None: ...

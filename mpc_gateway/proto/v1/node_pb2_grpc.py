@@ -44,6 +44,11 @@ class NodeServiceStub:
                 request_serializer=mpc__gateway_dot_proto_dot_v1_dot_node__pb2.AbortRequest.SerializeToString,
                 response_deserializer=mpc__gateway_dot_proto_dot_v1_dot_node__pb2.AbortReply.FromString,
                 _registered_method=True)
+        self.OpenSession = channel.unary_unary(
+                '/mpc_gateway.proto.v1.NodeService/OpenSession',
+                request_serializer=mpc__gateway_dot_proto_dot_v1_dot_node__pb2.SignedOrder.SerializeToString,
+                response_deserializer=mpc__gateway_dot_proto_dot_v1_dot_node__pb2.SessionReply.FromString,
+                _registered_method=True)
 
 
 class NodeServiceServicer:
@@ -64,6 +69,14 @@ class NodeServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def OpenSession(self, request, context):
+        """Connect the MPC session of a new epoch ahead of its first query
+        (`order` holds a signed SessionOrder; no evidence needed: nothing is computed).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_NodeServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -76,6 +89,11 @@ def add_NodeServiceServicer_to_server(servicer, server):
                     servicer.AbortSession,
                     request_deserializer=mpc__gateway_dot_proto_dot_v1_dot_node__pb2.AbortRequest.FromString,
                     response_serializer=mpc__gateway_dot_proto_dot_v1_dot_node__pb2.AbortReply.SerializeToString,
+            ),
+            'OpenSession': grpc.unary_unary_rpc_method_handler(
+                    servicer.OpenSession,
+                    request_deserializer=mpc__gateway_dot_proto_dot_v1_dot_node__pb2.SignedOrder.FromString,
+                    response_serializer=mpc__gateway_dot_proto_dot_v1_dot_node__pb2.SessionReply.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -132,6 +150,33 @@ class NodeService:
             '/mpc_gateway.proto.v1.NodeService/AbortSession',
             mpc__gateway_dot_proto_dot_v1_dot_node__pb2.AbortRequest.SerializeToString,
             mpc__gateway_dot_proto_dot_v1_dot_node__pb2.AbortReply.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def OpenSession(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/mpc_gateway.proto.v1.NodeService/OpenSession',
+            mpc__gateway_dot_proto_dot_v1_dot_node__pb2.SignedOrder.SerializeToString,
+            mpc__gateway_dot_proto_dot_v1_dot_node__pb2.SessionReply.FromString,
             options,
             channel_credentials,
             insecure,
