@@ -284,3 +284,63 @@ def test_is_close_is_exact_for_decimals_and_relative_for_floats(
 def test_is_close_honours_a_looser_tolerance() -> None:
     assert not is_close(1.0, 1.001)
     assert is_close(1.0, 1.001, rel=1e-2)
+
+
+# --- output controls ----------------------------------------------------------------------
+
+
+def test_suppressed_cells_have_no_values_and_are_reported_with_their_rules(
+    schema: DatasetSchema,
+) -> None:
+    from mpc_gateway.query.plan import OutputControls
+
+    controls = OutputControls(min_cell_count=10, min_institutions=2, dominance_percent=80)
+    spec = QuerySpec(
+        dataset="loans",
+        aggregates=(Aggregate(func="count"), Aggregate(func="sum", column="exposure")),
+        group_by="region",
+    )
+    built = build_plan(spec, schema, "analyst/alice", controls)
+    layout = layout_for(built, schema, 3)
+    groups = len(built.groups)
+    additive = [v for g in range(groups) for v in (20 + g, 100 * (g + 1))]
+    # north passes; south fails count; east fails institutions and dominance; the rest pass
+    bits = [1, 1, 1, 0, 1, 1, 1, 0, 0] + [1, 1, 1] * (groups - 3)
+    table = decode_result(built, layout, schema, {"additive": additive, "controls": bits})
+    report = dict(table.suppressed)
+    assert report == {"south": ("min_cell_count",), "east": ("min_institutions", "dominance")}
+    rows = dict(table.rows)
+    assert rows["south"] == (None, None) and rows["east"] == (None, None)
+    assert rows["north"] == (20, Decimal("1"))
+
+
+def test_released_counts_are_rounded_to_the_declared_multiple(schema: DatasetSchema) -> None:
+    from mpc_gateway.query.plan import OutputControls
+
+    spec = QuerySpec(dataset="loans", aggregates=(Aggregate(func="count"),))
+    built = build_plan(spec, schema, "analyst/alice", OutputControls(round_counts_to=5))
+    layout = layout_for(built, schema, 3)
+    assert [
+        decode_result(built, layout, schema, {"additive": [n]}).rows[0][1][0] for n in (12, 13, 15)
+    ] == [
+        10,
+        15,
+        15,
+    ]
+
+
+def test_controls_put_a_count_in_the_layout_and_name_the_sums_for_dominance(
+    schema: DatasetSchema,
+) -> None:
+    from mpc_gateway.query.plan import OutputControls
+
+    spec = QuerySpec(dataset="loans", aggregates=(Aggregate(func="sum", column="exposure"),))
+    built = build_plan(
+        spec, schema, "analyst/alice", OutputControls(min_cell_count=5, dominance_percent=70)
+    )
+    layout = layout_for(built, schema, 3)
+    assert layout.additive[0] == ("count", None)
+    controls = layout.mpc_controls()
+    assert controls is not None
+    assert controls["dominance_columns"] == [layout.additive_index("sum", "exposure")]
+    assert build_plan(spec, schema, "analyst/alice").controls.evaluated_in_mpc is False
