@@ -125,3 +125,41 @@ def test_a_peer_that_never_starts_fails_the_session_by_its_deadline(pki) -> None
     assert all(isinstance(o, GatewayError) for o in outcomes)
     assert "did not finish in time" in outcomes[0].public_message
     assert time.monotonic() - started < 10
+
+
+def test_output_controls_withhold_failing_cells_inside_the_mpc(pki) -> None:
+    """A suppressed cell's figures are never opened: its released shares recombine to zero."""
+    counts = {0: [100, 100, 100], 1: [2, 1, 1], 2: [50, 0, 0], 3: [40, 40, 40]}
+    sums = {0: [10, 10, 10], 1: [5, 5, 5], 2: [500, 0, 0], 3: [10, 900, 10]}
+    controls = {
+        "count_column": 0,
+        "min_count": 10,
+        "min_institutions": 2,
+        "dominance_percent": 80,
+        "dominance_columns": [1],
+    }
+
+    def args(i: int) -> dict:
+        additive = np.array([[counts[g][i], sums[g][i]] for g in range(4)], dtype=object)
+        extremes = np.array([[7 * g + i] for g in range(4)], dtype=object)
+        presence = np.array([1 if counts[g][i] else 0 for g in range(4)], dtype=object)
+        return {
+            "additive": additive,
+            "minima": extremes,
+            "maxima": extremes[:, :0],
+            "bits": 64,
+            "sentinel": 999,
+            "controls": controls,
+            "presence": presence,
+        }
+
+    workers = _workers(pki)
+    try:
+        outcomes = _run_all(workers, [args(i) for i in range(3)])
+    finally:
+        for worker in workers:
+            worker.kill()
+    assert all(not isinstance(o, Exception) for o in outcomes), outcomes
+    assert _reconstruct(outcomes, "controls") == [1, 1, 1,  0, 1, 1,  1, 0, 0,  1, 1, 0]  # fmt: skip
+    assert _reconstruct(outcomes, "additive") == [300, 30, 0, 0, 0, 0, 0, 0]
+    assert _reconstruct(outcomes, "minima") == [0, 999, 999, 999]
