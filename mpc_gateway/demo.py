@@ -29,7 +29,7 @@ class ExampleQuery:
     aggregates: tuple[str, ...]
     where: str = ""
     group_by: str | None = None
-    purpose: str = "demo"
+    purpose: str = "risk monitoring"
 
     def as_dict(self) -> dict[str, Any]:
         return {

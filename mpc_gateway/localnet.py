@@ -22,7 +22,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import IO
+from typing import IO, Literal
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
@@ -30,12 +30,52 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from mpc_gateway.client import tls_from_pki
 from mpc_gateway.errors import ConfigurationError
 from mpc_gateway.pki import init_consortium
+from mpc_gateway.query.schema import CategoricalColumn, NumericColumn, load_schema
 from mpc_gateway.rpc.server import client_channel
 from mpc_gateway.synth import loan_book, write_loan_book
 
 __all__ = ["DEFAULT_NODES", "ConsortiumFiles", "LocalConsortium", "prepare", "schema_path"]
 
 DEFAULT_NODES = ("bank-a", "bank-b", "broker-c")
+
+
+REPO = Path(__file__).resolve().parents[1]
+OPEN_PURPOSES = ("risk monitoring", "supervisory review", "testing", "benchmark")
+Policies = Literal["examples", "open"]
+
+
+def _open_policy(owner: str, purposes: Sequence[str] = OPEN_PURPOSES) -> str:
+    """A policy letting every analyst use every column in every way, with no output controls."""
+    schema = load_schema(schema_path())
+    columns = []
+    for name, column in schema.columns.items():
+        if isinstance(column, NumericColumn):
+            columns.append(f'{name} = {{ uses = ["aggregate", "filter"], aggregates = '
+                           '["sum", "mean", "var", "stddev", "min", "max"] }')  # fmt: skip
+        elif isinstance(column, CategoricalColumn):
+            columns.append(f'{name} = {{ uses = ["group_by", "filter"] }}')
+    listed = ", ".join(f'"{p}"' for p in purposes)
+    return (f'version = 1\nowner = "{owner}"\n\n[datasets.loans]\nprincipals = ["analyst/*"]\n'
+            f"purposes = [{listed}]\n\n[datasets.loans.columns]\n" + "\n".join(columns) + "\n")  # fmt: skip
+
+
+def _write_policies(files: ConsortiumFiles, policies: Policies) -> None:
+    for owner in ("consortium", *files.nodes):
+        target = files.policy(owner)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if policies == "open":
+            target.write_text(_open_policy(owner))
+            continue
+        source = REPO / (
+            "examples/consortium-policy.toml"
+            if owner == "consortium"
+            else f"nodes/{owner}/policy.toml"
+        )
+        if not source.exists():
+            raise ConfigurationError(
+                f"no example policy for {owner} at {source}: use open policies"
+            )
+        shutil.copy(source, target)
 
 
 def schema_path() -> Path:
@@ -70,6 +110,12 @@ class ConsortiumFiles:
     def data_file(self, name: str) -> Path:
         return self.root / "data" / name / "loans.parquet"
 
+    def policy(self, owner: str) -> Path:
+        """The policy file of a node, or of the consortium (owner "consortium")."""
+        if owner == "consortium":
+            return self.root / "consortium-policy.toml"
+        return self.root / "nodes" / owner / "policy.toml"
+
 
 def _toml_str(value: object) -> str:
     return '"' + str(value).replace("\\", "\\\\").replace('"', '\\"') + '"'
@@ -87,16 +133,20 @@ def _write_configs(
             f"name = {_toml_str(name)}\nlisten = {_toml_str(files.node_addresses[name])}\n"
             f"mpc_port = {mpc_ports[name]}\npki_dir = {_toml_str(files.pki_dir)}\n"
             f'gateway = "gateway"\naudit_db = {_toml_str(config.parent / "audit.sqlite")}\n'
+            f"policy = {_toml_str(files.policy(name))}\n"
+            f"usage_db = {_toml_str(config.parent / 'usage.sqlite')}\n"
             f"\n[datasets.loans]\nschema = {schema}\n"
             f"source = {_toml_str(files.data_file(name))}\n"
         )
         nodes_toml.append(
             f"[[nodes]]\nname = {_toml_str(name)}\naddress = {_toml_str(files.node_addresses[name])}\n"
-            f'mpc_host = "127.0.0.1"\nmpc_port = {mpc_ports[name]}\n'
+            f'mpc_host = "127.0.0.1"\nmpc_port = {mpc_ports[name]}\npolicy = {_toml_str(files.policy(name))}\n'
         )
     files.gateway_config.write_text(
         f'name = "gateway"\nlisten = {_toml_str(files.gateway_address)}\n'
         f"pki_dir = {_toml_str(files.pki_dir)}\naudit_db = {_toml_str(files.root / 'audit.sqlite')}\n"
+        f"consortium_policy = {_toml_str(files.policy('consortium'))}\n"
+        f"usage_db = {_toml_str(files.root / 'usage.sqlite')}\n"
         f"query_timeout_s = {query_timeout_s}\n\n[datasets.loans]\nschema = {schema}\n\n"
         + "\n".join(nodes_toml)
     )
@@ -125,6 +175,7 @@ def prepare(
     seed: int = 7,
     ill_conditioned: bool = False,
     query_timeout_s: float = 30.0,
+    policies: Policies = "open",
 ) -> ConsortiumFiles:
     """Write PKI, data and configs for a loopback consortium under ``root`` (made afresh)."""
     _fresh_directory(root)
@@ -134,12 +185,13 @@ def prepare(
         gateway_address=f"127.0.0.1:{free_port()}",
         node_addresses={name: f"127.0.0.1:{free_port()}" for name in nodes},
     )
+    _write_policies(files, policies)
     init_consortium(
         files.pki_dir,
         nodes=list(nodes),
         analysts=("alice", "bob"),
         auditors=("audrey",),
-        approvers=(),
+        approvers=("carol",),
         overwrite=True,
     )
     for name in nodes:

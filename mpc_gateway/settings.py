@@ -38,6 +38,7 @@ class NodeLink(BaseModel):
     address: str  # host:port of the node's gRPC service
     mpc_host: str
     mpc_port: int = Field(ge=1, le=65535)
+    policy: Path  # the policy the node's institution published (the node enforces its own copy)
 
 
 class _Settings(BaseSettings):
@@ -65,6 +66,8 @@ class NodeSettings(_Settings):
     pki_dir: Path
     gateway: str = Field(default="gateway", pattern=_NAME)
     audit_db: Path = Path("audit.sqlite")  # this node's witness log
+    policy: Path  # this institution's policy file
+    usage_db: Path = Path("usage.sqlite")  # queries per analyst per day, for the daily limit
     scan_threads: int = Field(default=1, ge=1, le=256)  # DuckDB threads for local pre-aggregation
     datasets: dict[str, DatasetSource]
     log_level: str = "INFO"
@@ -77,6 +80,8 @@ class GatewaySettings(_Settings):
     listen: str = "127.0.0.1:50050"
     pki_dir: Path
     audit_db: Path = Path("audit.sqlite")
+    consortium_policy: Path
+    usage_db: Path = Path("usage.sqlite")
     query_timeout_s: float = Field(default=30.0, gt=0, le=3600)
     nodes: tuple[NodeLink, ...] = Field(min_length=3)
     datasets: dict[str, DatasetSource]

@@ -19,7 +19,7 @@ from mpc_gateway.cli.common import (
     reporting_errors,
     setup_logging,
 )
-from mpc_gateway.client import QueryResult
+from mpc_gateway.client import ApproverClient, QueryResult
 
 app = typer.Typer(
     help="mpc-gateway: joint statistics over institutions' data, computed with MPC.",
@@ -197,30 +197,129 @@ def query(
         str, typer.Option(help="filter, e.g. \"sector IN ('energy') AND exposure > 1000\"")
     ] = "",
     group_by: Annotated[str | None, typer.Option(help="categorical column")] = None,
-    purpose: Annotated[str, typer.Option(help="why you ask (recorded in the audit log)")] = "",
+    purpose: Annotated[
+        str, typer.Option(help="why you ask: a purpose the policies allow (audited)")
+    ] = "",
+    explain: Annotated[
+        bool, typer.Option("--explain", help="dry run: rules, approvals, disclosure")
+    ] = False,
     gateway: str = GATEWAY_OPTION,
     pki: str = PKI_OPTION,
     identity: str = IDENTITY_OPTION,
     as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
 ) -> None:
-    """Run a joint query as an analyst."""
+    """Run a joint query as an analyst (or, with --explain, see what would happen)."""
     with reporting_errors(), client_from_env(gateway, pki, identity) as client:
+        if explain:
+            report = client.explain(dataset, agg, where=where, group_by=group_by, purpose=purpose)
+            print(json.dumps(report, indent=2)) if as_json else print_explanation(report)
+            raise typer.Exit(0 if report["allowed"] else 3)
         result = client.query(dataset, agg, where=where, group_by=group_by, purpose=purpose)
-    if as_json:
-        print(
-            json.dumps(
-                {
-                    "query_id": result.query_id,
-                    "plan_hash": result.plan_hash,
-                    "rows": result.records(),
-                    "total_ms": result.total_ms,
-                },
-                default=str,
-                indent=2,
-            )
+    print_json(result) if as_json else print_result(result)
+
+
+def print_json(result: QueryResult) -> None:
+    print(json.dumps({"query_id": result.query_id, "plan_hash": result.plan_hash, "rows": result.records(),
+                      "suppressed": result.suppressed, "total_ms": result.total_ms}, default=str, indent=2))  # fmt: skip
+
+
+def print_explanation(report: dict[str, Any]) -> None:
+    verdict = "[green]would run[/]" if report["allowed"] else "[red]would be refused[/]"
+    console.print(f"[bold]{verdict}[/] (plan {report['plan_hash'][:16]}…)")
+    for key, value in report.items():
+        if key not in ("allowed", "plan_hash"):
+            console.print(f"[bold]{key}[/]: {json.dumps(value, indent=2)}", highlight=False)
+
+
+@app.command("status")
+def status(
+    query_id: Annotated[str, typer.Argument(help="the id a query waiting for approval was given")],
+    wait: Annotated[
+        float, typer.Option(help="seconds to wait for the result (0: just look)")
+    ] = 0.0,
+    gateway: str = GATEWAY_OPTION,
+    pki: str = PKI_OPTION,
+    identity: str = IDENTITY_OPTION,
+    as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
+) -> None:
+    """Where a query that needed approval stands; its result once it ran."""
+    with reporting_errors(), client_from_env(gateway, pki, identity) as client:
+        if wait > 0:
+            result = client.wait(query_id, timeout_s=wait)
+        else:
+            found = client.status(query_id)
+            if found.result is None:
+                waiting = (
+                    f", waiting for {', '.join(found.waiting_for)}" if found.waiting_for else ""
+                )
+                reason = f": {found.reason}" if found.reason else ""
+                console.print(f"query {query_id}: {found.state}{waiting}{reason}")
+                raise typer.Exit(0 if found.state in ("waiting", "running") else 3)
+            result = found.result
+    print_json(result) if as_json else print_result(result)
+
+
+APPROVER_OPTION = typer.Option(
+    "approver/carol", "--identity", envvar="MPCGW_APPROVER", help="role/name of your certificate"
+)
+approvals_app = typer.Typer(
+    help="Queries waiting for approval (approver role).", no_args_is_help=True
+)
+app.add_typer(approvals_app, name="approvals")
+
+
+@approvals_app.command("list")
+def approvals_list(
+    gateway: str = GATEWAY_OPTION, pki: str = PKI_OPTION, identity: str = APPROVER_OPTION
+) -> None:
+    """The queries waiting for your decision, with the exact plan you would sign."""
+    with reporting_errors(), ApproverClient(pki, identity, gateway) as approver:
+        found = approver.pending()
+    table = Table(title=f"queries waiting for {identity}")
+    for header in ("query", "analyst", "purpose", "plan hash", "plan", "waiting for"):
+        table.add_column(header)
+    for q in found:
+        table.add_row(
+            q.query_id,
+            q.analyst,
+            q.purpose,
+            q.plan_hash[:16] + "…",
+            q.plan_json,
+            ", ".join(q.waiting_for),
         )
-    else:
-        print_result(result)
+    console.print(table)
+
+
+def _decide(
+    query_id: str, decision: str, reason: str, gateway: str, pki: str, identity: str
+) -> None:
+    with reporting_errors(), ApproverClient(pki, identity, gateway) as approver:
+        state = approver.decide(query_id, decision, reason)
+    console.print(f"query {query_id}: {decision}d by {identity}; it is now {state}")
+
+
+@app.command("approve")
+def approve(
+    query_id: str,
+    reason: Annotated[str, typer.Option(help="why (signed and audited)")],
+    gateway: str = GATEWAY_OPTION,
+    pki: str = PKI_OPTION,
+    identity: str = APPROVER_OPTION,
+) -> None:
+    """Approve one exact query (its plan hash), signed with your key."""
+    _decide(query_id, "approve", reason, gateway, pki, identity)
+
+
+@app.command("reject")
+def reject(
+    query_id: str,
+    reason: Annotated[str, typer.Option(help="why (signed, audited, shown to the analyst)")],
+    gateway: str = GATEWAY_OPTION,
+    pki: str = PKI_OPTION,
+    identity: str = APPROVER_OPTION,
+) -> None:
+    """Reject one exact query, signed with your key."""
+    _decide(query_id, "reject", reason, gateway, pki, identity)
 
 
 @app.command("demo")

@@ -29,6 +29,7 @@ from mpc_gateway.errors import (
     ProtocolAbortedError,
 )
 from mpc_gateway.pki import sign
+from mpc_gateway.policy import SignedApproval
 from mpc_gateway.proto.v1 import node_pb2, node_pb2_grpc
 from mpc_gateway.query.order import ExecutionOrder, Party, SessionOrder
 from mpc_gateway.query.plan import QueryPlan
@@ -89,6 +90,7 @@ class Dispatcher:
         timeout_s: float,
         evidence: DispatchEvidence,
         on_dispatched: Callable[[ExecutionOrder], None] = lambda order: None,
+        approvals: tuple[SignedApproval, ...] = (),
     ) -> Dispatched:
         """Order ``plan`` at every node and reconstruct the joint result."""
         done: queue.Queue[tuple[str, grpc.Future]] = queue.Queue()
@@ -99,7 +101,7 @@ class Dispatcher:
             checkpoint=evidence.checkpoint,
         )
         with self._lock:
-            order = self._next_order(query_id, plan, timeout_s)
+            order = self._next_order(query_id, plan, timeout_s, approvals)
             data = order.canonical()
             request = node_pb2.SignedOrder(
                 order=data, signature=sign(self._key, data), evidence=proof
@@ -113,7 +115,13 @@ class Dispatcher:
             raise _root_cause(failures)
         return self._reconstruct(order, replies)
 
-    def _next_order(self, query_id: str, plan: QueryPlan, timeout_s: float) -> ExecutionOrder:
+    def _next_order(
+        self,
+        query_id: str,
+        plan: QueryPlan,
+        timeout_s: float,
+        approvals: tuple[SignedApproval, ...],
+    ) -> ExecutionOrder:
         now_ms = time.time_ns() // 1_000_000
         order = ExecutionOrder(
             query_id=query_id,
@@ -124,6 +132,7 @@ class Dispatcher:
             parties=self.parties,
             issued_at_ms=now_ms,
             deadline_ms=now_ms + int(timeout_s * 1000),
+            approvals=approvals,
         )
         self._next += 1
         return order

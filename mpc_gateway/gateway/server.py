@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import json
 import logging
 
 import grpc
+from pydantic import ValidationError
 
-from mpc_gateway.gateway.service import Gateway
+from mpc_gateway.errors import GatewayError, InvalidRequestError
+from mpc_gateway.gateway.governance import PendingQuery
+from mpc_gateway.gateway.service import Gateway, Release
+from mpc_gateway.policy import SignedApproval
 from mpc_gateway.proto.v1 import audit_pb2, audit_pb2_grpc, gateway_pb2, gateway_pb2_grpc
 from mpc_gateway.rpc.audit_servicer import AuditServicer
 from mpc_gateway.rpc.auth import caller_certificate_sha256, caller_identity
@@ -15,7 +20,7 @@ from mpc_gateway.rpc.errors import translate_errors
 from mpc_gateway.rpc.server import Service, build_server, serve_until_signalled
 from mpc_gateway.settings import GatewaySettings
 
-__all__ = ["GatewayServicer", "serve_gateway"]
+__all__ = ["GatewayServicer", "ApprovalServicer", "serve_gateway"]
 
 log = logging.getLogger(__name__)
 
@@ -43,27 +48,100 @@ class GatewayServicer(gateway_pb2_grpc.GatewayServiceServicer):
             release = self.gateway.run_query(
                 caller, spec_from_proto(request), caller_certificate_sha256(context)
             )
-            table = release.table
-            return gateway_pb2.QueryResult(
-                query_id=release.query_id,
-                plan_hash=release.plan.plan_hash,
-                dataset=release.plan.dataset,
-                group_by=table.group_by or "",
-                columns=table.columns,
-                rows=[
-                    gateway_pb2.ResultRow(
-                        group=group,
-                        values=[value_to_proto(v) for v in values],
-                        suppressed_by=dict(table.suppressed).get(group, ()),
-                    )
-                    for group, values in table.rows
-                ],
-                timing=gateway_pb2.Timing(
-                    total_ms=release.total_ms, mpc_ms=release.mpc_ms, local_ms=release.local_ms
-                ),
-                sequence=release.sequence,
+            return release_to_proto(release)
+        raise AssertionError("unreachable")
+
+    def ExplainQuery(
+        self, request: gateway_pb2.QueryRequest, context: grpc.ServicerContext
+    ) -> gateway_pb2.QueryExplanation:
+        with translate_errors(context):
+            decision, report = self.gateway.explain(
+                caller_identity(context), spec_from_proto(request)
+            )
+            return gateway_pb2.QueryExplanation(
+                allowed=decision.allowed,
+                plan_hash=decision.plan.plan_hash,
+                report_json=json.dumps(report),
             )
         raise AssertionError("unreachable")
+
+    def GetQueryStatus(
+        self, request: gateway_pb2.QueryStatusRequest, context: grpc.ServicerContext
+    ) -> gateway_pb2.QueryStatus:
+        with translate_errors(context):
+            query = self.gateway.status(caller_identity(context), request.query_id)
+            return status_to_proto(query, self.gateway)
+        raise AssertionError("unreachable")
+
+
+class ApprovalServicer(gateway_pb2_grpc.ApprovalServiceServicer):
+    def __init__(self, gateway: Gateway) -> None:
+        self.gateway = gateway
+
+    def ListPending(
+        self, request: gateway_pb2.ListPendingRequest, context: grpc.ServicerContext
+    ) -> gateway_pb2.ListPendingResponse:
+        with translate_errors(context):
+            queries = self.gateway.pending(caller_identity(context))
+            return gateway_pb2.ListPendingResponse(
+                queries=[pending_to_proto(q, self.gateway) for q in queries]
+            )
+        raise AssertionError("unreachable")
+
+    def Decide(
+        self, request: gateway_pb2.ApprovalDecision, context: grpc.ServicerContext
+    ) -> gateway_pb2.QueryStatus:
+        with translate_errors(context):
+            try:
+                signed = SignedApproval.model_validate_json(request.signed_approval_json)
+            except ValidationError as err:
+                raise InvalidRequestError(
+                    f"the signed approval is malformed: {err.errors()[0]['msg']}"
+                ) from None
+            query = self.gateway.decide(caller_identity(context), request.query_id, signed)
+            return status_to_proto(query, self.gateway)
+        raise AssertionError("unreachable")
+
+
+def release_to_proto(release: Release) -> gateway_pb2.QueryResult:
+    table = release.table
+    suppressed = dict(table.suppressed)
+    rows = [
+        gateway_pb2.ResultRow(group=group, values=[value_to_proto(v) for v in values],
+                              suppressed_by=suppressed.get(group, ()))
+        for group, values in table.rows
+    ]  # fmt: skip
+    return gateway_pb2.QueryResult(
+        query_id=release.query_id, plan_hash=release.plan.plan_hash, dataset=release.plan.dataset,
+        group_by=table.group_by or "", columns=table.columns, rows=rows, sequence=release.sequence,
+        timing=gateway_pb2.Timing(total_ms=release.total_ms, mpc_ms=release.mpc_ms, local_ms=release.local_ms),
+    )  # fmt: skip
+
+
+def status_to_proto(query: PendingQuery, gateway: Gateway) -> gateway_pb2.QueryStatus:
+    status = gateway_pb2.QueryStatus(
+        query_id=query.query_id, state=query.state, plan_hash=query.plan.plan_hash
+    )
+    if query.state == "waiting":
+        status.waiting_for.extend(query.waiting_for(gateway.ca))
+    if isinstance(query.outcome, Release):
+        status.result.CopyFrom(release_to_proto(query.outcome))
+    elif isinstance(query.outcome, GatewayError):
+        status.reason = query.outcome.public_message
+    return status
+
+
+def pending_to_proto(query: PendingQuery, gateway: Gateway) -> gateway_pb2.PendingQuery:
+    needs = [
+        gateway_pb2.ApprovalNeed(institution=need.owner, approvers=need.rule.approvers,
+                                 quorum=need.rule.quorum, valid_for_hours=need.rule.valid_for_hours)
+        for need in query.decision.approvals
+    ]  # fmt: skip
+    return gateway_pb2.PendingQuery(
+        query_id=query.query_id, analyst=str(query.caller), dataset=query.plan.dataset,
+        purpose=query.plan.purpose, plan_hash=query.plan.plan_hash, plan_json=query.plan.canonical().decode(),
+        needs=needs, waiting_for=query.waiting_for(gateway.ca), submitted_ms=query.submitted_ms,
+    )  # fmt: skip
 
 
 def serve_gateway(settings: GatewaySettings) -> None:
@@ -74,6 +152,11 @@ def serve_gateway(settings: GatewaySettings) -> None:
             gateway_pb2_grpc.add_GatewayServiceServicer_to_server,
             GatewayServicer(gateway),
             gateway_pb2.DESCRIPTOR.services_by_name["GatewayService"].full_name,
+        ),
+        Service(
+            gateway_pb2_grpc.add_ApprovalServiceServicer_to_server,
+            ApprovalServicer(gateway),
+            gateway_pb2.DESCRIPTOR.services_by_name["ApprovalService"].full_name,
         ),
         Service(
             audit_pb2_grpc.add_AuditServiceServicer_to_server,
@@ -90,4 +173,4 @@ def serve_gateway(settings: GatewaySettings) -> None:
         port,
         ", ".join(p.name for p in gateway.dispatcher.parties),
     )
-    serve_until_signalled(server, health, gateway.audit.close)
+    serve_until_signalled(server, health, gateway.close)

@@ -15,6 +15,7 @@ import hashlib
 import logging
 import time
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 from mpc_gateway.audit.evidence import DispatchEvidence, log_origin, verify_evidence
@@ -38,6 +39,13 @@ from mpc_gateway.pki import (
     load_verified_signing_cert,
     tls_credentials_bytes,
     verify,
+)
+from mpc_gateway.policy import (
+    RequiredApproval,
+    UsageLedger,
+    evaluate,
+    load_policy,
+    require_approvals,
 )
 from mpc_gateway.query.models import QuerySpec
 from mpc_gateway.query.order import ExecutionOrder, Party, SessionOrder
@@ -80,6 +88,14 @@ class Node:
             for name, src in settings.datasets.items()
         }
         self.sequencer = SessionSequencer(self._spawn)
+        self._ca = load_ca(self.layout.ca_cert)
+        self.policy = load_policy(settings.policy, {n: d.schema for n, d in self.datasets.items()})
+        if self.policy.owner != settings.name:
+            raise ConfigurationError(
+                f"{settings.policy} is {self.policy.owner!r}'s policy, not {settings.name!r}'s"
+            )
+        settings.usage_db.parent.mkdir(parents=True, exist_ok=True)
+        self.usage = UsageLedger(settings.usage_db)
         td = self.layout.trust_domain
         self._gateway_log = log_origin(td, "gateway", settings.gateway)
         _, node_key = self.layout.signing_paths(self.identity)
@@ -149,9 +165,22 @@ class Node:
             group_by=plan.group_by,
             purpose=plan.purpose,
         )
-        if build_plan(spec, dataset.schema, plan.analyst) != plan:
+        if build_plan(spec, dataset.schema, plan.analyst, plan.controls) != plan:
             raise IntegrityError(f"{self.settings.name} derives a different plan from this order")
+        self._check_policy(order)
         return dataset
+
+    def _check_policy(self, order: ExecutionOrder) -> None:
+        """This institution's own policy, on the signed order: whatever the gateway decided."""
+        plan, now = order.plan, datetime.now(UTC)
+        decision = evaluate(self.policy, plan, plan.analyst, now, self.usage.count(plan.analyst),
+                            check_plan_controls=True)  # fmt: skip
+        decision.raise_if_denied()
+        if decision.approval is not None:
+            need = RequiredApproval(decision.owner, decision.approval)
+            require_approvals([need], order.approvals, plan.plan_hash, self._ca, now,
+                              trust_domain=self.layout.trust_domain)  # fmt: skip
+        self.usage.record(plan.analyst)
 
     def execute(
         self,
@@ -274,6 +303,7 @@ class Node:
     def close(self) -> None:
         self.sequencer.close()
         self.witness.close()
+        self.usage.close()
 
 
 def _required(source: Any, dataset: str) -> Any:

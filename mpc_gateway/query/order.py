@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from mpc_gateway.canonical import canonical_bytes, from_canonical
 from mpc_gateway.errors import IntegrityError
+from mpc_gateway.policy.approvals import SignedApproval
 from mpc_gateway.query.plan import QueryPlan
 
 __all__ = ["Party", "ExecutionOrder", "SessionOrder", "check_parties"]
@@ -70,6 +71,7 @@ class ExecutionOrder(BaseModel):
     parties: tuple[Party, ...] = Field(min_length=3)
     issued_at_ms: int
     deadline_ms: int
+    approvals: tuple[SignedApproval, ...] = ()  # what the policies required, signed by approvers
 
     def canonical(self) -> bytes:
         return canonical_bytes(self.model_dump(mode="json"))
@@ -77,7 +79,8 @@ class ExecutionOrder(BaseModel):
     @classmethod
     def from_bytes(cls, data: bytes) -> ExecutionOrder:
         try:
-            order = cls.model_validate(from_canonical(data))
+            from_canonical(data)
+            order = cls.model_validate_json(data)
         except (ValueError, TypeError) as err:
             raise IntegrityError(f"execution order is malformed: {err}") from err
         if order.plan.plan_hash != order.plan_hash:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from decimal import Decimal, localcontext
+from decimal import ROUND_HALF_EVEN, Decimal, localcontext
 from fractions import Fraction
 from typing import Any
 
@@ -111,10 +111,13 @@ RULES = ("min_cell_count", "min_institutions", "dominance")
 
 
 def _rounded(value: Scalar, func: str, controls: OutputControls) -> Scalar:
-    step = controls.round_counts_to
-    if func != "count" or step == 1 or not isinstance(value, int):
-        return value
-    return ((2 * value + step) // (2 * step)) * step  # to the nearest multiple, halves up
+    """A released value after the controls' rounding (counts to a multiple, sums to decimals)."""
+    if func == "count" and isinstance(value, int) and controls.round_counts_to > 1:
+        step = controls.round_counts_to
+        return ((2 * value + step) // (2 * step)) * step  # to the nearest multiple, halves up
+    if func == "sum" and isinstance(value, Decimal) and controls.sum_decimals is not None:
+        return value.quantize(Decimal(1).scaleb(-controls.sum_decimals), rounding=ROUND_HALF_EVEN)
+    return value
 
 
 def decode_result(

@@ -35,7 +35,9 @@ def consortium(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalConsor
 
 def client_for(consortium: LocalConsortium, identity: str = "analyst/alice") -> GatewayClient:
     files = consortium.files
-    return GatewayClient.from_pki(files.pki_dir, identity, files.gateway_address, timeout_s=30)
+    return GatewayClient.from_pki(
+        files.pki_dir, identity, files.gateway_address, timeout_s=30, purpose="testing"
+    )
 
 
 @pytest.fixture()

@@ -31,7 +31,7 @@ runner = CliRunner()
 @pytest.fixture(scope="module")
 def audited(consortium: LocalConsortium) -> LocalConsortium:
     with client_for(consortium) as alice, client_for(consortium, "analyst/bob") as bob:
-        alice.query("loans", ["count", "mean:exposure"], group_by="sector", purpose="audit test")
+        alice.query("loans", ["count", "mean:exposure"], group_by="sector", purpose="testing")
         bob.query("loans", ["count"], where="defaulted = 1")
         with pytest.raises(InvalidQueryError):
             alice.query("loans", ["mean:salary"])
@@ -131,9 +131,11 @@ def _tamper(db: Path, how: str) -> None:
     with sqlite3.connect(db) as con:
         rows = con.execute("SELECT idx, leaf_hash, data FROM entries ORDER BY idx").fetchall()
         if how == "change":
-            data = rows[3][2].replace(b"analyst/alice", b"analyst/bobby")
+            idx, _, data = next(row for row in rows if b"analyst/alice" in row[2])
+            data = data.replace(b"analyst/alice", b"analyst/bobby")
             con.execute(
-                "UPDATE entries SET data = ?, leaf_hash = ? WHERE idx = 3", (data, leaf_hash(data))
+                "UPDATE entries SET data = ?, leaf_hash = ? WHERE idx = ?",
+                (data, leaf_hash(data), idx),
             )
         elif how == "delete":
             con.execute("DELETE FROM entries WHERE idx = 2")

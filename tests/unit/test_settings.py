@@ -15,6 +15,7 @@ name = "bank-a"
 listen = "127.0.0.1:6001"
 mpc_port = 7001
 pki_dir = "pki"
+policy = "policy.toml"
 
 [datasets.loans]
 schema = "../schemas/loans.toml"

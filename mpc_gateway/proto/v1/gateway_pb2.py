@@ -24,33 +24,51 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\"mpc_gateway/proto/v1/gateway.proto\x12\x14mpc_gateway.proto.v1\"\x15\n\x13ListDatasetsRequest\"K\n\x14ListDatasetsResponse\x12\x33\n\x08\x64\x61tasets\x18\x01 \x03(\x0b\x32!.mpc_gateway.proto.v1.DatasetInfo\"\x87\x01\n\x0b\x44\x61tasetInfo\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x02 \x01(\t\x12\x31\n\x07\x63olumns\x18\x03 \x03(\x0b\x32 .mpc_gateway.proto.v1.ColumnInfo\x12\x13\n\x0bschema_hash\x18\x04 \x01(\t\x12\r\n\x05nodes\x18\x05 \x03(\t\"v\n\nColumnInfo\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0c\n\x04kind\x18\x02 \x01(\t\x12\r\n\x05scale\x18\x03 \x01(\r\x12\x0b\n\x03min\x18\x04 \x01(\t\x12\x0b\n\x03max\x18\x05 \x01(\t\x12\x0e\n\x06\x64omain\x18\x06 \x03(\t\x12\x13\n\x0b\x64\x65scription\x18\x07 \x01(\t\"-\n\rAggregateSpec\x12\x0c\n\x04\x66unc\x18\x01 \x01(\t\x12\x0e\n\x06\x63olumn\x18\x02 \x01(\t\"\x8a\x01\n\x0cQueryRequest\x12\x0f\n\x07\x64\x61taset\x18\x01 \x01(\t\x12\x37\n\naggregates\x18\x02 \x03(\x0b\x32#.mpc_gateway.proto.v1.AggregateSpec\x12\r\n\x05where\x18\x03 \x01(\t\x12\x10\n\x08group_by\x18\x04 \x01(\t\x12\x0f\n\x07purpose\x18\x05 \x01(\t\"d\n\x05Value\x12\x13\n\tint_value\x18\x01 \x01(\x03H\x00\x12\x17\n\rdecimal_value\x18\x02 \x01(\tH\x00\x12\x15\n\x0b\x66loat_value\x18\x03 \x01(\x01H\x00\x12\x0e\n\x04null\x18\x04 \x01(\x08H\x00\x42\x06\n\x04kind\"^\n\tResultRow\x12\r\n\x05group\x18\x01 \x01(\t\x12+\n\x06values\x18\x02 \x03(\x0b\x32\x1b.mpc_gateway.proto.v1.Value\x12\x15\n\rsuppressed_by\x18\x03 \x03(\t\"<\n\x06Timing\x12\x10\n\x08total_ms\x18\x01 \x01(\x01\x12\x0e\n\x06mpc_ms\x18\x02 \x01(\x01\x12\x10\n\x08local_ms\x18\x03 \x01(\x01\"\xd5\x01\n\x0bQueryResult\x12\x10\n\x08query_id\x18\x01 \x01(\t\x12\x11\n\tplan_hash\x18\x02 \x01(\t\x12\x0f\n\x07\x64\x61taset\x18\x03 \x01(\t\x12\x10\n\x08group_by\x18\x04 \x01(\t\x12\x0f\n\x07\x63olumns\x18\x05 \x03(\t\x12-\n\x04rows\x18\x06 \x03(\x0b\x32\x1f.mpc_gateway.proto.v1.ResultRow\x12,\n\x06timing\x18\x07 \x01(\x0b\x32\x1c.mpc_gateway.proto.v1.Timing\x12\x10\n\x08sequence\x18\x08 \x01(\x04\x32\xca\x01\n\x0eGatewayService\x12\x65\n\x0cListDatasets\x12).mpc_gateway.proto.v1.ListDatasetsRequest\x1a*.mpc_gateway.proto.v1.ListDatasetsResponse\x12Q\n\x08RunQuery\x12\".mpc_gateway.proto.v1.QueryRequest\x1a!.mpc_gateway.proto.v1.QueryResultb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\"mpc_gateway/proto/v1/gateway.proto\x12\x14mpc_gateway.proto.v1\"K\n\x10QueryExplanation\x12\x0f\n\x07\x61llowed\x18\x01 \x01(\x08\x12\x11\n\tplan_hash\x18\x02 \x01(\t\x12\x13\n\x0breport_json\x18\x03 \x01(\t\"&\n\x12QueryStatusRequest\x12\x10\n\x08query_id\x18\x01 \x01(\t\"\x99\x01\n\x0bQueryStatus\x12\x10\n\x08query_id\x18\x01 \x01(\t\x12\r\n\x05state\x18\x02 \x01(\t\x12\x13\n\x0bwaiting_for\x18\x03 \x03(\t\x12\x0e\n\x06reason\x18\x04 \x01(\t\x12\x31\n\x06result\x18\x05 \x01(\x0b\x32!.mpc_gateway.proto.v1.QueryResult\x12\x11\n\tplan_hash\x18\x06 \x01(\t\"\x14\n\x12ListPendingRequest\"_\n\x0c\x41pprovalNeed\x12\x13\n\x0binstitution\x18\x01 \x01(\t\x12\x11\n\tapprovers\x18\x02 \x03(\t\x12\x0e\n\x06quorum\x18\x03 \x01(\r\x12\x17\n\x0fvalid_for_hours\x18\x04 \x01(\r\"\xd7\x01\n\x0cPendingQuery\x12\x10\n\x08query_id\x18\x01 \x01(\t\x12\x0f\n\x07\x61nalyst\x18\x02 \x01(\t\x12\x0f\n\x07\x64\x61taset\x18\x03 \x01(\t\x12\x0f\n\x07purpose\x18\x04 \x01(\t\x12\x11\n\tplan_hash\x18\x05 \x01(\t\x12\x11\n\tplan_json\x18\x06 \x01(\t\x12\x31\n\x05needs\x18\x07 \x03(\x0b\x32\".mpc_gateway.proto.v1.ApprovalNeed\x12\x13\n\x0bwaiting_for\x18\x08 \x03(\t\x12\x14\n\x0csubmitted_ms\x18\t \x01(\x03\"J\n\x13ListPendingResponse\x12\x33\n\x07queries\x18\x01 \x03(\x0b\x32\".mpc_gateway.proto.v1.PendingQuery\"B\n\x10\x41pprovalDecision\x12\x10\n\x08query_id\x18\x01 \x01(\t\x12\x1c\n\x14signed_approval_json\x18\x02 \x01(\t\"\x15\n\x13ListDatasetsRequest\"K\n\x14ListDatasetsResponse\x12\x33\n\x08\x64\x61tasets\x18\x01 \x03(\x0b\x32!.mpc_gateway.proto.v1.DatasetInfo\"\x87\x01\n\x0b\x44\x61tasetInfo\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x02 \x01(\t\x12\x31\n\x07\x63olumns\x18\x03 \x03(\x0b\x32 .mpc_gateway.proto.v1.ColumnInfo\x12\x13\n\x0bschema_hash\x18\x04 \x01(\t\x12\r\n\x05nodes\x18\x05 \x03(\t\"v\n\nColumnInfo\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0c\n\x04kind\x18\x02 \x01(\t\x12\r\n\x05scale\x18\x03 \x01(\r\x12\x0b\n\x03min\x18\x04 \x01(\t\x12\x0b\n\x03max\x18\x05 \x01(\t\x12\x0e\n\x06\x64omain\x18\x06 \x03(\t\x12\x13\n\x0b\x64\x65scription\x18\x07 \x01(\t\"-\n\rAggregateSpec\x12\x0c\n\x04\x66unc\x18\x01 \x01(\t\x12\x0e\n\x06\x63olumn\x18\x02 \x01(\t\"\x8a\x01\n\x0cQueryRequest\x12\x0f\n\x07\x64\x61taset\x18\x01 \x01(\t\x12\x37\n\naggregates\x18\x02 \x03(\x0b\x32#.mpc_gateway.proto.v1.AggregateSpec\x12\r\n\x05where\x18\x03 \x01(\t\x12\x10\n\x08group_by\x18\x04 \x01(\t\x12\x0f\n\x07purpose\x18\x05 \x01(\t\"d\n\x05Value\x12\x13\n\tint_value\x18\x01 \x01(\x03H\x00\x12\x17\n\rdecimal_value\x18\x02 \x01(\tH\x00\x12\x15\n\x0b\x66loat_value\x18\x03 \x01(\x01H\x00\x12\x0e\n\x04null\x18\x04 \x01(\x08H\x00\x42\x06\n\x04kind\"^\n\tResultRow\x12\r\n\x05group\x18\x01 \x01(\t\x12+\n\x06values\x18\x02 \x03(\x0b\x32\x1b.mpc_gateway.proto.v1.Value\x12\x15\n\rsuppressed_by\x18\x03 \x03(\t\"<\n\x06Timing\x12\x10\n\x08total_ms\x18\x01 \x01(\x01\x12\x0e\n\x06mpc_ms\x18\x02 \x01(\x01\x12\x10\n\x08local_ms\x18\x03 \x01(\x01\"\xd5\x01\n\x0bQueryResult\x12\x10\n\x08query_id\x18\x01 \x01(\t\x12\x11\n\tplan_hash\x18\x02 \x01(\t\x12\x0f\n\x07\x64\x61taset\x18\x03 \x01(\t\x12\x10\n\x08group_by\x18\x04 \x01(\t\x12\x0f\n\x07\x63olumns\x18\x05 \x03(\t\x12-\n\x04rows\x18\x06 \x03(\x0b\x32\x1f.mpc_gateway.proto.v1.ResultRow\x12,\n\x06timing\x18\x07 \x01(\x0b\x32\x1c.mpc_gateway.proto.v1.Timing\x12\x10\n\x08sequence\x18\x08 \x01(\x04\x32\x85\x03\n\x0eGatewayService\x12\x65\n\x0cListDatasets\x12).mpc_gateway.proto.v1.ListDatasetsRequest\x1a*.mpc_gateway.proto.v1.ListDatasetsResponse\x12Q\n\x08RunQuery\x12\".mpc_gateway.proto.v1.QueryRequest\x1a!.mpc_gateway.proto.v1.QueryResult\x12Z\n\x0c\x45xplainQuery\x12\".mpc_gateway.proto.v1.QueryRequest\x1a&.mpc_gateway.proto.v1.QueryExplanation\x12]\n\x0eGetQueryStatus\x12(.mpc_gateway.proto.v1.QueryStatusRequest\x1a!.mpc_gateway.proto.v1.QueryStatus2\xca\x01\n\x0f\x41pprovalService\x12\x62\n\x0bListPending\x12(.mpc_gateway.proto.v1.ListPendingRequest\x1a).mpc_gateway.proto.v1.ListPendingResponse\x12S\n\x06\x44\x65\x63ide\x12&.mpc_gateway.proto.v1.ApprovalDecision\x1a!.mpc_gateway.proto.v1.QueryStatusb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'mpc_gateway.proto.v1.gateway_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_LISTDATASETSREQUEST']._serialized_start=60
-  _globals['_LISTDATASETSREQUEST']._serialized_end=81
-  _globals['_LISTDATASETSRESPONSE']._serialized_start=83
-  _globals['_LISTDATASETSRESPONSE']._serialized_end=158
-  _globals['_DATASETINFO']._serialized_start=161
-  _globals['_DATASETINFO']._serialized_end=296
-  _globals['_COLUMNINFO']._serialized_start=298
-  _globals['_COLUMNINFO']._serialized_end=416
-  _globals['_AGGREGATESPEC']._serialized_start=418
-  _globals['_AGGREGATESPEC']._serialized_end=463
-  _globals['_QUERYREQUEST']._serialized_start=466
-  _globals['_QUERYREQUEST']._serialized_end=604
-  _globals['_VALUE']._serialized_start=606
-  _globals['_VALUE']._serialized_end=706
-  _globals['_RESULTROW']._serialized_start=708
-  _globals['_RESULTROW']._serialized_end=802
-  _globals['_TIMING']._serialized_start=804
-  _globals['_TIMING']._serialized_end=864
-  _globals['_QUERYRESULT']._serialized_start=867
-  _globals['_QUERYRESULT']._serialized_end=1080
-  _globals['_GATEWAYSERVICE']._serialized_start=1083
-  _globals['_GATEWAYSERVICE']._serialized_end=1285
+  _globals['_QUERYEXPLANATION']._serialized_start=60
+  _globals['_QUERYEXPLANATION']._serialized_end=135
+  _globals['_QUERYSTATUSREQUEST']._serialized_start=137
+  _globals['_QUERYSTATUSREQUEST']._serialized_end=175
+  _globals['_QUERYSTATUS']._serialized_start=178
+  _globals['_QUERYSTATUS']._serialized_end=331
+  _globals['_LISTPENDINGREQUEST']._serialized_start=333
+  _globals['_LISTPENDINGREQUEST']._serialized_end=353
+  _globals['_APPROVALNEED']._serialized_start=355
+  _globals['_APPROVALNEED']._serialized_end=450
+  _globals['_PENDINGQUERY']._serialized_start=453
+  _globals['_PENDINGQUERY']._serialized_end=668
+  _globals['_LISTPENDINGRESPONSE']._serialized_start=670
+  _globals['_LISTPENDINGRESPONSE']._serialized_end=744
+  _globals['_APPROVALDECISION']._serialized_start=746
+  _globals['_APPROVALDECISION']._serialized_end=812
+  _globals['_LISTDATASETSREQUEST']._serialized_start=814
+  _globals['_LISTDATASETSREQUEST']._serialized_end=835
+  _globals['_LISTDATASETSRESPONSE']._serialized_start=837
+  _globals['_LISTDATASETSRESPONSE']._serialized_end=912
+  _globals['_DATASETINFO']._serialized_start=915
+  _globals['_DATASETINFO']._serialized_end=1050
+  _globals['_COLUMNINFO']._serialized_start=1052
+  _globals['_COLUMNINFO']._serialized_end=1170
+  _globals['_AGGREGATESPEC']._serialized_start=1172
+  _globals['_AGGREGATESPEC']._serialized_end=1217
+  _globals['_QUERYREQUEST']._serialized_start=1220
+  _globals['_QUERYREQUEST']._serialized_end=1358
+  _globals['_VALUE']._serialized_start=1360
+  _globals['_VALUE']._serialized_end=1460
+  _globals['_RESULTROW']._serialized_start=1462
+  _globals['_RESULTROW']._serialized_end=1556
+  _globals['_TIMING']._serialized_start=1558
+  _globals['_TIMING']._serialized_end=1618
+  _globals['_QUERYRESULT']._serialized_start=1621
+  _globals['_QUERYRESULT']._serialized_end=1834
+  _globals['_GATEWAYSERVICE']._serialized_start=1837
+  _globals['_GATEWAYSERVICE']._serialized_end=2226
+  _globals['_APPROVALSERVICE']._serialized_start=2229
+  _globals['_APPROVALSERVICE']._serialized_end=2431
 # @@protoc_insertion_point(module_scope)

@@ -6,6 +6,90 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 
 DESCRIPTOR: _descriptor.FileDescriptor
 
+class QueryExplanation(_message.Message):
+    __slots__ = ("allowed", "plan_hash", "report_json")
+    ALLOWED_FIELD_NUMBER: _ClassVar[int]
+    PLAN_HASH_FIELD_NUMBER: _ClassVar[int]
+    REPORT_JSON_FIELD_NUMBER: _ClassVar[int]
+    allowed: bool
+    plan_hash: str
+    report_json: str
+    def __init__(self, allowed: _Optional[bool] = ..., plan_hash: _Optional[str] = ..., report_json: _Optional[str] = ...) -> None: ...
+
+class QueryStatusRequest(_message.Message):
+    __slots__ = ("query_id",)
+    QUERY_ID_FIELD_NUMBER: _ClassVar[int]
+    query_id: str
+    def __init__(self, query_id: _Optional[str] = ...) -> None: ...
+
+class QueryStatus(_message.Message):
+    __slots__ = ("query_id", "state", "waiting_for", "reason", "result", "plan_hash")
+    QUERY_ID_FIELD_NUMBER: _ClassVar[int]
+    STATE_FIELD_NUMBER: _ClassVar[int]
+    WAITING_FOR_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    RESULT_FIELD_NUMBER: _ClassVar[int]
+    PLAN_HASH_FIELD_NUMBER: _ClassVar[int]
+    query_id: str
+    state: str
+    waiting_for: _containers.RepeatedScalarFieldContainer[str]
+    reason: str
+    result: QueryResult
+    plan_hash: str
+    def __init__(self, query_id: _Optional[str] = ..., state: _Optional[str] = ..., waiting_for: _Optional[_Iterable[str]] = ..., reason: _Optional[str] = ..., result: _Optional[_Union[QueryResult, _Mapping]] = ..., plan_hash: _Optional[str] = ...) -> None: ...
+
+class ListPendingRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class ApprovalNeed(_message.Message):
+    __slots__ = ("institution", "approvers", "quorum", "valid_for_hours")
+    INSTITUTION_FIELD_NUMBER: _ClassVar[int]
+    APPROVERS_FIELD_NUMBER: _ClassVar[int]
+    QUORUM_FIELD_NUMBER: _ClassVar[int]
+    VALID_FOR_HOURS_FIELD_NUMBER: _ClassVar[int]
+    institution: str
+    approvers: _containers.RepeatedScalarFieldContainer[str]
+    quorum: int
+    valid_for_hours: int
+    def __init__(self, institution: _Optional[str] = ..., approvers: _Optional[_Iterable[str]] = ..., quorum: _Optional[int] = ..., valid_for_hours: _Optional[int] = ...) -> None: ...
+
+class PendingQuery(_message.Message):
+    __slots__ = ("query_id", "analyst", "dataset", "purpose", "plan_hash", "plan_json", "needs", "waiting_for", "submitted_ms")
+    QUERY_ID_FIELD_NUMBER: _ClassVar[int]
+    ANALYST_FIELD_NUMBER: _ClassVar[int]
+    DATASET_FIELD_NUMBER: _ClassVar[int]
+    PURPOSE_FIELD_NUMBER: _ClassVar[int]
+    PLAN_HASH_FIELD_NUMBER: _ClassVar[int]
+    PLAN_JSON_FIELD_NUMBER: _ClassVar[int]
+    NEEDS_FIELD_NUMBER: _ClassVar[int]
+    WAITING_FOR_FIELD_NUMBER: _ClassVar[int]
+    SUBMITTED_MS_FIELD_NUMBER: _ClassVar[int]
+    query_id: str
+    analyst: str
+    dataset: str
+    purpose: str
+    plan_hash: str
+    plan_json: str
+    needs: _containers.RepeatedCompositeFieldContainer[ApprovalNeed]
+    waiting_for: _containers.RepeatedScalarFieldContainer[str]
+    submitted_ms: int
+    def __init__(self, query_id: _Optional[str] = ..., analyst: _Optional[str] = ..., dataset: _Optional[str] = ..., purpose: _Optional[str] = ..., plan_hash: _Optional[str] = ..., plan_json: _Optional[str] = ..., needs: _Optional[_Iterable[_Union[ApprovalNeed, _Mapping]]] = ..., waiting_for: _Optional[_Iterable[str]] = ..., submitted_ms: _Optional[int] = ...) -> None: ...
+
+class ListPendingResponse(_message.Message):
+    __slots__ = ("queries",)
+    QUERIES_FIELD_NUMBER: _ClassVar[int]
+    queries: _containers.RepeatedCompositeFieldContainer[PendingQuery]
+    def __init__(self, queries: _Optional[_Iterable[_Union[PendingQuery, _Mapping]]] = ...) -> None: ...
+
+class ApprovalDecision(_message.Message):
+    __slots__ = ("query_id", "signed_approval_json")
+    QUERY_ID_FIELD_NUMBER: _ClassVar[int]
+    SIGNED_APPROVAL_JSON_FIELD_NUMBER: _ClassVar[int]
+    query_id: str
+    signed_approval_json: str
+    def __init__(self, query_id: _Optional[str] = ..., signed_approval_json: _Optional[str] = ...) -> None: ...
+
 class ListDatasetsRequest(_message.Message):
     __slots__ = ()
     def __init__(self) -> None: ...

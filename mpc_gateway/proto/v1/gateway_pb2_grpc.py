@@ -44,6 +44,16 @@ class GatewayServiceStub:
                 request_serializer=mpc__gateway_dot_proto_dot_v1_dot_gateway__pb2.QueryRequest.SerializeToString,
                 response_deserializer=mpc__gateway_dot_proto_dot_v1_dot_gateway__pb2.QueryResult.FromString,
                 _registered_method=True)
+        self.ExplainQuery = channel.unary_unary(
+                '/mpc_gateway.proto.v1.GatewayService/ExplainQuery',
+                request_serializer=mpc__gateway_dot_proto_dot_v1_dot_gateway__pb2.QueryRequest.SerializeToString,
+                response_deserializer=mpc__gateway_dot_proto_dot_v1_dot_gateway__pb2.QueryExplanation.FromString,
+                _registered_method=True)
+        self.GetQueryStatus = channel.unary_unary(
+                '/mpc_gateway.proto.v1.GatewayService/GetQueryStatus',
+                request_serializer=mpc__gateway_dot_proto_dot_v1_dot_gateway__pb2.QueryStatusRequest.SerializeToString,
+                response_deserializer=mpc__gateway_dot_proto_dot_v1_dot_gateway__pb2.QueryStatus.FromString,
+                _registered_method=True)
 
 
 class GatewayServiceServicer:
@@ -58,6 +68,22 @@ class GatewayServiceServicer:
 
     def RunQuery(self, request, context):
         """Run one joint aggregate query; returns the disclosure-controlled result.
+        A query that needs approvals fails with FAILED_PRECONDITION naming its id
+        and who must approve; it then runs once approved (see GetQueryStatus).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ExplainQuery(self, request, context):
+        """Dry run: every policy rule, the approvals needed, what would be disclosed.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetQueryStatus(self, request, context):
+        """Where a query that needed approval stands, and its result once released.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -75,6 +101,16 @@ def add_GatewayServiceServicer_to_server(servicer, server):
                     servicer.RunQuery,
                     request_deserializer=mpc__gateway_dot_proto_dot_v1_dot_gateway__pb2.QueryRequest.FromString,
                     response_serializer=mpc__gateway_dot_proto_dot_v1_dot_gateway__pb2.QueryResult.SerializeToString,
+            ),
+            'ExplainQuery': grpc.unary_unary_rpc_method_handler(
+                    servicer.ExplainQuery,
+                    request_deserializer=mpc__gateway_dot_proto_dot_v1_dot_gateway__pb2.QueryRequest.FromString,
+                    response_serializer=mpc__gateway_dot_proto_dot_v1_dot_gateway__pb2.QueryExplanation.SerializeToString,
+            ),
+            'GetQueryStatus': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetQueryStatus,
+                    request_deserializer=mpc__gateway_dot_proto_dot_v1_dot_gateway__pb2.QueryStatusRequest.FromString,
+                    response_serializer=mpc__gateway_dot_proto_dot_v1_dot_gateway__pb2.QueryStatus.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -131,6 +167,179 @@ class GatewayService:
             '/mpc_gateway.proto.v1.GatewayService/RunQuery',
             mpc__gateway_dot_proto_dot_v1_dot_gateway__pb2.QueryRequest.SerializeToString,
             mpc__gateway_dot_proto_dot_v1_dot_gateway__pb2.QueryResult.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ExplainQuery(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/mpc_gateway.proto.v1.GatewayService/ExplainQuery',
+            mpc__gateway_dot_proto_dot_v1_dot_gateway__pb2.QueryRequest.SerializeToString,
+            mpc__gateway_dot_proto_dot_v1_dot_gateway__pb2.QueryExplanation.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetQueryStatus(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/mpc_gateway.proto.v1.GatewayService/GetQueryStatus',
+            mpc__gateway_dot_proto_dot_v1_dot_gateway__pb2.QueryStatusRequest.SerializeToString,
+            mpc__gateway_dot_proto_dot_v1_dot_gateway__pb2.QueryStatus.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+
+class ApprovalServiceStub:
+    """Approvers (role approver) decide on queries their institution's policy holds.
+    """
+
+    def __init__(self, channel):
+        """Constructor.
+
+        Args:
+            channel: A grpc.Channel.
+        """
+        self.ListPending = channel.unary_unary(
+                '/mpc_gateway.proto.v1.ApprovalService/ListPending',
+                request_serializer=mpc__gateway_dot_proto_dot_v1_dot_gateway__pb2.ListPendingRequest.SerializeToString,
+                response_deserializer=mpc__gateway_dot_proto_dot_v1_dot_gateway__pb2.ListPendingResponse.FromString,
+                _registered_method=True)
+        self.Decide = channel.unary_unary(
+                '/mpc_gateway.proto.v1.ApprovalService/Decide',
+                request_serializer=mpc__gateway_dot_proto_dot_v1_dot_gateway__pb2.ApprovalDecision.SerializeToString,
+                response_deserializer=mpc__gateway_dot_proto_dot_v1_dot_gateway__pb2.QueryStatus.FromString,
+                _registered_method=True)
+
+
+class ApprovalServiceServicer:
+    """Approvers (role approver) decide on queries their institution's policy holds.
+    """
+
+    def ListPending(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Decide(self, request, context):
+        """A signed approval or rejection of one exact query (its plan hash).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+
+def add_ApprovalServiceServicer_to_server(servicer, server):
+    rpc_method_handlers = {
+            'ListPending': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListPending,
+                    request_deserializer=mpc__gateway_dot_proto_dot_v1_dot_gateway__pb2.ListPendingRequest.FromString,
+                    response_serializer=mpc__gateway_dot_proto_dot_v1_dot_gateway__pb2.ListPendingResponse.SerializeToString,
+            ),
+            'Decide': grpc.unary_unary_rpc_method_handler(
+                    servicer.Decide,
+                    request_deserializer=mpc__gateway_dot_proto_dot_v1_dot_gateway__pb2.ApprovalDecision.FromString,
+                    response_serializer=mpc__gateway_dot_proto_dot_v1_dot_gateway__pb2.QueryStatus.SerializeToString,
+            ),
+    }
+    generic_handler = grpc.method_handlers_generic_handler(
+            'mpc_gateway.proto.v1.ApprovalService', rpc_method_handlers)
+    server.add_generic_rpc_handlers((generic_handler,))
+    server.add_registered_method_handlers('mpc_gateway.proto.v1.ApprovalService', rpc_method_handlers)
+
+
+ # This class is part of an EXPERIMENTAL API.
+class ApprovalService:
+    """Approvers (role approver) decide on queries their institution's policy holds.
+    """
+
+    @staticmethod
+    def ListPending(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/mpc_gateway.proto.v1.ApprovalService/ListPending',
+            mpc__gateway_dot_proto_dot_v1_dot_gateway__pb2.ListPendingRequest.SerializeToString,
+            mpc__gateway_dot_proto_dot_v1_dot_gateway__pb2.ListPendingResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Decide(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/mpc_gateway.proto.v1.ApprovalService/Decide',
+            mpc__gateway_dot_proto_dot_v1_dot_gateway__pb2.ApprovalDecision.SerializeToString,
+            mpc__gateway_dot_proto_dot_v1_dot_gateway__pb2.QueryStatus.FromString,
             options,
             channel_credentials,
             insecure,
