@@ -1,0 +1,200 @@
+"""The example institutions' policies, enforced by the gateway and by every node."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+
+import grpc
+import pytest
+
+from mpc_gateway.audit.evidence import log_origin
+from mpc_gateway.audit.log import AuditEvent
+from mpc_gateway.audit.memory import InMemoryAuditLog
+from mpc_gateway.client import ApproverClient, GatewayClient
+from mpc_gateway.errors import ApprovalMissingError, PolicyDeniedError
+from mpc_gateway.localnet import LocalConsortium, schema_path
+from mpc_gateway.pki import Identity, load_layout, load_signing_key
+from mpc_gateway.proto.v1 import node_pb2
+from mpc_gateway.query.models import Aggregate, QuerySpec
+from mpc_gateway.query.order import ExecutionOrder, Party
+from mpc_gateway.query.plan import OutputControls, build_plan
+from mpc_gateway.query.schema import load_schema
+from mpc_gateway.query.where import parse_where
+from tests.e2e.conftest import start_consortium
+from tests.e2e.test_failures import _gateway_stub
+
+pytestmark = pytest.mark.e2e
+
+STRICT = OutputControls(
+    min_cell_count=20, min_institutions=2, dominance_percent=70, round_counts_to=5, sum_decimals=0
+)
+
+
+@pytest.fixture(scope="module")
+def governed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalConsortium]:
+    running = start_consortium(tmp_path_factory.mktemp("governed"), policies="examples")
+    try:
+        yield running
+    finally:
+        running.stop()
+
+
+def _client(consortium: LocalConsortium, purpose: str = "risk monitoring") -> GatewayClient:
+    files = consortium.files
+    return GatewayClient.from_pki(
+        files.pki_dir, "analyst/alice", files.gateway_address, purpose=purpose
+    )
+
+
+def test_allowed_query_runs_and_small_cells_are_suppressed_not_opened(
+    governed: LocalConsortium,
+) -> None:
+    with _client(governed) as client:
+        result = client.query("loans", ["count", "mean:exposure"], group_by="rating",
+                              where="sector = 'energy' AND exposure > 2000000")  # fmt: skip
+    assert result.suppressed, "a narrow filter leaves some cells below 20 loans"
+    for group, rules in result.suppressed.items():
+        assert set(rules) <= {"min_cell_count", "min_institutions", "dominance"}
+        assert dict(result.rows)[group] == (None, None)
+    released = [values for group, values in result.rows if group not in result.suppressed]
+    assert all(
+        count % 5 == 0 and count >= 20 for count, _ in released
+    )  # rounded, above the minimum
+
+
+def test_query_a_policy_forbids_is_refused_naming_the_rule_and_owner(
+    governed: LocalConsortium,
+) -> None:
+    with _client(governed) as client, pytest.raises(PolicyDeniedError) as caught:
+        client.query("loans", ["count"], group_by="region")
+    assert "broker-c" in caught.value.public_message and "column.use" in caught.value.public_message
+
+
+def test_undeclared_purpose_is_refused(governed: LocalConsortium) -> None:
+    with (
+        _client(governed, purpose="marketing") as client,
+        pytest.raises(PolicyDeniedError, match="dataset.purpose"),
+    ):
+        client.query("loans", ["count"])
+
+
+def test_dry_run_lists_every_rule_and_what_would_be_disclosed(governed: LocalConsortium) -> None:
+    with _client(governed) as client:
+        refused = client.explain("loans", ["max:exposure"])
+        allowed = client.explain(
+            "loans", ["count"], group_by="sector", purpose="supervisory review"
+        )
+    assert refused["allowed"] is False
+    assert "bank-b" in str(refused)
+    assert allowed["allowed"] is True
+    assert "approver/carol" in str(allowed)
+
+
+def test_approval_flow_runs_the_query_once_approved(governed: LocalConsortium) -> None:
+    files = governed.files
+    with _client(governed, purpose="supervisory review") as client:
+        with pytest.raises(ApprovalMissingError, match="approver/carol") as caught:
+            client.query("loans", ["count", "mean:exposure"], group_by="sector")
+        query_id = caught.value.public_message.split("query ")[1].split(" ")[0]
+        assert client.status(query_id).state == "waiting"
+        with ApproverClient(files.pki_dir, "approver/carol", files.gateway_address) as carol:
+            assert query_id in [q.query_id for q in carol.pending()]
+            assert carol.decide(query_id, "approve", "supervisory review of sector risk") in (
+                "running",
+                "released",
+            )
+        result = client.wait(query_id, timeout_s=30)
+    assert len(result.rows) == 10
+
+
+def test_rejected_query_tells_the_analyst_why(governed: LocalConsortium) -> None:
+    files = governed.files
+    with _client(governed, purpose="supervisory review") as client:
+        with pytest.raises(ApprovalMissingError) as caught:
+            client.query("loans", ["count"], group_by="rating")
+        query_id = caught.value.public_message.split("query ")[1].split(" ")[0]
+        with ApproverClient(files.pki_dir, "approver/carol", files.gateway_address) as carol:
+            assert carol.decide(query_id, "reject", "not needed for the review") == "rejected"
+        with pytest.raises(PolicyDeniedError, match="not needed for the review"):
+            client.wait(query_id, timeout_s=10)
+
+
+def _signed_order(
+    consortium: LocalConsortium, spec: QuerySpec, controls: OutputControls
+) -> node_pb2.SignedOrder:
+    """An order as a compromised gateway (holding the gateway key) could make and log."""
+    layout = load_layout(consortium.files.pki_dir)
+    key = load_signing_key(
+        layout.signing_paths(Identity("gateway", "gateway", layout.trust_domain))[1]
+    )
+    plan = build_plan(spec, load_schema(schema_path()), "analyst/alice", controls)
+    now = int(time.time() * 1000)
+    parties = tuple(Party(index=i, name=n, host="127.0.0.1", port=_mpc_port(consortium, n))
+                    for i, n in enumerate(consortium.files.nodes))  # fmt: skip
+    order = ExecutionOrder(query_id="rogue", plan=plan, plan_hash=plan.plan_hash, epoch=now, sequence=0,
+                           parties=parties, issued_at_ms=now, deadline_ms=now + 5000)  # fmt: skip
+    log = InMemoryAuditLog(
+        origin=log_origin(layout.trust_domain, "gateway", "gateway"),
+        signing_key=key,
+        clock=lambda: now,
+    )
+    entry = log.append(AuditEvent(kind="query.submitted", actor="analyst/alice", query_id="rogue", timestamp_ms=now,
+                                  details={"plan_hash": plan.plan_hash}))  # fmt: skip
+    head = log.signed_tree_head()
+    evidence = node_pb2.AuditEvidence(entry=log.entry(entry.index), index=entry.index,
+                                      proof=log.inclusion_proof(entry.index), checkpoint=head)  # fmt: skip
+    data = order.canonical()
+    return node_pb2.SignedOrder(order=data, signature=key.sign(data), evidence=evidence)
+
+
+def _mpc_port(consortium: LocalConsortium, node: str) -> int:
+    text = consortium.files.node_config(node).read_text()
+    return int(text.split("mpc_port = ")[1].split("\n")[0])
+
+
+def _refusal(
+    consortium: LocalConsortium, node: str, request: node_pb2.SignedOrder
+) -> grpc.RpcError:
+    with pytest.raises(grpc.RpcError) as caught:
+        _gateway_stub(consortium, node).Execute(request, timeout=10)
+    return caught.value
+
+
+def test_node_refuses_a_validly_signed_order_its_own_policy_forbids(
+    governed: LocalConsortium,
+) -> None:
+    spec = QuerySpec(
+        dataset="loans",
+        aggregates=(Aggregate(func="max", column="exposure"),),
+        purpose="risk monitoring",
+    )
+    error = _refusal(governed, "bank-b", _signed_order(governed, spec, STRICT))
+    assert error.code() == grpc.StatusCode.PERMISSION_DENIED
+    assert "column.aggregate" in error.details() and "bank-b" in error.details()
+
+
+def test_node_refuses_an_order_with_weaker_output_controls_than_its_policy(
+    governed: LocalConsortium,
+) -> None:
+    spec = QuerySpec(
+        dataset="loans",
+        aggregates=(Aggregate(func="count"),),
+        group_by="sector",
+        purpose="risk monitoring",
+    )
+    error = _refusal(
+        governed, "bank-b", _signed_order(governed, spec, OutputControls(min_cell_count=5))
+    )
+    assert error.code() == grpc.StatusCode.PERMISSION_DENIED
+    assert "output.controls" in error.details()
+
+
+def test_node_refuses_an_order_missing_the_approval_its_policy_requires(
+    governed: LocalConsortium,
+) -> None:
+    spec = QuerySpec(dataset="loans", aggregates=(Aggregate(func="count"),), group_by="sector",
+                     filter=parse_where("exposure > 1"), purpose="supervisory review")  # fmt: skip
+    error = _refusal(governed, "bank-b", _signed_order(governed, spec, STRICT))
+    assert error.code() == grpc.StatusCode.FAILED_PRECONDITION
+    assert "approver/carol" in error.details()
