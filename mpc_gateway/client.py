@@ -85,7 +85,9 @@ class QueryResult:
     sequence: int
     total_ms: float
     mpc_ms: float
+    local_ms: float = 0.0  # slowest node's local pre-aggregation
     suppressed: dict[str, tuple[str, ...]] = field(default_factory=dict)  # group -> rules failed
+    controls: dict[str, Any] = field(default_factory=dict)  # the output controls applied
 
     def records(self) -> list[dict[str, Any]]:
         return records(self.group_by, self.columns, self.rows)
@@ -128,6 +130,8 @@ def _result(reply: gateway_pb2.QueryResult) -> QueryResult:
         sequence=reply.sequence,
         total_ms=reply.timing.total_ms,
         mpc_ms=reply.timing.mpc_ms,
+        local_ms=reply.timing.local_ms,
+        controls=json.loads(reply.controls_json) if reply.controls_json else {},
     )
 
 

@@ -8,7 +8,7 @@ party would compute). Nothing in the secure path uses that pooled view.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -17,7 +17,8 @@ import duckdb
 
 from mpc_gateway.client import GatewayClient, QueryResult, parse_aggregate
 from mpc_gateway.localnet import ConsortiumFiles
-from mpc_gateway.query.results import Scalar, is_close
+from mpc_gateway.query.plan import OutputControls
+from mpc_gateway.query.results import Scalar, is_close, rounded
 from mpc_gateway.query.schema import NumericColumn
 
 __all__ = ["ExampleQuery", "EXAMPLE_QUERIES", "Checked", "run_checked", "plaintext_result"]
@@ -49,21 +50,16 @@ EXAMPLE_QUERIES: tuple[ExampleQuery, ...] = (
         "Exposure by sector", ("count", "mean:exposure", "stddev:exposure"), group_by="sector"
     ),
     ExampleQuery(
-        "Large energy and manufacturing loans by rating",
-        ("count", "mean:lgd", "var:lgd", "min:exposure", "max:exposure"),
-        where="sector IN ('energy', 'manufacturing') AND exposure > 100000",
+        "Large energy loans by rating (small cells are suppressed)",
+        ("count", "mean:exposure", "mean:lgd"),
+        where="sector = 'energy' AND exposure > 3000000",
         group_by="rating",
     ),
     ExampleQuery(
-        "Defaults among weak or overdue loans by region",
+        "Defaults among large loans by rating",
         ("count", "sum:defaulted", "mean:defaulted"),
-        where="rating = 'CCC' OR days_past_due >= 90",
-        group_by="region",
-    ),
-    ExampleQuery(
-        "Days past due of defaulted loans",
-        ("count", "min:days_past_due", "max:days_past_due"),
-        where="defaulted = 1",
+        where="exposure > 1000000 OR rating IN ('B', 'CCC')",
+        group_by="rating",
     ),
 )
 
@@ -78,10 +74,7 @@ _SQL = {
 }
 
 
-def plaintext_result(
-    files: ConsortiumFiles, query: ExampleQuery, groups: list[str], schema_columns: dict[str, Any]
-) -> list[tuple[str, tuple[Scalar, ...]]]:
-    """The query over the pooled rows of every node, in DuckDB, in the clear."""
+def _select(query: ExampleQuery, schema_columns: dict[str, Any]) -> str:
     exprs = []
     for text in query.aggregates:
         spec = parse_aggregate(text)
@@ -89,25 +82,68 @@ def plaintext_result(
         scale = column.scale if isinstance(column, NumericColumn) else 0
         exprs.append(_SQL[spec.func].format(c=f'"{spec.column}"', s=scale))
     group = f'"{query.group_by}"' if query.group_by else "'*'"
-    paths = [str(files.data_file(n)) for n in files.nodes]
-    sql = (
-        f"SELECT {group}, {', '.join(exprs)} FROM read_parquet(?) "
-        f"WHERE {query.where or 'TRUE'} GROUP BY 1"
-    )
-    found = {row[0]: tuple(row[1:]) for row in duckdb.connect().execute(sql, [paths]).fetchall()}
-    empty = tuple(0 if a == "count" or a.startswith("sum") else None for a in query.aggregates)
+    return f"SELECT {group}, {', '.join(exprs)} FROM read_parquet(?) WHERE {query.where or 'TRUE'} GROUP BY 1"
+
+
+def _grouped(sql: str, paths: list[str]) -> dict[str, tuple[Any, ...]]:
+    return {row[0]: tuple(row[1:]) for row in duckdb.connect().execute(sql, [paths]).fetchall()}
+
+
+def plaintext_suppression(
+    files: ConsortiumFiles,
+    query: ExampleQuery,
+    controls: OutputControls,
+    groups: list[str],
+    schema_columns: dict[str, Any],
+) -> dict[str, tuple[str, ...]]:
+    """Which groups the output controls withhold, computed in the clear from every node's rows."""
+    sums = list(dict.fromkeys(parse_aggregate(a).column for a in query.aggregates
+                              if parse_aggregate(a).func in ("sum", "mean", "var", "stddev")))  # fmt: skip
+    probe = ExampleQuery("", ("count", *(f"sum:{c}" for c in sums)), query.where, query.group_by)
+    per_node = [
+        _grouped(_select(probe, schema_columns), [str(files.data_file(n))]) for n in files.nodes
+    ]
+    failed: dict[str, tuple[str, ...]] = {}
+    if not controls.evaluated_in_mpc:
+        return {}
+    for group in groups:
+        rows = [found.get(group, (0, *(0 for _ in sums))) for found in per_node]
+        count = sum(r[0] for r in rows)
+        fails = []
+        if count < controls.min_cell_count:
+            fails.append("min_cell_count")
+        if sum(1 for r in rows if r[0]) < controls.min_institutions:
+            fails.append("min_institutions")
+        k = controls.dominance_percent
+        if k is not None and any(100 * (r[i] or 0) > k * sum(x[i] or 0 for x in rows)
+                                 for r in rows for i in range(1, len(sums) + 1)):  # fmt: skip
+            fails.append("dominance")
+        if fails:
+            failed[group] = tuple(fails)
+    return failed
+
+
+def plaintext_result(
+    files: ConsortiumFiles,
+    query: ExampleQuery,
+    groups: list[str],
+    schema_columns: dict[str, Any],
+    controls: OutputControls | None = None,
+) -> list[tuple[str, tuple[Scalar, ...]]]:
+    """The query over the pooled rows of every node, in DuckDB, in the clear, with the same
+    suppression and rounding the released result must show."""
+    controls = controls or OutputControls()
+    found = _grouped(_select(query, schema_columns), [str(files.data_file(n)) for n in files.nodes])
+    withheld = plaintext_suppression(files, query, controls, groups, schema_columns)
+    funcs = [parse_aggregate(a).func for a in query.aggregates]
     rows = []
     for g in groups:
-        values = found.get(g, empty)
-        rows.append(
-            (
-                g,
-                tuple(
-                    Decimal(0) if v is None and a.startswith("sum") else v
-                    for a, v in zip(query.aggregates, values)
-                ),
-            )
-        )
+        if g in withheld:
+            rows.append((g, tuple(None for _ in funcs)))
+            continue
+        values = found.get(g, tuple(0 if f in ("count", "sum") else None for f in funcs))
+        values = tuple(Decimal(0) if v is None and f == "sum" else v for f, v in zip(funcs, values))
+        rows.append((g, tuple(rounded(v, f, controls) for f, v in zip(funcs, values))))
     return rows
 
 
@@ -117,10 +153,13 @@ class Checked:
     secure: QueryResult
     plaintext: list[tuple[str, tuple[Scalar, ...]]]
     seconds: float
+    withheld: dict[str, tuple[str, ...]] = field(default_factory=dict)  # in the clear
 
     @property
     def matches(self) -> bool:
         if [g for g, _ in self.secure.rows] != [g for g, _ in self.plaintext]:
+            return False
+        if self.secure.suppressed != self.withheld:
             return False
         return all(
             is_close(a, b)
@@ -141,6 +180,7 @@ class Checked:
             "query": self.query.as_dict(),
             "secure": rec(self.secure.rows),
             "plaintext": rec(self.plaintext),
+            "suppressed": {g: list(r) for g, r in self.secure.suppressed.items()},
             "match": self.matches,
             "query_id": self.secure.query_id,
             "sequence": self.secure.sequence,
@@ -164,7 +204,17 @@ def run_checked(
     )
     seconds = time.perf_counter() - started
     groups = [g for g, _ in secure.rows]
-    return Checked(query, secure, plaintext_result(files, query, groups, schema_columns), seconds)
+    controls = (
+        OutputControls.model_validate(secure.controls) if secure.controls else OutputControls()
+    )
+    plain = plaintext_result(files, query, groups, schema_columns, controls)
+    return Checked(
+        query,
+        secure,
+        plain,
+        seconds,
+        plaintext_suppression(files, query, controls, groups, schema_columns),
+    )
 
 
 def default_workdir() -> Path:

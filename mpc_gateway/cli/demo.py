@@ -12,9 +12,9 @@ from rich.table import Table
 from mpc_gateway.auditor import AuditorClient, AuditOutcome, certified_log_key, verify_consortium
 from mpc_gateway.cli.app import _fmt
 from mpc_gateway.cli.common import console, err_console
-from mpc_gateway.client import GatewayClient, tls_from_pki
+from mpc_gateway.client import ApproverClient, GatewayClient, tls_from_pki
 from mpc_gateway.demo import EXAMPLE_QUERIES, Checked, run_checked
-from mpc_gateway.errors import GatewayError
+from mpc_gateway.errors import ApprovalMissingError, GatewayError
 from mpc_gateway.localnet import ConsortiumFiles, LocalConsortium, prepare, schema_path
 from mpc_gateway.pki import Identity, load_layout
 from mpc_gateway.query.results import is_close
@@ -33,7 +33,14 @@ def _show(checked: Checked) -> None:
     table.add_column("plaintext", justify="center")
     for (group, values), (_, plain) in zip(secure.rows, checked.plaintext):
         same = all(is_close(a, b) for a, b in zip(values, plain))
-        table.add_row(group, *(_fmt(v) for v in values), "[green]=[/]" if same else "[red]≠[/]")
+        mark = "[green]=[/]" if same else "[red]≠[/]"
+        if group in secure.suppressed:
+            cells = [f"[dim]withheld: {', '.join(secure.suppressed[group])}[/]"] + [""] * (
+                len(values) - 1
+            )
+            table.add_row(group, *cells, mark)
+        else:
+            table.add_row(group, *(_fmt(v) for v in values), mark)
     if checked.query.where:
         table.caption = f"where {checked.query.where}"
     console.print(table)
@@ -54,12 +61,41 @@ def _audit(files: ConsortiumFiles) -> AuditOutcome:
     return verify_consortium(log, certified_log_key(files.pki_dir, gateway), nodes)
 
 
+REFUSED = (
+    (["mean:salary"], None, "no such column"),
+    (["count"], "region", "broker-c's policy does not share region"),
+    (["max:exposure"], None, "bank-b's policy allows no single-loan figures"),
+)
+
+
+def _approval_flow(files: ConsortiumFiles, say: Callable[[str], None]) -> bool:
+    """A supervisory query waits for bank-b's approver, who signs its plan hash; then it runs."""
+    with GatewayClient.from_pki(files.pki_dir, "analyst/alice", files.gateway_address,
+                                purpose="supervisory review") as client:  # fmt: skip
+        try:
+            client.query("loans", ["count", "mean:defaulted"], group_by="sector")
+            return False
+        except ApprovalMissingError as err:
+            say(f"[bold]Waiting for approval:[/] {err.public_message}")
+            query_id = err.public_message.split("query ")[1].split(" ")[0]
+        with ApproverClient(files.pki_dir, "approver/carol", files.gateway_address) as carol:
+            state = carol.decide(query_id, "approve", "quarterly supervisory review")
+        say(
+            f"[bold]approver/carol approved[/] query {query_id} (signed its plan hash); it is {state}"
+        )
+        result = client.wait(query_id, timeout_s=60)
+    say(f"[bold]Released after approval:[/] {len(result.rows)} sectors, "
+        f"{len(result.suppressed)} withheld by output controls")  # fmt: skip
+    return True
+
+
 def _run_queries(
     files: ConsortiumFiles, say: Callable[[str], None], as_json: bool
 ) -> list[Checked]:
     columns = dict(load_schema(schema_path()).columns)
     results = []
-    with GatewayClient.from_pki(files.pki_dir, "analyst/alice", files.gateway_address) as client:
+    with GatewayClient.from_pki(files.pki_dir, "analyst/alice", files.gateway_address,
+                                purpose="risk monitoring") as client:  # fmt: skip
         for query in EXAMPLE_QUERIES:
             checked = run_checked(client, files, query, columns)
             results.append(checked)
@@ -67,12 +103,11 @@ def _run_queries(
                 print(json.dumps(checked.as_json()), flush=True)
             else:
                 _show(checked)
-        try:
-            client.query("loans", ["mean:salary"], purpose="demo: a refused query")
-        except GatewayError as err:
-            say(
-                f"[bold]Refused, as it should be:[/] mean:salary -> {type(err).__name__}: {err.public_message}"
-            )
+        for aggregates, group_by, why in REFUSED:
+            try:
+                client.query("loans", aggregates, group_by=group_by)
+            except GatewayError as err:
+                say(f"[bold]Refused ({why}):[/] {type(err).__name__}: {err.public_message}")
     return results
 
 
@@ -80,13 +115,14 @@ def run_demo(*, rows: int, seed: int, workdir: Path, as_json: bool) -> int:
     say = err_console.print if as_json else console.print
     started = time.perf_counter()
     say(f"[bold]Preparing[/] a consortium in {workdir}: PKI, {rows:,} loans per institution...")
-    files = prepare(workdir, rows=rows, seed=seed)
+    files = prepare(workdir, rows=rows, seed=seed, policies="examples")
     with LocalConsortium(files):
         say(
             f"[bold]Started[/] gateway and nodes {', '.join(files.nodes)} as separate processes "
             f"({time.perf_counter() - started:.1f} s); running example queries as analyst/alice"
         )
         results = _run_queries(files, say, as_json)
+        approved = _approval_flow(files, say)
         say("[bold]Auditor audrey verifies[/] the gateway's log and every node's witness log:")
         audit = _audit(files)
         for line in audit.checked:
@@ -99,4 +135,4 @@ def run_demo(*, rows: int, seed: int, workdir: Path, as_json: bool) -> int:
         f"audit log {'verified' if audit.ok else 'FAILED verification'}[/]; "
         f"stopped cleanly after {time.perf_counter() - started:.1f} s"
     )
-    return 0 if ok and audit.ok else 6
+    return 0 if ok and audit.ok and approved else 6

@@ -152,35 +152,39 @@ class Dispatcher:
                     self.abort(order.epoch, failures[0].public_message)
         return replies, failures
 
-    def open_session(self, timeout_s: float = 15.0) -> threading.Thread:
-        """Connect the current epoch's MPC session at every node, in the background."""
+    def open_session(self, timeout_s: float = 15.0) -> bool:
+        """Connect the current epoch's MPC session at every node; True once all report it open."""
         with self._lock:
-            order = SessionOrder(
-                epoch=self._epoch, parties=self.parties, issued_at_ms=time.time_ns() // 1_000_000
-            )
+            order = SessionOrder(epoch=self._epoch, parties=self.parties,
+                                 issued_at_ms=time.time_ns() // 1_000_000)  # fmt: skip
         data = order.canonical()
         request = node_pb2.SignedOrder(order=data, signature=sign(self._key, data))
+        calls = [(name, stub.OpenSession.future(request, timeout=timeout_s, wait_for_ready=True))
+                 for name, stub in self._stubs]  # fmt: skip
+        for name, call in calls:
+            try:
+                call.result()
+            except grpc.RpcError as err:
+                reason = error_from_rpc(err, f"node {name}").public_message
+                log.warning(
+                    "could not open MPC session epoch %d ahead of use: %s", order.epoch, reason
+                )
+                self.abort(order.epoch, reason, reopen=False)
+                return False
+        log.info("MPC session epoch %d open at every node", order.epoch)
+        return True
 
-        def connect() -> None:
-            calls = [
-                (name, stub.OpenSession.future(request, timeout=timeout_s, wait_for_ready=True))
-                for name, stub in self._stubs
-            ]
-            for name, call in calls:
-                try:
-                    call.result()
-                except grpc.RpcError as err:
-                    reason = error_from_rpc(err, f"node {name}").public_message
-                    log.warning(
-                        "could not open MPC session epoch %d ahead of use: %s", order.epoch, reason
-                    )
-                    self.abort(order.epoch, reason, reopen=False)
-                    return
-            log.info("MPC session epoch %d open at every node", order.epoch)
+    def open_session_in_background(
+        self, then: Callable[[], None] = lambda: None, retry_s: float = 1.0
+    ) -> None:
+        """Open the session without blocking, retrying until every node has it; then call ``then``."""
 
-        thread = threading.Thread(target=connect, name="mpc-session-open", daemon=True)
-        thread.start()
-        return thread
+        def keep_trying() -> None:
+            while not self.open_session():
+                time.sleep(retry_s)
+            then()
+
+        threading.Thread(target=keep_trying, name="mpc-session-open", daemon=True).start()
 
     def abort(self, epoch: int, reason: str, reopen: bool = True) -> None:
         """Tear down ``epoch``'s session at every node; later queries use a new epoch."""
@@ -203,7 +207,7 @@ class Dispatcher:
                 call.result()
             except grpc.RpcError:
                 pass  # an unreachable node: the next session's opening will say so
-        self.open_session()
+        self.open_session()  # once: a node that stays down is reported by the next query
 
     def _reconstruct(
         self, order: ExecutionOrder, replies: dict[str, node_pb2.ResultShares]

@@ -6,6 +6,7 @@ import json
 import logging
 
 import grpc
+from grpc_health.v1 import health_pb2
 from pydantic import ValidationError
 
 from mpc_gateway.errors import GatewayError, InvalidRequestError
@@ -114,6 +115,7 @@ def release_to_proto(release: Release) -> gateway_pb2.QueryResult:
     return gateway_pb2.QueryResult(
         query_id=release.query_id, plan_hash=release.plan.plan_hash, dataset=release.plan.dataset,
         group_by=table.group_by or "", columns=table.columns, rows=rows, sequence=release.sequence,
+        controls_json=release.plan.controls.model_dump_json(),
         timing=gateway_pb2.Timing(total_ms=release.total_ms, mpc_ms=release.mpc_ms, local_ms=release.local_ms),
     )  # fmt: skip
 
@@ -165,8 +167,17 @@ def serve_gateway(settings: GatewaySettings) -> None:
         ),
     ]
     server, port, health = build_server(settings.listen, gateway.tls, services)
+    # ready (SERVING) once the nodes' MPC session is open, so probes never send queries too early
+    names = [service.name for service in services] + [""]
+    for name in names:
+        health.set(name, health_pb2.HealthCheckResponse.NOT_SERVING)
     server.start()
-    gateway.dispatcher.open_session()
+
+    def ready() -> None:
+        for name in names:
+            health.set(name, health_pb2.HealthCheckResponse.SERVING)
+
+    gateway.dispatcher.open_session_in_background(then=ready)
     log.info(
         "gateway %s serving on port %d for nodes %s",
         settings.name,

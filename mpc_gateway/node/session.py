@@ -67,6 +67,7 @@ class WorkerProcess:
                 f"MPC session: {waiting_for} did not finish in time"
             ) from None
         if message is None:
+            self._messages.put(None)  # the end is permanent: every later waiter sees it too
             raise ProtocolAbortedError("MPC session ended unexpectedly")
         if message["type"] == "fatal":
             raise ProtocolAbortedError(f"MPC session failed: {message['error']}")

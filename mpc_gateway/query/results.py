@@ -20,7 +20,15 @@ from typing import Any
 from mpc_gateway.query.plan import AggregateLayout, OutputControls, QueryPlan
 from mpc_gateway.query.schema import DatasetSchema
 
-__all__ = ["ResultTable", "decode_result", "records", "recombine_shares", "signed"]
+__all__ = [
+    "RULES",
+    "ResultTable",
+    "decode_result",
+    "records",
+    "recombine_shares",
+    "rounded",
+    "signed",
+]
 
 Scalar = int | Decimal | float | None
 
@@ -110,7 +118,7 @@ def _cell(
 RULES = ("min_cell_count", "min_institutions", "dominance")
 
 
-def _rounded(value: Scalar, func: str, controls: OutputControls) -> Scalar:
+def rounded(value: Scalar, func: str, controls: OutputControls) -> Scalar:
     """A released value after the controls' rounding (counts to a multiple, sums to decimals)."""
     if func == "count" and isinstance(value, int) and controls.round_counts_to > 1:
         step = controls.round_counts_to
@@ -146,7 +154,7 @@ def decode_result(
             values: tuple[Scalar, ...] = tuple(None for _ in plan.aggregates)
         else:
             values = tuple(
-                _rounded(_cell(agg, layout, schema, row), agg.func, plan.controls)
+                rounded(_cell(agg, layout, schema, row), agg.func, plan.controls)
                 for agg in plan.aggregates
             )
         rows.append((group, values))

@@ -75,8 +75,8 @@ def client_channel(target: str, tls: TlsMaterial, server_name: str | None = None
         ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
         ("grpc.keepalive_time_ms", 30_000),
         # a node that restarts is usable again within a second, not after gRPC's default backoff
+        # (not min_reconnect_backoff_ms: gRPC also uses it as the connection attempt's timeout)
         ("grpc.initial_reconnect_backoff_ms", 100),
-        ("grpc.min_reconnect_backoff_ms", 100),
         ("grpc.max_reconnect_backoff_ms", 1000),
     ]
     if server_name:

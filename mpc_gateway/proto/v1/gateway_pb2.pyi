@@ -187,7 +187,7 @@ class Timing(_message.Message):
     def __init__(self, total_ms: _Optional[float] = ..., mpc_ms: _Optional[float] = ..., local_ms: _Optional[float] = ...) -> None: ...
 
 class QueryResult(_message.Message):
-    __slots__ = ("query_id", "plan_hash", "dataset", "group_by", "columns", "rows", "timing", "sequence")
+    __slots__ = ("query_id", "plan_hash", "dataset", "group_by", "columns", "rows", "timing", "sequence", "controls_json")
     QUERY_ID_FIELD_NUMBER: _ClassVar[int]
     PLAN_HASH_FIELD_NUMBER: _ClassVar[int]
     DATASET_FIELD_NUMBER: _ClassVar[int]
@@ -196,6 +196,7 @@ class QueryResult(_message.Message):
     ROWS_FIELD_NUMBER: _ClassVar[int]
     TIMING_FIELD_NUMBER: _ClassVar[int]
     SEQUENCE_FIELD_NUMBER: _ClassVar[int]
+    CONTROLS_JSON_FIELD_NUMBER: _ClassVar[int]
     query_id: str
     plan_hash: str
     dataset: str
@@ -204,4 +205,5 @@ class QueryResult(_message.Message):
     rows: _containers.RepeatedCompositeFieldContainer[ResultRow]
     timing: Timing
     sequence: int
-    def __init__(self, query_id: _Optional[str] = ..., plan_hash: _Optional[str] = ..., dataset: _Optional[str] = ..., group_by: _Optional[str] = ..., columns: _Optional[_Iterable[str]] = ..., rows: _Optional[_Iterable[_Union[ResultRow, _Mapping]]] = ..., timing: _Optional[_Union[Timing, _Mapping]] = ..., sequence: _Optional[int] = ...) -> None: ...
+    controls_json: str
+    def __init__(self, query_id: _Optional[str] = ..., plan_hash: _Optional[str] = ..., dataset: _Optional[str] = ..., group_by: _Optional[str] = ..., columns: _Optional[_Iterable[str]] = ..., rows: _Optional[_Iterable[_Union[ResultRow, _Mapping]]] = ..., timing: _Optional[_Union[Timing, _Mapping]] = ..., sequence: _Optional[int] = ..., controls_json: _Optional[str] = ...) -> None: ...

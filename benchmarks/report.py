@@ -1,0 +1,226 @@
+"""The tables printed at the end of a run, progress notes, and the JSON file."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+__all__ = ["note", "print_report", "write_json"]
+
+# wide enough for every table when the output goes to a file or a pipe
+console = Console(width=None if sys.stdout.isatty() else 150)
+progress = Console(stderr=True)
+
+
+def note(message: str) -> None:
+    """A progress line on stderr (the tables go to stdout)."""
+    progress.print(f"[dim]·[/] {message}")
+
+
+def _ms(value: float | None) -> str:
+    if value is None:
+        return "–"
+    if abs(value) < 10:
+        return f"{value:.2f}"
+    if abs(value) < 100:
+        return f"{value:.1f}"
+    return f"{value:,.0f}"
+
+
+def _x(value: float | None) -> str:
+    return "–" if value is None else f"{value:,.1f}×" if value >= 10 else f"{value:.2f}×"
+
+
+def _p(block: dict[str, Any] | None, key: str = "median_ms") -> str:
+    if not block:
+        return "–"
+    if "skipped" in block:
+        return "skipped"
+    return _ms(block.get(key))
+
+
+def _latency_table(entries: list[dict[str, Any]]) -> Table:
+    table = Table(title="1. Aggregate query latency, ms (3 nodes)")
+    for name in ("rows/node", "full p50", "full p95", "scan p50", "full−scan", "DuckDB p50"):
+        table.add_column(name, justify="right")
+    for name in ("DuckDB p95", "naive p50", "naive p95"):
+        table.add_column(name, justify="right")
+    for e in entries:
+        fixed = e["full_path"]["median_ms"] - e["local_scan"]["median_ms"]
+        table.add_row(
+            f"{e['rows_per_node']:,}",
+            _p(e["full_path"]),
+            _p(e["full_path"], "p95_ms"),
+            _p(e["local_scan"]),
+            _ms(fixed),
+            _p(e["duckdb"]),
+            _p(e["duckdb"], "p95_ms"),
+            _p(e["naive"]),
+            _p(e["naive"], "p95_ms"),
+        )
+    table.caption = (
+        "count, mean(exposure), stddev(exposure) by sector where exposure > 1000. "
+        "full: analyst client → gateway (audit) → nodes → MPC, warm session. "
+        "scan: one node's local GROUP BY (1 DuckDB thread, as the node). "
+        "DuckDB: the query over all nodes' rows pooled in one in-memory table, loaded from the "
+        "Parquet files as they are, DuckDB's default threads. "
+        "naive: plain MPyC script, 3 processes launched per query, TCP without TLS."
+    )
+    return table
+
+
+def _first(entry: dict[str, Any]) -> str:
+    failed = len(entry.get("startup_failures", ()))
+    return _ms(entry["first_query_ms"]) + (f" ({failed} failed)" if failed else "")
+
+
+def _relative_error(naive: dict[str, Any]) -> str:
+    value = naive.get("max_relative_error")
+    return "–" if value is None else value if isinstance(value, str) else f"{value:.1e}"
+
+
+def _ratio_table(entries: list[dict[str, Any]]) -> Table:
+    table = Table(title="1b. Ratios (of medians) and where the full path spends its time")
+    columns = ("rows/node", "naive/full", "full/DuckDB", "full/scan", "Δfull", "Δscan")
+    for name in (*columns, "gateway p50", "MPC p50", "scan in path p50"):
+        table.add_column(name, justify="right")
+    for name in ("1st query", "wrong", "naive rel. err"):
+        table.add_column(name, justify="right")
+    skipped = []
+    for e in entries:
+        r = e["ratios"]
+        if "skipped" in e["naive"]:
+            skipped.append(f"{e['rows_per_node']:,} rows/node: naive {e['naive']['skipped']}")
+        table.add_row(
+            f"{e['rows_per_node']:,}",
+            _x(r["naive_over_full"]),
+            _x(r["full_over_duckdb"]),
+            _x(r["full_over_local_scan"]),
+            _ms(e["growth_vs_smallest_ms"]["full_path"]),
+            _ms(e["growth_vs_smallest_ms"]["local_scan"]),
+            _p(e["gateway_reported"]),
+            _p(e["mpc_reported"]),
+            _p(e.get("local_scan_reported")),
+            _first(e),
+            str(e["wrong_results"]),
+            _relative_error(e["naive"]),
+        )
+    table.caption = (
+        "Δfull, Δscan: growth of the medians over the smallest row count (the full path should "
+        "grow no faster than the scan). gateway, MPC: as the gateway reports in each reply. "
+        "scan in path: the slowest node's scan as the gateway reports it (– until the client "
+        "exposes Timing.local_ms). naive rel. err: largest relative difference from plaintext. "
+        + "; ".join(skipped)
+    )
+    return table
+
+
+def _cpu(cpu: dict[str, float | None]) -> str:
+    if not cpu:
+        return "–"
+    parts = [cpu.get(k) for k in ("gateway", "nodes", "mpc_workers", "analysts")]
+    shown = " / ".join("?" if v is None else f"{v:.1f}" for v in parts)
+    return f"{shown} = {cpu['total']:.1f}"
+
+
+def _throughput_table(entries: list[dict[str, Any]]) -> Table:
+    table = Table(title="2. Throughput: concurrent analysts, each with its own client")
+    for name in ("analysts", "qps", "p50 ms", "p95 ms", "requests", "replies", "correct"):
+        table.add_column(name, justify="right")
+    for name in ("wrong", "errors", "lost", "dup. ids", "conn. errors", "CPU ms/query"):
+        table.add_column(name, justify="right")
+    for e in entries:
+        errors = ", ".join(f"{k}: {v}" for k, v in e["errors"].items()) or "0"
+        table.add_row(
+            str(e["concurrency"]),
+            f"{e['qps']:.1f}" if e["qps"] is not None else "–",
+            _p(e["latency"]),
+            _p(e["latency"], "p95_ms"),
+            *(str(e[k]) for k in ("requests", "replies", "correct", "wrong")),
+            errors,
+            str(e["lost"] + e["hung_analysts"]),
+            str(e["duplicate_query_ids"]),
+            str(e["connect_errors"]),
+            _cpu(e.get("cpu_ms_per_query") or {}),
+        )
+    if entries:
+        table.caption = (
+            f"{entries[0]['rows_per_node']:,} rows/node, 3 nodes, "
+            f"{entries[0]['distinct_queries']} distinct filters; every reply checked against "
+            "plaintext. Clients connect (untimed) before the clock starts; analyst threads "
+            "share the cores with the consortium. CPU ms/query: gateway / all nodes / all "
+            "MPC workers / analysts (this process) = total."
+        )
+    return table
+
+
+def _parties_table(entries: list[dict[str, Any]]) -> Table:
+    table = Table(title="3. Scaling with parties (same query)")
+    for name in ("nodes", "t", "rows/node", "full p50", "full p95", "vs first", "MPC p50"):
+        table.add_column(name, justify="right")
+    table.add_column("1st query", justify="right")
+    table.add_column("wrong", justify="right")
+    for e in entries:
+        table.add_row(
+            str(e["parties"]),
+            str(e["threshold"]),
+            f"{e['rows_per_node']:,}",
+            _p(e["full_path"]),
+            _p(e["full_path"], "p95_ms"),
+            _x(e["vs_first"]),
+            _p(e["mpc_reported"]),
+            _first(e),
+            str(e["wrong_results"]),
+        )
+    return table
+
+
+_TABLES = {
+    "latency": (_latency_table, _ratio_table),
+    "throughput": (_throughput_table,),
+    "parties": (_parties_table,),
+}
+
+
+def print_report(results: dict[str, Any]) -> None:
+    m = results["machine"]
+    console.print(
+        f"[bold]mpc-gateway benchmarks[/] on {m['usable_cores']} of {m['cores']} cores, "
+        f"{m['cpu_model']}, Python {m['python']}, mpyc {m['versions']['mpyc']}, "
+        f"gmpy2 {'yes' if m['gmpy2_present'] else 'no'}; load average "
+        f"{m['load_average_at_start']} at start, {results.get('load_average_at_end')} at end"
+    )
+    for name, tables in _TABLES.items():
+        entries = [e for e in results["scenarios"].get(name, ()) if "error" not in e]
+        for build in tables:
+            if entries:
+                console.print(build(entries))
+    _print_problems(results)
+
+
+def _print_problems(results: dict[str, Any]) -> None:
+    """Scenarios that failed, and queries a fresh consortium failed before its first answer."""
+    for name, error in results.get("failures", {}).items():
+        console.print(f"[bold red]scenario {name} failed:[/] {error}")
+    for name, entries in results["scenarios"].items():
+        for entry in entries:
+            if "error" in entry:
+                key = next(iter(entry))
+                console.print(f"[bold red]{name}, {key} {entry[key]} failed:[/] {entry['error']}")
+            for failure in entry.get("startup_failures", ()):
+                where = ", ".join(
+                    f"{k} {entry[k]:,}" for k in ("rows_per_node", "parties") if k in entry
+                )
+                console.print(
+                    f"[yellow]{name} ({where}): failed before its first answer:[/] {failure}"
+                )
+
+
+def write_json(results: dict[str, Any], path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(results, indent=2, default=str) + "\n")

@@ -1,0 +1,139 @@
+"""The benchmark suite: ``python -m benchmarks.run [options]`` (or ``make bench ARGS=...``).
+
+Scenarios (``--scenarios``, all by default):
+
+1. ``latency``: the aggregate query through the full path at each ``--rows``, against
+   DuckDB over the pooled rows, one node's local scan, and a naive MPyC script.
+2. ``throughput``: queries per second with each ``--concurrency`` of analysts.
+3. ``parties``: the same query with each ``--parties`` count of nodes.
+
+Prints tables and writes every figure, with the machine it ran on, as JSON
+(``--output``, default ``benchmarks/results/latest.json``). The defaults (10k and 100k
+rows per node) took 77 s on a busy 2-core machine; the issue's sizes, for a quiet one::
+
+    python -m benchmarks.run --rows 10000,100000,1000000 --duration 30
+
+A quick check: ``python -m benchmarks.run --rows 2000 --repeats 5 --duration 3``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+import traceback
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from benchmarks.machine import load_average, machine_info
+from benchmarks.report import note, print_report, write_json
+from benchmarks.scenarios import latency_scenario, parties_scenario
+from benchmarks.throughput import throughput_scenario
+
+__all__ = ["main", "SCENARIOS"]
+
+METHOD = {
+    "query": "count, mean(exposure), stddev(exposure) by sector (10 groups) where exposure > 1000",
+    "full_path": "analyst client -> gateway (mTLS, audit log) -> nodes -> MPC worker sessions; "
+    "wall time at the client; untimed first answer and --warmup queries before",
+    "duckdb": "the same query over every node's rows in one in-memory DuckDB table, loaded "
+    "from the Parquet files as they are, default threads; no privacy",
+    "local_scan": "one node's pre-aggregation as the node runs it (LocalDataset, 1 thread)",
+    "naive": "benchmarks/naive_mpyc.py: one process per party launched per query, MPyC over "
+    "plain TCP on loopback (no TLS), secure fixed-point arrays; wall time launch to exit",
+    "throughput": "analyst threads in this process, each with its own GatewayClient",
+    "cpu_ms_per_query": "utime+stime from /proc over the measured interval, per reply",
+}
+
+SCENARIOS: dict[str, Callable[[argparse.Namespace], list[dict[str, Any]]]] = {
+    "latency": latency_scenario,
+    "throughput": throughput_scenario,
+    "parties": parties_scenario,
+    # scenario 4 (risk scoring): see the placeholder at the end of benchmarks/scenarios.py
+}
+
+
+def _ints(text: str) -> list[int]:
+    return [int(part.replace("_", "")) for part in text.split(",") if part.strip()]
+
+
+def _names(text: str) -> list[str]:
+    names = [part.strip() for part in text.split(",") if part.strip()]
+    unknown = sorted(set(names) - set(SCENARIOS))
+    if unknown:
+        raise argparse.ArgumentTypeError(f"unknown scenario(s) {unknown}; known: {list(SCENARIOS)}")
+    return names
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="python -m benchmarks.run", description=__doc__.splitlines()[0]
+    )
+    p.add_argument("--scenarios", type=_names, default=list(SCENARIOS), help="comma-separated")
+    p.add_argument("--rows", type=_ints, default=[10_000, 100_000], help="rows per node (latency)")
+    p.add_argument("--repeats", type=int, default=50, help="timed queries per measurement")
+    p.add_argument("--warmup", type=int, default=3, help="untimed queries after the first")
+    p.add_argument("--naive-repeats", type=int, default=5, help="naive MPyC runs (0: skip)")
+    p.add_argument("--naive-max-rows", type=int, default=1_000_000, help="skip naive above this")
+    p.add_argument("--naive-timeout", type=float, default=600.0, help="seconds per naive run")
+    p.add_argument("--concurrency", type=_ints, default=[1, 8, 32], help="analyst threads")
+    p.add_argument("--duration", type=float, default=10.0, help="seconds per concurrency level")
+    p.add_argument("--count", type=int, default=0, help="queries per analyst instead of duration")
+    p.add_argument("--throughput-rows", type=int, default=10_000, help="rows per node")
+    p.add_argument("--parties", type=_ints, default=[3, 5, 7], help="node counts")
+    p.add_argument("--parties-rows", type=int, default=10_000, help="rows per node")
+    p.add_argument("--parties-repeats", type=int, default=20, help="timed queries per count")
+    p.add_argument("--seed", type=int, default=7)
+    p.add_argument("--workdir", type=Path, default=Path("var/bench"), help="consortia go here")
+    p.add_argument("--output", type=Path, default=Path("benchmarks/results/latest.json"))
+    return p
+
+
+def _check(args: argparse.Namespace) -> None:
+    if min(args.parties, default=3) < 3:
+        raise SystemExit("--parties: at least 3 nodes (with 2, secret sharing gives no privacy)")
+    if args.repeats < 1 or args.parties_repeats < 1:
+        raise SystemExit("--repeats and --parties-repeats must be at least 1")
+
+
+def _run_scenario(name: str, args: argparse.Namespace, results: dict[str, Any]) -> None:
+    """Run one scenario; a failure is recorded and the next scenario still runs."""
+    try:
+        results["scenarios"][name] = SCENARIOS[name](args)
+    except Exception as err:  # noqa: BLE001 - reported in the output and the JSON
+        results["failures"][name] = "".join(traceback.format_exception_only(err)).strip()
+        note(f"[red]{name} failed[/]: {results['failures'][name]}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    _check(args)
+    started = time.perf_counter()
+    results: dict[str, Any] = {
+        "started_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "command": " ".join(["python -m benchmarks.run", *(argv or sys.argv[1:])]),
+        "options": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
+        "machine": machine_info(),
+        "method": METHOD,
+        "scenarios": {},
+        "failures": {},
+    }
+    try:
+        for name in args.scenarios:
+            _run_scenario(name, args, results)
+    finally:  # whatever was measured before ^C is still written
+        results["load_average_at_end"] = load_average()
+        results["duration_s"] = round(time.perf_counter() - started, 1)
+        write_json(results, args.output)
+        note(f"wrote {args.output} ({results['duration_s']} s in all)")
+    print_report(results)
+    failed_entries = [
+        e for entries in results["scenarios"].values() for e in entries if "error" in e
+    ]
+    return 1 if results["failures"] or failed_entries else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
