@@ -12,10 +12,10 @@ reconstructed from every node's re-randomised shares.
 from __future__ import annotations
 
 import logging
-import queue
 import threading
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 
 import grpc
@@ -43,6 +43,7 @@ __all__ = ["Dispatcher", "Dispatched"]
 log = logging.getLogger(__name__)
 
 _ABORT_TIMEOUT_S = 5.0
+MAX_IN_FLIGHT = 32  # below the nodes' 64 handler threads (rpc.server.build_server)
 
 
 @dataclass(frozen=True)
@@ -79,6 +80,12 @@ class Dispatcher:
             for link in ordered
         ]
         self._key = signing_key
+        self._pool = ThreadPoolExecutor(
+            max_workers=3 * MAX_IN_FLIGHT, thread_name_prefix="dispatch"
+        )
+        # queries in flight wait at nodes for their turn, each holding a node handler thread:
+        # keep them fewer than a node's handler threads, so the query whose turn it is always has one
+        self._in_flight = threading.BoundedSemaphore(MAX_IN_FLIGHT)
         self._lock = threading.Lock()
         self._epoch = time.time_ns() // 1_000_000
         self._next = 0
@@ -93,24 +100,37 @@ class Dispatcher:
         approvals: tuple[SignedApproval, ...] = (),
     ) -> Dispatched:
         """Order ``plan`` at every node and reconstruct the joint result."""
-        done: queue.Queue[tuple[str, grpc.Future]] = queue.Queue()
         proof = node_pb2.AuditEvidence(
             entry=evidence.entry,
             index=evidence.index,
             proof=evidence.proof,
             checkpoint=evidence.checkpoint,
         )
+        with self._in_flight:
+            return self._dispatch(query_id, plan, timeout_s, proof, on_dispatched, approvals)
+
+    def _dispatch(
+        self,
+        query_id: str,
+        plan: QueryPlan,
+        timeout_s: float,
+        proof: node_pb2.AuditEvidence,
+        on_dispatched: Callable[[ExecutionOrder], None],
+        approvals: tuple[SignedApproval, ...],
+    ) -> Dispatched:
         with self._lock:
             order = self._next_order(query_id, plan, timeout_s, approvals)
             data = order.canonical()
             request = node_pb2.SignedOrder(
                 order=data, signature=sign(self._key, data), evidence=proof
             )
-            for name, stub in self._stubs:
-                call = stub.Execute.future(request, timeout=timeout_s + 1)
-                call.add_done_callback(lambda f, n=name: done.put((n, f)))
+            # blocking calls on long-lived threads: a gRPC future starts a thread per call
+            calls = [
+                self._pool.submit(_execute, name, stub, request, timeout_s + 1)
+                for name, stub in self._stubs
+            ]
         on_dispatched(order)
-        replies, failures = self._collect(order, done)
+        replies, failures = self._collect(order, calls)
         if failures:
             raise _root_cause(failures)
         return self._reconstruct(order, replies)
@@ -138,18 +158,20 @@ class Dispatcher:
         return order
 
     def _collect(
-        self, order: ExecutionOrder, done: queue.Queue[tuple[str, grpc.Future]]
+        self,
+        order: ExecutionOrder,
+        calls: list[Future[tuple[str, node_pb2.ResultShares | GatewayError]]],
     ) -> tuple[dict[str, node_pb2.ResultShares], list[GatewayError]]:
         replies: dict[str, node_pb2.ResultShares] = {}
         failures: list[GatewayError] = []
-        for _ in self._stubs:
-            name, call = done.get()
-            try:
-                replies[name] = call.result()
-            except grpc.RpcError as err:
-                failures.append(error_from_rpc(err, f"node {name}"))
-                if len(failures) == 1:
-                    self.abort(order.epoch, failures[0].public_message)
+        for call in as_completed(calls):
+            name, outcome = call.result()
+            if isinstance(outcome, GatewayError):
+                failures.append(outcome)
+                if len(failures) == 1:  # stop everyone else now, not at the deadline
+                    self.abort(order.epoch, outcome.public_message)
+            else:
+                replies[name] = outcome
         return replies, failures
 
     def open_session(self, timeout_s: float = 15.0) -> bool:
@@ -237,6 +259,15 @@ class Dispatcher:
                 for r in sorted(replies.values(), key=lambda r: r.party_index)
             ],
         )
+
+
+def _execute(
+    name: str, stub: node_pb2_grpc.NodeServiceStub, request: node_pb2.SignedOrder, timeout_s: float
+) -> tuple[str, node_pb2.ResultShares | GatewayError]:
+    try:
+        return name, stub.Execute(request, timeout=timeout_s)
+    except grpc.RpcError as err:
+        return name, error_from_rpc(err, f"node {name}")
 
 
 def _recombine(name: str, points: list[tuple[int, node_pb2.ShareBlock]], parties: int) -> list[int]:
