@@ -47,7 +47,7 @@ def pki_init(
     ],  # noqa: B006
     analyst: Annotated[list[str], typer.Option(help="analyst name (repeat)")] = ["alice"],  # noqa: B006
     auditor: Annotated[list[str], typer.Option(help="auditor name (repeat)")] = ["audrey"],  # noqa: B006
-    approver: Annotated[list[str], typer.Option(help="approver name (repeat)")] = [],  # noqa: B006
+    approver: Annotated[list[str], typer.Option(help="approver name (repeat)")] = ["carol"],  # noqa: B006
     host: Annotated[
         list[str], typer.Option(help="extra DNS name or IP for server certificates")
     ] = ["localhost", "127.0.0.1"],  # noqa: B006
@@ -169,8 +169,11 @@ def print_result(result: QueryResult, title: str = "") -> None:
     table.add_column(result.group_by or "group")
     for column in result.columns:
         table.add_column(column, justify="right")
+    if result.suppressed:
+        table.add_column("withheld by")
     for group, values in result.rows:
-        table.add_row(group, *(_fmt(v) for v in values))
+        withheld = [", ".join(result.suppressed.get(group, ()))] if result.suppressed else []
+        table.add_row(group, *(_fmt(v) for v in values), *withheld)
     console.print(table)
 
 

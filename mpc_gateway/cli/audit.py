@@ -190,7 +190,5 @@ def audit_check_proof(
             certified_log_key(Path(pki), owner),
             log_origin(owner.trust_domain, owner.role, owner.name),
         )
-    console.print(
-        f"[green]✓[/] entry is in the signed log: {event.kind} by {event.actor} "
-        f"(query {event.query_id})"
-    )
+    about = f" (query {event.query_id})" if event.query_id else ""
+    console.print(f"[green]✓[/] entry is in the signed log: {event.kind} by {event.actor}{about}")
