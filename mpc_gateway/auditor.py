@@ -19,7 +19,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import grpc
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
@@ -32,8 +31,8 @@ from mpc_gateway.audit.verify import compare_views, verify_log
 from mpc_gateway.errors import IntegrityError
 from mpc_gateway.pki import Identity, load_ca, load_layout, load_verified_signing_cert
 from mpc_gateway.proto.v1 import audit_pb2, audit_pb2_grpc
-from mpc_gateway.rpc.errors import error_from_rpc
-from mpc_gateway.rpc.server import TlsMaterial, client_channel
+from mpc_gateway.rpc.client import ServiceClient
+from mpc_gateway.rpc.server import TlsMaterial
 
 __all__ = [
     "LogCopy",
@@ -72,20 +71,12 @@ def certified_log_key(pki_dir: Path, owner: Identity) -> Ed25519PublicKey:
     return load_verified_signing_cert(cert.read_bytes(), load_ca(layout.ca_cert), owner)
 
 
-class AuditorClient:
+class AuditorClient(ServiceClient):
     """The audit API of one service (the gateway, or a node's witness log)."""
 
     def __init__(self, address: str, tls: TlsMaterial, timeout_s: float = 30.0) -> None:
-        self.address = address
-        self.timeout_s = timeout_s
-        self._channel = client_channel(address, tls)
+        super().__init__(address, tls, timeout_s)
         self._stub = audit_pb2_grpc.AuditServiceStub(self._channel)
-
-    def _call(self, method: Any, request: Any) -> Any:
-        try:
-            return method(request, timeout=self.timeout_s)
-        except grpc.RpcError as err:
-            raise error_from_rpc(err, self.address) from None
 
     def events(self, **filters: Any) -> list[tuple[int, AuditEvent]]:
         reply = self._call(self._stub.ListEvents, audit_pb2.ListEventsRequest(**filters))
@@ -109,15 +100,6 @@ class AuditorClient:
             "audit_path_hex": [h.hex() for h in proof.hashes],
             "checkpoint": proof.checkpoint,
         }
-
-    def close(self) -> None:
-        self._channel.close()
-
-    def __enter__(self) -> AuditorClient:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
 
 def check_proof(

@@ -20,8 +20,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import grpc
-
 from mpc_gateway.errors import (
     ConfigurationError,
     DeadlineExceededError,
@@ -35,9 +33,9 @@ from mpc_gateway.policy import ApprovalBody, sign_approval
 from mpc_gateway.proto.v1 import gateway_pb2, gateway_pb2_grpc
 from mpc_gateway.query.plan import QueryPlan
 from mpc_gateway.query.results import Scalar, records
+from mpc_gateway.rpc.client import ServiceClient
 from mpc_gateway.rpc.convert import value_from_proto
-from mpc_gateway.rpc.errors import error_from_rpc
-from mpc_gateway.rpc.server import TlsMaterial, client_channel
+from mpc_gateway.rpc.server import TlsMaterial
 
 __all__ = [
     "GatewayClient",
@@ -135,14 +133,12 @@ def _result(reply: gateway_pb2.QueryResult) -> QueryResult:
     )
 
 
-class GatewayClient:
+class GatewayClient(ServiceClient):
     def __init__(
         self, address: str, tls: TlsMaterial, timeout_s: float = 120.0, purpose: str = ""
     ) -> None:
-        self.address = address
-        self.timeout_s = timeout_s
+        super().__init__(address, tls, timeout_s, f"gateway at {address}")
         self.purpose = purpose  # declared with every query that names none
-        self._channel = client_channel(address, tls)
         self._stub = gateway_pb2_grpc.GatewayServiceStub(self._channel)
 
     @classmethod
@@ -151,12 +147,6 @@ class GatewayClient:
     ) -> GatewayClient:
         """A client using ``identity`` (``"role/name"``) from a consortium PKI directory."""
         return cls(address, tls_from_pki(pki_dir, identity), **kwargs)
-
-    def _call(self, method: Any, request: Any) -> Any:
-        try:
-            return method(request, timeout=self.timeout_s)
-        except grpc.RpcError as err:
-            raise error_from_rpc(err, f"gateway at {self.address}") from None
 
     def datasets(self) -> list[dict[str, Any]]:
         reply = self._call(self._stub.ListDatasets, gateway_pb2.ListDatasetsRequest())
@@ -261,17 +251,8 @@ class GatewayClient:
                 )
             time.sleep(poll_s)
 
-    def close(self) -> None:
-        self._channel.close()
 
-    def __enter__(self) -> GatewayClient:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-
-class ApproverClient:
+class ApproverClient(ServiceClient):
     """An approver's side: see the queries that wait for you, sign your decision locally.
 
     The signing key never leaves the approver: the decision is signed here, over
@@ -286,15 +267,10 @@ class ApproverClient:
         self.identity = Identity(role, name, layout.trust_domain)
         cert, key = layout.signing_paths(self.identity)
         self._cert, self._key = cert.read_bytes(), load_signing_key(key)
-        self.address, self.timeout_s = address, timeout_s
-        self._channel = client_channel(address, tls_from_pki(pki_dir, identity))
+        super().__init__(
+            address, tls_from_pki(pki_dir, identity), timeout_s, f"gateway at {address}"
+        )
         self._stub = gateway_pb2_grpc.ApprovalServiceStub(self._channel)
-
-    def _call(self, method: Any, request: Any) -> Any:
-        try:
-            return method(request, timeout=self.timeout_s)
-        except grpc.RpcError as err:
-            raise error_from_rpc(err, f"gateway at {self.address}") from None
 
     def pending(self) -> list[gateway_pb2.PendingQuery]:
         return list(self._call(self._stub.ListPending, gateway_pb2.ListPendingRequest()).queries)
@@ -318,12 +294,3 @@ class ApproverClient:
             query_id=query_id, signed_approval_json=signed.model_dump_json()
         )
         return str(self._call(self._stub.Decide, request).state)
-
-    def close(self) -> None:
-        self._channel.close()
-
-    def __enter__(self) -> ApproverClient:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()

@@ -125,7 +125,7 @@ class CombinedDecision:
         Its hash is what approvers sign and what the nodes check their policies against.
         """
         evaluated = self.decisions[0].plan
-        controls = evaluated.controls.stricter(self.output.plan_controls())
+        controls = evaluated.controls.stricter(self.output)
         return QueryPlan.model_validate(
             {**evaluated.model_dump(), "controls": controls.model_dump()}
         )
@@ -246,7 +246,7 @@ def disclosure(
     labels = ", ".join(agg.label for agg in plan.aggregates)
     analyst = f"{plan.analyst} receives {labels} {_cells(plan)} {_conditions(output)}"
     analyst += _rounding(output)
-    if output.plan_controls().evaluated_in_mpc:
+    if output.evaluated_in_mpc:
         analyst += "; suppressed cells are reported without values, with the rules they failed"
     nodes = ", ".join(institutions) or "the nodes"
     gateway = _gateway_learns(plan) + "; it learns no institution's contribution"

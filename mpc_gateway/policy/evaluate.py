@@ -207,7 +207,7 @@ def _identifying(ctx: _Context) -> Iterator[RuleCheck]:
 
 
 def _plan_controls(ctx: _Context) -> RuleCheck:
-    required = ctx.rules.output.plan_controls()
+    required = ctx.rules.output
     carried = ctx.plan.controls
     weaker = [
         name

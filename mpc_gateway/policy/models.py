@@ -35,7 +35,7 @@ from pydantic import (
 from mpc_gateway.canonical import canonical_hash
 from mpc_gateway.errors import ConfigurationError
 from mpc_gateway.pki.identity import ROLES
-from mpc_gateway.query.plan import OutputControls as PlanControls
+from mpc_gateway.query.plan import OutputControls  # one model: a policy's controls are a plan's
 from mpc_gateway.query.schema import CategoricalColumn, DatasetSchema, KeyColumn, NumericColumn
 
 __all__ = [
@@ -134,42 +134,6 @@ class ColumnPolicy(_Frozen):
         if self.identifying and "group_by" in self.uses:
             raise ValueError("an identifying column cannot allow group_by (one cell per entity)")
         return self
-
-
-class OutputControls(_Frozen):
-    """Disclosure controls on every released cell; combining policies keeps the strictest.
-
-    ``min_cell_count``, ``min_institutions`` and ``dominance_percent`` are evaluated
-    inside the MPC: a failing cell's values are never opened. ``round_counts_to``
-    rounds released counts to a multiple; ``sum_decimals`` rounds released sums to
-    that many decimal places (``None``: exact at the column's declared scale).
-    """
-
-    min_cell_count: int = Field(default=0, ge=0)
-    min_institutions: int = Field(default=0, ge=0)
-    dominance_percent: int | None = Field(default=None, ge=1, le=100)
-    round_counts_to: int = Field(default=1, ge=1)
-    sum_decimals: int | None = Field(default=None, ge=0, le=6)
-
-    def stricter(self, other: OutputControls) -> OutputControls:
-        """The strictest of both, rule by rule."""
-
-        def lowest(a: int | None, b: int | None) -> int | None:
-            present = [v for v in (a, b) if v is not None]
-            return min(present) if present else None
-
-        return OutputControls(
-            min_cell_count=max(self.min_cell_count, other.min_cell_count),
-            min_institutions=max(self.min_institutions, other.min_institutions),
-            dominance_percent=lowest(self.dominance_percent, other.dominance_percent),
-            round_counts_to=max(self.round_counts_to, other.round_counts_to),
-            sum_decimals=lowest(self.sum_decimals, other.sum_decimals),
-        )
-
-    def plan_controls(self) -> PlanControls:
-        """These controls as a query plan carries them (the fields the plan knows)."""
-        known = PlanControls.model_fields
-        return PlanControls(**{k: v for k, v in self.model_dump().items() if k in known})
 
 
 class ApprovalRule(_Frozen):
