@@ -47,8 +47,12 @@ class QueryRecord:
         self.plan_hash: str | None = None
         self.order: ExecutionOrder | None = None
         self.closed = False
+        self._decision: dict[str, Any] | None = None  # written with the next entry, in its batch
 
     def _record(self, kind: str, decision: str, details: dict[str, Any]) -> AppendedEntry:
+        if self._decision is not None:
+            decided, self._decision = self._decision, None
+            self._record("policy.decision", "allowed" if decided["allowed"] else "refused", decided)
         return self.audit.record(kind, self.actor, query_id=self.query_id, dataset=self.dataset,
                                  decision=decision, details=details)  # fmt: skip
 
@@ -69,12 +73,12 @@ class QueryRecord:
             "request": spec.model_dump(mode="json")})  # fmt: skip
 
     def policy_decided(self, decision: CombinedDecision, versions: dict[str, str]) -> None:
+        """Note the policy decision; it is written (durably) with the query's next entry."""
         failed = [{"owner": d.owner, "rule": c.rule, "reason": c.message}
                   for d in decision.decisions for c in d.failed]  # fmt: skip
-        details = {"allowed": decision.allowed, "policy_versions": versions,
-                   "plan_hash": decision.plan.plan_hash, "failed_rules": failed,
-                   "approvals_needed": [need.owner for need in decision.approvals]}  # fmt: skip
-        self._record("policy.decision", "allowed" if decision.allowed else "refused", details)
+        self._decision = {"allowed": decision.allowed, "policy_versions": versions,
+                          "plan_hash": decision.plan.plan_hash, "failed_rules": failed,
+                          "approvals_needed": [need.owner for need in decision.approvals]}  # fmt: skip
 
     def pending(self, plan: QueryPlan, waiting_for: list[str]) -> None:
         with self.audit.batch():
