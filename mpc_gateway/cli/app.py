@@ -16,6 +16,7 @@ from mpc_gateway.cli.common import (
     PKI_OPTION,
     client_from_env,
     console,
+    format_value,
     reporting_errors,
     setup_logging,
 )
@@ -173,16 +174,8 @@ def print_result(result: QueryResult, title: str = "") -> None:
         table.add_column("withheld by")
     for group, values in result.rows:
         withheld = [", ".join(result.suppressed.get(group, ()))] if result.suppressed else []
-        table.add_row(group, *(_fmt(v) for v in values), *withheld)
+        table.add_row(group, *(format_value(v) for v in values), *withheld)
     console.print(table)
-
-
-def _fmt(value: Any) -> str:
-    if value is None:
-        return "-"
-    if isinstance(value, float):
-        return f"{value:,.2f}" if abs(value) >= 1000 else f"{value:.6g}"
-    return f"{value:,}"
 
 
 @app.command("query")

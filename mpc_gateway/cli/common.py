@@ -6,6 +6,7 @@ import logging
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 import typer
 from rich.console import Console
@@ -27,6 +28,7 @@ from mpc_gateway.errors import (
 )
 
 __all__ = [
+    "format_value",
     "console",
     "err_console",
     "exit_code",
@@ -93,3 +95,11 @@ IDENTITY_OPTION = typer.Option(
 
 def client_from_env(gateway: str, pki: str, identity: str) -> GatewayClient:
     return GatewayClient.from_pki(pki, identity, gateway)
+
+
+def format_value(value: Any) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:,.2f}" if abs(value) >= 1000 else f"{value:.6g}"
+    return f"{value:,}"

@@ -10,8 +10,7 @@ from pathlib import Path
 from rich.table import Table
 
 from mpc_gateway.auditor import AuditorClient, AuditOutcome, certified_log_key, verify_consortium
-from mpc_gateway.cli.app import _fmt
-from mpc_gateway.cli.common import console, err_console
+from mpc_gateway.cli.common import console, err_console, format_value
 from mpc_gateway.client import ApproverClient, GatewayClient, tls_from_pki
 from mpc_gateway.demo import EXAMPLE_QUERIES, Checked, run_checked
 from mpc_gateway.errors import ApprovalMissingError, GatewayError
@@ -40,7 +39,7 @@ def _show(checked: Checked) -> None:
             )
             table.add_row(group, *cells, mark)
         else:
-            table.add_row(group, *(_fmt(v) for v in values), mark)
+            table.add_row(group, *(format_value(v) for v in values), mark)
     if checked.query.where:
         table.caption = f"where {checked.query.where}"
     console.print(table)
