@@ -10,7 +10,6 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 from decimal import Decimal
-from pathlib import Path
 from typing import Any
 
 import duckdb
@@ -215,7 +214,3 @@ def run_checked(
         seconds,
         plaintext_suppression(files, query, controls, groups, schema_columns),
     )
-
-
-def default_workdir() -> Path:
-    return Path("var") / "demo"
