@@ -134,6 +134,8 @@ class SessionSequencer:
             self._drop_worker()
             self._epoch, self._parties, self._next, self._broken = epoch, parties, 0, None
             self._cond.notify_all()
+        elif self._broken is not None:
+            raise ProtocolAbortedError(f"MPC session was torn down: {self._broken}")
         elif parties != self._parties:
             raise ProtocolAbortedError("order names other parties than its session")
 
