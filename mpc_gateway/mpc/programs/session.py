@@ -28,6 +28,7 @@ from mpyc import asyncoro
 from mpyc.runtime import mpc
 
 from mpc_gateway.mpc.programs.aggregate import joint_aggregates
+from mpc_gateway.mpc.programs.risk import concentration, entity_scores, histogram, quantile_round
 from mpc_gateway.mpc.wire import WorkerConfig, read_frame, write_frame
 from mpc_gateway.pki import Identity, check_mpc_peer
 
@@ -37,6 +38,11 @@ log = logging.getLogger("mpc_gateway.mpc")
 
 PROGRAMS: dict[str, Callable[..., Awaitable[Any]]] = {
     "aggregate": joint_aggregates,
+    # risk programs: runnable by the worker; not yet reachable through the gateway's API
+    "risk_scores": entity_scores,
+    "risk_concentration": concentration,
+    "risk_quantile_round": quantile_round,
+    "risk_histogram": histogram,
 }
 
 

@@ -1,0 +1,245 @@
+"""Joint risk scores and portfolio risk, run by three real parties, against plaintext.
+
+Every scoring and concentration job runs in one MPyC session (one process per
+party, loopback, no TLS) over seeded loan books in which entities are known to
+none, one, two or all three institutions; each test then checks one job's
+released blocks against the plaintext reference over the pooled books.
+"""
+
+from __future__ import annotations
+
+from fractions import Fraction
+from typing import Any
+
+import numpy as np
+import pytest
+
+from mpc_gateway.pki import init_consortium
+from mpc_gateway.risk import (
+    FEATURES,
+    local_cumulative_counts,
+    local_entity_features,
+    local_group_exposures,
+    local_histogram,
+    open_weight_share,
+    plan_concentration,
+    plan_histogram,
+    plan_quantiles,
+    plan_scores,
+    reference,
+    search_quantiles,
+)
+from mpc_gateway.risk.model import ScorePlan, ScoringModel
+from tests.mpc.harness import open_blocks, run_calls, run_parties
+from tests.mpc.risk_data import Books, make_books
+from tests.mpc.risk_models import (
+    NODES,
+    PD_INTERCEPT,
+    PD_MODEL,
+    fixed,
+    model,
+    node_pem,
+    seal,
+    weights_of,
+)
+
+pytestmark = pytest.mark.mpc
+
+PROGRAM = "mpc_gateway.mpc.programs.risk:"
+ENTITIES = 240
+ALL_FEATURES = tuple((name, 1, 0.001 * (i + 1)) for i, name in enumerate(FEATURES))
+EXPOSURE_LIMIT = "400000"  # EUR
+
+
+@pytest.fixture(scope="module")
+def books(tmp_path_factory: pytest.TempPathFactory) -> Books:
+    return make_books(tmp_path_factory.mktemp("books"), ENTITIES)
+
+
+def _score_job(
+    books: Books, scoring: ScoringModel, shares: list[list[int]] | None = None
+) -> tuple[ScorePlan, list[dict[str, Any]]]:
+    plan = plan_scores(scoring, books.schema, len(NODES))
+    args = []
+    for party in range(len(NODES)):
+        local = local_entity_features(books.cursor(party), books.schema, books.keys, plan.features)
+        args.append(plan.program_args(local, shares[party] if shares else None))
+    return plan, args
+
+
+def _secret_shares(
+    tmp_path_factory: pytest.TempPathFactory, scoring: ScoringModel
+) -> list[list[int]]:
+    pki = init_consortium(tmp_path_factory.mktemp("pki"), nodes=list(NODES))
+    sealed = seal(pki, scoring)
+    return [open_weight_share(scoring, sealed, n, node_pem(pki, n)[1]) for n in NODES]
+
+
+@pytest.fixture(scope="module")
+def jobs(books: Books, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """Every scoring/concentration/histogram job: its model or plan, and each party's args."""
+    secret_decisions = model("decisions", secret=True)
+    secret_scores = model("scores", secret=True)
+    planned = {
+        "linear_scores": _score_job(books, model("scores", kind="linear", threshold=None)),
+        "logistic_decisions": _score_job(books, model("decisions")),
+        "count": _score_job(books, model("count")),
+        "all_features": _score_job(
+            books, model("scores", kind="linear", threshold=None, spec=ALL_FEATURES, intercept=-1)
+        ),
+        "secret_decisions": _score_job(
+            books, secret_decisions, _secret_shares(tmp_path_factory, secret_decisions)
+        ),
+        "secret_scores": _score_job(
+            books, secret_scores, _secret_shares(tmp_path_factory, secret_scores)
+        ),
+    }
+    jobs = {name: ("entity_scores", plan, args) for name, (plan, args) in planned.items()}
+    per_lei = plan_concentration(
+        books.schema, len(NODES), ENTITIES, limit=EXPOSURE_LIMIT, hhi="fraction"
+    )
+    exposures = [
+        local_entity_features(books.cursor(p), books.schema, books.keys, ["total_exposure"])[:, 0]
+        for p in range(len(NODES))
+    ]
+    jobs["concentration"] = ("concentration", per_lei, [per_lei.program_args(e) for e in exposures])
+    sectors = [local_group_exposures(books.cursor(p), books.schema) for p in range(len(NODES))]
+    by_sector = plan_concentration(
+        books.schema, len(NODES), len(sectors[0]), hhi="flag", hhi_limit=3000
+    )
+    jobs["sector_hhi"] = ("concentration", by_sector, [by_sector.program_args(s) for s in sectors])
+    bins = plan_histogram(
+        books.schema, len(NODES), "exposure", ["0", "10000", "1000000", "25000000", "50000000"]
+    )
+    counts = [local_histogram(books.cursor(p), books.schema, bins) for p in range(len(NODES))]
+    jobs["histogram"] = ("histogram", bins, [bins.program_args(c) for c in counts])
+    return {"jobs": jobs, "exposures": exposures, "sectors": sectors}
+
+
+@pytest.fixture(scope="module")
+def released(jobs: dict[str, Any]) -> dict[str, dict[str, list[int]]]:
+    """Run every job in one session; the receiver's view of each job's blocks."""
+    names = list(jobs["jobs"])
+    calls = [
+        [(PROGRAM + jobs["jobs"][n][0], jobs["jobs"][n][2][party]) for n in names]
+        for party in range(len(NODES))
+    ]
+    outcomes = run_calls(calls, timeout=120)
+    return {
+        name: open_blocks([party[i].result for party in outcomes]) for i, name in enumerate(names)
+    }
+
+
+def _joint(books: Books, features: tuple[str, ...]) -> np.ndarray:
+    frames = [books.encoded(p) for p in range(len(NODES))]
+    return reference.joint_features(frames, books.schema, books.keys, features)
+
+
+def _expected_scores(
+    books: Books, spec=PD_MODEL, intercept: float = PD_INTERCEPT
+) -> list[Fraction]:
+    joint = _joint(books, tuple(name for name, _, _ in spec))
+    return reference.real_scores(
+        model("scores", spec=spec, kind="linear", threshold=None),
+        weights_of(spec),
+        fixed(intercept),
+        joint,
+    )
+
+
+def test_linear_scores_equal_the_plaintext_scores_exactly(books, jobs, released):
+    plan = jobs["jobs"]["linear_scores"][1]
+    assert [plan.score(v) for v in released["linear_scores"]["scores"]] == _expected_scores(books)
+
+
+def test_entities_nobody_knows_score_the_intercept_alone(books, jobs, released):
+    plan = jobs["jobs"]["linear_scores"][1]
+    scores = released["linear_scores"]["scores"]
+    unknown = [i for i, k in enumerate(books.keys) if not books.known_by[k]]
+    assert unknown and {plan.score(scores[i]) for i in unknown} == {
+        Fraction(fixed(PD_INTERCEPT), 1 << 16)
+    }
+
+
+def test_every_registered_feature_combines_across_institutions_like_the_reference(
+    books, jobs, released
+):
+    plan = jobs["jobs"]["all_features"][1]
+    expected = _expected_scores(books, ALL_FEATURES, -1)
+    assert [plan.score(v) for v in released["all_features"]["scores"]] == expected
+
+
+def test_logistic_decisions_equal_sigmoid_of_the_score_against_the_threshold(books, released):
+    expected = reference.decisions(model("decisions"), _expected_scores(books))
+    assert 0 < sum(expected) < len(expected)  # the data exercises both outcomes
+    assert released["logistic_decisions"]["decisions"] == expected
+    for pattern in ((), (0,), (0, 1), (0, 1, 2)):  # entities at 0..3 institutions all scored
+        rows = [i for i, k in enumerate(books.keys) if books.known_by[k] == pattern]
+        assert [released["logistic_decisions"]["decisions"][i] for i in rows] == [
+            expected[i] for i in rows
+        ]
+
+
+def test_secret_weights_give_the_public_weights_results(released):
+    assert released["secret_decisions"]["decisions"] == released["logistic_decisions"]["decisions"]
+    assert released["secret_scores"]["scores"] == released["linear_scores"]["scores"]
+
+
+def test_count_output_is_the_number_of_positive_decisions_and_nothing_else(books, released):
+    expected = reference.decisions(model("decisions"), _expected_scores(books))
+    assert released["count"] == {"count": [sum(expected)]}
+
+
+@pytest.mark.parametrize(
+    ("job", "blocks"),
+    [
+        ("linear_scores", {"scores": ENTITIES}),
+        ("logistic_decisions", {"decisions": ENTITIES}),
+        ("secret_decisions", {"decisions": ENTITIES}),
+        ("count", {"count": 1}),
+        ("concentration", {"over_limit": ENTITIES, "hhi": 2}),
+        ("sector_hhi", {"hhi_over_limit": 1}),
+        ("histogram", {"counts": 4}),
+    ],
+)
+def test_a_job_releases_exactly_its_declared_blocks(released, job, blocks):
+    assert {name: len(values) for name, values in released[job].items()} == blocks
+    if job in ("logistic_decisions", "secret_decisions", "sector_hhi"):
+        assert set(released[job][next(iter(blocks))]) <= {0, 1}
+
+
+def test_concentration_flags_and_hhi_match_the_plaintext(jobs, released):
+    limit = 400_000 * 100
+    expected = reference.concentration(jobs["exposures"], limit)
+    assert 0 < sum(expected["over_limit"]) < ENTITIES
+    assert released["concentration"]["over_limit"] == expected["over_limit"]
+    assert released["concentration"]["hhi"] == expected["hhi"]
+
+
+def test_sector_hhi_flag_matches_the_plaintext(jobs, released):
+    expected = reference.concentration(jobs["sectors"], None, hhi_limit=3000)
+    assert released["sector_hhi"]["hhi_over_limit"] == expected["hhi_over_limit"]
+
+
+def test_histogram_matches_numpy_over_the_pooled_rows(books, jobs, released):
+    edges = jobs["jobs"]["histogram"][1].edges
+    pooled = [v for p in range(len(NODES)) for v in books.encoded(p)["exposure"]]
+    assert released["histogram"]["counts"] == reference.histogram(pooled, edges)
+
+
+def test_batched_quantile_search_finds_the_exact_inverted_cdf_quantiles(books):
+    levels = [Fraction(1, 2), Fraction(9, 10), Fraction(1)]
+    plan = plan_quantiles(books.schema, len(NODES), "days_past_due", levels, grid_size=16)
+    search = plan.search()
+    assert search.rounds == 3  # 16**3 >= 3651 declared values
+
+    def run_round(grids: list[list[int]]) -> list[int]:
+        args = []
+        for party in range(len(NODES)):
+            counts, totals = local_cumulative_counts(books.cursor(party), "days_past_due", grids)
+            args.append(plan.program_args(counts, totals))
+        return open_blocks(run_parties(PROGRAM + "quantile_round", args))["bracket"]
+
+    found = search_quantiles(search, run_round)
+    pooled = [v for p in range(len(NODES)) for v in books.encoded(p)["days_past_due"]]
+    assert found == [reference.quantile(pooled, q) for q in levels]

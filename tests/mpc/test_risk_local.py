@@ -1,0 +1,231 @@
+"""The parts of risk scoring outside the MPC: features, models and bounds, sealing, search.
+
+No parties run here; these sit under tests/mpc with the programs they feed.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+from fractions import Fraction
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from pydantic import ValidationError
+
+from mpc_gateway.errors import ConfigurationError, IntegrityError, InvalidRequestError
+from mpc_gateway.pki import init_consortium
+from mpc_gateway.risk import (
+    FEATURES,
+    QuantileSearch,
+    decrypt_share,
+    local_entity_features,
+    open_weight_share,
+    plan_scores,
+    reference,
+    seal_model_weights,
+    search_quantiles,
+    split_secret_weights,
+)
+from mpc_gateway.risk.model import ScoringModel
+from mpc_gateway.risk.pseudonym import create_key_file, load_key, pseudonymise
+from mpc_gateway.risk.quantile import grid_points, rounds_needed
+from tests.mpc.risk_data import Books, make_books
+from tests.mpc.risk_models import NODES, model, node_pem, seal
+
+pytestmark = pytest.mark.mpc
+
+
+@pytest.fixture(scope="module")
+def books(tmp_path_factory: pytest.TempPathFactory) -> Books:
+    return make_books(tmp_path_factory.mktemp("books"), 64, seed=9)
+
+
+@pytest.fixture(scope="module")
+def pki(tmp_path_factory: pytest.TempPathFactory):
+    return init_consortium(tmp_path_factory.mktemp("pki"), nodes=list(NODES))
+
+
+# --- features ------------------------------------------------------------------------------
+
+
+def test_local_features_match_a_row_by_row_reference_for_every_registered_feature(books):
+    names = list(FEATURES)
+    for party in range(3):
+        local = local_entity_features(books.cursor(party), books.schema, books.keys, names)
+        expected = reference.local_features(books.encoded(party), books.schema, books.keys, names)
+        assert local.shape == (len(books.keys), len(names))
+        assert local.tolist() == expected.tolist()
+        unknown = [i for i, k in enumerate(books.keys) if party not in books.known_by[k]]
+        assert not local[unknown].any()
+
+
+def test_a_repeated_key_gets_its_row_each_time_and_a_filter_applies(books):
+    key = next(k for k, parties in books.known_by.items() if 0 in parties)
+    cursor = books.cursor(0)
+    rows = local_entity_features(cursor, books.schema, [key, "nobody", key], ["loans", "lenders"])
+    assert rows[0].tolist() == rows[2].tolist() and rows[1].tolist() == [0, 0]
+    none = local_entity_features(
+        cursor, books.schema, [key], ["loans"], where=("(exposure < ?)", [-1])
+    )
+    assert none.tolist() == [[0]]
+
+
+def test_unknown_features_and_non_key_columns_are_refused(books):
+    with pytest.raises(InvalidRequestError, match="unknown risk feature"):
+        local_entity_features(books.cursor(0), books.schema, ["x"], ["credit_score"])
+    with pytest.raises(InvalidRequestError, match="not an entity key"):
+        local_entity_features(books.cursor(0), books.schema, ["x"], ["loans"], key_column="sector")
+
+
+# --- models and bounds ---------------------------------------------------------------------
+
+
+def test_model_validation_names_the_problem():
+    with pytest.raises(ValidationError, match="unknown risk feature"):
+        model("scores", spec=(("credit_score", 1, 1.0),), kind="linear", threshold=None)
+    with pytest.raises(ValidationError, match="probability"):
+        model("decisions", threshold="1.5")
+    with pytest.raises(ValidationError, match="needs a threshold"):
+        model("count", threshold=None)
+    with pytest.raises(ValidationError, match="must not carry weights"):
+        ScoringModel.model_validate(
+            {**model("scores", secret=True).model_dump(), "weights": [1] * 5}
+        )
+    with pytest.raises(ValidationError, match="extra"):
+        ScoringModel.model_validate({**model("scores").model_dump(), "weigths": [1] * 5})
+
+
+def test_model_id_is_deterministic_and_covers_every_field():
+    assert model("decisions").model_id == model("decisions").model_id
+    assert model("decisions").model_id != model("count").model_id
+    assert model("decisions").model_id != model("decisions", threshold="0.31").model_id
+
+
+def test_declared_bounds_cover_the_worst_case_score(books):
+    scoring = model("decisions")
+    plan = plan_scores(scoring, books.schema, 3)
+    worst = [FEATURES[name].joint_bound(books.schema, 3) for name in plan.features]
+    weights = plan.public_weights  # already times L / scale_j
+    assert weights is not None
+    extreme = sum(abs(w) * x for w, x in zip(weights, worst)) + abs(weights[-1])
+    assert extreme + abs(plan.threshold) < 1 << (plan.score_bits - 1)
+    assert extreme + abs(plan.threshold) >= 1 << (plan.score_bits - 3)  # and not much more
+    # sums need no comparison, days past due up to 3650, any_default is an OR, ratings 0..6
+    assert plan.max_bits == (0, 0, (2 * 3650).bit_length() + 1, 1, (2 * 6).bit_length() + 1)
+
+
+def test_logistic_threshold_is_the_ceiling_of_logit_p_on_the_integer_scale(books):
+    plan = plan_scores(model("decisions", threshold="0.3"), books.schema, 3)
+    logit = float(np.log(0.3 / 0.7))
+    assert (plan.threshold - 1) / plan.denominator < logit <= plan.threshold / plan.denominator
+
+
+# --- secret weights ------------------------------------------------------------------------
+
+
+def test_split_shares_are_bounded_and_add_up_to_the_weights():
+    values = [5, -(2**20) + 1, 0]
+    shares = split_secret_weights(values, 3, 20)
+    assert [sum(col) for col in zip(*shares)] == values
+    assert all(abs(v) <= 2 ** (20 + 40) for share in shares[:-1] for v in share)
+    with pytest.raises(InvalidRequestError):
+        split_secret_weights([2**20], 3, 20)
+
+
+def test_plaintext_weights_appear_nowhere_the_gateway_or_another_node_can_read(pki):
+    scoring = model("decisions", secret=True)
+    # seven digits each, so that no ciphertext, base64 or hash text contains one by chance
+    secrets_ = [1234567, -2345678, 3456789, 4567891, -5678912, -6789123]
+    certs = {node: node_pem(pki, node)[0] for node in NODES}
+    sealed = seal_model_weights(scoring, secrets_[:-1], secrets_[-1], certs)
+    stored = scoring.model_dump_json() + sealed.model_dump_json()  # what the gateway keeps
+    for value in secrets_:
+        assert str(abs(value)) not in stored
+    shares = []
+    for node in NODES:
+        share = open_weight_share(scoring, sealed, node, node_pem(pki, node)[1])
+        assert not set(share) & set(secrets_)  # a node's own share is not the weights
+        shares.append(share)
+        received = json.dumps(
+            {"model": scoring.model_dump(mode="json"), "share": sealed.shares[node]}
+        )
+        for value in secrets_:
+            assert str(abs(value)) not in received
+    assert [sum(col) for col in zip(*shares)] == secrets_
+
+
+def test_a_sealed_share_opens_only_for_its_node_and_its_model(pki):
+    scoring = model("decisions", secret=True)
+    sealed = seal(pki, scoring)
+    key_a = node_pem(pki, "bank-a")[1]
+    with pytest.raises(IntegrityError):  # bank-b's share with bank-a's key
+        decrypt_share(key_a, "bank-b", scoring.model_id, sealed.for_node("bank-b"))
+    with pytest.raises(IntegrityError):  # bank-b's share relabelled as bank-a's
+        decrypt_share(key_a, "bank-a", scoring.model_id, sealed.for_node("bank-b"))
+    with pytest.raises(IntegrityError):  # bound to the model id
+        decrypt_share(key_a, "bank-a", "0" * 64, sealed.for_node("bank-a"))
+    tampered = bytearray(sealed.for_node("bank-a"))
+    tampered[-1] ^= 1
+    with pytest.raises(IntegrityError):
+        decrypt_share(key_a, "bank-a", scoring.model_id, bytes(tampered))
+    other = model("count", secret=True)
+    with pytest.raises(InvalidRequestError, match="another model"):
+        open_weight_share(other, sealed, "bank-a", key_a)
+    assert base64.b64decode(sealed.shares["bank-a"])[0] == 1
+
+
+# --- quantile search -----------------------------------------------------------------------
+
+
+def _plain_round(values: list[int], fractions: tuple[Fraction, ...]):
+    def run(grids: list[list[int]]) -> list[int]:
+        n = len(values)
+        out = []
+        for grid, q in zip(grids, fractions):
+            target = q.numerator * n + (n == 0)
+            out.append(sum(1 for g in grid if sum(v <= g for v in values) * q.denominator < target))
+        return out
+
+    return run
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    values=st.lists(st.integers(-50, 1000), max_size=40),
+    level=st.fractions(min_value=Fraction(1, 100), max_value=1, max_denominator=100),
+    grid=st.integers(2, 70),
+)
+def test_search_finds_the_inverted_cdf_quantile_in_a_fixed_number_of_rounds(values, level, grid):
+    search = QuantileSearch(-50, 1000, (level,), grid)
+    assert search.rounds == rounds_needed(-50, 1000, grid)
+    result = search_quantiles(search, _plain_round(values, (level,)))
+    assert search.rounds_done == search.rounds
+    assert result == [reference.quantile(values, level)]
+
+
+def test_grid_points_end_at_the_upper_end_and_increase():
+    assert grid_points(0, 10, 4) == [3, 5, 8, 10]
+    assert grid_points(0, 3, 5) == [1, 2, 3, 3, 3]
+
+
+# --- pseudonyms ----------------------------------------------------------------------------
+
+
+def test_pseudonyms_are_keyed_normalised_and_the_key_file_is_private(tmp_path: Path):
+    path = tmp_path / "pseudonym.key"
+    create_key_file(path)
+    assert path.stat().st_mode & 0o777 == 0o600
+    key = load_key(path)
+    assert pseudonymise(key, "850101-1234") == pseudonymise(key, " 850101 1234 ")
+    assert pseudonymise(key, "850101-1234") != pseudonymise(os.urandom(32), "850101-1234")
+    assert len(pseudonymise(key, "x")) == 64
+    with pytest.raises(ConfigurationError, match="never overwritten"):
+        create_key_file(path)
+    path.chmod(0o644)
+    with pytest.raises(ConfigurationError, match="chmod 600"):
+        load_key(path)
