@@ -26,11 +26,16 @@ __all__ = [
 
 
 class GatewayError(Exception):
-    """Base of every error whose message may be shown to a client."""
+    """Base of every error whose message may be shown to a client.
 
-    def __init__(self, public_message: str) -> None:
+    ``query_id`` names the query the error is about, when there is one (a query
+    waiting for approval keeps its id); it travels to clients beside the message.
+    """
+
+    def __init__(self, public_message: str, query_id: str | None = None) -> None:
         super().__init__(public_message)
         self.public_message = public_message
+        self.query_id = query_id
 
 
 class InvalidRequestError(GatewayError):

@@ -76,7 +76,7 @@ def _approval_flow(files: ConsortiumFiles, say: Callable[[str], None]) -> bool:
             return False
         except ApprovalMissingError as err:
             say(f"[bold]Waiting for approval:[/] {err.public_message}")
-            query_id = err.public_message.split("query ")[1].split(" ")[0]
+            query_id = str(err.query_id)
         with ApproverClient(files.pki_dir, "approver/carol", files.gateway_address) as carol:
             state = carol.decide(query_id, "approve", "quarterly supervisory review")
         say(

@@ -154,5 +154,6 @@ class ApprovalBook:
         raise ApprovalMissingError(
             f"query {query.query_id} waits for approval: "
             + "; ".join(need.describe(query.plan.plan_hash) for need in query.decision.approvals)
-            + f". See where it stands with `mpcgw status {query.query_id}`"
+            + f". See where it stands with `mpcgw status {query.query_id}`",
+            query_id=query.query_id,
         )

@@ -13,8 +13,8 @@ from mpc_gateway.errors import GatewayError, InvalidRequestError
 from mpc_gateway.gateway.governance import PendingQuery
 from mpc_gateway.gateway.service import Gateway, Release
 from mpc_gateway.policy import SignedApproval
-from mpc_gateway.proto.v1 import audit_pb2, audit_pb2_grpc, gateway_pb2, gateway_pb2_grpc
-from mpc_gateway.rpc.audit_servicer import AuditServicer
+from mpc_gateway.proto.v1 import gateway_pb2, gateway_pb2_grpc
+from mpc_gateway.rpc.audit_servicer import audit_service
 from mpc_gateway.rpc.auth import caller_certificate_sha256, caller_identity
 from mpc_gateway.rpc.convert import dataset_to_proto, spec_from_proto, value_to_proto
 from mpc_gateway.rpc.errors import translate_errors
@@ -150,21 +150,9 @@ def serve_gateway(settings: GatewaySettings) -> None:
     """Serve until SIGTERM/SIGINT."""
     gateway = Gateway(settings)
     services = [
-        Service(
-            gateway_pb2_grpc.add_GatewayServiceServicer_to_server,
-            GatewayServicer(gateway),
-            gateway_pb2.DESCRIPTOR.services_by_name["GatewayService"].full_name,
-        ),
-        Service(
-            gateway_pb2_grpc.add_ApprovalServiceServicer_to_server,
-            ApprovalServicer(gateway),
-            gateway_pb2.DESCRIPTOR.services_by_name["ApprovalService"].full_name,
-        ),
-        Service(
-            audit_pb2_grpc.add_AuditServiceServicer_to_server,
-            AuditServicer(gateway.audit.log),
-            audit_pb2.DESCRIPTOR.services_by_name["AuditService"].full_name,
-        ),
+        Service.of(gateway_pb2, gateway_pb2_grpc, "GatewayService", GatewayServicer(gateway)),
+        Service.of(gateway_pb2, gateway_pb2_grpc, "ApprovalService", ApprovalServicer(gateway)),
+        audit_service(gateway.audit.log),
     ]
     server, port, health = build_server(settings.listen, gateway.tls, services)
     # ready (SERVING) once the nodes' MPC session is open, so probes never send queries too early

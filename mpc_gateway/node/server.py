@@ -8,8 +8,8 @@ import grpc
 
 from mpc_gateway.audit.evidence import DispatchEvidence
 from mpc_gateway.node.service import Node
-from mpc_gateway.proto.v1 import audit_pb2, audit_pb2_grpc, node_pb2, node_pb2_grpc
-from mpc_gateway.rpc.audit_servicer import AuditServicer
+from mpc_gateway.proto.v1 import node_pb2, node_pb2_grpc
+from mpc_gateway.rpc.audit_servicer import audit_service
 from mpc_gateway.rpc.auth import caller_identity
 from mpc_gateway.rpc.errors import translate_errors
 from mpc_gateway.rpc.server import Service, build_server, serve_until_signalled
@@ -79,16 +79,8 @@ def serve_node(settings: NodeSettings) -> None:
     """Serve until SIGTERM/SIGINT, then stop cleanly (the MPC worker included)."""
     node = Node(settings)
     services = [
-        Service(
-            node_pb2_grpc.add_NodeServiceServicer_to_server,
-            NodeServicer(node),
-            node_pb2.DESCRIPTOR.services_by_name["NodeService"].full_name,
-        ),
-        Service(
-            audit_pb2_grpc.add_AuditServiceServicer_to_server,
-            AuditServicer(node.witness.log),
-            audit_pb2.DESCRIPTOR.services_by_name["AuditService"].full_name,
-        ),
+        Service.of(node_pb2, node_pb2_grpc, "NodeService", NodeServicer(node)),
+        audit_service(node.witness.log),
     ]
     server, port, health = build_server(settings.listen, node.tls, services)
     server.start()

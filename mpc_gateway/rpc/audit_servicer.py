@@ -15,8 +15,9 @@ from mpc_gateway.pki import Identity
 from mpc_gateway.proto.v1 import audit_pb2, audit_pb2_grpc
 from mpc_gateway.rpc.auth import caller_identity
 from mpc_gateway.rpc.errors import translate_errors
+from mpc_gateway.rpc.server import Service
 
-__all__ = ["AuditServicer"]
+__all__ = ["AuditServicer", "audit_service"]
 
 
 def _auditor(context: grpc.ServicerContext) -> Identity:
@@ -121,3 +122,8 @@ class AuditServicer(audit_pb2_grpc.AuditServiceServicer):
                 origin=self.log.origin,
             )
         raise AssertionError("unreachable")
+
+
+def audit_service(log: AuditLog) -> Service:
+    """The audit API over ``log``, ready for :func:`~mpc_gateway.rpc.server.build_server`."""
+    return Service.of(audit_pb2, audit_pb2_grpc, "AuditService", AuditServicer(log))

@@ -36,6 +36,8 @@ __all__ = ["STATUS", "status_for", "translate_errors", "error_from_rpc", "Intern
 
 log = logging.getLogger(__name__)
 
+QUERY_ID_KEY = "mpcgw-query-id"  # trailing metadata: the query an error is about
+
 
 class InternalError(GatewayError):
     """A server failed in a way it did not foresee (see its log for the reference)."""
@@ -76,6 +78,8 @@ def translate_errors(context: grpc.ServicerContext) -> Iterator[None]:
     try:
         yield
     except GatewayError as err:
+        if err.query_id:
+            context.set_trailing_metadata(((QUERY_ID_KEY, err.query_id),))
         context.abort(status_for(err), err.public_message)
     except Exception:
         ref = uuid4().hex[:8]
@@ -100,4 +104,5 @@ def error_from_rpc(err: grpc.RpcError, peer: str) -> GatewayError:
             )
         return NodeUnavailableError(f"{peer} is unavailable: {details}{hint}")
     error = _ERROR_FOR.get(code, InternalError)
-    return error(details if peer in details else f"{peer}: {details}")
+    trailers = dict(err.trailing_metadata() or ()) if isinstance(err, grpc.Call) else {}
+    return error(details if peer in details else f"{peer}: {details}", trailers.get(QUERY_ID_KEY))

@@ -35,6 +35,12 @@ class Service:
     servicer: Any
     name: str
 
+    @classmethod
+    def of(cls, pb2: Any, pb2_grpc: Any, service: str, servicer: Any) -> Service:
+        """``service`` (e.g. "NodeService") of the generated modules, served by ``servicer``."""
+        add = getattr(pb2_grpc, f"add_{service}Servicer_to_server")
+        return cls(add, servicer, pb2.DESCRIPTOR.services_by_name[service].full_name)
+
 
 def build_server(
     address: str, tls: TlsMaterial, services: Sequence[Service], max_workers: int = 64

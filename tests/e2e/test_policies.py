@@ -96,7 +96,7 @@ def test_approval_flow_runs_the_query_once_approved(governed: LocalConsortium) -
     with _client(governed, purpose="supervisory review") as client:
         with pytest.raises(ApprovalMissingError, match="approver/carol") as caught:
             client.query("loans", ["count", "mean:exposure"], group_by="sector")
-        query_id = caught.value.public_message.split("query ")[1].split(" ")[0]
+        query_id = str(caught.value.query_id)
         assert client.status(query_id).state == "waiting"
         with ApproverClient(files.pki_dir, "approver/carol", files.gateway_address) as carol:
             assert query_id in [q.query_id for q in carol.pending()]
@@ -113,7 +113,7 @@ def test_rejected_query_tells_the_analyst_why(governed: LocalConsortium) -> None
     with _client(governed, purpose="supervisory review") as client:
         with pytest.raises(ApprovalMissingError) as caught:
             client.query("loans", ["count"], group_by="rating")
-        query_id = caught.value.public_message.split("query ")[1].split(" ")[0]
+        query_id = str(caught.value.query_id)
         with ApproverClient(files.pki_dir, "approver/carol", files.gateway_address) as carol:
             assert carol.decide(query_id, "reject", "not needed for the review") == "rejected"
         with pytest.raises(PolicyDeniedError, match="not needed for the review"):
