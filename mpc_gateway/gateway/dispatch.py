@@ -107,7 +107,15 @@ class Dispatcher:
             checkpoint=evidence.checkpoint,
         )
         with self._in_flight:
-            return self._dispatch(query_id, plan, timeout_s, proof, on_dispatched, approvals)
+            try:
+                return self._dispatch(query_id, plan, timeout_s, proof, on_dispatched, approvals)
+            except ProtocolAbortedError as err:
+                # every node answered ABORTED: its session was torn down under it (another
+                # query's failure, a stale session opening), not by this query or a bad node.
+                # Nothing was released; run it once more in the session that replaced it.
+                log.info("query %s met a torn-down MPC session (%s); retrying once", query_id,
+                         err.public_message)  # fmt: skip
+                return self._dispatch(query_id, plan, timeout_s, proof, on_dispatched, approvals)
 
     def _dispatch(
         self,
