@@ -33,8 +33,11 @@ from mpc_gateway.policy import ApprovalBody, sign_approval
 from mpc_gateway.proto.v1 import gateway_pb2, gateway_pb2_grpc
 from mpc_gateway.query.plan import QueryPlan
 from mpc_gateway.query.results import Scalar, records
+from mpc_gateway.risk import ScoringModel, SealedWeights
+from mpc_gateway.risk.jobs import RiskOutcome, RiskPlan
 from mpc_gateway.rpc.client import ServiceClient
 from mpc_gateway.rpc.convert import value_from_proto
+from mpc_gateway.rpc.risk_convert import outcome_from_proto
 from mpc_gateway.rpc.server import TlsMaterial
 
 __all__ = [
@@ -114,6 +117,7 @@ class QueryStatus:
     waiting_for: tuple[str, ...]
     reason: str
     result: QueryResult | None
+    risk_result: RiskResult | None = None
 
 
 def _result(reply: gateway_pb2.QueryResult) -> QueryResult:
@@ -131,6 +135,36 @@ def _result(reply: gateway_pb2.QueryResult) -> QueryResult:
         local_ms=reply.timing.local_ms,
         controls=json.loads(reply.controls_json) if reply.controls_json else {},
     )
+
+
+@dataclass(frozen=True)
+class RiskResult:
+    """A released risk result: only what the risk query declared (see RiskOutcome's fields)."""
+
+    query_id: str
+    plan_hash: str
+    model_id: str
+    outcome: RiskOutcome
+    sequence: int
+    total_ms: float
+    mpc_ms: float
+    local_ms: float
+    controls: dict[str, Any] = field(default_factory=dict)
+
+
+def _risk_result(reply: gateway_pb2.RiskResult) -> RiskResult:
+    return RiskResult(
+        query_id=reply.query_id, plan_hash=reply.plan_hash, model_id=reply.model_id,
+        outcome=outcome_from_proto(reply), sequence=reply.sequence, total_ms=reply.timing.total_ms,
+        mpc_ms=reply.timing.mpc_ms, local_ms=reply.timing.local_ms,
+        controls=json.loads(reply.controls_json) if reply.controls_json else {},
+    )  # fmt: skip
+
+
+def _plan_from_json(text: str) -> QueryPlan | RiskPlan:
+    data = json.loads(text)
+    kind = RiskPlan if isinstance(data, dict) and data.get("kind") == "risk" else QueryPlan
+    return kind.model_validate(data)
 
 
 class GatewayClient(ServiceClient):
@@ -220,22 +254,99 @@ class GatewayClient(ServiceClient):
             **json.loads(reply.report_json),
         }
 
+    # --- risk: scoring models and risk queries ---------------------------------------------
+
+    def register_model(self, model: ScoringModel, sealed: SealedWeights | None = None) -> str:
+        """Register a scoring model (owner: this client's identity); returns its model id."""
+        request = gateway_pb2.RegisterModelRequest(
+            model_json=model.model_dump_json(),
+            sealed_weights_json=sealed.model_dump_json() if sealed is not None else "",
+        )
+        return str(self._call(self._stub.RegisterModel, request).model_id)
+
+    def models(self) -> list[ScoringModel]:
+        reply = self._call(self._stub.ListModels, gateway_pb2.ListModelsRequest())
+        return [ScoringModel.model_validate_json(m.model_json) for m in reply.models]
+
+    def _risk_request(self, dataset: str, where: str, purpose: str | None,
+                      **job: Any) -> gateway_pb2.RiskQueryRequest:  # fmt: skip
+        return gateway_pb2.RiskQueryRequest(
+            dataset=dataset,
+            where=where,
+            purpose=self.purpose if purpose is None else purpose,
+            **job,
+        )
+
+    def risk(self, dataset: str, *, where: str = "", purpose: str | None = None,
+             explain: bool = False, **job: Any) -> RiskResult | dict[str, Any]:  # fmt: skip
+        """Run (or with ``explain``, dry-run) one risk query.
+
+        ``job`` is one keyword naming the job with its proto message, e.g.
+        ``score=gateway_pb2.ScoreJob(model_id=..., keys=[...])``; :meth:`score`,
+        :meth:`concentration`, :meth:`quantiles` and :meth:`histogram` build them.
+        """
+        request = self._risk_request(dataset, where, purpose, **job)
+        if explain:
+            reply = self._call(self._stub.ExplainRiskQuery, request)
+            return {"allowed": reply.allowed, "plan_hash": reply.plan_hash,
+                    **json.loads(reply.report_json)}  # fmt: skip
+        return _risk_result(self._call(self._stub.RunRiskQuery, request))
+
+    def score(self, dataset: str, model_id: str, keys: Sequence[str], *, key_column: str = "",
+              where: str = "", purpose: str | None = None) -> RiskResult:  # fmt: skip
+        """Score ``keys`` with a registered model: its declared output (scores, decisions or count)."""
+        job = gateway_pb2.ScoreJob(model_id=model_id, keys=keys, key_column=key_column)
+        return self._run_risk(dataset, where, purpose, score=job)
+
+    def concentration(self, dataset: str, *, keys: Sequence[str] = (), group_by: str = "",
+                      limit: str = "", hhi: str = "", hhi_limit: int | None = None,
+                      column: str = "", where: str = "", purpose: str | None = None) -> RiskResult:  # fmt: skip
+        """Joint exposure per unit (``keys`` or ``group_by``): flags above ``limit`` and/or the HHI."""
+        job = gateway_pb2.ConcentrationJob(keys=keys, group_by=group_by, limit=limit, hhi=hhi,
+                                           hhi_limit=hhi_limit, column=column)  # fmt: skip
+        return self._run_risk(dataset, where, purpose, concentration=job)
+
+    def quantiles(self, dataset: str, column: str, levels: Sequence[str], *, grid_size: int = 0,
+                  where: str = "", purpose: str | None = None) -> RiskResult:  # fmt: skip
+        """Exact joint quantiles of ``column`` at ``levels`` (e.g. ``["0.5", "0.99"]``)."""
+        job = gateway_pb2.QuantileJob(
+            column=column, levels=[str(q) for q in levels], grid_size=grid_size
+        )
+        return self._run_risk(dataset, where, purpose, quantiles=job)
+
+    def histogram(self, dataset: str, column: str, edges: Sequence[str], *, where: str = "",
+                  purpose: str | None = None) -> RiskResult:  # fmt: skip
+        """Joint counts of ``column`` per bin between ``edges``."""
+        job = gateway_pb2.HistogramJob(column=column, edges=[str(e) for e in edges])
+        return self._run_risk(dataset, where, purpose, histogram=job)
+
+    def _run_risk(self, dataset: str, where: str, purpose: str | None, **job: Any) -> RiskResult:
+        result = self.risk(dataset, where=where, purpose=purpose, **job)
+        assert isinstance(result, RiskResult)
+        return result
+
     def status(self, query_id: str) -> QueryStatus:
         reply = self._call(
             self._stub.GetQueryStatus, gateway_pb2.QueryStatusRequest(query_id=query_id)
         )
-        result = _result(reply.result) if reply.state == "released" else None
+        released = reply.state == "released"
+        result = _result(reply.result) if released and reply.HasField("result") else None
+        risk = (
+            _risk_result(reply.risk_result) if released and reply.HasField("risk_result") else None
+        )
         return QueryStatus(
-            reply.query_id, reply.state, tuple(reply.waiting_for), reply.reason, result
+            reply.query_id, reply.state, tuple(reply.waiting_for), reply.reason, result, risk
         )
 
-    def wait(self, query_id: str, timeout_s: float = 60.0, poll_s: float = 0.2) -> QueryResult:
+    def wait(
+        self, query_id: str, timeout_s: float = 60.0, poll_s: float = 0.2
+    ) -> QueryResult | RiskResult:
         """Block until a query that needed approval is released; raise if it is rejected or fails."""
         deadline = time.monotonic() + timeout_s
         while True:
             status = self.status(query_id)
-            if status.result is not None:
-                return status.result
+            if status.result is not None or status.risk_result is not None:
+                return status.result or status.risk_result  # type: ignore[return-value]
             if status.state in ("rejected", "failed"):
                 raise (PolicyDeniedError if status.state == "rejected" else ProtocolAbortedError)(
                     f"query {query_id} {status.state}: {status.reason}"
@@ -280,7 +391,7 @@ class ApproverClient(ServiceClient):
         query = next((q for q in self.pending() if q.query_id == query_id), None)
         if query is None:
             raise InvalidQueryError(f"query {query_id} is not waiting for your decision")
-        plan = QueryPlan.model_validate_json(query.plan_json)
+        plan = _plan_from_json(query.plan_json)
         if plan.plan_hash != query.plan_hash:
             raise IntegrityError(
                 "the gateway's plan does not hash to the plan hash it asks you to sign"

@@ -18,7 +18,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -31,6 +31,8 @@ from mpc_gateway.client import tls_from_pki
 from mpc_gateway.errors import ConfigurationError
 from mpc_gateway.pki import init_consortium
 from mpc_gateway.query.schema import CategoricalColumn, NumericColumn, load_schema
+from mpc_gateway.risk.features import FEATURES
+from mpc_gateway.risk.jobs import RISK_OUTPUTS
 from mpc_gateway.rpc.server import client_channel
 from mpc_gateway.synth import loan_book, write_loan_book
 
@@ -45,7 +47,10 @@ Policies = Literal["examples", "open"]
 
 
 def _open_policy(owner: str, purposes: Sequence[str] = OPEN_PURPOSES) -> str:
-    """A policy letting every analyst use every column in every way, with no output controls."""
+    """A policy letting every analyst use every column in every way, with no output controls.
+
+    Risk computations too: every output and feature, anyone's models, batches of any size.
+    """
     schema = load_schema(schema_path())
     columns = []
     for name, column in schema.columns.items():
@@ -55,8 +60,16 @@ def _open_policy(owner: str, purposes: Sequence[str] = OPEN_PURPOSES) -> str:
         elif isinstance(column, CategoricalColumn):
             columns.append(f'{name} = {{ uses = ["group_by", "filter"] }}')
     listed = ", ".join(f'"{p}"' for p in purposes)
+    numeric = [n for n, c in schema.columns.items() if isinstance(c, NumericColumn)]
+    risk = (f"outputs = {_toml_list(RISK_OUTPUTS)}\nfeatures = {_toml_list(FEATURES)}\n"
+            f'model_owners = ["analyst/*"]\ncolumns = {_toml_list(numeric)}\nmin_batch = 1\n')  # fmt: skip
     return (f'version = 1\nowner = "{owner}"\n\n[datasets.loans]\nprincipals = ["analyst/*"]\n'
-            f"purposes = [{listed}]\n\n[datasets.loans.columns]\n" + "\n".join(columns) + "\n")  # fmt: skip
+            f"purposes = [{listed}]\n\n[datasets.loans.columns]\n" + "\n".join(columns) + "\n"
+            f"\n[datasets.loans.risk]\n{risk}")  # fmt: skip
+
+
+def _toml_list(values: Iterable[str]) -> str:
+    return "[" + ", ".join(f'"{v}"' for v in values) + "]"
 
 
 def _write_policies(files: ConsortiumFiles, policies: Policies) -> None:

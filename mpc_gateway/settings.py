@@ -83,6 +83,8 @@ class GatewaySettings(_Settings):
     consortium_policy: Path
     usage_db: Path = Path("usage.sqlite")
     query_timeout_s: float = Field(default=30.0, gt=0, le=3600)
+    risk_timeout_s: float = Field(default=600.0, gt=0, le=3600)  # per MPC job of a risk query
+    models_dir: Path = Path("models")  # registered scoring models (public records, sealed weights)
     nodes: tuple[NodeLink, ...] = Field(min_length=3)
     datasets: dict[str, DatasetSource]
     log_level: str = "INFO"

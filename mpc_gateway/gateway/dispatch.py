@@ -34,6 +34,7 @@ from mpc_gateway.proto.v1 import node_pb2, node_pb2_grpc
 from mpc_gateway.query.order import ExecutionOrder, Party, SessionOrder
 from mpc_gateway.query.plan import QueryPlan
 from mpc_gateway.query.results import recombine_shares, signed
+from mpc_gateway.risk.jobs import RiskOrder, RiskPlan
 from mpc_gateway.rpc.errors import error_from_rpc
 from mpc_gateway.rpc.server import TlsMaterial, client_channel
 from mpc_gateway.settings import NodeLink
@@ -93,11 +94,12 @@ class Dispatcher:
     def run(
         self,
         query_id: str,
-        plan: QueryPlan,
+        plan: QueryPlan | RiskPlan,
         timeout_s: float,
         evidence: DispatchEvidence,
         on_dispatched: Callable[[ExecutionOrder], None] = lambda order: None,
         approvals: tuple[SignedApproval, ...] = (),
+        risk: RiskOrder | None = None,
     ) -> Dispatched:
         """Order ``plan`` at every node and reconstruct the joint result."""
         proof = node_pb2.AuditEvidence(
@@ -108,26 +110,31 @@ class Dispatcher:
         )
         with self._in_flight:
             try:
-                return self._dispatch(query_id, plan, timeout_s, proof, on_dispatched, approvals)
+                return self._dispatch(
+                    query_id, plan, timeout_s, proof, on_dispatched, approvals, risk
+                )
             except ProtocolAbortedError as err:
                 # every node answered ABORTED: its session was torn down under it (another
                 # query's failure, a stale session opening), not by this query or a bad node.
                 # Nothing was released; run it once more in the session that replaced it.
                 log.info("query %s met a torn-down MPC session (%s); retrying once", query_id,
                          err.public_message)  # fmt: skip
-                return self._dispatch(query_id, plan, timeout_s, proof, on_dispatched, approvals)
+                return self._dispatch(
+                    query_id, plan, timeout_s, proof, on_dispatched, approvals, risk
+                )
 
     def _dispatch(
         self,
         query_id: str,
-        plan: QueryPlan,
+        plan: QueryPlan | RiskPlan,
         timeout_s: float,
         proof: node_pb2.AuditEvidence,
         on_dispatched: Callable[[ExecutionOrder], None],
         approvals: tuple[SignedApproval, ...],
+        risk: RiskOrder | None,
     ) -> Dispatched:
         with self._lock:
-            order = self._next_order(query_id, plan, timeout_s, approvals)
+            order = self._next_order(query_id, plan, timeout_s, approvals, risk)
             data = order.canonical()
             request = node_pb2.SignedOrder(
                 order=data, signature=sign(self._key, data), evidence=proof
@@ -146,9 +153,10 @@ class Dispatcher:
     def _next_order(
         self,
         query_id: str,
-        plan: QueryPlan,
+        plan: QueryPlan | RiskPlan,
         timeout_s: float,
         approvals: tuple[SignedApproval, ...],
+        risk: RiskOrder | None,
     ) -> ExecutionOrder:
         now_ms = time.time_ns() // 1_000_000
         order = ExecutionOrder(
@@ -161,6 +169,7 @@ class Dispatcher:
             issued_at_ms=now_ms,
             deadline_ms=now_ms + int(timeout_s * 1000),
             approvals=approvals,
+            risk=risk,
         )
         self._next += 1
         return order

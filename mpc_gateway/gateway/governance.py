@@ -33,6 +33,7 @@ from mpc_gateway.policy import (
 from mpc_gateway.query.models import QuerySpec
 from mpc_gateway.query.plan import QueryPlan
 from mpc_gateway.query.schema import DatasetSchema
+from mpc_gateway.risk.jobs import RiskPlan, RiskRequest
 
 __all__ = ["Governance", "PendingQuery", "ApprovalBook"]
 
@@ -72,7 +73,7 @@ class Governance:
     def versions(self) -> dict[str, str]:
         return {policy.owner: policy.version_hash for policy in self.policies}
 
-    def decide(self, caller: Identity, plan: QueryPlan) -> CombinedDecision:
+    def decide(self, caller: Identity, plan: QueryPlan | RiskPlan) -> CombinedDecision:
         """Evaluate every policy; the combined decision (not yet raised if denied)."""
         now, used = _now(), self.ledger.count(str(caller))
         return combine(evaluate(policy, plan, caller, now, used) for policy in self.policies)
@@ -90,7 +91,7 @@ class PendingQuery:
 
     query_id: str
     caller: Identity
-    spec: QuerySpec
+    spec: QuerySpec | RiskRequest
     certificate: str
     decision: CombinedDecision
     submitted_ms: int
@@ -100,7 +101,7 @@ class PendingQuery:
     done: threading.Event = field(default_factory=threading.Event)
 
     @property
-    def plan(self) -> QueryPlan:
+    def plan(self) -> QueryPlan | RiskPlan:
         return self.decision.plan
 
     def waiting_for(self, ca: x509.Certificate) -> list[str]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from mpc_gateway.audit.evidence import DispatchEvidence
@@ -14,6 +15,10 @@ from mpc_gateway.query.models import QuerySpec
 from mpc_gateway.query.order import ExecutionOrder
 from mpc_gateway.query.plan import QueryPlan
 from mpc_gateway.query.results import ResultTable
+from mpc_gateway.risk.jobs import RiskPlan, RiskRequest
+
+Plan = QueryPlan | RiskPlan
+Request = QuerySpec | RiskRequest
 
 if TYPE_CHECKING:
     from mpc_gateway.gateway.dispatch import Dispatched
@@ -35,6 +40,15 @@ def result_digest(table: ResultTable) -> str:
     return hashlib.sha256(canonical_bytes(released)).hexdigest()
 
 
+def _view(item: Plan | Request) -> dict[str, Any]:
+    """How an entry shows a plan or request: a risk job's key batch by its size and hash."""
+    return (
+        item.audit_view()
+        if isinstance(item, RiskPlan | RiskRequest)
+        else item.model_dump(mode="json")
+    )
+
+
 class QueryRecord:
     """One query's audit trail.
 
@@ -45,7 +59,7 @@ class QueryRecord:
     def __init__(self, audit: AuditTrail, query_id: str, dataset: str, actor: str) -> None:
         self.audit, self.query_id, self.dataset, self.actor = audit, query_id, dataset, actor
         self.plan_hash: str | None = None
-        self.order: ExecutionOrder | None = None
+        self.orders: list[ExecutionOrder] = []  # one per dispatch (a quantile search has several)
         self.closed = False
         self._decision: dict[str, Any] | None = None  # written with the next entry, in its batch
 
@@ -59,18 +73,17 @@ class QueryRecord:
     def _close(self, kind: str, decision: str, details: dict[str, Any]) -> None:
         self.closed = True
         with self.audit.batch():
-            if self.order is not None:
-                order = self.order
+            for order in self.orders:
                 self._record("query.dispatched", "dispatched", {
                     "plan_hash": order.plan_hash, "epoch": order.epoch, "sequence": order.sequence,
                     "nodes": [p.name for p in order.parties]})  # fmt: skip
             self._record(kind, decision, details)
             self.audit.seal()
 
-    def refused(self, spec: QuerySpec, err: GatewayError, certificate: str, rule: str = "") -> None:
+    def refused(self, spec: Request, err: GatewayError, certificate: str, rule: str = "") -> None:
         self._close("query.refused", "refused", {
             "reason": err.public_message, "rule": rule, "certificate_sha256": certificate,
-            "request": spec.model_dump(mode="json")})  # fmt: skip
+            "request": _view(spec)})  # fmt: skip
 
     def policy_decided(self, decision: CombinedDecision, versions: dict[str, str]) -> None:
         """Note the policy decision; it is written (durably) with the query's next entry."""
@@ -80,10 +93,10 @@ class QueryRecord:
                           "plan_hash": decision.plan.plan_hash, "failed_rules": failed,
                           "approvals_needed": [need.owner for need in decision.approvals]}  # fmt: skip
 
-    def pending(self, plan: QueryPlan, waiting_for: list[str]) -> None:
+    def pending(self, plan: Plan, waiting_for: list[str]) -> None:
         with self.audit.batch():
             self._record("query.pending", "waiting", {"plan_hash": plan.plan_hash, "waiting_for": waiting_for,
-                                                      "plan": plan.model_dump(mode="json")})  # fmt: skip
+                                                      "plan": _view(plan)})  # fmt: skip
             self.audit.seal()
 
     def approval(self, approver: str, decision: str, reason: str, signature_b64: str) -> None:
@@ -93,24 +106,24 @@ class QueryRecord:
                                                           "signature": signature_b64})  # fmt: skip
             self.audit.seal()
 
-    def submitted(self, plan: QueryPlan, spec: QuerySpec, certificate: str) -> DispatchEvidence:
+    def submitted(self, plan: Plan, spec: Request, certificate: str) -> DispatchEvidence:
         self.plan_hash = plan.plan_hash
         with self.audit.batch():
             appended = self._record("query.submitted", "allowed", {
-                "plan": plan.model_dump(mode="json"), "plan_hash": plan.plan_hash,
+                "plan": _view(plan), "plan_hash": plan.plan_hash,
                 "purpose": spec.purpose, "certificate_sha256": certificate})  # fmt: skip
             return self.audit.evidence(appended)
 
     def dispatched(self, order: ExecutionOrder) -> None:
-        self.order = order
+        self.orders.append(order)
 
-    def released(
-        self, plan: QueryPlan, table: ResultTable, dispatched: Dispatched, total_ms: float
-    ) -> None:
+    def released(self, plan: Plan, digest: str, suppressed: list[dict[str, Any]],
+                 dispatched: Sequence[Dispatched], total_ms: float) -> None:  # fmt: skip
+        participation = [p for d in dispatched for p in d.participation]
         self._close("result.released", "released", {
-            "plan_hash": plan.plan_hash, "result_sha256": result_digest(table), "receiver": self.actor,
-            "suppressed": [{"group": g, "rules": list(r)} for g, r in table.suppressed],
-            "participation": dispatched.participation, "total_us": int(total_ms * 1000)})  # fmt: skip
+            "plan_hash": plan.plan_hash, "result_sha256": digest, "receiver": self.actor,
+            "suppressed": suppressed, "participation": participation,
+            "total_us": int(total_ms * 1000)})  # fmt: skip
 
     def failed(self, err: GatewayError, kind: str = "query.failed") -> None:
         if not self.closed:

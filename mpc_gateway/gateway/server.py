@@ -4,24 +4,32 @@ from __future__ import annotations
 
 import json
 import logging
+from typing import TypeVar
 
 import grpc
 from grpc_health.v1 import health_pb2
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from mpc_gateway.errors import GatewayError, InvalidRequestError
 from mpc_gateway.gateway.governance import PendingQuery
-from mpc_gateway.gateway.service import Gateway, Release
+from mpc_gateway.gateway.registry import RegisteredModel
+from mpc_gateway.gateway.service import Gateway, Release, RiskRelease
 from mpc_gateway.policy import SignedApproval
 from mpc_gateway.proto.v1 import gateway_pb2, gateway_pb2_grpc
+from mpc_gateway.query.models import QuerySpec
+from mpc_gateway.risk import ScoringModel, SealedWeights
+from mpc_gateway.risk.jobs import RiskRequest
 from mpc_gateway.rpc.audit_servicer import audit_service
 from mpc_gateway.rpc.auth import caller_certificate_sha256, caller_identity
 from mpc_gateway.rpc.convert import dataset_to_proto, spec_from_proto, value_to_proto
 from mpc_gateway.rpc.errors import translate_errors
+from mpc_gateway.rpc.risk_convert import outcome_to_proto, risk_request_from_proto
 from mpc_gateway.rpc.server import Service, build_server, serve_until_signalled
 from mpc_gateway.settings import GatewaySettings
 
 __all__ = ["GatewayServicer", "ApprovalServicer", "serve_gateway"]
+
+T = TypeVar("T", bound=BaseModel)
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +57,7 @@ class GatewayServicer(gateway_pb2_grpc.GatewayServiceServicer):
             release = self.gateway.run_query(
                 caller, spec_from_proto(request), caller_certificate_sha256(context)
             )
+            assert isinstance(release, Release)
             return release_to_proto(release)
         raise AssertionError("unreachable")
 
@@ -56,14 +65,59 @@ class GatewayServicer(gateway_pb2_grpc.GatewayServiceServicer):
         self, request: gateway_pb2.QueryRequest, context: grpc.ServicerContext
     ) -> gateway_pb2.QueryExplanation:
         with translate_errors(context):
-            decision, report = self.gateway.explain(
-                caller_identity(context), spec_from_proto(request)
+            return self._explain(context, spec_from_proto(request))
+        raise AssertionError("unreachable")
+
+    def _explain(
+        self, context: grpc.ServicerContext, spec: QuerySpec | RiskRequest
+    ) -> gateway_pb2.QueryExplanation:
+        decision, report = self.gateway.explain(caller_identity(context), spec)
+        return gateway_pb2.QueryExplanation(
+            allowed=decision.allowed,
+            plan_hash=decision.plan.plan_hash,
+            report_json=json.dumps(report),
+        )
+
+    def RunRiskQuery(
+        self, request: gateway_pb2.RiskQueryRequest, context: grpc.ServicerContext
+    ) -> gateway_pb2.RiskResult:
+        with translate_errors(context):
+            caller = caller_identity(context)
+            release = self.gateway.run_query(
+                caller, risk_request_from_proto(request), caller_certificate_sha256(context)
             )
-            return gateway_pb2.QueryExplanation(
-                allowed=decision.allowed,
-                plan_hash=decision.plan.plan_hash,
-                report_json=json.dumps(report),
+            assert isinstance(release, RiskRelease)
+            return risk_release_to_proto(release)
+        raise AssertionError("unreachable")
+
+    def ExplainRiskQuery(
+        self, request: gateway_pb2.RiskQueryRequest, context: grpc.ServicerContext
+    ) -> gateway_pb2.QueryExplanation:
+        with translate_errors(context):
+            return self._explain(context, risk_request_from_proto(request))
+        raise AssertionError("unreachable")
+
+    def RegisterModel(
+        self, request: gateway_pb2.RegisterModelRequest, context: grpc.ServicerContext
+    ) -> gateway_pb2.ModelInfo:
+        with translate_errors(context):
+            model = _parse(ScoringModel, request.model_json, "model")
+            sealed = (
+                _parse(SealedWeights, request.sealed_weights_json, "sealed weights")
+                if request.sealed_weights_json
+                else None
             )
+            return model_to_proto(
+                self.gateway.register_model(caller_identity(context), model, sealed)
+            )
+        raise AssertionError("unreachable")
+
+    def ListModels(
+        self, request: gateway_pb2.ListModelsRequest, context: grpc.ServicerContext
+    ) -> gateway_pb2.ListModelsResponse:
+        with translate_errors(context):
+            models = self.gateway.registered_models(caller_identity(context))
+            return gateway_pb2.ListModelsResponse(models=[model_to_proto(m) for m in models])
         raise AssertionError("unreachable")
 
     def GetQueryStatus(
@@ -120,6 +174,34 @@ def release_to_proto(release: Release) -> gateway_pb2.QueryResult:
     )  # fmt: skip
 
 
+def risk_release_to_proto(release: RiskRelease) -> gateway_pb2.RiskResult:
+    job = release.plan.job
+    return gateway_pb2.RiskResult(
+        query_id=release.query_id, plan_hash=release.plan.plan_hash, dataset=release.plan.dataset,
+        model_id=getattr(job, "model_id", ""), sequence=release.sequence,
+        controls_json=release.plan.controls.model_dump_json(),
+        timing=gateway_pb2.Timing(total_ms=release.total_ms, mpc_ms=release.mpc_ms, local_ms=release.local_ms),
+        **outcome_to_proto(release.outcome),
+    )  # fmt: skip
+
+
+def model_to_proto(entry: RegisteredModel) -> gateway_pb2.ModelInfo:
+    model = entry.model
+    return gateway_pb2.ModelInfo(
+        model_id=entry.model_id, model_json=model.model_dump_json(), owner=model.owner,
+        name=model.name, weights_secret=model.weights_secret, registered_ms=entry.registered_ms,
+    )  # fmt: skip
+
+
+def _parse(kind: type[T], text: str, what: str) -> T:
+    try:
+        return kind.model_validate_json(text)
+    except ValidationError as err:
+        first = err.errors()[0]
+        where = ".".join(str(p) for p in first["loc"]) or "(top level)"
+        raise InvalidRequestError(f"the {what} is malformed: {where}: {first['msg']}") from None
+
+
 def status_to_proto(query: PendingQuery, gateway: Gateway) -> gateway_pb2.QueryStatus:
     status = gateway_pb2.QueryStatus(
         query_id=query.query_id, state=query.state, plan_hash=query.plan.plan_hash
@@ -128,6 +210,8 @@ def status_to_proto(query: PendingQuery, gateway: Gateway) -> gateway_pb2.QueryS
         status.waiting_for.extend(query.waiting_for(gateway.ca))
     if isinstance(query.outcome, Release):
         status.result.CopyFrom(release_to_proto(query.outcome))
+    elif isinstance(query.outcome, RiskRelease):
+        status.risk_result.CopyFrom(risk_release_to_proto(query.outcome))
     elif isinstance(query.outcome, GatewayError):
         status.reason = query.outcome.public_message
     return status

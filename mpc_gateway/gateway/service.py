@@ -20,21 +20,39 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from mpc_gateway.audit.evidence import log_origin
+from mpc_gateway.audit.evidence import DispatchEvidence, log_origin
 from mpc_gateway.audit.trail import AuditTrail
+from mpc_gateway.canonical import canonical_hash
 from mpc_gateway.errors import GatewayError, InvalidQueryError, PolicyDeniedError
-from mpc_gateway.gateway.dispatch import Dispatcher
+from mpc_gateway.gateway.dispatch import Dispatched, Dispatcher
 from mpc_gateway.gateway.governance import ApprovalBook, Governance, PendingQuery
-from mpc_gateway.gateway.record import QueryRecord
+from mpc_gateway.gateway.record import QueryRecord, result_digest
+from mpc_gateway.gateway.registry import ModelRegistry, RegisteredModel
 from mpc_gateway.pki import Identity, load_ca, load_layout, load_signing_key, tls_credentials_bytes
 from mpc_gateway.policy import CombinedDecision, SignedApproval, approvals_satisfied
 from mpc_gateway.query.models import QuerySpec
 from mpc_gateway.query.plan import QueryPlan, build_plan, layout_for
 from mpc_gateway.query.results import ResultTable, decode_result
 from mpc_gateway.query.schema import DatasetSchema, load_schema
+from mpc_gateway.risk import QuantilePlan, ScoringModel, SealedWeights
+from mpc_gateway.risk.jobs import (
+    QuantileJob,
+    RiskOrder,
+    RiskOutcome,
+    RiskPlan,
+    RiskRequest,
+    ScoreJob,
+    ScoreRequest,
+    build_risk_plan,
+    decode,
+    mpc_plan,
+    search_quantiles,
+)
 from mpc_gateway.settings import GatewaySettings
 
-__all__ = ["Gateway", "Release"]
+__all__ = ["Gateway", "Release", "RiskRelease"]
+
+Request = QuerySpec | RiskRequest
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +67,19 @@ class Release:
     sequence: int
     total_ms: float
     local_ms: float
+    mpc_ms: float
+
+
+@dataclass(frozen=True)
+class RiskRelease:
+    """What the analyst receives for a risk query (one or more MPC jobs)."""
+
+    query_id: str
+    plan: RiskPlan
+    outcome: RiskOutcome
+    sequence: int  # of the last job
+    total_ms: float
+    local_ms: float  # summed over the jobs: slowest node's local step of each
     mpc_ms: float
 
 
@@ -72,6 +103,7 @@ class Gateway:
                                      self.schemas, settings.usage_db)  # fmt: skip
         self.book = ApprovalBook()
         self.dispatcher = Dispatcher(settings.nodes, self.layout.nodes, self.tls, signing_key)
+        self.models = ModelRegistry(settings.models_dir, self.layout.nodes)
         origin = log_origin(self.layout.trust_domain, "gateway", settings.name)
         self.audit = AuditTrail.open(settings.audit_db, signing_key, origin)
         with self.audit.batch():
@@ -88,20 +120,27 @@ class Gateway:
         _require(caller, "analyst", "auditor", "approver")
         return [self.schemas[name] for name in sorted(self.schemas)]
 
-    def _plan(self, caller: Identity, spec: QuerySpec) -> QueryPlan:
+    def _plan(self, caller: Identity, spec: Request) -> QueryPlan | RiskPlan:
         _require(caller, "analyst")
         schema = self.schemas.get(spec.dataset)
         if schema is None:
             known = ", ".join(sorted(self.schemas)) or "none"
             raise InvalidQueryError(f"unknown dataset {spec.dataset!r}; known datasets: {known}")
-        return build_plan(spec, schema, str(caller))
+        if isinstance(spec, QuerySpec):
+            return build_plan(spec, schema, str(caller))
+        model = (
+            self.models.get(spec.job.model_id).model if isinstance(spec.job, ScoreRequest) else None
+        )
+        return build_risk_plan(spec, schema, str(caller), len(self.dispatcher.parties), model)
 
-    def explain(self, caller: Identity, spec: QuerySpec) -> tuple[CombinedDecision, dict[str, Any]]:
+    def explain(self, caller: Identity, spec: Request) -> tuple[CombinedDecision, dict[str, Any]]:
         """The dry run: every rule of every policy, approvals needed, what would be disclosed."""
         decision = self.governance.decide(caller, self._plan(caller, spec))
         return decision, decision.explain()
 
-    def run_query(self, caller: Identity, spec: QuerySpec, certificate: str = "") -> Release:
+    def run_query(
+        self, caller: Identity, spec: Request, certificate: str = ""
+    ) -> Release | RiskRelease:
         """Run ``spec`` for ``caller`` now, or register it for approval (ApprovalMissingError)."""
         query = QueryRecord(self.audit, uuid.uuid4().hex, spec.dataset, str(caller))
         decision = self._admit(caller, spec, query, certificate)
@@ -114,7 +153,7 @@ class Gateway:
         return self._execute(query, caller, spec, decision.plan, certificate, ())
 
     def _admit(
-        self, caller: Identity, spec: QuerySpec, query: QueryRecord, certificate: str
+        self, caller: Identity, spec: Request, query: QueryRecord, certificate: str
     ) -> CombinedDecision:
         try:
             decision = self.governance.decide(caller, self._plan(caller, spec))
@@ -130,12 +169,14 @@ class Gateway:
             raise
         return decision
 
-    def _execute(self, query: QueryRecord, caller: Identity, spec: QuerySpec, plan: QueryPlan,
-                 certificate: str, approvals: tuple[SignedApproval, ...]) -> Release:  # fmt: skip
+    def _execute(self, query: QueryRecord, caller: Identity, spec: Request, plan: QueryPlan | RiskPlan,
+                 certificate: str, approvals: tuple[SignedApproval, ...]) -> Release | RiskRelease:  # fmt: skip
         started = time.perf_counter()
         try:
             self.governance.count_query(caller)
             evidence = query.submitted(plan, spec, certificate)
+            if isinstance(plan, RiskPlan):
+                return self._execute_risk(query, plan, evidence, approvals, started)
             dispatched = self.dispatcher.run(query.query_id, plan, self.settings.query_timeout_s, evidence,
                                              on_dispatched=query.dispatched, approvals=approvals)  # fmt: skip
             schema = self.schemas[plan.dataset]
@@ -145,9 +186,61 @@ class Gateway:
             query.failed(err)
             raise
         total_ms = (time.perf_counter() - started) * 1000
-        query.released(plan, table, dispatched, total_ms)
+        suppressed = [{"group": g, "rules": list(r)} for g, r in table.suppressed]
+        query.released(plan, result_digest(table), suppressed, [dispatched], total_ms)
         return Release(query.query_id, plan, table, dispatched.order.sequence, total_ms,
                        dispatched.local_ms, dispatched.mpc_ms)  # fmt: skip
+
+    def _execute_risk(self, query: QueryRecord, plan: RiskPlan, evidence: DispatchEvidence,
+                      approvals: tuple[SignedApproval, ...], started: float) -> RiskRelease:  # fmt: skip
+        """Run a risk plan's MPC job (a quantile search: one job per round) and decode it."""
+        schema = self.schemas[plan.dataset]
+        job, job_plan = plan.job, mpc_plan(plan, schema, len(self.dispatcher.parties))
+        sealed = self.models.get(job.model_id).sealed if isinstance(job, ScoreJob) else None
+
+        rounds: list[Dispatched] = []
+
+        def run(path: tuple[tuple[int, ...], ...] = ()) -> dict[str, list[int]]:
+            rounds.append(self.dispatcher.run(
+                query.query_id, plan, self.settings.risk_timeout_s, evidence,
+                on_dispatched=query.dispatched, approvals=approvals,
+                risk=RiskOrder(sealed=sealed, path=path)))  # fmt: skip
+            return rounds[-1].blocks
+
+        if isinstance(job, QuantileJob) and isinstance(job_plan, QuantilePlan):
+            outcome = search_quantiles(job, job_plan, run)
+        else:
+            outcome = decode(plan, schema, job_plan, run())
+        total_ms = (time.perf_counter() - started) * 1000
+        query.released(plan, outcome.digest(), outcome.suppressed(), rounds, total_ms)
+        return RiskRelease(query.query_id, plan, outcome, rounds[-1].order.sequence, total_ms,
+                           sum(r.local_ms for r in rounds), sum(r.mpc_ms for r in rounds))  # fmt: skip
+
+    def register_model(
+        self, caller: Identity, model: ScoringModel, sealed: SealedWeights | None
+    ) -> RegisteredModel:
+        """Register a scoring model under the caller's identity (an analyst: its owner)."""
+        _require(caller, "analyst")
+        try:
+            entry, created = self.models.register(caller, model, sealed)
+        except GatewayError as err:
+            with self.audit.batch():
+                self.audit.record("model.refused", str(caller), decision="refused", details={
+                    "reason": err.public_message, "model_id": model.model_id})  # fmt: skip
+                self.audit.seal()
+            raise
+        if created:
+            sealed_hash = None if sealed is None else canonical_hash(sealed.model_dump(mode="json"))
+            with self.audit.batch():
+                self.audit.record("model.registered", str(caller), decision="registered", details={
+                    "model_id": entry.model_id, "model": model.model_dump(mode="json"),
+                    "sealed_weights_sha256": sealed_hash})  # fmt: skip
+                self.audit.seal()
+        return entry
+
+    def registered_models(self, caller: Identity) -> list[RegisteredModel]:
+        _require(caller, "analyst", "auditor", "approver")
+        return self.models.models()
 
     def pending(self, caller: Identity) -> list[PendingQuery]:
         _require(caller, "approver")

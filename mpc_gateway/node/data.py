@@ -112,14 +112,15 @@ class LocalDataset:
                 f"({schema.max_rows_per_node})"
             )
 
-    def _cursor(self) -> duckdb.DuckDBPyConnection:
+    def cursor(self) -> duckdb.DuckDBPyConnection:
+        """This thread's cursor on the table ``data`` (the schema's integer encoding)."""
         cursor = getattr(self._local, "cursor", None)
         if cursor is None:
             cursor = self._local.cursor = self._con.cursor()
         return cursor
 
     def _query(self, sql: str, params: list[Any] | None = None) -> list[tuple[Any, ...]]:
-        return self._cursor().execute(sql, params or []).fetchall()
+        return self.cursor().execute(sql, params or []).fetchall()
 
     def _load(self) -> None:
         if not self.source.exists():

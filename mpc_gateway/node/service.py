@@ -29,7 +29,7 @@ from mpc_gateway.errors import (
     PolicyDeniedError,
 )
 from mpc_gateway.mpc.wire import WorkerConfig
-from mpc_gateway.node.data import LocalDataset
+from mpc_gateway.node.data import LocalDataset, filter_sql
 from mpc_gateway.node.session import SessionSequencer, WorkerProcess
 from mpc_gateway.pki import (
     Identity,
@@ -51,6 +51,8 @@ from mpc_gateway.query.models import QuerySpec
 from mpc_gateway.query.order import ExecutionOrder, Party, SessionOrder
 from mpc_gateway.query.plan import build_plan, layout_for
 from mpc_gateway.query.schema import load_schema
+from mpc_gateway.risk import open_weight_share
+from mpc_gateway.risk.jobs import RiskOrder, RiskPlan, ScoreJob, local_program_args, mpc_plan
 from mpc_gateway.settings import NodeSettings
 
 __all__ = ["Node", "Contribution"]
@@ -158,15 +160,15 @@ class Node:
             raise IntegrityError(
                 f"{self.settings.name}'s schema of {plan.dataset!r} differs from the gateway's"
             )
-        spec = QuerySpec(
-            dataset=plan.dataset,
-            aggregates=plan.aggregates,
-            filter=plan.filter,
-            group_by=plan.group_by,
-            purpose=plan.purpose,
-        )
-        if build_plan(spec, dataset.schema, plan.analyst, plan.controls) != plan:
-            raise IntegrityError(f"{self.settings.name} derives a different plan from this order")
+        if isinstance(plan, RiskPlan):
+            mpc_plan(plan, dataset.schema, len(order.parties))  # refuses what does not fit
+        else:
+            spec = QuerySpec(dataset=plan.dataset, aggregates=plan.aggregates, filter=plan.filter,
+                             group_by=plan.group_by, purpose=plan.purpose)  # fmt: skip
+            if build_plan(spec, dataset.schema, plan.analyst, plan.controls) != plan:
+                raise IntegrityError(
+                    f"{self.settings.name} derives a different plan from this order"
+                )
         self._check_policy(order)
         return dataset
 
@@ -180,7 +182,8 @@ class Node:
             need = RequiredApproval(decision.owner, decision.approval)
             require_approvals([need], order.approvals, plan.plan_hash, self._ca, now,
                               trust_domain=self.layout.trust_domain)  # fmt: skip
-        self.usage.record(plan.analyst)
+        if order.risk is None or not order.risk.path:  # a quantile search counts once
+            self.usage.record(plan.analyst)
 
     def execute(
         self,
@@ -265,19 +268,12 @@ class Node:
         if remaining <= 0:
             raise DeadlineExceededError(f"order {order.query_id} arrived after its deadline")
         deadline = time.monotonic() + remaining
-        layout = layout_for(order.plan, dataset.schema, len(order.parties))
         started = time.perf_counter()
-        local = dataset.local_aggregates(order.plan, layout)
+        program, args = self._local_inputs(order, dataset)
         local_ms = (time.perf_counter() - started) * 1000
-        args = {
-            **local,
-            "bits": layout.bits,
-            "sentinel": layout.sentinel,
-            "controls": layout.mpc_controls(),
-        }
         try:
             blocks, mpc_ms = self.sequencer.run(
-                order.epoch, order.sequence, order.parties, "aggregate", args, deadline
+                order.epoch, order.sequence, order.parties, program, args, deadline
             )
         except GatewayError as err:
             log.warning(
@@ -293,6 +289,26 @@ class Node:
             mpc_ms,
         )
         return Contribution(blocks, local_ms, mpc_ms)
+
+    def _local_inputs(
+        self, order: ExecutionOrder, dataset: LocalDataset
+    ) -> tuple[str, dict[str, Any]]:
+        """The MPC program and this node's fixed-shape inputs to it, computed locally."""
+        plan, schema = order.plan, dataset.schema
+        if not isinstance(plan, RiskPlan):
+            layout = layout_for(plan, schema, len(order.parties))
+            local = dataset.local_aggregates(plan, layout)
+            return "aggregate", {**local, "bits": layout.bits, "sentinel": layout.sentinel,
+                                 "controls": layout.mpc_controls()}  # fmt: skip
+        risk = order.risk or RiskOrder()
+        share = None
+        if isinstance(plan.job, ScoreJob) and plan.job.model.weights_secret:
+            if risk.sealed is None:
+                raise InvalidQueryError("the order carries no sealed weights for its secret model")
+            share = open_weight_share(plan.job.model, risk.sealed, self.settings.name, self.tls[2])
+        where = filter_sql(schema, plan.filter) if plan.filter else None
+        job_plan = mpc_plan(plan, schema, len(order.parties))
+        return local_program_args(plan, job_plan, dataset.cursor(), schema, where, risk, share)
 
     def abort(self, caller: Identity, epoch: int, reason: str) -> None:
         if caller != self.gateway:

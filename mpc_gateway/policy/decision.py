@@ -21,6 +21,9 @@ from mpc_gateway.canonical import canonical_hash
 from mpc_gateway.errors import BudgetExhaustedError, PolicyDeniedError
 from mpc_gateway.policy.models import ApprovalRule, OutputControls
 from mpc_gateway.query.plan import QueryPlan
+from mpc_gateway.risk.jobs import RiskPlan
+
+AnyPlan = QueryPlan | RiskPlan
 
 __all__ = [
     "RuleCheck",
@@ -58,7 +61,7 @@ class PolicyDecision:
 
     owner: str
     policy_hash: str
-    plan: QueryPlan
+    plan: AnyPlan
     checks: tuple[RuleCheck, ...]
     output: OutputControls
     approval: ApprovalRule | None
@@ -119,14 +122,14 @@ class CombinedDecision:
         return all(decision.allowed for decision in self.decisions)
 
     @cached_property
-    def plan(self) -> QueryPlan:
+    def plan(self) -> AnyPlan:
         """The plan to dispatch: the evaluated plan with the combined output controls.
 
         Its hash is what approvers sign and what the nodes check their policies against.
         """
         evaluated = self.decisions[0].plan
         controls = evaluated.controls.stricter(self.output)
-        return QueryPlan.model_validate(
+        return type(evaluated).model_validate(
             {**evaluated.model_dump(), "controls": controls.model_dump()}
         )
 
@@ -173,7 +176,7 @@ class CombinedDecision:
         return [d.owner for d in self.decisions if d.owner != "consortium"]
 
 
-def _query_key(plan: QueryPlan) -> str:
+def _query_key(plan: AnyPlan) -> str:
     """The plan's identity apart from its output controls (the gateway sets those last)."""
     return canonical_hash({**plan.model_dump(mode="json"), "controls": None})
 
@@ -239,16 +242,43 @@ def _gateway_learns(plan: QueryPlan) -> str:
     return base + (f", including {' and '.join(extra)} they are computed from" if extra else "")
 
 
+def _risk_disclosure(plan: RiskPlan, output: OutputControls) -> tuple[str, str]:
+    """(what the analyst receives, what the gateway learns) for a risk plan."""
+    job, released = plan.job, " and ".join(plan.outputs)
+    if job.kind == "score":
+        what = f"{released} of model {job.model.name!r} for {plan.batch_size} entities"
+    elif job.kind == "concentration":
+        units = f"{plan.batch_size} counterparties" if job.keys else f"each {job.group_by}"
+        what = f"{released} over the joint {job.column} of {units}"
+    elif job.kind == "quantile":
+        levels = ", ".join(str(q) for q in job.levels)
+        what = f"the exact joint quantiles {levels} of {job.column}"
+    else:
+        what = f"joint counts of {job.column} in {len(job.edges) - 1} bins"
+    if job.kind in ("quantile", "histogram") and output.min_cell_count > 1:
+        what += f" (suppressed below {output.min_cell_count} values)"
+    return what, "the gateway learns the same released values"
+
+
 def disclosure(
-    plan: QueryPlan, output: OutputControls, institutions: list[str]
+    plan: AnyPlan, output: OutputControls, institutions: list[str]
 ) -> list[dict[str, str]]:
     """Who learns what, one short generic sentence each."""
+    nodes = ", ".join(institutions) or "the nodes"
+    if isinstance(plan, RiskPlan):
+        what, gateway = _risk_disclosure(plan, output)
+        return [
+            {"to": plan.analyst, "text": f"{plan.analyst} receives {what}"},
+            {"to": "gateway", "text": gateway + "; it learns no institution's contribution"},
+            {"to": nodes, "text": f"{nodes} learn the request, including any entity keys, "
+             + ("and the search path, hence the quantiles, " if plan.job.kind == "quantile"
+                else "not the result, ") + "not each other's inputs"},
+        ]  # fmt: skip
     labels = ", ".join(agg.label for agg in plan.aggregates)
     analyst = f"{plan.analyst} receives {labels} {_cells(plan)} {_conditions(output)}"
     analyst += _rounding(output)
     if output.evaluated_in_mpc:
         analyst += "; suppressed cells are reported without values, with the rules they failed"
-    nodes = ", ".join(institutions) or "the nodes"
     gateway = _gateway_learns(plan) + "; it learns no institution's contribution"
     return [
         {"to": plan.analyst, "text": analyst},

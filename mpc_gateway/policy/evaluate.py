@@ -26,6 +26,9 @@ from mpc_gateway.policy.models import ColumnPolicy, DatasetPolicy, OutputControl
 from mpc_gateway.policy.models import principal_matches as _matches
 from mpc_gateway.query.models import BoolExpr, Comparison, InList
 from mpc_gateway.query.plan import QueryPlan
+from mpc_gateway.risk.jobs import ConcentrationJob, RiskPlan, ScoreJob
+
+AnyPlan = QueryPlan | RiskPlan
 
 __all__ = ["evaluate"]
 
@@ -45,7 +48,7 @@ _ONLY = {
 class _Context:
     """What every rule of one evaluation needs."""
 
-    def __init__(self, policy: Policy, rules: DatasetPolicy, plan: QueryPlan, caller: str):
+    def __init__(self, policy: Policy, rules: DatasetPolicy, plan: AnyPlan, caller: str):
         self.who = whose(policy.owner)
         self.rules = rules
         self.plan = plan
@@ -139,11 +142,16 @@ def _filter_leaves(node: Comparison | InList | BoolExpr | None) -> Iterator[Comp
         yield node
 
 
-def _uses(plan: QueryPlan) -> list[tuple[str, str]]:
-    """Every (column, use) the plan makes, in order, without repeats."""
-    pairs = [("aggregate", a.column) for a in plan.aggregates if a.column is not None]
-    if plan.group_by is not None:
-        pairs.append(("group_by", plan.group_by))
+def _uses(plan: AnyPlan) -> list[tuple[str, str]]:
+    """Every (column, use) the plan makes, in order, without repeats (risk columns: see _risk)."""
+    if isinstance(plan, RiskPlan):
+        job = plan.job
+        group = job.group_by if isinstance(job, ConcentrationJob) else None
+        pairs = [("group_by", group)] if group is not None else []
+    else:
+        pairs = [("aggregate", a.column) for a in plan.aggregates if a.column is not None]
+        if plan.group_by is not None:
+            pairs.append(("group_by", plan.group_by))
     pairs += [("filter", leaf.column) for leaf in _filter_leaves(plan.filter)]
     return list(dict.fromkeys((column, use) for use, column in pairs))
 
@@ -167,6 +175,8 @@ def _column_use(ctx: _Context, column: str, use: str) -> RuleCheck:
 
 
 def _column_aggregates(ctx: _Context) -> Iterator[RuleCheck]:
+    if isinstance(ctx.plan, RiskPlan):
+        return
     for agg in ctx.plan.aggregates:
         policy = ctx.rules.columns.get(agg.column or "")
         if policy is None or "aggregate" not in policy.uses:
@@ -224,6 +234,43 @@ def _plan_controls(ctx: _Context) -> RuleCheck:
     )
 
 
+def _risk(ctx: _Context, plan: RiskPlan) -> list[RuleCheck]:
+    """The dataset's risk section: outputs, features, model owner, columns, batch size."""
+    rules = ctx.rules.risk
+    if rules is None:
+        return [
+            _check(
+                "risk.allowed", False, f"{ctx.who} allows no risk computation on {ctx.dataset!r}"
+            )
+        ]
+    checks = [
+        _check("risk.allowed", True, f"{ctx.who} allows risk computations on {ctx.dataset!r}")
+    ]
+    for output in plan.outputs:
+        allowed = output in rules.outputs
+        checks.append(_check("risk.output", allowed, f"{ctx.who} {'allows' if allowed else 'does not allow'} "
+                             f"releasing {output!r} (allowed: {', '.join(rules.outputs)})"))  # fmt: skip
+    job = plan.job
+    if isinstance(job, ScoreJob):
+        for feature in job.model.features:
+            allowed = feature.name in rules.features
+            checks.append(_check("risk.feature", allowed, f"{ctx.who} {'lets' if allowed else 'does not let'} "
+                                 f"a model use the feature {feature.name!r}"))  # fmt: skip
+        owners = [p for p in rules.model_owners if _matches(p, job.model.owner)]
+        checks.append(_check("risk.model_owner", bool(owners), f"{ctx.who} "
+                             f"{'runs' if owners else 'does not run'} models registered by {job.model.owner}"))  # fmt: skip
+    column = getattr(job, "column", None)
+    if column is not None and not isinstance(job, ScoreJob):
+        allowed = column in rules.columns
+        checks.append(_check("risk.column", allowed, f"{ctx.who} {'lets' if allowed else 'does not let'} "
+                             f"risk computations use the column {column!r}"))  # fmt: skip
+    if plan.batch_size is not None:
+        checks.append(_check("risk.batch", plan.batch_size >= rules.min_batch,
+                             f"{ctx.who} needs batches of at least {rules.min_batch} distinct entities; "
+                             f"this one names {plan.batch_size}"))  # fmt: skip
+    return checks
+
+
 def _all_checks(
     ctx: _Context, now: datetime, queries_today: int, check_plan_controls: bool
 ) -> list[RuleCheck]:
@@ -238,6 +285,8 @@ def _all_checks(
     checks += [_column_use(ctx, column, use) for column, use in _uses(ctx.plan)]
     checks += _column_aggregates(ctx)
     checks += _identifying(ctx)
+    if isinstance(ctx.plan, RiskPlan):
+        checks += _risk(ctx, ctx.plan)
     if check_plan_controls:
         checks.append(_plan_controls(ctx))
     return checks
@@ -245,7 +294,7 @@ def _all_checks(
 
 def evaluate(
     policy: Policy,
-    plan: QueryPlan,
+    plan: AnyPlan,
     caller: Identity | str,
     now: datetime,
     queries_today: int,

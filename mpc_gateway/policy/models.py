@@ -37,6 +37,8 @@ from mpc_gateway.errors import ConfigurationError
 from mpc_gateway.pki.identity import ROLES
 from mpc_gateway.query.plan import OutputControls  # one model: a policy's controls are a plan's
 from mpc_gateway.query.schema import CategoricalColumn, DatasetSchema, KeyColumn, NumericColumn
+from mpc_gateway.risk.features import FEATURES, MAX_BATCH
+from mpc_gateway.risk.jobs import RiskOutput
 
 __all__ = [
     "USES",
@@ -44,6 +46,7 @@ __all__ = [
     "ColumnPolicy",
     "OutputControls",
     "ApprovalRule",
+    "RiskPolicy",
     "DatasetPolicy",
     "Policy",
     "load_policy",
@@ -165,6 +168,33 @@ class ApprovalRule(_Frozen):
         return normalise_purpose(purpose) in {normalise_purpose(p) for p in self.purposes}
 
 
+def _feature(name: str) -> str:
+    if name not in FEATURES:
+        raise ValueError(f"unknown risk feature {name!r}; known: {', '.join(FEATURES)}")
+    return name
+
+
+class RiskPolicy(_Frozen):
+    """Which risk computations may run over the dataset. Without this section, none may.
+
+    ``outputs`` are what a risk job may release (a scoring model's scores, decision
+    bits or count; concentration flags, HHI or HHI flag; quantiles; histograms);
+    ``features`` the cross-institution features a scoring model may use;
+    ``model_owners`` whose registered models may score; ``columns`` the numeric
+    columns whose quantiles, histograms or per-unit sums (concentration) may be
+    computed; ``min_batch`` the fewest distinct entities a scoring or
+    concentration batch may name (small batches single entities out).
+    """
+
+    outputs: Annotated[tuple[RiskOutput, ...], AfterValidator(_unique)] = Field(min_length=1)
+    features: Annotated[
+        tuple[Annotated[str, AfterValidator(_feature)], ...], AfterValidator(_unique)
+    ] = ()
+    model_owners: Annotated[tuple[Principal, ...], AfterValidator(_unique)] = ()
+    columns: Annotated[tuple[str, ...], AfterValidator(_unique)] = ()
+    min_batch: int = Field(default=100, ge=1, le=MAX_BATCH)
+
+
 class DatasetPolicy(_Frozen):
     """The rules for one dataset."""
 
@@ -175,6 +205,7 @@ class DatasetPolicy(_Frozen):
     columns: dict[Annotated[str, Field(pattern=r"^[a-z_][a-z0-9_]{0,62}$")], ColumnPolicy] = {}
     output: OutputControls = OutputControls()
     approval: ApprovalRule | None = None
+    risk: RiskPolicy | None = None
 
     @field_validator("expires")
     @classmethod
@@ -244,6 +275,11 @@ def check_against_schema(policy: Policy, schemas: Mapping[str, DatasetSchema]) -
             problem = _misuse(columns[name], column_policy)
             if problem:
                 raise ConfigurationError(f"{where}: column {name!r} {problem}")
+        for name in rules.risk.columns if rules.risk else ():
+            if not isinstance(columns.get(name), NumericColumn):
+                raise ConfigurationError(
+                    f"datasets.{dataset}.risk.columns: {name!r} is not a numeric column"
+                )
 
 
 def load_policy(path: Path, schemas: Mapping[str, DatasetSchema] | None = None) -> Policy:

@@ -26,6 +26,7 @@ __all__ = [
     "Filter",
     "QuerySpec",
     "validate_spec",
+    "validate_filter",
 ]
 
 AggFunc = Literal["count", "sum", "mean", "var", "stddev", "min", "max"]
@@ -116,10 +117,10 @@ def _check_numeric_literal(column: str, text: str) -> None:
         raise InvalidQueryError(f"{column!r} is numeric; {text!r} is not a finite number")
 
 
-def _check_filter(schema: DatasetSchema, node: Comparison | InList | BoolExpr) -> None:
+def validate_filter(schema: DatasetSchema, node: Comparison | InList | BoolExpr) -> None:
     if isinstance(node, BoolExpr):
         for item in node.items:
-            _check_filter(schema, item)
+            validate_filter(schema, item)
         return
     column = _column(schema, node.column, "filter")
     literals = (node.value,) if isinstance(node, Comparison) else node.values
@@ -155,4 +156,4 @@ def validate_spec(spec: QuerySpec, schema: DatasetSchema) -> None:
             f"{spec.group_by!r} is numeric"
         )
     if spec.filter is not None:
-        _check_filter(schema, spec.filter)
+        validate_filter(schema, spec.filter)

@@ -18,6 +18,7 @@ from mpc_gateway.canonical import canonical_bytes, from_canonical
 from mpc_gateway.errors import IntegrityError
 from mpc_gateway.policy.approvals import SignedApproval
 from mpc_gateway.query.plan import QueryPlan
+from mpc_gateway.risk.jobs import RiskOrder, RiskPlan
 
 __all__ = ["Party", "ExecutionOrder", "SessionOrder", "check_parties"]
 
@@ -64,7 +65,7 @@ class ExecutionOrder(BaseModel):
 
     version: Literal[1] = 1
     query_id: str
-    plan: QueryPlan
+    plan: QueryPlan | RiskPlan
     plan_hash: str
     epoch: int = Field(ge=0)
     sequence: int = Field(ge=0)
@@ -72,6 +73,7 @@ class ExecutionOrder(BaseModel):
     issued_at_ms: int
     deadline_ms: int
     approvals: tuple[SignedApproval, ...] = ()  # what the policies required, signed by approvers
+    risk: RiskOrder | None = None  # a risk plan's sealed weights and quantile search path
 
     def canonical(self) -> bytes:
         return canonical_bytes(self.model_dump(mode="json"))

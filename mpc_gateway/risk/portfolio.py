@@ -160,21 +160,27 @@ class HistogramPlan:
     column: str
     edges: tuple[int, ...]  # encoded, strictly increasing
     bits: int
+    min_count: int = 0  # bins with fewer joint values are released as 0, flagged suppressed
 
     def program_args(self, counts: np.ndarray) -> dict[str, Any]:
         if counts.shape != (len(self.edges) - 1,):
             raise InvalidRequestError("local counts must have one entry per bin")
-        return {"counts": np.asarray(counts, dtype=object), "bits": self.bits}
+        return {"counts": np.asarray(counts, dtype=object), "bits": self.bits,
+                "min_count": self.min_count}  # fmt: skip
 
 
 def plan_histogram(
-    schema: DatasetSchema, parties: int, column: str, edges: Sequence[Decimal | str | int]
+    schema: DatasetSchema,
+    parties: int,
+    column: str,
+    edges: Sequence[Decimal | str | int],
+    min_count: int = 0,
 ) -> HistogramPlan:
     encoded = tuple(encode_value(schema, column, e) for e in edges)
     if len(encoded) < 2 or len(encoded) > 1001 or any(a >= b for a, b in zip(encoded, encoded[1:])):
         raise InvalidRequestError("histogram edges: 2..1001 strictly increasing values")
     bits = (parties * schema.max_rows_per_node).bit_length() + 1
-    return HistogramPlan(column=column, edges=encoded, bits=bits)
+    return HistogramPlan(column=column, edges=encoded, bits=bits, min_count=min_count)
 
 
 def local_histogram(

@@ -136,6 +136,7 @@ class QuantilePlan:
     fractions: tuple[Fraction, ...]
     grid_size: int
     bits: int
+    min_count: int = 0  # fewer joint values: the quantile is suppressed (as for no values)
 
     def search(self) -> QuantileSearch:
         return QuantileSearch(self.low, self.high, self.fractions, self.grid_size)
@@ -150,6 +151,7 @@ class QuantilePlan:
             "totals": np.asarray(totals, dtype=object),
             "fractions": [(q.numerator, q.denominator) for q in self.fractions],
             "bits": self.bits,
+            "min_count": self.min_count,
         }
 
     def decode(self, value: int | None) -> Decimal | None:
@@ -162,6 +164,7 @@ def plan_quantiles(
     column: str,
     levels: Sequence[Fraction | Decimal | str],
     grid_size: int = 64,
+    min_count: int = 0,
 ) -> QuantilePlan:
     """Bits: ``|C * den - num * N - [N = 0]| <= m * max_rows * den + 1``."""
     spec = schema.columns.get(column)
@@ -176,7 +179,7 @@ def plan_quantiles(
     bound = parties * schema.max_rows_per_node * den + 1
     low, high = int(spec.min * spec.factor), int(spec.max * spec.factor)
     return QuantilePlan(
-        column, low, high, spec.factor, fractions, grid_size, bound.bit_length() + 1
+        column, low, high, spec.factor, fractions, grid_size, bound.bit_length() + 1, min_count
     )
 
 

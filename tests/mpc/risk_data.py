@@ -36,7 +36,7 @@ class Books:
     known_by: dict[str, tuple[int, ...]]
 
     def cursor(self, party: int):  # the node's DuckDB table (LocalDataset keeps it private)
-        return self.datasets[party]._cursor()
+        return self.datasets[party].cursor()
 
     def encoded(self, party: int) -> pd.DataFrame:
         return self.cursor(party).execute("SELECT * FROM data").df()

@@ -189,6 +189,7 @@ async def quantile_round(
     totals: np.ndarray,
     fractions: Sequence[tuple[int, int]],
     bits: int,
+    min_count: int = 0,
 ) -> dict[str, ReceiverShares]:
     """One round of the batched quantile search: which grid bracket holds each quantile.
 
@@ -199,7 +200,9 @@ async def quantile_round(
     ``C(x) * den >= num * N``; the round releases, per quantile, the number of grid
     points below it (``bracket`` [Q], in 0..G; G also when N = 0, i.e. no values).
     Leakage: exactly the bracket indices (the receiver drives the next round with
-    them, see :mod:`mpc_gateway.risk.quantile`); no count is opened.
+    them, see :mod:`mpc_gateway.risk.quantile`); no count is opened. With
+    ``min_count > 1``, fewer than ``min_count`` joint values answer G as well (the
+    quantile is suppressed, exactly as if there were no values).
     """
     secint = mpc.SecInt(bits)
     q, g = counts.shape
@@ -210,14 +213,23 @@ async def quantile_round(
     empty = size == 0  # with no values no count reaches the target: the bracket is G
     target = mpc.np_reshape(size * nums + empty, (q, 1))
     below = mpc.np_sgn(joint * dens - target, l=bits, LT=True)
-    return await shares_for_receiver({"bracket": mpc.np_sum(below, axis=1)})
+    bracket = mpc.np_sum(below, axis=1)
+    if min_count > 1:  # too few values: every bracket becomes G
+        small = size < min_count
+        bracket = bracket + small * (g - bracket)
+    return await shares_for_receiver({"bracket": bracket})
 
 
-async def histogram(counts: np.ndarray, bits: int) -> dict[str, ReceiverShares]:
+async def histogram(counts: np.ndarray, bits: int, min_count: int = 0) -> dict[str, ReceiverShares]:
     """Joint counts per declared bin: the sum of every party's local bin counts.
 
-    Inputs: ``counts`` [B], this party's count per bin. Output: ``counts`` [B].
-    Leakage: the joint counts only.
+    Inputs: ``counts`` [B], this party's count per bin. Output: ``counts`` [B];
+    with ``min_count > 1`` a bin below it is released as 0, and ``suppressed`` [B]
+    says which (one comparison per bin). Leakage: the (released) joint counts only.
     """
     secint = mpc.SecInt(bits)
-    return await shares_for_receiver({"counts": _total(_input_all(secint, counts))})
+    joint = _total(_input_all(secint, counts))
+    if min_count <= 1:
+        return await shares_for_receiver({"counts": joint})
+    enough = _at_least(joint, min_count, bits)
+    return await shares_for_receiver({"counts": joint * enough, "suppressed": 1 - enough})

@@ -38,11 +38,10 @@ log = logging.getLogger("mpc_gateway.mpc")
 
 PROGRAMS: dict[str, Callable[..., Awaitable[Any]]] = {
     "aggregate": joint_aggregates,
-    # risk programs: runnable by the worker; not yet reachable through the gateway's API
-    "risk_scores": entity_scores,
-    "risk_concentration": concentration,
-    "risk_quantile_round": quantile_round,
-    "risk_histogram": histogram,
+    "entity_scores": entity_scores,
+    "concentration": concentration,
+    "quantile_round": quantile_round,
+    "histogram": histogram,
 }
 
 

@@ -23,20 +23,22 @@ class QueryStatusRequest(_message.Message):
     def __init__(self, query_id: _Optional[str] = ...) -> None: ...
 
 class QueryStatus(_message.Message):
-    __slots__ = ("query_id", "state", "waiting_for", "reason", "result", "plan_hash")
+    __slots__ = ("query_id", "state", "waiting_for", "reason", "result", "plan_hash", "risk_result")
     QUERY_ID_FIELD_NUMBER: _ClassVar[int]
     STATE_FIELD_NUMBER: _ClassVar[int]
     WAITING_FOR_FIELD_NUMBER: _ClassVar[int]
     REASON_FIELD_NUMBER: _ClassVar[int]
     RESULT_FIELD_NUMBER: _ClassVar[int]
     PLAN_HASH_FIELD_NUMBER: _ClassVar[int]
+    RISK_RESULT_FIELD_NUMBER: _ClassVar[int]
     query_id: str
     state: str
     waiting_for: _containers.RepeatedScalarFieldContainer[str]
     reason: str
     result: QueryResult
     plan_hash: str
-    def __init__(self, query_id: _Optional[str] = ..., state: _Optional[str] = ..., waiting_for: _Optional[_Iterable[str]] = ..., reason: _Optional[str] = ..., result: _Optional[_Union[QueryResult, _Mapping]] = ..., plan_hash: _Optional[str] = ...) -> None: ...
+    risk_result: RiskResult
+    def __init__(self, query_id: _Optional[str] = ..., state: _Optional[str] = ..., waiting_for: _Optional[_Iterable[str]] = ..., reason: _Optional[str] = ..., result: _Optional[_Union[QueryResult, _Mapping]] = ..., plan_hash: _Optional[str] = ..., risk_result: _Optional[_Union[RiskResult, _Mapping]] = ...) -> None: ...
 
 class ListPendingRequest(_message.Message):
     __slots__ = ()
@@ -207,3 +209,165 @@ class QueryResult(_message.Message):
     sequence: int
     controls_json: str
     def __init__(self, query_id: _Optional[str] = ..., plan_hash: _Optional[str] = ..., dataset: _Optional[str] = ..., group_by: _Optional[str] = ..., columns: _Optional[_Iterable[str]] = ..., rows: _Optional[_Iterable[_Union[ResultRow, _Mapping]]] = ..., timing: _Optional[_Union[Timing, _Mapping]] = ..., sequence: _Optional[int] = ..., controls_json: _Optional[str] = ...) -> None: ...
+
+class RegisterModelRequest(_message.Message):
+    __slots__ = ("model_json", "sealed_weights_json")
+    MODEL_JSON_FIELD_NUMBER: _ClassVar[int]
+    SEALED_WEIGHTS_JSON_FIELD_NUMBER: _ClassVar[int]
+    model_json: str
+    sealed_weights_json: str
+    def __init__(self, model_json: _Optional[str] = ..., sealed_weights_json: _Optional[str] = ...) -> None: ...
+
+class ModelInfo(_message.Message):
+    __slots__ = ("model_id", "model_json", "owner", "name", "weights_secret", "registered_ms")
+    MODEL_ID_FIELD_NUMBER: _ClassVar[int]
+    MODEL_JSON_FIELD_NUMBER: _ClassVar[int]
+    OWNER_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    WEIGHTS_SECRET_FIELD_NUMBER: _ClassVar[int]
+    REGISTERED_MS_FIELD_NUMBER: _ClassVar[int]
+    model_id: str
+    model_json: str
+    owner: str
+    name: str
+    weights_secret: bool
+    registered_ms: int
+    def __init__(self, model_id: _Optional[str] = ..., model_json: _Optional[str] = ..., owner: _Optional[str] = ..., name: _Optional[str] = ..., weights_secret: _Optional[bool] = ..., registered_ms: _Optional[int] = ...) -> None: ...
+
+class ListModelsRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class ListModelsResponse(_message.Message):
+    __slots__ = ("models",)
+    MODELS_FIELD_NUMBER: _ClassVar[int]
+    models: _containers.RepeatedCompositeFieldContainer[ModelInfo]
+    def __init__(self, models: _Optional[_Iterable[_Union[ModelInfo, _Mapping]]] = ...) -> None: ...
+
+class ScoreJob(_message.Message):
+    __slots__ = ("model_id", "keys", "key_column")
+    MODEL_ID_FIELD_NUMBER: _ClassVar[int]
+    KEYS_FIELD_NUMBER: _ClassVar[int]
+    KEY_COLUMN_FIELD_NUMBER: _ClassVar[int]
+    model_id: str
+    keys: _containers.RepeatedScalarFieldContainer[str]
+    key_column: str
+    def __init__(self, model_id: _Optional[str] = ..., keys: _Optional[_Iterable[str]] = ..., key_column: _Optional[str] = ...) -> None: ...
+
+class ConcentrationJob(_message.Message):
+    __slots__ = ("keys", "group_by", "key_column", "column", "limit", "hhi", "hhi_limit")
+    KEYS_FIELD_NUMBER: _ClassVar[int]
+    GROUP_BY_FIELD_NUMBER: _ClassVar[int]
+    KEY_COLUMN_FIELD_NUMBER: _ClassVar[int]
+    COLUMN_FIELD_NUMBER: _ClassVar[int]
+    LIMIT_FIELD_NUMBER: _ClassVar[int]
+    HHI_FIELD_NUMBER: _ClassVar[int]
+    HHI_LIMIT_FIELD_NUMBER: _ClassVar[int]
+    keys: _containers.RepeatedScalarFieldContainer[str]
+    group_by: str
+    key_column: str
+    column: str
+    limit: str
+    hhi: str
+    hhi_limit: int
+    def __init__(self, keys: _Optional[_Iterable[str]] = ..., group_by: _Optional[str] = ..., key_column: _Optional[str] = ..., column: _Optional[str] = ..., limit: _Optional[str] = ..., hhi: _Optional[str] = ..., hhi_limit: _Optional[int] = ...) -> None: ...
+
+class QuantileJob(_message.Message):
+    __slots__ = ("column", "levels", "grid_size")
+    COLUMN_FIELD_NUMBER: _ClassVar[int]
+    LEVELS_FIELD_NUMBER: _ClassVar[int]
+    GRID_SIZE_FIELD_NUMBER: _ClassVar[int]
+    column: str
+    levels: _containers.RepeatedScalarFieldContainer[str]
+    grid_size: int
+    def __init__(self, column: _Optional[str] = ..., levels: _Optional[_Iterable[str]] = ..., grid_size: _Optional[int] = ...) -> None: ...
+
+class HistogramJob(_message.Message):
+    __slots__ = ("column", "edges")
+    COLUMN_FIELD_NUMBER: _ClassVar[int]
+    EDGES_FIELD_NUMBER: _ClassVar[int]
+    column: str
+    edges: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, column: _Optional[str] = ..., edges: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class RiskQueryRequest(_message.Message):
+    __slots__ = ("dataset", "purpose", "where", "score", "concentration", "quantiles", "histogram")
+    DATASET_FIELD_NUMBER: _ClassVar[int]
+    PURPOSE_FIELD_NUMBER: _ClassVar[int]
+    WHERE_FIELD_NUMBER: _ClassVar[int]
+    SCORE_FIELD_NUMBER: _ClassVar[int]
+    CONCENTRATION_FIELD_NUMBER: _ClassVar[int]
+    QUANTILES_FIELD_NUMBER: _ClassVar[int]
+    HISTOGRAM_FIELD_NUMBER: _ClassVar[int]
+    dataset: str
+    purpose: str
+    where: str
+    score: ScoreJob
+    concentration: ConcentrationJob
+    quantiles: QuantileJob
+    histogram: HistogramJob
+    def __init__(self, dataset: _Optional[str] = ..., purpose: _Optional[str] = ..., where: _Optional[str] = ..., score: _Optional[_Union[ScoreJob, _Mapping]] = ..., concentration: _Optional[_Union[ConcentrationJob, _Mapping]] = ..., quantiles: _Optional[_Union[QuantileJob, _Mapping]] = ..., histogram: _Optional[_Union[HistogramJob, _Mapping]] = ...) -> None: ...
+
+class QuantileValue(_message.Message):
+    __slots__ = ("level", "value", "suppressed")
+    LEVEL_FIELD_NUMBER: _ClassVar[int]
+    VALUE_FIELD_NUMBER: _ClassVar[int]
+    SUPPRESSED_FIELD_NUMBER: _ClassVar[int]
+    level: str
+    value: str
+    suppressed: bool
+    def __init__(self, level: _Optional[str] = ..., value: _Optional[str] = ..., suppressed: _Optional[bool] = ...) -> None: ...
+
+class HistogramBin(_message.Message):
+    __slots__ = ("low", "high", "count")
+    LOW_FIELD_NUMBER: _ClassVar[int]
+    HIGH_FIELD_NUMBER: _ClassVar[int]
+    COUNT_FIELD_NUMBER: _ClassVar[int]
+    low: str
+    high: str
+    count: int
+    def __init__(self, low: _Optional[str] = ..., high: _Optional[str] = ..., count: _Optional[int] = ...) -> None: ...
+
+class RiskResult(_message.Message):
+    __slots__ = ("query_id", "plan_hash", "dataset", "kind", "model_id", "scores", "score_denominator", "probabilities", "decisions", "count", "units", "over_limit", "hhi", "hhi_over_limit", "quantiles", "bins", "timing", "sequence", "rounds", "controls_json")
+    QUERY_ID_FIELD_NUMBER: _ClassVar[int]
+    PLAN_HASH_FIELD_NUMBER: _ClassVar[int]
+    DATASET_FIELD_NUMBER: _ClassVar[int]
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    MODEL_ID_FIELD_NUMBER: _ClassVar[int]
+    SCORES_FIELD_NUMBER: _ClassVar[int]
+    SCORE_DENOMINATOR_FIELD_NUMBER: _ClassVar[int]
+    PROBABILITIES_FIELD_NUMBER: _ClassVar[int]
+    DECISIONS_FIELD_NUMBER: _ClassVar[int]
+    COUNT_FIELD_NUMBER: _ClassVar[int]
+    UNITS_FIELD_NUMBER: _ClassVar[int]
+    OVER_LIMIT_FIELD_NUMBER: _ClassVar[int]
+    HHI_FIELD_NUMBER: _ClassVar[int]
+    HHI_OVER_LIMIT_FIELD_NUMBER: _ClassVar[int]
+    QUANTILES_FIELD_NUMBER: _ClassVar[int]
+    BINS_FIELD_NUMBER: _ClassVar[int]
+    TIMING_FIELD_NUMBER: _ClassVar[int]
+    SEQUENCE_FIELD_NUMBER: _ClassVar[int]
+    ROUNDS_FIELD_NUMBER: _ClassVar[int]
+    CONTROLS_JSON_FIELD_NUMBER: _ClassVar[int]
+    query_id: str
+    plan_hash: str
+    dataset: str
+    kind: str
+    model_id: str
+    scores: _containers.RepeatedScalarFieldContainer[str]
+    score_denominator: str
+    probabilities: _containers.RepeatedScalarFieldContainer[float]
+    decisions: _containers.RepeatedScalarFieldContainer[bool]
+    count: int
+    units: _containers.RepeatedScalarFieldContainer[str]
+    over_limit: _containers.RepeatedScalarFieldContainer[bool]
+    hhi: str
+    hhi_over_limit: bool
+    quantiles: _containers.RepeatedCompositeFieldContainer[QuantileValue]
+    bins: _containers.RepeatedCompositeFieldContainer[HistogramBin]
+    timing: Timing
+    sequence: int
+    rounds: int
+    controls_json: str
+    def __init__(self, query_id: _Optional[str] = ..., plan_hash: _Optional[str] = ..., dataset: _Optional[str] = ..., kind: _Optional[str] = ..., model_id: _Optional[str] = ..., scores: _Optional[_Iterable[str]] = ..., score_denominator: _Optional[str] = ..., probabilities: _Optional[_Iterable[float]] = ..., decisions: _Optional[_Iterable[bool]] = ..., count: _Optional[int] = ..., units: _Optional[_Iterable[str]] = ..., over_limit: _Optional[_Iterable[bool]] = ..., hhi: _Optional[str] = ..., hhi_over_limit: _Optional[bool] = ..., quantiles: _Optional[_Iterable[_Union[QuantileValue, _Mapping]]] = ..., bins: _Optional[_Iterable[_Union[HistogramBin, _Mapping]]] = ..., timing: _Optional[_Union[Timing, _Mapping]] = ..., sequence: _Optional[int] = ..., rounds: _Optional[int] = ..., controls_json: _Optional[str] = ...) -> None: ...

@@ -54,6 +54,26 @@ class GatewayServiceStub:
                 request_serializer=mpc__gateway_dot_proto_dot_v1_dot_gateway__pb2.QueryStatusRequest.SerializeToString,
                 response_deserializer=mpc__gateway_dot_proto_dot_v1_dot_gateway__pb2.QueryStatus.FromString,
                 _registered_method=True)
+        self.RegisterModel = channel.unary_unary(
+                '/mpc_gateway.proto.v1.GatewayService/RegisterModel',
+                request_serializer=mpc__gateway_dot_proto_dot_v1_dot_gateway__pb2.RegisterModelRequest.SerializeToString,
+                response_deserializer=mpc__gateway_dot_proto_dot_v1_dot_gateway__pb2.ModelInfo.FromString,
+                _registered_method=True)
+        self.ListModels = channel.unary_unary(
+                '/mpc_gateway.proto.v1.GatewayService/ListModels',
+                request_serializer=mpc__gateway_dot_proto_dot_v1_dot_gateway__pb2.ListModelsRequest.SerializeToString,
+                response_deserializer=mpc__gateway_dot_proto_dot_v1_dot_gateway__pb2.ListModelsResponse.FromString,
+                _registered_method=True)
+        self.RunRiskQuery = channel.unary_unary(
+                '/mpc_gateway.proto.v1.GatewayService/RunRiskQuery',
+                request_serializer=mpc__gateway_dot_proto_dot_v1_dot_gateway__pb2.RiskQueryRequest.SerializeToString,
+                response_deserializer=mpc__gateway_dot_proto_dot_v1_dot_gateway__pb2.RiskResult.FromString,
+                _registered_method=True)
+        self.ExplainRiskQuery = channel.unary_unary(
+                '/mpc_gateway.proto.v1.GatewayService/ExplainRiskQuery',
+                request_serializer=mpc__gateway_dot_proto_dot_v1_dot_gateway__pb2.RiskQueryRequest.SerializeToString,
+                response_deserializer=mpc__gateway_dot_proto_dot_v1_dot_gateway__pb2.QueryExplanation.FromString,
+                _registered_method=True)
 
 
 class GatewayServiceServicer:
@@ -89,6 +109,34 @@ class GatewayServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def RegisterModel(self, request, context):
+        """Register a scoring model under the caller's identity (public weights, or
+        secret weights sealed per node so that neither gateway nor nodes see them).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListModels(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RunRiskQuery(self, request, context):
+        """Run one joint risk computation (scores, concentration, quantiles,
+        histogram); only its declared output is released. Approvals as for RunQuery.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ExplainRiskQuery(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_GatewayServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -111,6 +159,26 @@ def add_GatewayServiceServicer_to_server(servicer, server):
                     servicer.GetQueryStatus,
                     request_deserializer=mpc__gateway_dot_proto_dot_v1_dot_gateway__pb2.QueryStatusRequest.FromString,
                     response_serializer=mpc__gateway_dot_proto_dot_v1_dot_gateway__pb2.QueryStatus.SerializeToString,
+            ),
+            'RegisterModel': grpc.unary_unary_rpc_method_handler(
+                    servicer.RegisterModel,
+                    request_deserializer=mpc__gateway_dot_proto_dot_v1_dot_gateway__pb2.RegisterModelRequest.FromString,
+                    response_serializer=mpc__gateway_dot_proto_dot_v1_dot_gateway__pb2.ModelInfo.SerializeToString,
+            ),
+            'ListModels': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListModels,
+                    request_deserializer=mpc__gateway_dot_proto_dot_v1_dot_gateway__pb2.ListModelsRequest.FromString,
+                    response_serializer=mpc__gateway_dot_proto_dot_v1_dot_gateway__pb2.ListModelsResponse.SerializeToString,
+            ),
+            'RunRiskQuery': grpc.unary_unary_rpc_method_handler(
+                    servicer.RunRiskQuery,
+                    request_deserializer=mpc__gateway_dot_proto_dot_v1_dot_gateway__pb2.RiskQueryRequest.FromString,
+                    response_serializer=mpc__gateway_dot_proto_dot_v1_dot_gateway__pb2.RiskResult.SerializeToString,
+            ),
+            'ExplainRiskQuery': grpc.unary_unary_rpc_method_handler(
+                    servicer.ExplainRiskQuery,
+                    request_deserializer=mpc__gateway_dot_proto_dot_v1_dot_gateway__pb2.RiskQueryRequest.FromString,
+                    response_serializer=mpc__gateway_dot_proto_dot_v1_dot_gateway__pb2.QueryExplanation.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -221,6 +289,114 @@ class GatewayService:
             '/mpc_gateway.proto.v1.GatewayService/GetQueryStatus',
             mpc__gateway_dot_proto_dot_v1_dot_gateway__pb2.QueryStatusRequest.SerializeToString,
             mpc__gateway_dot_proto_dot_v1_dot_gateway__pb2.QueryStatus.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RegisterModel(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/mpc_gateway.proto.v1.GatewayService/RegisterModel',
+            mpc__gateway_dot_proto_dot_v1_dot_gateway__pb2.RegisterModelRequest.SerializeToString,
+            mpc__gateway_dot_proto_dot_v1_dot_gateway__pb2.ModelInfo.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListModels(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/mpc_gateway.proto.v1.GatewayService/ListModels',
+            mpc__gateway_dot_proto_dot_v1_dot_gateway__pb2.ListModelsRequest.SerializeToString,
+            mpc__gateway_dot_proto_dot_v1_dot_gateway__pb2.ListModelsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RunRiskQuery(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/mpc_gateway.proto.v1.GatewayService/RunRiskQuery',
+            mpc__gateway_dot_proto_dot_v1_dot_gateway__pb2.RiskQueryRequest.SerializeToString,
+            mpc__gateway_dot_proto_dot_v1_dot_gateway__pb2.RiskResult.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ExplainRiskQuery(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/mpc_gateway.proto.v1.GatewayService/ExplainRiskQuery',
+            mpc__gateway_dot_proto_dot_v1_dot_gateway__pb2.RiskQueryRequest.SerializeToString,
+            mpc__gateway_dot_proto_dot_v1_dot_gateway__pb2.QueryExplanation.FromString,
             options,
             channel_credentials,
             insecure,
