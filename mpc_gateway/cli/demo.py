@@ -18,6 +18,7 @@ from mpc_gateway.localnet import ConsortiumFiles, LocalConsortium, prepare, sche
 from mpc_gateway.pki import Identity, load_layout
 from mpc_gateway.query.results import is_close
 from mpc_gateway.query.schema import load_schema
+from mpc_gateway.risk_demo import RiskCheck, batch, plain_dict, run_risk_checks, scores_model
 
 __all__ = ["run_demo"]
 
@@ -88,6 +89,32 @@ def _approval_flow(files: ConsortiumFiles, say: Callable[[str], None]) -> bool:
     return True
 
 
+RISK_REFUSED = "raw scores: bank-a's policy releases only decision bits or counts"
+
+
+def _run_risk(files: ConsortiumFiles, say: Callable[[str], None], as_json: bool) -> list[RiskCheck]:
+    """Risk queries as analyst/alice: a batch credit score, a concentration index, a percentile."""
+    with GatewayClient.from_pki(files.pki_dir, "analyst/alice", files.gateway_address,
+                                purpose="risk monitoring", timeout_s=300) as client:  # fmt: skip
+        checks = run_risk_checks(client, files)
+        for check in checks:
+            if as_json:
+                print(json.dumps(plain_dict(check)), flush=True)
+                continue
+            verdict = (
+                "[green]matches plaintext[/]" if check.matches else "[red]DIFFERS from plaintext[/]"
+            )
+            say(f"[bold]{check.title}[/] ({check.seconds * 1000:.0f} ms, {verdict})\n"
+                f"  released: {check.secure}\n  plaintext: {check.plaintext}")  # fmt: skip
+        try:
+            client.score(
+                "loans", client.register_model(scores_model("analyst/alice")), batch(files)
+            )
+        except GatewayError as err:
+            say(f"[bold]Refused ({RISK_REFUSED}):[/] {type(err).__name__}: {err.public_message}")
+    return checks
+
+
 def _run_queries(
     files: ConsortiumFiles, say: Callable[[str], None], as_json: bool
 ) -> list[Checked]:
@@ -121,6 +148,7 @@ def run_demo(*, rows: int, seed: int, workdir: Path, as_json: bool) -> int:
             f"({time.perf_counter() - started:.1f} s); running example queries as analyst/alice"
         )
         results = _run_queries(files, say, as_json)
+        risk = _run_risk(files, say, as_json)
         approved = _approval_flow(files, say)
         say("[bold]Auditor audrey verifies[/] the gateway's log and every node's witness log:")
         audit = _audit(files)
@@ -128,9 +156,9 @@ def run_demo(*, rows: int, seed: int, workdir: Path, as_json: bool) -> int:
             say(f"  [green]✓[/] {line}")
         for problem in audit.problems:
             say(f"  [bold red]✗[/] {problem}")
-    ok = all(c.matches for c in results)
+    ok = all(c.matches for c in results) and all(c.matches for c in risk)
     say(
-        f"[bold]{'All' if ok else 'NOT all'} {len(results)} secure results match the plaintext answers; "
+        f"[bold]{'All' if ok else 'NOT all'} {len(results) + len(risk)} secure results match the plaintext answers; "
         f"audit log {'verified' if audit.ok else 'FAILED verification'}[/]; "
         f"stopped cleanly after {time.perf_counter() - started:.1f} s"
     )

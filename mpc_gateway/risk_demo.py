@@ -1,0 +1,189 @@
+"""The demo's risk queries: each run through the gateway, each checked in the clear.
+
+A model owner (analyst/alice) registers a logistic probability-of-default model
+with secret weights, sealed to the nodes' keys on her machine; a batch of
+counterparties is scored, and only one decision bit per entity is released.
+Then a concentration index over sectors and a tail percentile of exposure.
+For the demo only, every result is compared with the same computation over the
+pooled rows of all institutions (:mod:`mpc_gateway.risk.reference`).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from decimal import Decimal
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import numpy as np
+import pandas as pd
+
+from mpc_gateway.client import GatewayClient
+from mpc_gateway.localnet import ConsortiumFiles, schema_path
+from mpc_gateway.pki import Identity, load_layout
+from mpc_gateway.query.schema import DatasetSchema, NumericColumn, load_schema
+from mpc_gateway.risk import ModelFeature, ScoringModel, reference, seal_model_weights
+from mpc_gateway.rpc.risk_convert import hhi_text
+
+__all__ = ["RiskCheck", "run_risk_checks", "demo_model", "scores_model", "batch", "plain_dict"]
+
+FRAC_BITS = 16
+# (feature, public scale, real weight): exposure in EUR millions, the worst rating as an index
+DEMO_WEIGHTS = (
+    ("total_exposure", 100_000_000, 0.05),
+    ("lenders", 1, 0.35),
+    ("any_default", 1, 2.2),
+    ("worst_rating", 1, 0.45),
+    ("largest_loan", 100_000_000, 0.5),
+)
+DEMO_INTERCEPT = -3.4
+BATCH = 400  # counterparties scored (bank-a and bank-b require at least 100)
+
+
+def _fixed(value: float) -> int:
+    return round(value * (1 << FRAC_BITS))
+
+
+def demo_model(owner: str) -> ScoringModel:
+    """The demo's PD model: weights secret, only decision bits released (p >= 0.25)."""
+    return ScoringModel(
+        owner=owner, name="pd-demo", kind="logistic",
+        features=tuple(ModelFeature(name=n, scale=s) for n, s, _ in DEMO_WEIGHTS),
+        frac_bits=FRAC_BITS, weight_bits=24, weights_secret=True,
+        threshold=Decimal("0.25"), output="decisions",
+    )  # fmt: skip
+
+
+def scores_model(owner: str) -> ScoringModel:
+    """The same model with public weights releasing raw scores (which bank-a's policy refuses)."""
+    return ScoringModel(
+        **{**demo_model(owner).model_dump(), "name": "pd-demo-scores", "weights_secret": False,
+           "weights": tuple(_fixed(w) for _, _, w in DEMO_WEIGHTS),
+           "intercept": _fixed(DEMO_INTERCEPT), "output": "scores"},
+    )  # fmt: skip
+
+
+@dataclass(frozen=True)
+class RiskCheck:
+    title: str
+    secure: str  # what was released, in words
+    plaintext: str  # the pooled-data answer, in words
+    matches: bool
+    seconds: float
+
+
+def _encoded(paths: list[Path], schema: DatasetSchema, where: str = "TRUE") -> pd.DataFrame:
+    """Rows of the data files in the schema's integer encoding (the plaintext reference's view)."""
+    columns = [
+        f'CAST(round("{n}" * {c.factor}) AS BIGINT) AS "{n}"'
+        if isinstance(c, NumericColumn) else f'"{n}"'
+        for n, c in schema.columns.items()
+    ]  # fmt: skip
+    sql = f"SELECT {', '.join(columns)} FROM read_parquet(?) WHERE {where}"
+    return duckdb.connect().execute(sql, [[str(p) for p in paths]]).df()
+
+
+def _pooled(files: ConsortiumFiles, schema: DatasetSchema) -> pd.DataFrame:
+    return _encoded([files.data_file(n) for n in files.nodes], schema)
+
+
+def _frames(files: ConsortiumFiles, schema: DatasetSchema, keys: list[str]) -> list[pd.DataFrame]:
+    """Each institution's rows of the batch's counterparties."""
+    listed = ", ".join(f"'{k}'" for k in keys)
+    where = f"counterparty_lei IN ({listed})"
+    return [_encoded([files.data_file(n)], schema, where) for n in files.nodes]
+
+
+def batch(files: ConsortiumFiles) -> list[str]:
+    """Counterparties known to three, two and one institutions, and a few known to none."""
+    paths = [str(files.data_file(n)) for n in files.nodes]
+    per = (BATCH - 10) // 3
+    rows = duckdb.connect().execute(
+        "WITH known AS (SELECT counterparty_lei AS lei, count(DISTINCT filename) AS lenders "
+        "FROM read_parquet(?, filename = true) GROUP BY 1), ranked AS (SELECT lei, row_number() "
+        "OVER (PARTITION BY lenders ORDER BY md5(lei)) AS r FROM known) "
+        "SELECT lei FROM ranked WHERE r <= ? ORDER BY md5(lei)", [paths, per]
+    ).fetchall()  # fmt: skip
+    return [r[0] for r in rows] + [f"5493{9_000_000 + i:012d}NONE{i:02d}" for i in range(10)]
+
+
+def _score(client: GatewayClient, files: ConsortiumFiles, schema: DatasetSchema) -> RiskCheck:
+    layout = load_layout(files.pki_dir)
+    certs = {n: layout.tls_paths(Identity("node", n, layout.trust_domain))[0].read_bytes()
+             for n in layout.nodes}  # fmt: skip
+    model = demo_model("analyst/alice")
+    weights = [_fixed(w) for _, _, w in DEMO_WEIGHTS]
+    sealed = seal_model_weights(model, weights, _fixed(DEMO_INTERCEPT), certs)  # at the owner
+    model_id = client.register_model(model, sealed)
+    keys = batch(files)
+    started = time.perf_counter()
+    result = client.score("loans", model_id, keys)
+    seconds = time.perf_counter() - started
+    names = [f.name for f in model.features]
+    joint = reference.joint_features(_frames(files, schema, keys), schema, keys, names)
+    scores = reference.real_scores(model, weights, _fixed(DEMO_INTERCEPT), joint)
+    expected = [bool(d) for d in reference.decisions(model, scores)]
+    flagged = sum(result.outcome.decisions)
+    return RiskCheck(
+        f"Credit score of {len(keys)} counterparties (secret weights; decision bits only)",
+        f"{flagged} of {len(keys)} above PD 25%; no score, feature or weight released",
+        f"{sum(expected)} above PD 25%",
+        result.outcome.decisions == expected and not result.outcome.scores,
+        seconds,
+    )
+
+
+def _concentration(
+    client: GatewayClient, files: ConsortiumFiles, schema: DatasetSchema
+) -> RiskCheck:
+    limit = Decimal("10000000000")
+    started = time.perf_counter()
+    result = client.concentration("loans", group_by="sector", limit=str(limit), hhi="fraction")
+    seconds = time.perf_counter() - started
+    pooled = _pooled(files, schema).groupby("sector")["exposure"].sum()
+    joint = [int(pooled.get(s, 0)) for s in schema.categorical("sector").domain]
+    plain = reference.concentration([np.array(joint, dtype=object)], int(limit * 100))
+    numerator, denominator = plain["hhi"]
+    hhi = Fraction(10000 * numerator, denominator)
+    flags = [bool(f) for f in plain["over_limit"]]
+    over = [u for u, f in zip(result.outcome.units, result.outcome.over_limit) if f]
+    return RiskCheck(
+        "Concentration of exposure across sectors (HHI; sectors above EUR 10bn)",
+        f"HHI {float(result.outcome.hhi or 0):.1f} points; above the limit: {', '.join(over) or 'none'}",
+        f"HHI {float(hhi):.1f} points",
+        hhi_text(result.outcome.hhi or Fraction(0)) == hhi_text(hhi)
+        and result.outcome.over_limit == flags,
+        seconds,
+    )
+
+
+def _percentile(client: GatewayClient, files: ConsortiumFiles, schema: DatasetSchema) -> RiskCheck:
+    started = time.perf_counter()
+    result = client.quantiles("loans", "exposure", ["0.5", "0.99"])
+    seconds = time.perf_counter() - started
+    values = _pooled(files, schema)["exposure"].tolist()
+    factor = schema.numeric("exposure").factor
+    plain = [
+        Decimal(reference.quantile(values, Fraction(q)) or 0) / factor for q in ("0.5", "0.99")
+    ]
+    secure = [v for _, v in result.outcome.quantiles]
+    return RiskCheck(
+        f"Median and 99th percentile of exposure (exact, {result.outcome.rounds} search rounds)",
+        f"median EUR {secure[0]:,}, p99 EUR {secure[1]:,}",
+        f"median EUR {plain[0]:,}, p99 EUR {plain[1]:,}",
+        secure == plain,
+        seconds,
+    )
+
+
+def run_risk_checks(client: GatewayClient, files: ConsortiumFiles) -> list[RiskCheck]:
+    schema = load_schema(schema_path())
+    return [check(client, files, schema) for check in (_score, _concentration, _percentile)]
+
+
+def plain_dict(check: RiskCheck) -> dict[str, Any]:
+    return {"title": check.title, "secure": check.secure, "plaintext": check.plaintext,
+            "match": check.matches, "latency_ms": round(check.seconds * 1000, 2)}  # fmt: skip
