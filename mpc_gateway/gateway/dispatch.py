@@ -90,6 +90,9 @@ class Dispatcher:
         self._lock = threading.Lock()
         self._epoch = time.time_ns() // 1_000_000
         self._next = 0
+        self._deadlines: dict[
+            tuple[int, int], int
+        ] = {}  # orders in flight: (epoch, seq) -> deadline
 
     def run(
         self,
@@ -135,17 +138,24 @@ class Dispatcher:
     ) -> Dispatched:
         with self._lock:
             order = self._next_order(query_id, plan, timeout_s, approvals, risk)
+            key = (order.epoch, order.sequence)
+            self._deadlines[key] = order.deadline_ms
             data = order.canonical()
             request = node_pb2.SignedOrder(
                 order=data, signature=sign(self._key, data), evidence=proof
             )
+            wait_s = (order.deadline_ms - order.issued_at_ms) / 1000 + 1
             # blocking calls on long-lived threads: a gRPC future starts a thread per call
             calls = [
-                self._pool.submit(_execute, name, stub, request, timeout_s + 1)
+                self._pool.submit(_execute, name, stub, request, wait_s)
                 for name, stub in self._stubs
             ]
-        on_dispatched(order)
-        replies, failures = self._collect(order, calls)
+        try:
+            on_dispatched(order)
+            replies, failures = self._collect(order, calls)
+        finally:
+            with self._lock:
+                del self._deadlines[key]
         if failures:
             raise _root_cause(failures)
         return self._reconstruct(order, replies)
@@ -159,6 +169,10 @@ class Dispatcher:
         risk: RiskOrder | None,
     ) -> ExecutionOrder:
         now_ms = time.time_ns() // 1_000_000
+        # an order runs after every order ahead of it: its own time starts when theirs ends
+        # (a query queued behind a long risk job must not time out while it waits its turn)
+        ahead = [d for (epoch, _), d in self._deadlines.items() if epoch == self._epoch]
+        starts_ms = max([now_ms, *ahead])
         order = ExecutionOrder(
             query_id=query_id,
             plan=plan,
@@ -167,7 +181,7 @@ class Dispatcher:
             sequence=self._next,
             parties=self.parties,
             issued_at_ms=now_ms,
-            deadline_ms=now_ms + int(timeout_s * 1000),
+            deadline_ms=starts_ms + int(timeout_s * 1000),
             approvals=approvals,
             risk=risk,
         )

@@ -20,7 +20,7 @@ ROWS = 3000
 
 
 def start_consortium(root: Path, **options: object) -> LocalConsortium:
-    files = prepare(root, rows=ROWS, seed=11, query_timeout_s=8.0, **options)  # type: ignore[arg-type]
+    files = prepare(root, **{"rows": ROWS, "seed": 11, "query_timeout_s": 8.0, **options})  # type: ignore[arg-type]
     return LocalConsortium(files).start()
 
 

@@ -1,0 +1,73 @@
+"""A query queued behind a long risk job waits its turn instead of timing out.
+
+Jobs run in one global order. The consortium here gives aggregate queries a
+short deadline (2 s) and risk jobs the default (600 s); a scoring job of a few
+thousand entities takes longer than 2 s. The aggregate query sent while it runs
+must get a deadline counted from the end of the jobs ahead of it: if it timed
+out while waiting, the gateway would abort the session and the risk job with it.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from decimal import Decimal
+
+import pytest
+
+from mpc_gateway.client import RiskResult
+from mpc_gateway.localnet import LocalConsortium
+from mpc_gateway.risk import ModelFeature, ScoringModel
+from tests.e2e.conftest import client_for, start_consortium
+
+KEYS = [f"5493{c:012d}MPCG{c % 97:02d}" for c in range(1, 8001)]
+
+
+@pytest.fixture(scope="module")
+def short_deadlines(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalConsortium]:
+    running = start_consortium(tmp_path_factory.mktemp("queue"), query_timeout_s=2.0)
+    try:
+        yield running
+    finally:
+        running.stop()
+
+
+def _slow_model(owner: str) -> ScoringModel:
+    """Three secure maxima per entity: the comparisons make this batch take seconds."""
+    return ScoringModel(
+        owner=owner, name="slow", kind="linear",
+        features=(ModelFeature(name="largest_loan", scale=100_000_000),
+                  ModelFeature(name="max_days_past_due", scale=30),
+                  ModelFeature(name="worst_rating")),
+        frac_bits=8, weight_bits=16, weights=(256, 128, 64), intercept=-512,
+        threshold=Decimal(1), output="count",
+    )  # fmt: skip
+
+
+def test_an_aggregate_queued_behind_a_long_risk_job_waits_its_turn(
+    short_deadlines: LocalConsortium,
+) -> None:
+    with client_for(short_deadlines) as alice, client_for(short_deadlines) as bob:
+        model_id = alice.register_model(_slow_model("analyst/alice"))
+        outcome: dict[str, object] = {}
+
+        def score() -> None:
+            try:
+                outcome["risk"] = alice.score("loans", model_id, KEYS)
+            except Exception as err:  # reported by the assertions below
+                outcome["risk"] = err
+
+        worker = threading.Thread(target=score)
+        worker.start()
+        time.sleep(4.0)  # the scoring job is dispatched and running (its MPC step takes ~15 s)
+        started = time.perf_counter()
+        counted = bob.query("loans", ["count"])
+        waited = time.perf_counter() - started
+        worker.join(timeout=120)
+    risk = outcome.get("risk")
+    assert isinstance(risk, RiskResult), risk
+    assert risk.outcome.count is not None and 0 <= risk.outcome.count <= len(KEYS)
+    assert counted.rows[0][1][0] == 3 * 3000  # every node's rows
+    assert counted.sequence == risk.sequence + 1, "the aggregate did not queue behind the job"
+    assert waited > 2.0  # longer than its own deadline, and it still ran
