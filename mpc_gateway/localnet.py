@@ -30,9 +30,10 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from mpc_gateway.client import tls_from_pki
 from mpc_gateway.errors import ConfigurationError
 from mpc_gateway.pki import init_consortium
-from mpc_gateway.query.schema import CategoricalColumn, NumericColumn, load_schema
+from mpc_gateway.query.schema import CategoricalColumn, KeyColumn, NumericColumn, load_schema
 from mpc_gateway.risk.features import FEATURES
 from mpc_gateway.risk.jobs import RISK_OUTPUTS
+from mpc_gateway.risk.pseudonym import create_key_file, load_key
 from mpc_gateway.rpc.server import client_channel
 from mpc_gateway.synth import loan_book, write_loan_book
 
@@ -61,8 +62,10 @@ def _open_policy(owner: str, purposes: Sequence[str] = OPEN_PURPOSES) -> str:
             columns.append(f'{name} = {{ uses = ["group_by", "filter"] }}')
     listed = ", ".join(f'"{p}"' for p in purposes)
     numeric = [n for n, c in schema.columns.items() if isinstance(c, NumericColumn)]
+    keys = [n for n, c in schema.columns.items() if isinstance(c, KeyColumn)]
     risk = (f"outputs = {_toml_list(RISK_OUTPUTS)}\nfeatures = {_toml_list(FEATURES)}\n"
-            f'model_owners = ["analyst/*"]\ncolumns = {_toml_list(numeric)}\nmin_batch = 1\n')  # fmt: skip
+            f'model_owners = ["analyst/*"]\nkeys = {_toml_list(keys)}\ncolumns = {_toml_list(numeric)}\n'
+            "min_batch = 1\n")  # fmt: skip
     return (f'version = 1\nowner = "{owner}"\n\n[datasets.loans]\nprincipals = ["analyst/*"]\n'
             f"purposes = [{listed}]\n\n[datasets.loans.columns]\n" + "\n".join(columns) + "\n"
             f"\n[datasets.loans.risk]\n{risk}")  # fmt: skip
@@ -119,6 +122,11 @@ class ConsortiumFiles:
 
     def node_config(self, name: str) -> Path:
         return self.root / "nodes" / name / "node.toml"
+
+    @property
+    def pseudonym_key(self) -> Path:
+        """The institutions' shared person-pseudonym key (never given to the gateway)."""
+        return self.root / "data" / "pseudonym.key"
 
     def data_file(self, name: str) -> Path:
         return self.root / "data" / name / "loans.parquet"
@@ -207,10 +215,13 @@ def prepare(
         approvers=("carol",),
         overwrite=True,
     )
+    if not files.pseudonym_key.exists():
+        files.pseudonym_key.parent.mkdir(parents=True, exist_ok=True)
+        create_key_file(files.pseudonym_key)
+    key = load_key(files.pseudonym_key)
     for name in nodes:
-        write_loan_book(
-            files.data_file(name), loan_book(name, rows, seed, ill_conditioned=ill_conditioned)
-        )
+        book = loan_book(name, rows, seed, ill_conditioned=ill_conditioned, pseudonym_key=key)
+        write_loan_book(files.data_file(name), book)
     _write_configs(files, {name: free_port() for name in nodes}, query_timeout_s)
     return files
 

@@ -24,9 +24,13 @@ import pandas as pd
 from mpc_gateway.client import GatewayClient
 from mpc_gateway.localnet import ConsortiumFiles, schema_path
 from mpc_gateway.pki import Identity, load_layout
+from mpc_gateway.query.plan import OutputControls
+from mpc_gateway.query.results import rounded
 from mpc_gateway.query.schema import DatasetSchema, NumericColumn, load_schema
 from mpc_gateway.risk import ModelFeature, ScoringModel, reference, seal_model_weights
+from mpc_gateway.risk.pseudonym import load_key, pseudonymise_many
 from mpc_gateway.rpc.risk_convert import hhi_text
+from mpc_gateway.synth import national_id
 
 __all__ = ["RiskCheck", "run_risk_checks", "demo_model", "scores_model", "batch", "plain_dict"]
 
@@ -90,10 +94,12 @@ def _pooled(files: ConsortiumFiles, schema: DatasetSchema) -> pd.DataFrame:
     return _encoded([files.data_file(n) for n in files.nodes], schema)
 
 
-def _frames(files: ConsortiumFiles, schema: DatasetSchema, keys: list[str]) -> list[pd.DataFrame]:
-    """Each institution's rows of the batch's counterparties."""
+def _frames(
+    files: ConsortiumFiles, schema: DatasetSchema, keys: list[str], column: str = "counterparty_lei"
+) -> list[pd.DataFrame]:
+    """Each institution's rows of the batch's entities."""
     listed = ", ".join(f"'{k}'" for k in keys)
-    where = f"counterparty_lei IN ({listed})"
+    where = f"{column} IN ({listed})"
     return [_encoded([files.data_file(n)], schema, where) for n in files.nodes]
 
 
@@ -132,6 +138,45 @@ def _score(client: GatewayClient, files: ConsortiumFiles, schema: DatasetSchema)
         f"{flagged} of {len(keys)} above PD 25%; no score, feature or weight released",
         f"{sum(expected)} above PD 25%",
         result.outcome.decisions == expected and not result.outcome.scores,
+        seconds,
+    )
+
+
+PERSONS = 300  # applicants bank-a asks about
+
+
+def _over_indebted(
+    client: GatewayClient, files: ConsortiumFiles, schema: DatasetSchema
+) -> RiskCheck:
+    """bank-a pseudonymises its applicants' national ids with the institutions' key and asks
+    how many are over-indebted across all lenders: only that count is released."""
+    model = ScoringModel(
+        owner="analyst/alice", name="over-indebted", kind="linear",
+        features=(ModelFeature(name="total_exposure", scale=100_000_000),  # EUR millions
+                  ModelFeature(name="lenders")),
+        frac_bits=8, weight_bits=16, weights=(256, 128), intercept=0,
+        threshold=Decimal(2), output="count",
+    )  # fmt: skip
+    model_id = client.register_model(model)
+    key = load_key(files.pseudonym_key)  # held by the institutions, never by the gateway
+    keys = pseudonymise_many(key, (national_id(p) for p in range(PERSONS)))
+    started = time.perf_counter()
+    result = client.score("loans", model_id, keys, key_column="guarantor_pseudonym")
+    seconds = time.perf_counter() - started
+    names = [f.name for f in model.features]
+    frames = _frames(files, schema, keys, "guarantor_pseudonym")
+    joint = reference.joint_features(frames, schema, keys, names, "guarantor_pseudonym")
+    scores = reference.real_scores(model, [256, 128], 0, joint)
+    controls = OutputControls.model_validate(result.controls)
+    expected = rounded(sum(reference.decisions(model, scores)), "count", controls)
+    rounding = f" (rounded to a multiple of {controls.round_counts_to})" * (
+        controls.round_counts_to > 1
+    )
+    return RiskCheck(
+        f"Over-indebted guarantors among {PERSONS} applicants (person pseudonyms; a count only)",
+        f"{result.outcome.count} of {PERSONS} with EUR m guaranteed + 0.5 x lenders >= 2{rounding}",
+        f"{expected}",
+        result.outcome.count == expected and not result.outcome.decisions,
         seconds,
     )
 
@@ -181,7 +226,10 @@ def _percentile(client: GatewayClient, files: ConsortiumFiles, schema: DatasetSc
 
 def run_risk_checks(client: GatewayClient, files: ConsortiumFiles) -> list[RiskCheck]:
     schema = load_schema(schema_path())
-    return [check(client, files, schema) for check in (_score, _concentration, _percentile)]
+    return [
+        check(client, files, schema)
+        for check in (_score, _over_indebted, _concentration, _percentile)
+    ]
 
 
 def plain_dict(check: RiskCheck) -> dict[str, Any]:

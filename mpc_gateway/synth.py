@@ -3,12 +3,16 @@
 Each institution gets its own profile (a corporate bank, a retail/SME bank, a
 broker's margin book), so the joint statistics differ visibly from any one
 institution's. Counterparties carry LEI-like identifiers drawn from one shared
-universe, so some appear at one institution, some at two or three. The data is
-written as Parquet (or CSV) in the schema of ``nodes/loans.schema.toml``.
+universe, so some appear at one institution, some at two or three. Every loan
+has a personal guarantor, drawn from one shared universe of national ids and
+stored only as its keyed pseudonym (:mod:`mpc_gateway.risk.pseudonym`), so a
+person who guarantees loans at several institutions has the same key at each.
+The data is written as Parquet (or CSV) in the schema of ``mpc_gateway/schemas/loans.toml``.
 """
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,7 +20,18 @@ import duckdb
 import numpy as np
 import pandas as pd
 
-__all__ = ["RATINGS", "SECTORS", "REGIONS", "PROFILES", "loan_book", "write_loan_book"]
+from mpc_gateway.risk.pseudonym import pseudonymise
+
+__all__ = [
+    "RATINGS",
+    "SECTORS",
+    "REGIONS",
+    "PROFILES",
+    "loan_book",
+    "write_loan_book",
+    "national_id",
+    "synthetic_pseudonym_key",
+]
 
 RATINGS = ("AAA", "AA", "A", "BBB", "BB", "B", "CCC")
 SECTORS = (
@@ -54,13 +69,33 @@ def _weights(values: tuple[float, ...]) -> np.ndarray:
     return array / array.sum()
 
 
+def national_id(person: int) -> str:
+    """The synthetic national id of person number ``person`` (as a person would write it)."""
+    return f"NID-{person:09d}"
+
+
+def synthetic_pseudonym_key(seed: int) -> bytes:
+    """A pseudonym key derived from the seed: for reproducible synthetic data only.
+
+    A real consortium makes its key with ``create_key_file`` and keeps it from the gateway.
+    """
+    return hashlib.sha256(f"mpc-gateway synthetic pseudonym key {seed}".encode()).digest()
+
+
 def loan_book(
-    institution: str, rows: int, seed: int = 7, *, ill_conditioned: bool = False
+    institution: str,
+    rows: int,
+    seed: int = 7,
+    *,
+    ill_conditioned: bool = False,
+    pseudonym_key: bytes | None = None,
 ) -> pd.DataFrame:
     """A reproducible loan book for ``institution`` (any name; unknown ones get bank-b's profile).
 
     ``ill_conditioned`` makes exposures 10,000,000 plus a multiple of 0.1, the
     case where naive floating-point variance formulas lose every digit.
+    Guarantors are pseudonymised with ``pseudonym_key`` (default: one derived
+    from ``seed``, :func:`synthetic_pseudonym_key`).
     """
     profile = PROFILES.get(institution, PROFILES["bank-b"])
     salt = sum(institution.encode())
@@ -74,9 +109,15 @@ def loan_book(
     overdue = rng.random(rows) < 0.05 + 0.5 * defaulted
     days_past_due = np.where(overdue, rng.integers(1, 720, size=rows), 0)
     counterparty = rng.zipf(1.3, size=rows) % 50_000
+    # persons: a universe about three times one book, so most guarantee one loan at one
+    # institution and some guarantee loans at two or three
+    guarantor = rng.integers(0, 3 * rows + 1000, size=rows)
+    key = synthetic_pseudonym_key(seed) if pseudonym_key is None else pseudonym_key
+    pseudonyms = {p: pseudonymise(key, national_id(p)) for p in np.unique(guarantor)}
     return pd.DataFrame(
         {
             "counterparty_lei": [f"5493{c:012d}MPCG{c % 97:02d}" for c in counterparty],
+            "guarantor_pseudonym": [pseudonyms[p] for p in guarantor],
             "exposure": exposure,
             "rating": np.asarray(RATINGS)[rating],
             "sector": rng.choice(

@@ -264,6 +264,11 @@ def _risk(ctx: _Context, plan: RiskPlan) -> list[RuleCheck]:
         allowed = column in rules.columns
         checks.append(_check("risk.column", allowed, f"{ctx.who} {'lets' if allowed else 'does not let'} "
                              f"risk computations use the column {column!r}"))  # fmt: skip
+    key_column = getattr(job, "key_column", None) if plan.batch_size is not None else None
+    if key_column is not None:
+        allowed = key_column in rules.keys
+        checks.append(_check("risk.key_column", allowed, f"{ctx.who} {'lets' if allowed else 'does not let'} "
+                             f"batches name entities by {key_column!r}"))  # fmt: skip
     if plan.batch_size is not None:
         checks.append(_check("risk.batch", plan.batch_size >= rules.min_batch,
                              f"{ctx.who} needs batches of at least {rules.min_batch} distinct entities; "

@@ -180,7 +180,8 @@ class RiskPolicy(_Frozen):
     ``outputs`` are what a risk job may release (a scoring model's scores, decision
     bits or count; concentration flags, HHI or HHI flag; quantiles; histograms);
     ``features`` the cross-institution features a scoring model may use;
-    ``model_owners`` whose registered models may score; ``columns`` the numeric
+    ``model_owners`` whose registered models may score; ``keys`` the entity key
+    columns batches may name entities by; ``columns`` the numeric
     columns whose quantiles, histograms or per-unit sums (concentration) may be
     computed; ``min_batch`` the fewest distinct entities a scoring or
     concentration batch may name (small batches single entities out).
@@ -191,6 +192,7 @@ class RiskPolicy(_Frozen):
         tuple[Annotated[str, AfterValidator(_feature)], ...], AfterValidator(_unique)
     ] = ()
     model_owners: Annotated[tuple[Principal, ...], AfterValidator(_unique)] = ()
+    keys: Annotated[tuple[str, ...], AfterValidator(_unique)] = ()
     columns: Annotated[tuple[str, ...], AfterValidator(_unique)] = ()
     min_batch: int = Field(default=100, ge=1, le=MAX_BATCH)
 
@@ -279,6 +281,11 @@ def check_against_schema(policy: Policy, schemas: Mapping[str, DatasetSchema]) -
             if not isinstance(columns.get(name), NumericColumn):
                 raise ConfigurationError(
                     f"datasets.{dataset}.risk.columns: {name!r} is not a numeric column"
+                )
+        for name in rules.risk.keys if rules.risk else ():
+            if not isinstance(columns.get(name), KeyColumn):
+                raise ConfigurationError(
+                    f"datasets.{dataset}.risk.keys: {name!r} is not an entity key column"
                 )
 
 

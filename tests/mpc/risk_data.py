@@ -46,6 +46,7 @@ def _loans(rng: np.random.Generator, key: str, count: int) -> list[dict]:
     return [
         {
             "counterparty_lei": key,
+            "guarantor_pseudonym": f"person-of-{key}",
             "exposure": int(rng.integers(0, 5_000_000_000)) / 100,
             "rating": str(rng.choice(RATINGS)),
             "sector": str(rng.choice(SECTORS)),

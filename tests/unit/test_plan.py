@@ -57,7 +57,8 @@ def refusal(query: QuerySpec, schema: DatasetSchema) -> str:
 
 def test_packaged_schema_declares_the_expected_columns(schema: DatasetSchema) -> None:
     assert schema.name == "loans"
-    assert tuple(sorted(schema.columns)) == tuple(sorted((*KNOWN, "counterparty_lei")))
+    keys = ("counterparty_lei", "guarantor_pseudonym")
+    assert tuple(sorted(schema.columns)) == tuple(sorted((*KNOWN, *keys)))
 
 
 def test_entity_key_cannot_be_aggregated_filtered_or_grouped(schema: DatasetSchema) -> None:
