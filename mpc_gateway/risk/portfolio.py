@@ -202,5 +202,5 @@ def local_histogram(
     sql, where_params = where or ("TRUE", [])
     row = cursor.execute(
         f"SELECT {', '.join(exprs)} FROM {_ident(table)} WHERE {sql}", params + where_params
-    ).fetchone()
-    return np.array([int(v) for v in row or ()], dtype=object)
+    ).fetchall()[0]  # fetchall: a cursor reused by the node must not keep a pending result
+    return np.array([int(v) for v in row], dtype=object)

@@ -198,8 +198,7 @@ def local_cumulative_counts(
     tbl = '"' + table.replace('"', '""') + '"'
     row = cursor.execute(
         f"SELECT {', '.join(exprs)} FROM {tbl} WHERE {sql}", flat + params
-    ).fetchone()
-    assert row is not None
+    ).fetchall()[0]  # fetchall: a cursor reused by the node must not keep a pending result
     counts = np.array([int(v) for v in row[1:]], dtype=object).reshape(len(grids), -1)
     return counts, np.full(len(grids), int(row[0]), dtype=object)
 

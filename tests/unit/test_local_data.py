@@ -269,3 +269,19 @@ def test_write_loan_book_writes_a_csv_the_node_loads(tmp_path: Path) -> None:
     path = write_loan_book(tmp_path / "book.csv", small())
 
     assert LocalDataset(LOANS, path).rows == 20
+
+
+def test_risk_jobs_can_follow_each_other_on_one_node_cursor(tmp_path: Path) -> None:
+    """A node reuses its thread's cursor: no job may leave a result pending on it."""
+    from mpc_gateway.risk import local_cumulative_counts, local_entity_features, local_histogram
+    from mpc_gateway.risk.portfolio import plan_histogram
+
+    dataset = LocalDataset(LOANS, write(FRAME, tmp_path / "book.parquet"))
+    cursor = dataset.cursor()
+    keys = list(FRAME["counterparty_lei"].unique()[:5])
+    before = local_entity_features(cursor, LOANS, keys, ["loans"])
+    local_histogram(cursor, LOANS, plan_histogram(LOANS, 3, "lgd", ["0", "0.5", "1"]))
+    local_cumulative_counts(cursor, "exposure", [[100, 200]])
+    after = local_entity_features(cursor, LOANS, keys, ["loans"])
+    assert after.tolist() == before.tolist()
+    assert sum(after[:, 0]) == FRAME["counterparty_lei"].isin(keys).sum()
