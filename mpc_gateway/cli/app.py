@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 from rich.table import Table
@@ -17,10 +17,12 @@ from mpc_gateway.cli.common import (
     client_from_env,
     console,
     format_value,
+    print_explanation,
     reporting_errors,
     setup_logging,
 )
-from mpc_gateway.client import ApproverClient, QueryResult
+from mpc_gateway.cli.risk import model_app, print_risk_result, risk_app, risk_json
+from mpc_gateway.client import ApproverClient, QueryResult, RiskResult
 
 app = typer.Typer(
     help="mpc-gateway: joint statistics over institutions' data, computed with MPC.",
@@ -36,6 +38,8 @@ app.add_typer(node_app, name="node")
 app.add_typer(gateway_app, name="gateway")
 app.add_typer(data_app, name="data")
 app.add_typer(audit_app, name="audit")
+app.add_typer(model_app, name="model")
+app.add_typer(risk_app, name="risk")
 
 
 @pki_app.command("init")
@@ -219,14 +223,6 @@ def print_json(result: QueryResult) -> None:
                       "suppressed": result.suppressed, "total_ms": result.total_ms}, default=str, indent=2))  # fmt: skip
 
 
-def print_explanation(report: dict[str, Any]) -> None:
-    verdict = "[green]would run[/]" if report["allowed"] else "[red]would be refused[/]"
-    console.print(f"[bold]{verdict}[/] (plan {report['plan_hash'][:16]}…)")
-    for key, value in report.items():
-        if key not in ("allowed", "plan_hash"):
-            console.print(f"[bold]{key}[/]: {json.dumps(value, indent=2)}", highlight=False)
-
-
 @app.command("status")
 def status(
     query_id: Annotated[str, typer.Argument(help="the id a query waiting for approval was given")],
@@ -240,19 +236,23 @@ def status(
 ) -> None:
     """Where a query that needed approval stands; its result once it ran."""
     with reporting_errors(), client_from_env(gateway, pki, identity) as client:
+        result: QueryResult | RiskResult
         if wait > 0:
             result = client.wait(query_id, timeout_s=wait)
         else:
             found = client.status(query_id)
-            if found.result is None:
+            if found.result is None and found.risk_result is None:
                 waiting = (
                     f", waiting for {', '.join(found.waiting_for)}" if found.waiting_for else ""
                 )
                 reason = f": {found.reason}" if found.reason else ""
                 console.print(f"query {query_id}: {found.state}{waiting}{reason}")
                 raise typer.Exit(0 if found.state in ("waiting", "running") else 3)
-            result = found.result
-    print_json(result) if as_json else print_result(result)
+            result = found.result or found.risk_result  # type: ignore[assignment]
+    if isinstance(result, RiskResult):
+        print(json.dumps(risk_json(result), indent=2)) if as_json else print_risk_result(result)
+    else:
+        print_json(result) if as_json else print_result(result)
 
 
 APPROVER_OPTION = typer.Option(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 from collections.abc import Iterator
@@ -10,6 +11,7 @@ from typing import Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from mpc_gateway.client import GatewayClient
 from mpc_gateway.errors import (
@@ -68,7 +70,7 @@ def reporting_errors() -> Iterator[None]:
     try:
         yield
     except GatewayError as err:
-        err_console.print(f"[bold red]error:[/] {err.public_message}", highlight=False)
+        err_console.print(f"[bold red]error:[/] {escape(err.public_message)}", highlight=False)
         raise typer.Exit(exit_code(err)) from None
 
 
@@ -103,3 +105,12 @@ def format_value(value: Any) -> str:
     if isinstance(value, float):
         return f"{value:,.2f}" if abs(value) >= 1000 else f"{value:.6g}"
     return f"{value:,}"
+
+
+def print_explanation(report: dict[str, Any]) -> None:
+    """A dry run's report: the verdict, then every section as JSON."""
+    verdict = "[green]would run[/]" if report["allowed"] else "[red]would be refused[/]"
+    console.print(f"[bold]{verdict}[/] (plan {report['plan_hash'][:16]}…)")
+    for key, value in report.items():
+        if key not in ("allowed", "plan_hash"):
+            console.print(f"[bold]{key}[/]: {json.dumps(value, indent=2)}", highlight=False)
