@@ -104,12 +104,28 @@ def data_generate(
     ],  # noqa: B006
     rows: Annotated[int, typer.Option(min=1)] = 100_000,
     seed: int = 7,
+    pseudonym_key: Annotated[
+        Path | None,
+        typer.Option(
+            help="the institutions' shared person-pseudonym key file, created if missing "
+            "(default: a key derived from the seed, for synthetic data only)"
+        ),
+    ] = None,
 ) -> None:
     """Write a seeded synthetic loan book for each institution."""
+    from mpc_gateway.risk.pseudonym import create_key_file, load_key
     from mpc_gateway.synth import loan_book, write_loan_book
 
+    key = None
+    if pseudonym_key is not None:
+        with reporting_errors():
+            if not pseudonym_key.exists():
+                pseudonym_key.parent.mkdir(parents=True, exist_ok=True)
+                create_key_file(pseudonym_key)
+            key = load_key(pseudonym_key)
     for name in node:
-        path = write_loan_book(out / name / "loans.parquet", loan_book(name, rows, seed))
+        book = loan_book(name, rows, seed, pseudonym_key=key)
+        path = write_loan_book(out / name / "loans.parquet", book)
         console.print(f"{name}: {rows} rows -> {path}")
 
 
