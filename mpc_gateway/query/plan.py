@@ -26,6 +26,7 @@ from mpc_gateway.query.schema import DatasetSchema
 __all__ = [
     "ALL_ROWS",
     "OutputControls",
+    "SignedPlan",
     "QueryPlan",
     "AggregateLayout",
     "build_plan",
@@ -80,10 +81,21 @@ class OutputControls(BaseModel):
         return self.stricter(other) == self
 
 
-class QueryPlan(BaseModel):
-    """A validated query in the form nodes execute and approvers sign."""
+class SignedPlan(BaseModel):
+    """A plan as nodes execute it and approvers sign it: canonical bytes, and their hash."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
+
+    def canonical(self) -> bytes:
+        return canonical_bytes(self.model_dump(mode="json"))
+
+    @cached_property
+    def plan_hash(self) -> str:
+        return canonical_hash(self.model_dump(mode="json"))
+
+
+class QueryPlan(SignedPlan):
+    """A validated query in the form nodes execute and approvers sign."""
 
     version: Literal[1] = 1
     analyst: str
@@ -95,13 +107,6 @@ class QueryPlan(BaseModel):
     groups: tuple[str, ...] = Field(min_length=1)
     purpose: str = ""
     controls: OutputControls = OutputControls()
-
-    def canonical(self) -> bytes:
-        return canonical_bytes(self.model_dump(mode="json"))
-
-    @cached_property
-    def plan_hash(self) -> str:
-        return canonical_hash(self.model_dump(mode="json"))
 
 
 def build_plan(

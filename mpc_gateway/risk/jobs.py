@@ -30,16 +30,15 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from fractions import Fraction
-from functools import cached_property
 from typing import Annotated, Any, Literal, get_args
 
 import duckdb
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from mpc_gateway.canonical import canonical_bytes, canonical_hash
+from mpc_gateway.canonical import canonical_bytes
 from mpc_gateway.errors import IntegrityError, InvalidQueryError
 from mpc_gateway.query.models import Filter, validate_filter
-from mpc_gateway.query.plan import OutputControls
+from mpc_gateway.query.plan import OutputControls, SignedPlan
 from mpc_gateway.query.results import rounded
 from mpc_gateway.query.schema import CategoricalColumn, DatasetSchema, KeyColumn
 from mpc_gateway.risk.features import MAX_BATCH, local_entity_features
@@ -157,7 +156,7 @@ RiskJob = Annotated[
 ]
 
 
-class RiskPlan(_Frozen):
+class RiskPlan(SignedPlan):
     """A validated risk query in the form nodes execute and approvers sign."""
 
     version: Literal[1] = 1
@@ -169,13 +168,6 @@ class RiskPlan(_Frozen):
     filter: Filter | None = None
     purpose: str = ""
     controls: OutputControls = OutputControls()
-
-    def canonical(self) -> bytes:
-        return canonical_bytes(self.model_dump(mode="json"))
-
-    @cached_property
-    def plan_hash(self) -> str:
-        return canonical_hash(self.model_dump(mode="json"))
 
     @property
     def outputs(self) -> tuple[str, ...]:
