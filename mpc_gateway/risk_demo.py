@@ -32,7 +32,16 @@ from mpc_gateway.risk.pseudonym import load_key, pseudonymise_many
 from mpc_gateway.rpc.risk_convert import hhi_text
 from mpc_gateway.synth import national_id
 
-__all__ = ["RiskCheck", "run_risk_checks", "demo_model", "scores_model", "batch", "plain_dict"]
+__all__ = [
+    "RiskCheck",
+    "run_risk_checks",
+    "demo_model",
+    "scores_model",
+    "batch",
+    "plain_dict",
+    "pooled_frame",
+    "institution_frames",
+]
 
 FRAC_BITS = 16
 # (feature, public scale, real weight): exposure in EUR millions, the worst rating as an index
@@ -90,11 +99,14 @@ def _encoded(paths: list[Path], schema: DatasetSchema, where: str = "TRUE") -> p
     return duckdb.connect().execute(sql, [[str(p) for p in paths]]).df()
 
 
-def _pooled(files: ConsortiumFiles, schema: DatasetSchema) -> pd.DataFrame:
-    return _encoded([files.data_file(n) for n in files.nodes], schema)
+def pooled_frame(
+    files: ConsortiumFiles, schema: DatasetSchema, where: str = "TRUE"
+) -> pd.DataFrame:
+    """Every institution's rows, pooled (what a fully trusted third party would see)."""
+    return _encoded([files.data_file(n) for n in files.nodes], schema, where)
 
 
-def _frames(
+def institution_frames(
     files: ConsortiumFiles, schema: DatasetSchema, keys: list[str], column: str = "counterparty_lei"
 ) -> list[pd.DataFrame]:
     """Each institution's rows of the batch's entities."""
@@ -129,7 +141,7 @@ def _score(client: GatewayClient, files: ConsortiumFiles, schema: DatasetSchema)
     result = client.score("loans", model_id, keys)
     seconds = time.perf_counter() - started
     names = [f.name for f in model.features]
-    joint = reference.joint_features(_frames(files, schema, keys), schema, keys, names)
+    joint = reference.joint_features(institution_frames(files, schema, keys), schema, keys, names)
     scores = reference.real_scores(model, weights, _fixed(DEMO_INTERCEPT), joint)
     expected = [bool(d) for d in reference.decisions(model, scores)]
     flagged = sum(result.outcome.decisions)
@@ -164,7 +176,7 @@ def _over_indebted(
     result = client.score("loans", model_id, keys, key_column="guarantor_pseudonym")
     seconds = time.perf_counter() - started
     names = [f.name for f in model.features]
-    frames = _frames(files, schema, keys, "guarantor_pseudonym")
+    frames = institution_frames(files, schema, keys, "guarantor_pseudonym")
     joint = reference.joint_features(frames, schema, keys, names, "guarantor_pseudonym")
     scores = reference.real_scores(model, [256, 128], 0, joint)
     controls = OutputControls.model_validate(result.controls)
@@ -188,7 +200,7 @@ def _concentration(
     started = time.perf_counter()
     result = client.concentration("loans", group_by="sector", limit=str(limit), hhi="fraction")
     seconds = time.perf_counter() - started
-    pooled = _pooled(files, schema).groupby("sector")["exposure"].sum()
+    pooled = pooled_frame(files, schema).groupby("sector")["exposure"].sum()
     joint = [int(pooled.get(s, 0)) for s in schema.categorical("sector").domain]
     plain = reference.concentration([np.array(joint, dtype=object)], int(limit * 100))
     numerator, denominator = plain["hhi"]
@@ -209,7 +221,7 @@ def _percentile(client: GatewayClient, files: ConsortiumFiles, schema: DatasetSc
     started = time.perf_counter()
     result = client.quantiles("loans", "exposure", ["0.5", "0.99"])
     seconds = time.perf_counter() - started
-    values = _pooled(files, schema)["exposure"].tolist()
+    values = pooled_frame(files, schema)["exposure"].tolist()
     factor = schema.numeric("exposure").factor
     plain = [
         Decimal(reference.quantile(values, Fraction(q)) or 0) / factor for q in ("0.5", "0.99")

@@ -80,10 +80,13 @@ class QueryRecord:
             self._record(kind, decision, details)
             self.audit.seal()
 
-    def refused(self, spec: Request, err: GatewayError, certificate: str, rule: str = "") -> None:
+    def refused(
+        self, spec: Request | None, err: GatewayError, certificate: str, rule: str = ""
+    ) -> None:
+        """``spec`` None: the request was malformed, it never became a query."""
         self._close("query.refused", "refused", {
             "reason": err.public_message, "rule": rule, "certificate_sha256": certificate,
-            "request": _view(spec)})  # fmt: skip
+            "request": None if spec is None else _view(spec)})  # fmt: skip
 
     def policy_decided(self, decision: CombinedDecision, versions: dict[str, str]) -> None:
         """Note the policy decision; it is written (durably) with the query's next entry."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Callable
 from typing import TypeVar
 
 import grpc
@@ -14,6 +15,7 @@ from mpc_gateway.errors import GatewayError, InvalidRequestError
 from mpc_gateway.gateway.governance import PendingQuery
 from mpc_gateway.gateway.registry import RegisteredModel
 from mpc_gateway.gateway.service import Gateway, Release, RiskRelease
+from mpc_gateway.pki import Identity
 from mpc_gateway.policy import SignedApproval
 from mpc_gateway.proto.v1 import gateway_pb2, gateway_pb2_grpc
 from mpc_gateway.query.models import QuerySpec
@@ -30,6 +32,8 @@ from mpc_gateway.settings import GatewaySettings
 __all__ = ["GatewayServicer", "ApprovalServicer", "serve_gateway"]
 
 T = TypeVar("T", bound=BaseModel)
+M = TypeVar("M")
+S = TypeVar("S")
 
 log = logging.getLogger(__name__)
 
@@ -53,10 +57,9 @@ class GatewayServicer(gateway_pb2_grpc.GatewayServiceServicer):
         self, request: gateway_pb2.QueryRequest, context: grpc.ServicerContext
     ) -> gateway_pb2.QueryResult:
         with translate_errors(context):
-            caller = caller_identity(context)
-            release = self.gateway.run_query(
-                caller, spec_from_proto(request), caller_certificate_sha256(context)
-            )
+            caller, certificate = caller_identity(context), caller_certificate_sha256(context)
+            spec = self._read(caller, request.dataset, certificate, spec_from_proto, request)
+            release = self.gateway.run_query(caller, spec, certificate)
             assert isinstance(release, Release)
             return release_to_proto(release)
         raise AssertionError("unreachable")
@@ -67,6 +70,15 @@ class GatewayServicer(gateway_pb2_grpc.GatewayServiceServicer):
         with translate_errors(context):
             return self._explain(context, spec_from_proto(request))
         raise AssertionError("unreachable")
+
+    def _read(self, caller: Identity, dataset: str, certificate: str,
+              convert: Callable[[M], S], request: M) -> S:  # fmt: skip
+        """The request as a query; a malformed one is refused, and logged as refused."""
+        try:
+            return convert(request)
+        except GatewayError as err:
+            self.gateway.refuse_malformed(caller, dataset, err, certificate)
+            raise
 
     def _explain(
         self, context: grpc.ServicerContext, spec: QuerySpec | RiskRequest
@@ -82,10 +94,11 @@ class GatewayServicer(gateway_pb2_grpc.GatewayServiceServicer):
         self, request: gateway_pb2.RiskQueryRequest, context: grpc.ServicerContext
     ) -> gateway_pb2.RiskResult:
         with translate_errors(context):
-            caller = caller_identity(context)
-            release = self.gateway.run_query(
-                caller, risk_request_from_proto(request), caller_certificate_sha256(context)
+            caller, certificate = caller_identity(context), caller_certificate_sha256(context)
+            spec = self._read(
+                caller, request.dataset, certificate, risk_request_from_proto, request
             )
+            release = self.gateway.run_query(caller, spec, certificate)
             assert isinstance(release, RiskRelease)
             return risk_release_to_proto(release)
         raise AssertionError("unreachable")

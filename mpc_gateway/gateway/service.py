@@ -152,6 +152,14 @@ class Gateway:
             self.book.require(pending)
         return self._execute(query, caller, spec, decision.plan, certificate, ())
 
+    def refuse_malformed(
+        self, caller: Identity, dataset: str, err: GatewayError, certificate: str = ""
+    ) -> None:
+        """Log a request that could not even be read as a query (it gets ``err`` back)."""
+        QueryRecord(self.audit, uuid.uuid4().hex, dataset, str(caller)).refused(
+            None, err, certificate
+        )
+
     def _admit(
         self, caller: Identity, spec: Request, query: QueryRecord, certificate: str
     ) -> CombinedDecision:

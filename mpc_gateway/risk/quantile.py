@@ -171,6 +171,8 @@ def plan_quantiles(
     if not isinstance(spec, NumericColumn):
         raise InvalidRequestError(f"{column!r} is not a numeric column of {schema.name!r}")
     fractions = tuple(Fraction(str(q)) for q in levels)
+    if any(not 0 < q <= 1 for q in fractions):
+        raise InvalidRequestError("quantile levels must lie in (0, 1]")
     if any(q.denominator > MAX_DENOMINATOR for q in fractions):
         raise InvalidRequestError(f"quantile levels need denominators <= {MAX_DENOMINATOR}")
     if not 2 <= grid_size <= 4096 or not 1 <= len(fractions) <= 64:

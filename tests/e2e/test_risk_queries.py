@@ -1,0 +1,243 @@
+"""Risk queries end to end: real gateway and node processes, checked against pooled plaintext.
+
+The consortium runs the open policies (every risk output, any batch size), 3,000
+loans per institution. Batches mix counterparties known to one, two and three
+institutions with keys known to none. Plaintext answers come from the pooled
+rows (mpc_gateway.risk.reference), which only a test can see.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Iterator
+from decimal import Decimal
+from fractions import Fraction
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from mpc_gateway.client import GatewayClient
+from mpc_gateway.errors import InvalidRequestError, PolicyDeniedError
+from mpc_gateway.localnet import LocalConsortium, schema_path
+from mpc_gateway.pki import Identity, load_layout
+from mpc_gateway.query.schema import DatasetSchema, load_schema
+from mpc_gateway.risk import ModelFeature, ScoringModel, reference, seal_model_weights
+from mpc_gateway.risk.jobs import key_batch_hash
+from mpc_gateway.risk_demo import batch, institution_frames, pooled_frame
+from tests.e2e.conftest import client_for
+
+pytestmark = pytest.mark.e2e
+
+SCHEMA: DatasetSchema = load_schema(schema_path())
+FRAC = 24
+SPEC = (  # (feature, scale, real weight)
+    ("total_exposure", 100_000_000, 0.3),
+    ("lenders", 1, 0.4),
+    ("any_default", 1, 1.9),
+    ("worst_rating", 1, 0.3),
+    ("largest_loan", 100_000_000, 0.8),
+)
+WEIGHTS = [round(w * (1 << FRAC)) for _, _, w in SPEC]
+INTERCEPT = round(-3.0 * (1 << FRAC))
+# the secret model's own weights (7-8 digits: found by chance in a file practically never)
+SECRET_WEIGHTS = [5033171, 6710893, 31876709, 5033197, 13421779]
+SECRET_INTERCEPT = -50331653
+UNKNOWN = [f"5493{9_000_000 + i:012d}NONE{i:02d}" for i in range(5)]
+
+
+def _model(output: str, *, secret: bool = False, name: str = "") -> ScoringModel:
+    return ScoringModel(
+        owner="analyst/alice", name=name or f"pd-{output}{'-secret' * secret}", kind="logistic",
+        features=tuple(ModelFeature(name=n, scale=s) for n, s, _ in SPEC),
+        frac_bits=FRAC, weight_bits=28, weights_secret=secret,
+        weights=None if secret else tuple(WEIGHTS), intercept=None if secret else INTERCEPT,
+        threshold=Decimal("0.3") if output != "scores" else None, output=output,  # type: ignore[arg-type]
+    )  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def alice(consortium: LocalConsortium) -> Iterator[GatewayClient]:
+    with client_for(consortium) as client:
+        yield client
+
+
+@pytest.fixture(scope="module")
+def keys(consortium: LocalConsortium) -> list[str]:
+    """120 counterparties known to one, two or three institutions, and five known to none."""
+    return batch(consortium.files)[:120] + UNKNOWN
+
+
+def _plain_scores(
+    consortium: LocalConsortium,
+    keys: list[str],
+    weights: list[int] = WEIGHTS,
+    intercept: int = INTERCEPT,
+) -> list[Fraction]:
+    names = [n for n, _, _ in SPEC]
+    frames = institution_frames(consortium.files, SCHEMA, keys)
+    joint = reference.joint_features(frames, SCHEMA, keys, names)
+    return reference.real_scores(_model("scores"), weights, intercept, joint)
+
+
+def _known_by(consortium: LocalConsortium, keys: list[str]) -> list[int]:
+    frames = institution_frames(consortium.files, SCHEMA, keys)
+    return [sum(key in set(f["counterparty_lei"]) for f in frames) for key in keys]
+
+
+def test_the_batch_mixes_entities_known_to_one_two_three_and_no_institution(
+    consortium: LocalConsortium, keys: list[str]
+) -> None:
+    assert set(_known_by(consortium, keys)) == {0, 1, 2, 3}
+
+
+def test_decisions_equal_the_plaintext_decisions(alice, consortium, keys) -> None:
+    model = _model("decisions")
+    result = alice.score("loans", alice.register_model(model), keys)
+    expected = reference.decisions(model, _plain_scores(consortium, keys))
+    assert result.outcome.decisions == [bool(d) for d in expected]
+    assert 0 < sum(expected) < len(keys)  # the test discriminates
+    # only the declared output: no score, probability or count
+    assert not result.outcome.scores and not result.outcome.probabilities
+    assert result.outcome.count is None
+
+
+def test_scores_are_exact_and_count_is_the_number_above_threshold(alice, consortium, keys) -> None:
+    scores = alice.score("loans", alice.register_model(_model("scores")), keys)
+    plain = _plain_scores(consortium, keys)
+    assert [Fraction(s, scores.outcome.denominator) for s in scores.outcome.scores] == plain
+    sigmoid = [1 / (1 + np.exp(-float(s))) for s in plain]
+    assert np.allclose(scores.outcome.probabilities, sigmoid, rtol=1e-12)
+    unknown = plain[-1]  # an entity no institution knows scores the intercept
+    assert unknown == Fraction(INTERCEPT, 1 << FRAC)
+    counted = alice.score("loans", alice.register_model(_model("count")), keys)
+    assert counted.outcome.count == sum(reference.decisions(_model("count"), plain))
+    assert not counted.outcome.decisions and not counted.outcome.scores
+
+
+def test_secret_weights_decide_like_the_plaintext_model_and_appear_nowhere(
+    alice, consortium, keys
+) -> None:
+    files = consortium.files
+    layout = load_layout(files.pki_dir)
+    certs = {n: layout.tls_paths(Identity("node", n, layout.trust_domain))[0].read_bytes()
+             for n in layout.nodes}  # fmt: skip
+    model = _model("decisions", secret=True)
+    sealed = seal_model_weights(model, SECRET_WEIGHTS, SECRET_INTERCEPT, certs)
+    result = alice.score("loans", alice.register_model(model, sealed), keys)
+    plain = _plain_scores(consortium, keys, SECRET_WEIGHTS, SECRET_INTERCEPT)
+    expected = reference.decisions(model, plain)
+    assert result.outcome.decisions == [bool(d) for d in expected]
+    assert 0 < sum(expected) < len(keys)
+    # no weight, as decimal text, in anything the gateway or a node stores or logs
+    secrets = {str(abs(w)) for w in (*SECRET_WEIGHTS, SECRET_INTERCEPT)}
+    stored = [p for p in files.root.rglob("*") if p.is_file() and p.suffix in
+              (".json", ".sqlite", ".log", ".sqlite-wal", ".toml")]  # fmt: skip
+    assert any(p.parent.name == "models" for p in stored)
+    for path in stored:
+        text = path.read_bytes().decode("latin-1")
+        found = [s for s in secrets if s in text]
+        assert not found, f"weight {found} appears in {path}"
+
+
+def _entries(db: Path) -> list[dict]:
+    with sqlite3.connect(db) as con:
+        return [json.loads(r[0]) for r in con.execute("SELECT data FROM entries ORDER BY idx")]
+
+
+def test_the_audit_log_records_the_key_batch_by_hash_not_the_keys(alice, consortium, keys) -> None:
+    result = alice.score("loans", alice.register_model(_model("count", name="audited")), keys)
+    entries = _entries(consortium.files.root / "audit.sqlite")
+    mine = [e for e in entries if e.get("query_id") == result.query_id]
+    submitted = next(e for e in mine if e["kind"] == "query.submitted")
+    batch_record = submitted["details"]["plan"]["job"]["keys"]
+    assert batch_record == {"count": len(keys), "sha256": key_batch_hash(keys)}
+    assert not any(k in json.dumps(mine) for k in keys)
+    released = next(e for e in mine if e["kind"] == "result.released")
+    assert len(released["details"]["result_sha256"]) == 64
+    registered = [e for e in entries if e["kind"] == "model.registered"]
+    assert registered and all(len(e["details"]["model_id"]) == 64 for e in registered)
+
+
+def test_sector_concentration_equals_plaintext(alice, consortium) -> None:
+    limit = Decimal("5000000")
+    result = alice.concentration("loans", group_by="sector", limit=str(limit), hhi="fraction")
+    pooled = pooled_frame(consortium.files, SCHEMA).groupby("sector")["exposure"].sum()
+    joint = [int(pooled.get(s, 0)) for s in SCHEMA.categorical("sector").domain]
+    plain = reference.concentration([np.array(joint, dtype=object)], int(limit * 100))
+    assert result.outcome.units == list(SCHEMA.categorical("sector").domain)
+    assert result.outcome.over_limit == [bool(f) for f in plain["over_limit"]]
+    numerator, denominator = plain["hhi"]
+    assert abs(result.outcome.hhi - Fraction(10000 * numerator, denominator)) < Fraction(1, 10**6)
+    flagged = alice.concentration("loans", group_by="sector", hhi="flag", hhi_limit=500)
+    assert flagged.outcome.hhi is None and not flagged.outcome.over_limit  # only the flag
+    assert flagged.outcome.hhi_over_limit == (10000 * numerator > 500 * denominator)
+
+
+def test_counterparty_concentration_equals_plaintext(alice, consortium, keys) -> None:
+    limit = Decimal("2000000")
+    result = alice.concentration("loans", keys=keys, limit=str(limit), hhi="none")
+    pooled = pooled_frame(consortium.files, SCHEMA).groupby("counterparty_lei")["exposure"].sum()
+    assert result.outcome.over_limit == [int(pooled.get(k, 0)) > limit * 100 for k in keys]
+    assert result.outcome.hhi is None
+
+
+@pytest.mark.parametrize(
+    ("column", "levels", "where"),
+    [("exposure", ["0.5", "0.9"], ""), ("lgd", ["0.25"], "sector = 'energy'")],
+)
+def test_quantiles_equal_numpy_inverted_cdf(alice, consortium, column, levels, where) -> None:
+    result = alice.quantiles("loans", column, levels, grid_size=256, where=where)
+    sql = "TRUE" if not where else where
+    values = pooled_frame(consortium.files, SCHEMA, sql)[column].tolist()
+    factor = SCHEMA.numeric(column).factor
+    expected = [Decimal(reference.quantile(values, Fraction(q))) / factor for q in levels]
+    assert [v for _, v in result.outcome.quantiles] == expected
+    assert result.outcome.rounds >= 2
+
+
+def test_histogram_equals_plaintext(alice, consortium) -> None:
+    edges = ["0", "10000", "100000", "1000000", "100000000"]
+    result = alice.histogram("loans", "exposure", edges)
+    values = pooled_frame(consortium.files, SCHEMA)["exposure"].tolist()
+    expected = reference.histogram(values, [int(Decimal(e) * 100) for e in edges])
+    assert [c for _, _, c in result.outcome.bins] == expected
+    assert [(str(lo), str(hi)) for lo, hi, _ in result.outcome.bins] == list(zip(edges, edges[1:]))
+
+
+@pytest.mark.parametrize(
+    ("call", "error", "message"),
+    [
+        (lambda c: c.score("loans", "0" * 64, ["K"]), InvalidRequestError, "no registered model"),
+        (lambda c: c.quantiles("loans", "salary", ["0.5"]), InvalidRequestError, "salary"),
+        (lambda c: c.quantiles("loans", "exposure", ["1.5"]), InvalidRequestError, "(0, 1]"),
+        (
+            lambda c: c.histogram("loans", "exposure", ["10", "5"]),
+            InvalidRequestError,
+            "increasing",
+        ),
+        (lambda c: c.concentration("loans", keys=["A", "A"]), InvalidRequestError, "listed twice"),
+        (
+            lambda c: c.concentration("loans", group_by="exposure"),
+            InvalidRequestError,
+            "categorical",
+        ),
+    ],
+)
+def test_bad_risk_requests_get_a_precise_error_and_an_audit_entry(
+    alice, consortium, call, error, message
+) -> None:
+    before = len(_entries(consortium.files.root / "audit.sqlite"))
+    with pytest.raises(error, match=message.replace("(", r"\(").replace(")", r"\)")):
+        call(alice)
+    after = _entries(consortium.files.root / "audit.sqlite")[before:]
+    assert [e["kind"] for e in after] == ["query.refused"]
+
+
+def test_a_model_registers_only_under_its_owner(consortium) -> None:
+    with client_for(consortium, "analyst/bob") as bob:
+        with pytest.raises(PolicyDeniedError, match="only under its own identity"):
+            bob.register_model(_model("count", name="not-bobs"))
+    entries = _entries(consortium.files.root / "audit.sqlite")
+    assert entries[-1]["kind"] == "model.refused"
