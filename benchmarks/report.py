@@ -180,10 +180,51 @@ def _parties_table(entries: list[dict[str, Any]]) -> Table:
     return table
 
 
+def _risk_mpc_table(entries: list[dict[str, Any]]) -> Table:
+    table = Table(title="4. Risk scoring MPC program (3 parties, 10 features, logistic decisions)")
+    for name in ("entities", "public p50", "secret p50", "secret/public", "naive", "naive/public"):
+        table.add_column(name, justify="right")
+    table.add_column("wrong p/s/n", justify="right")
+    for e in entries:
+        approx = "~" if e["naive"]["extrapolated"] else ""
+        wrong = "/".join(str(e[k].get("wrong", "-")) for k in ("public", "secret", "naive"))
+        table.add_row(
+            f"{e['entities']:,}",
+            _p(e["public"]),
+            _p(e["secret"]),
+            _x(e["secret_vs_public"]),
+            approx + _p(e["naive"]),
+            approx + _x(e["naive_vs_public"]),
+            wrong,
+        )
+    return table
+
+
+def _risk_table(entries: list[dict[str, Any]]) -> Table:
+    table = Table(title="5. Risk queries through the full path")
+    table.add_column("query")
+    for name in ("full p50", "full p95", "MPC p50", "MPC share", "jobs", "wrong"):
+        table.add_column(name, justify="right")
+    for e in entries:
+        full, mpc = e["full_path"]["median_ms"], e["mpc_reported"]["median_ms"]
+        table.add_row(
+            e["query"],
+            _p(e["full_path"]),
+            _p(e["full_path"], "p95_ms"),
+            _p(e["mpc_reported"]),
+            f"{100 * mpc / full:.0f}%" if full else "-",
+            str(e["rounds"]),
+            str(e["wrong_results"]),
+        )
+    return table
+
+
 _TABLES = {
     "latency": (_latency_table, _ratio_table),
     "throughput": (_throughput_table,),
     "parties": (_parties_table,),
+    "risk_mpc": (_risk_mpc_table,),
+    "risk": (_risk_table,),
 }
 
 

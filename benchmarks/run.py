@@ -6,12 +6,18 @@ Scenarios (``--scenarios``, all by default):
    DuckDB over the pooled rows, one node's local scan, and a naive MPyC script.
 2. ``throughput``: queries per second with each ``--concurrency`` of analysts.
 3. ``parties``: the same query with each ``--parties`` count of nodes.
+4. ``risk_mpc``: the scoring MPC program alone (3 party processes) at each
+   ``--risk-sizes`` entity count, public and secret weights, against a plain MPyC
+   script written the straightforward way (benchmarks/risk_bench.py).
+5. ``risk``: risk queries through the full path: scoring at each ``--risk-sizes``,
+   concentration, quantiles, a histogram (benchmarks/risk_gateway.py).
 
 Prints tables and writes every figure, with the machine it ran on, as JSON
 (``--output``, default ``benchmarks/results/latest.json``). The defaults (10k and 100k
-rows per node) took 77 s on a busy 2-core machine; the issue's sizes, for a quiet one::
+rows per node) took 77 s on a busy 2-core machine, and the two risk scenarios about 100 s
+more; the full sizes, for a quiet one::
 
-    python -m benchmarks.run --rows 10000,100000,1000000 --duration 30
+    python -m benchmarks.run --rows 10000,100000,1000000 --duration 30 --risk-sizes 1000,10000
 
 A quick check: ``python -m benchmarks.run --rows 2000 --repeats 5 --duration 3``.
 """
@@ -29,6 +35,8 @@ from typing import Any
 
 from benchmarks.machine import load_average, machine_info
 from benchmarks.report import note, print_report, write_json
+from benchmarks.risk_bench import risk_scoring_scenario
+from benchmarks.risk_gateway import risk_gateway_scenario
 from benchmarks.scenarios import latency_scenario, parties_scenario
 from benchmarks.throughput import throughput_scenario
 
@@ -45,14 +53,27 @@ METHOD = {
     "plain TCP on loopback (no TLS), secure fixed-point arrays; wall time launch to exit",
     "throughput": "analyst threads in this process, each with its own GatewayClient",
     "cpu_ms_per_query": "utime+stime from /proc over the measured interval, per reply",
+    "risk_mpc": "entity_scores alone in 3 MPyC party processes (TLS off), MPC time inside the "
+    "parties; naive: fixed-point lists and a loop over entities, run once at --risk-naive-max "
+    "entities and extrapolated linearly (~) above",
+    "risk": "analyst client -> gateway -> nodes -> MPC workers, wall time at the client, one "
+    "untimed run per kind first; decisions checked against the pooled plaintext",
 }
 
 SCENARIOS: dict[str, Callable[[argparse.Namespace], list[dict[str, Any]]]] = {
     "latency": latency_scenario,
     "throughput": throughput_scenario,
     "parties": parties_scenario,
-    # scenario 4 (risk scoring): see the placeholder at the end of benchmarks/scenarios.py
+    "risk_mpc": lambda args: risk_scoring_scenario(_risk_mpc_args(args)),
+    "risk": risk_gateway_scenario,
 }
+
+
+def _risk_mpc_args(args: argparse.Namespace) -> argparse.Namespace:
+    """The options of benchmarks.risk_bench, from this suite's."""
+    return argparse.Namespace(sizes=args.risk_sizes, repeats=args.risk_repeats, large=2000,
+                              large_repeats=1, naive_max=args.risk_naive_max, naive_repeats=1,
+                              seed=17)  # fmt: skip
 
 
 def _ints(text: str) -> list[int]:
@@ -85,6 +106,10 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--parties", type=_ints, default=[3, 5, 7], help="node counts")
     p.add_argument("--parties-rows", type=int, default=10_000, help="rows per node")
     p.add_argument("--parties-repeats", type=int, default=20, help="timed queries per count")
+    p.add_argument("--risk-sizes", type=_ints, default=[1000], help="entities scored (risk)")
+    p.add_argument("--risk-repeats", type=int, default=3, help="timed runs per risk query")
+    p.add_argument("--risk-rows", type=int, default=10_000, help="rows per node (risk)")
+    p.add_argument("--risk-naive-max", type=int, default=300, help="entities for the naive run")
     p.add_argument("--seed", type=int, default=7)
     p.add_argument("--workdir", type=Path, default=Path("var/bench"), help="consortia go here")
     p.add_argument("--output", type=Path, default=Path("benchmarks/results/latest.json"))

@@ -180,13 +180,3 @@ def parties_scenario(args: argparse.Namespace) -> list[dict[str, Any]]:
     for entry in ok:
         entry["vs_first"] = ratio(entry["full_path"], ok[0]["full_path"])
     return entries
-
-
-# ---------------------------------------------------------------------------------------------
-# PLACEHOLDER (scenario 4): risk-scoring rows, to be added with the risk-scoring MPC programs.
-#
-# Not measured and not printed yet. When the programs land, add here a
-# `risk_scoring_scenario(args) -> list[dict[str, Any]]` in the shape of latency_scenario
-# (one dict per configuration, with `full_path` and baseline summaries from stats.summary),
-# register it in benchmarks/run.py's SCENARIOS, and add a table for it in benchmarks/report.py.
-# ---------------------------------------------------------------------------------------------
