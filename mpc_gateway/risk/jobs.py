@@ -283,6 +283,11 @@ def mpc_plan(plan: RiskPlan, schema: DatasetSchema, parties: int) -> MpcPlan:
     if isinstance(job, ConcentrationJob):
         if job.keys is not None:
             _key_column(schema, job.key_column)
+            if job.column != "exposure":  # per-entity sums come from the feature registry
+                raise InvalidQueryError(
+                    "concentration over entity keys sums 'exposure' (the total_exposure "
+                    f"feature); {job.column!r} can be summed per value of a group_by column"
+                )
             units = len(job.keys)
         else:
             group = schema.columns.get(str(job.group_by))
@@ -311,10 +316,6 @@ def quantile_search(plan: QuantilePlan, path: Sequence[Sequence[int]]) -> Quanti
 
 
 # --- a node's side ----------------------------------------------------------------------------
-
-
-def _weight_share_needed(plan: RiskPlan) -> bool:
-    return isinstance(plan.job, ScoreJob) and plan.job.model.weights_secret
 
 
 def local_program_args(

@@ -223,6 +223,11 @@ def test_histogram_equals_plaintext(alice, consortium) -> None:
             InvalidRequestError,
             "categorical",
         ),
+        (
+            lambda c: c.concentration("loans", keys=["A"], column="lgd"),
+            InvalidRequestError,
+            "sums 'exposure'",
+        ),
     ],
 )
 def test_bad_risk_requests_get_a_precise_error_and_an_audit_entry(
