@@ -49,6 +49,7 @@ PROGRAM = "mpc_gateway.mpc.programs.risk:"
 ENTITIES = 240
 ALL_FEATURES = tuple((name, 1, 0.001 * (i + 1)) for i, name in enumerate(FEATURES))
 EXPOSURE_LIMIT = "400000"  # EUR
+HISTOGRAM_EDGES = ["0", "10000", "1000000", "25000000", "50000000"]
 
 
 @pytest.fixture(scope="module")
@@ -108,11 +109,14 @@ def jobs(books: Books, tmp_path_factory: pytest.TempPathFactory) -> dict[str, An
         books.schema, len(NODES), len(sectors[0]), hhi="flag", hhi_limit=3000
     )
     jobs["sector_hhi"] = ("concentration", by_sector, [by_sector.program_args(s) for s in sectors])
-    bins = plan_histogram(
-        books.schema, len(NODES), "exposure", ["0", "10000", "1000000", "25000000", "50000000"]
-    )
+    bins = plan_histogram(books.schema, len(NODES), "exposure", HISTOGRAM_EDGES)
     counts = [local_histogram(books.cursor(p), books.schema, bins) for p in range(len(NODES))]
     jobs["histogram"] = ("histogram", bins, [bins.program_args(c) for c in counts])
+    joint = sorted(int(sum(c[i] for c in counts)) for i in range(len(counts[0])))
+    controlled = plan_histogram(books.schema, len(NODES), "exposure", HISTOGRAM_EDGES,
+                                min_count=joint[1] + 1)  # the two smallest bins fall below  # fmt: skip
+    jobs["histogram_controlled"] = ("histogram", controlled,
+                                    [controlled.program_args(c) for c in counts])  # fmt: skip
     return {"jobs": jobs, "exposures": exposures, "sectors": sectors}
 
 
@@ -200,6 +204,7 @@ def test_count_output_is_the_number_of_positive_decisions_and_nothing_else(books
         ("concentration", {"over_limit": ENTITIES, "hhi": 2}),
         ("sector_hhi", {"hhi_over_limit": 1}),
         ("histogram", {"counts": 4}),
+        ("histogram_controlled", {"counts": 4, "suppressed": 4}),
     ],
 )
 def test_a_job_releases_exactly_its_declared_blocks(released, job, blocks):
@@ -225,6 +230,34 @@ def test_histogram_matches_numpy_over_the_pooled_rows(books, jobs, released):
     edges = jobs["jobs"]["histogram"][1].edges
     pooled = [v for p in range(len(NODES)) for v in books.encoded(p)["exposure"]]
     assert released["histogram"]["counts"] == reference.histogram(pooled, edges)
+
+
+def test_histogram_bins_below_the_minimum_count_are_zeroed_and_flagged(jobs, released):
+    plan = jobs["jobs"]["histogram_controlled"][1]
+    joint = released["histogram"]["counts"]
+    assert released["histogram_controlled"]["suppressed"] == [
+        int(c < plan.min_count) for c in joint
+    ]
+    assert released["histogram_controlled"]["counts"] == [
+        c if c >= plan.min_count else 0 for c in joint
+    ]
+    assert 0 < sum(released["histogram_controlled"]["suppressed"]) < len(joint)
+
+
+def test_a_quantile_round_over_too_few_values_answers_like_no_values(books):
+    """min_count above the joint count: every bracket is G, so the search finds nothing."""
+    rows = sum(len(books.encoded(p)) for p in range(len(NODES)))
+
+    def first_round(min_count: int) -> list[int]:
+        plan = plan_quantiles(books.schema, len(NODES), "days_past_due", [Fraction(1, 2)],
+                              grid_size=16, min_count=min_count)  # fmt: skip
+        grids = plan.search().grids()
+        args = [plan.program_args(*local_cumulative_counts(books.cursor(p), "days_past_due", grids))
+                for p in range(len(NODES))]  # fmt: skip
+        return open_blocks(run_parties(PROGRAM + "quantile_round", args))["bracket"]
+
+    assert first_round(rows + 1) == [16]
+    assert first_round(rows) == first_round(0) != [16]
 
 
 def test_batched_quantile_search_finds_the_exact_inverted_cdf_quantiles(books):
