@@ -234,42 +234,35 @@ def _plan_controls(ctx: _Context) -> RuleCheck:
     )
 
 
+def _may(ctx: _Context, rule: str, passed: bool, verb: str, what: str) -> RuleCheck:
+    """'<policy> <verb>s <what>', or '<policy> does not <verb> <what>'."""
+    return _check(rule, passed, f"{ctx.who} {verb + 's' if passed else 'does not ' + verb} {what}")
+
+
 def _risk(ctx: _Context, plan: RiskPlan) -> list[RuleCheck]:
-    """The dataset's risk section: outputs, features, model owner, columns, batch size."""
+    """The dataset's risk section: outputs, features, model owner, columns, keys, batch size."""
     rules = ctx.rules.risk
     if rules is None:
-        return [
-            _check(
-                "risk.allowed", False, f"{ctx.who} allows no risk computation on {ctx.dataset!r}"
-            )
-        ]
-    checks = [
-        _check("risk.allowed", True, f"{ctx.who} allows risk computations on {ctx.dataset!r}")
-    ]
-    for output in plan.outputs:
-        allowed = output in rules.outputs
-        checks.append(_check("risk.output", allowed, f"{ctx.who} {'allows' if allowed else 'does not allow'} "
-                             f"releasing {output!r} (allowed: {', '.join(rules.outputs)})"))  # fmt: skip
+        return [_check("risk.allowed", False,
+                       f"{ctx.who} allows no risk computation on {ctx.dataset!r}")]  # fmt: skip
+    checks = [_may(ctx, "risk.allowed", True, "allow", f"risk computations on {ctx.dataset!r}")]
+    allowed = ", ".join(rules.outputs)
+    checks += [_may(ctx, "risk.output", output in rules.outputs, "allow",
+                    f"releasing {output!r} (allowed: {allowed})") for output in plan.outputs]  # fmt: skip
     job = plan.job
     if isinstance(job, ScoreJob):
-        for feature in job.model.features:
-            allowed = feature.name in rules.features
-            checks.append(_check("risk.feature", allowed, f"{ctx.who} {'lets' if allowed else 'does not let'} "
-                                 f"a model use the feature {feature.name!r}"))  # fmt: skip
-        owners = [p for p in rules.model_owners if _matches(p, job.model.owner)]
-        checks.append(_check("risk.model_owner", bool(owners), f"{ctx.who} "
-                             f"{'runs' if owners else 'does not run'} models registered by {job.model.owner}"))  # fmt: skip
-    column = getattr(job, "column", None)
-    if column is not None and not isinstance(job, ScoreJob):
-        allowed = column in rules.columns
-        checks.append(_check("risk.column", allowed, f"{ctx.who} {'lets' if allowed else 'does not let'} "
-                             f"risk computations use the column {column!r}"))  # fmt: skip
-    key_column = getattr(job, "key_column", None) if plan.batch_size is not None else None
-    if key_column is not None:
-        allowed = key_column in rules.keys
-        checks.append(_check("risk.key_column", allowed, f"{ctx.who} {'lets' if allowed else 'does not let'} "
-                             f"batches name entities by {key_column!r}"))  # fmt: skip
+        checks += [_may(ctx, "risk.feature", f.name in rules.features, "let",
+                        f"a model use the feature {f.name!r}") for f in job.model.features]  # fmt: skip
+        owner = job.model.owner
+        known = any(_matches(p, owner) for p in rules.model_owners)
+        checks.append(_may(ctx, "risk.model_owner", known, "run", f"models registered by {owner}"))
+    elif hasattr(job, "column"):
+        checks.append(_may(ctx, "risk.column", job.column in rules.columns, "let",
+                           f"risk computations use the column {job.column!r}"))  # fmt: skip
     if plan.batch_size is not None:
+        key = getattr(job, "key_column", "")
+        checks.append(_may(ctx, "risk.key_column", key in rules.keys, "let",
+                           f"batches name entities by {key!r}"))  # fmt: skip
         checks.append(_check("risk.batch", plan.batch_size >= rules.min_batch,
                              f"{ctx.who} needs batches of at least {rules.min_batch} distinct entities; "
                              f"this one names {plan.batch_size}"))  # fmt: skip
