@@ -117,6 +117,9 @@ def jobs(books: Books, tmp_path_factory: pytest.TempPathFactory) -> dict[str, An
                                 min_count=joint[1] + 1)  # the two smallest bins fall below  # fmt: skip
     jobs["histogram_controlled"] = ("histogram", controlled,
                                     [controlled.program_args(c) for c in counts])  # fmt: skip
+    beyond = plan_histogram(books.schema, len(NODES), "exposure", HISTOGRAM_EDGES,
+                            min_count=10**9)  # far above the plan's bound on any count  # fmt: skip
+    jobs["histogram_beyond"] = ("histogram", beyond, [beyond.program_args(c) for c in counts])
     return {"jobs": jobs, "exposures": exposures, "sectors": sectors}
 
 
@@ -205,6 +208,7 @@ def test_count_output_is_the_number_of_positive_decisions_and_nothing_else(books
         ("sector_hhi", {"hhi_over_limit": 1}),
         ("histogram", {"counts": 4}),
         ("histogram_controlled", {"counts": 4, "suppressed": 4}),
+        ("histogram_beyond", {"counts": 4, "suppressed": 4}),
     ],
 )
 def test_a_job_releases_exactly_its_declared_blocks(released, job, blocks):
@@ -244,20 +248,33 @@ def test_histogram_bins_below_the_minimum_count_are_zeroed_and_flagged(jobs, rel
     assert 0 < sum(released["histogram_controlled"]["suppressed"]) < len(joint)
 
 
+def test_a_minimum_count_beyond_every_possible_count_suppresses_every_bin(released):
+    """The comparison stays in range however large the minimum: nothing leaks as garbage."""
+    assert released["histogram_beyond"] == {"counts": [0] * 4, "suppressed": [1] * 4}
+
+
 def test_a_quantile_round_over_too_few_values_answers_like_no_values(books):
     """min_count above the joint count: every bracket is G, so the search finds nothing."""
     rows = sum(len(books.encoded(p)) for p in range(len(NODES)))
-
-    def first_round(min_count: int) -> list[int]:
-        plan = plan_quantiles(books.schema, len(NODES), "days_past_due", [Fraction(1, 2)],
-                              grid_size=16, min_count=min_count)  # fmt: skip
-        grids = plan.search().grids()
-        args = [plan.program_args(*local_cumulative_counts(books.cursor(p), "days_past_due", grids))
-                for p in range(len(NODES))]  # fmt: skip
-        return open_blocks(run_parties(PROGRAM + "quantile_round", args))["bracket"]
-
-    assert first_round(rows + 1) == [16]
-    assert first_round(rows) == first_round(0) != [16]
+    minimums = [0, rows, rows + 1, 10**9]  # 10**9: far above the plan's bound on N
+    plans = [plan_quantiles(books.schema, len(NODES), "days_past_due", [Fraction(1, 2)],
+                            grid_size=16, min_count=m) for m in minimums]  # fmt: skip
+    grids = plans[0].search().grids()
+    local = [local_cumulative_counts(books.cursor(p), "days_past_due", grids)
+             for p in range(len(NODES))]  # fmt: skip
+    calls = [[(PROGRAM + "quantile_round", plan.program_args(*local[p])) for plan in plans]
+             for p in range(len(NODES))]  # fmt: skip
+    outcomes = run_calls(calls, timeout=120)
+    first = [open_blocks([party[i].result for party in outcomes]) for i in range(len(plans))]
+    assert all(blocks.keys() == {"bracket"} for blocks in first)
+    brackets = [blocks["bracket"] for blocks in first]
+    assert brackets[0] == brackets[1] != [16]  # at least min_count values: the exact answer
+    assert brackets[2] == brackets[3] == [16]
+    search = plans[2].search()  # a suppressed round ends the search with no result
+    search.advance(brackets[2])
+    while not search.done:
+        search.advance([16])
+    assert search.results() == [None]
 
 
 def test_batched_quantile_search_finds_the_exact_inverted_cdf_quantiles(books):

@@ -215,7 +215,9 @@ async def quantile_round(
     below = mpc.np_sgn(joint * dens - target, l=bits, LT=True)
     bracket = mpc.np_sum(below, axis=1)
     if min_count > 1:  # too few values: every bracket becomes G
-        small = size < min_count
+        # N < 2**(bits-2) (the plan's bound): a larger minimum suppresses everything either
+        # way, and the clamp keeps N - min_count inside the comparison's range
+        small = size < min(min_count, 1 << (bits - 1))
         bracket = bracket + small * (g - bracket)
     return await shares_for_receiver({"bracket": bracket})
 
@@ -231,5 +233,7 @@ async def histogram(counts: np.ndarray, bits: int, min_count: int = 0) -> dict[s
     joint = _total(_input_all(secint, counts))
     if min_count <= 1:
         return await shares_for_receiver({"counts": joint})
-    enough = _at_least(joint, min_count, bits)
+    # joint counts < 2**(bits-1) (the plan's bound): a larger minimum suppresses every bin
+    # either way, and the clamp keeps joint - min_count inside the comparison's range
+    enough = _at_least(joint, min(min_count, 1 << (bits - 1)), bits)
     return await shares_for_receiver({"counts": joint * enough, "suppressed": 1 - enough})
