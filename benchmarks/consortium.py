@@ -9,10 +9,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from benchmarks.workload import run_query
-from mpc_gateway.client import GatewayClient, QueryResult
-from mpc_gateway.demo import ExampleQuery
+from mpc_gateway.client import GatewayClient, Released
+from mpc_gateway.devnet.demo import ExampleQuery
+from mpc_gateway.devnet.localnet import ConsortiumFiles, LocalConsortium, prepare
 from mpc_gateway.errors import GatewayError
-from mpc_gateway.localnet import ConsortiumFiles, LocalConsortium, prepare
 
 __all__ = ["Running", "running_consortium", "client_for", "first_answer"]
 
@@ -54,7 +54,7 @@ def client_for(files: ConsortiumFiles, analyst: str = "alice") -> GatewayClient:
 
 @dataclass(frozen=True)
 class FirstAnswer:
-    result: QueryResult
+    result: Released
     ms: float  # from the first attempt to the first answer
     failures: list[str]  # what each failed attempt said
 

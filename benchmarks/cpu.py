@@ -11,7 +11,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from mpc_gateway.localnet import LocalConsortium
+from mpc_gateway.devnet.localnet import LocalConsortium
 
 __all__ = ["consortium_processes", "cpu_snapshot", "cpu_per_query_ms"]
 

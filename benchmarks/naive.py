@@ -17,8 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
-from mpc_gateway.demo import ExampleQuery
-from mpc_gateway.localnet import ConsortiumFiles, free_port
+from mpc_gateway.devnet.demo import ExampleQuery
+from mpc_gateway.devnet.localnet import ConsortiumFiles, free_port
 
 __all__ = ["NaiveRun", "NaiveFailed", "run_naive", "max_relative_error"]
 

@@ -39,10 +39,12 @@ from typing import Any
 import numpy as np
 
 from benchmarks.stats import ratio, summary
-from mpc_gateway.localnet import schema_path
+from mpc_gateway.computations.features import FEATURES
+from mpc_gateway.computations.scoring import ModelFeature, ScoringModel, score_layout
+from mpc_gateway.devnet import reference
+from mpc_gateway.devnet.localnet import schema_path
+from mpc_gateway.pki.sealing import split_secret_weights
 from mpc_gateway.query.schema import load_schema
-from mpc_gateway.risk import FEATURES, ModelFeature, ScoringModel, plan_scores, reference
-from mpc_gateway.risk.sealed import split_secret_weights
 from tests.mpc.harness import open_blocks, run_calls
 
 __all__ = ["main", "risk_scoring_scenario", "naive_scores"]
@@ -164,7 +166,7 @@ def _naive_args(parts: list[np.ndarray]) -> list[dict[str, Any]]:
 
 def _ours_args(parts: list[np.ndarray], secret: bool) -> list[dict[str, Any]]:
     schema = load_schema(schema_path())
-    plan = plan_scores(_model(secret), schema, PARTIES)
+    plan = score_layout(_model(secret), schema, PARTIES)
     if not secret:
         return [plan.program_args(p) for p in parts]
     shares = split_secret_weights([*FIXED, FIXED_INTERCEPT], PARTIES, 24)
@@ -183,7 +185,7 @@ def _ours(parts: list[np.ndarray], expected: list[int], repeats: int) -> dict[st
     entry = {}
     for name, secret in (("public", False), ("secret", True)):
         samples, results = _timed(
-            "mpc_gateway.mpc.programs.risk:entity_scores", _ours_args(parts, secret), repeats
+            "mpc_gateway.mpc.programs.score:entity_scores", _ours_args(parts, secret), repeats
         )
         got = open_blocks(results)["decisions"]
         entry[name] = {**summary(samples), "wrong": sum(a != b for a, b in zip(got, expected))}

@@ -20,12 +20,12 @@ from benchmarks.consortium import client_for, running_consortium
 from benchmarks.report import note
 from benchmarks.risk_bench import FIXED, FIXED_INTERCEPT, MODEL, THRESHOLD
 from benchmarks.stats import summary
-from mpc_gateway.client import GatewayClient, RiskResult
-from mpc_gateway.localnet import DEFAULT_NODES, ConsortiumFiles, schema_path
-from mpc_gateway.pki import Identity, load_layout
+from mpc_gateway.client import GatewayClient, Released
+from mpc_gateway.computations.scoring import ModelFeature, ScoringModel, seal_for_consortium
+from mpc_gateway.devnet import reference
+from mpc_gateway.devnet.localnet import DEFAULT_NODES, ConsortiumFiles, schema_path
+from mpc_gateway.devnet.risk_demo import institution_frames
 from mpc_gateway.query.schema import load_schema
-from mpc_gateway.risk import ModelFeature, ScoringModel, reference, seal_model_weights
-from mpc_gateway.risk_demo import institution_frames
 
 __all__ = ["risk_gateway_scenario"]
 
@@ -34,22 +34,27 @@ PURPOSE = "benchmark"
 
 def _model(secret: bool) -> ScoringModel:
     return ScoringModel(
-        owner="analyst/alice", name=f"bench-pd-{'secret' if secret else 'public'}",
-        kind="logistic", features=tuple(ModelFeature(name=n, scale=s) for n, (s, _) in MODEL.items()),
-        frac_bits=16, weight_bits=24, weights_secret=secret,
-        weights=None if secret else tuple(FIXED), intercept=None if secret else FIXED_INTERCEPT,
-        threshold=THRESHOLD, output="decisions",  # type: ignore[arg-type]
-    )  # fmt: skip
+        owner="analyst/alice",
+        name=f"bench-pd-{'secret' if secret else 'public'}",
+        kind="logistic",
+        features=tuple(ModelFeature(name=n, scale=s) for n, (s, _) in MODEL.items()),
+        frac_bits=16,
+        weight_bits=24,
+        weights_secret=secret,
+        weights=None if secret else tuple(FIXED),
+        intercept=None if secret else FIXED_INTERCEPT,
+        threshold=THRESHOLD,
+        output="decisions",  # type: ignore[arg-type]
+    )
 
 
 def _register(client: GatewayClient, files: ConsortiumFiles, secret: bool) -> str:
     model = _model(secret)
     if not secret:
         return client.register_model(model)
-    layout = load_layout(files.pki_dir)
-    certs = {n: layout.tls_paths(Identity("node", n, layout.trust_domain))[0].read_bytes()
-             for n in layout.nodes}  # fmt: skip
-    return client.register_model(model, seal_model_weights(model, FIXED, FIXED_INTERCEPT, certs))
+    # sealed to the node certificates the consortium CA issued, as a model owner does
+    sealed = seal_for_consortium(model, FIXED, FIXED_INTERCEPT, files.pki_dir)
+    return client.register_model(model, sealed)
 
 
 def _expected(files: ConsortiumFiles, keys: list[str]) -> list[bool]:
@@ -61,8 +66,12 @@ def _expected(files: ConsortiumFiles, keys: list[str]) -> list[bool]:
     return [bool(d) for d in reference.decisions(_model(False), scores)]
 
 
-def _measure(query: str, run: Callable[[], RiskResult], repeats: int,
-             check: Callable[[RiskResult], bool] = lambda r: True) -> dict[str, Any]:  # fmt: skip
+def _measure(
+    query: str,
+    run: Callable[[], Released],
+    repeats: int,
+    check: Callable[[Released], bool] = lambda r: True,
+) -> dict[str, Any]:
     run()  # untimed: the first run of a kind pays for connections and caches
     walls, mpc, wrong, result = [], [], 0, None
     for _ in range(repeats):
@@ -73,18 +82,27 @@ def _measure(query: str, run: Callable[[], RiskResult], repeats: int,
         wrong += not check(result)
     assert result is not None
     note(f"risk: {query}: median {summary(walls)['median_ms']:,.0f} ms")
-    return {"query": query, "full_path": summary(walls), "mpc_reported": summary(mpc),
-            "rounds": result.outcome.rounds, "wrong_results": wrong}  # fmt: skip
+    return {
+        "query": query,
+        "full_path": summary(walls),
+        "mpc_reported": summary(mpc),
+        "rounds": result.rounds,
+        "wrong_results": wrong,
+    }
 
 
-def _scoring(client: GatewayClient, files: ConsortiumFiles, model_id: str, n: int, secret: bool,
-             repeats: int) -> dict[str, Any]:  # fmt: skip
+def _scoring(
+    client: GatewayClient, files: ConsortiumFiles, model_id: str, n: int, secret: bool, repeats: int
+) -> dict[str, Any]:
     keys = [f"5493{c:012d}MPCG{c % 97:02d}" for c in range(n)]
     expected = _expected(files, keys)
     weights = "secret" if secret else "public"
-    entry = _measure(f"score {n:,} entities, 10 features, {weights} weights",
-                     lambda: client.score("loans", model_id, keys, purpose=PURPOSE), repeats,
-                     lambda r: r.outcome.decisions == expected)  # fmt: skip
+    entry = _measure(
+        f"score {n:,} entities, 10 features, {weights} weights",
+        lambda: client.score("loans", model_id, keys, purpose=PURPOSE),
+        repeats,
+        lambda r: r.outcome.decisions == expected,
+    )
     return {**entry, "entities": n, "weights": weights}
 
 
@@ -97,18 +115,34 @@ def risk_gateway_scenario(args: argparse.Namespace) -> list[dict[str, Any]]:
         with client_for(files) as client:
             for secret in (False, True):
                 model_id = _register(client, files, secret)
-                entries += [_scoring(client, files, model_id, n, secret, args.risk_repeats)
-                            for n in args.risk_sizes]  # fmt: skip
-            entries.append(_measure(
-                "concentration: HHI and limit flags over 10 sectors",
-                lambda: client.concentration("loans", group_by="sector", limit="1000000000",
-                                             purpose=PURPOSE), args.risk_repeats))  # fmt: skip
-            entries.append(_measure(
-                "quantiles: median and p99 of exposure (grid 64)",
-                lambda: client.quantiles("loans", "exposure", ["0.5", "0.99"], purpose=PURPOSE),
-                args.risk_repeats))  # fmt: skip
+                entries += [
+                    _scoring(client, files, model_id, n, secret, args.risk_repeats)
+                    for n in args.risk_sizes
+                ]
+            entries.append(
+                _measure(
+                    "concentration: HHI and limit flags over 10 sectors",
+                    lambda: client.concentration(
+                        "loans", group_by="sector", limit="1000000000", purpose=PURPOSE
+                    ),
+                    args.risk_repeats,
+                )
+            )
+            entries.append(
+                _measure(
+                    "quantiles: median and p99 of exposure (grid 64)",
+                    lambda: client.quantiles("loans", "exposure", ["0.5", "0.99"], purpose=PURPOSE),
+                    args.risk_repeats,
+                )
+            )
             edges = [str(10**e) for e in range(9)]
-            entries.append(_measure(
-                "histogram of exposure, 8 bins", lambda: client.histogram(
-                    "loans", "exposure", ["0", *edges[1:]], purpose=PURPOSE), args.risk_repeats))  # fmt: skip
+            entries.append(
+                _measure(
+                    "histogram of exposure, 8 bins",
+                    lambda: client.histogram(
+                        "loans", "exposure", ["0", *edges[1:]], purpose=PURPOSE
+                    ),
+                    args.risk_repeats,
+                )
+            )
     return entries

@@ -71,9 +71,15 @@ SCENARIOS: dict[str, Callable[[argparse.Namespace], list[dict[str, Any]]]] = {
 
 def _risk_mpc_args(args: argparse.Namespace) -> argparse.Namespace:
     """The options of benchmarks.risk_bench, from this suite's."""
-    return argparse.Namespace(sizes=args.risk_sizes, repeats=args.risk_repeats, large=2000,
-                              large_repeats=1, naive_max=args.risk_naive_max, naive_repeats=1,
-                              seed=17)  # fmt: skip
+    return argparse.Namespace(
+        sizes=args.risk_sizes,
+        repeats=args.risk_repeats,
+        large=2000,
+        large_repeats=1,
+        naive_max=args.risk_naive_max,
+        naive_repeats=1,
+        seed=17,
+    )
 
 
 def _ints(text: str) -> list[int]:

@@ -27,7 +27,7 @@ from benchmarks.workload import (
     time_local_scan,
     time_pooled_duckdb,
 )
-from mpc_gateway.localnet import DEFAULT_NODES, ConsortiumFiles
+from mpc_gateway.devnet.localnet import DEFAULT_NODES, ConsortiumFiles
 
 __all__ = ["each", "latency_scenario", "measured", "parties_scenario"]
 

@@ -25,8 +25,8 @@ from benchmarks.scenarios import each
 from benchmarks.stats import summary
 from benchmarks.workload import Reference, run_query, throughput_queries
 from mpc_gateway.client import GatewayClient
-from mpc_gateway.demo import ExampleQuery
-from mpc_gateway.localnet import DEFAULT_NODES
+from mpc_gateway.devnet.demo import ExampleQuery
+from mpc_gateway.devnet.localnet import DEFAULT_NODES
 
 __all__ = ["throughput_scenario"]
 

@@ -23,13 +23,15 @@ from typing import Any
 
 import duckdb
 
-from mpc_gateway.client import GatewayClient, QueryResult
-from mpc_gateway.demo import Checked, ExampleQuery, plaintext_result
-from mpc_gateway.localnet import ConsortiumFiles, schema_path
+from mpc_gateway.client import GatewayClient
+from mpc_gateway.computations import Released
+from mpc_gateway.computations.aggregate import AggregateRequest, build_plan
+from mpc_gateway.computations.aggregate_layout import layout_for, local_aggregates
+from mpc_gateway.devnet.demo import Checked, ExampleQuery, plaintext_result
+from mpc_gateway.devnet.localnet import ConsortiumFiles, schema_path
 from mpc_gateway.node.data import LocalDataset
-from mpc_gateway.query.models import QuerySpec
-from mpc_gateway.query.plan import build_plan, layout_for
 from mpc_gateway.query.schema import DatasetSchema, load_schema
+from mpc_gateway.query.sql import where_sql
 from mpc_gateway.query.where import parse_where
 
 __all__ = [
@@ -67,7 +69,7 @@ def timed(action: Callable[[], Any], repeats: int) -> list[float]:
     return samples
 
 
-def run_query(client: GatewayClient, query: ExampleQuery) -> QueryResult:
+def run_query(client: GatewayClient, query: ExampleQuery) -> Released:
     return client.query(
         "loans", query.aggregates, where=query.where, group_by=query.group_by, purpose=query.purpose
     )
@@ -92,7 +94,7 @@ class Reference:
             self._answers[query] = plaintext_result(self.files, query, groups, columns)
         return self._answers[query]
 
-    def matches(self, query: ExampleQuery, result: QueryResult) -> bool:
+    def matches(self, query: ExampleQuery, result: Released) -> bool:
         return Checked(query, result, self.answer(query), 0.0).matches
 
 
@@ -128,7 +130,7 @@ def _plan_for(query: ExampleQuery, schema: DatasetSchema, parties: int) -> tuple
     for text in query.aggregates:
         func, _, column = text.partition(":")
         aggregates.append({"func": func, "column": column or None})
-    spec = QuerySpec(
+    spec = AggregateRequest(
         dataset="loans",
         aggregates=tuple(aggregates),
         filter=parse_where(query.where),
@@ -146,8 +148,13 @@ def time_local_scan(
     schema = load_schema(schema_path())
     dataset = LocalDataset(schema, files.data_file(files.nodes[0]), threads)
     plan, layout = _plan_for(query, schema, len(files.nodes))
-    dataset.local_aggregates(plan, layout)  # warm-up
-    return timed(lambda: dataset.local_aggregates(plan, layout), repeats)
+    where = where_sql(schema, plan.filter)
+
+    def scan() -> None:
+        local_aggregates(dataset.cursor(), plan, layout, where)
+
+    scan()  # warm-up
+    return timed(scan, repeats)
 
 
 def throughput_queries(filters: Sequence[str] = THROUGHPUT_FILTERS) -> list[ExampleQuery]:

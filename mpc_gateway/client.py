@@ -1,4 +1,4 @@
-"""The analyst client: what the CLI uses, and what a notebook calls.
+"""The analyst's and the approver's clients: what the CLI uses, and what a notebook calls.
 
 >>> from mpc_gateway.client import GatewayClient
 >>> client = GatewayClient.from_pki("var/demo/pki", "analyst/alice", "127.0.0.1:50050")
@@ -6,7 +6,9 @@
 >>> result.records()        # plain data
 >>> result.to_pandas()      # a DataFrame
 
-Errors come back as the :mod:`mpc_gateway.errors` classes (``InvalidQueryError``,
+Every computation runs through :meth:`GatewayClient.run` (``query``, ``score``,
+``concentration``, ``quantiles`` and ``histogram`` name one each). Errors come
+back as the :mod:`mpc_gateway.errors` classes (``InvalidQueryError``,
 ``PolicyDeniedError``, ``NodeUnavailableError``, ...), with the server's message.
 """
 
@@ -15,37 +17,37 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+from mpc_gateway.computations import Released, Request, computation, plan_from_json
+from mpc_gateway.computations.scoring import ScoringModel
 from mpc_gateway.errors import (
     ConfigurationError,
     DeadlineExceededError,
+    GatewayError,
     IntegrityError,
     InvalidQueryError,
     PolicyDeniedError,
     ProtocolAbortedError,
 )
 from mpc_gateway.pki import Identity, load_layout, load_signing_key, tls_credentials_bytes
+from mpc_gateway.pki.sealing import SealedWeights
 from mpc_gateway.policy import ApprovalBody, sign_approval
 from mpc_gateway.proto.v1 import gateway_pb2, gateway_pb2_grpc
-from mpc_gateway.query.plan import QueryPlan
-from mpc_gateway.query.results import Scalar, records
-from mpc_gateway.risk import ScoringModel, SealedWeights
-from mpc_gateway.risk.jobs import RiskOutcome, RiskPlan
 from mpc_gateway.rpc.client import ServiceClient
-from mpc_gateway.rpc.convert import value_from_proto
-from mpc_gateway.rpc.risk_convert import outcome_from_proto
+from mpc_gateway.rpc.convert import dataset_from_proto, request_from_proto, result_from_proto
 from mpc_gateway.rpc.server import TlsMaterial
 
 __all__ = [
     "GatewayClient",
-    "QueryResult",
     "QueryStatus",
     "ApproverClient",
-    "parse_aggregate",
+    "PendingQuery",
+    "Released",
     "tls_from_pki",
 ]
 
@@ -63,51 +65,6 @@ def tls_from_pki(pki_dir: str | Path, identity: str) -> TlsMaterial:
     return tls_credentials_bytes(layout, who)
 
 
-def parse_aggregate(text: str) -> gateway_pb2.AggregateSpec:
-    """``"count"`` or ``"mean:exposure"`` (also ``"mean(exposure)"``) as an AggregateSpec."""
-    text = text.strip()
-    if text.endswith(")") and "(" in text:
-        func, column = text[:-1].split("(", 1)
-    else:
-        func, _, column = text.partition(":")
-    return gateway_pb2.AggregateSpec(func=func.strip().lower(), column=column.strip())
-
-
-@dataclass(frozen=True)
-class QueryResult:
-    """A released joint result."""
-
-    query_id: str
-    plan_hash: str
-    dataset: str
-    group_by: str | None
-    columns: tuple[str, ...]
-    rows: tuple[tuple[str, tuple[Scalar, ...]], ...]
-    sequence: int
-    total_ms: float
-    mpc_ms: float
-    local_ms: float = 0.0  # slowest node's local pre-aggregation
-    suppressed: dict[str, tuple[str, ...]] = field(default_factory=dict)  # group -> rules failed
-    controls: dict[str, Any] = field(default_factory=dict)  # the output controls applied
-
-    def records(self) -> list[dict[str, Any]]:
-        return records(self.group_by, self.columns, self.rows)
-
-    def to_pandas(self) -> Any:
-        import pandas as pd
-
-        frame = pd.DataFrame(self.records())
-        return frame.set_index(self.group_by or "group")
-
-
-def _column_details(column: gateway_pb2.ColumnInfo) -> dict[str, Any]:
-    if column.kind == "categorical":
-        return {"domain": list(column.domain)}
-    if column.kind == "numeric":
-        return {"scale": column.scale, "min": column.min, "max": column.max}
-    return {}
-
-
 @dataclass(frozen=True)
 class QueryStatus:
     """Where a query that needed approval stands."""
@@ -116,55 +73,7 @@ class QueryStatus:
     state: str  # waiting, running, released, rejected, failed
     waiting_for: tuple[str, ...]
     reason: str
-    result: QueryResult | None
-    risk_result: RiskResult | None = None
-
-
-def _result(reply: gateway_pb2.QueryResult) -> QueryResult:
-    return QueryResult(
-        query_id=reply.query_id,
-        plan_hash=reply.plan_hash,
-        dataset=reply.dataset,
-        group_by=reply.group_by or None,
-        columns=tuple(reply.columns),
-        rows=tuple((r.group, tuple(value_from_proto(v) for v in r.values)) for r in reply.rows),
-        suppressed={r.group: tuple(r.suppressed_by) for r in reply.rows if r.suppressed_by},
-        sequence=reply.sequence,
-        total_ms=reply.timing.total_ms,
-        mpc_ms=reply.timing.mpc_ms,
-        local_ms=reply.timing.local_ms,
-        controls=json.loads(reply.controls_json) if reply.controls_json else {},
-    )
-
-
-@dataclass(frozen=True)
-class RiskResult:
-    """A released risk result: only what the risk query declared (see RiskOutcome's fields)."""
-
-    query_id: str
-    plan_hash: str
-    model_id: str
-    outcome: RiskOutcome
-    sequence: int
-    total_ms: float
-    mpc_ms: float
-    local_ms: float
-    controls: dict[str, Any] = field(default_factory=dict)
-
-
-def _risk_result(reply: gateway_pb2.RiskResult) -> RiskResult:
-    return RiskResult(
-        query_id=reply.query_id, plan_hash=reply.plan_hash, model_id=reply.model_id,
-        outcome=outcome_from_proto(reply), sequence=reply.sequence, total_ms=reply.timing.total_ms,
-        mpc_ms=reply.timing.mpc_ms, local_ms=reply.timing.local_ms,
-        controls=json.loads(reply.controls_json) if reply.controls_json else {},
-    )  # fmt: skip
-
-
-def _plan_from_json(text: str) -> QueryPlan | RiskPlan:
-    data = json.loads(text)
-    kind = RiskPlan if isinstance(data, dict) and data.get("kind") == "risk" else QueryPlan
-    return kind.model_validate(data)
+    result: Released | None
 
 
 class GatewayClient(ServiceClient):
@@ -184,40 +93,44 @@ class GatewayClient(ServiceClient):
 
     def datasets(self) -> list[dict[str, Any]]:
         reply = self._call(self._stub.ListDatasets, gateway_pb2.ListDatasetsRequest())
-        return [
-            {
-                "name": d.name,
-                "description": d.description,
-                "schema_hash": d.schema_hash,
-                "nodes": list(d.nodes),
-                "columns": [
-                    {
-                        "name": c.name,
-                        "kind": c.kind,
-                        "description": c.description,
-                        **_column_details(c),
-                    }
-                    for c in d.columns
-                ],
-            }
-            for d in reply.datasets
-        ]
+        return [dataset_from_proto(d) for d in reply.datasets]
 
-    def _request(
-        self,
-        dataset: str,
-        aggregates: Sequence[str],
-        where: str,
-        group_by: str | None,
-        purpose: str | None,
-    ) -> gateway_pb2.QueryRequest:
-        return gateway_pb2.QueryRequest(
-            dataset=dataset,
-            aggregates=[parse_aggregate(a) for a in aggregates],
-            where=where,
-            group_by=group_by or "",
-            purpose=self.purpose if purpose is None else purpose,
+    # --- any computation ---------------------------------------------------------------------
+
+    def request(
+        self, kind: str, dataset: str, *, where: str = "", purpose: str | None = None, **fields: Any
+    ) -> gateway_pb2.ComputationRequest:
+        """The wire request for computation ``kind`` (the gateway validates everything)."""
+        message = gateway_pb2.ComputationRequest(
+            dataset=dataset, where=where, purpose=self.purpose if purpose is None else purpose
         )
+        getattr(message, kind).CopyFrom(computation(kind).job_message(**fields))
+        return message
+
+    def run(
+        self, kind: str, dataset: str, *, where: str = "", purpose: str | None = None, **fields: Any
+    ) -> Released:
+        """Run computation ``kind`` (aggregate, score, ...) with its ``fields``.
+
+        A query that needs approval raises ApprovalMissingError naming its id;
+        :meth:`wait` returns its result once approvers have decided.
+        """
+        message = self.request(kind, dataset, where=where, purpose=purpose, **fields)
+        return result_from_proto(self._call(self._stub.Run, message), _accepted(message))
+
+    def explain(
+        self, kind: str, dataset: str, *, where: str = "", purpose: str | None = None, **fields: Any
+    ) -> dict[str, Any]:
+        """The dry run: which rules pass or fail, approvals needed, what would be disclosed."""
+        message = self.request(kind, dataset, where=where, purpose=purpose, **fields)
+        reply = self._call(self._stub.Explain, message)
+        return {
+            "allowed": reply.allowed,
+            "plan_hash": reply.plan_hash,
+            **json.loads(reply.report_json),
+        }
+
+    # --- one method per computation ----------------------------------------------------------
 
     def query(
         self,
@@ -227,34 +140,101 @@ class GatewayClient(ServiceClient):
         where: str = "",
         group_by: str | None = None,
         purpose: str | None = None,
-    ) -> QueryResult:
-        """Run a joint query; ``aggregates`` like ``["count", "mean:exposure"]``.
+    ) -> Released:
+        """A joint aggregate table; ``aggregates`` like ``["count", "mean:exposure"]``."""
+        return self.run(
+            "aggregate",
+            dataset,
+            where=where,
+            purpose=purpose,
+            aggregates=aggregates,
+            group_by=group_by,
+        )
 
-        A query that needs approval raises ApprovalMissingError naming its id;
-        :meth:`wait` returns its result once approvers have decided.
-        """
-        request = self._request(dataset, aggregates, where, group_by, purpose)
-        return _result(self._call(self._stub.RunQuery, request))
-
-    def explain(
+    def score(
         self,
         dataset: str,
-        aggregates: Sequence[str],
+        model_id: str,
+        keys: Sequence[str],
+        *,
+        key_column: str = "",
+        where: str = "",
+        purpose: str | None = None,
+    ) -> Released:
+        """Score ``keys`` with a registered model: its declared output (scores, decisions or count)."""
+        return self.run(
+            "score",
+            dataset,
+            where=where,
+            purpose=purpose,
+            model_id=model_id,
+            keys=keys,
+            key_column=key_column,
+        )
+
+    def concentration(
+        self,
+        dataset: str,
+        *,
+        keys: Sequence[str] = (),
+        group_by: str = "",
+        limit: str | Decimal | None = None,
+        hhi: str = "",
+        hhi_limit: int | None = None,
+        column: str = "",
+        where: str = "",
+        purpose: str | None = None,
+    ) -> Released:
+        """Joint exposure per unit (``keys`` or ``group_by``): flags above ``limit`` and/or the HHI."""
+        return self.run(
+            "concentration",
+            dataset,
+            where=where,
+            purpose=purpose,
+            keys=keys,
+            group_by=group_by,
+            limit=limit,
+            hhi=hhi,
+            hhi_limit=hhi_limit,
+            column=column,
+        )
+
+    def quantiles(
+        self,
+        dataset: str,
+        column: str,
+        levels: Sequence[str],
+        *,
+        grid_size: int | None = None,
+        where: str = "",
+        purpose: str | None = None,
+    ) -> Released:
+        """Exact joint quantiles of ``column`` at ``levels`` (e.g. ``["0.5", "0.99"]``)."""
+        return self.run(
+            "quantile",
+            dataset,
+            where=where,
+            purpose=purpose,
+            column=column,
+            levels=levels,
+            grid_size=grid_size,
+        )
+
+    def histogram(
+        self,
+        dataset: str,
+        column: str,
+        edges: Sequence[str],
         *,
         where: str = "",
-        group_by: str | None = None,
         purpose: str | None = None,
-    ) -> dict[str, Any]:
-        """The dry run: which rules pass or fail, approvals needed, what would be disclosed."""
-        request = self._request(dataset, aggregates, where, group_by, purpose)
-        reply = self._call(self._stub.ExplainQuery, request)
-        return {
-            "allowed": reply.allowed,
-            "plan_hash": reply.plan_hash,
-            **json.loads(reply.report_json),
-        }
+    ) -> Released:
+        """Joint counts of ``column`` per bin between ``edges``."""
+        return self.run(
+            "histogram", dataset, where=where, purpose=purpose, column=column, edges=edges
+        )
 
-    # --- risk: scoring models and risk queries ---------------------------------------------
+    # --- scoring models ----------------------------------------------------------------------
 
     def register_model(self, model: ScoringModel, sealed: SealedWeights | None = None) -> str:
         """Register a scoring model (owner: this client's identity); returns its model id."""
@@ -268,99 +248,56 @@ class GatewayClient(ServiceClient):
         reply = self._call(self._stub.ListModels, gateway_pb2.ListModelsRequest())
         return [ScoringModel.model_validate_json(m.model_json) for m in reply.models]
 
-    def _risk_request(self, dataset: str, where: str, purpose: str | None,
-                      **job: Any) -> gateway_pb2.RiskQueryRequest:  # fmt: skip
-        return gateway_pb2.RiskQueryRequest(
-            dataset=dataset,
-            where=where,
-            purpose=self.purpose if purpose is None else purpose,
-            **job,
-        )
-
-    def risk(self, dataset: str, *, where: str = "", purpose: str | None = None,
-             explain: bool = False, **job: Any) -> RiskResult | dict[str, Any]:  # fmt: skip
-        """Run (or with ``explain``, dry-run) one risk query.
-
-        ``job`` is one keyword naming the job with its proto message, e.g.
-        ``score=gateway_pb2.ScoreJob(model_id=..., keys=[...])``; :meth:`score`,
-        :meth:`concentration`, :meth:`quantiles` and :meth:`histogram` build them.
-        """
-        request = self._risk_request(dataset, where, purpose, **job)
-        if explain:
-            reply = self._call(self._stub.ExplainRiskQuery, request)
-            return {"allowed": reply.allowed, "plan_hash": reply.plan_hash,
-                    **json.loads(reply.report_json)}  # fmt: skip
-        return _risk_result(self._call(self._stub.RunRiskQuery, request))
-
-    def score(self, dataset: str, model_id: str, keys: Sequence[str], *, key_column: str = "",
-              where: str = "", purpose: str | None = None) -> RiskResult:  # fmt: skip
-        """Score ``keys`` with a registered model: its declared output (scores, decisions or count)."""
-        job = gateway_pb2.ScoreJob(model_id=model_id, keys=keys, key_column=key_column)
-        return self._run_risk(dataset, where, purpose, score=job)
-
-    def concentration(self, dataset: str, *, keys: Sequence[str] = (), group_by: str = "",
-                      limit: str = "", hhi: str = "", hhi_limit: int | None = None,
-                      column: str = "", where: str = "", purpose: str | None = None) -> RiskResult:  # fmt: skip
-        """Joint exposure per unit (``keys`` or ``group_by``): flags above ``limit`` and/or the HHI."""
-        job = gateway_pb2.ConcentrationJob(keys=keys, group_by=group_by, limit=limit, hhi=hhi,
-                                           hhi_limit=hhi_limit, column=column)  # fmt: skip
-        return self._run_risk(dataset, where, purpose, concentration=job)
-
-    def quantiles(self, dataset: str, column: str, levels: Sequence[str], *, grid_size: int = 0,
-                  where: str = "", purpose: str | None = None) -> RiskResult:  # fmt: skip
-        """Exact joint quantiles of ``column`` at ``levels`` (e.g. ``["0.5", "0.99"]``)."""
-        job = gateway_pb2.QuantileJob(
-            column=column, levels=[str(q) for q in levels], grid_size=grid_size
-        )
-        return self._run_risk(dataset, where, purpose, quantiles=job)
-
-    def histogram(self, dataset: str, column: str, edges: Sequence[str], *, where: str = "",
-                  purpose: str | None = None) -> RiskResult:  # fmt: skip
-        """Joint counts of ``column`` per bin between ``edges``."""
-        job = gateway_pb2.HistogramJob(column=column, edges=[str(e) for e in edges])
-        return self._run_risk(dataset, where, purpose, histogram=job)
-
-    def _run_risk(self, dataset: str, where: str, purpose: str | None, **job: Any) -> RiskResult:
-        result = self.risk(dataset, where=where, purpose=purpose, **job)
-        assert isinstance(result, RiskResult)
-        return result
+    # --- queries that needed approval --------------------------------------------------------
 
     def status(self, query_id: str) -> QueryStatus:
         reply = self._call(
             self._stub.GetQueryStatus, gateway_pb2.QueryStatusRequest(query_id=query_id)
         )
-        released = reply.state == "released"
-        result = _result(reply.result) if released and reply.HasField("result") else None
-        risk = (
-            _risk_result(reply.risk_result) if released and reply.HasField("risk_result") else None
-        )
+        result = result_from_proto(reply.result) if reply.HasField("result") else None
         return QueryStatus(
-            reply.query_id, reply.state, tuple(reply.waiting_for), reply.reason, result, risk
+            reply.query_id, reply.state, tuple(reply.waiting_for), reply.reason, result
         )
 
-    def wait(
-        self, query_id: str, timeout_s: float = 60.0, poll_s: float = 0.2
-    ) -> QueryResult | RiskResult:
+    def wait(self, query_id: str, timeout_s: float = 60.0, poll_s: float = 0.2) -> Released:
         """Block until a query that needed approval is released; raise if it is rejected or fails."""
         deadline = time.monotonic() + timeout_s
         while True:
             status = self.status(query_id)
-            if status.result is not None or status.risk_result is not None:
-                return status.result or status.risk_result  # type: ignore[return-value]
+            if status.result is not None:
+                return status.result
             if status.state in ("rejected", "failed"):
-                raise (PolicyDeniedError if status.state == "rejected" else ProtocolAbortedError)(
-                    f"query {query_id} {status.state}: {status.reason}"
-                )
+                error = PolicyDeniedError if status.state == "rejected" else ProtocolAbortedError
+                raise error(f"query {query_id} {status.state}: {status.reason}")
             if time.monotonic() > deadline:
-                raise DeadlineExceededError(
-                    f"query {query_id} is still {status.state}"
-                    + (
-                        f", waiting for {', '.join(status.waiting_for)}"
-                        if status.waiting_for
-                        else ""
-                    )
+                waiting = (
+                    f", waiting for {', '.join(status.waiting_for)}" if status.waiting_for else ""
                 )
+                raise DeadlineExceededError(f"query {query_id} is still {status.state}{waiting}")
             time.sleep(poll_s)
+
+
+def _accepted(message: gateway_pb2.ComputationRequest) -> Request | None:
+    """The request as the gateway read it (it accepted it), to label what it released."""
+    try:
+        return request_from_proto(message)
+    except GatewayError:
+        return None
+
+
+@dataclass(frozen=True)
+class PendingQuery:
+    """A query waiting for an approver: the exact plan to sign, by its hash, and who must decide."""
+
+    query_id: str
+    analyst: str
+    dataset: str
+    purpose: str
+    plan_hash: str
+    plan_json: str
+    waiting_for: tuple[str, ...]
+    needs: tuple[gateway_pb2.ApprovalNeed, ...]
+    submitted_ms: int
 
 
 class ApproverClient(ServiceClient):
@@ -383,23 +320,43 @@ class ApproverClient(ServiceClient):
         )
         self._stub = gateway_pb2_grpc.ApprovalServiceStub(self._channel)
 
-    def pending(self) -> list[gateway_pb2.PendingQuery]:
-        return list(self._call(self._stub.ListPending, gateway_pb2.ListPendingRequest()).queries)
+    def pending(self) -> list[PendingQuery]:
+        reply = self._call(self._stub.ListPending, gateway_pb2.ListPendingRequest())
+        return [
+            PendingQuery(
+                q.query_id,
+                q.analyst,
+                q.dataset,
+                q.purpose,
+                q.plan_hash,
+                q.plan_json,
+                tuple(q.waiting_for),
+                tuple(q.needs),
+                q.submitted_ms,
+            )
+            for q in reply.queries
+        ]
 
     def decide(self, query_id: str, decision: str, reason: str) -> str:
         """Approve or reject query ``query_id``; returns its state afterwards."""
         query = next((q for q in self.pending() if q.query_id == query_id), None)
         if query is None:
             raise InvalidQueryError(f"query {query_id} is not waiting for your decision")
-        plan = _plan_from_json(query.plan_json)
+        plan = plan_from_json(query.plan_json)
         if plan.plan_hash != query.plan_hash:
             raise IntegrityError(
                 "the gateway's plan does not hash to the plan hash it asks you to sign"
             )
         need = next(n for n in query.needs if str(self.identity) in n.approvers)
-        body = ApprovalBody.issue(plan_hash=plan.plan_hash, approver=str(self.identity), decision=decision,
-                                  reason=reason, institution=need.institution, now=datetime.now(UTC),
-                                  valid_for_hours=need.valid_for_hours)  # fmt: skip
+        body = ApprovalBody.issue(
+            plan_hash=plan.plan_hash,
+            approver=str(self.identity),
+            decision=decision,
+            reason=reason,
+            institution=need.institution,
+            now=datetime.now(UTC),
+            valid_for_hours=need.valid_for_hours,
+        )  # type: ignore[arg-type]
         signed = sign_approval(body, self._key, self._cert)
         request = gateway_pb2.ApprovalDecision(
             query_id=query_id, signed_approval_json=signed.model_dump_json()

@@ -1,12 +1,31 @@
 """Domain errors of mpc-gateway.
 
 Every error a client may see derives from :class:`GatewayError` and carries a
-``public_message``: words a person understands, never a data value. The mapping
-from these errors to gRPC status codes lives in :mod:`mpc_gateway.rpc.errors`,
-so this module imports nothing from grpc.
+``public_message``: words a person understands, never a data value. Each class
+also says how it travels and how it ends a command: ``status`` is the name of
+its gRPC status code (:mod:`mpc_gateway.rpc.errors` turns it into one, so this
+module imports nothing from grpc) and ``exit_code`` is the CLI's exit code:
+
+====================================  ===================  =====
+error                                 gRPC status          exit
+====================================  ===================  =====
+InvalidRequestError, InvalidQueryError  INVALID_ARGUMENT   2
+UnauthenticatedError, IntegrityError  UNAUTHENTICATED      3
+PolicyDeniedError                     PERMISSION_DENIED    3
+ApprovalMissingError                  FAILED_PRECONDITION  3
+DisclosureRiskError                   FAILED_PRECONDITION  3
+BudgetExhaustedError                  RESOURCE_EXHAUSTED   3
+NodeUnavailableError                  UNAVAILABLE          4
+ProtocolAbortedError                  ABORTED              4
+DeadlineExceededError                 DEADLINE_EXCEEDED    4
+ConfigurationError                    FAILED_PRECONDITION  5
+InternalError (and the base)          INTERNAL             1
+====================================  ===================  =====
 """
 
 from __future__ import annotations
+
+from typing import ClassVar
 
 __all__ = [
     "GatewayError",
@@ -22,6 +41,7 @@ __all__ = [
     "DeadlineExceededError",
     "ConfigurationError",
     "IntegrityError",
+    "InternalError",
 ]
 
 
@@ -32,6 +52,9 @@ class GatewayError(Exception):
     waiting for approval keeps its id); it travels to clients beside the message.
     """
 
+    status: ClassVar[str] = "INTERNAL"
+    exit_code: ClassVar[int] = 1
+
     def __init__(self, public_message: str, query_id: str | None = None) -> None:
         super().__init__(public_message)
         self.public_message = public_message
@@ -41,6 +64,9 @@ class GatewayError(Exception):
 class InvalidRequestError(GatewayError):
     """A request is malformed or names something that does not exist."""
 
+    status = "INVALID_ARGUMENT"
+    exit_code = 2
+
 
 class InvalidQueryError(InvalidRequestError):
     """The query is malformed or names something the dataset does not have."""
@@ -49,38 +75,72 @@ class InvalidQueryError(InvalidRequestError):
 class UnauthenticatedError(GatewayError):
     """The caller presented no usable identity (certificate, signature)."""
 
+    status = "UNAUTHENTICATED"
+    exit_code = 3
+
 
 class PolicyDeniedError(GatewayError):
     """A policy rule forbids this caller or this computation."""
+
+    status = "PERMISSION_DENIED"
+    exit_code = 3
 
 
 class ApprovalMissingError(GatewayError):
     """The computation needs an approval that has not been given."""
 
+    status = "FAILED_PRECONDITION"
+    exit_code = 3
+
 
 class DisclosureRiskError(GatewayError):
     """Releasing the result would disclose more than the output controls allow."""
+
+    status = "FAILED_PRECONDITION"
+    exit_code = 3
 
 
 class BudgetExhaustedError(GatewayError):
     """The caller has used up its query allowance."""
 
+    status = "RESOURCE_EXHAUSTED"
+    exit_code = 3
+
 
 class NodeUnavailableError(GatewayError):
     """A node could not be reached or stopped answering."""
+
+    status = "UNAVAILABLE"
+    exit_code = 4
 
 
 class ProtocolAbortedError(GatewayError):
     """The joint computation was torn down before it finished."""
 
+    status = "ABORTED"
+    exit_code = 4
+
 
 class DeadlineExceededError(GatewayError):
     """The query did not finish within its deadline."""
+
+    status = "DEADLINE_EXCEEDED"
+    exit_code = 4
 
 
 class ConfigurationError(GatewayError):
     """A configuration, schema or data file is inconsistent or invalid."""
 
+    status = "FAILED_PRECONDITION"
+    exit_code = 5
+
 
 class IntegrityError(GatewayError):
     """Signed or hashed material does not verify."""
+
+    status = "UNAUTHENTICATED"
+    exit_code = 3
+
+
+class InternalError(GatewayError):
+    """A server failed in a way it did not foresee (see its log for the reference)."""

@@ -1,4 +1,8 @@
-"""Regenerate mpc_gateway/proto/v1 from protos/ (``--check`` fails on drift)."""
+"""Regenerate mpc_gateway/proto/v1 from protos/ (``--check`` fails on drift).
+
+Messages and gRPC stubs come from grpcio-tools; their typed stubs (``.pyi``)
+from mypy-protobuf's plugins, so ``mypy --strict`` checks code that uses them.
+"""
 
 from __future__ import annotations
 
@@ -19,12 +23,16 @@ def generate(dest: Path) -> None:
     sources = sorted(
         str(p.relative_to(PROTOS)) for p in (PROTOS / "mpc_gateway/proto/v1").glob("*.proto")
     )
+    plugins = Path(sys.executable).parent  # the environment's protoc-gen-mypy[_grpc]
     args = [
         "protoc",
         f"-I{PROTOS}",
+        f"--plugin=protoc-gen-mypy={plugins / 'protoc-gen-mypy'}",
+        f"--plugin=protoc-gen-mypy_grpc={plugins / 'protoc-gen-mypy_grpc'}",
         f"--python_out={dest}",
-        f"--pyi_out={dest}",
         f"--grpc_python_out={dest}",
+        f"--mypy_out={dest}",
+        f"--mypy_grpc_out={dest}",
     ]
     if protoc.main(args + sources) != 0:
         raise SystemExit("protoc failed")

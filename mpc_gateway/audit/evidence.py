@@ -44,8 +44,9 @@ def verify_evidence(
 ) -> Checkpoint:
     """The verified checkpoint, or IntegrityError if the query is not provably logged."""
     head = verify_checkpoint(evidence.checkpoint, key_name, gateway_key)
-    if not verify_inclusion(leaf_hash(evidence.entry), evidence.index, head.size,
-                            list(evidence.proof), head.root_hash):  # fmt: skip
+    if not verify_inclusion(
+        leaf_hash(evidence.entry), evidence.index, head.size, list(evidence.proof), head.root_hash
+    ):
         raise IntegrityError(
             f"the gateway's audit entry for query {query_id} is not included in the tree "
             "head it signed"

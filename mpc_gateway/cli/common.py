@@ -12,66 +12,39 @@ from typing import Any
 import typer
 from rich.console import Console
 from rich.markup import escape
+from rich.table import Table
+from rich.text import Text
 
 from mpc_gateway.client import GatewayClient
-from mpc_gateway.errors import (
-    ApprovalMissingError,
-    BudgetExhaustedError,
-    ConfigurationError,
-    DeadlineExceededError,
-    DisclosureRiskError,
-    GatewayError,
-    IntegrityError,
-    InvalidQueryError,
-    NodeUnavailableError,
-    PolicyDeniedError,
-    ProtocolAbortedError,
-    UnauthenticatedError,
-)
+from mpc_gateway.computations import Released
+from mpc_gateway.errors import GatewayError
 
 __all__ = [
-    "format_value",
     "console",
     "err_console",
-    "exit_code",
     "reporting_errors",
     "client_from_env",
     "setup_logging",
+    "print_explanation",
+    "print_released",
+    "explain_or_run",
+    "GATEWAY_OPTION",
+    "PKI_OPTION",
+    "IDENTITY_OPTION",
 ]
 
 console = Console()
 err_console = Console(stderr=True)
 
-_EXIT_CODES: tuple[tuple[type[GatewayError], int], ...] = (
-    (InvalidQueryError, 2),
-    (UnauthenticatedError, 3),
-    (IntegrityError, 3),
-    (PolicyDeniedError, 3),
-    (ApprovalMissingError, 3),
-    (DisclosureRiskError, 3),
-    (BudgetExhaustedError, 3),
-    (NodeUnavailableError, 4),
-    (ProtocolAbortedError, 4),
-    (DeadlineExceededError, 4),
-    (ConfigurationError, 5),
-)
-
-
-def exit_code(err: GatewayError) -> int:
-    for cls, code in _EXIT_CODES:
-        if isinstance(err, cls):
-            return code
-    return 1
-
 
 @contextmanager
 def reporting_errors() -> Iterator[None]:
-    """Print a domain error as one line and exit with its code; no traceback."""
+    """Print a domain error as one line and exit with its class's code; no traceback."""
     try:
         yield
     except GatewayError as err:
         err_console.print(f"[bold red]error:[/] {escape(err.public_message)}", highlight=False)
-        raise typer.Exit(exit_code(err)) from None
+        raise typer.Exit(err.exit_code) from None
 
 
 def setup_logging(level: str) -> None:
@@ -99,14 +72,6 @@ def client_from_env(gateway: str, pki: str, identity: str) -> GatewayClient:
     return GatewayClient.from_pki(pki, identity, gateway)
 
 
-def format_value(value: Any) -> str:
-    if value is None:
-        return "-"
-    if isinstance(value, float):
-        return f"{value:,.2f}" if abs(value) >= 1000 else f"{value:.6g}"
-    return f"{value:,}"
-
-
 def print_explanation(report: dict[str, Any]) -> None:
     """A dry run's report: the verdict, then every section as JSON."""
     verdict = "[green]would run[/]" if report["allowed"] else "[red]would be refused[/]"
@@ -114,3 +79,38 @@ def print_explanation(report: dict[str, Any]) -> None:
     for key, value in report.items():
         if key not in ("allowed", "plan_hash"):
             console.print(f"[bold]{key}[/]: {json.dumps(value, indent=2)}", highlight=False)
+
+
+def print_released(released: Released, as_json: bool = False, title: str = "") -> None:
+    """What a query released: JSON, or a table (and notes) a person reads."""
+    if as_json:
+        print(json.dumps(released.to_json(), default=str, indent=2))
+        return
+    shown = released.outcome.display(released.request)
+    about = f", {shown.about}" if shown.about else ""
+    heading = title or (
+        f"{released.dataset}: {released.kind} (query {released.query_id[:8]}{about}, "
+        f"{released.total_ms:.1f} ms)"
+    )
+    if shown.columns:
+        table = Table(title=heading, min_width=len(heading) + 2)  # the title on one line
+        for i, column in enumerate(shown.columns):
+            table.add_column(column, justify="left" if i == 0 else "right", overflow="fold")
+        for row in shown.rows:
+            table.add_row(*(Text(cell) for cell in row))
+        console.print(table)
+    else:
+        console.print(Text(heading, style="bold"))
+    for note in shown.notes:
+        console.print(Text(note))
+
+
+def explain_or_run(
+    client: GatewayClient, kind: str, dataset: str, *, explain: bool, as_json: bool, **fields: Any
+) -> None:
+    """Run computation ``kind`` and print what it released, or (``explain``) its dry run."""
+    if explain:
+        report = client.explain(kind, dataset, **fields)
+        print(json.dumps(report, indent=2)) if as_json else print_explanation(report)
+        raise typer.Exit(0 if report["allowed"] else 3)
+    print_released(client.run(kind, dataset, **fields), as_json)

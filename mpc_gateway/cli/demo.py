@@ -10,15 +10,22 @@ from pathlib import Path
 from rich.table import Table
 
 from mpc_gateway.auditor import AuditorClient, AuditOutcome, certified_log_key, verify_consortium
-from mpc_gateway.cli.common import console, err_console, format_value
+from mpc_gateway.cli.common import console, err_console
 from mpc_gateway.client import ApproverClient, GatewayClient, tls_from_pki
-from mpc_gateway.demo import EXAMPLE_QUERIES, Checked, run_checked
+from mpc_gateway.computations.aggregate_result import AggregateOutcome, is_close
+from mpc_gateway.computations.base import format_value
+from mpc_gateway.devnet.demo import EXAMPLE_QUERIES, Checked, run_checked
+from mpc_gateway.devnet.localnet import ConsortiumFiles, LocalConsortium, prepare, schema_path
+from mpc_gateway.devnet.risk_demo import (
+    RiskCheck,
+    batch,
+    plain_dict,
+    run_risk_checks,
+    scores_model,
+)
 from mpc_gateway.errors import ApprovalMissingError, GatewayError
-from mpc_gateway.localnet import ConsortiumFiles, LocalConsortium, prepare, schema_path
 from mpc_gateway.pki import Identity, load_layout
-from mpc_gateway.query.results import is_close
 from mpc_gateway.query.schema import load_schema
-from mpc_gateway.risk_demo import RiskCheck, batch, plain_dict, run_risk_checks, scores_model
 
 __all__ = ["run_demo"]
 
@@ -70,8 +77,9 @@ REFUSED = (
 
 def _approval_flow(files: ConsortiumFiles, say: Callable[[str], None]) -> bool:
     """A supervisory query waits for bank-b's approver, who signs its plan hash; then it runs."""
-    with GatewayClient.from_pki(files.pki_dir, "analyst/alice", files.gateway_address,
-                                purpose="supervisory review") as client:  # fmt: skip
+    with GatewayClient.from_pki(
+        files.pki_dir, "analyst/alice", files.gateway_address, purpose="supervisory review"
+    ) as client:
         try:
             client.query("loans", ["count", "mean:defaulted"], group_by="sector")
             return False
@@ -83,9 +91,12 @@ def _approval_flow(files: ConsortiumFiles, say: Callable[[str], None]) -> bool:
         say(
             f"[bold]approver/carol approved[/] query {query_id} (signed its plan hash); it is {state}"
         )
-        result = client.wait(query_id, timeout_s=60)
-    say(f"[bold]Released after approval:[/] {len(result.rows)} sectors, "
-        f"{len(result.suppressed)} withheld by output controls")  # fmt: skip
+        outcome = client.wait(query_id, timeout_s=60).outcome
+    assert isinstance(outcome, AggregateOutcome)
+    say(
+        f"[bold]Released after approval:[/] {len(outcome.rows)} sectors, "
+        f"{len(outcome.suppressed)} withheld by output controls"
+    )
     return True
 
 
@@ -94,8 +105,13 @@ RISK_REFUSED = "raw scores: bank-a's policy releases only decision bits or count
 
 def _run_risk(files: ConsortiumFiles, say: Callable[[str], None], as_json: bool) -> list[RiskCheck]:
     """Risk queries as analyst/alice: a batch credit score, a concentration index, a percentile."""
-    with GatewayClient.from_pki(files.pki_dir, "analyst/alice", files.gateway_address,
-                                purpose="risk monitoring", timeout_s=300) as client:  # fmt: skip
+    with GatewayClient.from_pki(
+        files.pki_dir,
+        "analyst/alice",
+        files.gateway_address,
+        purpose="risk monitoring",
+        timeout_s=300,
+    ) as client:
         checks = run_risk_checks(client, files)
         for check in checks:
             if as_json:
@@ -104,8 +120,10 @@ def _run_risk(files: ConsortiumFiles, say: Callable[[str], None], as_json: bool)
             verdict = (
                 "[green]matches plaintext[/]" if check.matches else "[red]DIFFERS from plaintext[/]"
             )
-            say(f"[bold]{check.title}[/] ({check.seconds * 1000:.0f} ms, {verdict})\n"
-                f"  released: {check.secure}\n  plaintext: {check.plaintext}")  # fmt: skip
+            say(
+                f"[bold]{check.title}[/] ({check.seconds * 1000:.0f} ms, {verdict})\n"
+                f"  released: {check.said}\n  plaintext: {check.expected}"
+            )
         try:
             client.score(
                 "loans", client.register_model(scores_model("analyst/alice")), batch(files)
@@ -120,8 +138,9 @@ def _run_queries(
 ) -> list[Checked]:
     columns = dict(load_schema(schema_path()).columns)
     results = []
-    with GatewayClient.from_pki(files.pki_dir, "analyst/alice", files.gateway_address,
-                                purpose="risk monitoring") as client:  # fmt: skip
+    with GatewayClient.from_pki(
+        files.pki_dir, "analyst/alice", files.gateway_address, purpose="risk monitoring"
+    ) as client:
         for query in EXAMPLE_QUERIES:
             checked = run_checked(client, files, query, columns)
             results.append(checked)

@@ -17,24 +17,23 @@ import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
+from typing import Any
 
 import grpc
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from mpc_gateway.audit.evidence import DispatchEvidence
+from mpc_gateway.computations import Plan
 from mpc_gateway.errors import (
     ConfigurationError,
     GatewayError,
     IntegrityError,
     ProtocolAbortedError,
 )
+from mpc_gateway.orders import ExecutionOrder, Party, SessionOrder, recombine_block
 from mpc_gateway.pki import sign
 from mpc_gateway.policy import SignedApproval
 from mpc_gateway.proto.v1 import node_pb2, node_pb2_grpc
-from mpc_gateway.query.order import ExecutionOrder, Party, SessionOrder
-from mpc_gateway.query.plan import QueryPlan
-from mpc_gateway.query.results import recombine_shares, signed
-from mpc_gateway.risk.jobs import RiskOrder, RiskPlan
 from mpc_gateway.rpc.errors import error_from_rpc
 from mpc_gateway.rpc.server import TlsMaterial, client_channel
 from mpc_gateway.settings import NodeLink
@@ -97,12 +96,12 @@ class Dispatcher:
     def run(
         self,
         query_id: str,
-        plan: QueryPlan | RiskPlan,
+        plan: Plan,
         timeout_s: float,
         evidence: DispatchEvidence,
         on_dispatched: Callable[[ExecutionOrder], None] = lambda order: None,
         approvals: tuple[SignedApproval, ...] = (),
-        risk: RiskOrder | None = None,
+        step: dict[str, Any] | None = None,
     ) -> Dispatched:
         """Order ``plan`` at every node and reconstruct the joint result."""
         proof = node_pb2.AuditEvidence(
@@ -114,30 +113,33 @@ class Dispatcher:
         with self._in_flight:
             try:
                 return self._dispatch(
-                    query_id, plan, timeout_s, proof, on_dispatched, approvals, risk
+                    query_id, plan, timeout_s, proof, on_dispatched, approvals, step or {}
                 )
             except ProtocolAbortedError as err:
                 # every node answered ABORTED: its session was torn down under it (another
                 # query's failure, a stale session opening), not by this query or a bad node.
                 # Nothing was released; run it once more in the session that replaced it.
-                log.info("query %s met a torn-down MPC session (%s); retrying once", query_id,
-                         err.public_message)  # fmt: skip
+                log.info(
+                    "query %s met a torn-down MPC session (%s); retrying once",
+                    query_id,
+                    err.public_message,
+                )
                 return self._dispatch(
-                    query_id, plan, timeout_s, proof, on_dispatched, approvals, risk
+                    query_id, plan, timeout_s, proof, on_dispatched, approvals, step or {}
                 )
 
     def _dispatch(
         self,
         query_id: str,
-        plan: QueryPlan | RiskPlan,
+        plan: Plan,
         timeout_s: float,
         proof: node_pb2.AuditEvidence,
         on_dispatched: Callable[[ExecutionOrder], None],
         approvals: tuple[SignedApproval, ...],
-        risk: RiskOrder | None,
+        step: dict[str, Any],
     ) -> Dispatched:
         with self._lock:
-            order = self._next_order(query_id, plan, timeout_s, approvals, risk)
+            order = self._next_order(query_id, plan, timeout_s, approvals, step)
             key = (order.epoch, order.sequence)
             self._deadlines[key] = order.deadline_ms
             data = order.canonical()
@@ -163,10 +165,10 @@ class Dispatcher:
     def _next_order(
         self,
         query_id: str,
-        plan: QueryPlan | RiskPlan,
+        plan: Plan,
         timeout_s: float,
         approvals: tuple[SignedApproval, ...],
-        risk: RiskOrder | None,
+        step: dict[str, Any],
     ) -> ExecutionOrder:
         now_ms = time.time_ns() // 1_000_000
         # an order runs after every order ahead of it: its own time starts when theirs ends
@@ -183,7 +185,7 @@ class Dispatcher:
             issued_at_ms=now_ms,
             deadline_ms=starts_ms + int(timeout_s * 1000),
             approvals=approvals,
-            risk=risk,
+            step=step,
         )
         self._next += 1
         return order
@@ -208,12 +210,15 @@ class Dispatcher:
     def open_session(self, timeout_s: float = 15.0) -> bool:
         """Connect the current epoch's MPC session at every node; True once all report it open."""
         with self._lock:
-            order = SessionOrder(epoch=self._epoch, parties=self.parties,
-                                 issued_at_ms=time.time_ns() // 1_000_000)  # fmt: skip
+            order = SessionOrder(
+                epoch=self._epoch, parties=self.parties, issued_at_ms=time.time_ns() // 1_000_000
+            )
         data = order.canonical()
         request = node_pb2.SignedOrder(order=data, signature=sign(self._key, data))
-        calls = [(name, stub.OpenSession.future(request, timeout=timeout_s, wait_for_ready=True))
-                 for name, stub in self._stubs]  # fmt: skip
+        calls = [
+            (name, stub.OpenSession.future(request, timeout=timeout_s, wait_for_ready=True))
+            for name, stub in self._stubs
+        ]
         for name, call in calls:
             try:
                 call.result()
@@ -265,16 +270,16 @@ class Dispatcher:
     def _reconstruct(
         self, order: ExecutionOrder, replies: dict[str, node_pb2.ResultShares]
     ) -> Dispatched:
-        shares: dict[str, list[tuple[int, node_pb2.ShareBlock]]] = {}
+        shares: dict[str, list[tuple[int, int, list[str]]]] = {}
         for party in order.parties:
             reply = replies[party.name]
             if reply.party_index != party.index:
                 raise IntegrityError(f"node {party.name} answered as party {reply.party_index}")
             for block in reply.blocks:
-                shares.setdefault(block.name, []).append((party.index + 1, block))
-        blocks = {
-            name: _recombine(name, points, len(order.parties)) for name, points in shares.items()
-        }
+                point = (party.index + 1, int(block.modulus), list(block.values))
+                shares.setdefault(block.name, []).append(point)
+        parties = len(order.parties)
+        blocks = {name: recombine_block(name, points, parties) for name, points in shares.items()}
         return Dispatched(
             order=order,
             blocks=blocks,
@@ -299,20 +304,6 @@ def _execute(
         return name, stub.Execute(request, timeout=timeout_s)
     except grpc.RpcError as err:
         return name, error_from_rpc(err, f"node {name}")
-
-
-def _recombine(name: str, points: list[tuple[int, node_pb2.ShareBlock]], parties: int) -> list[int]:
-    moduli = {block.modulus for _, block in points}
-    lengths = {len(block.values) for _, block in points}
-    if len(points) != parties or len(moduli) != 1 or len(lengths) != 1:
-        raise IntegrityError(f"nodes returned inconsistent shares for block {name!r}")
-    modulus = int(moduli.pop())
-    columns = [[int(v) for v in block.values] for _, block in points]
-    xs = [x for x, _ in points]
-    return [
-        signed(recombine_shares(list(zip(xs, element)), modulus), modulus)
-        for element in zip(*columns)
-    ]
 
 
 def _root_cause(failures: list[GatewayError]) -> GatewayError:

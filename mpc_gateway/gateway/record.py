@@ -2,51 +2,21 @@
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from mpc_gateway.audit.evidence import DispatchEvidence
 from mpc_gateway.audit.log import AppendedEntry
 from mpc_gateway.audit.trail import AuditTrail
-from mpc_gateway.canonical import canonical_bytes
+from mpc_gateway.computations import Outcome, Plan, Request
 from mpc_gateway.errors import GatewayError
-from mpc_gateway.query.models import QuerySpec
-from mpc_gateway.query.order import ExecutionOrder
-from mpc_gateway.query.plan import QueryPlan
-from mpc_gateway.query.results import ResultTable
-from mpc_gateway.risk.jobs import RiskPlan, RiskRequest
-
-Plan = QueryPlan | RiskPlan
-Request = QuerySpec | RiskRequest
+from mpc_gateway.orders import ExecutionOrder
 
 if TYPE_CHECKING:
     from mpc_gateway.gateway.dispatch import Dispatched
     from mpc_gateway.policy import CombinedDecision
 
-__all__ = ["QueryRecord", "result_digest"]
-
-
-def result_digest(table: ResultTable) -> str:
-    """SHA-256 of the released table (values as text): what the log says was released."""
-    rows = [
-        [group, [None if v is None else str(v) for v in values]] for group, values in table.rows
-    ]
-    released = {
-        "columns": list(table.columns),
-        "rows": rows,
-        "suppressed": [list(s) for s in table.suppressed],
-    }
-    return hashlib.sha256(canonical_bytes(released)).hexdigest()
-
-
-def _view(item: Plan | Request) -> dict[str, Any]:
-    """How an entry shows a plan or request: a risk job's key batch by its size and hash."""
-    return (
-        item.audit_view()
-        if isinstance(item, RiskPlan | RiskRequest)
-        else item.model_dump(mode="json")
-    )
+__all__ = ["QueryRecord"]
 
 
 class QueryRecord:
@@ -67,68 +37,126 @@ class QueryRecord:
         if self._decision is not None:
             decided, self._decision = self._decision, None
             self._record("policy.decision", "allowed" if decided["allowed"] else "refused", decided)
-        return self.audit.record(kind, self.actor, query_id=self.query_id, dataset=self.dataset,
-                                 decision=decision, details=details)  # fmt: skip
+        return self.audit.record(
+            kind,
+            self.actor,
+            query_id=self.query_id,
+            dataset=self.dataset,
+            decision=decision,
+            details=details,
+        )
 
     def _close(self, kind: str, decision: str, details: dict[str, Any]) -> None:
         self.closed = True
         with self.audit.batch():
             for order in self.orders:
-                self._record("query.dispatched", "dispatched", {
-                    "plan_hash": order.plan_hash, "epoch": order.epoch, "sequence": order.sequence,
-                    "nodes": [p.name for p in order.parties]})  # fmt: skip
+                self._record(
+                    "query.dispatched",
+                    "dispatched",
+                    {
+                        "plan_hash": order.plan_hash,
+                        "epoch": order.epoch,
+                        "sequence": order.sequence,
+                        "nodes": [p.name for p in order.parties],
+                    },
+                )
             self._record(kind, decision, details)
             self.audit.seal()
 
     def refused(
-        self, spec: Request | None, err: GatewayError, certificate: str, rule: str = ""
+        self, request: Request | None, err: GatewayError, certificate: str, rule: str = ""
     ) -> None:
-        """``spec`` None: the request was malformed, it never became a query."""
-        self._close("query.refused", "refused", {
-            "reason": err.public_message, "rule": rule, "certificate_sha256": certificate,
-            "request": None if spec is None else _view(spec)})  # fmt: skip
+        """``request`` None: the request was malformed, it never became a query."""
+        self._close(
+            "query.refused",
+            "refused",
+            {
+                "reason": err.public_message,
+                "rule": rule,
+                "certificate_sha256": certificate,
+                "request": None if request is None else request.audit_view(),
+            },
+        )
 
     def policy_decided(self, decision: CombinedDecision, versions: dict[str, str]) -> None:
         """Note the policy decision; it is written (durably) with the query's next entry."""
-        failed = [{"owner": d.owner, "rule": c.rule, "reason": c.message}
-                  for d in decision.decisions for c in d.failed]  # fmt: skip
-        self._decision = {"allowed": decision.allowed, "policy_versions": versions,
-                          "plan_hash": decision.plan.plan_hash, "failed_rules": failed,
-                          "approvals_needed": [need.owner for need in decision.approvals]}  # fmt: skip
+        failed = [
+            {"owner": d.owner, "rule": c.rule, "reason": c.message}
+            for d in decision.decisions
+            for c in d.failed
+        ]
+        self._decision = {
+            "allowed": decision.allowed,
+            "policy_versions": versions,
+            "plan_hash": decision.plan.plan_hash,
+            "failed_rules": failed,
+            "approvals_needed": [need.owner for need in decision.approvals],
+        }
 
     def pending(self, plan: Plan, waiting_for: list[str]) -> None:
         with self.audit.batch():
-            self._record("query.pending", "waiting", {"plan_hash": plan.plan_hash, "waiting_for": waiting_for,
-                                                      "plan": _view(plan)})  # fmt: skip
+            self._record(
+                "query.pending",
+                "waiting",
+                {
+                    "plan_hash": plan.plan_hash,
+                    "waiting_for": waiting_for,
+                    "plan": plan.audit_view(),
+                },
+            )
             self.audit.seal()
 
     def approval(self, approver: str, decision: str, reason: str, signature_b64: str) -> None:
         with self.audit.batch():
-            self.audit.record("approval.decided", approver, query_id=self.query_id, dataset=self.dataset,
-                              decision=decision, details={"reason": reason, "plan_hash": self.plan_hash,
-                                                          "signature": signature_b64})  # fmt: skip
+            self.audit.record(
+                "approval.decided",
+                approver,
+                query_id=self.query_id,
+                dataset=self.dataset,
+                decision=decision,
+                details={"reason": reason, "plan_hash": self.plan_hash, "signature": signature_b64},
+            )
             self.audit.seal()
 
-    def submitted(self, plan: Plan, spec: Request, certificate: str) -> DispatchEvidence:
+    def submitted(self, plan: Plan, request: Request, certificate: str) -> DispatchEvidence:
         self.plan_hash = plan.plan_hash
         with self.audit.batch():
-            appended = self._record("query.submitted", "allowed", {
-                "plan": _view(plan), "plan_hash": plan.plan_hash,
-                "purpose": spec.purpose, "certificate_sha256": certificate})  # fmt: skip
+            appended = self._record(
+                "query.submitted",
+                "allowed",
+                {
+                    "plan": plan.audit_view(),
+                    "plan_hash": plan.plan_hash,
+                    "purpose": request.purpose,
+                    "certificate_sha256": certificate,
+                },
+            )
             return self.audit.evidence(appended)
 
     def dispatched(self, order: ExecutionOrder) -> None:
         self.orders.append(order)
 
-    def released(self, plan: Plan, digest: str, suppressed: list[dict[str, Any]],
-                 dispatched: Sequence[Dispatched], total_ms: float) -> None:  # fmt: skip
+    def released(
+        self, plan: Plan, outcome: Outcome, dispatched: Sequence[Dispatched], total_ms: float
+    ) -> None:
         participation = [p for d in dispatched for p in d.participation]
-        self._close("result.released", "released", {
-            "plan_hash": plan.plan_hash, "result_sha256": digest, "receiver": self.actor,
-            "suppressed": suppressed, "participation": participation,
-            "total_us": int(total_ms * 1000)})  # fmt: skip
+        self._close(
+            "result.released",
+            "released",
+            {
+                "plan_hash": plan.plan_hash,
+                "result_sha256": outcome.digest(),
+                "receiver": self.actor,
+                "suppressed": outcome.withheld(),
+                "participation": participation,
+                "total_us": int(total_ms * 1000),
+            },
+        )
 
     def failed(self, err: GatewayError, kind: str = "query.failed") -> None:
         if not self.closed:
-            self._close(kind, "failed" if kind == "query.failed" else "rejected",
-                        {"reason": err.public_message, "plan_hash": self.plan_hash})  # fmt: skip
+            self._close(
+                kind,
+                "failed" if kind == "query.failed" else "rejected",
+                {"reason": err.public_message, "plan_hash": self.plan_hash},
+            )

@@ -1,8 +1,8 @@
 """The gateway's registry of scoring models: public model records and sealed weight shares.
 
 A model owner (an analyst identity: a risk team, a supervisor) registers a
-:class:`~mpc_gateway.risk.ScoringModel` under its own identity. With secret
-weights it also sends the :class:`~mpc_gateway.risk.SealedWeights`: one
+:class:`~mpc_gateway.computations.scoring.ScoringModel` under its own identity.
+With secret weights it also sends the :class:`~mpc_gateway.pki.sealing.SealedWeights`: one
 ciphertext per node, each openable only with that node's key, so the gateway
 stores and forwards them without ever seeing a weight. A registered model is
 immutable: its id is the hash of the public record, and re-registering the same
@@ -24,9 +24,10 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
+from mpc_gateway.computations.scoring import ScoringModel
 from mpc_gateway.errors import ConfigurationError, InvalidRequestError, PolicyDeniedError
 from mpc_gateway.pki import Identity
-from mpc_gateway.risk import ScoringModel, SealedWeights
+from mpc_gateway.pki.sealing import SealedWeights
 
 __all__ = ["RegisteredModel", "ModelRegistry"]
 
@@ -42,14 +43,18 @@ class RegisteredModel:
         return self.model.model_id
 
     def to_json(self) -> str:
-        return json.dumps({
-            "model": self.model.model_dump(mode="json"),
-            "sealed": None if self.sealed is None else self.sealed.model_dump(mode="json"),
-            "registered_ms": self.registered_ms,
-        })  # fmt: skip
+        return json.dumps(
+            {
+                "model": self.model.model_dump(mode="json"),
+                "sealed": None if self.sealed is None else self.sealed.model_dump(mode="json"),
+                "registered_ms": self.registered_ms,
+            }
+        )
 
 
 class ModelRegistry:
+    """The registered models, kept in ``directory``; a model book for planning and running."""
+
     def __init__(self, directory: Path, nodes: Sequence[str]) -> None:
         self.directory = directory
         self.nodes = tuple(nodes)
@@ -117,6 +122,12 @@ class ModelRegistry:
         if entry is None:
             raise InvalidRequestError(f"no registered model {model_id}")
         return entry
+
+    def model(self, model_id: str) -> ScoringModel:
+        return self.get(model_id).model
+
+    def sealed(self, model_id: str) -> SealedWeights | None:
+        return self.get(model_id).sealed
 
     def models(self) -> list[RegisteredModel]:
         return sorted(self._models.values(), key=lambda m: m.registered_ms)

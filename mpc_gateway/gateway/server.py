@@ -1,41 +1,58 @@
-"""The gateway's gRPC face: a thin servicer over :class:`~mpc_gateway.gateway.service.Gateway`."""
+"""The gateway's gRPC face: thin servicers over :class:`~mpc_gateway.gateway.service.Gateway`.
+
+Who may call each method is in :data:`GATEWAY_ACCESS` and :data:`APPROVAL_ACCESS`
+(default deny; the server's interceptor enforces them and turns domain errors
+into statuses), so every method here only converts and delegates.
+"""
 
 from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable
 from typing import TypeVar
 
 import grpc
 from grpc_health.v1 import health_pb2
 from pydantic import BaseModel, ValidationError
 
+from mpc_gateway.computations import Request
+from mpc_gateway.computations.scoring import ScoringModel
 from mpc_gateway.errors import GatewayError, InvalidRequestError
-from mpc_gateway.gateway.governance import PendingQuery
+from mpc_gateway.gateway.lifecycle import TrackedQuery
 from mpc_gateway.gateway.registry import RegisteredModel
-from mpc_gateway.gateway.service import Gateway, Release, RiskRelease
-from mpc_gateway.pki import Identity
+from mpc_gateway.gateway.service import Gateway
+from mpc_gateway.pki.sealing import SealedWeights
 from mpc_gateway.policy import SignedApproval
 from mpc_gateway.proto.v1 import gateway_pb2, gateway_pb2_grpc
-from mpc_gateway.query.models import QuerySpec
-from mpc_gateway.risk import ScoringModel, SealedWeights
-from mpc_gateway.risk.jobs import RiskRequest
 from mpc_gateway.rpc.audit_servicer import audit_service
-from mpc_gateway.rpc.auth import caller_certificate_sha256, caller_identity
-from mpc_gateway.rpc.convert import dataset_to_proto, spec_from_proto, value_to_proto
-from mpc_gateway.rpc.errors import translate_errors
-from mpc_gateway.rpc.risk_convert import outcome_to_proto, risk_request_from_proto
+from mpc_gateway.rpc.auth import caller_certificate_sha256, current_caller
+from mpc_gateway.rpc.convert import dataset_to_proto, request_from_proto, result_to_proto
 from mpc_gateway.rpc.server import Service, build_server, serve_until_signalled
 from mpc_gateway.settings import GatewaySettings
 
-__all__ = ["GatewayServicer", "ApprovalServicer", "serve_gateway"]
+__all__ = [
+    "GATEWAY_ACCESS",
+    "APPROVAL_ACCESS",
+    "GatewayServicer",
+    "ApprovalServicer",
+    "serve_gateway",
+]
 
 T = TypeVar("T", bound=BaseModel)
-M = TypeVar("M")
-S = TypeVar("S")
 
 log = logging.getLogger(__name__)
+
+_READERS = ("analyst/*", "auditor/*", "approver/*")
+
+GATEWAY_ACCESS = {
+    "ListDatasets": _READERS,
+    "Run": ("analyst/*",),
+    "Explain": ("analyst/*",),
+    "GetQueryStatus": _READERS,
+    "RegisterModel": ("analyst/*",),
+    "ListModels": _READERS,
+}
+APPROVAL_ACCESS = {"ListPending": ("approver/*",), "Decide": ("approver/*",)}
 
 
 class GatewayServicer(gateway_pb2_grpc.GatewayServiceServicer):
@@ -45,101 +62,58 @@ class GatewayServicer(gateway_pb2_grpc.GatewayServiceServicer):
     def ListDatasets(
         self, request: gateway_pb2.ListDatasetsRequest, context: grpc.ServicerContext
     ) -> gateway_pb2.ListDatasetsResponse:
-        with translate_errors(context):
-            nodes = [p.name for p in self.gateway.dispatcher.parties]
-            schemas = self.gateway.datasets(caller_identity(context))
-            return gateway_pb2.ListDatasetsResponse(
-                datasets=[dataset_to_proto(s, nodes) for s in schemas]
-            )
-        raise AssertionError("unreachable")
+        nodes = [p.name for p in self.gateway.dispatcher.parties]
+        return gateway_pb2.ListDatasetsResponse(
+            datasets=[dataset_to_proto(s, nodes) for s in self.gateway.datasets()]
+        )
 
-    def RunQuery(
-        self, request: gateway_pb2.QueryRequest, context: grpc.ServicerContext
-    ) -> gateway_pb2.QueryResult:
-        with translate_errors(context):
-            caller, certificate = caller_identity(context), caller_certificate_sha256(context)
-            spec = self._read(caller, request.dataset, certificate, spec_from_proto, request)
-            release = self.gateway.run_query(caller, spec, certificate)
-            assert isinstance(release, Release)
-            return release_to_proto(release)
-        raise AssertionError("unreachable")
-
-    def ExplainQuery(
-        self, request: gateway_pb2.QueryRequest, context: grpc.ServicerContext
-    ) -> gateway_pb2.QueryExplanation:
-        with translate_errors(context):
-            return self._explain(context, spec_from_proto(request))
-        raise AssertionError("unreachable")
-
-    def _read(self, caller: Identity, dataset: str, certificate: str,
-              convert: Callable[[M], S], request: M) -> S:  # fmt: skip
-        """The request as a query; a malformed one is refused, and logged as refused."""
+    def _read(self, message: gateway_pb2.ComputationRequest, certificate: str) -> Request:
+        """The request a message carries; a malformed one is refused, and logged as refused."""
         try:
-            return convert(request)
+            return request_from_proto(message)
         except GatewayError as err:
-            self.gateway.refuse_malformed(caller, dataset, err, certificate)
+            self.gateway.refuse_malformed(current_caller(), message.dataset, err, certificate)
             raise
 
-    def _explain(
-        self, context: grpc.ServicerContext, spec: QuerySpec | RiskRequest
+    def Run(
+        self, request: gateway_pb2.ComputationRequest, context: grpc.ServicerContext
+    ) -> gateway_pb2.ComputationResult:
+        certificate = caller_certificate_sha256(context)
+        released = self.gateway.run(current_caller(), self._read(request, certificate), certificate)
+        return result_to_proto(released)
+
+    def Explain(
+        self, request: gateway_pb2.ComputationRequest, context: grpc.ServicerContext
     ) -> gateway_pb2.QueryExplanation:
-        decision, report = self.gateway.explain(caller_identity(context), spec)
+        decision, report = self.gateway.explain(current_caller(), request_from_proto(request))
         return gateway_pb2.QueryExplanation(
             allowed=decision.allowed,
             plan_hash=decision.plan.plan_hash,
             report_json=json.dumps(report),
         )
 
-    def RunRiskQuery(
-        self, request: gateway_pb2.RiskQueryRequest, context: grpc.ServicerContext
-    ) -> gateway_pb2.RiskResult:
-        with translate_errors(context):
-            caller, certificate = caller_identity(context), caller_certificate_sha256(context)
-            spec = self._read(
-                caller, request.dataset, certificate, risk_request_from_proto, request
-            )
-            release = self.gateway.run_query(caller, spec, certificate)
-            assert isinstance(release, RiskRelease)
-            return risk_release_to_proto(release)
-        raise AssertionError("unreachable")
-
-    def ExplainRiskQuery(
-        self, request: gateway_pb2.RiskQueryRequest, context: grpc.ServicerContext
-    ) -> gateway_pb2.QueryExplanation:
-        with translate_errors(context):
-            return self._explain(context, risk_request_from_proto(request))
-        raise AssertionError("unreachable")
-
     def RegisterModel(
         self, request: gateway_pb2.RegisterModelRequest, context: grpc.ServicerContext
     ) -> gateway_pb2.ModelInfo:
-        with translate_errors(context):
-            model = _parse(ScoringModel, request.model_json, "model")
-            sealed = (
-                _parse(SealedWeights, request.sealed_weights_json, "sealed weights")
-                if request.sealed_weights_json
-                else None
-            )
-            return model_to_proto(
-                self.gateway.register_model(caller_identity(context), model, sealed)
-            )
-        raise AssertionError("unreachable")
+        model = _parse(ScoringModel, request.model_json, "model")
+        sealed = (
+            _parse(SealedWeights, request.sealed_weights_json, "sealed weights")
+            if request.sealed_weights_json
+            else None
+        )
+        return model_to_proto(self.gateway.register_model(current_caller(), model, sealed))
 
     def ListModels(
         self, request: gateway_pb2.ListModelsRequest, context: grpc.ServicerContext
     ) -> gateway_pb2.ListModelsResponse:
-        with translate_errors(context):
-            models = self.gateway.registered_models(caller_identity(context))
-            return gateway_pb2.ListModelsResponse(models=[model_to_proto(m) for m in models])
-        raise AssertionError("unreachable")
+        models = self.gateway.registered_models()
+        return gateway_pb2.ListModelsResponse(models=[model_to_proto(m) for m in models])
 
     def GetQueryStatus(
         self, request: gateway_pb2.QueryStatusRequest, context: grpc.ServicerContext
     ) -> gateway_pb2.QueryStatus:
-        with translate_errors(context):
-            query = self.gateway.status(caller_identity(context), request.query_id)
-            return status_to_proto(query, self.gateway)
-        raise AssertionError("unreachable")
+        query = self.gateway.status(current_caller(), request.query_id)
+        return status_to_proto(query, self.gateway)
 
 
 class ApprovalServicer(gateway_pb2_grpc.ApprovalServiceServicer):
@@ -149,61 +123,29 @@ class ApprovalServicer(gateway_pb2_grpc.ApprovalServiceServicer):
     def ListPending(
         self, request: gateway_pb2.ListPendingRequest, context: grpc.ServicerContext
     ) -> gateway_pb2.ListPendingResponse:
-        with translate_errors(context):
-            queries = self.gateway.pending(caller_identity(context))
-            return gateway_pb2.ListPendingResponse(
-                queries=[pending_to_proto(q, self.gateway) for q in queries]
-            )
-        raise AssertionError("unreachable")
+        queries = self.gateway.pending(current_caller())
+        return gateway_pb2.ListPendingResponse(
+            queries=[pending_to_proto(q, self.gateway) for q in queries]
+        )
 
     def Decide(
         self, request: gateway_pb2.ApprovalDecision, context: grpc.ServicerContext
     ) -> gateway_pb2.QueryStatus:
-        with translate_errors(context):
-            try:
-                signed = SignedApproval.model_validate_json(request.signed_approval_json)
-            except ValidationError as err:
-                raise InvalidRequestError(
-                    f"the signed approval is malformed: {err.errors()[0]['msg']}"
-                ) from None
-            query = self.gateway.decide(caller_identity(context), request.query_id, signed)
-            return status_to_proto(query, self.gateway)
-        raise AssertionError("unreachable")
-
-
-def release_to_proto(release: Release) -> gateway_pb2.QueryResult:
-    table = release.table
-    suppressed = dict(table.suppressed)
-    rows = [
-        gateway_pb2.ResultRow(group=group, values=[value_to_proto(v) for v in values],
-                              suppressed_by=suppressed.get(group, ()))
-        for group, values in table.rows
-    ]  # fmt: skip
-    return gateway_pb2.QueryResult(
-        query_id=release.query_id, plan_hash=release.plan.plan_hash, dataset=release.plan.dataset,
-        group_by=table.group_by or "", columns=table.columns, rows=rows, sequence=release.sequence,
-        controls_json=release.plan.controls.model_dump_json(),
-        timing=gateway_pb2.Timing(total_ms=release.total_ms, mpc_ms=release.mpc_ms, local_ms=release.local_ms),
-    )  # fmt: skip
-
-
-def risk_release_to_proto(release: RiskRelease) -> gateway_pb2.RiskResult:
-    job = release.plan.job
-    return gateway_pb2.RiskResult(
-        query_id=release.query_id, plan_hash=release.plan.plan_hash, dataset=release.plan.dataset,
-        model_id=getattr(job, "model_id", ""), sequence=release.sequence,
-        controls_json=release.plan.controls.model_dump_json(),
-        timing=gateway_pb2.Timing(total_ms=release.total_ms, mpc_ms=release.mpc_ms, local_ms=release.local_ms),
-        **outcome_to_proto(release.outcome),
-    )  # fmt: skip
+        signed = _parse(SignedApproval, request.signed_approval_json, "signed approval")
+        query = self.gateway.decide(current_caller(), request.query_id, signed)
+        return status_to_proto(query, self.gateway)
 
 
 def model_to_proto(entry: RegisteredModel) -> gateway_pb2.ModelInfo:
     model = entry.model
     return gateway_pb2.ModelInfo(
-        model_id=entry.model_id, model_json=model.model_dump_json(), owner=model.owner,
-        name=model.name, weights_secret=model.weights_secret, registered_ms=entry.registered_ms,
-    )  # fmt: skip
+        model_id=entry.model_id,
+        model_json=model.model_dump_json(),
+        owner=model.owner,
+        name=model.name,
+        weights_secret=model.weights_secret,
+        registered_ms=entry.registered_ms,
+    )
 
 
 def _parse(kind: type[T], text: str, what: str) -> T:
@@ -215,43 +157,72 @@ def _parse(kind: type[T], text: str, what: str) -> T:
         raise InvalidRequestError(f"the {what} is malformed: {where}: {first['msg']}") from None
 
 
-def status_to_proto(query: PendingQuery, gateway: Gateway) -> gateway_pb2.QueryStatus:
+def status_to_proto(query: TrackedQuery, gateway: Gateway) -> gateway_pb2.QueryStatus:
+    with query.lock:
+        state, outcome = query.state, query.outcome
     status = gateway_pb2.QueryStatus(
-        query_id=query.query_id, state=query.state, plan_hash=query.plan.plan_hash
+        query_id=query.query_id, state=str(state), plan_hash=query.plan.plan_hash
     )
-    if query.state == "waiting":
+    if state == "waiting":
         status.waiting_for.extend(query.waiting_for(gateway.ca))
-    if isinstance(query.outcome, Release):
-        status.result.CopyFrom(release_to_proto(query.outcome))
-    elif isinstance(query.outcome, RiskRelease):
-        status.risk_result.CopyFrom(risk_release_to_proto(query.outcome))
-    elif isinstance(query.outcome, GatewayError):
-        status.reason = query.outcome.public_message
+    if isinstance(outcome, GatewayError):
+        status.reason = outcome.public_message
+    elif outcome is not None:
+        status.result.CopyFrom(result_to_proto(outcome))
     return status
 
 
-def pending_to_proto(query: PendingQuery, gateway: Gateway) -> gateway_pb2.PendingQuery:
+def pending_to_proto(query: TrackedQuery, gateway: Gateway) -> gateway_pb2.PendingQuery:
     needs = [
-        gateway_pb2.ApprovalNeed(institution=need.owner, approvers=need.rule.approvers,
-                                 quorum=need.rule.quorum, valid_for_hours=need.rule.valid_for_hours)
+        gateway_pb2.ApprovalNeed(
+            institution=need.owner,
+            approvers=need.rule.approvers,
+            quorum=need.rule.quorum,
+            valid_for_hours=need.rule.valid_for_hours,
+        )
         for need in query.decision.approvals
-    ]  # fmt: skip
+    ]
     return gateway_pb2.PendingQuery(
-        query_id=query.query_id, analyst=str(query.caller), dataset=query.plan.dataset,
-        purpose=query.plan.purpose, plan_hash=query.plan.plan_hash, plan_json=query.plan.canonical().decode(),
-        needs=needs, waiting_for=query.waiting_for(gateway.ca), submitted_ms=query.submitted_ms,
-    )  # fmt: skip
+        query_id=query.query_id,
+        analyst=str(query.caller),
+        dataset=query.plan.dataset,
+        purpose=query.plan.purpose,
+        plan_hash=query.plan.plan_hash,
+        plan_json=query.plan.canonical().decode(),
+        needs=needs,
+        waiting_for=query.waiting_for(gateway.ca),
+        submitted_ms=query.submitted_ms,
+    )
+
+
+def gateway_services(gateway: Gateway) -> list[Service]:
+    """Everything the gateway serves, with who may call what."""
+    return [
+        Service.of(
+            gateway_pb2,
+            gateway_pb2_grpc,
+            "GatewayService",
+            GatewayServicer(gateway),
+            GATEWAY_ACCESS,
+        ),
+        Service.of(
+            gateway_pb2,
+            gateway_pb2_grpc,
+            "ApprovalService",
+            ApprovalServicer(gateway),
+            APPROVAL_ACCESS,
+        ),
+        audit_service(gateway.audit.log),
+    ]
 
 
 def serve_gateway(settings: GatewaySettings) -> None:
     """Serve until SIGTERM/SIGINT."""
     gateway = Gateway(settings)
-    services = [
-        Service.of(gateway_pb2, gateway_pb2_grpc, "GatewayService", GatewayServicer(gateway)),
-        Service.of(gateway_pb2, gateway_pb2_grpc, "ApprovalService", ApprovalServicer(gateway)),
-        audit_service(gateway.audit.log),
-    ]
-    server, port, health = build_server(settings.listen, gateway.tls, services)
+    services = gateway_services(gateway)
+    server, port, health = build_server(
+        settings.listen, gateway.tls, services, gateway.layout.trust_domain
+    )
     # ready (SERVING) once the nodes' MPC session is open, so probes never send queries too early
     names = [service.name for service in services] + [""]
     for name in names:

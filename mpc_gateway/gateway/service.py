@@ -1,12 +1,16 @@
-"""The gateway: validate, decide, plan, dispatch, reconstruct, release, and record every step.
+"""The gateway: validate, decide, plan, dispatch, release, and record every step.
 
-The gateway never holds institution data. It turns an analyst's query into a
-canonical plan, evaluates the consortium's and every institution's policy (a
-query that needs approvals waits for them), has every node execute the plan in
-the global MPC order, rebuilds the joint integers from the nodes' re-randomised
-shares, turns them into the requested statistics, and releases them to the
-analyst who asked. Every step, including every refusal and failure, is appended
-to the audit log before it takes effect: no result leaves without its audit entry.
+The gateway never holds institution data. It turns an analyst's request into a
+canonical plan (the request's computation builds it), evaluates the
+consortium's and every institution's policy (a query that needs approvals waits
+for them), has every node execute the plan in the global MPC order, lets the
+computation decode what the nodes released, and releases it to the analyst who
+asked. Every step, including every refusal and failure, is appended to the
+audit log before it takes effect: no result leaves without its audit entry.
+
+Who may call what is decided before any of this runs, by the server's access
+table (:mod:`mpc_gateway.gateway.server`); the methods here take the caller
+only to act for it.
 """
 
 from __future__ import annotations
@@ -16,77 +20,49 @@ import logging
 import threading
 import time
 import uuid
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from mpc_gateway.audit.evidence import DispatchEvidence, log_origin
+from mpc_gateway.audit.evidence import log_origin
 from mpc_gateway.audit.trail import AuditTrail
 from mpc_gateway.canonical import canonical_hash
-from mpc_gateway.errors import GatewayError, InvalidQueryError, PolicyDeniedError
+from mpc_gateway.computations import (
+    Execution,
+    Plan,
+    Planning,
+    Released,
+    Request,
+    computation_of,
+)
+from mpc_gateway.computations.scoring import ScoringModel
+from mpc_gateway.errors import (
+    ConfigurationError,
+    GatewayError,
+    InternalError,
+    InvalidQueryError,
+    InvalidRequestError,
+    PolicyDeniedError,
+)
 from mpc_gateway.gateway.dispatch import Dispatched, Dispatcher
-from mpc_gateway.gateway.governance import ApprovalBook, Governance, PendingQuery
-from mpc_gateway.gateway.record import QueryRecord, result_digest
+from mpc_gateway.gateway.governance import Governance
+from mpc_gateway.gateway.lifecycle import QueryBook, QueryState, TrackedQuery, not_waiting
+from mpc_gateway.gateway.record import QueryRecord
 from mpc_gateway.gateway.registry import ModelRegistry, RegisteredModel
 from mpc_gateway.pki import Identity, load_ca, load_layout, load_signing_key, tls_credentials_bytes
+from mpc_gateway.pki.sealing import SealedWeights
 from mpc_gateway.policy import CombinedDecision, SignedApproval, approvals_satisfied
-from mpc_gateway.query.models import QuerySpec
-from mpc_gateway.query.plan import QueryPlan, build_plan, layout_for
-from mpc_gateway.query.results import ResultTable, decode_result
 from mpc_gateway.query.schema import DatasetSchema, load_schema
-from mpc_gateway.risk import QuantilePlan, ScoringModel, SealedWeights
-from mpc_gateway.risk.jobs import (
-    QuantileJob,
-    RiskOrder,
-    RiskOutcome,
-    RiskPlan,
-    RiskRequest,
-    ScoreJob,
-    ScoreRequest,
-    build_risk_plan,
-    decode,
-    mpc_plan,
-    search_quantiles,
-)
 from mpc_gateway.settings import GatewaySettings
 
-__all__ = ["Gateway", "Release", "RiskRelease"]
-
-Request = QuerySpec | RiskRequest
+__all__ = ["Gateway"]
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class Release:
-    """What the analyst receives."""
-
-    query_id: str
-    plan: QueryPlan
-    table: ResultTable
-    sequence: int
-    total_ms: float
-    local_ms: float
-    mpc_ms: float
-
-
-@dataclass(frozen=True)
-class RiskRelease:
-    """What the analyst receives for a risk query (one or more MPC jobs)."""
-
-    query_id: str
-    plan: RiskPlan
-    outcome: RiskOutcome
-    sequence: int  # of the last job
-    total_ms: float
-    local_ms: float  # summed over the jobs: slowest node's local step of each
-    mpc_ms: float
 
 
 class Gateway:
     """Everything the gateway does for its callers, without any gRPC."""
 
-    def __init__(self, settings: GatewaySettings) -> None:
+    def __init__(self, settings: GatewaySettings, dispatcher: Dispatcher | None = None) -> None:
         self.settings = settings
         self.layout = load_layout(settings.pki_dir)
         self.ca = load_ca(self.layout.ca_cert)
@@ -98,59 +74,74 @@ class Gateway:
         }
         for name, schema in self.schemas.items():
             if schema.name != name:
-                raise InvalidQueryError(f"dataset {name!r} points at the schema of {schema.name!r}")
-        self.governance = Governance(settings.consortium_policy, {n.name: n.policy for n in settings.nodes},
-                                     self.schemas, settings.usage_db)  # fmt: skip
-        self.book = ApprovalBook()
-        self.dispatcher = Dispatcher(settings.nodes, self.layout.nodes, self.tls, signing_key)
+                raise ConfigurationError(
+                    f"dataset {name!r} points at the schema of {schema.name!r}"
+                )
+        policies = {n.name: n.policy for n in settings.nodes}
+        self.governance = Governance(
+            settings.consortium_policy, policies, self.schemas, settings.usage_db
+        )
+        self.book = QueryBook()
+        self.dispatcher = dispatcher or Dispatcher(
+            settings.nodes, self.layout.nodes, self.tls, signing_key
+        )
         self.models = ModelRegistry(settings.models_dir, self.layout.nodes)
         origin = log_origin(self.layout.trust_domain, "gateway", settings.name)
         self.audit = AuditTrail.open(settings.audit_db, signing_key, origin)
         with self.audit.batch():
-            self.audit.record("admin.gateway_started", str(self.identity), details={
-                "nodes": [p.name for p in self.dispatcher.parties],
-                "datasets": {n: s.schema_hash for n, s in self.schemas.items()},
-            })  # fmt: skip
+            self.audit.record(
+                "admin.gateway_started",
+                str(self.identity),
+                details={
+                    "nodes": [p.name for p in self.dispatcher.parties],
+                    "datasets": {n: s.schema_hash for n, s in self.schemas.items()},
+                },
+            )
             for owner, version in self.governance.versions().items():
-                self.audit.record("admin.policy_loaded", str(self.identity),
-                                  details={"owner": owner, "version_hash": version})  # fmt: skip
+                self.audit.record(
+                    "admin.policy_loaded",
+                    str(self.identity),
+                    details={"owner": owner, "version_hash": version},
+                )
             self.audit.seal()
 
-    def datasets(self, caller: Identity) -> list[DatasetSchema]:
-        _require(caller, "analyst", "auditor", "approver")
+    @property
+    def parties(self) -> int:
+        return len(self.dispatcher.parties)
+
+    def datasets(self) -> list[DatasetSchema]:
         return [self.schemas[name] for name in sorted(self.schemas)]
 
-    def _plan(self, caller: Identity, spec: Request) -> QueryPlan | RiskPlan:
-        _require(caller, "analyst")
-        schema = self.schemas.get(spec.dataset)
+    def _plan(self, caller: Identity, request: Request) -> Plan:
+        schema = self.schemas.get(request.dataset)
         if schema is None:
             known = ", ".join(sorted(self.schemas)) or "none"
-            raise InvalidQueryError(f"unknown dataset {spec.dataset!r}; known datasets: {known}")
-        if isinstance(spec, QuerySpec):
-            return build_plan(spec, schema, str(caller))
-        model = (
-            self.models.get(spec.job.model_id).model if isinstance(spec.job, ScoreRequest) else None
-        )
-        return build_risk_plan(spec, schema, str(caller), len(self.dispatcher.parties), model)
+            raise InvalidQueryError(f"unknown dataset {request.dataset!r}; known datasets: {known}")
+        planning = Planning(str(caller), self.parties, self.models)
+        plan: Plan = computation_of(request).build(request, schema, planning)
+        return plan
 
-    def explain(self, caller: Identity, spec: Request) -> tuple[CombinedDecision, dict[str, Any]]:
+    def explain(
+        self, caller: Identity, request: Request
+    ) -> tuple[CombinedDecision[Plan], dict[str, Any]]:
         """The dry run: every rule of every policy, approvals needed, what would be disclosed."""
-        decision = self.governance.decide(caller, self._plan(caller, spec))
+        decision = self.governance.decide(caller, self._plan(caller, request))
         return decision, decision.explain()
 
-    def run_query(
-        self, caller: Identity, spec: Request, certificate: str = ""
-    ) -> Release | RiskRelease:
-        """Run ``spec`` for ``caller`` now, or register it for approval (ApprovalMissingError)."""
-        query = QueryRecord(self.audit, uuid.uuid4().hex, spec.dataset, str(caller))
-        decision = self._admit(caller, spec, query, certificate)
+    def run(self, caller: Identity, request: Request, certificate: str = "") -> Released:
+        """Run ``request`` for ``caller`` now, or register it for approval (ApprovalMissingError)."""
+        query = QueryRecord(self.audit, uuid.uuid4().hex, request.dataset, str(caller))
+        decision = self._admit(caller, request, query, certificate)
+        plan = decision.plan
         if decision.approvals:
-            pending = PendingQuery(query.query_id, caller, spec, certificate, decision, _now_ms())
-            self.book.add(pending)
-            query.plan_hash = decision.plan.plan_hash
-            query.pending(decision.plan, pending.waiting_for(self.ca))
-            self.book.require(pending)
-        return self._execute(query, caller, spec, decision.plan, certificate, ())
+            tracked = TrackedQuery(
+                query.query_id, caller, request, certificate, decision, _now_ms()
+            )
+            self.book.add(tracked)
+            query.plan_hash = plan.plan_hash
+            query.pending(plan, tracked.waiting_for(self.ca))
+            raise tracked.waiting_error()
+        return self._execute(query, caller, request, plan, certificate, ())
 
     def refuse_malformed(
         self, caller: Identity, dataset: str, err: GatewayError, certificate: str = ""
@@ -161,155 +152,193 @@ class Gateway:
         )
 
     def _admit(
-        self, caller: Identity, spec: Request, query: QueryRecord, certificate: str
-    ) -> CombinedDecision:
+        self, caller: Identity, request: Request, query: QueryRecord, certificate: str
+    ) -> CombinedDecision[Plan]:
         try:
-            decision = self.governance.decide(caller, self._plan(caller, spec))
+            decision = self.governance.decide(caller, self._plan(caller, request))
         except GatewayError as err:
-            query.refused(spec, err, certificate)
+            query.refused(request, err, certificate)
             raise
         query.policy_decided(decision, self.governance.versions())
         try:
             decision.raise_if_denied()
         except GatewayError as err:
             failed = next((c.rule for d in decision.decisions for c in d.failed), "")
-            query.refused(spec, err, certificate, rule=failed)
+            query.refused(request, err, certificate, rule=failed)
             raise
         return decision
 
-    def _execute(self, query: QueryRecord, caller: Identity, spec: Request, plan: QueryPlan | RiskPlan,
-                 certificate: str, approvals: tuple[SignedApproval, ...]) -> Release | RiskRelease:  # fmt: skip
+    def _execute(
+        self,
+        query: QueryRecord,
+        caller: Identity,
+        request: Request,
+        plan: Plan,
+        certificate: str,
+        approvals: tuple[SignedApproval, ...],
+    ) -> Released:
         started = time.perf_counter()
+        computation = computation_of(plan)
+        timeout_s = (
+            self.settings.query_timeout_s
+            if computation.lane == "short"
+            else self.settings.risk_timeout_s
+        )
+        steps: list[Dispatched] = []
         try:
             self.governance.count_query(caller)
-            evidence = query.submitted(plan, spec, certificate)
-            if isinstance(plan, RiskPlan):
-                return self._execute_risk(query, plan, evidence, approvals, started)
-            dispatched = self.dispatcher.run(query.query_id, plan, self.settings.query_timeout_s, evidence,
-                                             on_dispatched=query.dispatched, approvals=approvals)  # fmt: skip
-            schema = self.schemas[plan.dataset]
-            layout = layout_for(plan, schema, len(dispatched.order.parties))
-            table = decode_result(plan, layout, schema, dispatched.blocks)
+            evidence = query.submitted(plan, request, certificate)
+
+            def run_step(step: dict[str, Any]) -> dict[str, list[int]]:
+                steps.append(
+                    self.dispatcher.run(
+                        query.query_id,
+                        plan,
+                        timeout_s,
+                        evidence,
+                        on_dispatched=query.dispatched,
+                        approvals=approvals,
+                        step=step,
+                    )
+                )
+                return steps[-1].blocks
+
+            execution = Execution(self.schemas[plan.dataset], self.parties, self.models, run_step)
+            outcome = computation.run(plan, execution)
         except GatewayError as err:
             query.failed(err)
             raise
+        except Exception:
+            log.exception("query %s failed", query.query_id)
+            query.failed(InternalError("internal error at the gateway"))
+            raise
         total_ms = (time.perf_counter() - started) * 1000
-        suppressed = [{"group": g, "rules": list(r)} for g, r in table.suppressed]
-        query.released(plan, result_digest(table), suppressed, [dispatched], total_ms)
-        return Release(query.query_id, plan, table, dispatched.order.sequence, total_ms,
-                       dispatched.local_ms, dispatched.mpc_ms)  # fmt: skip
-
-    def _execute_risk(self, query: QueryRecord, plan: RiskPlan, evidence: DispatchEvidence,
-                      approvals: tuple[SignedApproval, ...], started: float) -> RiskRelease:  # fmt: skip
-        """Run a risk plan's MPC job (a quantile search: one job per round) and decode it."""
-        schema = self.schemas[plan.dataset]
-        job, job_plan = plan.job, mpc_plan(plan, schema, len(self.dispatcher.parties))
-        sealed = self.models.get(job.model_id).sealed if isinstance(job, ScoreJob) else None
-
-        rounds: list[Dispatched] = []
-
-        def run(path: tuple[tuple[int, ...], ...] = ()) -> dict[str, list[int]]:
-            rounds.append(self.dispatcher.run(
-                query.query_id, plan, self.settings.risk_timeout_s, evidence,
-                on_dispatched=query.dispatched, approvals=approvals,
-                risk=RiskOrder(sealed=sealed, path=path)))  # fmt: skip
-            return rounds[-1].blocks
-
-        if isinstance(job, QuantileJob) and isinstance(job_plan, QuantilePlan):
-            outcome = search_quantiles(job, job_plan, run)
-        else:
-            outcome = decode(plan, schema, job_plan, run())
-        total_ms = (time.perf_counter() - started) * 1000
-        query.released(plan, outcome.digest(), outcome.suppressed(), rounds, total_ms)
-        return RiskRelease(query.query_id, plan, outcome, rounds[-1].order.sequence, total_ms,
-                           sum(r.local_ms for r in rounds), sum(r.mpc_ms for r in rounds))  # fmt: skip
+        query.released(plan, outcome, steps, total_ms)
+        return Released(
+            query_id=query.query_id,
+            plan_hash=plan.plan_hash,
+            dataset=plan.dataset,
+            outcome=outcome,
+            sequence=steps[-1].order.sequence,
+            rounds=len(steps),
+            total_ms=total_ms,
+            mpc_ms=sum(s.mpc_ms for s in steps),
+            local_ms=sum(s.local_ms for s in steps),
+            controls=plan.controls,
+            request=request,
+        )
 
     def register_model(
         self, caller: Identity, model: ScoringModel, sealed: SealedWeights | None
     ) -> RegisteredModel:
         """Register a scoring model under the caller's identity (an analyst: its owner)."""
-        _require(caller, "analyst")
         try:
             entry, created = self.models.register(caller, model, sealed)
         except GatewayError as err:
             with self.audit.batch():
-                self.audit.record("model.refused", str(caller), decision="refused", details={
-                    "reason": err.public_message, "model_id": model.model_id})  # fmt: skip
+                self.audit.record(
+                    "model.refused",
+                    str(caller),
+                    decision="refused",
+                    details={"reason": err.public_message, "model_id": model.model_id},
+                )
                 self.audit.seal()
             raise
         if created:
             sealed_hash = None if sealed is None else canonical_hash(sealed.model_dump(mode="json"))
             with self.audit.batch():
-                self.audit.record("model.registered", str(caller), decision="registered", details={
-                    "model_id": entry.model_id, "model": model.model_dump(mode="json"),
-                    "sealed_weights_sha256": sealed_hash})  # fmt: skip
+                self.audit.record(
+                    "model.registered",
+                    str(caller),
+                    decision="registered",
+                    details={
+                        "model_id": entry.model_id,
+                        "model": model.model_dump(mode="json"),
+                        "sealed_weights_sha256": sealed_hash,
+                    },
+                )
                 self.audit.seal()
         return entry
 
-    def registered_models(self, caller: Identity) -> list[RegisteredModel]:
-        _require(caller, "analyst", "auditor", "approver")
+    def registered_models(self) -> list[RegisteredModel]:
         return self.models.models()
 
-    def pending(self, caller: Identity) -> list[PendingQuery]:
-        _require(caller, "approver")
+    def pending(self, caller: Identity) -> list[TrackedQuery]:
+        """The queries waiting for ``caller``'s decision."""
         return list(self.book.waiting(caller))
 
-    def status(self, caller: Identity, query_id: str) -> PendingQuery:
-        _require(caller, "analyst", "approver", "auditor")
+    def status(self, caller: Identity, query_id: str) -> TrackedQuery:
+        """A query that needed approval; analysts see only their own."""
         return self.book.get(query_id, caller)
 
-    def decide(self, caller: Identity, query_id: str, signed: SignedApproval) -> PendingQuery:
-        """Record an approver's signed decision; run the query once every approval is in."""
-        _require(caller, "approver")
+    def decide(self, caller: Identity, query_id: str, signed: SignedApproval) -> TrackedQuery:
+        """Record an approver's signed decision; run the query once every approval is in.
+
+        Everything is checked before anything is written: the decision is the
+        caller's own, for exactly this query's plan, authentic and by a listed
+        approver, and the query still waits. Decisions on one query are taken one
+        at a time, so two approvals at once start it once.
+        """
         query = self.book.get(query_id)
         if signed.body.approver != str(caller):
             raise PolicyDeniedError(
                 f"{caller} may only submit its own decisions, not {signed.body.approver}'s"
             )
-        if query.state != "waiting":
-            raise PolicyDeniedError(
-                f"query {query_id} is no longer waiting for approval: it is {query.state}"
+        plan_hash = query.plan.plan_hash
+        if signed.body.plan_hash != plan_hash:
+            raise InvalidRequestError(
+                f"the signed decision is for plan {signed.body.plan_hash}, but query {query_id} "
+                f"has plan {plan_hash}: it was not recorded"
             )
-        for need in query.decision.approvals:  # verifies signature, certificate, plan hash, expiry
-            approvals_satisfied(
-                need.rule, [signed], query.plan.plan_hash, self.ca, _now(), institution=need.owner
+        with query.lock:
+            if query.state is not QueryState.WAITING:
+                raise not_waiting(query)
+            for need in query.decision.approvals:  # verifies signature, certificate, expiry
+                approvals_satisfied(
+                    need.rule, [signed], plan_hash, self.ca, _now(), institution=need.owner
+                )
+            query.approvals.append(signed)
+            record = QueryRecord(
+                self.audit, query.query_id, query.request.dataset, str(query.caller)
             )
-        query.approvals.append(signed)
-        record = QueryRecord(self.audit, query.query_id, query.spec.dataset, str(query.caller))
-        record.plan_hash = query.plan.plan_hash
-        record.approval(str(caller), signed.body.decision, signed.body.reason,
-                        base64.b64encode(signed.signature).decode())  # fmt: skip
-        self._advance(query, record)
+            record.plan_hash = plan_hash
+            record.approval(
+                str(caller),
+                signed.body.decision,
+                signed.body.reason,
+                base64.b64encode(signed.signature).decode(),
+            )
+            self._advance(query, record)
         return query
 
-    def _advance(self, query: PendingQuery, record: QueryRecord) -> None:
+    def _advance(self, query: TrackedQuery, record: QueryRecord) -> None:
         rejections = query.rejections(self.ca)
         if rejections:
-            query.state, query.outcome = (
-                "rejected",
-                PolicyDeniedError("rejected by " + "; ".join(rejections)),
-            )
-            record.failed(query.outcome, kind="query.rejected")
-            query.done.set()
-        elif not query.waiting_for(self.ca):
-            query.state = "running"
+            rejected = PolicyDeniedError("rejected by " + "; ".join(rejections))
+            record.failed(rejected, kind="query.rejected")
+            query.transition(QueryState.WAITING, QueryState.REJECTED, rejected)
+        elif not query.waiting_for(self.ca) and query.transition(
+            QueryState.WAITING, QueryState.RUNNING
+        ):
             threading.Thread(target=self._run_approved, args=(query, record), daemon=True).start()
 
-    def _run_approved(self, query: PendingQuery, record: QueryRecord) -> None:
+    def _run_approved(self, query: TrackedQuery, record: QueryRecord) -> None:
         try:
-            query.outcome = self._execute(record, query.caller, query.spec, query.plan, query.certificate,
-                                          tuple(query.approvals))  # fmt: skip
-            query.state = "released"
+            released = self._execute(
+                record,
+                query.caller,
+                query.request,
+                query.plan,
+                query.certificate,
+                tuple(query.approvals),
+            )
+            query.transition(QueryState.RUNNING, QueryState.RELEASED, released)
         except GatewayError as err:
-            query.state, query.outcome = "failed", err
+            query.transition(QueryState.RUNNING, QueryState.FAILED, err)
         except Exception as err:  # the analyst polls for this query: never leave it running
             log.exception("approved query %s failed", query.query_id)
-            query.state, query.outcome = (
-                "failed",
-                GatewayError(f"internal error: {type(err).__name__}"),
-            )
-        finally:
-            query.done.set()
+            failure = InternalError(f"internal error: {type(err).__name__}")
+            query.transition(QueryState.RUNNING, QueryState.FAILED, failure)
 
     def close(self) -> None:
         self.audit.close()
@@ -322,8 +351,3 @@ def _now_ms() -> int:
 
 def _now() -> datetime:
     return datetime.now(UTC)
-
-
-def _require(caller: Identity, *roles: str) -> None:
-    if caller.role not in roles:
-        raise PolicyDeniedError(f"{caller} may not do this: it needs the role {' or '.join(roles)}")

@@ -1,4 +1,8 @@
-"""The node's gRPC face: a thin servicer over :class:`~mpc_gateway.node.service.Node`."""
+"""The node's gRPC face: a thin servicer over :class:`~mpc_gateway.node.service.Node`.
+
+Only the consortium's gateway may call the node service (:func:`node_access`);
+auditors read the witness log through the audit service.
+"""
 
 from __future__ import annotations
 
@@ -10,14 +14,20 @@ from mpc_gateway.audit.evidence import DispatchEvidence
 from mpc_gateway.node.service import Node
 from mpc_gateway.proto.v1 import node_pb2, node_pb2_grpc
 from mpc_gateway.rpc.audit_servicer import audit_service
-from mpc_gateway.rpc.auth import caller_identity
-from mpc_gateway.rpc.errors import translate_errors
+from mpc_gateway.rpc.auth import current_caller
 from mpc_gateway.rpc.server import Service, build_server, serve_until_signalled
 from mpc_gateway.settings import NodeSettings
 
-__all__ = ["NodeServicer", "serve_node"]
+__all__ = ["NodeServicer", "node_access", "node_services", "serve_node"]
 
 log = logging.getLogger(__name__)
+
+
+def node_access(gateway: str) -> dict[str, tuple[str, ...]]:
+    """Every node method is for the consortium's gateway ``gateway/<gateway>`` only."""
+    return {
+        method: (f"gateway/{gateway}",) for method in ("Execute", "AbortSession", "OpenSession")
+    }
 
 
 class NodeServicer(node_pb2_grpc.NodeServiceServicer):
@@ -27,62 +37,56 @@ class NodeServicer(node_pb2_grpc.NodeServiceServicer):
     def Execute(
         self, request: node_pb2.SignedOrder, context: grpc.ServicerContext
     ) -> node_pb2.ResultShares:
-        with translate_errors(context):
-            evidence = DispatchEvidence(
-                entry=request.evidence.entry,
-                index=request.evidence.index,
-                proof=tuple(request.evidence.proof),
-                checkpoint=request.evidence.checkpoint,
-            )
-            done = self.node.execute(
-                caller_identity(context),
-                request.order,
-                request.signature,
-                evidence,
-                context.time_remaining(),
-            )
-            blocks = [
-                node_pb2.ShareBlock(
-                    name=name, modulus=str(modulus), values=[str(v) for v in values]
-                )
-                for name, (modulus, values) in done.blocks.items()
-            ]
-            return node_pb2.ResultShares(
-                node=self.node.settings.name,
-                party_index=self.node.party_index,
-                blocks=blocks,
-                local_ms=done.local_ms,
-                mpc_ms=done.mpc_ms,
-            )
-        raise AssertionError("unreachable")  # context.abort raised
+        evidence = DispatchEvidence(
+            entry=request.evidence.entry,
+            index=request.evidence.index,
+            proof=tuple(request.evidence.proof),
+            checkpoint=request.evidence.checkpoint,
+        )
+        done = self.node.execute(
+            current_caller(), request.order, request.signature, evidence, context.time_remaining()
+        )
+        blocks = [
+            node_pb2.ShareBlock(name=name, modulus=str(modulus), values=[str(v) for v in values])
+            for name, (modulus, values) in done.blocks.items()
+        ]
+        return node_pb2.ResultShares(
+            node=self.node.settings.name,
+            party_index=self.node.party_index,
+            blocks=blocks,
+            local_ms=done.local_ms,
+            mpc_ms=done.mpc_ms,
+        )
 
     def OpenSession(
         self, request: node_pb2.SignedOrder, context: grpc.ServicerContext
     ) -> node_pb2.SessionReply:
-        with translate_errors(context):
-            epoch = self.node.open_session(
-                caller_identity(context), request.order, request.signature, context.time_remaining()
-            )
-            return node_pb2.SessionReply(epoch=epoch)
-        raise AssertionError("unreachable")
+        epoch = self.node.open_session(request.order, request.signature, context.time_remaining())
+        return node_pb2.SessionReply(epoch=epoch)
 
     def AbortSession(
         self, request: node_pb2.AbortRequest, context: grpc.ServicerContext
     ) -> node_pb2.AbortReply:
-        with translate_errors(context):
-            self.node.abort(caller_identity(context), request.epoch, request.reason)
-            return node_pb2.AbortReply()
-        raise AssertionError("unreachable")
+        self.node.abort(request.epoch, request.reason)
+        return node_pb2.AbortReply()
+
+
+def node_services(node: Node) -> list[Service]:
+    """Everything a node serves, with who may call what."""
+    access = node_access(node.settings.gateway)
+    return [
+        Service.of(node_pb2, node_pb2_grpc, "NodeService", NodeServicer(node), access),
+        audit_service(node.witness.log),
+    ]
 
 
 def serve_node(settings: NodeSettings) -> None:
     """Serve until SIGTERM/SIGINT, then stop cleanly (the MPC worker included)."""
     node = Node(settings)
-    services = [
-        Service.of(node_pb2, node_pb2_grpc, "NodeService", NodeServicer(node)),
-        audit_service(node.witness.log),
-    ]
-    server, port, health = build_server(settings.listen, node.tls, services)
+    services = node_services(node)
+    server, port, health = build_server(
+        settings.listen, node.tls, services, node.layout.trust_domain
+    )
     server.start()
     log.info(
         "node %s (MPC party %d) serving on port %d; MPC port %d; datasets: %s",

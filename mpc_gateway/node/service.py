@@ -1,7 +1,8 @@
 """A node: verify the gateway's signed order, pre-aggregate locally, take part in the MPC.
 
-Before contributing anything the node checks, on its own: that the caller is
-the consortium's gateway; the Ed25519 signature on the order against the
+Only the consortium's gateway reaches these methods (the server's access
+table says so). Before contributing anything the node checks, on its own: the
+Ed25519 signature on the order against the
 gateway's certified signing key; that the order places this node at its own
 party index and MPC port; that the plan is for a dataset it holds with the same
 schema; and that the plan re-validates against its own schema (a gateway that
@@ -20,17 +21,18 @@ from typing import Any
 
 from mpc_gateway.audit.evidence import DispatchEvidence, log_origin, verify_evidence
 from mpc_gateway.audit.trail import AuditTrail
+from mpc_gateway.computations import VOCABULARY, LocalData, ProgramCall, computation_of
 from mpc_gateway.errors import (
     ConfigurationError,
     DeadlineExceededError,
     GatewayError,
     IntegrityError,
     InvalidQueryError,
-    PolicyDeniedError,
 )
 from mpc_gateway.mpc.wire import WorkerConfig
-from mpc_gateway.node.data import LocalDataset, filter_sql
+from mpc_gateway.node.data import LocalDataset
 from mpc_gateway.node.session import SessionSequencer, WorkerProcess
+from mpc_gateway.orders import ExecutionOrder, Party, SessionOrder
 from mpc_gateway.pki import (
     Identity,
     load_ca,
@@ -47,12 +49,8 @@ from mpc_gateway.policy import (
     load_policy,
     require_approvals,
 )
-from mpc_gateway.query.models import QuerySpec
-from mpc_gateway.query.order import ExecutionOrder, Party, SessionOrder
-from mpc_gateway.query.plan import build_plan, layout_for
 from mpc_gateway.query.schema import load_schema
-from mpc_gateway.risk import open_weight_share
-from mpc_gateway.risk.jobs import RiskOrder, RiskPlan, ScoreJob, local_program_args, mpc_plan
+from mpc_gateway.query.sql import where_sql
 from mpc_gateway.settings import NodeSettings
 
 __all__ = ["Node", "Contribution"]
@@ -91,7 +89,8 @@ class Node:
         }
         self.sequencer = SessionSequencer(self._spawn)
         self._ca = load_ca(self.layout.ca_cert)
-        self.policy = load_policy(settings.policy, {n: d.schema for n, d in self.datasets.items()})
+        schemas = {n: d.schema for n, d in self.datasets.items()}
+        self.policy = load_policy(settings.policy, schemas, VOCABULARY)
         if self.policy.owner != settings.name:
             raise ConfigurationError(
                 f"{settings.policy} is {self.policy.owner!r}'s policy, not {settings.name!r}'s"
@@ -118,10 +117,6 @@ class Node:
             )
         )
 
-    def _check_caller(self, caller: Identity) -> None:
-        if caller != self.gateway:
-            raise PolicyDeniedError(f"{caller} may not send orders: only {self.gateway} may")
-
     def _check_my_party(self, parties: tuple[Party, ...]) -> None:
         me = parties[self.party_index] if self.party_index < len(parties) else None
         if me is None or me.name != self.settings.name or me.port != self.settings.mpc_port:
@@ -130,20 +125,14 @@ class Node:
                 f"{self.party_index} and port {self.settings.mpc_port}"
             )
 
-    def _verified_order(
-        self, caller: Identity, order_bytes: bytes, signature: bytes
-    ) -> ExecutionOrder:
-        self._check_caller(caller)
+    def _verified_order(self, order_bytes: bytes, signature: bytes) -> ExecutionOrder:
         verify(self._gateway_key, signature, order_bytes, what="execution order")
         order = ExecutionOrder.from_bytes(order_bytes)
         self._check_my_party(order.parties)
         return order
 
-    def open_session(
-        self, caller: Identity, order_bytes: bytes, signature: bytes, timeout_s: float | None
-    ) -> int:
+    def open_session(self, order_bytes: bytes, signature: bytes, timeout_s: float | None) -> int:
         """Connect the MPC session the gateway announces, ahead of its first query."""
-        self._check_caller(caller)
         verify(self._gateway_key, signature, order_bytes, what="session order")
         order = SessionOrder.from_bytes(order_bytes)
         self._check_my_party(order.parties)
@@ -157,32 +146,37 @@ class Node:
         if dataset is None:
             raise InvalidQueryError(f"{self.settings.name} holds no dataset {plan.dataset!r}")
         if plan.schema_hash != dataset.schema.schema_hash:
-            raise IntegrityError(
+            raise ConfigurationError(
                 f"{self.settings.name}'s schema of {plan.dataset!r} differs from the gateway's"
             )
-        if isinstance(plan, RiskPlan):
-            mpc_plan(plan, dataset.schema, len(order.parties))  # refuses what does not fit
-        else:
-            spec = QuerySpec(dataset=plan.dataset, aggregates=plan.aggregates, filter=plan.filter,
-                             group_by=plan.group_by, purpose=plan.purpose)  # fmt: skip
-            if build_plan(spec, dataset.schema, plan.analyst, plan.controls) != plan:
-                raise IntegrityError(
-                    f"{self.settings.name} derives a different plan from this order"
-                )
+        # refuses what does not fit this node's own schema
+        computation_of(plan).check(plan, dataset.schema, len(order.parties))
         self._check_policy(order)
         return dataset
 
     def _check_policy(self, order: ExecutionOrder) -> None:
         """This institution's own policy, on the signed order: whatever the gateway decided."""
         plan, now = order.plan, datetime.now(UTC)
-        decision = evaluate(self.policy, plan, plan.analyst, now, self.usage.count(plan.analyst),
-                            check_plan_controls=True)  # fmt: skip
+        decision = evaluate(
+            self.policy,
+            plan,
+            plan.analyst,
+            now,
+            self.usage.count(plan.analyst),
+            check_plan_controls=True,
+        )
         decision.raise_if_denied()
         if decision.approval is not None:
             need = RequiredApproval(decision.owner, decision.approval)
-            require_approvals([need], order.approvals, plan.plan_hash, self._ca, now,
-                              trust_domain=self.layout.trust_domain)  # fmt: skip
-        if order.risk is None or not order.risk.path:  # a quantile search counts once
+            require_approvals(
+                [need],
+                order.approvals,
+                plan.plan_hash,
+                self._ca,
+                now,
+                trust_domain=self.layout.trust_domain,
+            )
+        if not computation_of(plan).continues(order.step):  # a multi-step query counts once
             self.usage.record(plan.analyst)
 
     def execute(
@@ -199,7 +193,7 @@ class Node:
         with the gateway's signed tree head that came with it, and so is its outcome.
         """
         try:
-            order = self._verified_order(caller, order_bytes, signature)
+            order = self._verified_order(order_bytes, signature)
             head = verify_evidence(
                 evidence, order.query_id, order.plan_hash, self._gateway_key, self._gateway_log
             )
@@ -269,11 +263,11 @@ class Node:
             raise DeadlineExceededError(f"order {order.query_id} arrived after its deadline")
         deadline = time.monotonic() + remaining
         started = time.perf_counter()
-        program, args = self._local_inputs(order, dataset)
+        call = self._local_inputs(order, dataset)
         local_ms = (time.perf_counter() - started) * 1000
         try:
             blocks, mpc_ms = self.sequencer.run(
-                order.epoch, order.sequence, order.parties, program, args, deadline
+                order.epoch, order.sequence, order.parties, call.program, call.args, deadline
             )
         except GatewayError as err:
             log.warning(
@@ -290,29 +284,20 @@ class Node:
         )
         return Contribution(blocks, local_ms, mpc_ms)
 
-    def _local_inputs(
-        self, order: ExecutionOrder, dataset: LocalDataset
-    ) -> tuple[str, dict[str, Any]]:
+    def _local_inputs(self, order: ExecutionOrder, dataset: LocalDataset) -> ProgramCall:
         """The MPC program and this node's fixed-shape inputs to it, computed locally."""
         plan, schema = order.plan, dataset.schema
-        if not isinstance(plan, RiskPlan):
-            layout = layout_for(plan, schema, len(order.parties))
-            local = dataset.local_aggregates(plan, layout)
-            return "aggregate", {**local, "bits": layout.bits, "sentinel": layout.sentinel,
-                                 "controls": layout.mpc_controls()}  # fmt: skip
-        risk = order.risk or RiskOrder()
-        share = None
-        if isinstance(plan.job, ScoreJob) and plan.job.model.weights_secret:
-            if risk.sealed is None:
-                raise InvalidQueryError("the order carries no sealed weights for its secret model")
-            share = open_weight_share(plan.job.model, risk.sealed, self.settings.name, self.tls[2])
-        where = filter_sql(schema, plan.filter) if plan.filter else None
-        job_plan = mpc_plan(plan, schema, len(order.parties))
-        return local_program_args(plan, job_plan, dataset.cursor(), schema, where, risk, share)
+        data = LocalData(
+            cursor=dataset.cursor(),
+            schema=schema,
+            where=where_sql(schema, plan.filter),
+            parties=len(order.parties),
+            node=self.settings.name,
+            node_key_pem=self.tls[2],
+        )
+        return computation_of(plan).local_inputs(plan, order.step, data)
 
-    def abort(self, caller: Identity, epoch: int, reason: str) -> None:
-        if caller != self.gateway:
-            raise PolicyDeniedError(f"{caller} may not abort sessions: only {self.gateway} may")
+    def abort(self, epoch: int, reason: str) -> None:
         log.info("session epoch %d aborted by the gateway: %s", epoch, reason)
         self.sequencer.abort(epoch, f"aborted by the gateway: {reason}")
 

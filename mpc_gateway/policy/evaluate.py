@@ -19,18 +19,18 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import datetime
+from typing import TypeVar
 
 from mpc_gateway.pki.identity import Identity
 from mpc_gateway.policy.decision import PolicyDecision, RuleCheck, whose
+from mpc_gateway.policy.declaration import ColumnUse, Declaration, Governed, RiskUse
 from mpc_gateway.policy.models import ColumnPolicy, DatasetPolicy, OutputControls, Policy
 from mpc_gateway.policy.models import principal_matches as _matches
-from mpc_gateway.query.models import BoolExpr, Comparison, InList
-from mpc_gateway.query.plan import QueryPlan
-from mpc_gateway.risk.jobs import ConcentrationJob, RiskPlan, ScoreJob
-
-AnyPlan = QueryPlan | RiskPlan
+from mpc_gateway.query.filters import InList, filter_leaves
 
 __all__ = ["evaluate"]
+
+G = TypeVar("G", bound=Governed)
 
 _AS = {
     "aggregate": "in an aggregate",
@@ -48,10 +48,11 @@ _ONLY = {
 class _Context:
     """What every rule of one evaluation needs."""
 
-    def __init__(self, policy: Policy, rules: DatasetPolicy, plan: AnyPlan, caller: str):
+    def __init__(self, policy: Policy, rules: DatasetPolicy, plan: Governed, caller: str):
         self.who = whose(policy.owner)
         self.rules = rules
         self.plan = plan
+        self.declared: Declaration = plan.declaration()
         self.caller = caller
         self.dataset = plan.dataset
 
@@ -132,28 +133,11 @@ def _daily_limit(ctx: _Context, queries_today: int) -> RuleCheck:
     return _check("dataset.daily_limit", queries_today < limit, message)
 
 
-def _filter_leaves(node: Comparison | InList | BoolExpr | None) -> Iterator[Comparison | InList]:
-    if node is None:
-        return
-    if isinstance(node, BoolExpr):
-        for item in node.items:
-            yield from _filter_leaves(item)
-    else:
-        yield node
-
-
-def _uses(plan: AnyPlan) -> list[tuple[str, str]]:
-    """Every (column, use) the plan makes, in order, without repeats (risk columns: see _risk)."""
-    if isinstance(plan, RiskPlan):
-        job = plan.job
-        group = job.group_by if isinstance(job, ConcentrationJob) else None
-        pairs = [("group_by", group)] if group is not None else []
-    else:
-        pairs = [("aggregate", a.column) for a in plan.aggregates if a.column is not None]
-        if plan.group_by is not None:
-            pairs.append(("group_by", plan.group_by))
-    pairs += [("filter", leaf.column) for leaf in _filter_leaves(plan.filter)]
-    return list(dict.fromkeys((column, use) for use, column in pairs))
+def _uses(ctx: _Context) -> list[tuple[str, str]]:
+    """Every (column, use) the plan makes, in order, without repeats (filters last)."""
+    pairs = [(use.column, use.use) for use in ctx.declared.uses]
+    pairs += [(leaf.column, "filter") for leaf in filter_leaves(ctx.plan.filter)]
+    return list(dict.fromkeys(pairs))
 
 
 def _column_use(ctx: _Context, column: str, use: str) -> RuleCheck:
@@ -175,18 +159,18 @@ def _column_use(ctx: _Context, column: str, use: str) -> RuleCheck:
 
 
 def _column_aggregates(ctx: _Context) -> Iterator[RuleCheck]:
-    if isinstance(ctx.plan, RiskPlan):
-        return
-    for agg in ctx.plan.aggregates:
-        policy = ctx.rules.columns.get(agg.column or "")
+    aggregated: list[ColumnUse] = [u for u in ctx.declared.uses if u.use == "aggregate"]
+    for use in aggregated:
+        policy = ctx.rules.columns.get(use.column)
         if policy is None or "aggregate" not in policy.uses:
             continue  # column.use already failed for it
         allowed = ", ".join(policy.aggregates)
-        if agg.func in policy.aggregates:
-            message = f"{ctx.who} allows {agg.label}"
-            yield _check("column.aggregate", True, message)
+        if use.function in policy.aggregates:
+            yield _check("column.aggregate", True, f"{ctx.who} allows {use.label}")
         else:
-            message = f"{ctx.who} allows only {allowed} of column {agg.column!r}, not {agg.func}"
+            message = (
+                f"{ctx.who} allows only {allowed} of column {use.column!r}, not {use.function}"
+            )
             yield _check("column.aggregate", False, message)
 
 
@@ -194,7 +178,7 @@ def _identifying(ctx: _Context) -> Iterator[RuleCheck]:
     if ctx.plan.filter is None:
         return
     found = False
-    for leaf in _filter_leaves(ctx.plan.filter):
+    for leaf in filter_leaves(ctx.plan.filter):
         policy: ColumnPolicy | None = ctx.rules.columns.get(leaf.column)
         if policy is None or not policy.identifying:
             continue
@@ -239,33 +223,66 @@ def _may(ctx: _Context, rule: str, passed: bool, verb: str, what: str) -> RuleCh
     return _check(rule, passed, f"{ctx.who} {verb + 's' if passed else 'does not ' + verb} {what}")
 
 
-def _risk(ctx: _Context, plan: RiskPlan) -> list[RuleCheck]:
+def _risk(ctx: _Context, declared: RiskUse) -> list[RuleCheck]:
     """The dataset's risk section: outputs, features, model owner, columns, keys, batch size."""
     rules = ctx.rules.risk
     if rules is None:
-        return [_check("risk.allowed", False,
-                       f"{ctx.who} allows no risk computation on {ctx.dataset!r}")]  # fmt: skip
+        return [
+            _check(
+                "risk.allowed", False, f"{ctx.who} allows no risk computation on {ctx.dataset!r}"
+            )
+        ]
     checks = [_may(ctx, "risk.allowed", True, "allow", f"risk computations on {ctx.dataset!r}")]
     allowed = ", ".join(rules.outputs)
-    checks += [_may(ctx, "risk.output", output in rules.outputs, "allow",
-                    f"releasing {output!r} (allowed: {allowed})") for output in plan.outputs]  # fmt: skip
-    job = plan.job
-    if isinstance(job, ScoreJob):
-        checks += [_may(ctx, "risk.feature", f.name in rules.features, "let",
-                        f"a model use the feature {f.name!r}") for f in job.model.features]  # fmt: skip
-        owner = job.model.owner
+    checks += [
+        _may(
+            ctx,
+            "risk.output",
+            out in rules.outputs,
+            "allow",
+            f"releasing {out!r} (allowed: {allowed})",
+        )
+        for out in declared.outputs
+    ]
+    checks += [
+        _may(
+            ctx, "risk.feature", name in rules.features, "let", f"a model use the feature {name!r}"
+        )
+        for name in declared.features
+    ]
+    if declared.model_owner is not None:
+        owner = declared.model_owner
         known = any(_matches(p, owner) for p in rules.model_owners)
         checks.append(_may(ctx, "risk.model_owner", known, "run", f"models registered by {owner}"))
-    elif hasattr(job, "column"):
-        checks.append(_may(ctx, "risk.column", job.column in rules.columns, "let",
-                           f"risk computations use the column {job.column!r}"))  # fmt: skip
-    if plan.batch_size is not None:
-        key = getattr(job, "key_column", "")
-        checks.append(_may(ctx, "risk.key_column", key in rules.keys, "let",
-                           f"batches name entities by {key!r}"))  # fmt: skip
-        checks.append(_check("risk.batch", plan.batch_size >= rules.min_batch,
-                             f"{ctx.who} needs batches of at least {rules.min_batch} distinct entities; "
-                             f"this one names {plan.batch_size}"))  # fmt: skip
+    checks += [
+        _may(
+            ctx,
+            "risk.column",
+            column in rules.columns,
+            "let",
+            f"risk computations use the column {column!r}",
+        )
+        for column in declared.columns
+    ]
+    batch = declared.batch
+    if batch is not None:
+        checks.append(
+            _may(
+                ctx,
+                "risk.key_column",
+                batch.key_column in rules.keys,
+                "let",
+                f"batches name entities by {batch.key_column!r}",
+            )
+        )
+        checks.append(
+            _check(
+                "risk.batch",
+                batch.size >= rules.min_batch,
+                f"{ctx.who} needs batches of at least {rules.min_batch} distinct "
+                f"entities; this one names {batch.size}",
+            )
+        )
     return checks
 
 
@@ -280,11 +297,11 @@ def _all_checks(
         _expiry(ctx, now),
         _daily_limit(ctx, queries_today),
     ]
-    checks += [_column_use(ctx, column, use) for column, use in _uses(ctx.plan)]
+    checks += [_column_use(ctx, column, use) for column, use in _uses(ctx)]
     checks += _column_aggregates(ctx)
     checks += _identifying(ctx)
-    if isinstance(ctx.plan, RiskPlan):
-        checks += _risk(ctx, ctx.plan)
+    if ctx.declared.risk is not None:
+        checks += _risk(ctx, ctx.declared.risk)
     if check_plan_controls:
         checks.append(_plan_controls(ctx))
     return checks
@@ -292,13 +309,13 @@ def _all_checks(
 
 def evaluate(
     policy: Policy,
-    plan: AnyPlan,
+    plan: G,
     caller: Identity | str,
     now: datetime,
     queries_today: int,
     *,
     check_plan_controls: bool = False,
-) -> PolicyDecision:
+) -> PolicyDecision[G]:
     """Check ``plan``, asked by ``caller`` at ``now``, against ``policy``.
 
     ``queries_today`` is how many queries ``caller`` already ran today (UTC) before

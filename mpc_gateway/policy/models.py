@@ -35,10 +35,9 @@ from pydantic import (
 from mpc_gateway.canonical import canonical_hash
 from mpc_gateway.errors import ConfigurationError
 from mpc_gateway.pki.identity import ROLES
-from mpc_gateway.query.plan import OutputControls  # one model: a policy's controls are a plan's
+from mpc_gateway.policy.controls import OutputControls
+from mpc_gateway.policy.declaration import Vocabulary
 from mpc_gateway.query.schema import CategoricalColumn, DatasetSchema, KeyColumn, NumericColumn
-from mpc_gateway.risk.features import FEATURES, MAX_BATCH
-from mpc_gateway.risk.jobs import RiskOutput
 
 __all__ = [
     "USES",
@@ -51,6 +50,7 @@ __all__ = [
     "Policy",
     "load_policy",
     "check_against_schema",
+    "MAX_BATCH",
     "normalise_purpose",
     "principal_matches",
 ]
@@ -59,6 +59,9 @@ Use = Literal["aggregate", "group_by", "filter", "secret_compare"]
 USES: tuple[str, ...] = ("aggregate", "group_by", "filter", "secret_compare")
 AggFunc = Literal["count", "sum", "mean", "var", "stddev", "min", "max"]
 AGGREGATE_FUNCS: tuple[str, ...] = ("count", "sum", "mean", "var", "stddev", "min", "max")
+
+MAX_BATCH = 100_000
+"""Most entity keys one batch may carry (its shape is public and fixed)."""
 
 _NAME = r"[a-z0-9][a-z0-9._-]{0,62}"
 _OWNER = re.compile(_NAME)
@@ -168,10 +171,7 @@ class ApprovalRule(_Frozen):
         return normalise_purpose(purpose) in {normalise_purpose(p) for p in self.purposes}
 
 
-def _feature(name: str) -> str:
-    if name not in FEATURES:
-        raise ValueError(f"unknown risk feature {name!r}; known: {', '.join(FEATURES)}")
-    return name
+RiskName = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]{0,62}$")]
 
 
 class RiskPolicy(_Frozen):
@@ -187,10 +187,8 @@ class RiskPolicy(_Frozen):
     concentration batch may name (small batches single entities out).
     """
 
-    outputs: Annotated[tuple[RiskOutput, ...], AfterValidator(_unique)] = Field(min_length=1)
-    features: Annotated[
-        tuple[Annotated[str, AfterValidator(_feature)], ...], AfterValidator(_unique)
-    ] = ()
+    outputs: Annotated[tuple[RiskName, ...], AfterValidator(_unique)] = Field(min_length=1)
+    features: Annotated[tuple[RiskName, ...], AfterValidator(_unique)] = ()
     model_owners: Annotated[tuple[Principal, ...], AfterValidator(_unique)] = ()
     keys: Annotated[tuple[str, ...], AfterValidator(_unique)] = ()
     columns: Annotated[tuple[str, ...], AfterValidator(_unique)] = ()
@@ -258,8 +256,26 @@ def _misuse(column: Any, policy: ColumnPolicy) -> str | None:
     return None
 
 
-def check_against_schema(policy: Policy, schemas: Mapping[str, DatasetSchema]) -> None:
-    """Raise ConfigurationError if ``policy`` names a dataset or column the schemas lack.
+def _check_vocabulary(where: str, risk: RiskPolicy, vocabulary: Vocabulary) -> None:
+    for output in risk.outputs:
+        if output not in vocabulary.outputs:
+            known = ", ".join(sorted(vocabulary.outputs))
+            raise ConfigurationError(
+                f"{where}.outputs: unknown risk output {output!r}; known: {known}"
+            )
+    for feature in risk.features:
+        if feature not in vocabulary.features:
+            known = ", ".join(sorted(vocabulary.features))
+            raise ConfigurationError(
+                f"{where}.features: unknown risk feature {feature!r}; known: {known}"
+            )
+
+
+def check_against_schema(
+    policy: Policy, schemas: Mapping[str, DatasetSchema], vocabulary: Vocabulary | None = None
+) -> None:
+    """Raise ConfigurationError if ``policy`` names a dataset, column, output or feature
+    that the schemas (or the computations' ``vocabulary``) lack.
 
     A policy that mentions an unknown column would silently deny (default deny);
     checking at load time turns a typo into an error instead.
@@ -287,12 +303,19 @@ def check_against_schema(policy: Policy, schemas: Mapping[str, DatasetSchema]) -
                 raise ConfigurationError(
                     f"datasets.{dataset}.risk.keys: {name!r} is not an entity key column"
                 )
+        if rules.risk is not None and vocabulary is not None:
+            _check_vocabulary(f"datasets.{dataset}.risk", rules.risk, vocabulary)
 
 
-def load_policy(path: Path, schemas: Mapping[str, DatasetSchema] | None = None) -> Policy:
+def load_policy(
+    path: Path,
+    schemas: Mapping[str, DatasetSchema] | None = None,
+    vocabulary: Vocabulary | None = None,
+) -> Policy:
     """Read a policy TOML file; any mistake is a ConfigurationError naming the field.
 
-    With ``schemas`` (dataset name to schema), also :func:`check_against_schema`.
+    With ``schemas`` (dataset name to schema), also :func:`check_against_schema`,
+    with the risk outputs and features the computations know (``vocabulary``).
     """
     try:
         data = tomllib.loads(Path(path).read_text(encoding="utf-8"))
@@ -306,7 +329,7 @@ def load_policy(path: Path, schemas: Mapping[str, DatasetSchema] | None = None) 
         raise ConfigurationError(f"policy file {path} is invalid: {_explain(err)}") from None
     if schemas is not None:
         try:
-            check_against_schema(policy, schemas)
+            check_against_schema(policy, schemas, vocabulary)
         except ConfigurationError as err:
             raise ConfigurationError(f"policy file {path}: {err.public_message}") from None
     return policy

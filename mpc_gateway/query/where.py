@@ -1,4 +1,4 @@
-"""Parse an analyst's filter text into a :data:`~mpc_gateway.query.models.Filter`.
+"""Parse an analyst's filter text into a :data:`~mpc_gateway.query.filters.Filter`.
 
 Grammar (keywords case-insensitive)::
 
@@ -10,7 +10,7 @@ Grammar (keywords case-insensitive)::
     literal := number | 'text'                        ('' escapes a quote)
 
 The parser only builds the tree; whether columns and values fit the dataset is
-checked by :func:`~mpc_gateway.query.models.validate_spec`.
+checked by :func:`~mpc_gateway.query.filters.validate_filter`.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ import re
 from dataclasses import dataclass
 
 from mpc_gateway.errors import InvalidQueryError
-from mpc_gateway.query.models import BoolExpr, Comparison, Filter, InList
+from mpc_gateway.query.filters import BoolExpr, Comparison, Filter, InList
 
 __all__ = ["MAX_FILTER_CHARS", "MAX_FILTER_DEPTH", "parse_where"]
 

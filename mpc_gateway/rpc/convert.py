@@ -1,65 +1,98 @@
-"""Conversions between protobuf messages and domain objects (both directions)."""
+"""Protobuf <-> domain conversions that no single computation owns (both directions).
+
+A :class:`~mpc_gateway.proto.v1.gateway_pb2.ComputationRequest` carries the
+dataset, filter and purpose every computation takes, and one computation's job
+message in its ``computation`` oneof; the computation registered under that
+name converts its own message. A result carries the query's identity and
+timing beside one computation's outcome message.
+"""
 
 from __future__ import annotations
 
-from decimal import Decimal
+import json
+from typing import Any
 
 from pydantic import ValidationError
 
+from mpc_gateway.computations import Released, Request, computation
 from mpc_gateway.errors import InvalidQueryError
+from mpc_gateway.policy import OutputControls
 from mpc_gateway.proto.v1 import gateway_pb2
-from mpc_gateway.query.models import AGGREGATES, QuerySpec
-from mpc_gateway.query.results import Scalar
 from mpc_gateway.query.schema import CategoricalColumn, DatasetSchema, KeyColumn
 from mpc_gateway.query.where import parse_where
 
-__all__ = ["spec_from_proto", "value_to_proto", "value_from_proto", "dataset_to_proto"]
+__all__ = [
+    "request_from_proto",
+    "result_to_proto",
+    "result_from_proto",
+    "dataset_to_proto",
+    "dataset_from_proto",
+]
 
 
-def _aggregate_problem(err: ValidationError) -> str:
-    for problem in err.errors():
-        if problem["loc"][-1:] == ("func",) or "func" in problem["loc"]:
-            return f"unsupported aggregate {problem['input']!r}; supported: {', '.join(AGGREGATES)}"
+def _problem(err: ValidationError) -> str:
     first = err.errors()[0]
-    return f"invalid query field {'.'.join(str(p) for p in first['loc'])}: {first['msg']}"
+    where = ".".join(str(p) for p in first["loc"]) or "(top level)"
+    return f"invalid query field {where}: {first['msg']}"
 
 
-def spec_from_proto(request: gateway_pb2.QueryRequest) -> QuerySpec:
-    if not request.aggregates:
-        raise InvalidQueryError("a query needs at least one aggregate, e.g. count")
-    try:
-        return QuerySpec(
-            dataset=request.dataset,
-            aggregates=tuple(
-                {"func": a.func, "column": a.column or None} for a in request.aggregates
-            ),
-            filter=parse_where(request.where),
-            group_by=request.group_by or None,
-            purpose=request.purpose,
+def request_from_proto(message: gateway_pb2.ComputationRequest) -> Request:
+    """The request a ComputationRequest carries; InvalidQueryError naming what is wrong."""
+    which = message.WhichOneof("computation")
+    if which is None:
+        raise InvalidQueryError(
+            "a request names one computation: aggregate, score, "
+            "concentration, quantile or histogram"
         )
+    common = {
+        "dataset": message.dataset,
+        "purpose": message.purpose,
+        "filter": parse_where(message.where),
+    }
+    try:
+        request: Request = computation(which).request_from_proto(getattr(message, which), common)
     except ValidationError as err:
-        raise InvalidQueryError(_aggregate_problem(err)) from None
+        raise InvalidQueryError(_problem(err)) from None
+    return request
 
 
-def value_to_proto(value: Scalar) -> gateway_pb2.Value:
-    if value is None:
-        return gateway_pb2.Value(null=True)
-    if isinstance(value, bool) or isinstance(value, int):
-        return gateway_pb2.Value(int_value=int(value))
-    if isinstance(value, Decimal):
-        return gateway_pb2.Value(decimal_value=str(value))
-    return gateway_pb2.Value(float_value=float(value))
+def result_to_proto(released: Released) -> gateway_pb2.ComputationResult:
+    message = gateway_pb2.ComputationResult(
+        query_id=released.query_id,
+        plan_hash=released.plan_hash,
+        dataset=released.dataset,
+        sequence=released.sequence,
+        rounds=released.rounds,
+        timing=gateway_pb2.Timing(
+            total_ms=released.total_ms, mpc_ms=released.mpc_ms, local_ms=released.local_ms
+        ),
+        controls_json=released.controls.model_dump_json(),
+    )
+    kind = released.outcome.kind
+    getattr(message, kind).CopyFrom(computation(kind).outcome_to_proto(released.outcome))
+    return message
 
 
-def value_from_proto(value: gateway_pb2.Value) -> Scalar:
-    kind = value.WhichOneof("kind")
-    if kind == "int_value":
-        return value.int_value
-    if kind == "decimal_value":
-        return Decimal(value.decimal_value)
-    if kind == "float_value":
-        return value.float_value
-    return None
+def result_from_proto(
+    message: gateway_pb2.ComputationResult, request: Request | None = None
+) -> Released:
+    which = message.WhichOneof("outcome")
+    if which is None:
+        raise InvalidQueryError("the gateway's result carries no outcome")
+    controls = json.loads(message.controls_json) if message.controls_json else {}
+    return Released(
+        query_id=message.query_id,
+        plan_hash=message.plan_hash,
+        dataset=message.dataset,
+        outcome=computation(which).outcome_from_proto(getattr(message, which)),
+        sequence=message.sequence,
+        rounds=message.rounds,
+        total_ms=message.timing.total_ms,
+        mpc_ms=message.timing.mpc_ms,
+        local_ms=message.timing.local_ms,
+        controls=OutputControls.model_validate(controls),
+        request=request,
+    )
 
 
 def dataset_to_proto(schema: DatasetSchema, nodes: list[str]) -> gateway_pb2.DatasetInfo:
@@ -90,3 +123,25 @@ def dataset_to_proto(schema: DatasetSchema, nodes: list[str]) -> gateway_pb2.Dat
         schema_hash=schema.schema_hash,
         nodes=nodes,
     )
+
+
+def _column_details(column: gateway_pb2.ColumnInfo) -> dict[str, Any]:
+    if column.kind == "categorical":
+        return {"domain": list(column.domain)}
+    if column.kind == "numeric":
+        return {"scale": column.scale, "min": column.min, "max": column.max}
+    return {}
+
+
+def dataset_from_proto(info: gateway_pb2.DatasetInfo) -> dict[str, Any]:
+    """A dataset's public description as plain data."""
+    return {
+        "name": info.name,
+        "description": info.description,
+        "schema_hash": info.schema_hash,
+        "nodes": list(info.nodes),
+        "columns": [
+            {"name": c.name, "kind": c.kind, "description": c.description, **_column_details(c)}
+            for c in info.columns
+        ],
+    }

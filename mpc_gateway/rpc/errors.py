@@ -1,108 +1,87 @@
-"""The one table between domain errors and gRPC status codes.
+"""Domain errors to gRPC statuses and back: each error class names its own status.
 
-Servers wrap every handler in :func:`translate_errors`: a domain error becomes
-its status with the error's public message; anything else becomes INTERNAL with
-a reference id, and the traceback stays in the server's log. Clients (and the
-gateway talking to nodes) turn a status back into the domain error with
-:func:`error_from_rpc`.
+Servers turn a domain error into its status with the error's public message
+(:func:`abort_with`, called by the interceptor for every handler); anything
+else becomes INTERNAL with a reference id, and the traceback stays in the
+server's log. The error's class travels in trailing metadata, so a client (and
+the gateway talking to nodes) rebuilds exactly that class with
+:func:`error_from_rpc`, not just one that shares its status.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
-from contextlib import contextmanager
+from typing import NoReturn
 from uuid import uuid4
 
 import grpc
 
-from mpc_gateway.errors import (
-    ApprovalMissingError,
-    BudgetExhaustedError,
-    ConfigurationError,
-    DeadlineExceededError,
-    DisclosureRiskError,
-    GatewayError,
-    IntegrityError,
-    InvalidQueryError,
-    InvalidRequestError,
-    NodeUnavailableError,
-    PolicyDeniedError,
-    ProtocolAbortedError,
-    UnauthenticatedError,
-)
+from mpc_gateway import errors
+from mpc_gateway.errors import GatewayError, InternalError, NodeUnavailableError
 
-__all__ = ["STATUS", "status_for", "translate_errors", "error_from_rpc", "InternalError"]
+__all__ = ["status_for", "abort_with", "abort_internal", "error_from_rpc", "ERROR_CLASSES"]
 
 log = logging.getLogger(__name__)
 
 QUERY_ID_KEY = "mpcgw-query-id"  # trailing metadata: the query an error is about
+ERROR_KEY = "mpcgw-error"  # trailing metadata: the error's class
 
 
-class InternalError(GatewayError):
-    """A server failed in a way it did not foresee (see its log for the reference)."""
+def _classes(cls: type[GatewayError]) -> list[type[GatewayError]]:
+    found = [cls]
+    for sub in cls.__subclasses__():
+        if sub.__module__ == errors.__name__:
+            found += _classes(sub)
+    return found
 
 
-STATUS: dict[type[GatewayError], grpc.StatusCode] = {
-    InvalidQueryError: grpc.StatusCode.INVALID_ARGUMENT,  # what clients raise for the status
-    InvalidRequestError: grpc.StatusCode.INVALID_ARGUMENT,
-    UnauthenticatedError: grpc.StatusCode.UNAUTHENTICATED,
-    IntegrityError: grpc.StatusCode.UNAUTHENTICATED,
-    PolicyDeniedError: grpc.StatusCode.PERMISSION_DENIED,
-    ApprovalMissingError: grpc.StatusCode.FAILED_PRECONDITION,
-    DisclosureRiskError: grpc.StatusCode.FAILED_PRECONDITION,
-    ConfigurationError: grpc.StatusCode.FAILED_PRECONDITION,
-    BudgetExhaustedError: grpc.StatusCode.RESOURCE_EXHAUSTED,
-    NodeUnavailableError: grpc.StatusCode.UNAVAILABLE,
-    ProtocolAbortedError: grpc.StatusCode.ABORTED,
-    DeadlineExceededError: grpc.StatusCode.DEADLINE_EXCEEDED,
-    InternalError: grpc.StatusCode.INTERNAL,
-}
+ERROR_CLASSES: dict[str, type[GatewayError]] = {c.__name__: c for c in _classes(GatewayError)}
+"""Every error of :mod:`mpc_gateway.errors`, by class name."""
 
-# the error a client raises for a status; several errors share a status, the first listed wins
+# the error a client raises for a status it gets without a class name: the first declared
 _ERROR_FOR: dict[grpc.StatusCode, type[GatewayError]] = {}
-for _error, _code in STATUS.items():
-    _ERROR_FOR.setdefault(_code, _error)
+for _cls in ERROR_CLASSES.values():
+    _ERROR_FOR.setdefault(grpc.StatusCode[_cls.status], _cls)
 
 
 def status_for(err: GatewayError) -> grpc.StatusCode:
-    for cls in type(err).__mro__:
-        if cls in STATUS:
-            return STATUS[cls]
-    return grpc.StatusCode.INTERNAL
+    return grpc.StatusCode[err.status]
 
 
-@contextmanager
-def translate_errors(context: grpc.ServicerContext) -> Iterator[None]:
-    """Turn a domain error into the status a client should see; log the rest."""
-    try:
-        yield
-    except GatewayError as err:
-        if err.query_id:
-            context.set_trailing_metadata(((QUERY_ID_KEY, err.query_id),))
-        context.abort(status_for(err), err.public_message)
-    except Exception:
-        ref = uuid4().hex[:8]
-        log.exception("internal error %s", ref)
-        context.abort(grpc.StatusCode.INTERNAL, f"internal error (ref {ref})")
+def abort_with(context: grpc.ServicerContext, err: GatewayError) -> NoReturn:
+    """End the call with ``err``'s status and public message (and its class and query id)."""
+    trailers = [(ERROR_KEY, type(err).__name__)] if type(err).__name__ in ERROR_CLASSES else []
+    if err.query_id:
+        trailers.append((QUERY_ID_KEY, err.query_id))
+    context.set_trailing_metadata(tuple(trailers))
+    context.abort(status_for(err), err.public_message)
+    raise AssertionError("grpc's abort returned")  # it raises; this line is never reached
+
+
+def abort_internal(context: grpc.ServicerContext) -> NoReturn:
+    """End the call as INTERNAL with a reference id; the traceback goes to the server's log."""
+    ref = uuid4().hex[:8]
+    log.exception("internal error %s", ref)
+    context.abort(grpc.StatusCode.INTERNAL, f"internal error (ref {ref})")
+    raise AssertionError("grpc's abort returned")
 
 
 def error_from_rpc(err: grpc.RpcError, peer: str) -> GatewayError:
     """The domain error for a failed call to ``peer``, with a message saying what happened."""
     code = err.code() if isinstance(err, grpc.Call) else grpc.StatusCode.UNKNOWN
     details = (err.details() if isinstance(err, grpc.Call) else None) or str(err)
-    if code == grpc.StatusCode.UNAVAILABLE:
+    trailers = dict(err.trailing_metadata() or ()) if isinstance(err, grpc.Call) else {}
+    if code == grpc.StatusCode.UNAVAILABLE and ERROR_KEY not in trailers:
         hint = ""
-        if (
-            "handshake" in details.lower()
-            or "ssl" in details.lower()
-            or "certificate" in details.lower()
-        ):
+        if any(word in details.lower() for word in ("handshake", "ssl", "certificate")):
             hint = (
                 " (the TLS handshake failed: check that the certificate was issued by the "
                 "consortium CA and that the peer trusts the same CA)"
             )
         return NodeUnavailableError(f"{peer} is unavailable: {details}{hint}")
-    error = _ERROR_FOR.get(code, InternalError)
-    trailers = dict(err.trailing_metadata() or ()) if isinstance(err, grpc.Call) else {}
-    return error(details if peer in details else f"{peer}: {details}", trailers.get(QUERY_ID_KEY))
+    error = ERROR_CLASSES.get(str(trailers.get(ERROR_KEY, ""))) or _ERROR_FOR.get(
+        code, InternalError
+    )
+    message = details if peer in details else f"{peer}: {details}"
+    query_id = trailers.get(QUERY_ID_KEY)
+    return error(message, str(query_id) if query_id else None)

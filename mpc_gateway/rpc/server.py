@@ -1,17 +1,24 @@
-"""Building a mutual-TLS gRPC server with the standard health and reflection services."""
+"""Building a mutual-TLS gRPC server with the standard health and reflection services.
+
+Every service is served with its access rules (method name to the principals
+that may call it); :class:`~mpc_gateway.rpc.interceptor.AccessInterceptor`
+enforces them, default deny, for the whole server.
+"""
 
 from __future__ import annotations
 
 import signal
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent import futures
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
+
+from mpc_gateway.rpc.interceptor import ANYONE, AccessInterceptor
 
 __all__ = [
     "MAX_MESSAGE_BYTES",
@@ -29,26 +36,61 @@ TlsMaterial = tuple[bytes, bytes, bytes]  # (ca, certificate chain, private key)
 
 @dataclass(frozen=True)
 class Service:
-    """One servicer to serve: how to add it, the servicer, and its full proto name."""
+    """One servicer to serve: how to add it, the servicer, its full proto name, who may call it.
+
+    ``access`` maps each method name to the principals (``role/*``, ``role/name``)
+    that may call it; a method it does not list is refused to everyone.
+    """
 
     add: Callable[[Any, grpc.Server], None]
     servicer: Any
     name: str
+    methods: tuple[str, ...]
+    access: Mapping[str, Sequence[str]] = field(default_factory=dict)
 
     @classmethod
-    def of(cls, pb2: Any, pb2_grpc: Any, service: str, servicer: Any) -> Service:
+    def of(
+        cls,
+        pb2: Any,
+        pb2_grpc: Any,
+        service: str,
+        servicer: Any,
+        access: Mapping[str, Sequence[str]],
+    ) -> Service:
         """``service`` (e.g. "NodeService") of the generated modules, served by ``servicer``."""
         add = getattr(pb2_grpc, f"add_{service}Servicer_to_server")
-        return cls(add, servicer, pb2.DESCRIPTOR.services_by_name[service].full_name)
+        descriptor = pb2.DESCRIPTOR.services_by_name[service]
+        methods = tuple(m.name for m in descriptor.methods)
+        return cls(add, servicer, descriptor.full_name, methods, access)
+
+    def rules(self) -> dict[str, Sequence[str]]:
+        """The access rules by full method name (``/package.Service/Method``)."""
+        return {f"/{self.name}/{m}": who for m, who in self.access.items() if m in self.methods}
+
+
+_OPEN_SERVICES = (health.SERVICE_NAME, reflection.SERVICE_NAME)
 
 
 def build_server(
-    address: str, tls: TlsMaterial, services: Sequence[Service], max_workers: int = 64
+    address: str,
+    tls: TlsMaterial,
+    services: Sequence[Service],
+    trust_domain: str,
+    max_workers: int = 64,
 ) -> tuple[grpc.Server, int, health.HealthServicer]:
     """A bound (not yet started) mutual-TLS server with health and reflection; and its port."""
     ca, cert, key = tls
+    rules: dict[str, Sequence[str]] = {}
+    for service in services:
+        rules.update(service.rules())
+    for name, methods in (
+        (health.SERVICE_NAME, ("Check", "Watch", "List")),
+        (reflection.SERVICE_NAME, ("ServerReflectionInfo",)),
+    ):
+        rules.update({f"/{name}/{method}": (ANYONE,) for method in methods})
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="rpc"),
+        interceptors=[AccessInterceptor(rules, trust_domain)],
         options=[
             ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
             ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
@@ -61,9 +103,7 @@ def build_server(
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     for name in (*names, ""):
         health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
-    reflection.enable_server_reflection(
-        (*names, health.SERVICE_NAME, reflection.SERVICE_NAME), server
-    )
+    reflection.enable_server_reflection((*names, *_OPEN_SERVICES), server)
     credentials = grpc.ssl_server_credentials(
         [(key, cert)], root_certificates=ca, require_client_auth=True
     )

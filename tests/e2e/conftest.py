@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from mpc_gateway.client import GatewayClient
-from mpc_gateway.localnet import LocalConsortium, prepare, schema_path
+from mpc_gateway.devnet.localnet import LocalConsortium, prepare, schema_path
 from mpc_gateway.query.schema import load_schema
 
 ROWS = 3000

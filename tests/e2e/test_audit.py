@@ -16,8 +16,8 @@ from mpc_gateway.audit.log import AuditEvent
 from mpc_gateway.audit.merkle import leaf_hash
 from mpc_gateway.audit.sqlite import SqliteAuditLog
 from mpc_gateway.cli.app import app
+from mpc_gateway.devnet.localnet import LocalConsortium
 from mpc_gateway.errors import InvalidQueryError
-from mpc_gateway.localnet import LocalConsortium
 from mpc_gateway.pki import Identity, load_layout, load_signing_key
 from mpc_gateway.proto.v1 import node_pb2
 from tests.e2e.conftest import client_for

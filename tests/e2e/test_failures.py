@@ -12,13 +12,19 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from mpc_gateway.client import GatewayClient
+from mpc_gateway.computations.aggregate import (
+    Aggregate,
+    AggregateRequest,
+    build_plan,
+)
+from mpc_gateway.devnet.localnet import LocalConsortium, schema_path
 from mpc_gateway.errors import (
     GatewayError,
     InvalidQueryError,
     NodeUnavailableError,
     PolicyDeniedError,
 )
-from mpc_gateway.localnet import LocalConsortium, schema_path
+from mpc_gateway.orders import ExecutionOrder, Party
 from mpc_gateway.pki import (
     Identity,
     init_consortium,
@@ -27,9 +33,6 @@ from mpc_gateway.pki import (
     tls_credentials_bytes,
 )
 from mpc_gateway.proto.v1 import gateway_pb2, gateway_pb2_grpc, node_pb2, node_pb2_grpc
-from mpc_gateway.query.models import Aggregate, QuerySpec
-from mpc_gateway.query.order import ExecutionOrder, Party
-from mpc_gateway.query.plan import build_plan
 from mpc_gateway.query.schema import load_schema
 from mpc_gateway.rpc.server import client_channel
 from tests.e2e.conftest import client_for
@@ -60,17 +63,16 @@ def test_invalid_query_is_invalid_argument(
     layout = load_layout(files.pki_dir)
     tls = tls_credentials_bytes(layout, Identity("analyst", "alice", layout.trust_domain))
     stub = gateway_pb2_grpc.GatewayServiceStub(client_channel(files.gateway_address, tls))
-    request = gateway_pb2.QueryRequest(
-        dataset="loans",
+    job = gateway_pb2.AggregateJob(
         aggregates=[
             gateway_pb2.AggregateSpec(func=a.split(":")[0], column=a.partition(":")[2])
             for a in aggregates
         ],
-        where=where,
         group_by=group_by or "",
     )
+    request = gateway_pb2.ComputationRequest(dataset="loans", where=where, aggregate=job)
     with pytest.raises(grpc.RpcError) as caught:
-        stub.RunQuery(request, timeout=10)
+        stub.Run(request, timeout=10)
     assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert message in caught.value.details()
     assert "Traceback" not in caught.value.details()
@@ -115,7 +117,9 @@ def test_analyst_may_not_call_a_node(consortium) -> None:
 def _order_for(consortium: LocalConsortium) -> ExecutionOrder:
     schema = load_schema(schema_path())
     plan = build_plan(
-        QuerySpec(dataset="loans", aggregates=(Aggregate(func="count"),)), schema, "analyst/alice"
+        AggregateRequest(dataset="loans", aggregates=(Aggregate(func="count"),)),
+        schema,
+        "analyst/alice",
     )
     now = int(time.time() * 1000)
     parties = tuple(
@@ -199,7 +203,7 @@ def _recovers(consortium: LocalConsortium, name: str, analyst: GatewayClient) ->
     consortium.wait_healthy(30, names=[name])
     time.sleep(1.2)  # the gateway's channel retries a lost node at least once a second
     result = analyst.query("loans", ["count"])
-    assert result.rows[0][1][0] == 3 * 3000
+    assert result.outcome.rows[0][1][0] == 3 * 3000
 
 
 def test_node_killed_mid_query_fails_cleanly_then_recovers(consortium, analyst) -> None:

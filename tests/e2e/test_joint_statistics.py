@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from mpc_gateway.client import GatewayClient
-from mpc_gateway.demo import EXAMPLE_QUERIES, ExampleQuery, run_checked
-from mpc_gateway.localnet import LocalConsortium
+from mpc_gateway.devnet.demo import EXAMPLE_QUERIES, ExampleQuery, run_checked
+from mpc_gateway.devnet.localnet import LocalConsortium
 from tests.e2e.conftest import client_for, start_consortium
 
 pytestmark = pytest.mark.e2e
@@ -115,7 +115,7 @@ def test_ill_conditioned_against_exact_decimal_arithmetic(ill_conditioned: Local
     with client_for(ill_conditioned) as client:
         result = client.query("loans", ["var:exposure"])
     exact = _exact_variance([files.data_file(n) for n in files.nodes])
-    secure = result.rows[0][1][0]
+    secure = result.outcome.rows[0][1][0]
     assert abs(secure - float(exact)) <= 1e-12 * float(exact)
 
 

@@ -12,13 +12,17 @@ from mpc_gateway.audit.evidence import log_origin
 from mpc_gateway.audit.log import AuditEvent
 from mpc_gateway.audit.memory import InMemoryAuditLog
 from mpc_gateway.client import ApproverClient, GatewayClient
+from mpc_gateway.computations.aggregate import (
+    Aggregate,
+    AggregateRequest,
+    build_plan,
+)
+from mpc_gateway.devnet.localnet import LocalConsortium, schema_path
 from mpc_gateway.errors import ApprovalMissingError, PolicyDeniedError
-from mpc_gateway.localnet import LocalConsortium, schema_path
+from mpc_gateway.orders import ExecutionOrder, Party
 from mpc_gateway.pki import Identity, load_layout, load_signing_key
+from mpc_gateway.policy import OutputControls
 from mpc_gateway.proto.v1 import node_pb2
-from mpc_gateway.query.models import Aggregate, QuerySpec
-from mpc_gateway.query.order import ExecutionOrder, Party
-from mpc_gateway.query.plan import OutputControls, build_plan
 from mpc_gateway.query.schema import load_schema
 from mpc_gateway.query.where import parse_where
 from tests.e2e.conftest import start_consortium
@@ -51,13 +55,18 @@ def test_allowed_query_runs_and_small_cells_are_suppressed_not_opened(
     governed: LocalConsortium,
 ) -> None:
     with _client(governed) as client:
-        result = client.query("loans", ["count", "mean:exposure"], group_by="rating",
-                              where="sector = 'energy' AND exposure > 2000000")  # fmt: skip
-    assert result.suppressed, "a narrow filter leaves some cells below 20 loans"
-    for group, rules in result.suppressed.items():
+        result = client.query(
+            "loans",
+            ["count", "mean:exposure"],
+            group_by="rating",
+            where="sector = 'energy' AND exposure > 2000000",
+        )
+    outcome = result.outcome
+    assert outcome.suppressed, "a narrow filter leaves some cells below 20 loans"
+    for group, rules in outcome.suppressed.items():
         assert set(rules) <= {"min_cell_count", "min_institutions", "dominance"}
-        assert dict(result.rows)[group] == (None, None)
-    released = [values for group, values in result.rows if group not in result.suppressed]
+        assert dict(outcome.rows)[group] == (None, None)
+    released = [values for group, values in outcome.rows if group not in outcome.suppressed]
     assert all(
         count % 5 == 0 and count >= 20 for count, _ in released
     )  # rounded, above the minimum
@@ -81,9 +90,13 @@ def test_undeclared_purpose_is_refused(governed: LocalConsortium) -> None:
 
 def test_dry_run_lists_every_rule_and_what_would_be_disclosed(governed: LocalConsortium) -> None:
     with _client(governed) as client:
-        refused = client.explain("loans", ["max:exposure"])
+        refused = client.explain("aggregate", "loans", aggregates=["max:exposure"])
         allowed = client.explain(
-            "loans", ["count"], group_by="sector", purpose="supervisory review"
+            "aggregate",
+            "loans",
+            aggregates=["count"],
+            group_by="sector",
+            purpose="supervisory review",
         )
     assert refused["allowed"] is False
     assert "bank-b" in str(refused)
@@ -105,7 +118,7 @@ def test_approval_flow_runs_the_query_once_approved(governed: LocalConsortium) -
                 "released",
             )
         result = client.wait(query_id, timeout_s=30)
-    assert len(result.rows) == 10
+    assert len(result.outcome.rows) == 10
 
 
 def test_rejected_query_tells_the_analyst_why(governed: LocalConsortium) -> None:
@@ -121,7 +134,7 @@ def test_rejected_query_tells_the_analyst_why(governed: LocalConsortium) -> None
 
 
 def _signed_order(
-    consortium: LocalConsortium, spec: QuerySpec, controls: OutputControls
+    consortium: LocalConsortium, spec: AggregateRequest, controls: OutputControls
 ) -> node_pb2.SignedOrder:
     """An order as a compromised gateway (holding the gateway key) could make and log."""
     layout = load_layout(consortium.files.pki_dir)
@@ -130,20 +143,41 @@ def _signed_order(
     )
     plan = build_plan(spec, load_schema(schema_path()), "analyst/alice", controls)
     now = int(time.time() * 1000)
-    parties = tuple(Party(index=i, name=n, host="127.0.0.1", port=_mpc_port(consortium, n))
-                    for i, n in enumerate(consortium.files.nodes))  # fmt: skip
-    order = ExecutionOrder(query_id="rogue", plan=plan, plan_hash=plan.plan_hash, epoch=now, sequence=0,
-                           parties=parties, issued_at_ms=now, deadline_ms=now + 5000)  # fmt: skip
+    parties = tuple(
+        Party(index=i, name=n, host="127.0.0.1", port=_mpc_port(consortium, n))
+        for i, n in enumerate(consortium.files.nodes)
+    )
+    order = ExecutionOrder(
+        query_id="rogue",
+        plan=plan,
+        plan_hash=plan.plan_hash,
+        epoch=now,
+        sequence=0,
+        parties=parties,
+        issued_at_ms=now,
+        deadline_ms=now + 5000,
+    )
     log = InMemoryAuditLog(
         origin=log_origin(layout.trust_domain, "gateway", "gateway"),
         signing_key=key,
         clock=lambda: now,
     )
-    entry = log.append(AuditEvent(kind="query.submitted", actor="analyst/alice", query_id="rogue", timestamp_ms=now,
-                                  details={"plan_hash": plan.plan_hash}))  # fmt: skip
+    entry = log.append(
+        AuditEvent(
+            kind="query.submitted",
+            actor="analyst/alice",
+            query_id="rogue",
+            timestamp_ms=now,
+            details={"plan_hash": plan.plan_hash},
+        )
+    )
     head = log.signed_tree_head()
-    evidence = node_pb2.AuditEvidence(entry=log.entry(entry.index), index=entry.index,
-                                      proof=log.inclusion_proof(entry.index), checkpoint=head)  # fmt: skip
+    evidence = node_pb2.AuditEvidence(
+        entry=log.entry(entry.index),
+        index=entry.index,
+        proof=log.inclusion_proof(entry.index),
+        checkpoint=head,
+    )
     data = order.canonical()
     return node_pb2.SignedOrder(order=data, signature=key.sign(data), evidence=evidence)
 
@@ -164,7 +198,7 @@ def _refusal(
 def test_node_refuses_a_validly_signed_order_its_own_policy_forbids(
     governed: LocalConsortium,
 ) -> None:
-    spec = QuerySpec(
+    spec = AggregateRequest(
         dataset="loans",
         aggregates=(Aggregate(func="max", column="exposure"),),
         purpose="risk monitoring",
@@ -177,7 +211,7 @@ def test_node_refuses_a_validly_signed_order_its_own_policy_forbids(
 def test_node_refuses_an_order_with_weaker_output_controls_than_its_policy(
     governed: LocalConsortium,
 ) -> None:
-    spec = QuerySpec(
+    spec = AggregateRequest(
         dataset="loans",
         aggregates=(Aggregate(func="count"),),
         group_by="sector",
@@ -193,8 +227,13 @@ def test_node_refuses_an_order_with_weaker_output_controls_than_its_policy(
 def test_node_refuses_an_order_missing_the_approval_its_policy_requires(
     governed: LocalConsortium,
 ) -> None:
-    spec = QuerySpec(dataset="loans", aggregates=(Aggregate(func="count"),), group_by="sector",
-                     filter=parse_where("exposure > 1"), purpose="supervisory review")  # fmt: skip
+    spec = AggregateRequest(
+        dataset="loans",
+        aggregates=(Aggregate(func="count"),),
+        group_by="sector",
+        filter=parse_where("exposure > 1"),
+        purpose="supervisory review",
+    )
     error = _refusal(governed, "bank-b", _signed_order(governed, spec, STRICT))
     assert error.code() == grpc.StatusCode.FAILED_PRECONDITION
     assert "approver/carol" in error.details()

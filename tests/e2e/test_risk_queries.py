@@ -3,7 +3,7 @@
 The consortium runs the open policies (every risk output, any batch size), 3,000
 loans per institution. Batches mix counterparties known to one, two and three
 institutions with keys known to none. Plaintext answers come from the pooled
-rows (mpc_gateway.risk.reference), which only a test can see.
+rows (mpc_gateway.devnet.reference), which only a test can see.
 """
 
 from __future__ import annotations
@@ -19,13 +19,13 @@ import numpy as np
 import pytest
 
 from mpc_gateway.client import GatewayClient
+from mpc_gateway.computations.scoring import ModelFeature, ScoringModel, seal_for_consortium
+from mpc_gateway.computations.shared import key_batch_hash
+from mpc_gateway.devnet import reference
+from mpc_gateway.devnet.localnet import LocalConsortium, schema_path
+from mpc_gateway.devnet.risk_demo import batch, institution_frames, pooled_frame
 from mpc_gateway.errors import InvalidRequestError, PolicyDeniedError
-from mpc_gateway.localnet import LocalConsortium, schema_path
-from mpc_gateway.pki import Identity, load_layout
 from mpc_gateway.query.schema import DatasetSchema, load_schema
-from mpc_gateway.risk import ModelFeature, ScoringModel, reference, seal_model_weights
-from mpc_gateway.risk.jobs import key_batch_hash
-from mpc_gateway.risk_demo import batch, institution_frames, pooled_frame
 from tests.e2e.conftest import client_for
 
 pytestmark = pytest.mark.e2e
@@ -49,12 +49,18 @@ UNKNOWN = [f"5493{9_000_000 + i:012d}NONE{i:02d}" for i in range(5)]
 
 def _model(output: str, *, secret: bool = False, name: str = "") -> ScoringModel:
     return ScoringModel(
-        owner="analyst/alice", name=name or f"pd-{output}{'-secret' * secret}", kind="logistic",
+        owner="analyst/alice",
+        name=name or f"pd-{output}{'-secret' * secret}",
+        kind="logistic",
         features=tuple(ModelFeature(name=n, scale=s) for n, s, _ in SPEC),
-        frac_bits=FRAC, weight_bits=28, weights_secret=secret,
-        weights=None if secret else tuple(WEIGHTS), intercept=None if secret else INTERCEPT,
-        threshold=Decimal("0.3") if output != "scores" else None, output=output,  # type: ignore[arg-type]
-    )  # fmt: skip
+        frac_bits=FRAC,
+        weight_bits=28,
+        weights_secret=secret,
+        weights=None if secret else tuple(WEIGHTS),
+        intercept=None if secret else INTERCEPT,
+        threshold=Decimal("0.3") if output != "scores" else None,
+        output=output,  # type: ignore[arg-type]
+    )
 
 
 @pytest.fixture(scope="module")
@@ -120,11 +126,8 @@ def test_secret_weights_decide_like_the_plaintext_model_and_appear_nowhere(
     alice, consortium, keys
 ) -> None:
     files = consortium.files
-    layout = load_layout(files.pki_dir)
-    certs = {n: layout.tls_paths(Identity("node", n, layout.trust_domain))[0].read_bytes()
-             for n in layout.nodes}  # fmt: skip
     model = _model("decisions", secret=True)
-    sealed = seal_model_weights(model, SECRET_WEIGHTS, SECRET_INTERCEPT, certs)
+    sealed = seal_for_consortium(model, SECRET_WEIGHTS, SECRET_INTERCEPT, files.pki_dir)
     result = alice.score("loans", alice.register_model(model, sealed), keys)
     plain = _plain_scores(consortium, keys, SECRET_WEIGHTS, SECRET_INTERCEPT)
     expected = reference.decisions(model, plain)
@@ -132,8 +135,11 @@ def test_secret_weights_decide_like_the_plaintext_model_and_appear_nowhere(
     assert 0 < sum(expected) < len(keys)
     # no weight, as decimal text, in anything the gateway or a node stores or logs
     secrets = {str(abs(w)) for w in (*SECRET_WEIGHTS, SECRET_INTERCEPT)}
-    stored = [p for p in files.root.rglob("*") if p.is_file() and p.suffix in
-              (".json", ".sqlite", ".log", ".sqlite-wal", ".toml")]  # fmt: skip
+    stored = [
+        p
+        for p in files.root.rglob("*")
+        if p.is_file() and p.suffix in (".json", ".sqlite", ".log", ".sqlite-wal", ".toml")
+    ]
     assert any(p.parent.name == "models" for p in stored)
     for path in stored:
         text = path.read_bytes().decode("latin-1")
@@ -151,7 +157,7 @@ def test_the_audit_log_records_the_key_batch_by_hash_not_the_keys(alice, consort
     entries = _entries(consortium.files.root / "audit.sqlite")
     mine = [e for e in entries if e.get("query_id") == result.query_id]
     submitted = next(e for e in mine if e["kind"] == "query.submitted")
-    batch_record = submitted["details"]["plan"]["job"]["keys"]
+    batch_record = submitted["details"]["plan"]["keys"]
     assert batch_record == {"count": len(keys), "sha256": key_batch_hash(keys)}
     assert not any(k in json.dumps(mine) for k in keys)
     released = next(e for e in mine if e["kind"] == "result.released")

@@ -18,10 +18,10 @@ from decimal import Decimal
 
 import pytest
 
-from mpc_gateway.client import RiskResult
+from mpc_gateway.client import Released
+from mpc_gateway.computations.scoring import ModelFeature, ScoringModel
+from mpc_gateway.devnet.localnet import LocalConsortium
 from mpc_gateway.errors import GatewayError
-from mpc_gateway.localnet import LocalConsortium
-from mpc_gateway.risk import ModelFeature, ScoringModel
 from tests.e2e.conftest import client_for, start_consortium
 
 pytestmark = pytest.mark.e2e
@@ -41,13 +41,21 @@ def short_deadlines(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalC
 def _slow_model(owner: str) -> ScoringModel:
     """Three secure maxima per entity: the comparisons make this batch take seconds."""
     return ScoringModel(
-        owner=owner, name="slow", kind="linear",
-        features=(ModelFeature(name="largest_loan", scale=100_000_000),
-                  ModelFeature(name="max_days_past_due", scale=30),
-                  ModelFeature(name="worst_rating")),
-        frac_bits=8, weight_bits=16, weights=(256, 128, 64), intercept=-512,
-        threshold=Decimal(1), output="count",
-    )  # fmt: skip
+        owner=owner,
+        name="slow",
+        kind="linear",
+        features=(
+            ModelFeature(name="largest_loan", scale=100_000_000),
+            ModelFeature(name="max_days_past_due", scale=30),
+            ModelFeature(name="worst_rating"),
+        ),
+        frac_bits=8,
+        weight_bits=16,
+        weights=(256, 128, 64),
+        intercept=-512,
+        threshold=Decimal(1),
+        output="count",
+    )
 
 
 def test_an_aggregate_queued_behind_a_long_risk_job_waits_its_turn(
@@ -71,9 +79,9 @@ def test_an_aggregate_queued_behind_a_long_risk_job_waits_its_turn(
         waited = time.perf_counter() - started
         worker.join(timeout=120)
     risk = outcome.get("risk")
-    assert isinstance(risk, RiskResult), risk
+    assert isinstance(risk, Released), risk
     assert risk.outcome.count is not None and 0 <= risk.outcome.count <= len(KEYS)
-    assert counted.rows[0][1][0] == 3 * 3000  # every node's rows
+    assert counted.outcome.rows[0][1][0] == 3 * 3000  # every node's rows
     assert counted.sequence == risk.sequence + 1, "the aggregate did not queue behind the job"
     assert waited > 2.0  # longer than its own deadline, and it still ran
 

@@ -23,8 +23,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from mpc_gateway.localnet import free_port
-from mpc_gateway.query.results import recombine_shares, signed
+from mpc_gateway.devnet.localnet import free_port
+from mpc_gateway.orders import recombine_shares, signed
 
 __all__ = ["PartyOutcome", "PartyRunError", "open_blocks", "run_calls", "run_parties"]
 

@@ -38,6 +38,8 @@ async def _session(mpc: Any, calls: list[tuple[str, dict[str, Any]]]) -> list[di
     outcomes = []
     for target, kwargs in calls:
         module, name = target.split(":")
+        if "." not in module:  # a computation's short name, "score:entity_scores"
+            module = f"mpc_gateway.mpc.programs.{module}"
         program = getattr(importlib.import_module(module), name)
         started = time.perf_counter()
         result = await program(**kwargs)

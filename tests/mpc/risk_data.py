@@ -14,10 +14,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from mpc_gateway.localnet import schema_path
+from mpc_gateway.devnet.localnet import schema_path
+from mpc_gateway.devnet.synth import write_loan_book
 from mpc_gateway.node.data import LocalDataset
 from mpc_gateway.query.schema import DatasetSchema, load_schema
-from mpc_gateway.synth import write_loan_book
 
 PATTERNS = ((), (0,), (1,), (2,), (0, 1), (1, 2), (0, 2), (0, 1, 2))
 RATINGS = ("AAA", "AA", "A", "BBB", "BB", "B", "CCC")

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from mpc_gateway.computations.scoring import ModelFeature, ScoringModel, seal_model_weights
 from mpc_gateway.pki import ConsortiumLayout, Identity
-from mpc_gateway.risk import ModelFeature, ScoringModel, SealedWeights, seal_model_weights
+from mpc_gateway.pki.sealing import SealedWeights
 
 FRAC_BITS = 16
 NODES = ("bank-a", "bank-b", "broker-c")

@@ -14,22 +14,22 @@ from typing import Any
 import numpy as np
 import pytest
 
-from mpc_gateway.pki import init_consortium
-from mpc_gateway.risk import (
-    FEATURES,
+from mpc_gateway.computations.concentration import concentration_layout, local_group_exposures
+from mpc_gateway.computations.features import FEATURES, local_entity_features
+from mpc_gateway.computations.histogram import histogram_layout, local_histogram
+from mpc_gateway.computations.quantile_search import (
     local_cumulative_counts,
-    local_entity_features,
-    local_group_exposures,
-    local_histogram,
-    open_weight_share,
-    plan_concentration,
-    plan_histogram,
-    plan_quantiles,
-    plan_scores,
-    reference,
+    quantile_layout,
     search_quantiles,
 )
-from mpc_gateway.risk.model import ScorePlan, ScoringModel
+from mpc_gateway.computations.scoring import (
+    ScoreLayout,
+    ScoringModel,
+    open_weight_share,
+    score_layout,
+)
+from mpc_gateway.devnet import reference
+from mpc_gateway.pki import init_consortium
 from tests.mpc.harness import open_blocks, run_calls, run_parties
 from tests.mpc.risk_data import Books, make_books
 from tests.mpc.risk_models import (
@@ -45,7 +45,12 @@ from tests.mpc.risk_models import (
 
 pytestmark = pytest.mark.mpc
 
-PROGRAM = "mpc_gateway.mpc.programs.risk:"
+PROGRAMS = {
+    "entity_scores": "score:entity_scores",
+    "concentration": "concentration:concentration",
+    "histogram": "histogram:histogram",
+    "quantile_round": "quantile:quantile_round",
+}
 ENTITIES = 240
 ALL_FEATURES = tuple((name, 1, 0.001 * (i + 1)) for i, name in enumerate(FEATURES))
 EXPOSURE_LIMIT = "400000"  # EUR
@@ -59,8 +64,8 @@ def books(tmp_path_factory: pytest.TempPathFactory) -> Books:
 
 def _score_job(
     books: Books, scoring: ScoringModel, shares: list[list[int]] | None = None
-) -> tuple[ScorePlan, list[dict[str, Any]]]:
-    plan = plan_scores(scoring, books.schema, len(NODES))
+) -> tuple[ScoreLayout, list[dict[str, Any]]]:
+    plan = score_layout(scoring, books.schema, len(NODES))
     args = []
     for party in range(len(NODES)):
         local = local_entity_features(books.cursor(party), books.schema, books.keys, plan.features)
@@ -96,7 +101,7 @@ def jobs(books: Books, tmp_path_factory: pytest.TempPathFactory) -> dict[str, An
         ),
     }
     jobs = {name: ("entity_scores", plan, args) for name, (plan, args) in planned.items()}
-    per_lei = plan_concentration(
+    per_lei = concentration_layout(
         books.schema, len(NODES), ENTITIES, limit=EXPOSURE_LIMIT, hhi="fraction"
     )
     exposures = [
@@ -105,20 +110,25 @@ def jobs(books: Books, tmp_path_factory: pytest.TempPathFactory) -> dict[str, An
     ]
     jobs["concentration"] = ("concentration", per_lei, [per_lei.program_args(e) for e in exposures])
     sectors = [local_group_exposures(books.cursor(p), books.schema) for p in range(len(NODES))]
-    by_sector = plan_concentration(
+    by_sector = concentration_layout(
         books.schema, len(NODES), len(sectors[0]), hhi="flag", hhi_limit=3000
     )
     jobs["sector_hhi"] = ("concentration", by_sector, [by_sector.program_args(s) for s in sectors])
-    bins = plan_histogram(books.schema, len(NODES), "exposure", HISTOGRAM_EDGES)
+    bins = histogram_layout(books.schema, len(NODES), "exposure", HISTOGRAM_EDGES)
     counts = [local_histogram(books.cursor(p), books.schema, bins) for p in range(len(NODES))]
     jobs["histogram"] = ("histogram", bins, [bins.program_args(c) for c in counts])
     joint = sorted(int(sum(c[i] for c in counts)) for i in range(len(counts[0])))
-    controlled = plan_histogram(books.schema, len(NODES), "exposure", HISTOGRAM_EDGES,
-                                min_count=joint[1] + 1)  # the two smallest bins fall below  # fmt: skip
-    jobs["histogram_controlled"] = ("histogram", controlled,
-                                    [controlled.program_args(c) for c in counts])  # fmt: skip
-    beyond = plan_histogram(books.schema, len(NODES), "exposure", HISTOGRAM_EDGES,
-                            min_count=10**9)  # far above the plan's bound on any count  # fmt: skip
+    controlled = histogram_layout(
+        books.schema, len(NODES), "exposure", HISTOGRAM_EDGES, min_count=joint[1] + 1
+    )  # the two smallest bins fall below
+    jobs["histogram_controlled"] = (
+        "histogram",
+        controlled,
+        [controlled.program_args(c) for c in counts],
+    )
+    beyond = histogram_layout(
+        books.schema, len(NODES), "exposure", HISTOGRAM_EDGES, min_count=10**9
+    )  # far above the plan's bound on any count
     jobs["histogram_beyond"] = ("histogram", beyond, [beyond.program_args(c) for c in counts])
     return {"jobs": jobs, "exposures": exposures, "sectors": sectors}
 
@@ -128,7 +138,7 @@ def released(jobs: dict[str, Any]) -> dict[str, dict[str, list[int]]]:
     """Run every job in one session; the receiver's view of each job's blocks."""
     names = list(jobs["jobs"])
     calls = [
-        [(PROGRAM + jobs["jobs"][n][0], jobs["jobs"][n][2][party]) for n in names]
+        [(PROGRAMS[jobs["jobs"][n][0]], jobs["jobs"][n][2][party]) for n in names]
         for party in range(len(NODES))
     ]
     outcomes = run_calls(calls, timeout=120)
@@ -257,13 +267,20 @@ def test_a_quantile_round_over_too_few_values_answers_like_no_values(books):
     """min_count above the joint count: every bracket is G, so the search finds nothing."""
     rows = sum(len(books.encoded(p)) for p in range(len(NODES)))
     minimums = [0, rows, rows + 1, 10**9]  # 10**9: far above the plan's bound on N
-    plans = [plan_quantiles(books.schema, len(NODES), "days_past_due", [Fraction(1, 2)],
-                            grid_size=16, min_count=m) for m in minimums]  # fmt: skip
+    plans = [
+        quantile_layout(
+            books.schema, len(NODES), "days_past_due", [Fraction(1, 2)], grid_size=16, min_count=m
+        )
+        for m in minimums
+    ]
     grids = plans[0].search().grids()
-    local = [local_cumulative_counts(books.cursor(p), "days_past_due", grids)
-             for p in range(len(NODES))]  # fmt: skip
-    calls = [[(PROGRAM + "quantile_round", plan.program_args(*local[p])) for plan in plans]
-             for p in range(len(NODES))]  # fmt: skip
+    local = [
+        local_cumulative_counts(books.cursor(p), "days_past_due", grids) for p in range(len(NODES))
+    ]
+    calls = [
+        [(PROGRAMS["quantile_round"], plan.program_args(*local[p])) for plan in plans]
+        for p in range(len(NODES))
+    ]
     outcomes = run_calls(calls, timeout=120)
     first = [open_blocks([party[i].result for party in outcomes]) for i in range(len(plans))]
     assert all(blocks.keys() == {"bracket"} for blocks in first)
@@ -279,7 +296,7 @@ def test_a_quantile_round_over_too_few_values_answers_like_no_values(books):
 
 def test_batched_quantile_search_finds_the_exact_inverted_cdf_quantiles(books):
     levels = [Fraction(1, 2), Fraction(9, 10), Fraction(1)]
-    plan = plan_quantiles(books.schema, len(NODES), "days_past_due", levels, grid_size=16)
+    plan = quantile_layout(books.schema, len(NODES), "days_past_due", levels, grid_size=16)
     search = plan.search()
     assert search.rounds == 3  # 16**3 >= 3651 declared values
 
@@ -288,7 +305,7 @@ def test_batched_quantile_search_finds_the_exact_inverted_cdf_quantiles(books):
         for party in range(len(NODES)):
             counts, totals = local_cumulative_counts(books.cursor(party), "days_past_due", grids)
             args.append(plan.program_args(counts, totals))
-        return open_blocks(run_parties(PROGRAM + "quantile_round", args))["bracket"]
+        return open_blocks(run_parties(PROGRAMS["quantile_round"], args))["bracket"]
 
     found = search_quantiles(search, run_round)
     pooled = [v for p in range(len(NODES)) for v in books.encoded(p)["days_past_due"]]

@@ -17,23 +17,24 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
+from mpc_gateway.computations.features import FEATURES, local_entity_features
+from mpc_gateway.computations.quantile_search import (
+    QuantileSearch,
+    grid_points,
+    rounds_needed,
+    search_quantiles,
+)
+from mpc_gateway.computations.scoring import (
+    ScoringModel,
+    open_weight_share,
+    score_layout,
+    seal_model_weights,
+)
+from mpc_gateway.devnet import reference
 from mpc_gateway.errors import ConfigurationError, IntegrityError, InvalidRequestError
 from mpc_gateway.pki import init_consortium
-from mpc_gateway.risk import (
-    FEATURES,
-    QuantileSearch,
-    decrypt_share,
-    local_entity_features,
-    open_weight_share,
-    plan_scores,
-    reference,
-    seal_model_weights,
-    search_quantiles,
-    split_secret_weights,
-)
-from mpc_gateway.risk.model import ScoringModel
-from mpc_gateway.risk.pseudonym import create_key_file, load_key, pseudonymise
-from mpc_gateway.risk.quantile import grid_points, rounds_needed
+from mpc_gateway.pki.sealing import decrypt_share, split_secret_weights
+from mpc_gateway.pseudonym import create_key_file, load_key, pseudonymise
 from tests.mpc.risk_data import Books, make_books
 from tests.mpc.risk_models import NODES, model, node_pem, seal
 
@@ -108,7 +109,7 @@ def test_model_id_is_deterministic_and_covers_every_field():
 
 def test_declared_bounds_cover_the_worst_case_score(books):
     scoring = model("decisions")
-    plan = plan_scores(scoring, books.schema, 3)
+    plan = score_layout(scoring, books.schema, 3)
     worst = [FEATURES[name].joint_bound(books.schema, 3) for name in plan.features]
     weights = plan.public_weights  # already times L / scale_j
     assert weights is not None
@@ -120,7 +121,7 @@ def test_declared_bounds_cover_the_worst_case_score(books):
 
 
 def test_logistic_threshold_is_the_ceiling_of_logit_p_on_the_integer_scale(books):
-    plan = plan_scores(model("decisions", threshold="0.3"), books.schema, 3)
+    plan = score_layout(model("decisions", threshold="0.3"), books.schema, 3)
     logit = float(np.log(0.3 / 0.7))
     assert (plan.threshold - 1) / plan.denominator < logit <= plan.threshold / plan.denominator
 

@@ -12,12 +12,12 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 import pytest
 
+from mpc_gateway.devnet.localnet import free_port
 from mpc_gateway.errors import GatewayError, ProtocolAbortedError
-from mpc_gateway.localnet import free_port
 from mpc_gateway.mpc.wire import WorkerConfig
 from mpc_gateway.node.session import WorkerProcess
+from mpc_gateway.orders import recombine_shares, signed
 from mpc_gateway.pki import Identity, init_consortium
-from mpc_gateway.query.results import recombine_shares, signed
 
 pytestmark = pytest.mark.mpc
 
@@ -49,7 +49,10 @@ def _workers(pki, identities: tuple[str, ...] | None = None) -> list[WorkerProce
 def _run_all(workers: list[WorkerProcess], args: list[dict], timeout: float = 30) -> list:
     deadline = time.monotonic() + timeout
     with ThreadPoolExecutor(len(workers)) as pool:
-        futures = [pool.submit(w.run, "aggregate", a, deadline) for w, a in zip(workers, args)]
+        futures = [
+            pool.submit(w.run, "aggregate:joint_aggregates", a, deadline)
+            for w, a in zip(workers, args)
+        ]
         outcomes = []
         for future in futures:
             try:
@@ -160,6 +163,6 @@ def test_output_controls_withhold_failing_cells_inside_the_mpc(pki) -> None:
         for worker in workers:
             worker.kill()
     assert all(not isinstance(o, Exception) for o in outcomes), outcomes
-    assert _reconstruct(outcomes, "controls") == [1, 1, 1,  0, 1, 1,  1, 0, 0,  1, 1, 0]  # fmt: skip
+    assert _reconstruct(outcomes, "controls") == [1, 1, 1, 0, 1, 1, 1, 0, 0, 1, 1, 0]
     assert _reconstruct(outcomes, "additive") == [300, 30, 0, 0, 0, 0, 0, 0]
     assert _reconstruct(outcomes, "minima") == [0, 999, 999, 999]

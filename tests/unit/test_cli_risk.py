@@ -7,6 +7,7 @@ seals locally and would send, and how it prints a released result.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import shutil
 from decimal import Decimal
@@ -18,23 +19,21 @@ import pytest
 from typer.testing import CliRunner
 
 from mpc_gateway.cli.app import app
-from mpc_gateway.cli.risk import (
-    load_model_file,
-    load_weights_file,
-    node_certificates,
-    read_keys,
-    seal_weights_file,
-)
-from mpc_gateway.client import GatewayClient, QueryStatus, RiskResult
-from mpc_gateway.errors import (
-    IntegrityError,
-    InvalidQueryError,
-    PolicyDeniedError,
-)
+from mpc_gateway.cli.model import load_model_file, load_weights_file, seal_weights_file
+from mpc_gateway.cli.risk import read_keys
+from mpc_gateway.client import GatewayClient, QueryStatus
+from mpc_gateway.computations import Outcome, Released
+from mpc_gateway.computations.concentration import ConcentrationOutcome
+from mpc_gateway.computations.histogram import HistogramOutcome
+from mpc_gateway.computations.quantile import QuantileOutcome
+from mpc_gateway.computations.score import ScoreOutcome
+from mpc_gateway.computations.scoring import ScoringModel, open_weight_share
+from mpc_gateway.errors import IntegrityError, InvalidQueryError, PolicyDeniedError
 from mpc_gateway.pki import ConsortiumLayout, Identity, init_consortium
-from mpc_gateway.risk import ScoringModel, open_weight_share
-from mpc_gateway.risk.features import MAX_BATCH
-from mpc_gateway.risk.jobs import RiskOutcome
+from mpc_gateway.pki.sealing import node_certificates
+from mpc_gateway.policy import OutputControls
+from mpc_gateway.policy.models import MAX_BATCH
+from mpc_gateway.rpc.convert import request_from_proto
 
 NODES = ("bank-a", "bank-b", "broker-c")
 ALICE = "analyst/alice"
@@ -67,8 +66,14 @@ def _secret_model(**changes: Any) -> dict[str, Any]:
 
 
 def _public_model(**changes: Any) -> dict[str, Any]:
-    fields = {**_secret_model(), "name": "pd-public", "weights_secret": False,
-              "weights": [3277, 144179, 29491], "intercept": -222822, **changes}  # fmt: skip
+    fields = {
+        **_secret_model(),
+        "name": "pd-public",
+        "weights_secret": False,
+        "weights": [3277, 144179, 29491],
+        "intercept": -222822,
+        **changes,
+    }
     return fields
 
 
@@ -116,27 +121,44 @@ def test_a_missing_keys_file_is_an_error_line_not_a_traceback(tmp_path: Path) ->
 
 
 class Recorder:
-    """Stands in for GatewayClient.risk: records the request, answers with ``answer``."""
+    """Stands in for GatewayClient.run and .explain: records the call, answers with ``answer``."""
 
-    def __init__(self, answer: RiskResult | dict[str, Any]) -> None:
+    def __init__(self, answer: Released | dict[str, Any]) -> None:
         self.answer = answer
         self.calls: list[dict[str, Any]] = []
 
-    def __call__(self, dataset: str, **kwargs: Any) -> Any:
-        self.calls.append({"dataset": dataset, **kwargs})
-        return self.answer
+    def call(
+        self, client: GatewayClient, explain: bool, kind: str, dataset: str, **kwargs: Any
+    ) -> Any:
+        self.calls.append({"kind": kind, "dataset": dataset, "explain": explain, **kwargs})
+        if isinstance(self.answer, dict):
+            return self.answer
+        # as the client does: label the outcome with the request the gateway accepted
+        accepted = request_from_proto(client.request(kind, dataset, **kwargs))
+        return dataclasses.replace(self.answer, request=accepted)
 
 
-def _released(outcome: RiskOutcome, model_id: str = "") -> RiskResult:
-    return RiskResult(query_id="q" * 32, plan_hash="p" * 64, model_id=model_id, outcome=outcome,
-                      sequence=1, total_ms=12.5, mpc_ms=4.0, local_ms=1.0)  # fmt: skip
+def _released(outcome: Outcome) -> Released:
+    return Released(
+        query_id="q" * 32,
+        plan_hash="p" * 64,
+        dataset="loans",
+        outcome=outcome,
+        sequence=1,
+        rounds=1,
+        total_ms=12.5,
+        mpc_ms=4.0,
+        local_ms=1.0,
+        controls=OutputControls(),
+    )
 
 
 @pytest.fixture()
 def gateway(monkeypatch: pytest.MonkeyPatch) -> Recorder:
-    recorder = Recorder(_released(RiskOutcome("score", decisions=[True, False])))
+    recorder = Recorder(_released(ScoreOutcome(MODEL_ID, decisions=[True, False])))
+    monkeypatch.setattr(GatewayClient, "run", lambda c, *a, **kw: recorder.call(c, False, *a, **kw))
     monkeypatch.setattr(
-        GatewayClient, "risk", lambda client, dataset, **kw: recorder(dataset, **kw)
+        GatewayClient, "explain", lambda c, *a, **kw: recorder.call(c, True, *a, **kw)
     )
     return recorder
 
@@ -148,16 +170,33 @@ def _pki(layout: ConsortiumLayout) -> tuple[str, str]:
 def test_score_reads_keys_from_stdin_and_prints_a_decision_per_key(
     layout: ConsortiumLayout, gateway: Recorder
 ) -> None:
-    result = _invoke("risk", "score", "--model", MODEL_ID, "--keys", "-", "--purpose", "testing",
-                     "--key-column", "guarantor_pseudonym", *_pki(layout),
-                     input="AAA111\n\nBBB222\n")  # fmt: skip
+    result = _invoke(
+        "risk",
+        "score",
+        "--model",
+        MODEL_ID,
+        "--keys",
+        "-",
+        "--purpose",
+        "testing",
+        "--key-column",
+        "guarantor_pseudonym",
+        *_pki(layout),
+        input="AAA111\n\nBBB222\n",
+    )
     assert result.exit_code == 0, result.output
     (call,) = gateway.calls
-    job = call["score"]
-    assert (call["dataset"], call["purpose"], call["explain"]) == ("loans", "testing", False)
-    assert (list(job.keys), job.model_id, job.key_column) == (
-        ["AAA111", "BBB222"], MODEL_ID, "guarantor_pseudonym",
-    )  # fmt: skip
+    assert (call["kind"], call["dataset"], call["purpose"], call["explain"]) == (
+        "score",
+        "loans",
+        "testing",
+        False,
+    )
+    assert (list(call["keys"]), call["model_id"], call["key_column"]) == (
+        ["AAA111", "BBB222"],
+        MODEL_ID,
+        "guarantor_pseudonym",
+    )
     lines = [line for line in result.output.splitlines() if "AAA111" in line or "BBB222" in line]
     assert "yes" in lines[0] and "no" in lines[1]
     assert "1 of 2 at or above the threshold" in result.output
@@ -167,17 +206,21 @@ def test_score_json_gives_exact_scores_and_probabilities(
     layout: ConsortiumLayout, gateway: Recorder, tmp_path: Path
 ) -> None:
     gateway.answer = _released(
-        RiskOutcome("score", scores=[-3, 65536], denominator=1 << 16, probabilities=[0.49, 0.73]),
-        MODEL_ID,
+        ScoreOutcome(MODEL_ID, scores=[-3, 65536], denominator=1 << 16, probabilities=[0.49, 0.73])
     )
     keys = _write(tmp_path / "k.txt", "A\nB\n")
-    result = _invoke("risk", "score", "--model", MODEL_ID, "--keys", str(keys), "--json",
-                     *_pki(layout))  # fmt: skip
+    result = _invoke(
+        "risk", "score", "--model", MODEL_ID, "--keys", str(keys), "--json", *_pki(layout)
+    )
     assert result.exit_code == 0, result.output
     data = json.loads(result.output)
     assert data["model_id"] == MODEL_ID and data["denominator"] == "65536"
-    assert data["rows"][0] == {"key": "A", "score": str(Decimal(-3) / 65536),
-                               "integer_score": "-3", "probability": 0.49}  # fmt: skip
+    assert data["rows"][0] == {
+        "key": "A",
+        "score": str(Decimal(-3) / 65536),
+        "integer_score": "-3",
+        "probability": 0.49,
+    }
     assert data["rows"][1]["score"] == "1"
 
 
@@ -186,8 +229,9 @@ def test_explain_prints_the_report_and_exits_3_when_refused(
 ) -> None:
     gateway.answer = {"allowed": False, "plan_hash": "c" * 64, "refusals": ["risk.output"]}
     keys = _write(tmp_path / "k.txt", "A\n")
-    result = _invoke("risk", "score", "--model", MODEL_ID, "--keys", str(keys), "--explain",
-                     *_pki(layout))  # fmt: skip
+    result = _invoke(
+        "risk", "score", "--model", MODEL_ID, "--keys", str(keys), "--explain", *_pki(layout)
+    )
     assert result.exit_code == 3
     assert "would be refused" in result.output and "risk.output" in result.output
     assert gateway.calls[0]["explain"] is True
@@ -232,46 +276,72 @@ def test_concentration_units_must_be_distinct(
 def test_an_hhi_limit_alone_asks_for_the_flag_only(
     layout: ConsortiumLayout, gateway: Recorder
 ) -> None:
-    gateway.answer = _released(RiskOutcome("concentration", units=["agriculture", "energy"],
-                                           over_limit=[False, True], hhi_over_limit=True))  # fmt: skip
-    result = _invoke("risk", "concentration", "--group-by", "sector", "--limit", "1e9",
-                     "--hhi-limit", "2500", *_pki(layout))  # fmt: skip
+    gateway.answer = _released(
+        ConcentrationOutcome(
+            units=["agriculture", "energy"], over_limit=[False, True], hhi_over_limit=True
+        )
+    )
+    result = _invoke(
+        "risk",
+        "concentration",
+        "--group-by",
+        "sector",
+        "--limit",
+        "1e9",
+        "--hhi-limit",
+        "2500",
+        *_pki(layout),
+    )
     assert result.exit_code == 0, result.output
-    job = gateway.calls[0]["concentration"]
-    assert (job.group_by, job.limit, job.hhi, job.hhi_limit) == ("sector", "1e9", "flag", 2500)
-    assert not job.keys and not job.column  # the default column is left to the gateway
+    job = gateway.calls[0]
+    assert (job["group_by"], job["limit"], job["hhi"], job["hhi_limit"]) == (
+        "sector",
+        "1e9",
+        "flag",
+        2500,
+    )
+    assert not job["keys"] and not job["column"]  # the default column is left to the gateway
     assert "joint exposure > 1,000,000,000" in result.output
     assert "HHI > 2500 points: yes" in result.output
     assert "1 of 2 units over the limit" in result.output
 
 
 def test_the_hhi_fraction_is_printed_in_points(layout: ConsortiumLayout, gateway: Recorder) -> None:
-    gateway.answer = _released(RiskOutcome("concentration", units=["a", "b"],
-                                           hhi=Fraction(12345, 7)))  # fmt: skip
+    gateway.answer = _released(ConcentrationOutcome(units=["a", "b"], hhi=Fraction(12345, 7)))
     result = _invoke("risk", "concentration", "--group-by", "region", *_pki(layout))
     assert result.exit_code == 0, result.output
-    assert gateway.calls[0]["concentration"].hhi == ""  # the gateway's default: fraction
+    assert gateway.calls[0]["hhi"] == ""  # the gateway's default: fraction
     assert "HHI: 1763.571429 points" in result.output
 
 
 def test_suppressed_quantiles_and_bins_are_shown_as_such(
     layout: ConsortiumLayout, gateway: Recorder
 ) -> None:
-    gateway.answer = _released(RiskOutcome("quantile", rounds=6, quantiles=[
-        (Decimal("0.5"), Decimal("175146.42")), (Decimal("0.999"), None)]))  # fmt: skip
-    result = _invoke("risk", "quantiles", "exposure", "0.5", "0.999", "--grid-size", "16",
-                     *_pki(layout))  # fmt: skip
+    gateway.answer = _released(
+        QuantileOutcome(
+            rounds=6, quantiles=[(Decimal("0.5"), Decimal("175146.42")), (Decimal("0.999"), None)]
+        )
+    )
+    result = _invoke(
+        "risk", "quantiles", "exposure", "0.5", "0.999", "--grid-size", "16", *_pki(layout)
+    )
     assert result.exit_code == 0, result.output
-    job = gateway.calls[0]["quantiles"]
-    assert (job.column, list(job.levels), job.grid_size) == ("exposure", ["0.5", "0.999"], 16)
+    job = gateway.calls[0]
+    assert (job["kind"], job["column"], list(job["levels"]), job["grid_size"]) == (
+        "quantile",
+        "exposure",
+        ["0.5", "0.999"],
+        16,
+    )
     assert "175,146.42" in result.output and "suppressed" in result.output
 
     edges = [Decimal(e) for e in ("0", "1000", "5000")]
-    gateway.answer = _released(RiskOutcome("histogram", bins=[(edges[0], edges[1], None),
-                                                              (edges[1], edges[2], 95)]))  # fmt: skip
+    gateway.answer = _released(
+        HistogramOutcome(bins=[(edges[0], edges[1], None), (edges[1], edges[2], 95)])
+    )
     result = _invoke("risk", "histogram", "exposure", "0", "1000", "5000", "--json", *_pki(layout))
     assert result.exit_code == 0, result.output
-    assert list(gateway.calls[1]["histogram"].edges) == ["0", "1000", "5000"]
+    assert list(gateway.calls[1]["edges"]) == ["0", "1000", "5000"]
     bins = json.loads(result.output)["bins"]
     assert bins[0] == {"low": "0", "high": "1000", "count": None, "suppressed": True}
     assert bins[1]["count"] == 95 and not bins[1]["suppressed"]
@@ -289,8 +359,8 @@ def test_a_histogram_needs_two_edges(layout: ConsortiumLayout, gateway: Recorder
 def test_status_prints_a_released_risk_result(
     layout: ConsortiumLayout, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    released = _released(RiskOutcome("concentration", units=["x"], hhi_over_limit=False))
-    found = QueryStatus("q" * 32, "released", (), "", None, released)
+    released = _released(ConcentrationOutcome(units=["x"], hhi_over_limit=False))
+    found = QueryStatus("q" * 32, "released", (), "", released)
     monkeypatch.setattr(GatewayClient, "status", lambda client, query_id: found)
     result = _invoke("status", "q" * 32, *_pki(layout))
     assert result.exit_code == 0, result.output
@@ -412,8 +482,7 @@ def test_register_seals_locally_and_sends_no_plaintext_weight(
     monkeypatch.setattr(GatewayClient, "register_model", register)
     model_file = _write(tmp_path / "m.json", _secret_model())  # no owner: filled in
     weights = _write(tmp_path / "w.json", {"weights": WEIGHTS, "intercept": INTERCEPT})
-    result = _invoke("model", "register", str(model_file), "--weights", str(weights),
-                     *_pki(layout))  # fmt: skip
+    result = _invoke("model", "register", str(model_file), "--weights", str(weights), *_pki(layout))
     assert result.exit_code == 0, result.output
     ((model, sealed),) = sent
     assert model.owner == ALICE and model.weights is None
@@ -448,8 +517,9 @@ def test_register_refuses_what_the_gateway_would_refuse_without_calling_it(
     monkeypatch.setattr(GatewayClient, "register_model", unreachable)
     weights = _write(tmp_path / "w.json", {"weights": WEIGHTS, "intercept": INTERCEPT})
     extra = ["--weights", str(weights)] if with_weights else []
-    result = _invoke("model", "register", str(_write(tmp_path / "m.json", model)), *extra,
-                     *_pki(layout))  # fmt: skip
+    result = _invoke(
+        "model", "register", str(_write(tmp_path / "m.json", model)), *extra, *_pki(layout)
+    )
     assert result.exit_code in (2, 3)
     assert result.output.startswith("error: ")
     assert problem in " ".join(result.output.split())

@@ -4,18 +4,25 @@ from __future__ import annotations
 
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import pytest
 
 import mpc_gateway
+from mpc_gateway.computations.aggregate import (
+    Aggregate,
+    AggregatePlan,
+    AggregateRequest,
+    build_plan,
+)
+from mpc_gateway.computations.aggregate_layout import AggregateLayout, layout_for, local_aggregates
+from mpc_gateway.devnet.synth import loan_book, write_loan_book
 from mpc_gateway.errors import ConfigurationError
 from mpc_gateway.node.data import LocalDataset
-from mpc_gateway.query.models import Aggregate, QuerySpec
-from mpc_gateway.query.plan import AggregateLayout, QueryPlan, build_plan, layout_for
 from mpc_gateway.query.schema import DatasetSchema, load_schema
+from mpc_gateway.query.sql import where_sql
 from mpc_gateway.query.where import parse_where
-from mpc_gateway.synth import loan_book, write_loan_book
 
 LOANS = load_schema(Path(mpc_gateway.__file__).parent / "schemas" / "loans.toml")
 SCALES = {"exposure": 2, "lgd": 4, "days_past_due": 0, "defaulted": 0}
@@ -71,19 +78,19 @@ def dataset(
     return LocalDataset(LOANS, path)
 
 
-def plan_for(where: str, group_by: str | None) -> QueryPlan:
+def plan_for(where: str, group_by: str | None) -> AggregatePlan:
     aggregates = []
     for text in AGGS:
         func, _, column = text.partition(":")
         aggregates.append(Aggregate(func=func, column=column or None))  # type: ignore[arg-type]
-    query = QuerySpec(
+    query = AggregateRequest(
         dataset="loans", aggregates=tuple(aggregates), filter=parse_where(where), group_by=group_by
     )
     return build_plan(query, LOANS, "ana")
 
 
 def expected(
-    mask: pd.Series, built: QueryPlan, layout: AggregateLayout
+    mask: pd.Series, built: AggregatePlan, layout: AggregateLayout
 ) -> dict[str, list[list[int]]]:
     selected = ENCODED[mask]
     out: dict[str, list[list[int]]] = {"additive": [], "minima": [], "maxima": []}
@@ -136,13 +143,18 @@ def test_boundary_values_straddle_the_decimal_literal() -> None:
     assert (F.exposure == 1000.50).any() and (F.exposure == 1000.51).any()
 
 
+def local(dataset: LocalDataset, built: AggregatePlan, layout: AggregateLayout) -> dict[str, Any]:
+    """The node's pre-aggregates, as a node computes them for an order."""
+    return local_aggregates(dataset.cursor(), built, layout, where_sql(LOANS, built.filter))
+
+
 @pytest.mark.parametrize("case", list(CASES))
 def test_local_aggregates_equal_pandas_on_the_same_rows(case: str, dataset: LocalDataset) -> None:
     where, group_by, mask = CASES[case]
     built = plan_for(where, group_by)
     layout = layout_for(built, LOANS, parties=3)
 
-    got = dataset.local_aggregates(built, layout)
+    got = local(dataset, built, layout)
 
     assert {name: array.tolist() for name, array in got.items()} == expected(mask, built, layout)
     assert got["additive"].shape == (len(built.groups), len(layout.additive))
@@ -153,7 +165,7 @@ def test_filtered_out_groups_hold_zeros_and_sentinels(dataset: LocalDataset) -> 
     built = plan_for(where, group_by)
     layout = layout_for(built, LOANS, parties=3)
 
-    got = dataset.local_aggregates(built, layout)
+    got = local(dataset, built, layout)
 
     for rating in ("B", "CCC"):
         g = built.groups.index(rating)
@@ -171,7 +183,7 @@ def test_literal_with_many_decimals_is_compared_not_crashed(dataset: LocalDatase
     built = plan_for("exposure > 0.000000000000000000000000000001", None)
     layout = layout_for(built, LOANS, parties=3)
 
-    got = dataset.local_aggregates(built, layout)
+    got = local(dataset, built, layout)
 
     assert got["additive"][0][0] == int((F.exposure > 0).sum())
 
@@ -273,14 +285,15 @@ def test_write_loan_book_writes_a_csv_the_node_loads(tmp_path: Path) -> None:
 
 def test_risk_jobs_can_follow_each_other_on_one_node_cursor(tmp_path: Path) -> None:
     """A node reuses its thread's cursor: no job may leave a result pending on it."""
-    from mpc_gateway.risk import local_cumulative_counts, local_entity_features, local_histogram
-    from mpc_gateway.risk.portfolio import plan_histogram
+    from mpc_gateway.computations.features import local_entity_features
+    from mpc_gateway.computations.histogram import histogram_layout, local_histogram
+    from mpc_gateway.computations.quantile_search import local_cumulative_counts
 
     dataset = LocalDataset(LOANS, write(FRAME, tmp_path / "book.parquet"))
     cursor = dataset.cursor()
     keys = list(FRAME["counterparty_lei"].unique()[:5])
     before = local_entity_features(cursor, LOANS, keys, ["loans"])
-    local_histogram(cursor, LOANS, plan_histogram(LOANS, 3, "lgd", ["0", "0.5", "1"]))
+    local_histogram(cursor, LOANS, histogram_layout(LOANS, 3, "lgd", ["0", "0.5", "1"]))
     local_cumulative_counts(cursor, "exposure", [[100, 200]])
     after = local_entity_features(cursor, LOANS, keys, ["loans"])
     assert after.tolist() == before.tolist()

@@ -11,9 +11,16 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import mpc_gateway
+from mpc_gateway.computations.aggregate import (
+    ALL_ROWS,
+    Aggregate,
+    AggregatePlan,
+    AggregateRequest,
+    build_plan,
+    validate_spec,
+)
+from mpc_gateway.computations.aggregate_layout import layout_for
 from mpc_gateway.errors import ConfigurationError, InvalidQueryError
-from mpc_gateway.query.models import Aggregate, QuerySpec, validate_spec
-from mpc_gateway.query.plan import ALL_ROWS, QueryPlan, build_plan, layout_for
 from mpc_gateway.query.schema import DatasetSchema, load_schema
 from mpc_gateway.query.where import parse_where
 
@@ -32,8 +39,10 @@ def agg(text: str) -> Aggregate:
     return Aggregate(func=func, column=column or None)  # type: ignore[arg-type]
 
 
-def spec(*aggs: str, where: str = "", group_by: str | None = None, purpose: str = "") -> QuerySpec:
-    return QuerySpec(
+def spec(
+    *aggs: str, where: str = "", group_by: str | None = None, purpose: str = ""
+) -> AggregateRequest:
+    return AggregateRequest(
         dataset="loans",
         aggregates=tuple(agg(a) for a in aggs),
         filter=parse_where(where),
@@ -42,11 +51,11 @@ def spec(*aggs: str, where: str = "", group_by: str | None = None, purpose: str 
     )
 
 
-def plan(schema: DatasetSchema, *aggs: str, analyst: str = "ana", **kw: str) -> QueryPlan:
+def plan(schema: DatasetSchema, *aggs: str, analyst: str = "ana", **kw: str) -> AggregatePlan:
     return build_plan(spec(*aggs, **kw), schema, analyst)
 
 
-def refusal(query: QuerySpec, schema: DatasetSchema) -> str:
+def refusal(query: AggregateRequest, schema: DatasetSchema) -> str:
     with pytest.raises(InvalidQueryError) as excinfo:
         validate_spec(query, schema)
     return excinfo.value.public_message
@@ -94,7 +103,7 @@ def test_valid_query_passes(schema: DatasetSchema) -> None:
     ],
 )
 def test_unknown_column_is_refused_listing_the_known_columns(
-    query: QuerySpec, role: str, schema: DatasetSchema
+    query: AggregateRequest, role: str, schema: DatasetSchema
 ) -> None:
     message = refusal(query, schema)
 
@@ -186,7 +195,7 @@ def test_same_function_on_different_columns_is_not_a_duplicate(schema: DatasetSc
 
 
 def test_query_for_another_dataset_is_refused(schema: DatasetSchema) -> None:
-    query = QuerySpec(dataset="deposits", aggregates=(agg("count"),))
+    query = AggregateRequest(dataset="deposits", aggregates=(agg("count"),))
 
     assert refusal(query, schema) == "query is for 'deposits', schema is 'loans'"
 
@@ -257,7 +266,7 @@ _BASE = {"aggs": ("count", "mean:exposure"), "where": "rating = 'AAA'", "group_b
 def test_plan_hash_changes_when_any_field_changes(
     change: dict[str, object], schema: DatasetSchema
 ) -> None:
-    def build(**overrides: object) -> QueryPlan:
+    def build(**overrides: object) -> AggregatePlan:
         fields: dict[str, object] = {**_BASE, "purpose": "audit", "analyst": "ana", **overrides}
         aggs = fields.pop("aggs")
         analyst = fields.pop("analyst")
@@ -366,7 +375,9 @@ def test_layout_bounds_hold_for_any_declared_range(
 ) -> None:
     schema = _one_column_schema(scale, low, low + width, max_rows)
     built = build_plan(
-        QuerySpec(dataset="t", aggregates=tuple(agg(a) for a in ("var:x", "min:x", "max:x"))),
+        AggregateRequest(
+            dataset="t", aggregates=tuple(agg(a) for a in ("var:x", "min:x", "max:x"))
+        ),
         schema,
         "ana",
     )

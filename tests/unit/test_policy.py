@@ -11,6 +11,12 @@ from typing import Any
 import pytest
 
 import mpc_gateway
+from mpc_gateway.computations.aggregate import (
+    Aggregate,
+    AggregatePlan,
+    AggregateRequest,
+    build_plan,
+)
 from mpc_gateway.errors import BudgetExhaustedError, ConfigurationError, PolicyDeniedError
 from mpc_gateway.pki import Identity
 from mpc_gateway.policy import (
@@ -22,8 +28,6 @@ from mpc_gateway.policy import (
     evaluate,
     load_policy,
 )
-from mpc_gateway.query.models import Aggregate, QuerySpec
-from mpc_gateway.query.plan import QueryPlan, build_plan
 from mpc_gateway.query.schema import DatasetSchema, load_schema
 from mpc_gateway.query.where import parse_where
 
@@ -70,8 +74,8 @@ def plan(
     purpose: str = "risk monitoring",
     analyst: str = "analyst/alice",
     schema: DatasetSchema = SCHEMA,
-) -> QueryPlan:
-    spec = QuerySpec(
+) -> AggregatePlan:
+    spec = AggregateRequest(
         dataset=schema.name,
         aggregates=tuple(
             Aggregate(func=a.partition(":")[0], column=a.partition(":")[2] or None)  # type: ignore[arg-type]
@@ -85,7 +89,7 @@ def plan(
 
 
 def decide(
-    query: QueryPlan,
+    query: AggregatePlan,
     policy: Policy | None = None,
     caller: Identity | str = ALICE,
     now: datetime = NOW,
@@ -538,7 +542,7 @@ def test_example_policies_load_against_the_loans_schema(owner: str) -> None:
 def test_example_policies_allow_refuse_and_require_approval_as_documented() -> None:
     policies = [load_policy(path) for path in EXAMPLES.values()]
 
-    def run(query: QueryPlan) -> Any:
+    def run(query: AggregatePlan) -> Any:
         return combine(evaluate(p, query, query.analyst, NOW, 0) for p in policies)
 
     allowed = run(plan("count", "mean:exposure", group_by="sector"))

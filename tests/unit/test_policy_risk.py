@@ -9,21 +9,17 @@ from typing import Any
 
 import pytest
 
+from mpc_gateway.computations import VOCABULARY, Plan, build
+from mpc_gateway.computations.concentration import ConcentrationRequest
+from mpc_gateway.computations.histogram import HistogramRequest
+from mpc_gateway.computations.quantile import QuantileRequest
+from mpc_gateway.computations.score import ScoreRequest
+from mpc_gateway.computations.scoring import ModelCatalog, ModelFeature, ScoringModel
+from mpc_gateway.devnet.localnet import REPO, schema_path
 from mpc_gateway.errors import ConfigurationError, PolicyDeniedError
-from mpc_gateway.localnet import REPO, schema_path
 from mpc_gateway.policy import Policy, evaluate, load_policy
 from mpc_gateway.query.schema import load_schema
 from mpc_gateway.query.where import parse_where
-from mpc_gateway.risk import ModelFeature, ScoringModel
-from mpc_gateway.risk.jobs import (
-    ConcentrationJob,
-    HistogramJob,
-    QuantileJob,
-    RiskPlan,
-    RiskRequest,
-    ScoreRequest,
-    build_risk_plan,
-)
 
 SCHEMA = load_schema(schema_path())
 NOW = datetime(2026, 11, 24, tzinfo=UTC)
@@ -32,28 +28,46 @@ KEYS = tuple(f"LEI{i:05d}" for i in range(120))
 
 def _model(owner: str = "analyst/alice", output: str = "decisions", *features: str) -> ScoringModel:
     names = features or ("total_exposure", "lenders")
-    return ScoringModel(owner=owner, name="m", kind="linear",
-                        features=tuple(ModelFeature(name=n) for n in names),
-                        weights=tuple(1 for _ in names), intercept=0, threshold=Decimal(1),
-                        output=output)  # type: ignore[arg-type]  # fmt: skip
+    return ScoringModel(
+        owner=owner,
+        name="m",
+        kind="linear",
+        features=tuple(ModelFeature(name=n) for n in names),
+        weights=tuple(1 for _ in names),
+        intercept=0,
+        threshold=Decimal(1),
+        output=output,
+    )  # type: ignore[arg-type]
 
 
-def _score(model: ScoringModel, keys: tuple[str, ...] = KEYS, key_column: str = "counterparty_lei",
-           where: str = "") -> RiskPlan:  # fmt: skip
-    job = ScoreRequest(model_id=model.model_id, keys=keys, key_column=key_column)
-    request = RiskRequest(dataset="loans", job=job, purpose="risk monitoring",
-                          filter=parse_where(where))  # fmt: skip
-    return build_risk_plan(request, SCHEMA, "analyst/alice", 3, model)
+def _score(
+    model: ScoringModel,
+    keys: tuple[str, ...] = KEYS,
+    key_column: str = "counterparty_lei",
+    where: str = "",
+) -> Plan:
+    request = ScoreRequest(
+        dataset="loans",
+        model_id=model.model_id,
+        keys=keys,
+        key_column=key_column,
+        purpose="risk monitoring",
+        filter=parse_where(where),
+    )
+    return build(request, SCHEMA, "analyst/alice", 3, ModelCatalog(model))
 
 
-def _plan(job: Any) -> RiskPlan:
-    request = RiskRequest(dataset="loans", job=job, purpose="risk monitoring")
-    return build_risk_plan(request, SCHEMA, "analyst/alice", 3)
+def _plan(kind: Any, **job: Any) -> Plan:
+    request = kind(dataset="loans", purpose="risk monitoring", **job)
+    return build(request, SCHEMA, "analyst/alice", 3)
 
 
 def _policy(risk: dict[str, Any] | None, **columns: Any) -> Policy:
-    dataset: dict[str, Any] = {"principals": ["analyst/*"], "purposes": ["risk monitoring"],
-                               "columns": columns}  # fmt: skip
+    dataset: dict[str, Any] = {
+        "principals": ["analyst/*"],
+        "purposes": ["risk monitoring"],
+        "columns": columns,
+    }
     if risk is not None:
         dataset["risk"] = risk
     return Policy.model_validate({"owner": "bank-a", "datasets": {"loans": dataset}})
@@ -69,7 +83,7 @@ RISK = {
 }
 
 
-def _failed(policy: Policy, plan: RiskPlan) -> list[str]:
+def _failed(policy: Policy, plan: Plan) -> list[str]:
     decision = evaluate(policy, plan, "analyst/alice", NOW, 0, check_plan_controls=True)
     return [check.rule for check in decision.failed]
 
@@ -77,12 +91,14 @@ def _failed(policy: Policy, plan: RiskPlan) -> list[str]:
 def test_a_plan_within_every_rule_passes() -> None:
     policy = _policy(RISK)
     assert _failed(policy, _score(_model())) == []
-    assert _failed(policy, _plan(QuantileJob(column="exposure", levels=(Decimal("0.5"),)))) == []
     assert (
-        _failed(policy, _plan(HistogramJob(column="exposure", edges=(Decimal(0), Decimal(9)))))
+        _failed(policy, _plan(QuantileRequest, column="exposure", levels=(Decimal("0.5"),))) == []
+    )
+    assert (
+        _failed(policy, _plan(HistogramRequest, column="exposure", edges=(Decimal(0), Decimal(9))))
         == []
     )
-    assert _failed(policy, _plan(ConcentrationJob(group_by="sector"))) == [
+    assert _failed(policy, _plan(ConcentrationRequest, group_by="sector")) == [
         "column.use"
     ]  # no group_by
 
@@ -98,18 +114,20 @@ def test_without_a_risk_section_nothing_runs() -> None:
     ("plan", "rule"),
     [
         (_score(_model(output="scores")), "risk.output"),
-        (_score(_model("analyst/alice", "decisions", "total_exposure", "max_days_past_due")),
-         "risk.feature"),
+        (
+            _score(_model("analyst/alice", "decisions", "total_exposure", "max_days_past_due")),
+            "risk.feature",
+        ),
         (_score(_model(owner="analyst/bob")), "risk.model_owner"),
         (_score(_model(), key_column="guarantor_pseudonym"), "risk.key_column"),
         (_score(_model(), keys=KEYS[:99]), "risk.batch"),
         (_score(_model(), keys=KEYS[:99] * 2), "risk.batch"),  # repeats do not count
-        (_plan(QuantileJob(column="lgd", levels=(Decimal("0.5"),))), "risk.column"),
-        (_plan(ConcentrationJob(keys=KEYS[:10])), "risk.batch"),
-        (_plan(ConcentrationJob(keys=KEYS, limit=Decimal(5), hhi="none")), "risk.output"),
+        (_plan(QuantileRequest, column="lgd", levels=(Decimal("0.5"),)), "risk.column"),
+        (_plan(ConcentrationRequest, keys=KEYS[:10]), "risk.batch"),
+        (_plan(ConcentrationRequest, keys=KEYS, limit=Decimal(5), hhi="none"), "risk.output"),
     ],
-)  # fmt: skip
-def test_each_risk_rule_refuses_what_it_guards(plan: RiskPlan, rule: str) -> None:
+)
+def test_each_risk_rule_refuses_what_it_guards(plan: Plan, rule: str) -> None:
     assert _failed(_policy(RISK), plan) == [rule]
 
 
@@ -128,8 +146,10 @@ def test_the_plan_hash_binds_the_batch_and_the_model() -> None:
 
 def _write(tmp_path: Path, risk: str) -> Path:
     path = tmp_path / "policy.toml"
-    path.write_text('version = 1\nowner = "bank-a"\n[datasets.loans]\nprincipals = ["analyst/*"]\n'
-                    f'purposes = ["x"]\n[datasets.loans.risk]\n{risk}\n')  # fmt: skip
+    path.write_text(
+        'version = 1\nowner = "bank-a"\n[datasets.loans]\nprincipals = ["analyst/*"]\n'
+        f'purposes = ["x"]\n[datasets.loans.risk]\n{risk}\n'
+    )
     return path
 
 
@@ -150,12 +170,14 @@ def test_a_bad_risk_section_is_a_configuration_error(
     tmp_path: Path, risk: str, message: str
 ) -> None:
     with pytest.raises(ConfigurationError, match=message):
-        load_policy(_write(tmp_path, risk), {"loans": SCHEMA})
+        load_policy(_write(tmp_path, risk), {"loans": SCHEMA}, VOCABULARY)
 
 
 def test_the_example_policies_differ_as_documented() -> None:
-    load = {name: load_policy(REPO / "nodes" / name / "policy.toml", {"loans": SCHEMA})
-            for name in ("bank-a", "bank-b", "broker-c")}  # fmt: skip
+    load = {
+        name: load_policy(REPO / "nodes" / name / "policy.toml", {"loans": SCHEMA}, VOCABULARY)
+        for name in ("bank-a", "bank-b", "broker-c")
+    }
     secret_free = _score(_model("analyst/alice", "scores"))
     assert "risk.output" in _failed(load["bank-a"], secret_free)
     assert "risk.output" not in _failed(load["broker-c"], secret_free)

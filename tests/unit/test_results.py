@@ -14,9 +14,15 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import mpc_gateway
-from mpc_gateway.query.models import Aggregate, QuerySpec
-from mpc_gateway.query.plan import AggregateLayout, QueryPlan, build_plan, layout_for
-from mpc_gateway.query.results import ResultTable, decode_result, is_close, recombine_shares, signed
+from mpc_gateway.computations.aggregate import (
+    Aggregate,
+    AggregatePlan,
+    AggregateRequest,
+    build_plan,
+)
+from mpc_gateway.computations.aggregate_layout import AggregateLayout, layout_for
+from mpc_gateway.computations.aggregate_result import AggregateOutcome, decode_result, is_close
+from mpc_gateway.orders import recombine_shares, signed
 from mpc_gateway.query.schema import DatasetSchema, load_schema
 
 P = 2**61 - 1
@@ -98,7 +104,7 @@ def region_rows() -> dict[str, list[Decimal]]:
 
 
 def joint_blocks(
-    built: QueryPlan, layout: AggregateLayout, rows: dict[str, list[Decimal]], factor: int
+    built: AggregatePlan, layout: AggregateLayout, rows: dict[str, list[Decimal]], factor: int
 ) -> dict[str, list[int]]:
     """The joint integers the receiver reconstructs, computed here from plaintext rows."""
     blocks: dict[str, list[int]] = {"additive": [], "minima": [], "maxima": []}
@@ -112,12 +118,12 @@ def joint_blocks(
     return blocks
 
 
-def exposure_plan(schema: DatasetSchema, *funcs: str, group_by: str | None) -> QueryPlan:
+def exposure_plan(schema: DatasetSchema, *funcs: str, group_by: str | None) -> AggregatePlan:
     aggregates = tuple(
         Aggregate(func=f, column=None if f == "count" else "exposure")  # type: ignore[arg-type]
         for f in funcs
     )
-    query = QuerySpec(dataset="loans", aggregates=aggregates, group_by=group_by)
+    query = AggregateRequest(dataset="loans", aggregates=aggregates, group_by=group_by)
     return build_plan(query, schema, "ana")
 
 
@@ -250,8 +256,8 @@ def test_result_records_are_keyed_by_group_column_and_labels(schema: DatasetSche
     layout = layout_for(built, schema, parties=3)
     table = decode_result(built, layout, schema, joint_blocks(built, layout, {"*": []}, 100))
 
-    assert isinstance(table, ResultTable)
-    assert table.as_records() == [{"group": "*", "count": 0, "sum(exposure)": Decimal(0)}]
+    assert isinstance(table, AggregateOutcome)
+    assert table.records() == [{"group": "*", "count": 0, "sum(exposure)": Decimal(0)}]
 
 
 # --- is_close ------------------------------------------------------------------------------
@@ -292,10 +298,10 @@ def test_is_close_honours_a_looser_tolerance() -> None:
 def test_suppressed_cells_have_no_values_and_are_reported_with_their_rules(
     schema: DatasetSchema,
 ) -> None:
-    from mpc_gateway.query.plan import OutputControls
+    from mpc_gateway.policy import OutputControls
 
     controls = OutputControls(min_cell_count=10, min_institutions=2, dominance_percent=80)
-    spec = QuerySpec(
+    spec = AggregateRequest(
         dataset="loans",
         aggregates=(Aggregate(func="count"), Aggregate(func="sum", column="exposure")),
         group_by="region",
@@ -315,9 +321,9 @@ def test_suppressed_cells_have_no_values_and_are_reported_with_their_rules(
 
 
 def test_released_counts_are_rounded_to_the_declared_multiple(schema: DatasetSchema) -> None:
-    from mpc_gateway.query.plan import OutputControls
+    from mpc_gateway.policy import OutputControls
 
-    spec = QuerySpec(dataset="loans", aggregates=(Aggregate(func="count"),))
+    spec = AggregateRequest(dataset="loans", aggregates=(Aggregate(func="count"),))
     built = build_plan(spec, schema, "analyst/alice", OutputControls(round_counts_to=5))
     layout = layout_for(built, schema, 3)
     assert [
@@ -332,9 +338,9 @@ def test_released_counts_are_rounded_to_the_declared_multiple(schema: DatasetSch
 def test_controls_put_a_count_in_the_layout_and_name_the_sums_for_dominance(
     schema: DatasetSchema,
 ) -> None:
-    from mpc_gateway.query.plan import OutputControls
+    from mpc_gateway.policy import OutputControls
 
-    spec = QuerySpec(dataset="loans", aggregates=(Aggregate(func="sum", column="exposure"),))
+    spec = AggregateRequest(dataset="loans", aggregates=(Aggregate(func="sum", column="exposure"),))
     built = build_plan(
         spec, schema, "analyst/alice", OutputControls(min_cell_count=5, dominance_percent=70)
     )

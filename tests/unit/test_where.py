@@ -9,7 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from mpc_gateway.errors import InvalidQueryError
-from mpc_gateway.query.models import BoolExpr, Comparison, InList
+from mpc_gateway.query.filters import BoolExpr, Comparison, InList
 from mpc_gateway.query.where import parse_where
 
 

@@ -21,33 +21,23 @@ from typing import Any
 import numpy as np
 from mpyc.runtime import mpc
 
+from mpc_gateway.mpc.programs.common import input_all, total
 from mpc_gateway.mpc.programs.output import ReceiverShares, shares_for_receiver
 
 __all__ = ["joint_aggregates"]
 
 
-def _input_all(secint: Any, local: np.ndarray) -> list[Any]:
-    return mpc.input(secint.array(local), senders=list(range(len(mpc.parties))))
-
-
-def _total(parts: list[Any]) -> Any:
-    total = parts[0]
-    for part in parts[1:]:
-        total = total + part
-    return total
-
-
-def _rule_bits(parts: list[Any], total: Any, presence: Any, controls: dict[str, Any]) -> Any:
+def _rule_bits(parts: list[Any], joint: Any, presence: Any, controls: dict[str, Any]) -> Any:
     """Per group, one secure bit per rule (1 = passes): min count, min institutions, dominance.
 
     Every comparison is independent of the others, so they all run in one layer.
     """
-    count = total[:, controls["count_column"]]
+    count = joint[:, controls["count_column"]]
     rules = [count >= controls["min_count"], presence >= controls["min_institutions"]]
     columns = list(controls.get("dominance_columns", ()))
     if columns:  # no party's share of a released sum above k%: 100 * s_i <= k * total, for all i
         shares = mpc.np_stack([part[:, columns] for part in parts])
-        bounds = mpc.np_stack([total[:, columns] * controls["dominance_percent"]] * len(parts))
+        bounds = mpc.np_stack([joint[:, columns] * controls["dominance_percent"]] * len(parts))
         fine = shares * 100 <= bounds
         rules.append(mpc.np_prod(fine.reshape(len(parts), -1, len(columns)), axis=(0, 2)))
     else:
@@ -66,21 +56,21 @@ async def joint_aggregates(
 ) -> dict[str, ReceiverShares]:
     """Sum the additive block, reduce minima/maxima, apply output controls; shares for a receiver."""
     secint = mpc.SecInt(bits)
-    parts = _input_all(secint, additive)
-    total = _total(parts)
-    secure: dict[str, Any] = {"additive": total}
+    parts = input_all(secint, additive)
+    joint = total(parts)
+    secure: dict[str, Any] = {"additive": joint}
     extremes = {
-        name: mpc.np_amin(mpc.np_stack(_input_all(secint, local)), axis=0)
+        name: mpc.np_amin(mpc.np_stack(input_all(secint, local)), axis=0)
         if name == "minima"
-        else mpc.np_amax(mpc.np_stack(_input_all(secint, local)), axis=0)
+        else mpc.np_amax(mpc.np_stack(input_all(secint, local)), axis=0)
         for name, local in (("minima", minima), ("maxima", maxima))
         if local.size
     }
     if controls:
-        contributors = _total(_input_all(secint, presence)) if presence is not None else None
-        rules = _rule_bits(parts, total, contributors, controls)
+        contributors = total(input_all(secint, presence)) if presence is not None else None
+        rules = _rule_bits(parts, joint, contributors, controls)
         keep = mpc.np_prod(rules, axis=1).reshape(-1, 1)  # 1 iff the cell passes every rule
-        secure["additive"] = total * keep
+        secure["additive"] = joint * keep
         for name, value in extremes.items():
             empty = sentinel if name == "minima" else -sentinel
             extremes[name] = (value - empty) * keep + empty

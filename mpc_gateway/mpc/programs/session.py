@@ -17,32 +17,43 @@ starts a new session for the next one.
 from __future__ import annotations
 
 import asyncio
+import importlib
 import logging
 import os
+import pkgutil
 import threading
 import time
 from collections.abc import Awaitable, Callable
+from functools import cache
 from typing import IO, Any
 
 from mpyc import asyncoro
 from mpyc.runtime import mpc
 
-from mpc_gateway.mpc.programs.aggregate import joint_aggregates
-from mpc_gateway.mpc.programs.risk import concentration, entity_scores, histogram, quantile_round
 from mpc_gateway.mpc.wire import WorkerConfig, read_frame, write_frame
 from mpc_gateway.pki import Identity, check_mpc_peer
 
-__all__ = ["PROGRAMS", "serve"]
+__all__ = ["program", "serve"]
 
 log = logging.getLogger("mpc_gateway.mpc")
 
-PROGRAMS: dict[str, Callable[..., Awaitable[Any]]] = {
-    "aggregate": joint_aggregates,
-    "entity_scores": entity_scores,
-    "concentration": concentration,
-    "quantile_round": quantile_round,
-    "histogram": histogram,
-}
+_PACKAGE = "mpc_gateway.mpc.programs"
+
+
+@cache
+def program(name: str) -> Callable[..., Awaitable[Any]]:
+    """The program ``module:function`` of this package (a computation names its program so).
+
+    Only what a program module exports in its ``__all__`` can be run.
+    """
+    module_name, _, function = name.partition(":")
+    if not module_name.isidentifier() or module_name in ("session", "common", "output"):
+        raise ValueError(f"no MPC program {name!r}")
+    module = importlib.import_module(f"{_PACKAGE}.{module_name}")
+    if function not in getattr(module, "__all__", ()):
+        raise ValueError(f"no MPC program {name!r}")
+    found: Callable[..., Awaitable[Any]] = getattr(module, function)
+    return found
 
 
 def _die(stdout: IO[bytes], reason: str, code: int) -> None:
@@ -87,7 +98,7 @@ async def _run_jobs(stdout: IO[bytes], queue: asyncio.Queue[Any]) -> None:
             os._exit(0)
         started = time.perf_counter()
         try:
-            blocks = await PROGRAMS[message["program"]](**message["args"])
+            blocks = await program(message["program"])(**message["args"])
         except Exception as err:  # the session's state is unknown now: end it
             log.exception("job %s failed", message.get("id"))
             _die(stdout, f"MPC program failed: {type(err).__name__}: {err}", 2)
@@ -99,8 +110,16 @@ async def _run_jobs(stdout: IO[bytes], queue: asyncio.Queue[Any]) -> None:
         )
 
 
+def _import_programs() -> None:
+    """Load every program module before connecting, so no query pays for an import."""
+    package = importlib.import_module(_PACKAGE)
+    for found in pkgutil.iter_modules(package.__path__):
+        importlib.import_module(f"{_PACKAGE}.{found.name}")
+
+
 async def _session(config: WorkerConfig, stdin: IO[bytes], stdout: IO[bytes]) -> None:
     _fail_fast_on_disconnect(stdout)
+    _import_programs()
     queue: asyncio.Queue[Any] = asyncio.Queue()
     _stdin_to_queue(stdin, asyncio.get_running_loop(), queue)
     await mpc.start()

@@ -39,14 +39,14 @@ class GatewayServiceStub:
                 request_serializer=mpc__gateway_dot_proto_dot_v1_dot_gateway__pb2.ListDatasetsRequest.SerializeToString,
                 response_deserializer=mpc__gateway_dot_proto_dot_v1_dot_gateway__pb2.ListDatasetsResponse.FromString,
                 _registered_method=True)
-        self.RunQuery = channel.unary_unary(
-                '/mpc_gateway.proto.v1.GatewayService/RunQuery',
-                request_serializer=mpc__gateway_dot_proto_dot_v1_dot_gateway__pb2.QueryRequest.SerializeToString,
-                response_deserializer=mpc__gateway_dot_proto_dot_v1_dot_gateway__pb2.QueryResult.FromString,
+        self.Run = channel.unary_unary(
+                '/mpc_gateway.proto.v1.GatewayService/Run',
+                request_serializer=mpc__gateway_dot_proto_dot_v1_dot_gateway__pb2.ComputationRequest.SerializeToString,
+                response_deserializer=mpc__gateway_dot_proto_dot_v1_dot_gateway__pb2.ComputationResult.FromString,
                 _registered_method=True)
-        self.ExplainQuery = channel.unary_unary(
-                '/mpc_gateway.proto.v1.GatewayService/ExplainQuery',
-                request_serializer=mpc__gateway_dot_proto_dot_v1_dot_gateway__pb2.QueryRequest.SerializeToString,
+        self.Explain = channel.unary_unary(
+                '/mpc_gateway.proto.v1.GatewayService/Explain',
+                request_serializer=mpc__gateway_dot_proto_dot_v1_dot_gateway__pb2.ComputationRequest.SerializeToString,
                 response_deserializer=mpc__gateway_dot_proto_dot_v1_dot_gateway__pb2.QueryExplanation.FromString,
                 _registered_method=True)
         self.GetQueryStatus = channel.unary_unary(
@@ -64,16 +64,6 @@ class GatewayServiceStub:
                 request_serializer=mpc__gateway_dot_proto_dot_v1_dot_gateway__pb2.ListModelsRequest.SerializeToString,
                 response_deserializer=mpc__gateway_dot_proto_dot_v1_dot_gateway__pb2.ListModelsResponse.FromString,
                 _registered_method=True)
-        self.RunRiskQuery = channel.unary_unary(
-                '/mpc_gateway.proto.v1.GatewayService/RunRiskQuery',
-                request_serializer=mpc__gateway_dot_proto_dot_v1_dot_gateway__pb2.RiskQueryRequest.SerializeToString,
-                response_deserializer=mpc__gateway_dot_proto_dot_v1_dot_gateway__pb2.RiskResult.FromString,
-                _registered_method=True)
-        self.ExplainRiskQuery = channel.unary_unary(
-                '/mpc_gateway.proto.v1.GatewayService/ExplainRiskQuery',
-                request_serializer=mpc__gateway_dot_proto_dot_v1_dot_gateway__pb2.RiskQueryRequest.SerializeToString,
-                response_deserializer=mpc__gateway_dot_proto_dot_v1_dot_gateway__pb2.QueryExplanation.FromString,
-                _registered_method=True)
 
 
 class GatewayServiceServicer:
@@ -86,16 +76,17 @@ class GatewayServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
-    def RunQuery(self, request, context):
-        """Run one joint aggregate query; returns the disclosure-controlled result.
-        A query that needs approvals fails with FAILED_PRECONDITION naming its id
-        and who must approve; it then runs once approved (see GetQueryStatus).
+    def Run(self, request, context):
+        """Run one joint computation (an aggregate table, entity scores, concentration,
+        quantiles, a histogram); returns only its disclosure-controlled outcome.
+        A computation that needs approvals fails with FAILED_PRECONDITION naming its
+        id and who must approve; it then runs once approved (see GetQueryStatus).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
-    def ExplainQuery(self, request, context):
+    def Explain(self, request, context):
         """Dry run: every policy rule, the approvals needed, what would be disclosed.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
@@ -123,20 +114,6 @@ class GatewayServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
-    def RunRiskQuery(self, request, context):
-        """Run one joint risk computation (scores, concentration, quantiles,
-        histogram); only its declared output is released. Approvals as for RunQuery.
-        """
-        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
-        context.set_details('Method not implemented!')
-        raise NotImplementedError('Method not implemented!')
-
-    def ExplainRiskQuery(self, request, context):
-        """Missing associated documentation comment in .proto file."""
-        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
-        context.set_details('Method not implemented!')
-        raise NotImplementedError('Method not implemented!')
-
 
 def add_GatewayServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -145,14 +122,14 @@ def add_GatewayServiceServicer_to_server(servicer, server):
                     request_deserializer=mpc__gateway_dot_proto_dot_v1_dot_gateway__pb2.ListDatasetsRequest.FromString,
                     response_serializer=mpc__gateway_dot_proto_dot_v1_dot_gateway__pb2.ListDatasetsResponse.SerializeToString,
             ),
-            'RunQuery': grpc.unary_unary_rpc_method_handler(
-                    servicer.RunQuery,
-                    request_deserializer=mpc__gateway_dot_proto_dot_v1_dot_gateway__pb2.QueryRequest.FromString,
-                    response_serializer=mpc__gateway_dot_proto_dot_v1_dot_gateway__pb2.QueryResult.SerializeToString,
+            'Run': grpc.unary_unary_rpc_method_handler(
+                    servicer.Run,
+                    request_deserializer=mpc__gateway_dot_proto_dot_v1_dot_gateway__pb2.ComputationRequest.FromString,
+                    response_serializer=mpc__gateway_dot_proto_dot_v1_dot_gateway__pb2.ComputationResult.SerializeToString,
             ),
-            'ExplainQuery': grpc.unary_unary_rpc_method_handler(
-                    servicer.ExplainQuery,
-                    request_deserializer=mpc__gateway_dot_proto_dot_v1_dot_gateway__pb2.QueryRequest.FromString,
+            'Explain': grpc.unary_unary_rpc_method_handler(
+                    servicer.Explain,
+                    request_deserializer=mpc__gateway_dot_proto_dot_v1_dot_gateway__pb2.ComputationRequest.FromString,
                     response_serializer=mpc__gateway_dot_proto_dot_v1_dot_gateway__pb2.QueryExplanation.SerializeToString,
             ),
             'GetQueryStatus': grpc.unary_unary_rpc_method_handler(
@@ -169,16 +146,6 @@ def add_GatewayServiceServicer_to_server(servicer, server):
                     servicer.ListModels,
                     request_deserializer=mpc__gateway_dot_proto_dot_v1_dot_gateway__pb2.ListModelsRequest.FromString,
                     response_serializer=mpc__gateway_dot_proto_dot_v1_dot_gateway__pb2.ListModelsResponse.SerializeToString,
-            ),
-            'RunRiskQuery': grpc.unary_unary_rpc_method_handler(
-                    servicer.RunRiskQuery,
-                    request_deserializer=mpc__gateway_dot_proto_dot_v1_dot_gateway__pb2.RiskQueryRequest.FromString,
-                    response_serializer=mpc__gateway_dot_proto_dot_v1_dot_gateway__pb2.RiskResult.SerializeToString,
-            ),
-            'ExplainRiskQuery': grpc.unary_unary_rpc_method_handler(
-                    servicer.ExplainRiskQuery,
-                    request_deserializer=mpc__gateway_dot_proto_dot_v1_dot_gateway__pb2.RiskQueryRequest.FromString,
-                    response_serializer=mpc__gateway_dot_proto_dot_v1_dot_gateway__pb2.QueryExplanation.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -219,7 +186,7 @@ class GatewayService:
             _registered_method=True)
 
     @staticmethod
-    def RunQuery(request,
+    def Run(request,
             target,
             options=(),
             channel_credentials=None,
@@ -232,9 +199,9 @@ class GatewayService:
         return grpc.experimental.unary_unary(
             request,
             target,
-            '/mpc_gateway.proto.v1.GatewayService/RunQuery',
-            mpc__gateway_dot_proto_dot_v1_dot_gateway__pb2.QueryRequest.SerializeToString,
-            mpc__gateway_dot_proto_dot_v1_dot_gateway__pb2.QueryResult.FromString,
+            '/mpc_gateway.proto.v1.GatewayService/Run',
+            mpc__gateway_dot_proto_dot_v1_dot_gateway__pb2.ComputationRequest.SerializeToString,
+            mpc__gateway_dot_proto_dot_v1_dot_gateway__pb2.ComputationResult.FromString,
             options,
             channel_credentials,
             insecure,
@@ -246,7 +213,7 @@ class GatewayService:
             _registered_method=True)
 
     @staticmethod
-    def ExplainQuery(request,
+    def Explain(request,
             target,
             options=(),
             channel_credentials=None,
@@ -259,8 +226,8 @@ class GatewayService:
         return grpc.experimental.unary_unary(
             request,
             target,
-            '/mpc_gateway.proto.v1.GatewayService/ExplainQuery',
-            mpc__gateway_dot_proto_dot_v1_dot_gateway__pb2.QueryRequest.SerializeToString,
+            '/mpc_gateway.proto.v1.GatewayService/Explain',
+            mpc__gateway_dot_proto_dot_v1_dot_gateway__pb2.ComputationRequest.SerializeToString,
             mpc__gateway_dot_proto_dot_v1_dot_gateway__pb2.QueryExplanation.FromString,
             options,
             channel_credentials,
@@ -343,60 +310,6 @@ class GatewayService:
             '/mpc_gateway.proto.v1.GatewayService/ListModels',
             mpc__gateway_dot_proto_dot_v1_dot_gateway__pb2.ListModelsRequest.SerializeToString,
             mpc__gateway_dot_proto_dot_v1_dot_gateway__pb2.ListModelsResponse.FromString,
-            options,
-            channel_credentials,
-            insecure,
-            call_credentials,
-            compression,
-            wait_for_ready,
-            timeout,
-            metadata,
-            _registered_method=True)
-
-    @staticmethod
-    def RunRiskQuery(request,
-            target,
-            options=(),
-            channel_credentials=None,
-            call_credentials=None,
-            insecure=False,
-            compression=None,
-            wait_for_ready=None,
-            timeout=None,
-            metadata=None):
-        return grpc.experimental.unary_unary(
-            request,
-            target,
-            '/mpc_gateway.proto.v1.GatewayService/RunRiskQuery',
-            mpc__gateway_dot_proto_dot_v1_dot_gateway__pb2.RiskQueryRequest.SerializeToString,
-            mpc__gateway_dot_proto_dot_v1_dot_gateway__pb2.RiskResult.FromString,
-            options,
-            channel_credentials,
-            insecure,
-            call_credentials,
-            compression,
-            wait_for_ready,
-            timeout,
-            metadata,
-            _registered_method=True)
-
-    @staticmethod
-    def ExplainRiskQuery(request,
-            target,
-            options=(),
-            channel_credentials=None,
-            call_credentials=None,
-            insecure=False,
-            compression=None,
-            wait_for_ready=None,
-            timeout=None,
-            metadata=None):
-        return grpc.experimental.unary_unary(
-            request,
-            target,
-            '/mpc_gateway.proto.v1.GatewayService/ExplainRiskQuery',
-            mpc__gateway_dot_proto_dot_v1_dot_gateway__pb2.RiskQueryRequest.SerializeToString,
-            mpc__gateway_dot_proto_dot_v1_dot_gateway__pb2.QueryExplanation.FromString,
             options,
             channel_credentials,
             insecure,

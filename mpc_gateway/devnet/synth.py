@@ -5,7 +5,7 @@ broker's margin book), so the joint statistics differ visibly from any one
 institution's. Counterparties carry LEI-like identifiers drawn from one shared
 universe, so some appear at one institution, some at two or three. Every loan
 has a personal guarantor, drawn from one shared universe of national ids and
-stored only as its keyed pseudonym (:mod:`mpc_gateway.risk.pseudonym`), so a
+stored only as its keyed pseudonym (:mod:`mpc_gateway.pseudonym`), so a
 person who guarantees loans at several institutions has the same key at each.
 The data is written as Parquet (or CSV) in the schema of ``mpc_gateway/schemas/loans.toml``.
 """
@@ -20,7 +20,7 @@ import duckdb
 import numpy as np
 import pandas as pd
 
-from mpc_gateway.risk.pseudonym import pseudonymise
+from mpc_gateway.pseudonym import pseudonymise
 
 __all__ = [
     "RATINGS",

@@ -14,10 +14,12 @@ from typing import Any
 
 import duckdb
 
-from mpc_gateway.client import GatewayClient, QueryResult, parse_aggregate
-from mpc_gateway.localnet import ConsortiumFiles
-from mpc_gateway.query.plan import OutputControls
-from mpc_gateway.query.results import Scalar, is_close, rounded
+from mpc_gateway.client import GatewayClient
+from mpc_gateway.computations import Released
+from mpc_gateway.computations.aggregate import parse_aggregate
+from mpc_gateway.computations.aggregate_result import AggregateOutcome, Scalar, is_close, rounded
+from mpc_gateway.devnet.localnet import ConsortiumFiles
+from mpc_gateway.policy import OutputControls
 from mpc_gateway.query.schema import NumericColumn
 
 __all__ = ["ExampleQuery", "EXAMPLE_QUERIES", "Checked", "run_checked", "plaintext_result"]
@@ -77,7 +79,7 @@ def _select(query: ExampleQuery, schema_columns: dict[str, Any]) -> str:
     exprs = []
     for text in query.aggregates:
         spec = parse_aggregate(text)
-        column = schema_columns.get(spec.column)
+        column = schema_columns.get(str(spec.column))
         scale = column.scale if isinstance(column, NumericColumn) else 0
         exprs.append(_SQL[spec.func].format(c=f'"{spec.column}"', s=scale))
     group = f'"{query.group_by}"' if query.group_by else "'*'"
@@ -96,8 +98,13 @@ def plaintext_suppression(
     schema_columns: dict[str, Any],
 ) -> dict[str, tuple[str, ...]]:
     """Which groups the output controls withhold, computed in the clear from every node's rows."""
-    sums = list(dict.fromkeys(parse_aggregate(a).column for a in query.aggregates
-                              if parse_aggregate(a).func in ("sum", "mean", "var", "stddev")))  # fmt: skip
+    sums = list(
+        dict.fromkeys(
+            str(parse_aggregate(a).column)
+            for a in query.aggregates
+            if parse_aggregate(a).func in ("sum", "mean", "var", "stddev")
+        )
+    )
     probe = ExampleQuery("", ("count", *(f"sum:{c}" for c in sums)), query.where, query.group_by)
     per_node = [
         _grouped(_select(probe, schema_columns), [str(files.data_file(n))]) for n in files.nodes
@@ -114,8 +121,11 @@ def plaintext_suppression(
         if sum(1 for r in rows if r[0]) < controls.min_institutions:
             fails.append("min_institutions")
         k = controls.dominance_percent
-        if k is not None and any(100 * (r[i] or 0) > k * sum(x[i] or 0 for x in rows)
-                                 for r in rows for i in range(1, len(sums) + 1)):  # fmt: skip
+        if k is not None and any(
+            100 * (r[i] or 0) > k * sum(x[i] or 0 for x in rows)
+            for r in rows
+            for i in range(1, len(sums) + 1)
+        ):
             fails.append("dominance")
         if fails:
             failed[group] = tuple(fails)
@@ -149,10 +159,16 @@ def plaintext_result(
 @dataclass(frozen=True)
 class Checked:
     query: ExampleQuery
-    secure: QueryResult
+    released: Released
     plaintext: list[tuple[str, tuple[Scalar, ...]]]
     seconds: float
     withheld: dict[str, tuple[str, ...]] = field(default_factory=dict)  # in the clear
+
+    @property
+    def secure(self) -> AggregateOutcome:
+        outcome = self.released.outcome
+        assert isinstance(outcome, AggregateOutcome)
+        return outcome
 
     @property
     def matches(self) -> bool:
@@ -181,8 +197,8 @@ class Checked:
             "plaintext": rec(self.plaintext),
             "suppressed": {g: list(r) for g, r in self.secure.suppressed.items()},
             "match": self.matches,
-            "query_id": self.secure.query_id,
-            "sequence": self.secure.sequence,
+            "query_id": self.released.query_id,
+            "sequence": self.released.sequence,
             "latency_ms": round(self.seconds * 1000, 2),
         }
 
@@ -202,10 +218,10 @@ def run_checked(
         "loans", query.aggregates, where=query.where, group_by=query.group_by, purpose=query.purpose
     )
     seconds = time.perf_counter() - started
-    groups = [g for g, _ in secure.rows]
-    controls = (
-        OutputControls.model_validate(secure.controls) if secure.controls else OutputControls()
-    )
+    outcome = secure.outcome
+    assert isinstance(outcome, AggregateOutcome)
+    groups = [g for g, _ in outcome.rows]
+    controls = secure.controls
     plain = plaintext_result(files, query, groups, schema_columns, controls)
     return Checked(
         query,

@@ -10,15 +10,14 @@ takes part and at which MPyC index.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, SerializeAsAny, field_validator
 
 from mpc_gateway.canonical import canonical_bytes, from_canonical
-from mpc_gateway.errors import IntegrityError
+from mpc_gateway.computations import Plan, plan_from_dict
+from mpc_gateway.errors import GatewayError, IntegrityError
 from mpc_gateway.policy.approvals import SignedApproval
-from mpc_gateway.query.plan import QueryPlan
-from mpc_gateway.risk.jobs import RiskOrder, RiskPlan
 
 __all__ = ["Party", "ExecutionOrder", "SessionOrder", "check_parties"]
 
@@ -65,7 +64,7 @@ class ExecutionOrder(BaseModel):
 
     version: Literal[1] = 1
     query_id: str
-    plan: QueryPlan | RiskPlan
+    plan: SerializeAsAny[Plan]
     plan_hash: str
     epoch: int = Field(ge=0)
     sequence: int = Field(ge=0)
@@ -73,7 +72,17 @@ class ExecutionOrder(BaseModel):
     issued_at_ms: int
     deadline_ms: int
     approvals: tuple[SignedApproval, ...] = ()  # what the policies required, signed by approvers
-    risk: RiskOrder | None = None  # a risk plan's sealed weights and quantile search path
+    step: dict[str, Any] = {}  # this step's data, as the plan's computation defines it
+
+    @field_validator("plan", mode="before")
+    @classmethod
+    def _plan_of_its_kind(cls, value: Any) -> Any:
+        if isinstance(value, dict):
+            try:
+                return plan_from_dict(value)
+            except GatewayError as err:
+                raise ValueError(err.public_message) from None
+        return value
 
     def canonical(self) -> bytes:
         return canonical_bytes(self.model_dump(mode="json"))

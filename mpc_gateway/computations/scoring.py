@@ -1,8 +1,10 @@
-"""Scoring models over cross-institution features, and their exact integer plan.
+"""Scoring models over cross-institution features, and their exact integer layout.
 
 A :class:`ScoringModel` is public metadata (owner, features, normalisation,
 fixed-point format, threshold, what to release); its weights are either in it
-(``weights_secret=False``) or sealed per node (:mod:`mpc_gateway.risk.sealed`).
+(``weights_secret=False``) or sealed per node (:mod:`mpc_gateway.pki.sealing`).
+:class:`ModelBook` is where a planner finds registered models (the gateway's
+registry); :func:`score_layout` fixes the MPC's shape and bit lengths.
 
 Integer scoring, exactly. Feature j enters the model as ``x_j / scale_j`` (its
 registry value, e.g. exposure in cents, over a public normalisation such as
@@ -19,7 +21,7 @@ logistic model with probability threshold p: ``sigmoid(s) >= p`` iff
 
 Bit lengths (the bound computation). With ``B_j`` the declared bound of the
 combined feature (schema bounds times ``max_rows_per_node``, times m for sums;
-see :mod:`mpc_gateway.risk.features`), ``W_j = |w_j|`` (public weights) or
+see :mod:`mpc_gateway.computations.features`), ``W_j = |w_j|`` (public weights) or
 ``2**weight_bits - 1`` (secret weights), likewise ``C`` for the intercept:
 
     A = sum_j W_j * B_j * (L / scale_j) + C * L        bounds |S|
@@ -40,23 +42,34 @@ from dataclasses import dataclass
 from decimal import ROUND_CEILING, Decimal, localcontext
 from fractions import Fraction
 from functools import reduce
-from typing import Any, Literal
+from pathlib import Path
+from typing import Any, Literal, Protocol
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from mpc_gateway.canonical import canonical_hash
+from mpc_gateway.computations.features import FEATURES, feature_spec
 from mpc_gateway.errors import InvalidRequestError
+from mpc_gateway.pki.sealing import (
+    SealedWeights,
+    decrypt_share,
+    node_certificates,
+    seal_shares,
+    split_secret_weights,
+)
+from mpc_gateway.policy.models import MAX_BATCH
 from mpc_gateway.query.schema import DatasetSchema
-from mpc_gateway.risk.features import FEATURES, MAX_BATCH, feature_spec
-from mpc_gateway.risk.sealed import SealedWeights, decrypt_share, seal_shares, split_secret_weights
 
 __all__ = [
     "ModelFeature",
     "ScoringModel",
-    "ScorePlan",
-    "plan_scores",
+    "ModelBook",
+    "ModelCatalog",
+    "ScoreLayout",
+    "score_layout",
     "seal_model_weights",
+    "seal_for_consortium",
     "open_weight_share",
 ]
 
@@ -125,6 +138,35 @@ class ScoringModel(_Frozen):
         return canonical_hash(self.model_dump(mode="json"))
 
 
+class ModelBook(Protocol):
+    """Where registered models are found (the gateway's model registry)."""
+
+    def model(self, model_id: str) -> ScoringModel:
+        """The registered model; InvalidRequestError if there is none."""
+        ...
+
+    def sealed(self, model_id: str) -> SealedWeights | None:
+        """A secret-weight model's sealed shares (None for public weights)."""
+        ...
+
+
+class ModelCatalog:
+    """A model book of the models given (in memory): for planning without a gateway."""
+
+    def __init__(self, *models: ScoringModel, sealed: Mapping[str, SealedWeights] | None = None):
+        self._models = {m.model_id: m for m in models}
+        self._sealed = dict(sealed or {})
+
+    def model(self, model_id: str) -> ScoringModel:
+        try:
+            return self._models[model_id]
+        except KeyError:
+            raise InvalidRequestError(f"no registered model {model_id}") from None
+
+    def sealed(self, model_id: str) -> SealedWeights | None:
+        return self._sealed.get(model_id)
+
+
 def _logit(p: Decimal) -> Decimal:
     with localcontext() as ctx:
         ctx.prec = 80
@@ -143,7 +185,7 @@ def _threshold(model: ScoringModel, denominator: int) -> int:
 
 
 @dataclass(frozen=True)
-class ScorePlan:
+class ScoreLayout:
     """Everything the nodes and the receiver need to run and read one scoring job."""
 
     kind: str
@@ -204,8 +246,8 @@ class ScorePlan:
         return 1 / (1 + math.exp(-s)) if s >= 0 else math.exp(s) / (1 + math.exp(s))
 
 
-def plan_scores(model: ScoringModel, schema: DatasetSchema, parties: int) -> ScorePlan:
-    """The exact integer plan of ``model`` over ``schema`` with ``parties`` nodes."""
+def score_layout(model: ScoringModel, schema: DatasetSchema, parties: int) -> ScoreLayout:
+    """The exact integer layout of ``model`` over ``schema`` with ``parties`` nodes."""
     specs = [feature_spec(f.name) for f in model.features]
     for spec in specs:
         spec.check_schema(schema)
@@ -235,7 +277,7 @@ def plan_scores(model: ScoringModel, schema: DatasetSchema, parties: int) -> Sco
         else (2 * bound).bit_length() + 1
         for spec, bound in zip(specs, bounds)
     )
-    return ScorePlan(
+    return ScoreLayout(
         kind=model.kind,
         output=model.output,
         features=tuple(spec.name for spec in specs),
@@ -268,6 +310,13 @@ def seal_model_weights(
         raise InvalidRequestError("one weight per feature is required")
     shares = split_secret_weights([*weights, intercept], len(node_certs), model.weight_bits)
     return seal_shares(shares, node_certs, model.model_id)
+
+
+def seal_for_consortium(
+    model: ScoringModel, weights: Sequence[int], intercept: int, pki: Path | str
+) -> SealedWeights:
+    """:func:`seal_model_weights` to the node certificates the consortium CA issued in ``pki``."""
+    return seal_model_weights(model, weights, intercept, node_certificates(pki))
 
 
 def open_weight_share(

@@ -28,21 +28,20 @@ import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from mpc_gateway.client import tls_from_pki
+from mpc_gateway.computations import VOCABULARY
+from mpc_gateway.devnet.synth import loan_book, write_loan_book
 from mpc_gateway.errors import ConfigurationError
 from mpc_gateway.pki import init_consortium
+from mpc_gateway.pseudonym import create_key_file, load_key
 from mpc_gateway.query.schema import CategoricalColumn, KeyColumn, NumericColumn, load_schema
-from mpc_gateway.risk.features import FEATURES
-from mpc_gateway.risk.jobs import RISK_OUTPUTS
-from mpc_gateway.risk.pseudonym import create_key_file, load_key
 from mpc_gateway.rpc.server import client_channel
-from mpc_gateway.synth import loan_book, write_loan_book
 
 __all__ = ["DEFAULT_NODES", "ConsortiumFiles", "LocalConsortium", "prepare", "schema_path"]
 
 DEFAULT_NODES = ("bank-a", "bank-b", "broker-c")
 
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 OPEN_PURPOSES = ("risk monitoring", "supervisory review", "testing", "benchmark")
 Policies = Literal["examples", "open"]
 
@@ -56,19 +55,26 @@ def _open_policy(owner: str, purposes: Sequence[str] = OPEN_PURPOSES) -> str:
     columns = []
     for name, column in schema.columns.items():
         if isinstance(column, NumericColumn):
-            columns.append(f'{name} = {{ uses = ["aggregate", "filter"], aggregates = '
-                           '["sum", "mean", "var", "stddev", "min", "max"] }')  # fmt: skip
+            columns.append(
+                f'{name} = {{ uses = ["aggregate", "filter"], aggregates = '
+                '["sum", "mean", "var", "stddev", "min", "max"] }'
+            )
         elif isinstance(column, CategoricalColumn):
             columns.append(f'{name} = {{ uses = ["group_by", "filter"] }}')
     listed = ", ".join(f'"{p}"' for p in purposes)
     numeric = [n for n, c in schema.columns.items() if isinstance(c, NumericColumn)]
     keys = [n for n, c in schema.columns.items() if isinstance(c, KeyColumn)]
-    risk = (f"outputs = {_toml_list(RISK_OUTPUTS)}\nfeatures = {_toml_list(FEATURES)}\n"
-            f'model_owners = ["analyst/*"]\nkeys = {_toml_list(keys)}\ncolumns = {_toml_list(numeric)}\n'
-            "min_batch = 1\n")  # fmt: skip
-    return (f'version = 1\nowner = "{owner}"\n\n[datasets.loans]\nprincipals = ["analyst/*"]\n'
-            f"purposes = [{listed}]\n\n[datasets.loans.columns]\n" + "\n".join(columns) + "\n"
-            f"\n[datasets.loans.risk]\n{risk}")  # fmt: skip
+    outputs, features = sorted(VOCABULARY.outputs), sorted(VOCABULARY.features)
+    risk = (
+        f"outputs = {_toml_list(outputs)}\nfeatures = {_toml_list(features)}\n"
+        f'model_owners = ["analyst/*"]\nkeys = {_toml_list(keys)}\ncolumns = {_toml_list(numeric)}\n'
+        "min_batch = 1\n"
+    )
+    return (
+        f'version = 1\nowner = "{owner}"\n\n[datasets.loans]\nprincipals = ["analyst/*"]\n'
+        f"purposes = [{listed}]\n\n[datasets.loans.columns]\n" + "\n".join(columns) + "\n"
+        f"\n[datasets.loans.risk]\n{risk}"
+    )
 
 
 def _toml_list(values: Iterable[str]) -> str:

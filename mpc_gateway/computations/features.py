@@ -1,7 +1,7 @@
 """Per-entity risk features: the registry, and one node's local contribution.
 
 An entity (a company by its LEI, a person by a keyed pseudonym, see
-:mod:`mpc_gateway.risk.pseudonym`) may borrow from several institutions. A
+:mod:`mpc_gateway.pseudonym`) may borrow from several institutions. A
 *cross-institution feature* such as ``total_exposure`` is one local value per
 node and entity (this node's sum of exposure over the entity's loans) combined
 across nodes inside the MPC, by a sum or a secure maximum. The registry below
@@ -20,14 +20,16 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Literal
 
 import duckdb
 import numpy as np
 import pandas as pd
 
 from mpc_gateway.errors import InvalidRequestError
+from mpc_gateway.policy.models import MAX_BATCH
 from mpc_gateway.query.schema import CategoricalColumn, DatasetSchema, KeyColumn, NumericColumn
+from mpc_gateway.query.sql import Where
 
 __all__ = [
     "Combine",
@@ -39,9 +41,6 @@ __all__ = [
 ]
 
 Combine = Literal["sum", "max"]
-
-MAX_BATCH = 100_000
-"""Most entity keys one batch may carry (its shape is public and fixed)."""
 
 
 def _col(name: str) -> str:
@@ -132,65 +131,100 @@ FEATURES: dict[str, FeatureSpec] = {
     spec.name: spec
     for spec in (
         _spec(
-            "total_exposure", "sum", "exposure encoding (EUR cents)",
+            "total_exposure",
+            "sum",
+            "exposure encoding (EUR cents)",
             "exposure to the entity summed over every institution",
-            ("exposure",), lambda s: f"sum({_col('exposure')})",
+            ("exposure",),
+            lambda s: f"sum({_col('exposure')})",
             lambda s: _rows(s) * _EXPOSURE(s),
         ),
         _spec(
-            "lenders", "sum", "institutions",
+            "lenders",
+            "sum",
+            "institutions",
             "number of institutions that know the entity (local presence bits summed)",
-            (), lambda s: "max(1)", lambda s: 1,
+            (),
+            lambda s: "max(1)",
+            lambda s: 1,
         ),
         _spec(
-            "loans", "sum", "loans", "number of loans to the entity over every institution",
-            (), lambda s: "count(*)", _rows,
+            "loans",
+            "sum",
+            "loans",
+            "number of loans to the entity over every institution",
+            (),
+            lambda s: "count(*)",
+            _rows,
         ),
         _spec(
-            "max_days_past_due", "max", "days",
+            "max_days_past_due",
+            "max",
+            "days",
             "largest days past due over every loan to the entity (secure maximum)",
-            ("days_past_due",), lambda s: f"max({_col('days_past_due')})",
+            ("days_past_due",),
+            lambda s: f"max({_col('days_past_due')})",
             _magnitude("days_past_due"),
         ),
         _spec(
-            "any_default", "max", "0/1", "1 if any institution has a loan to it in default",
-            ("defaulted",), lambda s: f"max({_col('defaulted')})", _magnitude("defaulted"),
+            "any_default",
+            "max",
+            "0/1",
+            "1 if any institution has a loan to it in default",
+            ("defaulted",),
+            lambda s: f"max({_col('defaulted')})",
+            _magnitude("defaulted"),
             binary=True,
         ),
         _spec(
-            "defaulted_exposure", "sum", "exposure encoding (EUR cents)",
+            "defaulted_exposure",
+            "sum",
+            "exposure encoding (EUR cents)",
             "exposure of the entity's defaulted loans, summed",
             ("exposure", "defaulted"),
             lambda s: f"sum({_col('exposure')} * {_col('defaulted')})",
             lambda s: _rows(s) * _EXPOSURE(s) * s.numeric("defaulted").magnitude,
         ),
         _spec(
-            "largest_loan", "max", "exposure encoding (EUR cents)",
+            "largest_loan",
+            "max",
+            "exposure encoding (EUR cents)",
             "largest single exposure to the entity anywhere (secure maximum)",
-            ("exposure",), lambda s: f"max({_col('exposure')})", _EXPOSURE,
+            ("exposure",),
+            lambda s: f"max({_col('exposure')})",
+            _EXPOSURE,
         ),
         _spec(
-            "worst_rating", "max", "rating index (0 = best of the declared domain)",
+            "worst_rating",
+            "max",
+            "rating index (0 = best of the declared domain)",
             "worst rating any institution gives the entity (secure maximum)",
-            ("rating",), lambda s: f"max({_rating_index(s)})",
+            ("rating",),
+            lambda s: f"max({_rating_index(s)})",
             lambda s: len(s.categorical("rating").domain) - 1,
         ),
         _spec(
-            "sub_investment_grade_exposure", "sum", "exposure encoding (EUR cents)",
+            "sub_investment_grade_exposure",
+            "sum",
+            "exposure encoding (EUR cents)",
             "exposure on loans rated below BBB, summed",
             ("exposure", "rating"),
-            lambda s: f"sum(CASE WHEN {_below_investment_grade(s)} THEN {_col('exposure')} ELSE 0 END)",
+            lambda s: (
+                f"sum(CASE WHEN {_below_investment_grade(s)} THEN {_col('exposure')} ELSE 0 END)"
+            ),
             lambda s: _rows(s) * _EXPOSURE(s),
         ),
         _spec(
-            "lgd_weighted_exposure", "sum", "exposure x LGD encoding (EUR 1e-6)",
+            "lgd_weighted_exposure",
+            "sum",
+            "exposure x LGD encoding (EUR 1e-6)",
             "sum of exposure times loss given default (an expected-loss proxy)",
             ("exposure", "lgd"),
             lambda s: f"sum(CAST({_col('exposure')} AS HUGEINT) * {_col('lgd')})",
             lambda s: _rows(s) * _EXPOSURE(s) * s.numeric("lgd").magnitude,
         ),
     )
-}  # fmt: skip
+}
 
 
 def feature_spec(name: str) -> FeatureSpec:
@@ -216,7 +250,7 @@ def local_entity_features(
     features: Sequence[str],
     *,
     key_column: str = "counterparty_lei",
-    where: tuple[str, list[Any]] | None = None,
+    where: Where | None = None,
     table: str = "data",
 ) -> np.ndarray:
     """This node's ``[len(keys), len(features)]`` integer matrix, rows in ``keys`` order.

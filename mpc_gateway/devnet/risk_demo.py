@@ -22,15 +22,16 @@ import numpy as np
 import pandas as pd
 
 from mpc_gateway.client import GatewayClient
-from mpc_gateway.localnet import ConsortiumFiles, schema_path
-from mpc_gateway.pki import Identity, load_layout
-from mpc_gateway.query.plan import OutputControls
-from mpc_gateway.query.results import rounded
+from mpc_gateway.computations.aggregate_result import rounded
+from mpc_gateway.computations.concentration import ConcentrationOutcome, hhi_text
+from mpc_gateway.computations.quantile import QuantileOutcome
+from mpc_gateway.computations.score import ScoreOutcome
+from mpc_gateway.computations.scoring import ModelFeature, ScoringModel, seal_for_consortium
+from mpc_gateway.devnet import reference
+from mpc_gateway.devnet.localnet import ConsortiumFiles, schema_path
+from mpc_gateway.devnet.synth import national_id
+from mpc_gateway.pseudonym import load_key, pseudonymise_many
 from mpc_gateway.query.schema import DatasetSchema, NumericColumn, load_schema
-from mpc_gateway.risk import ModelFeature, ScoringModel, reference, seal_model_weights
-from mpc_gateway.risk.pseudonym import load_key, pseudonymise_many
-from mpc_gateway.rpc.risk_convert import hhi_text
-from mpc_gateway.synth import national_id
 
 __all__ = [
     "RiskCheck",
@@ -63,38 +64,61 @@ def _fixed(value: float) -> int:
 def demo_model(owner: str) -> ScoringModel:
     """The demo's PD model: weights secret, only decision bits released (p >= 0.25)."""
     return ScoringModel(
-        owner=owner, name="pd-demo", kind="logistic",
+        owner=owner,
+        name="pd-demo",
+        kind="logistic",
         features=tuple(ModelFeature(name=n, scale=s) for n, s, _ in DEMO_WEIGHTS),
-        frac_bits=FRAC_BITS, weight_bits=24, weights_secret=True,
-        threshold=Decimal("0.25"), output="decisions",
-    )  # fmt: skip
+        frac_bits=FRAC_BITS,
+        weight_bits=24,
+        weights_secret=True,
+        threshold=Decimal("0.25"),
+        output="decisions",
+    )
 
 
 def scores_model(owner: str) -> ScoringModel:
     """The same model with public weights releasing raw scores (which bank-a's policy refuses)."""
     return ScoringModel(
-        **{**demo_model(owner).model_dump(), "name": "pd-demo-scores", "weights_secret": False,
-           "weights": tuple(_fixed(w) for _, _, w in DEMO_WEIGHTS),
-           "intercept": _fixed(DEMO_INTERCEPT), "output": "scores"},
-    )  # fmt: skip
+        **{
+            **demo_model(owner).model_dump(),
+            "name": "pd-demo-scores",
+            "weights_secret": False,
+            "weights": tuple(_fixed(w) for _, _, w in DEMO_WEIGHTS),
+            "intercept": _fixed(DEMO_INTERCEPT),
+            "output": "scores",
+        },
+    )
 
 
 @dataclass(frozen=True)
 class RiskCheck:
+    """One risk query run through the gateway, beside the pooled-data answer.
+
+    ``query``, ``secure`` and ``plaintext`` are structured data (what a script
+    compares); ``said`` and ``expected`` say the same in words, for a person.
+    """
+
     title: str
-    secure: str  # what was released, in words
-    plaintext: str  # the pooled-data answer, in words
-    matches: bool
+    query: dict[str, Any]
+    secure: dict[str, Any]  # what was released
+    plaintext: dict[str, Any]  # the pooled-data answer, in the same shape
     seconds: float
+    said: str
+    expected: str
+
+    @property
+    def matches(self) -> bool:
+        return self.secure == self.plaintext
 
 
 def _encoded(paths: list[Path], schema: DatasetSchema, where: str = "TRUE") -> pd.DataFrame:
     """Rows of the data files in the schema's integer encoding (the plaintext reference's view)."""
     columns = [
         f'CAST(round("{n}" * {c.factor}) AS BIGINT) AS "{n}"'
-        if isinstance(c, NumericColumn) else f'"{n}"'
+        if isinstance(c, NumericColumn)
+        else f'"{n}"'
         for n, c in schema.columns.items()
-    ]  # fmt: skip
+    ]
     sql = f"SELECT {', '.join(columns)} FROM read_parquet(?) WHERE {where}"
     return duckdb.connect().execute(sql, [[str(p) for p in paths]]).df()
 
@@ -119,22 +143,25 @@ def batch(files: ConsortiumFiles) -> list[str]:
     """Counterparties known to three, two and one institutions, and a few known to none."""
     paths = [str(files.data_file(n)) for n in files.nodes]
     per = (BATCH - 10) // 3
-    rows = duckdb.connect().execute(
-        "WITH known AS (SELECT counterparty_lei AS lei, count(DISTINCT filename) AS lenders "
-        "FROM read_parquet(?, filename = true) GROUP BY 1), ranked AS (SELECT lei, row_number() "
-        "OVER (PARTITION BY lenders ORDER BY md5(lei)) AS r FROM known) "
-        "SELECT lei FROM ranked WHERE r <= ? ORDER BY md5(lei)", [paths, per]
-    ).fetchall()  # fmt: skip
+    rows = (
+        duckdb.connect()
+        .execute(
+            "WITH known AS (SELECT counterparty_lei AS lei, count(DISTINCT filename) AS lenders "
+            "FROM read_parquet(?, filename = true) GROUP BY 1), ranked AS (SELECT lei, row_number() "
+            "OVER (PARTITION BY lenders ORDER BY md5(lei)) AS r FROM known) "
+            "SELECT lei FROM ranked WHERE r <= ? ORDER BY md5(lei)",
+            [paths, per],
+        )
+        .fetchall()
+    )
     return [r[0] for r in rows] + [f"5493{9_000_000 + i:012d}NONE{i:02d}" for i in range(10)]
 
 
 def _score(client: GatewayClient, files: ConsortiumFiles, schema: DatasetSchema) -> RiskCheck:
-    layout = load_layout(files.pki_dir)
-    certs = {n: layout.tls_paths(Identity("node", n, layout.trust_domain))[0].read_bytes()
-             for n in layout.nodes}  # fmt: skip
     model = demo_model("analyst/alice")
     weights = [_fixed(w) for _, _, w in DEMO_WEIGHTS]
-    sealed = seal_model_weights(model, weights, _fixed(DEMO_INTERCEPT), certs)  # at the owner
+    # at the owner: sealed to the node certificates the consortium CA issued
+    sealed = seal_for_consortium(model, weights, _fixed(DEMO_INTERCEPT), files.pki_dir)
     model_id = client.register_model(model, sealed)
     keys = batch(files)
     started = time.perf_counter()
@@ -144,13 +171,24 @@ def _score(client: GatewayClient, files: ConsortiumFiles, schema: DatasetSchema)
     joint = reference.joint_features(institution_frames(files, schema, keys), schema, keys, names)
     scores = reference.real_scores(model, weights, _fixed(DEMO_INTERCEPT), joint)
     expected = [bool(d) for d in reference.decisions(model, scores)]
-    flagged = sum(result.outcome.decisions)
+    outcome = result.outcome
+    assert isinstance(outcome, ScoreOutcome)
+    released = {"decisions": outcome.decisions, "scores": [str(s) for s in outcome.scores]}
     return RiskCheck(
         f"Credit score of {len(keys)} counterparties (secret weights; decision bits only)",
-        f"{flagged} of {len(keys)} above PD 25%; no score, feature or weight released",
-        f"{sum(expected)} above PD 25%",
-        result.outcome.decisions == expected and not result.outcome.scores,
+        {
+            "computation": "score",
+            "model": model.name,
+            "model_id": model_id,
+            "keys": len(keys),
+            "output": model.output,
+            "threshold": str(model.threshold),
+        },
+        released,
+        {"decisions": expected, "scores": []},
         seconds,
+        f"{sum(outcome.decisions)} of {len(keys)} above PD 25%; no score, feature or weight released",
+        f"{sum(expected)} above PD 25%",
     )
 
 
@@ -163,12 +201,20 @@ def _over_indebted(
     """bank-a pseudonymises its applicants' national ids with the institutions' key and asks
     how many are over-indebted across all lenders: only that count is released."""
     model = ScoringModel(
-        owner="analyst/alice", name="over-indebted", kind="linear",
-        features=(ModelFeature(name="total_exposure", scale=100_000_000),  # EUR millions
-                  ModelFeature(name="lenders")),
-        frac_bits=8, weight_bits=16, weights=(256, 128), intercept=0,
-        threshold=Decimal(2), output="count",
-    )  # fmt: skip
+        owner="analyst/alice",
+        name="over-indebted",
+        kind="linear",
+        features=(
+            ModelFeature(name="total_exposure", scale=100_000_000),  # EUR millions
+            ModelFeature(name="lenders"),
+        ),
+        frac_bits=8,
+        weight_bits=16,
+        weights=(256, 128),
+        intercept=0,
+        threshold=Decimal(2),
+        output="count",
+    )
     model_id = client.register_model(model)
     key = load_key(files.pseudonym_key)  # held by the institutions, never by the gateway
     keys = pseudonymise_many(key, (national_id(p) for p in range(PERSONS)))
@@ -179,17 +225,28 @@ def _over_indebted(
     frames = institution_frames(files, schema, keys, "guarantor_pseudonym")
     joint = reference.joint_features(frames, schema, keys, names, "guarantor_pseudonym")
     scores = reference.real_scores(model, [256, 128], 0, joint)
-    controls = OutputControls.model_validate(result.controls)
+    controls = result.controls
     expected = rounded(sum(reference.decisions(model, scores)), "count", controls)
     rounding = f" (rounded to a multiple of {controls.round_counts_to})" * (
         controls.round_counts_to > 1
     )
+    outcome = result.outcome
+    assert isinstance(outcome, ScoreOutcome)
     return RiskCheck(
         f"Over-indebted guarantors among {PERSONS} applicants (person pseudonyms; a count only)",
-        f"{result.outcome.count} of {PERSONS} with EUR m guaranteed + 0.5 x lenders >= 2{rounding}",
-        f"{expected}",
-        result.outcome.count == expected and not result.outcome.decisions,
+        {
+            "computation": "score",
+            "model": model.name,
+            "model_id": model_id,
+            "keys": PERSONS,
+            "key_column": "guarantor_pseudonym",
+            "output": model.output,
+        },
+        {"count": outcome.count, "decisions": outcome.decisions},
+        {"count": expected, "decisions": []},
         seconds,
+        f"{outcome.count} of {PERSONS} with EUR m guaranteed + 0.5 x lenders >= 2{rounding}",
+        f"{expected}",
     )
 
 
@@ -206,14 +263,23 @@ def _concentration(
     numerator, denominator = plain["hhi"]
     hhi = Fraction(10000 * numerator, denominator)
     flags = [bool(f) for f in plain["over_limit"]]
-    over = [u for u, f in zip(result.outcome.units, result.outcome.over_limit) if f]
+    outcome = result.outcome
+    assert isinstance(outcome, ConcentrationOutcome)
+    over = [u for u, f in zip(outcome.units, outcome.over_limit) if f]
+    units = list(schema.categorical("sector").domain)
     return RiskCheck(
         "Concentration of exposure across sectors (HHI; sectors above EUR 10bn)",
-        f"HHI {float(result.outcome.hhi or 0):.1f} points; above the limit: {', '.join(over) or 'none'}",
-        f"HHI {float(hhi):.1f} points",
-        hhi_text(result.outcome.hhi or Fraction(0)) == hhi_text(hhi)
-        and result.outcome.over_limit == flags,
+        {
+            "computation": "concentration",
+            "group_by": "sector",
+            "limit": str(limit),
+            "hhi": "fraction",
+        },
+        {"hhi": str(outcome.hhi), "over_limit": dict(zip(outcome.units, outcome.over_limit))},
+        {"hhi": str(hhi), "over_limit": dict(zip(units, flags))},
         seconds,
+        f"HHI {hhi_text(outcome.hhi or Fraction(0))} points; above the limit: {', '.join(over) or 'none'}",
+        f"HHI {hhi_text(hhi)} points",
     )
 
 
@@ -226,13 +292,17 @@ def _percentile(client: GatewayClient, files: ConsortiumFiles, schema: DatasetSc
     plain = [
         Decimal(reference.quantile(values, Fraction(q)) or 0) / factor for q in ("0.5", "0.99")
     ]
-    secure = [v for _, v in result.outcome.quantiles]
+    outcome = result.outcome
+    assert isinstance(outcome, QuantileOutcome)
+    secure = [v for _, v in outcome.quantiles]
     return RiskCheck(
-        f"Median and 99th percentile of exposure (exact, {result.outcome.rounds} search rounds)",
+        f"Median and 99th percentile of exposure (exact, {outcome.rounds} search rounds)",
+        {"computation": "quantile", "column": "exposure", "levels": ["0.5", "0.99"]},
+        {"quantiles": {str(q): None if v is None else str(v) for q, v in outcome.quantiles}},
+        {"quantiles": {q: str(v) for q, v in zip(("0.5", "0.99"), plain)}},
+        seconds,
         f"median EUR {secure[0]:,}, p99 EUR {secure[1]:,}",
         f"median EUR {plain[0]:,}, p99 EUR {plain[1]:,}",
-        secure == plain,
-        seconds,
     )
 
 
@@ -245,5 +315,12 @@ def run_risk_checks(client: GatewayClient, files: ConsortiumFiles) -> list[RiskC
 
 
 def plain_dict(check: RiskCheck) -> dict[str, Any]:
-    return {"title": check.title, "secure": check.secure, "plaintext": check.plaintext,
-            "match": check.matches, "latency_ms": round(check.seconds * 1000, 2)}  # fmt: skip
+    """One JSON object per query: the query and both results as structured data."""
+    return {
+        "title": check.title,
+        "query": check.query,
+        "secure": check.secure,
+        "plaintext": check.plaintext,
+        "match": check.matches,
+        "latency_ms": round(check.seconds * 1000, 2),
+    }

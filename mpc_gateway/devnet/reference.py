@@ -17,8 +17,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from mpc_gateway.computations.scoring import ScoringModel
 from mpc_gateway.query.schema import DatasetSchema
-from mpc_gateway.risk.model import ScoringModel
 
 __all__ = [
     "local_features",

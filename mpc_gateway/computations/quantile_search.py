@@ -1,4 +1,4 @@
-"""Exact joint quantiles by a batched secure search, one fixed-shape MPC job per round.
+"""The batched secure search behind exact joint quantiles: one fixed-shape MPC job per round.
 
 The quantile at level q of the joint values (every node's rows of a numeric
 column) is the smallest value x, at the column's declared precision, with
@@ -10,7 +10,7 @@ starting at ``(min - 1, max]`` of the column's declared bounds. Per round:
    last one ``b``;
 2. each node counts its values ``<= g_j`` for every grid point (one scan,
    :func:`local_cumulative_counts`) and inputs those counts and its total;
-3. the MPC (:func:`~mpc_gateway.mpc.programs.risk.quantile_round`) sums them and
+3. the MPC (``quantile:quantile_round``) sums them and
    releases only the bracket index k = the number of grid points with
    ``C(g_j) < q * N``, so the quantile lies in ``(g_{k-1}, g_k]``;
 4. the driver narrows the interval to that bracket.
@@ -39,19 +39,18 @@ import numpy as np
 
 from mpc_gateway.errors import InvalidRequestError
 from mpc_gateway.query.schema import DatasetSchema, NumericColumn
+from mpc_gateway.query.sql import Where, ident
 
 __all__ = [
-    "QuantilePlan",
+    "QuantileLayout",
     "QuantileSearch",
-    "plan_quantiles",
+    "quantile_layout",
     "local_cumulative_counts",
     "search_quantiles",
-    "search_quantile",
     "grid_points",
     "rounds_needed",
 ]
 
-Where = tuple[str, list[Any]] | None
 MAX_DENOMINATOR = 10**6
 
 
@@ -126,7 +125,7 @@ class QuantileSearch:
 
 
 @dataclass(frozen=True)
-class QuantilePlan:
+class QuantileLayout:
     """Shape and bit length of every round's job."""
 
     column: str
@@ -158,14 +157,14 @@ class QuantilePlan:
         return None if value is None else Decimal(value) / self.factor
 
 
-def plan_quantiles(
+def quantile_layout(
     schema: DatasetSchema,
     parties: int,
     column: str,
     levels: Sequence[Fraction | Decimal | str],
     grid_size: int = 64,
     min_count: int = 0,
-) -> QuantilePlan:
+) -> QuantileLayout:
     """Bits: ``|C * den - num * N - [N = 0]| <= m * max_rows * den + 1``."""
     spec = schema.columns.get(column)
     if not isinstance(spec, NumericColumn):
@@ -180,7 +179,7 @@ def plan_quantiles(
     den = max(q.denominator for q in fractions) if fractions else 1
     bound = parties * schema.max_rows_per_node * den + 1
     low, high = int(spec.min * spec.factor), int(spec.max * spec.factor)
-    return QuantilePlan(
+    return QuantileLayout(
         column, low, high, spec.factor, fractions, grid_size, bound.bit_length() + 1, min_count
     )
 
@@ -189,17 +188,16 @@ def local_cumulative_counts(
     cursor: duckdb.DuckDBPyConnection,
     column: str,
     grids: Sequence[Sequence[int]],
-    where: Where = None,
+    where: Where | None = None,
     table: str = "data",
 ) -> tuple[np.ndarray, np.ndarray]:
     """This node's ``(counts [Q, G], totals [Q])``: values ``<= g`` per grid point, and all values."""
-    x = '"' + column.replace('"', '""') + '"'
+    x = ident(column)
     flat = [int(g) for grid in grids for g in grid]
     exprs = ["count(*)"] + [f"count(*) FILTER (WHERE {x} <= ?)" for _ in flat]
     sql, params = where or ("TRUE", [])
-    tbl = '"' + table.replace('"', '""') + '"'
     row = cursor.execute(
-        f"SELECT {', '.join(exprs)} FROM {tbl} WHERE {sql}", flat + params
+        f"SELECT {', '.join(exprs)} FROM {ident(table)} WHERE {sql}", flat + params
     ).fetchall()[0]  # fetchall: a cursor reused by the node must not keep a pending result
     counts = np.array([int(v) for v in row[1:]], dtype=object).reshape(len(grids), -1)
     return counts, np.full(len(grids), int(row[0]), dtype=object)
@@ -212,15 +210,3 @@ def search_quantiles(
     while not search.done:
         search.advance(list(run_round(search.grids())))
     return search.results()
-
-
-def search_quantile(
-    low: int,
-    high: int,
-    level: Fraction,
-    run_round: Callable[[list[int]], int],
-    grid_size: int = 64,
-) -> int | None:
-    """One quantile: ``run_round(grid_points) -> bracket_index`` per round."""
-    search = QuantileSearch(low, high, (Fraction(level),), grid_size)
-    return search_quantiles(search, lambda grids: [run_round(grids[0])])[0]

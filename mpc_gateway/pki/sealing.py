@@ -26,9 +26,10 @@ import base64
 import json
 import secrets
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 
 from cryptography import x509
-from cryptography.exceptions import InvalidTag
+from cryptography.exceptions import InvalidSignature, InvalidTag
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
@@ -36,7 +37,10 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from pydantic import BaseModel, ConfigDict, Field
 
 from mpc_gateway.canonical import canonical_bytes
-from mpc_gateway.errors import IntegrityError, InvalidRequestError
+from mpc_gateway.errors import IntegrityError, InvalidRequestError, UnauthenticatedError
+from mpc_gateway.pki.ca import load_ca
+from mpc_gateway.pki.identity import Identity, identity_from_certificate
+from mpc_gateway.pki.layout import load_layout
 
 __all__ = [
     "SealedWeights",
@@ -44,6 +48,7 @@ __all__ = [
     "encrypt_share",
     "decrypt_share",
     "seal_shares",
+    "node_certificates",
     "STATISTICAL_BITS",
 ]
 
@@ -114,8 +119,8 @@ def _node_public_key(node_cert_pem: bytes) -> ec.EllipticCurvePublicKey:
 def encrypt_share(node_cert_pem: bytes, node: str, model_id: str, share: Sequence[int]) -> bytes:
     """Seal one node's share vector to the key of its certificate (ECIES, see module doc).
 
-    The caller takes ``node_cert_pem`` from the consortium PKI (a certificate the
-    consortium CA issued to ``node``); this function does not verify the chain.
+    The caller takes ``node_cert_pem`` from :func:`node_certificates` (a certificate
+    the consortium CA issued to ``node``); this function does not verify the chain.
     """
     recipient = _node_public_key(node_cert_pem)
     ephemeral = ec.generate_private_key(ec.SECP256R1())
@@ -162,3 +167,32 @@ def seal_shares(
         for (node, pem), share in zip(node_certs.items(), shares)
     }
     return SealedWeights(model_id=model_id, shares=sealed)
+
+
+def node_certificates(pki: Path | str) -> dict[str, bytes]:
+    """Every node's TLS certificate PEM, in party order, each checked against the consortium CA.
+
+    What shares are sealed to: a certificate swapped for another node's, or one
+    another CA issued, is refused, so a share can only ever open at its node.
+    """
+    layout = load_layout(Path(pki))
+    ca = load_ca(layout.ca_cert)
+    certs: dict[str, bytes] = {}
+    for name in layout.nodes:
+        expected = Identity("node", name, layout.trust_domain)
+        path = layout.tls_paths(expected)[0]
+        try:
+            pem = path.read_bytes()
+            cert = x509.load_pem_x509_certificate(pem)
+            cert.verify_directly_issued_by(ca)
+            actual = identity_from_certificate(cert, trust_domain=layout.trust_domain)
+        except OSError as err:
+            raise IntegrityError(f"cannot read node certificate {path}: {err.strerror}") from None
+        except (ValueError, TypeError, InvalidSignature, UnauthenticatedError):
+            raise IntegrityError(
+                f"{path} is not a certificate the consortium CA issued to node {name}"
+            ) from None
+        if actual != expected:
+            raise IntegrityError(f"{path} certifies {actual}, not node {name}")
+        certs[name] = pem
+    return certs

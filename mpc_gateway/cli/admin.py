@@ -1,0 +1,160 @@
+"""The operator's commands: certificates, example data, serving a node or the gateway, health."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from mpc_gateway.cli.common import (
+    IDENTITY_OPTION,
+    PKI_OPTION,
+    console,
+    reporting_errors,
+    setup_logging,
+)
+
+__all__ = ["pki_app", "node_app", "gateway_app", "data_app", "health_check"]
+
+pki_app = typer.Typer(help="Consortium certificates.", no_args_is_help=True)
+node_app = typer.Typer(help="Run an institution's node.", no_args_is_help=True)
+gateway_app = typer.Typer(help="Run the gateway.", no_args_is_help=True)
+data_app = typer.Typer(help="Synthetic example data.", no_args_is_help=True)
+
+
+@pki_app.command("init")
+def pki_init(
+    out: Annotated[Path, typer.Option(help="directory to create")] = Path("var/pki"),
+    node: Annotated[list[str], typer.Option(help="node name, in MPC party order (repeat)")] = [
+        "bank-a",
+        "bank-b",
+        "broker-c",
+    ],  # noqa: B006
+    analyst: Annotated[list[str], typer.Option(help="analyst name (repeat)")] = ["alice"],  # noqa: B006
+    auditor: Annotated[list[str], typer.Option(help="auditor name (repeat)")] = ["audrey"],  # noqa: B006
+    approver: Annotated[list[str], typer.Option(help="approver name (repeat)")] = ["carol"],  # noqa: B006
+    host: Annotated[
+        list[str], typer.Option(help="extra DNS name or IP for server certificates")
+    ] = ["localhost", "127.0.0.1"],  # noqa: B006
+    overwrite: Annotated[bool, typer.Option(help="replace an existing CA")] = False,
+) -> None:
+    """Create a consortium CA and certificates for the gateway, nodes and people."""
+    from mpc_gateway.pki import init_consortium
+
+    with reporting_errors():
+        layout = init_consortium(
+            out,
+            nodes=node,
+            analysts=analyst,
+            auditors=auditor,
+            approvers=approver,
+            hosts=host,
+            overwrite=overwrite,
+        )
+    console.print(
+        f"consortium PKI in {layout.root}: {len(layout.identities)} identities; "
+        f"MPC parties: {', '.join(layout.nodes)}"
+    )
+
+
+@pki_app.command("issue")
+def pki_issue(
+    identity: Annotated[str, typer.Argument(help="role/name, e.g. analyst/bob")],
+    out: Annotated[Path, typer.Option(help="consortium PKI directory")] = Path("var/pki"),
+) -> None:
+    """Issue one more identity with the consortium CA."""
+    from mpc_gateway.pki import Identity, issue_identity, load_layout
+
+    role, _, name = identity.partition("/")
+    with reporting_errors():
+        layout = load_layout(out)
+        issue_identity(out, Identity(role, name, layout.trust_domain))
+    console.print(f"issued {identity} in {out}")
+
+
+@data_app.command("generate")
+def data_generate(
+    out: Annotated[Path, typer.Option(help="directory; writes OUT/<node>/loans.parquet")] = Path(
+        "var/data"
+    ),
+    node: Annotated[list[str], typer.Option(help="institution (repeat)")] = [
+        "bank-a",
+        "bank-b",
+        "broker-c",
+    ],  # noqa: B006
+    rows: Annotated[int, typer.Option(min=1)] = 100_000,
+    seed: int = 7,
+    pseudonym_key: Annotated[
+        Path | None,
+        typer.Option(
+            help="the institutions' shared person-pseudonym key file, created if missing "
+            "(default: a key derived from the seed, for synthetic data only)"
+        ),
+    ] = None,
+) -> None:
+    """Write a seeded synthetic loan book for each institution."""
+    from mpc_gateway.devnet.synth import loan_book, write_loan_book
+    from mpc_gateway.pseudonym import create_key_file, load_key
+
+    key = None
+    if pseudonym_key is not None:
+        with reporting_errors():
+            if not pseudonym_key.exists():
+                pseudonym_key.parent.mkdir(parents=True, exist_ok=True)
+                create_key_file(pseudonym_key)
+            key = load_key(pseudonym_key)
+    for name in node:
+        book = loan_book(name, rows, seed, pseudonym_key=key)
+        path = write_loan_book(out / name / "loans.parquet", book)
+        console.print(f"{name}: {rows} rows -> {path}")
+
+
+@node_app.command("serve")
+def node_serve(config: Annotated[Path, typer.Option(help="node.toml")]) -> None:
+    """Serve a node: its data, its keys, its MPC worker."""
+    from mpc_gateway.node.server import serve_node
+    from mpc_gateway.settings import NodeSettings, load_settings
+
+    with reporting_errors():
+        settings = load_settings(NodeSettings, config)
+        setup_logging(settings.log_level)
+        serve_node(settings)
+
+
+@gateway_app.command("serve")
+def gateway_serve(config: Annotated[Path, typer.Option(help="gateway.toml")]) -> None:
+    """Serve the gateway: analyst API, ordering, dispatch, audit log."""
+    from mpc_gateway.gateway.server import serve_gateway
+    from mpc_gateway.settings import GatewaySettings, load_settings
+
+    with reporting_errors():
+        settings = load_settings(GatewaySettings, config)
+        setup_logging(settings.log_level)
+        serve_gateway(settings)
+
+
+def health_check(
+    address: Annotated[str, typer.Argument(help="host:port of a gateway or node")],
+    pki: str = PKI_OPTION,
+    identity: str = IDENTITY_OPTION,
+) -> None:
+    """Probe a server's standard gRPC health service over mutual TLS (exit 0 if SERVING)."""
+    import grpc
+    from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+    from mpc_gateway.client import tls_from_pki
+    from mpc_gateway.rpc.errors import error_from_rpc
+    from mpc_gateway.rpc.server import client_channel
+
+    with reporting_errors():
+        with client_channel(address, tls_from_pki(pki, identity)) as channel:
+            try:
+                reply = health_pb2_grpc.HealthStub(channel).Check(
+                    health_pb2.HealthCheckRequest(), timeout=3
+                )
+            except grpc.RpcError as err:
+                raise error_from_rpc(err, address) from None
+    status = health_pb2.HealthCheckResponse.ServingStatus.Name(reply.status)
+    console.print(f"{address}: {status}")
+    raise typer.Exit(0 if reply.status == health_pb2.HealthCheckResponse.SERVING else 4)

@@ -1,0 +1,307 @@
+"""Joint aggregate tables: count, sum, mean, variance, deviation, minimum, maximum per group.
+
+The analyst's :class:`AggregateRequest` names aggregates, an optional filter and
+an optional categorical group-by column; :func:`build_plan` checks it against
+the dataset's schema and fixes everything nodes must agree on (the group
+domain, the analyst, the purpose) in an :class:`AggregatePlan`. Nodes
+pre-aggregate locally (:mod:`~mpc_gateway.computations.aggregate_layout`), the
+MPC program (``aggregate:joint_aggregates``) adds the exact integers up and
+applies the output controls, and the receiver decodes the released integers
+(:mod:`~mpc_gateway.computations.aggregate_result`).
+
+Disclosure: the receiver learns the released cells (after the output controls
+and rounding), the gateway learns the joint integers they are computed from;
+nodes learn the query, never the result.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from mpc_gateway.computations.aggregate_layout import ALL_ROWS, layout_for, local_aggregates
+from mpc_gateway.computations.aggregate_result import (
+    AggregateOutcome,
+    decode_result,
+    outcome_from_proto,
+    outcome_to_proto,
+)
+from mpc_gateway.computations.base import (
+    Computation,
+    Execution,
+    LocalData,
+    Plan,
+    Planning,
+    ProgramCall,
+    Request,
+)
+from mpc_gateway.errors import IntegrityError, InvalidQueryError
+from mpc_gateway.policy.controls import OutputControls
+from mpc_gateway.policy.declaration import ColumnUse, Declaration
+from mpc_gateway.proto.v1 import gateway_pb2
+from mpc_gateway.query.filters import usable_column, validate_filter
+from mpc_gateway.query.schema import CategoricalColumn, DatasetSchema, NumericColumn
+
+__all__ = [
+    "AGGREGATES",
+    "ALL_ROWS",
+    "Aggregate",
+    "AggregateRequest",
+    "AggregatePlan",
+    "Aggregates",
+    "build_plan",
+    "parse_aggregate",
+    "validate_spec",
+]
+
+AggFunc = Literal["count", "sum", "mean", "var", "stddev", "min", "max"]
+AGGREGATES: tuple[str, ...] = ("count", "sum", "mean", "var", "stddev", "min", "max")
+
+
+class Aggregate(BaseModel):
+    """One aggregate of a query: a function and (except for count) a numeric column."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    func: AggFunc
+    column: str | None = None
+
+    @property
+    def label(self) -> str:
+        return self.func if self.column is None else f"{self.func}({self.column})"
+
+
+def _split(text: str) -> tuple[str, str]:
+    """``"count"``, ``"mean:exposure"`` or ``"mean(exposure)"`` as (function, column)."""
+    text = text.strip()
+    if text.endswith(")") and "(" in text:
+        func, column = text[:-1].split("(", 1)
+    else:
+        func, _, column = text.partition(":")
+    return func.strip().lower(), column.strip()
+
+
+def parse_aggregate(text: str) -> Aggregate:
+    """``"count"`` or ``"mean:exposure"`` (also ``"mean(exposure)"``) as an :class:`Aggregate`."""
+    func, column = _split(text)
+    try:
+        return Aggregate.model_validate({"func": func, "column": column or None})
+    except ValidationError:
+        supported = ", ".join(AGGREGATES)
+        raise InvalidQueryError(f"unsupported aggregate {func!r}; supported: {supported}") from None
+
+
+class AggregateRequest(Request):
+    kind: Literal["aggregate"] = "aggregate"
+    aggregates: tuple[Aggregate, ...] = Field(min_length=1, max_length=32)
+    group_by: str | None = None
+
+    @classmethod
+    def of(
+        cls, dataset: str, aggregates: list[str] | tuple[str, ...], **fields: Any
+    ) -> AggregateRequest:
+        """A request from aggregate texts such as ``["count", "mean:exposure"]``."""
+        return cls(
+            dataset=dataset, aggregates=tuple(parse_aggregate(a) for a in aggregates), **fields
+        )
+
+
+def _check_aggregate(schema: DatasetSchema, agg: Aggregate) -> None:
+    if agg.func == "count":
+        if agg.column is not None:
+            raise InvalidQueryError("count takes no column: it counts the rows that match")
+        return
+    if agg.column is None:
+        raise InvalidQueryError(f"{agg.func} needs a numeric column, e.g. {agg.func}:exposure")
+    if not isinstance(usable_column(schema, agg.column, f"aggregate {agg.func}"), NumericColumn):
+        raise InvalidQueryError(
+            f"{agg.func}({agg.column}) needs a numeric column; {agg.column!r} is categorical"
+        )
+
+
+def validate_spec(spec: AggregateRequest, schema: DatasetSchema) -> None:
+    """Raise InvalidQueryError unless ``spec`` can run against ``schema``."""
+    if spec.dataset != schema.name:
+        raise InvalidQueryError(f"query is for {spec.dataset!r}, schema is {schema.name!r}")
+    labels = [agg.label for agg in spec.aggregates]
+    if len(set(labels)) != len(labels):
+        raise InvalidQueryError("an aggregate is listed twice")
+    for agg in spec.aggregates:
+        _check_aggregate(schema, agg)
+    if spec.group_by is not None and not isinstance(
+        usable_column(schema, spec.group_by, "group by"), CategoricalColumn
+    ):
+        raise InvalidQueryError(
+            f"group by needs a categorical column with a declared domain; "
+            f"{spec.group_by!r} is numeric"
+        )
+    if spec.filter is not None:
+        validate_filter(schema, spec.filter)
+
+
+class AggregatePlan(Plan):
+    """A validated aggregate query in the form nodes execute and approvers sign."""
+
+    kind: Literal["aggregate"] = "aggregate"
+    aggregates: tuple[Aggregate, ...] = Field(min_length=1)
+    group_by: str | None = None
+    groups: tuple[str, ...] = Field(min_length=1)
+
+    def declaration(self) -> Declaration:
+        uses = [ColumnUse(a.column, "aggregate", a.func) for a in self.aggregates if a.column]
+        if self.group_by is not None:
+            uses.append(ColumnUse(self.group_by, "group_by"))
+        return Declaration(uses=tuple(uses))
+
+    def disclosure(self, institutions: list[str]) -> list[dict[str, str]]:
+        output = self.controls
+        labels = ", ".join(agg.label for agg in self.aggregates)
+        cells = f"per {self.group_by}" if self.group_by else "over all matching rows (one cell)"
+        analyst = f"{self.analyst} receives {labels} {cells} {_conditions(output)}"
+        analyst += _rounding(output)
+        if output.evaluated_in_mpc:
+            analyst += "; suppressed cells are reported without values, with the rules they failed"
+        nodes = ", ".join(institutions) or "the nodes"
+        return [
+            {"to": self.analyst, "text": analyst},
+            {
+                "to": "gateway",
+                "text": self._gateway_learns() + "; it learns no institution's contribution",
+            },
+            {
+                "to": nodes,
+                "text": f"{nodes} learn the query (it is in the signed order) and its timing, "
+                "not the result nor each other's inputs",
+            },
+        ]
+
+    def _gateway_learns(self) -> str:
+        funcs = {agg.func for agg in self.aggregates}
+        extra = []
+        if funcs & {"mean", "var", "stddev"}:
+            extra.append("the joint counts and sums")
+        if funcs & {"var", "stddev"}:
+            extra.append("sums of squares")
+        base = "the gateway learns the released cells before rounding"
+        return base + (f", including {' and '.join(extra)} they are computed from" if extra else "")
+
+
+def _conditions(output: OutputControls) -> str:
+    parts = []
+    if output.min_cell_count > 1:
+        parts.append(f"at least {output.min_cell_count} records")
+    if output.min_institutions > 1:
+        parts.append(f"{output.min_institutions} institutions")
+    text = "for cells with " + " and ".join(parts) if parts else "for every cell"
+    if output.dominance_percent is not None:
+        text += f" where no institution makes up more than {output.dominance_percent}% of a sum"
+    return text
+
+
+def _rounding(output: OutputControls) -> str:
+    parts = []
+    if output.round_counts_to > 1:
+        parts.append(f"counts rounded to a multiple of {output.round_counts_to}")
+    if output.sum_decimals is not None:
+        places = output.sum_decimals
+        parts.append(
+            "sums rounded to whole units" if places == 0 else f"sums rounded to {places} decimals"
+        )
+    return f" ({'; '.join(parts)})" if parts else ""
+
+
+def build_plan(
+    spec: AggregateRequest,
+    schema: DatasetSchema,
+    analyst: str,
+    controls: OutputControls | None = None,
+) -> AggregatePlan:
+    """Validate ``spec`` against ``schema`` and fix everything nodes must agree on."""
+    validate_spec(spec, schema)
+    groups = schema.categorical(spec.group_by).domain if spec.group_by else (ALL_ROWS,)
+    return AggregatePlan(
+        analyst=analyst,
+        dataset=schema.name,
+        schema_hash=schema.schema_hash,
+        aggregates=spec.aggregates,
+        filter=spec.filter,
+        group_by=spec.group_by,
+        groups=groups,
+        purpose=spec.purpose,
+        controls=controls or OutputControls(),
+    )
+
+
+class Aggregates(Computation[AggregateRequest, AggregatePlan, AggregateOutcome]):
+    """The aggregate computation, as the gateway, the nodes and the receiver use it."""
+
+    kind = "aggregate"
+    request_type = AggregateRequest
+    plan_type = AggregatePlan
+    outcome_type = AggregateOutcome
+
+    def build(
+        self, request: AggregateRequest, schema: DatasetSchema, planning: Planning
+    ) -> AggregatePlan:
+        return build_plan(request, schema, planning.analyst)
+
+    def check(self, plan: AggregatePlan, schema: DatasetSchema, parties: int) -> None:
+        spec = AggregateRequest(
+            dataset=plan.dataset,
+            aggregates=plan.aggregates,
+            filter=plan.filter,
+            group_by=plan.group_by,
+            purpose=plan.purpose,
+        )
+        if build_plan(spec, schema, plan.analyst, plan.controls) != plan:
+            raise IntegrityError("the order's plan differs from the one this node derives from it")
+
+    def local_inputs(
+        self, plan: AggregatePlan, step: dict[str, Any], data: LocalData
+    ) -> ProgramCall:
+        layout = layout_for(plan, data.schema, data.parties)
+        local = local_aggregates(data.cursor, plan, layout, data.where)
+        args = {
+            **local,
+            "bits": layout.bits,
+            "sentinel": layout.sentinel,
+            "controls": layout.mpc_controls(),
+        }
+        return ProgramCall("aggregate:joint_aggregates", args)
+
+    def run(self, plan: AggregatePlan, execution: Execution) -> AggregateOutcome:
+        blocks = execution.run_step({})
+        layout = layout_for(plan, execution.schema, execution.parties)
+        return decode_result(plan, layout, execution.schema, blocks)
+
+    def request_from_proto(
+        self, message: gateway_pb2.AggregateJob, common: dict[str, Any]
+    ) -> AggregateRequest:
+        aggregates = tuple(
+            parse_aggregate(f"{a.func}:{a.column}" if a.column else a.func)
+            for a in message.aggregates
+        )
+        if not aggregates:
+            raise InvalidQueryError("a query needs at least one aggregate, e.g. count")
+        return AggregateRequest(aggregates=aggregates, group_by=message.group_by or None, **common)
+
+    def job_message(
+        self, aggregates: Sequence[str | Aggregate] = (), group_by: str | None = None
+    ) -> gateway_pb2.AggregateJob:
+        """``aggregates`` like ``["count", "mean:exposure"]`` (or ``"mean(exposure)"``)."""
+        specs = []
+        for item in aggregates:
+            if isinstance(item, Aggregate):
+                func, column = item.func, item.column or ""
+            else:
+                func, column = _split(item)
+            specs.append(gateway_pb2.AggregateSpec(func=func, column=column))
+        return gateway_pb2.AggregateJob(aggregates=specs, group_by=group_by or "")
+
+    def outcome_to_proto(self, outcome: AggregateOutcome) -> gateway_pb2.AggregateOutcome:
+        return outcome_to_proto(outcome)
+
+    def outcome_from_proto(self, message: gateway_pb2.AggregateOutcome) -> AggregateOutcome:
+        return outcome_from_proto(message)

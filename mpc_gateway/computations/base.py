@@ -1,0 +1,334 @@
+"""What every computation owns, and the shapes the rest of the system asks it in.
+
+A computation is one kind of joint question: an aggregate table, entity scores,
+concentration, quantiles, a histogram. Its module owns everything about it:
+
+* its :class:`Request` (what an analyst asks) and its :class:`Plan` (the
+  validated, canonical form that approvers sign, nodes execute and the audit
+  log records), with the column uses and outputs the plan declares to policies
+  (:meth:`Plan.declaration`) and what it discloses to whom (:meth:`Plan.disclosure`);
+* a node's side: :meth:`Computation.check` re-derives the plan from the node's
+  own schema, :meth:`Computation.local_inputs` computes the node's fixed-shape
+  inputs with SQL over its table ``data`` and names the MPC program;
+* the driver's side: :meth:`Computation.run` runs one or more MPC steps and
+  decodes what they released into an :class:`Outcome`;
+* its wire form: protobuf messages in both directions.
+
+The gateway, dispatcher, node, policy engine, client and CLI only ever call
+these methods; none of them tells computations apart.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from decimal import Decimal
+from functools import cached_property
+from typing import Any, ClassVar, Generic, Literal, Self, TypeVar
+
+import duckdb
+from google.protobuf.message import Message
+from pydantic import BaseModel, ConfigDict, Field
+
+from mpc_gateway.canonical import canonical_bytes, canonical_hash
+from mpc_gateway.computations.scoring import ModelBook
+from mpc_gateway.errors import IntegrityError
+from mpc_gateway.policy.controls import OutputControls
+from mpc_gateway.policy.declaration import Declaration
+from mpc_gateway.query.filters import Filter, validate_filter
+from mpc_gateway.query.schema import DatasetSchema
+from mpc_gateway.query.sql import Where
+
+__all__ = [
+    "Lane",
+    "Request",
+    "Plan",
+    "Outcome",
+    "Display",
+    "Planning",
+    "LocalData",
+    "ProgramCall",
+    "Execution",
+    "Released",
+    "Computation",
+    "Blocks",
+    "format_value",
+    "nodes_learn",
+]
+
+Lane = Literal["short", "long"]
+"""Short computations answer in milliseconds; long ones (large batches, searches) take seconds."""
+
+Blocks = dict[str, list[int]]
+"""What one MPC step released: named blocks of signed integers."""
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class Request(_Frozen):
+    """What an analyst asks; the computation's ``build`` turns it into a :class:`Plan`."""
+
+    kind: str
+    dataset: str
+    filter: Filter | None = None
+    purpose: str = Field(default="", max_length=500)
+
+    def audit_view(self) -> dict[str, Any]:
+        """The request as the audit log records it."""
+        return self.model_dump(mode="json")
+
+
+class Plan(_Frozen, ABC):
+    """A validated request in the form nodes execute and approvers sign.
+
+    Its canonical JSON bytes are what the gateway signs; :attr:`plan_hash`
+    identifies exactly this computation (approvals and audit entries name it).
+    """
+
+    version: Literal[1] = 1
+    kind: str
+    analyst: str
+    dataset: str
+    schema_hash: str
+    filter: Filter | None = None
+    purpose: str = ""
+    controls: OutputControls = OutputControls()
+
+    def canonical(self) -> bytes:
+        return canonical_bytes(self.model_dump(mode="json"))
+
+    @cached_property
+    def plan_hash(self) -> str:
+        return canonical_hash(self.model_dump(mode="json"))
+
+    def identity_key(self) -> str:
+        """The plan's identity apart from its output controls (the gateway sets those last)."""
+        return canonical_hash({**self.model_dump(mode="json"), "controls": None})
+
+    def with_controls(self, controls: OutputControls) -> Self:
+        return type(self).model_validate({**self.model_dump(), "controls": controls.model_dump()})
+
+    def audit_view(self) -> dict[str, Any]:
+        """The plan as the audit log records it."""
+        return self.model_dump(mode="json")
+
+    def check_schema(self, schema: DatasetSchema) -> None:
+        """Refuse a plan for another dataset or schema, or whose filter does not fit."""
+        if self.dataset != schema.name or self.schema_hash != schema.schema_hash:
+            raise IntegrityError(f"the plan is not for this schema of {schema.name!r}")
+        if self.filter is not None:
+            validate_filter(schema, self.filter)
+
+    @abstractmethod
+    def declaration(self) -> Declaration:
+        """How the plan uses columns and what it releases, for policies to check."""
+
+    @abstractmethod
+    def disclosure(self, institutions: list[str]) -> list[dict[str, str]]:
+        """Who learns what, one sentence each (the dry run's disclosure section)."""
+
+
+def nodes_learn(institutions: Sequence[str], what: str) -> dict[str, str]:
+    """The disclosure sentence for the nodes: they learn the request and ``what``."""
+    nodes = ", ".join(institutions) or "the nodes"
+    return {"to": nodes, "text": f"{nodes} learn {what}, not each other's inputs"}
+
+
+@dataclass(frozen=True)
+class Display:
+    """A released outcome as a table a person reads: every cell already text."""
+
+    columns: tuple[str, ...]
+    rows: tuple[tuple[str, ...], ...]
+    notes: tuple[str, ...] = ()  # lines printed after the table (or alone, without columns)
+    about: str = ""  # what to add to the title, e.g. "model ab12cd34"
+
+
+class Outcome(ABC):
+    """A released result, decoded: exactly what the plan declares, nothing else."""
+
+    kind: ClassVar[str]
+
+    @abstractmethod
+    def released(self) -> dict[str, Any]:
+        """Everything released, canonical JSON (exact values as text): what the digest covers."""
+
+    @abstractmethod
+    def withheld(self) -> list[dict[str, Any]]:
+        """What the output controls withheld, for the audit log and the analyst."""
+
+    @abstractmethod
+    def records(self) -> list[dict[str, Any]]:
+        """One dict per released row (a group, an entity, a level, a bin)."""
+
+    @abstractmethod
+    def to_json(self, request: Request | None = None) -> dict[str, Any]:
+        """Structured data a script can compare (numbers, lists, objects; exact values as text)."""
+
+    @abstractmethod
+    def display(self, request: Request | None = None) -> Display:
+        """The outcome as a table; ``request`` (when the caller has it) adds labels."""
+
+    def digest(self) -> str:
+        """SHA-256 of :meth:`released`: what the audit log says was released."""
+        return hashlib.sha256(canonical_bytes(self.released())).hexdigest()
+
+    def to_pandas(self) -> Any:
+        """:meth:`records` as a pandas DataFrame."""
+        import pandas as pd
+
+        return pd.DataFrame(self.records())
+
+
+@dataclass(frozen=True)
+class Released:
+    """A released outcome with its query's identity, timing and the controls it passed."""
+
+    query_id: str
+    plan_hash: str
+    dataset: str
+    outcome: Outcome
+    sequence: int
+    rounds: int
+    total_ms: float
+    mpc_ms: float
+    local_ms: float
+    controls: OutputControls
+    request: Request | None = None  # what was asked, when the receiver has it
+
+    @property
+    def kind(self) -> str:
+        return self.outcome.kind
+
+    def records(self) -> list[dict[str, Any]]:
+        return self.outcome.records()
+
+    def to_pandas(self) -> Any:
+        return self.outcome.to_pandas()
+
+    def to_json(self) -> dict[str, Any]:
+        """The outcome as structured data, with the query's identity and timing."""
+        return {
+            "query_id": self.query_id,
+            "plan_hash": self.plan_hash,
+            "dataset": self.dataset,
+            **self.outcome.to_json(self.request),
+            "controls": self.controls.model_dump(),
+            "total_ms": self.total_ms,
+        }
+
+
+@dataclass(frozen=True)
+class Planning:
+    """What the gateway knows when it plans a request."""
+
+    analyst: str
+    parties: int
+    models: ModelBook
+
+
+@dataclass(frozen=True)
+class LocalData:
+    """A node's view for one order: its table ``data`` (integer encoding) and its key."""
+
+    cursor: duckdb.DuckDBPyConnection
+    schema: DatasetSchema
+    where: Where  # the plan's filter over ``data``
+    parties: int
+    node: str
+    node_key_pem: bytes
+
+
+@dataclass(frozen=True)
+class ProgramCall:
+    """An MPC program of :mod:`mpc_gateway.mpc.programs` (``module:function``) and its arguments."""
+
+    program: str
+    args: dict[str, Any]
+
+
+StepRunner = Callable[[dict[str, Any]], Blocks]
+"""Runs one MPC step (one order at every node, with this step's ``step`` data)."""
+
+
+@dataclass(frozen=True)
+class Execution:
+    """What the driver of a plan has: the schema, the parties, the models, and the MPC."""
+
+    schema: DatasetSchema
+    parties: int
+    models: ModelBook
+    run_step: StepRunner
+
+
+R = TypeVar("R", bound=Request)
+P = TypeVar("P", bound=Plan)
+Out = TypeVar("Out", bound=Outcome)
+
+
+class Computation(ABC, Generic[R, P, Out]):
+    """One kind of joint question, end to end (see the module docstring)."""
+
+    kind: ClassVar[str]
+    request_type: ClassVar[type[Request]]
+    plan_type: ClassVar[type[Plan]]
+    outcome_type: ClassVar[type[Outcome]]
+    lane: ClassVar[Lane] = "short"
+    outputs: ClassVar[tuple[str, ...]] = ()
+    """The risk outputs its plans may declare (the policy files' vocabulary)."""
+
+    @abstractmethod
+    def build(self, request: R, schema: DatasetSchema, planning: Planning) -> P:
+        """Validate ``request`` against ``schema``; an InvalidQueryError naming what does not fit."""
+
+    @abstractmethod
+    def check(self, plan: P, schema: DatasetSchema, parties: int) -> None:
+        """At a node: refuse a plan that this node does not derive from its own schema."""
+
+    @abstractmethod
+    def local_inputs(self, plan: P, step: dict[str, Any], data: LocalData) -> ProgramCall:
+        """At a node: its fixed-shape inputs for this step, and the program to run."""
+
+    @abstractmethod
+    def run(self, plan: P, execution: Execution) -> Out:
+        """Drive the plan's MPC step(s) and decode what they released."""
+
+    def continues(self, step: dict[str, Any]) -> bool:
+        """Whether this step continues a query an earlier step already started."""
+        return False
+
+    @abstractmethod
+    def request_from_proto(self, message: Any, common: dict[str, Any]) -> R:
+        """The request from its job message; ``common`` holds dataset, filter and purpose."""
+
+    @abstractmethod
+    def job_message(self, **fields: Any) -> Message:
+        """The job message from plain values, as a client sends them (the gateway validates).
+
+        Dataset, filter and purpose travel beside it in the request.
+        """
+
+    @abstractmethod
+    def outcome_to_proto(self, outcome: Out) -> Message:
+        """The outcome message of ``outcome``."""
+
+    @abstractmethod
+    def outcome_from_proto(self, message: Any) -> Out:
+        """The outcome from its message."""
+
+
+def format_value(value: Any) -> str:
+    """A released value as a person reads it: ``-`` for none, thousands separated."""
+    if value is None:
+        return "-"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, float):
+        return f"{value:,.2f}" if abs(value) >= 1000 else f"{value:.6g}"
+    if isinstance(value, Decimal | int):
+        return f"{value:,}"
+    return str(value)

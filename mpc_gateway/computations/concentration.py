@@ -1,0 +1,403 @@
+"""Concentration across institutions: large-exposure flags and the Herfindahl-Hirschman index.
+
+For n disjoint units (the counterparties of a batch of distinct LEIs, or the
+values of a categorical column such as the sectors) with joint exposures s_i,
+the receiver gets the flags ``s_i > limit`` and the HHI as the two integers
+``(sum s_i**2, (sum s_i)**2)`` (``hhi="fraction"``), or only the bit
+``HHI > hhi_limit`` (``hhi="flag"``, HHI in points 0..10,000). The joint
+exposures themselves are never opened (MPC program ``concentration:concentration``).
+
+Bounds: with ``T = m * max_rows_per_node * max|exposure|`` (every loan is in at
+most one unit, so the joint total is at most T), ``|s_i - limit - 1| <= T +
+|limit| + 1`` fixes ``exposure_bits`` and ``10000 * T**2 + 1`` fixes ``bits``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from decimal import Decimal
+from fractions import Fraction
+from typing import Any, Literal, Self
+
+import duckdb
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from mpc_gateway.computations.base import (
+    Computation,
+    Display,
+    Execution,
+    LocalData,
+    Outcome,
+    Plan,
+    Planning,
+    ProgramCall,
+    Request,
+)
+from mpc_gateway.computations.features import local_entity_features
+from mpc_gateway.computations.shared import (
+    DEFAULT_KEY_COLUMN,
+    Keys,
+    bits,
+    block,
+    check_key_column,
+    encode_value,
+    numeric_column,
+    risk_disclosure,
+    without_keys,
+)
+from mpc_gateway.errors import InvalidQueryError, InvalidRequestError
+from mpc_gateway.policy.declaration import ColumnUse, Declaration, EntityBatch, RiskUse
+from mpc_gateway.policy.models import MAX_BATCH
+from mpc_gateway.proto.v1 import gateway_pb2
+from mpc_gateway.query.schema import CategoricalColumn, DatasetSchema
+from mpc_gateway.query.sql import Where, ident
+
+__all__ = [
+    "ConcentrationRequest",
+    "ConcentrationPlan",
+    "ConcentrationOutcome",
+    "ConcentrationLayout",
+    "Concentration",
+    "concentration_layout",
+    "local_group_exposures",
+    "hhi_text",
+]
+
+Hhi = Literal["none", "fraction", "flag"]
+
+
+class _Job(BaseModel):
+    """What a concentration request and its plan both say."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    keys: Keys | None = None
+    key_column: str = DEFAULT_KEY_COLUMN
+    group_by: str | None = None
+    column: str = "exposure"
+    limit: Decimal | None = None
+    hhi: Hhi = "fraction"
+    hhi_limit: int | None = Field(default=None, ge=0, le=10000)
+
+    @model_validator(mode="after")
+    def _units(self) -> Self:
+        if (self.keys is None) == (self.group_by is None):
+            raise ValueError("a concentration job has either entity keys or a group_by column")
+        if self.keys is not None and len(set(self.keys)) != len(self.keys):
+            raise ValueError("concentration units must be distinct: a key is listed twice")
+        return self
+
+    def audit_view(self) -> dict[str, Any]:
+        return without_keys(self.model_dump(mode="json"))
+
+
+class ConcentrationRequest(_Job, Request):
+    """Joint exposure per unit: a batch of distinct entity keys, or a categorical column's values."""
+
+    kind: Literal["concentration"] = "concentration"
+
+
+class ConcentrationPlan(_Job, Plan):
+    kind: Literal["concentration"] = "concentration"
+
+    @property
+    def outputs(self) -> tuple[str, ...]:
+        flags = ("over_limit",) if self.limit is not None else ()
+        return flags + {"none": (), "fraction": ("hhi",), "flag": ("hhi_flag",)}[self.hhi]
+
+    def declaration(self) -> Declaration:
+        uses = (ColumnUse(self.group_by, "group_by"),) if self.group_by is not None else ()
+        batch = None if self.keys is None else EntityBatch(self.key_column, len(set(self.keys)))
+        return Declaration(uses, RiskUse(self.outputs, columns=(self.column,), batch=batch))
+
+    def disclosure(self, institutions: list[str]) -> list[dict[str, str]]:
+        units = f"{len(self.keys)} counterparties" if self.keys else f"each {self.group_by}"
+        what = f"{' and '.join(self.outputs)} over the joint {self.column} of {units}"
+        return risk_disclosure(self.analyst, what, institutions)
+
+
+@dataclass(frozen=True)
+class ConcentrationLayout:
+    """Shape, bounds and bit lengths of one concentration job."""
+
+    units: int
+    limit: int | None  # encoded; None: no per-unit flags
+    hhi: Hhi
+    hhi_limit: int  # HHI points, 0..10000
+    local_total_bound: int  # bound on one node's sum of |exposure| over all units
+    bits: int
+    exposure_bits: int
+
+    def program_args(self, exposures: np.ndarray) -> dict[str, Any]:
+        if exposures.shape != (self.units,):
+            raise InvalidRequestError(f"local exposures must be a vector of {self.units} units")
+        if sum(abs(int(v)) for v in exposures) > self.local_total_bound:
+            raise InvalidRequestError(
+                "local exposures exceed the declared bound (overlapping units?)"
+            )
+        return {
+            "exposures": np.asarray(exposures, dtype=object),
+            "bits": self.bits,
+            "exposure_bits": self.exposure_bits,
+            "limit": self.limit,
+            "hhi": self.hhi,
+            "hhi_limit": self.hhi_limit,
+        }
+
+    @staticmethod
+    def hhi_points(numerator: int, denominator: int) -> Fraction | None:
+        """HHI in points (0..10000) from the released pair; None for no exposure at all."""
+        return Fraction(10000 * numerator, denominator) if denominator else None
+
+
+def concentration_layout(
+    schema: DatasetSchema,
+    parties: int,
+    units: int,
+    *,
+    limit: Decimal | str | None = None,
+    hhi: Hhi = "fraction",
+    hhi_limit: int | None = None,
+    column: str = "exposure",
+) -> ConcentrationLayout:
+    if not 1 <= units <= MAX_BATCH:
+        raise InvalidRequestError(f"a concentration job covers 1..{MAX_BATCH} units")
+    if limit is None and hhi == "none":
+        raise InvalidRequestError("a concentration job releases flags, an HHI, or both")
+    if hhi == "flag" and (hhi_limit is None or not 0 <= hhi_limit <= 10000):
+        raise InvalidRequestError("an HHI flag needs a limit in points, 0..10000")
+    local = schema.max_rows_per_node * numeric_column(schema, column).magnitude
+    total = parties * local
+    encoded = None if limit is None else encode_value(schema, column, limit)
+    exposure_bits = (total + abs(encoded or 0) + 1).bit_length() + 1
+    return ConcentrationLayout(
+        units=units,
+        limit=encoded,
+        hhi=hhi,
+        hhi_limit=hhi_limit or 0,
+        local_total_bound=local,
+        bits=max((10000 * total * total + 1).bit_length() + 1, exposure_bits),
+        exposure_bits=exposure_bits,
+    )
+
+
+def local_group_exposures(
+    cursor: duckdb.DuckDBPyConnection,
+    schema: DatasetSchema,
+    group_column: str = "sector",
+    column: str = "exposure",
+    where: Where | None = None,
+    table: str = "data",
+) -> np.ndarray:
+    """This node's summed ``column`` per value of ``group_column``'s domain (zeros included)."""
+    domain = schema.categorical(group_column).domain
+    numeric_column(schema, column)
+    sql, params = where or ("TRUE", [])
+    rows = cursor.execute(
+        f"SELECT CAST({ident(group_column)} AS VARCHAR), sum({ident(column)}) "
+        f"FROM {ident(table)} WHERE {sql} GROUP BY 1",
+        params,
+    ).fetchall()
+    out = np.zeros(len(domain), dtype=object)
+    index = {value: i for i, value in enumerate(domain)}
+    for group, total in rows:
+        out[index[group]] = int(total or 0)
+    return out
+
+
+def hhi_text(points: Fraction) -> str:
+    """HHI points as a person reads them: six decimals."""
+    return str(round(Decimal(points.numerator) / Decimal(points.denominator), 6))
+
+
+@dataclass(frozen=True)
+class ConcentrationOutcome(Outcome):
+    """Flags per unit and/or the HHI, as the plan declares."""
+
+    kind = "concentration"
+
+    units: list[str] = field(default_factory=list)
+    over_limit: list[bool] = field(default_factory=list)
+    hhi: Fraction | None = None  # points, 0..10000; None: not released or no exposure
+    hhi_over_limit: bool | None = None
+
+    def released(self) -> dict[str, Any]:
+        return {
+            "kind": self.kind,
+            "units": self.units,
+            "over_limit": self.over_limit,
+            "hhi": None if self.hhi is None else str(self.hhi),
+            "hhi_over_limit": self.hhi_over_limit,
+        }
+
+    def withheld(self) -> list[dict[str, Any]]:
+        return []
+
+    def records(self) -> list[dict[str, Any]]:
+        return [{"unit": u, "over_limit": f} for u, f in zip(self.units, self.over_limit)]
+
+    def to_json(self, request: Request | None = None) -> dict[str, Any]:
+        data: dict[str, Any] = {"kind": self.kind}
+        if self.over_limit:
+            data["units"] = self.records()
+        if self.hhi is not None:
+            data["hhi"] = hhi_text(self.hhi)
+        if self.hhi_over_limit is not None:
+            data["hhi_over_limit"] = self.hhi_over_limit
+        return data
+
+    def display(self, request: Request | None = None) -> Display:
+        limit = getattr(request, "limit", None)
+        column = getattr(request, "column", "exposure")
+        hhi_limit = getattr(request, "hhi_limit", None)
+        columns: tuple[str, ...] = ()
+        rows: list[tuple[str, ...]] = []
+        notes: list[str] = []
+        if self.over_limit:
+            flag = f"joint {column} > {Decimal(limit):,f}" if limit is not None else "over limit"
+            columns = ("unit", flag)
+            rows = [(u, "yes" if f else "no") for u, f in zip(self.units, self.over_limit)]
+            notes.append(f"{sum(self.over_limit):,} of {len(self.units):,} units over the limit")
+        if self.hhi is not None:
+            notes.append(f"HHI: {hhi_text(self.hhi)} points (0..10,000)")
+        if self.hhi_over_limit is not None:
+            above = f"HHI > {hhi_limit} points" if hhi_limit is not None else "HHI over its limit"
+            notes.append(f"{above}: {'yes' if self.hhi_over_limit else 'no'}")
+        return Display(columns, tuple(rows), tuple(notes))
+
+
+class Concentration(Computation[ConcentrationRequest, ConcentrationPlan, ConcentrationOutcome]):
+    """Concentration, as the gateway, the nodes and the receiver use it."""
+
+    kind = "concentration"
+    request_type = ConcentrationRequest
+    plan_type = ConcentrationPlan
+    outcome_type = ConcentrationOutcome
+    lane = "long"
+    outputs = ("over_limit", "hhi", "hhi_flag")
+
+    def build(
+        self, request: ConcentrationRequest, schema: DatasetSchema, planning: Planning
+    ) -> ConcentrationPlan:
+        fields = request.model_dump(exclude={"kind"})
+        plan = ConcentrationPlan(analyst=planning.analyst, schema_hash=schema.schema_hash, **fields)
+        self.check(plan, schema, planning.parties)
+        return plan
+
+    def _layout(
+        self, plan: ConcentrationPlan, schema: DatasetSchema, parties: int
+    ) -> ConcentrationLayout:
+        if plan.keys is not None:
+            units = len(plan.keys)
+        else:
+            group = schema.columns.get(str(plan.group_by))
+            if not isinstance(group, CategoricalColumn):
+                raise InvalidQueryError(
+                    f"concentration units need a categorical column, not {plan.group_by!r}"
+                )
+            units = len(group.domain)
+        return concentration_layout(
+            schema,
+            parties,
+            units,
+            limit=plan.limit,
+            hhi=plan.hhi,
+            hhi_limit=plan.hhi_limit,
+            column=plan.column,
+        )
+
+    def check(self, plan: ConcentrationPlan, schema: DatasetSchema, parties: int) -> None:
+        plan.check_schema(schema)
+        if plan.keys is not None:
+            check_key_column(schema, plan.key_column)
+            if plan.column != "exposure":  # per-entity sums come from the feature registry
+                raise InvalidQueryError(
+                    "concentration over entity keys sums 'exposure' (the total_exposure "
+                    f"feature); {plan.column!r} can be summed per value of a group_by column"
+                )
+        self._layout(plan, schema, parties)
+
+    def local_inputs(
+        self, plan: ConcentrationPlan, step: dict[str, Any], data: LocalData
+    ) -> ProgramCall:
+        layout = self._layout(plan, data.schema, data.parties)
+        if plan.keys is not None:
+            exposures = local_entity_features(
+                data.cursor,
+                data.schema,
+                plan.keys,
+                ["total_exposure"],
+                key_column=plan.key_column,
+                where=data.where,
+            )[:, 0]
+        else:
+            exposures = local_group_exposures(
+                data.cursor, data.schema, str(plan.group_by), plan.column, data.where
+            )
+        return ProgramCall("concentration:concentration", layout.program_args(exposures))
+
+    def run(self, plan: ConcentrationPlan, execution: Execution) -> ConcentrationOutcome:
+        layout = self._layout(plan, execution.schema, execution.parties)
+        blocks = execution.run_step({})
+        units = list(plan.keys or execution.schema.categorical(str(plan.group_by)).domain)
+        over = (
+            bits(block(blocks, "over_limit", len(units)), "flags")
+            if layout.limit is not None
+            else []
+        )
+        hhi, flag = None, None
+        if layout.hhi == "fraction":
+            numerator, denominator = block(blocks, "hhi", 2)
+            hhi = ConcentrationLayout.hhi_points(numerator, denominator)
+        elif layout.hhi == "flag":
+            flag = bits(block(blocks, "hhi_over_limit", 1), "flags")[0]
+        return ConcentrationOutcome(units, over, hhi, flag)
+
+    def request_from_proto(
+        self, message: gateway_pb2.ConcentrationJob, common: dict[str, Any]
+    ) -> ConcentrationRequest:
+        fields: dict[str, Any] = {
+            f.name: tuple(v) if f.name == "keys" else v for f, v in message.ListFields()
+        }  # only what the caller set: defaults stay defaults
+        return ConcentrationRequest(**fields, **common)
+
+    def job_message(
+        self,
+        keys: Sequence[str] = (),
+        group_by: str | None = None,
+        key_column: str = "",
+        column: str = "",
+        limit: Decimal | str | None = None,
+        hhi: str = "",
+        hhi_limit: int | None = None,
+    ) -> gateway_pb2.ConcentrationJob:
+        """Empty values are left to the gateway's defaults (exposure, the HHI fraction)."""
+        return gateway_pb2.ConcentrationJob(
+            keys=keys,
+            group_by=group_by or "",
+            key_column=key_column,
+            column=column,
+            limit="" if limit is None else str(limit),
+            hhi=hhi,
+            hhi_limit=hhi_limit,
+        )
+
+    def outcome_to_proto(self, outcome: ConcentrationOutcome) -> gateway_pb2.ConcentrationOutcome:
+        message = gateway_pb2.ConcentrationOutcome(
+            units=outcome.units,
+            over_limit=outcome.over_limit,
+            hhi="" if outcome.hhi is None else str(outcome.hhi),
+        )
+        if outcome.hhi_over_limit is not None:
+            message.hhi_over_limit = outcome.hhi_over_limit
+        return message
+
+    def outcome_from_proto(self, message: gateway_pb2.ConcentrationOutcome) -> ConcentrationOutcome:
+        return ConcentrationOutcome(
+            units=list(message.units),
+            over_limit=list(message.over_limit),
+            hhi=Fraction(message.hhi) if message.hhi else None,
+            hhi_over_limit=message.hhi_over_limit if message.HasField("hhi_over_limit") else None,
+        )

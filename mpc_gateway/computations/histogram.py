@@ -1,0 +1,245 @@
+"""Joint histograms: counts of a numeric column per declared bin, across institutions.
+
+Bins are ``[e_i, e_{i+1})``, the last one closed (numpy's rule); values outside
+are not counted. Every node counts its values per bin in one scan, the MPC
+program (``histogram:histogram``) adds the counts up and, with a minimum cell
+count in the controls, releases a bin below it as 0 flagged suppressed (one
+secure comparison per bin). Released counts are rounded like aggregate counts.
+
+Disclosure: the receiver learns the released bin counts; nodes learn the
+request, not the result.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any, Literal
+
+import duckdb
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field
+
+from mpc_gateway.computations.base import (
+    Computation,
+    Display,
+    Execution,
+    LocalData,
+    Outcome,
+    Plan,
+    Planning,
+    ProgramCall,
+    Request,
+    format_value,
+)
+from mpc_gateway.computations.shared import (
+    bits,
+    block,
+    encode_value,
+    numeric_column,
+    released_count,
+    risk_disclosure,
+)
+from mpc_gateway.errors import InvalidRequestError
+from mpc_gateway.policy.declaration import Declaration, RiskUse
+from mpc_gateway.proto.v1 import gateway_pb2
+from mpc_gateway.query.schema import DatasetSchema
+from mpc_gateway.query.sql import Where, ident
+
+__all__ = [
+    "HistogramRequest",
+    "HistogramPlan",
+    "HistogramOutcome",
+    "HistogramLayout",
+    "Histograms",
+    "histogram_layout",
+    "local_histogram",
+]
+
+
+class _Bins(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    column: str
+    edges: tuple[Decimal, ...] = Field(min_length=2, max_length=1001)
+
+
+class HistogramRequest(_Bins, Request):
+    """Joint counts per bin ``[e_i, e_{i+1})`` (the last bin closed) of a numeric column."""
+
+    kind: Literal["histogram"] = "histogram"
+
+
+class HistogramPlan(_Bins, Plan):
+    kind: Literal["histogram"] = "histogram"
+
+    def declaration(self) -> Declaration:
+        return Declaration(risk=RiskUse(outputs=("histogram",), columns=(self.column,)))
+
+    def disclosure(self, institutions: list[str]) -> list[dict[str, str]]:
+        what = f"joint counts of {self.column} in {len(self.edges) - 1} bins"
+        if self.controls.min_cell_count > 1:
+            what += f" (suppressed below {self.controls.min_cell_count} values)"
+        return risk_disclosure(self.analyst, what, institutions)
+
+
+@dataclass(frozen=True)
+class HistogramLayout:
+    """Encoded edges (strictly increasing) and the bit length of the joint counts."""
+
+    column: str
+    edges: tuple[int, ...]
+    bits: int
+    min_count: int = 0  # bins with fewer joint values are released as 0, flagged suppressed
+
+    def program_args(self, counts: np.ndarray) -> dict[str, Any]:
+        if counts.shape != (len(self.edges) - 1,):
+            raise InvalidRequestError("local counts must have one entry per bin")
+        return {
+            "counts": np.asarray(counts, dtype=object),
+            "bits": self.bits,
+            "min_count": self.min_count,
+        }
+
+
+def histogram_layout(
+    schema: DatasetSchema,
+    parties: int,
+    column: str,
+    edges: Sequence[Decimal | str | int],
+    min_count: int = 0,
+) -> HistogramLayout:
+    encoded = tuple(encode_value(schema, column, e) for e in edges)
+    if len(encoded) < 2 or len(encoded) > 1001 or any(a >= b for a, b in zip(encoded, encoded[1:])):
+        raise InvalidRequestError("histogram edges: 2..1001 strictly increasing values")
+    bits = (parties * schema.max_rows_per_node).bit_length() + 1
+    return HistogramLayout(column=column, edges=encoded, bits=bits, min_count=min_count)
+
+
+def local_histogram(
+    cursor: duckdb.DuckDBPyConnection,
+    schema: DatasetSchema,
+    layout: HistogramLayout,
+    where: Where | None = None,
+    table: str = "data",
+) -> np.ndarray:
+    """This node's count per bin of ``layout`` (one scan)."""
+    numeric_column(schema, layout.column)
+    x = ident(layout.column)
+    last = len(layout.edges) - 2
+    exprs = [
+        f"count(*) FILTER (WHERE {x} >= ? AND {x} {'<=' if i == last else '<'} ?)"
+        for i in range(last + 1)
+    ]
+    params: list[Any] = [v for i in range(last + 1) for v in (layout.edges[i], layout.edges[i + 1])]
+    sql, where_params = where or ("TRUE", [])
+    row = cursor.execute(
+        f"SELECT {', '.join(exprs)} FROM {ident(table)} WHERE {sql}", params + where_params
+    ).fetchall()[0]  # fetchall: a cursor reused by the node must not keep a pending result
+    return np.array([int(v) for v in row], dtype=object)
+
+
+@dataclass(frozen=True)
+class HistogramOutcome(Outcome):
+    """Per bin ``(low, high, count)``; count None where the bin was suppressed."""
+
+    kind = "histogram"
+
+    bins: list[tuple[Decimal, Decimal, int | None]] = field(default_factory=list)
+
+    def released(self) -> dict[str, Any]:
+        return {"kind": self.kind, "bins": [[str(lo), str(hi), c] for lo, hi, c in self.bins]}
+
+    def withheld(self) -> list[dict[str, Any]]:
+        return [{"bin": [str(lo), str(hi)]} for lo, hi, c in self.bins if c is None]
+
+    def records(self) -> list[dict[str, Any]]:
+        return [{"low": lo, "high": hi, "count": c} for lo, hi, c in self.bins]
+
+    def to_json(self, request: Request | None = None) -> dict[str, Any]:
+        bins = [
+            {"low": str(lo), "high": str(hi), "count": c, "suppressed": c is None}
+            for lo, hi, c in self.bins
+        ]
+        return {"kind": self.kind, "bins": bins}
+
+    def display(self, request: Request | None = None) -> Display:
+        rows = []
+        for i, (lo, hi, count) in enumerate(self.bins):
+            closing = "]" if i == len(self.bins) - 1 else ")"
+            shown = "suppressed (too few values)" if count is None else format_value(count)
+            rows.append((f"[{lo:,}, {hi:,}{closing}", shown))
+        return Display(("bin", "count"), tuple(rows))
+
+
+class Histograms(Computation[HistogramRequest, HistogramPlan, HistogramOutcome]):
+    """Histograms, as the gateway, the nodes and the receiver use them."""
+
+    kind = "histogram"
+    request_type = HistogramRequest
+    plan_type = HistogramPlan
+    outcome_type = HistogramOutcome
+    lane = "long"
+    outputs = ("histogram",)
+
+    def build(
+        self, request: HistogramRequest, schema: DatasetSchema, planning: Planning
+    ) -> HistogramPlan:
+        fields = request.model_dump(exclude={"kind"})
+        plan = HistogramPlan(analyst=planning.analyst, schema_hash=schema.schema_hash, **fields)
+        self.check(plan, schema, planning.parties)
+        return plan
+
+    def layout(self, plan: HistogramPlan, schema: DatasetSchema, parties: int) -> HistogramLayout:
+        return histogram_layout(
+            schema, parties, plan.column, plan.edges, min_count=plan.controls.min_cell_count
+        )
+
+    def check(self, plan: HistogramPlan, schema: DatasetSchema, parties: int) -> None:
+        plan.check_schema(schema)
+        self.layout(plan, schema, parties)
+
+    def local_inputs(
+        self, plan: HistogramPlan, step: dict[str, Any], data: LocalData
+    ) -> ProgramCall:
+        layout = self.layout(plan, data.schema, data.parties)
+        counts = local_histogram(data.cursor, data.schema, layout, data.where)
+        return ProgramCall("histogram:histogram", layout.program_args(counts))
+
+    def run(self, plan: HistogramPlan, execution: Execution) -> HistogramOutcome:
+        blocks = execution.run_step({})
+        counts = block(blocks, "counts", len(plan.edges) - 1)
+        hidden = bits(blocks.get("suppressed", [0] * len(counts)), "flags")
+        edges = list(plan.edges)
+        return HistogramOutcome(
+            [
+                (lo, hi, None if gone else released_count(c, plan.controls))
+                for lo, hi, c, gone in zip(edges, edges[1:], counts, hidden)
+            ]
+        )
+
+    def request_from_proto(
+        self, message: gateway_pb2.HistogramJob, common: dict[str, Any]
+    ) -> HistogramRequest:
+        return HistogramRequest(column=message.column, edges=tuple(message.edges), **common)
+
+    def job_message(
+        self, column: str = "", edges: Sequence[Decimal | str] = ()
+    ) -> gateway_pb2.HistogramJob:
+        return gateway_pb2.HistogramJob(column=column, edges=[str(e) for e in edges])
+
+    def outcome_to_proto(self, outcome: HistogramOutcome) -> gateway_pb2.HistogramOutcome:
+        bins = [
+            gateway_pb2.HistogramBin(low=str(lo), high=str(hi), count=c)
+            for lo, hi, c in outcome.bins
+        ]
+        return gateway_pb2.HistogramOutcome(bins=bins)
+
+    def outcome_from_proto(self, message: gateway_pb2.HistogramOutcome) -> HistogramOutcome:
+        return HistogramOutcome(
+            [
+                (Decimal(b.low), Decimal(b.high), b.count if b.HasField("count") else None)
+                for b in message.bins
+            ]
+        )

@@ -1,0 +1,220 @@
+"""Exact joint quantiles of a numeric column, at its declared precision.
+
+The driver (the gateway) runs the batched secure search of
+:mod:`~mpc_gateway.computations.quantile_search`: one MPC step per round, each
+releasing only the bracket indices of the round. Every order carries the
+brackets released so far (the step's ``path``), and each node replays that
+path to compute the round's grid itself, so the driver cannot choose grid
+points to probe the data. With ``min_cell_count`` in the controls, a quantile
+over fewer joint values is suppressed inside the MPC (as if there were none).
+
+Disclosure: the receiver learns the quantiles; the bisection path, hence the
+quantiles, is known to every node too (it drives the next round's grid).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from mpc_gateway.computations.base import (
+    Computation,
+    Display,
+    Execution,
+    LocalData,
+    Outcome,
+    Plan,
+    Planning,
+    ProgramCall,
+    Request,
+    format_value,
+)
+from mpc_gateway.computations.quantile_search import (
+    QuantileLayout,
+    QuantileSearch,
+    local_cumulative_counts,
+    quantile_layout,
+)
+from mpc_gateway.computations.shared import block, risk_disclosure
+from mpc_gateway.errors import IntegrityError
+from mpc_gateway.policy.declaration import Declaration, RiskUse
+from mpc_gateway.proto.v1 import gateway_pb2
+from mpc_gateway.query.schema import DatasetSchema
+
+__all__ = ["QuantileRequest", "QuantilePlan", "QuantileOutcome", "Quantiles", "quantile_search"]
+
+Path = tuple[tuple[int, ...], ...]
+
+
+class _Levels(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    column: str
+    levels: tuple[Decimal, ...] = Field(min_length=1, max_length=64)
+    grid_size: int = Field(default=64, ge=2, le=4096)
+
+
+class QuantileRequest(_Levels, Request):
+    """Exact joint quantiles of a numeric column at ``levels`` in (0, 1]."""
+
+    kind: Literal["quantile"] = "quantile"
+
+
+class QuantilePlan(_Levels, Plan):
+    kind: Literal["quantile"] = "quantile"
+
+    def declaration(self) -> Declaration:
+        return Declaration(risk=RiskUse(outputs=("quantile",), columns=(self.column,)))
+
+    def disclosure(self, institutions: list[str]) -> list[dict[str, str]]:
+        levels = ", ".join(str(q) for q in self.levels)
+        what = f"the exact joint quantiles {levels} of {self.column}"
+        if self.controls.min_cell_count > 1:
+            what += f" (suppressed below {self.controls.min_cell_count} values)"
+        nodes_see = (
+            "the request, including any entity keys, and the search path, hence the quantiles"
+        )
+        return risk_disclosure(self.analyst, what, institutions, nodes_see)
+
+
+def quantile_search(layout: QuantileLayout, path: Path) -> QuantileSearch:
+    """The search after the rounds in ``path`` (public: every node replays it)."""
+    search = layout.search()
+    if len(path) > search.rounds:
+        raise IntegrityError("the quantile path is longer than the search")
+    for brackets in path:
+        search.advance(list(brackets))
+    return search
+
+
+@dataclass(frozen=True)
+class QuantileOutcome(Outcome):
+    """The quantiles, each None where suppressed (too few values, or none)."""
+
+    kind = "quantile"
+
+    quantiles: list[tuple[Decimal, Decimal | None]] = field(default_factory=list)
+    rounds: int = 1
+
+    def released(self) -> dict[str, Any]:
+        return {
+            "kind": self.kind,
+            "quantiles": [[str(q), None if v is None else str(v)] for q, v in self.quantiles],
+        }
+
+    def withheld(self) -> list[dict[str, Any]]:
+        return [{"quantile": str(q)} for q, v in self.quantiles if v is None]
+
+    def records(self) -> list[dict[str, Any]]:
+        return [{"level": q, "value": v} for q, v in self.quantiles]
+
+    def to_json(self, request: Request | None = None) -> dict[str, Any]:
+        quantiles = [
+            {"level": str(q), "value": None if v is None else str(v), "suppressed": v is None}
+            for q, v in self.quantiles
+        ]
+        return {"kind": self.kind, "rounds": self.rounds, "quantiles": quantiles}
+
+    def display(self, request: Request | None = None) -> Display:
+        rows = tuple(
+            (str(q), "suppressed (too few values)" if v is None else format_value(v))
+            for q, v in self.quantiles
+        )
+        return Display(("level", "quantile"), rows, about=f"{self.rounds} rounds")
+
+
+class Quantiles(Computation[QuantileRequest, QuantilePlan, QuantileOutcome]):
+    """Quantiles, as the gateway, the nodes and the receiver use them."""
+
+    kind = "quantile"
+    request_type = QuantileRequest
+    plan_type = QuantilePlan
+    outcome_type = QuantileOutcome
+    lane = "long"
+    outputs = ("quantile",)
+
+    def build(
+        self, request: QuantileRequest, schema: DatasetSchema, planning: Planning
+    ) -> QuantilePlan:
+        fields = request.model_dump(exclude={"kind"})
+        plan = QuantilePlan(analyst=planning.analyst, schema_hash=schema.schema_hash, **fields)
+        self.check(plan, schema, planning.parties)
+        return plan
+
+    def layout(self, plan: QuantilePlan, schema: DatasetSchema, parties: int) -> QuantileLayout:
+        return quantile_layout(
+            schema,
+            parties,
+            plan.column,
+            plan.levels,
+            plan.grid_size,
+            min_count=plan.controls.min_cell_count,
+        )
+
+    def check(self, plan: QuantilePlan, schema: DatasetSchema, parties: int) -> None:
+        plan.check_schema(schema)
+        self.layout(plan, schema, parties)
+
+    def continues(self, step: dict[str, Any]) -> bool:
+        return bool(step.get("path"))
+
+    def local_inputs(
+        self, plan: QuantilePlan, step: dict[str, Any], data: LocalData
+    ) -> ProgramCall:
+        layout = self.layout(plan, data.schema, data.parties)
+        path = tuple(tuple(int(k) for k in brackets) for brackets in step.get("path", ()))
+        search = quantile_search(layout, path)
+        if search.done:
+            raise IntegrityError("the quantile search has no rounds left")
+        counts, totals = local_cumulative_counts(
+            data.cursor, plan.column, search.grids(), data.where
+        )
+        return ProgramCall("quantile:quantile_round", layout.program_args(counts, totals))
+
+    def run(self, plan: QuantilePlan, execution: Execution) -> QuantileOutcome:
+        layout = self.layout(plan, execution.schema, execution.parties)
+        search = layout.search()
+        path: Path = ()
+        while not search.done:
+            blocks = execution.run_step({"path": [list(b) for b in path]})
+            brackets = tuple(block(blocks, "bracket", len(plan.levels)))
+            search.advance(brackets)
+            path = (*path, brackets)
+        values = search.results()
+        quantiles = [(q, layout.decode(v)) for q, v in zip(plan.levels, values)]
+        return QuantileOutcome(quantiles, search.rounds)
+
+    def request_from_proto(
+        self, message: gateway_pb2.QuantileJob, common: dict[str, Any]
+    ) -> QuantileRequest:
+        fields: dict[str, Any] = {
+            f.name: tuple(v) if f.name == "levels" else v for f, v in message.ListFields()
+        }
+        return QuantileRequest(**fields, **common)
+
+    def job_message(
+        self, column: str = "", levels: Sequence[Decimal | str] = (), grid_size: int | None = None
+    ) -> gateway_pb2.QuantileJob:
+        return gateway_pb2.QuantileJob(
+            column=column, levels=[str(q) for q in levels], grid_size=grid_size or 0
+        )
+
+    def outcome_to_proto(self, outcome: QuantileOutcome) -> gateway_pb2.QuantileOutcome:
+        values = [
+            gateway_pb2.QuantileValue(
+                level=str(q), value="" if v is None else str(v), suppressed=v is None
+            )
+            for q, v in outcome.quantiles
+        ]
+        return gateway_pb2.QuantileOutcome(quantiles=values, rounds=outcome.rounds)
+
+    def outcome_from_proto(self, message: gateway_pb2.QuantileOutcome) -> QuantileOutcome:
+        quantiles = [
+            (Decimal(q.level), None if q.suppressed else Decimal(q.value))
+            for q in message.quantiles
+        ]
+        return QuantileOutcome(quantiles, message.rounds)

@@ -1,0 +1,119 @@
+"""One place for who may call what: a default-deny method-to-principal table, and error statuses.
+
+Every server of the project is built with :class:`AccessInterceptor`. For each
+call it looks up the method's rule: a method the table does not list is refused
+(PERMISSION_DENIED) whoever calls; health and reflection are open to any
+consortium certificate; every other method names the principals that may call
+it (``role/*`` or ``role/name``). The caller is the identity in its client
+certificate, in the consortium's trust domain only. The servicer then runs with
+:func:`~mpc_gateway.rpc.auth.current_caller` set, and any domain error it raises
+ends the call with that error's status and public message (anything else is
+INTERNAL with a reference id), so servicers contain no status handling at all.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import grpc
+
+from mpc_gateway.errors import GatewayError, PolicyDeniedError
+from mpc_gateway.pki import Identity
+from mpc_gateway.rpc.auth import caller_identity, calling_as
+from mpc_gateway.rpc.errors import abort_internal, abort_with
+
+__all__ = ["ANYONE", "AccessInterceptor", "allows"]
+
+ANYONE = "*"
+"""A rule for methods any consortium certificate may call (health, reflection)."""
+
+Rules = Mapping[str, Sequence[str]]
+
+
+def allows(principals: Sequence[str], caller: Identity) -> bool:
+    """Whether ``caller`` matches one of ``principals`` (``role/*`` or ``role/name``)."""
+    for pattern in principals:
+        role, _, name = pattern.partition("/")
+        if role == caller.role and name in ("*", caller.name):
+            return True
+    return False
+
+
+def _refusal(caller: Identity, method: str, principals: Sequence[str]) -> str:
+    if all(p.endswith("/*") for p in principals):
+        roles = " or ".join(p.removesuffix("/*") for p in principals)
+        return f"{caller} may not call {method}: it needs the role {roles}"
+    return f"{caller} may not call {method}: only {' or '.join(principals)} may"
+
+
+class AccessInterceptor(grpc.ServerInterceptor):
+    """Default-deny authorisation and error translation for every method of a server."""
+
+    def __init__(self, rules: Rules, trust_domain: str) -> None:
+        self._rules = dict(rules)
+        self._trust_domain = trust_domain
+
+    def intercept_service(
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], grpc.RpcMethodHandler | None],
+        handler_call_details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler | None:
+        handler = continuation(handler_call_details)
+        if handler is None:
+            return None
+        method = handler_call_details.method
+        rule = self._rules.get(method)
+        if rule is not None and ANYONE in rule:
+            return handler
+        if handler.request_streaming or handler.response_streaming or handler.unary_unary is None:
+            return _refusing(handler, f"{method} is not open to callers")
+        return grpc.unary_unary_rpc_method_handler(
+            self._guarded(method, rule, handler.unary_unary),
+            request_deserializer=handler.request_deserializer,
+            response_serializer=handler.response_serializer,
+        )
+
+    def _guarded(
+        self,
+        method: str,
+        rule: Sequence[str] | None,
+        behaviour: Callable[[Any, grpc.ServicerContext], Any],
+    ) -> Callable[[Any, grpc.ServicerContext], Any]:
+        short = method.rsplit("/", 1)[-1]
+
+        def guarded(request: Any, context: grpc.ServicerContext) -> Any:
+            try:
+                caller = caller_identity(context, self._trust_domain)
+                if rule is None:
+                    raise PolicyDeniedError(f"{caller} may not call {short}: no one may")
+                if not allows(rule, caller):
+                    raise PolicyDeniedError(_refusal(caller, short, rule))
+                with calling_as(caller):
+                    return behaviour(request, context)
+            except GatewayError as err:
+                abort_with(context, err)
+            except Exception:
+                if context.code() is not None:  # the servicer aborted the call itself
+                    raise
+                abort_internal(context)
+
+        return guarded
+
+
+def _refusing(handler: grpc.RpcMethodHandler, reason: str) -> grpc.RpcMethodHandler:
+    def refuse(request: Any, context: grpc.ServicerContext) -> Any:
+        context.abort(grpc.StatusCode.PERMISSION_DENIED, reason)
+
+    kinds = {
+        (False, False): grpc.unary_unary_rpc_method_handler,
+        (False, True): grpc.unary_stream_rpc_method_handler,
+        (True, False): grpc.stream_unary_rpc_method_handler,
+        (True, True): grpc.stream_stream_rpc_method_handler,
+    }
+    make = kinds[(handler.request_streaming, handler.response_streaming)]
+    return make(
+        refuse,
+        request_deserializer=handler.request_deserializer,
+        response_serializer=handler.response_serializer,
+    )
