@@ -18,7 +18,7 @@ setup: $(BIN)/.installed
 demo: setup
 	$(BIN)/mpcgw demo $(ARGS)
 
-## every check CI runs: generated code, lint, all test layers
+## every check CI runs: generated code, lint and types (mypy --strict), all test layers
 test: setup proto-check lint
 	$(BIN)/pytest $(ARGS)
 
@@ -28,6 +28,7 @@ test-fast: setup
 lint: setup
 	$(BIN)/ruff check mpc_gateway tests benchmarks scripts
 	$(BIN)/ruff format --check mpc_gateway tests benchmarks scripts
+	$(BIN)/mypy
 
 format: setup
 	$(BIN)/ruff check --fix mpc_gateway tests benchmarks scripts

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from mpc_gateway.computations import Released, Request, computation, plan_from_json
 from mpc_gateway.computations.scoring import ScoringModel
@@ -38,12 +38,13 @@ from mpc_gateway.pki import Identity, load_layout, load_signing_key, tls_credent
 from mpc_gateway.pki.sealing import SealedWeights
 from mpc_gateway.policy import ApprovalBody, sign_approval
 from mpc_gateway.proto.v1 import gateway_pb2, gateway_pb2_grpc
-from mpc_gateway.rpc.client import ServiceClient
+from mpc_gateway.rpc.client import HealthClient, ServiceClient
 from mpc_gateway.rpc.convert import dataset_from_proto, request_from_proto, result_from_proto
 from mpc_gateway.rpc.server import TlsMaterial
 
 __all__ = [
     "GatewayClient",
+    "HealthClient",
     "QueryStatus",
     "ApproverClient",
     "PendingQuery",
@@ -161,7 +162,7 @@ class GatewayClient(ServiceClient):
         where: str = "",
         purpose: str | None = None,
     ) -> Released:
-        """Score ``keys`` with a registered model: its declared output (scores, decisions or count)."""
+        """Score ``keys`` with a registered model; it releases what the model declares."""
         return self.run(
             "score",
             dataset,
@@ -185,7 +186,7 @@ class GatewayClient(ServiceClient):
         where: str = "",
         purpose: str | None = None,
     ) -> Released:
-        """Joint exposure per unit (``keys`` or ``group_by``): flags above ``limit`` and/or the HHI."""
+        """Joint exposure per unit (``keys`` or ``group_by``): flags above ``limit``, the HHI."""
         return self.run(
             "concentration",
             dataset,
@@ -260,7 +261,7 @@ class GatewayClient(ServiceClient):
         )
 
     def wait(self, query_id: str, timeout_s: float = 60.0, poll_s: float = 0.2) -> Released:
-        """Block until a query that needed approval is released; raise if it is rejected or fails."""
+        """Block until a query that needed approval is released; raise if rejected or failed."""
         deadline = time.monotonic() + timeout_s
         while True:
             status = self.status(query_id)
@@ -337,7 +338,7 @@ class ApproverClient(ServiceClient):
             for q in reply.queries
         ]
 
-    def decide(self, query_id: str, decision: str, reason: str) -> str:
+    def decide(self, query_id: str, decision: Literal["approve", "reject"], reason: str) -> str:
         """Approve or reject query ``query_id``; returns its state afterwards."""
         query = next((q for q in self.pending() if q.query_id == query_id), None)
         if query is None:
@@ -356,7 +357,7 @@ class ApproverClient(ServiceClient):
             institution=need.institution,
             now=datetime.now(UTC),
             valid_for_hours=need.valid_for_hours,
-        )  # type: ignore[arg-type]
+        )
         signed = sign_approval(body, self._key, self._cert)
         request = gateway_pb2.ApprovalDecision(
             query_id=query_id, signed_approval_json=signed.model_dump_json()

@@ -140,21 +140,9 @@ def health_check(
     identity: str = IDENTITY_OPTION,
 ) -> None:
     """Probe a server's standard gRPC health service over mutual TLS (exit 0 if SERVING)."""
-    import grpc
-    from grpc_health.v1 import health_pb2, health_pb2_grpc
+    from mpc_gateway.client import HealthClient, tls_from_pki
 
-    from mpc_gateway.client import tls_from_pki
-    from mpc_gateway.rpc.errors import error_from_rpc
-    from mpc_gateway.rpc.server import client_channel
-
-    with reporting_errors():
-        with client_channel(address, tls_from_pki(pki, identity)) as channel:
-            try:
-                reply = health_pb2_grpc.HealthStub(channel).Check(
-                    health_pb2.HealthCheckRequest(), timeout=3
-                )
-            except grpc.RpcError as err:
-                raise error_from_rpc(err, address) from None
-    status = health_pb2.HealthCheckResponse.ServingStatus.Name(reply.status)
+    with reporting_errors(), HealthClient(address, tls_from_pki(pki, identity)) as probe:
+        status = probe.status()
     console.print(f"{address}: {status}")
-    raise typer.Exit(0 if reply.status == health_pb2.HealthCheckResponse.SERVING else 4)
+    raise typer.Exit(0 if status == "SERVING" else 4)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 
 import typer
 from rich.table import Table
@@ -43,7 +43,12 @@ def approvals_list(
 
 
 def _decide(
-    query_id: str, decision: str, reason: str, gateway: str, pki: str, identity: str
+    query_id: str,
+    decision: Literal["approve", "reject"],
+    reason: str,
+    gateway: str,
+    pki: str,
+    identity: str,
 ) -> None:
     with reporting_errors(), ApproverClient(pki, identity, gateway) as approver:
         state = approver.decide(query_id, decision, reason)

@@ -159,9 +159,8 @@ def audit_verify(
             raise IntegrityError(f"audit verification failed: {len(outcome.problems)} problem(s)")
         if outcome.latest_note:
             save_last_seen(state, log.key_name, outcome.latest_note)
-    console.print(
-        f"[bold green]verified[/]: the log is intact up to size {outcome.latest.size if outcome.latest else 0}"
-    )
+    size = outcome.latest.size if outcome.latest else 0
+    console.print(f"[bold green]verified[/]: the log is intact up to size {size}")
 
 
 @audit_app.command("proof")

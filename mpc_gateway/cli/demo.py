@@ -88,9 +88,7 @@ def _approval_flow(files: ConsortiumFiles, say: Callable[[str], None]) -> bool:
             query_id = str(err.query_id)
         with ApproverClient(files.pki_dir, "approver/carol", files.gateway_address) as carol:
             state = carol.decide(query_id, "approve", "quarterly supervisory review")
-        say(
-            f"[bold]approver/carol approved[/] query {query_id} (signed its plan hash); it is {state}"
-        )
+        say(f"[bold]approver/carol approved[/] query {query_id} (signed its plan hash); {state}")
         outcome = client.wait(query_id, timeout_s=60).outcome
     assert isinstance(outcome, AggregateOutcome)
     say(
@@ -177,7 +175,8 @@ def run_demo(*, rows: int, seed: int, workdir: Path, as_json: bool) -> int:
             say(f"  [bold red]✗[/] {problem}")
     ok = all(c.matches for c in results) and all(c.matches for c in risk)
     say(
-        f"[bold]{'All' if ok else 'NOT all'} {len(results) + len(risk)} secure results match the plaintext answers; "
+        f"[bold]{'All' if ok else 'NOT all'} {len(results) + len(risk)} secure results match "
+        "the plaintext answers; "
         f"audit log {'verified' if audit.ok else 'FAILED verification'}[/]; "
         f"stopped cleanly after {time.perf_counter() - started:.1f} s"
     )

@@ -78,7 +78,7 @@ def _is_int(value: Any) -> bool:
 
 
 def load_weights_file(path: Path, model: ScoringModel) -> tuple[list[int], int]:
-    """``(weights, intercept)`` from ``{"weights": [...], "intercept": n}``, fixed-point integers."""
+    """``(weights, intercept)``, fixed-point integers, of ``{"weights": [...], "intercept": n}``."""
     try:
         data = json.loads(read_text(path, "weights file"))
     except json.JSONDecodeError as err:
@@ -88,7 +88,8 @@ def load_weights_file(path: Path, model: ScoringModel) -> tuple[list[int], int]:
             f'weights file {path} must hold exactly {{"weights": [...], "intercept": n}}'
         )
     weights, intercept = data["weights"], data["intercept"]
-    fixed = f"fixed-point integers with the model's {model.frac_bits} fraction bits, round(w * 2**{model.frac_bits})"
+    bits = model.frac_bits
+    fixed = f"fixed-point integers with the model's {bits} fraction bits, round(w * 2**{bits})"
     if not isinstance(weights, list) or not all(_is_int(w) for w in weights):
         raise InvalidQueryError(f"weights in {path} must be a list of {fixed}")
     if not _is_int(intercept):
@@ -96,7 +97,8 @@ def load_weights_file(path: Path, model: ScoringModel) -> tuple[list[int], int]:
     if len(weights) != len(model.features):
         names = ", ".join(f.name for f in model.features)
         raise InvalidQueryError(
-            f"{path} holds {len(weights)} weights; the model has {len(model.features)} features ({names})"
+            f"{path} holds {len(weights)} weights; "
+            f"the model has {len(model.features)} features ({names})"
         )
     bound = 1 << model.weight_bits
     if any(abs(w) >= bound for w in (*weights, intercept)):
@@ -140,12 +142,14 @@ def model_register(
         if model.weights_secret:
             if weights is None:
                 raise InvalidQueryError(
-                    f"model {model.name!r} has secret weights: give them with --weights WEIGHTS.json"
+                    f"model {model.name!r} has secret weights: "
+                    "give them with --weights WEIGHTS.json"
                 )
             sealed = seal_weights_file(model, weights, pki)
         elif weights is not None:
             raise InvalidQueryError(
-                f"model {model.name!r} carries public weights; --weights is for weights_secret models"
+                f"model {model.name!r} carries public weights; "
+                "--weights is for weights_secret models"
             )
         with client_from_env(gateway, pki, identity) as client:
             model_id = client.register_model(model, sealed)

@@ -1,4 +1,4 @@
-"""The analyst's commands: the datasets, a joint query, where a query that needed approval stands."""
+"""The analyst's commands: datasets, a joint query, how a query that needed approval stands."""
 
 from __future__ import annotations
 
@@ -35,9 +35,8 @@ def datasets(
         print(json.dumps(found, indent=2))
         return
     for dataset in found:
-        table = Table(
-            title=f"{dataset['name']}: {dataset['description']} (nodes: {', '.join(dataset['nodes'])})"
-        )
+        nodes = ", ".join(dataset["nodes"])
+        table = Table(title=f"{dataset['name']}: {dataset['description']} (nodes: {nodes})")
         for header in ("column", "kind", "values", "description"):
             table.add_column(header)
         for column in dataset["columns"]:

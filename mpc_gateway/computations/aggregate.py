@@ -293,10 +293,9 @@ class Aggregates(Computation[AggregateRequest, AggregatePlan, AggregateOutcome])
         """``aggregates`` like ``["count", "mean:exposure"]`` (or ``"mean(exposure)"``)."""
         specs = []
         for item in aggregates:
-            if isinstance(item, Aggregate):
-                func, column = item.func, item.column or ""
-            else:
-                func, column = _split(item)
+            func, column = (
+                (str(item.func), item.column or "") if isinstance(item, Aggregate) else _split(item)
+            )
             specs.append(gateway_pb2.AggregateSpec(func=func, column=column))
         return gateway_pb2.AggregateJob(aggregates=specs, group_by=group_by or "")
 

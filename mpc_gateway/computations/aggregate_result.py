@@ -73,7 +73,8 @@ class AggregateOutcome(Outcome):
         return [{key: group, **dict(zip(self.columns, values))} for group, values in self.rows]
 
     def to_pandas(self) -> pd.DataFrame:
-        return super().to_pandas().set_index(self.group_by or "group")
+        frame: pd.DataFrame = super().to_pandas().set_index(self.group_by or "group")
+        return frame
 
     def to_json(self, request: Request | None = None) -> dict[str, Any]:
         return {

@@ -283,7 +283,7 @@ class Computation(ABC, Generic[R, P, Out]):
 
     @abstractmethod
     def build(self, request: R, schema: DatasetSchema, planning: Planning) -> P:
-        """Validate ``request`` against ``schema``; an InvalidQueryError naming what does not fit."""
+        """Validate ``request`` against ``schema``; InvalidQueryError naming what does not fit."""
 
     @abstractmethod
     def check(self, plan: P, schema: DatasetSchema, parties: int) -> None:
@@ -306,7 +306,7 @@ class Computation(ABC, Generic[R, P, Out]):
         """The request from its job message; ``common`` holds dataset, filter and purpose."""
 
     @abstractmethod
-    def job_message(self, **fields: Any) -> Message:
+    def job_message(self, *args: Any, **fields: Any) -> Message:
         """The job message from plain values, as a client sends them (the gateway validates).
 
         Dataset, filter and purpose travel beside it in the request.

@@ -94,7 +94,7 @@ class _Job(BaseModel):
 
 
 class ConcentrationRequest(_Job, Request):
-    """Joint exposure per unit: a batch of distinct entity keys, or a categorical column's values."""
+    """Joint exposure per unit: distinct entity keys, or the values of a categorical column."""
 
     kind: Literal["concentration"] = "concentration"
 

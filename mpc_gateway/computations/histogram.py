@@ -222,7 +222,9 @@ class Histograms(Computation[HistogramRequest, HistogramPlan, HistogramOutcome])
     def request_from_proto(
         self, message: gateway_pb2.HistogramJob, common: dict[str, Any]
     ) -> HistogramRequest:
-        return HistogramRequest(column=message.column, edges=tuple(message.edges), **common)
+        return HistogramRequest.model_validate(
+            {"column": message.column, "edges": list(message.edges), **common}
+        )
 
     def job_message(
         self, column: str = "", edges: Sequence[Decimal | str] = ()

@@ -55,7 +55,7 @@ MAX_DENOMINATOR = 10**6
 
 
 def grid_points(low: int, high: int, size: int) -> list[int]:
-    """``size`` increasing points in ``(low, high]`` ending at ``high``, as evenly spread as integers allow."""
+    """``size`` increasing points in ``(low, high]``, the last ``high``, evenly spread."""
     width = high - low
     if width <= size:
         return [*range(low + 1, high + 1), *([high] * (size - width))]
@@ -191,7 +191,7 @@ def local_cumulative_counts(
     where: Where | None = None,
     table: str = "data",
 ) -> tuple[np.ndarray, np.ndarray]:
-    """This node's ``(counts [Q, G], totals [Q])``: values ``<= g`` per grid point, and all values."""
+    """This node's ``(counts [Q, G], totals [Q])``: values ``<= g`` per grid point, all values."""
     x = ident(column)
     flat = [int(g) for grid in grids for g in grid]
     exprs = ["count(*)"] + [f"count(*) FILTER (WHERE {x} <= ?)" for _ in flat]

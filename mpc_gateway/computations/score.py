@@ -182,7 +182,7 @@ class ScoreOutcome(Outcome):
             if self.decisions:
                 cells.append("yes" if self.decisions[i] else "no")
             rows.append(tuple(cells))
-        notes = ()
+        notes: tuple[str, ...] = ()
         if self.decisions:
             notes = (
                 f"{sum(self.decisions):,} of {len(self.decisions):,} at or above the threshold",

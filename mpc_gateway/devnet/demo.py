@@ -83,7 +83,8 @@ def _select(query: ExampleQuery, schema_columns: dict[str, Any]) -> str:
         scale = column.scale if isinstance(column, NumericColumn) else 0
         exprs.append(_SQL[spec.func].format(c=f'"{spec.column}"', s=scale))
     group = f'"{query.group_by}"' if query.group_by else "'*'"
-    return f"SELECT {group}, {', '.join(exprs)} FROM read_parquet(?) WHERE {query.where or 'TRUE'} GROUP BY 1"
+    where = query.where or "TRUE"
+    return f"SELECT {group}, {', '.join(exprs)} FROM read_parquet(?) WHERE {where} GROUP BY 1"
 
 
 def _grouped(sql: str, paths: list[str]) -> dict[str, tuple[Any, ...]]:
@@ -145,7 +146,7 @@ def plaintext_result(
     found = _grouped(_select(query, schema_columns), [str(files.data_file(n)) for n in files.nodes])
     withheld = plaintext_suppression(files, query, controls, groups, schema_columns)
     funcs = [parse_aggregate(a).func for a in query.aggregates]
-    rows = []
+    rows: list[tuple[str, tuple[Scalar, ...]]] = []
     for g in groups:
         if g in withheld:
             rows.append((g, tuple(None for _ in funcs)))

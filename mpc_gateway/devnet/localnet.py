@@ -24,17 +24,13 @@ from importlib import resources
 from pathlib import Path
 from typing import IO, Literal
 
-import grpc
-from grpc_health.v1 import health_pb2, health_pb2_grpc
-
-from mpc_gateway.client import tls_from_pki
+from mpc_gateway.client import HealthClient, tls_from_pki
 from mpc_gateway.computations import VOCABULARY
 from mpc_gateway.devnet.synth import loan_book, write_loan_book
-from mpc_gateway.errors import ConfigurationError
+from mpc_gateway.errors import ConfigurationError, GatewayError
 from mpc_gateway.pki import init_consortium
 from mpc_gateway.pseudonym import create_key_file, load_key
 from mpc_gateway.query.schema import CategoricalColumn, KeyColumn, NumericColumn, load_schema
-from mpc_gateway.rpc.server import client_channel
 
 __all__ = ["DEFAULT_NODES", "ConsortiumFiles", "LocalConsortium", "prepare", "schema_path"]
 
@@ -67,8 +63,8 @@ def _open_policy(owner: str, purposes: Sequence[str] = OPEN_PURPOSES) -> str:
     outputs, features = sorted(VOCABULARY.outputs), sorted(VOCABULARY.features)
     risk = (
         f"outputs = {_toml_list(outputs)}\nfeatures = {_toml_list(features)}\n"
-        f'model_owners = ["analyst/*"]\nkeys = {_toml_list(keys)}\ncolumns = {_toml_list(numeric)}\n'
-        "min_batch = 1\n"
+        f'model_owners = ["analyst/*"]\nkeys = {_toml_list(keys)}\n'
+        f"columns = {_toml_list(numeric)}\nmin_batch = 1\n"
     )
     return (
         f'version = 1\nowner = "{owner}"\n\n[datasets.loans]\nprincipals = ["analyst/*"]\n'
@@ -166,12 +162,15 @@ def _write_configs(
             f"source = {_toml_str(files.data_file(name))}\n"
         )
         nodes_toml.append(
-            f"[[nodes]]\nname = {_toml_str(name)}\naddress = {_toml_str(files.node_addresses[name])}\n"
-            f'mpc_host = "127.0.0.1"\nmpc_port = {mpc_ports[name]}\npolicy = {_toml_str(files.policy(name))}\n'
+            f"[[nodes]]\nname = {_toml_str(name)}\n"
+            f"address = {_toml_str(files.node_addresses[name])}\n"
+            f'mpc_host = "127.0.0.1"\nmpc_port = {mpc_ports[name]}\n'
+            f"policy = {_toml_str(files.policy(name))}\n"
         )
     files.gateway_config.write_text(
         f'name = "gateway"\nlisten = {_toml_str(files.gateway_address)}\n'
-        f"pki_dir = {_toml_str(files.pki_dir)}\naudit_db = {_toml_str(files.root / 'audit.sqlite')}\n"
+        f"pki_dir = {_toml_str(files.pki_dir)}\n"
+        f"audit_db = {_toml_str(files.root / 'audit.sqlite')}\n"
         f"consortium_policy = {_toml_str(files.policy('consortium'))}\n"
         f"usage_db = {_toml_str(files.root / 'usage.sqlite')}\n"
         f"query_timeout_s = {query_timeout_s}\n\n[datasets.loans]\nschema = {schema}\n\n"
@@ -272,15 +271,13 @@ class LocalConsortium:
         tls = tls_from_pki(self.files.pki_dir, "auditor/audrey")
         deadline = time.monotonic() + timeout_s
         for name in names or list(self.processes):
-            with client_channel(self._address(name), tls) as channel:
-                stub = health_pb2_grpc.HealthStub(channel)
+            with HealthClient(self._address(name), tls, timeout_s=1.0) as probe:
                 while True:
                     self._check_alive(name)
                     try:
-                        reply = stub.Check(health_pb2.HealthCheckRequest(), timeout=1.0)
-                        if reply.status == health_pb2.HealthCheckResponse.SERVING:
+                        if probe.status() == "SERVING":
                             break
-                    except grpc.RpcError:
+                    except GatewayError:
                         pass
                     if time.monotonic() > deadline:
                         raise TimeoutError(

@@ -10,7 +10,7 @@ the gateway in production: it needs every institution's rows.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from fractions import Fraction
 from typing import Any
 
@@ -34,7 +34,7 @@ __all__ = [
 def _row_feature(name: str, row: Any, schema: DatasetSchema) -> int:
     domain = schema.categorical("rating").domain if "rating" in schema.columns else ()
     below = domain[domain.index("BBB") + 1 :] if "BBB" in domain else ()
-    values = {
+    values: dict[str, Callable[[], int]] = {
         "total_exposure": lambda: int(row.exposure),
         "lenders": lambda: 1,
         "loans": lambda: 1,
@@ -48,7 +48,7 @@ def _row_feature(name: str, row: Any, schema: DatasetSchema) -> int:
         ),
         "lgd_weighted_exposure": lambda: int(row.exposure) * int(row.lgd),
     }
-    return int(values[name]())
+    return values[name]()
 
 
 _LOCAL_MAX = {"lenders", "max_days_past_due", "any_default", "largest_loan", "worst_rating"}
@@ -130,7 +130,7 @@ def concentration(
     exposures: Sequence[np.ndarray], limit: int | None, hhi_limit: int | None = None
 ) -> dict[str, Any]:
     """Joint exposures per unit, flags above ``limit``, and HHI numerator/denominator."""
-    joint = [int(v) for v in sum(exposures)]
+    joint = [int(v) for v in np.sum(np.array(exposures, dtype=object), axis=0)]
     numerator, denominator = sum(s * s for s in joint), sum(joint) ** 2
     result: dict[str, Any] = {"joint": joint, "hhi": [numerator, denominator]}
     if limit is not None:

@@ -147,8 +147,9 @@ def batch(files: ConsortiumFiles) -> list[str]:
         duckdb.connect()
         .execute(
             "WITH known AS (SELECT counterparty_lei AS lei, count(DISTINCT filename) AS lenders "
-            "FROM read_parquet(?, filename = true) GROUP BY 1), ranked AS (SELECT lei, row_number() "
-            "OVER (PARTITION BY lenders ORDER BY md5(lei)) AS r FROM known) "
+            "FROM read_parquet(?, filename = true) GROUP BY 1), "
+            "ranked AS (SELECT lei, row_number() OVER (PARTITION BY lenders ORDER BY md5(lei)) "
+            "AS r FROM known) "
             "SELECT lei FROM ranked WHERE r <= ? ORDER BY md5(lei)",
             [paths, per],
         )
@@ -187,7 +188,8 @@ def _score(client: GatewayClient, files: ConsortiumFiles, schema: DatasetSchema)
         released,
         {"decisions": expected, "scores": []},
         seconds,
-        f"{sum(outcome.decisions)} of {len(keys)} above PD 25%; no score, feature or weight released",
+        f"{sum(outcome.decisions)} of {len(keys)} above PD 25%; "
+        "no score, feature or weight released",
         f"{sum(expected)} above PD 25%",
     )
 
@@ -278,7 +280,8 @@ def _concentration(
         {"hhi": str(outcome.hhi), "over_limit": dict(zip(outcome.units, outcome.over_limit))},
         {"hhi": str(hhi), "over_limit": dict(zip(units, flags))},
         seconds,
-        f"HHI {hhi_text(outcome.hhi or Fraction(0))} points; above the limit: {', '.join(over) or 'none'}",
+        f"HHI {hhi_text(outcome.hhi or Fraction(0))} points; "
+        f"above the limit: {', '.join(over) or 'none'}",
         f"HHI {hhi_text(hhi)} points",
     )
 

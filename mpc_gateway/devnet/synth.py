@@ -66,7 +66,8 @@ PROFILES: dict[str, Profile] = {
 
 def _weights(values: tuple[float, ...]) -> np.ndarray:
     array = np.asarray(values, dtype=float)
-    return array / array.sum()
+    normalised: np.ndarray = array / array.sum()
+    return normalised
 
 
 def national_id(person: int) -> str:
@@ -101,6 +102,7 @@ def loan_book(
     salt = sum(institution.encode())
     rng = np.random.default_rng([seed, salt])
     rating = rng.choice(len(RATINGS), size=rows, p=_weights(profile.rating_weights))
+    exposure: np.ndarray
     if ill_conditioned:
         exposure = 10_000_000 + rng.integers(0, 1000, size=rows) / 10
     else:

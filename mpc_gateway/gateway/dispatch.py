@@ -68,7 +68,8 @@ class Dispatcher:
         by_name = {link.name: link for link in links}
         if sorted(by_name) != sorted(party_order):
             raise ConfigurationError(
-                f"gateway config lists nodes {sorted(by_name)}, the consortium PKI has {sorted(party_order)}"
+                f"gateway config lists nodes {sorted(by_name)}, "
+                f"the consortium PKI has {sorted(party_order)}"
             )
         ordered = [by_name[name] for name in party_order]
         self.parties = tuple(
@@ -84,7 +85,7 @@ class Dispatcher:
             max_workers=3 * MAX_IN_FLIGHT, thread_name_prefix="dispatch"
         )
         # queries in flight wait at nodes for their turn, each holding a node handler thread:
-        # keep them fewer than a node's handler threads, so the query whose turn it is always has one
+        # keep them fewer than a node's handler threads, so the query whose turn it is has one
         self._in_flight = threading.BoundedSemaphore(MAX_IN_FLIGHT)
         self._lock = threading.Lock()
         self._epoch = time.time_ns() // 1_000_000
@@ -235,7 +236,7 @@ class Dispatcher:
     def open_session_in_background(
         self, then: Callable[[], None] = lambda: None, retry_s: float = 1.0
     ) -> None:
-        """Open the session without blocking, retrying until every node has it; then call ``then``."""
+        """Open the session without blocking, retrying until every node has it; then ``then()``."""
 
         def keep_trying() -> None:
             while not self.open_session():
@@ -259,7 +260,7 @@ class Dispatcher:
         if reopen:  # once every node has let go of the old session, connect the next one
             threading.Thread(target=self._reopen_after, args=(aborts,), daemon=True).start()
 
-    def _reopen_after(self, aborts: list[grpc.Future]) -> None:
+    def _reopen_after(self, aborts: list[grpc.Future[Any]]) -> None:
         for call in aborts:
             try:
                 call.result()
@@ -270,13 +271,13 @@ class Dispatcher:
     def _reconstruct(
         self, order: ExecutionOrder, replies: dict[str, node_pb2.ResultShares]
     ) -> Dispatched:
-        shares: dict[str, list[tuple[int, int, list[str]]]] = {}
+        shares: dict[str, list[tuple[int, int, list[int]]]] = {}
         for party in order.parties:
             reply = replies[party.name]
             if reply.party_index != party.index:
                 raise IntegrityError(f"node {party.name} answered as party {reply.party_index}")
             for block in reply.blocks:
-                point = (party.index + 1, int(block.modulus), list(block.values))
+                point = (party.index + 1, int(block.modulus), [int(v) for v in block.values])
                 shares.setdefault(block.name, []).append(point)
         parties = len(order.parties)
         blocks = {name: recombine_block(name, points, parties) for name, points in shares.items()}

@@ -71,7 +71,7 @@ class TrackedQuery:
         return self.decision.plan
 
     def transition(self, leaving: QueryState, to: QueryState, outcome: Any = None) -> bool:
-        """Move from ``leaving`` to ``to``; False (and nothing changes) if it is not in ``leaving``."""
+        """Move from ``leaving`` to ``to``; False (nothing changes) if it is not in ``leaving``."""
         if to not in _ALLOWED.get(leaving, ()):
             raise ValueError(f"a query cannot go from {leaving} to {to}")
         with self.lock:

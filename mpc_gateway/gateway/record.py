@@ -78,7 +78,7 @@ class QueryRecord:
             },
         )
 
-    def policy_decided(self, decision: CombinedDecision, versions: dict[str, str]) -> None:
+    def policy_decided(self, decision: CombinedDecision[Plan], versions: dict[str, str]) -> None:
         """Note the policy decision; it is written (durably) with the query's next entry."""
         failed = [
             {"owner": d.owner, "rule": c.rule, "reason": c.message}

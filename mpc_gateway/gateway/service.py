@@ -129,7 +129,7 @@ class Gateway:
         return decision, decision.explain()
 
     def run(self, caller: Identity, request: Request, certificate: str = "") -> Released:
-        """Run ``request`` for ``caller`` now, or register it for approval (ApprovalMissingError)."""
+        """Run ``request`` for ``caller`` now, or keep it for approval (ApprovalMissingError)."""
         query = QueryRecord(self.audit, uuid.uuid4().hex, request.dataset, str(caller))
         decision = self._admit(caller, request, query, certificate)
         plan = decision.plan

@@ -115,7 +115,10 @@ class LocalDataset:
             problem = "empty or null entity keys"
         elif isinstance(spec, CategoricalColumn):
             marks = ", ".join("?" for _ in spec.domain)
-            sql = f"SELECT count(*) FROM {src} WHERE {col} IS NULL OR CAST({col} AS VARCHAR) NOT IN ({marks})"
+            sql = (
+                f"SELECT count(*) FROM {src} "
+                f"WHERE {col} IS NULL OR CAST({col} AS VARCHAR) NOT IN ({marks})"
+            )
             bad = self._con.execute(sql, [str(self.source), *spec.domain]).fetchone()
             problem = "values outside its declared domain (or nulls)"
         else:
@@ -124,7 +127,8 @@ class LocalDataset:
             number = f"TRY_CAST({col} AS DOUBLE)"
             scaled = f"({number} * {spec.factor})"
             sql = (
-                f"SELECT count(*) FROM {src} WHERE {number} IS NULL OR {number} < ? OR {number} > ? "
+                f"SELECT count(*) FROM {src} "
+                f"WHERE {number} IS NULL OR {number} < ? OR {number} > ? "
                 f"OR abs({scaled} - round({scaled})) > greatest(1e-6, abs({scaled}) * 1e-14)"
             )
             bad = self._con.execute(

@@ -37,7 +37,7 @@ def check_parties(parties: tuple[Party, ...]) -> None:
 
 
 class SessionOrder(BaseModel):
-    """The gateway's signed instruction to open (connect) the MPC session of an epoch ahead of use."""
+    """The gateway's signed instruction to connect the MPC session of an epoch ahead of use."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 

@@ -54,7 +54,7 @@ class NumericColumn(_Frozen):
     @property
     def factor(self) -> int:
         """Multiplier from a value to its integer encoding."""
-        return 10**self.scale
+        return int(10**self.scale)
 
     @property
     def magnitude(self) -> int:

@@ -118,7 +118,9 @@ class _Parser:
                 raise InvalidQueryError("filter: NOT may only appear as NOT IN")
             return InList(column=column, values=self.literal_list(), negate=negate)
         op = self.expect("op").text
-        return Comparison(column=column, op="!=" if op == "<>" else op, value=self.literal())
+        return Comparison.model_validate(
+            {"column": column, "op": "!=" if op == "<>" else op, "value": self.literal()}
+        )
 
     def literal_list(self) -> tuple[str, ...]:
         self.expect("punct", "(")

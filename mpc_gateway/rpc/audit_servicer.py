@@ -83,7 +83,7 @@ class AuditServicer(audit_pb2_grpc.AuditServiceServicer):
     def GetConsistencyProof(
         self, request: audit_pb2.ConsistencyProofRequest, context: grpc.ServicerContext
     ) -> audit_pb2.ConsistencyProof:
-        """From ``old_size`` to ``new_size`` (0: a fresh head), with the head signed at ``new_size``."""
+        """From ``old_size`` to ``new_size`` (0: a fresh head), with the head signed there."""
         if request.new_size:
             checkpoint = self._signed_at(request.new_size)
         else:

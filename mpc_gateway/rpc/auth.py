@@ -27,10 +27,14 @@ __all__ = ["caller_identity", "caller_certificate_sha256", "current_caller", "ca
 _CALLER: ContextVar[Identity | None] = ContextVar("mpcgw_caller", default=None)
 
 
+def _auth_values(context: grpc.ServicerContext, key: str) -> list[bytes]:
+    value = context.auth_context().get(key)
+    return [value] if isinstance(value, bytes) else list(value or [])
+
+
 def caller_identity(context: grpc.ServicerContext, trust_domain: str | None = None) -> Identity:
     """The caller's identity; UnauthenticatedError for none, or one of another trust domain."""
-    auth = context.auth_context()
-    spiffe = auth.get("peer_spiffe_id") or []
+    spiffe = _auth_values(context, "peer_spiffe_id")
     if len(spiffe) != 1:
         raise UnauthenticatedError(
             "the client certificate carries no consortium identity (a spiffe:// URI SAN)"
@@ -40,10 +44,10 @@ def caller_identity(context: grpc.ServicerContext, trust_domain: str | None = No
 
 def caller_certificate_sha256(context: grpc.ServicerContext) -> str:
     """SHA-256 of the caller's certificate (DER), hex; recorded in the audit log."""
-    pem = (context.auth_context().get("x509_pem_cert") or [b""])[0]
-    if not pem:
+    pems = _auth_values(context, "x509_pem_cert")
+    if not pems or not pems[0]:
         return ""
-    der = x509.load_pem_x509_certificate(pem).public_bytes(serialization.Encoding.DER)
+    der = x509.load_pem_x509_certificate(pems[0]).public_bytes(serialization.Encoding.DER)
     return hashlib.sha256(der).hexdigest()
 
 

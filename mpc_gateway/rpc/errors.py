@@ -11,7 +11,7 @@ the gateway talking to nodes) rebuilds exactly that class with
 from __future__ import annotations
 
 import logging
-from typing import NoReturn
+from typing import Any, NoReturn
 from uuid import uuid4
 
 import grpc
@@ -70,7 +70,9 @@ def error_from_rpc(err: grpc.RpcError, peer: str) -> GatewayError:
     """The domain error for a failed call to ``peer``, with a message saying what happened."""
     code = err.code() if isinstance(err, grpc.Call) else grpc.StatusCode.UNKNOWN
     details = (err.details() if isinstance(err, grpc.Call) else None) or str(err)
-    trailers = dict(err.trailing_metadata() or ()) if isinstance(err, grpc.Call) else {}
+    trailers: dict[str, Any] = {}
+    if isinstance(err, grpc.Call):
+        trailers = {str(k): v for k, v in err.trailing_metadata() or ()}
     if code == grpc.StatusCode.UNAVAILABLE and ERROR_KEY not in trailers:
         hint = ""
         if any(word in details.lower() for word in ("handshake", "ssl", "certificate")):

@@ -29,6 +29,7 @@ ANYONE = "*"
 """A rule for methods any consortium certificate may call (health, reflection)."""
 
 Rules = Mapping[str, Sequence[str]]
+Handler = grpc.RpcMethodHandler[Any, Any]
 
 
 def allows(principals: Sequence[str], caller: Identity) -> bool:
@@ -56,9 +57,9 @@ class AccessInterceptor(grpc.ServerInterceptor):
 
     def intercept_service(
         self,
-        continuation: Callable[[grpc.HandlerCallDetails], grpc.RpcMethodHandler | None],
+        continuation: Callable[[grpc.HandlerCallDetails], Handler | None],
         handler_call_details: grpc.HandlerCallDetails,
-    ) -> grpc.RpcMethodHandler | None:
+    ) -> Handler | None:
         handler = continuation(handler_call_details)
         if handler is None:
             return None
@@ -94,14 +95,12 @@ class AccessInterceptor(grpc.ServerInterceptor):
             except GatewayError as err:
                 abort_with(context, err)
             except Exception:
-                if context.code() is not None:  # the servicer aborted the call itself
-                    raise
                 abort_internal(context)
 
         return guarded
 
 
-def _refusing(handler: grpc.RpcMethodHandler, reason: str) -> grpc.RpcMethodHandler:
+def _refusing(handler: Handler, reason: str) -> Handler:
     def refuse(request: Any, context: grpc.ServicerContext) -> Any:
         context.abort(grpc.StatusCode.PERMISSION_DENIED, reason)
 

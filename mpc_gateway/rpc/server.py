@@ -114,9 +114,10 @@ def build_server(
 
 
 def client_channel(target: str, tls: TlsMaterial, server_name: str | None = None) -> grpc.Channel:
-    """A mutual-TLS channel to ``target``; ``server_name`` overrides the name checked in its certificate."""
+    """A mutual-TLS channel to ``target``; ``server_name`` overrides the name its certificate
+    must carry."""
     ca, cert, key = tls
-    options = [
+    options: list[tuple[str, str | int]] = [
         ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
         ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
         ("grpc.keepalive_time_ms", 30_000),

@@ -102,7 +102,7 @@ def test_three_workers_compute_joint_sums_and_extremes_over_tls(pki) -> None:
 
 
 def test_worker_refuses_a_peer_whose_certificate_is_not_the_expected_node(pki) -> None:
-    """MPyC's listener trusts the party index a peer claims; our check binds it to the certificate."""
+    """MPyC trusts the party index a peer claims; our check binds the index to its certificate."""
     wrong = tuple(
         Identity("node", n, pki.trust_domain).spiffe_id for n in ("bank-a", "broker-c", "bank-b")
     )

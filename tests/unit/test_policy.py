@@ -1,4 +1,4 @@
-"""Policies: the format, every rule (pass and fail), default deny, combining, the dry run, the ledger."""
+"""Policies: the format, every rule (pass and fail), default deny, combining, dry runs, ledgers."""
 
 from __future__ import annotations
 

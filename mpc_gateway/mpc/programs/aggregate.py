@@ -54,7 +54,7 @@ async def joint_aggregates(
     controls: dict[str, Any] | None = None,
     presence: np.ndarray | None = None,
 ) -> dict[str, ReceiverShares]:
-    """Sum the additive block, reduce minima/maxima, apply output controls; shares for a receiver."""
+    """Sum the additive block, reduce minima/maxima, apply output controls: receiver shares."""
     secint = mpc.SecInt(bits)
     parts = input_all(secint, additive)
     joint = total(parts)

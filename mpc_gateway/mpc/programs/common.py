@@ -17,9 +17,10 @@ __all__ = ["input_all", "total", "at_least", "maximum"]
 
 def input_all(secint: Any, local: np.ndarray) -> list[Any]:
     """Every party's array of ``local``'s shape, secret-shared (one input round)."""
-    return mpc.input(
+    shared: list[Any] = mpc.input(
         secint.array(np.asarray(local, dtype=object)), senders=list(range(len(mpc.parties)))
     )
+    return shared
 
 
 def total(parts: list[Any]) -> Any:

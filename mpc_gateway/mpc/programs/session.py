@@ -67,7 +67,7 @@ def _fail_fast_on_disconnect(stdout: IO[bytes]) -> None:
     def connection_lost(protocol: Any, exc: Exception | None) -> None:
         _die(stdout, f"lost the MPC connection to party {protocol.peer_pid}", 3)
 
-    asyncoro.MessageExchanger.connection_lost = connection_lost  # type: ignore[method-assign]
+    asyncoro.MessageExchanger.connection_lost = connection_lost
 
 
 def _check_peers(config: WorkerConfig) -> None:
