@@ -14,7 +14,7 @@ INTERNAL with a reference id), so servicers contain no status handling at all.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import grpc
 
@@ -29,7 +29,8 @@ ANYONE = "*"
 """A rule for methods any consortium certificate may call (health, reflection)."""
 
 Rules = Mapping[str, Sequence[str]]
-Handler = grpc.RpcMethodHandler[Any, Any]
+if TYPE_CHECKING:
+    Handler = grpc.RpcMethodHandler[Any, Any]
 
 
 def allows(principals: Sequence[str], caller: Identity) -> bool:
