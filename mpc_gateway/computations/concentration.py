@@ -7,9 +7,8 @@ the receiver gets the flags ``s_i > limit`` and the HHI as the two integers
 ``HHI > hhi_limit`` (``hhi="flag"``, HHI in points 0..10,000). The joint
 exposures themselves are never opened (MPC program ``concentration:concentration``).
 
-Bounds: with ``T = m * max_rows_per_node * max|exposure|`` (every loan is in at
-most one unit, so the joint total is at most T), ``|s_i - limit - 1| <= T +
-|limit| + 1`` fixes ``exposure_bits`` and ``10000 * T**2 + 1`` fixes ``bits``.
+The layout (shape, bounds, bit lengths) and a node's local sums are in
+:mod:`~mpc_gateway.computations.concentration_layout`.
 """
 
 from __future__ import annotations
@@ -20,8 +19,6 @@ from decimal import Decimal
 from fractions import Fraction
 from typing import Any, Literal, Self
 
-import duckdb
-import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from mpc_gateway.computations.base import (
@@ -35,6 +32,12 @@ from mpc_gateway.computations.base import (
     ProgramCall,
     Request,
 )
+from mpc_gateway.computations.concentration_layout import (
+    ConcentrationLayout,
+    Hhi,
+    concentration_layout,
+    local_group_exposures,
+)
 from mpc_gateway.computations.features import local_entity_features
 from mpc_gateway.computations.shared import (
     DEFAULT_KEY_COLUMN,
@@ -42,30 +45,21 @@ from mpc_gateway.computations.shared import (
     bits,
     block,
     check_key_column,
-    encode_value,
-    numeric_column,
     risk_disclosure,
     without_keys,
 )
-from mpc_gateway.errors import InvalidQueryError, InvalidRequestError
+from mpc_gateway.errors import InvalidQueryError
 from mpc_gateway.policy.declaration import ColumnUse, Declaration, EntityBatch, RiskUse
-from mpc_gateway.policy.models import MAX_BATCH
 from mpc_gateway.proto.v1 import gateway_pb2
 from mpc_gateway.query.schema import CategoricalColumn, DatasetSchema
-from mpc_gateway.query.sql import Where, ident
 
 __all__ = [
     "ConcentrationRequest",
     "ConcentrationPlan",
     "ConcentrationOutcome",
-    "ConcentrationLayout",
     "Concentration",
-    "concentration_layout",
-    "local_group_exposures",
     "hhi_text",
 ]
-
-Hhi = Literal["none", "fraction", "flag"]
 
 
 class _Job(BaseModel):
@@ -116,95 +110,6 @@ class ConcentrationPlan(_Job, Plan):
         units = f"{len(self.keys)} counterparties" if self.keys else f"each {self.group_by}"
         what = f"{' and '.join(self.outputs)} over the joint {self.column} of {units}"
         return risk_disclosure(self.analyst, what, institutions)
-
-
-@dataclass(frozen=True)
-class ConcentrationLayout:
-    """Shape, bounds and bit lengths of one concentration job."""
-
-    units: int
-    limit: int | None  # encoded; None: no per-unit flags
-    hhi: Hhi
-    hhi_limit: int  # HHI points, 0..10000
-    local_total_bound: int  # bound on one node's sum of |exposure| over all units
-    bits: int
-    exposure_bits: int
-
-    def program_args(self, exposures: np.ndarray) -> dict[str, Any]:
-        if exposures.shape != (self.units,):
-            raise InvalidRequestError(f"local exposures must be a vector of {self.units} units")
-        if sum(abs(int(v)) for v in exposures) > self.local_total_bound:
-            raise InvalidRequestError(
-                "local exposures exceed the declared bound (overlapping units?)"
-            )
-        return {
-            "exposures": np.asarray(exposures, dtype=object),
-            "bits": self.bits,
-            "exposure_bits": self.exposure_bits,
-            "limit": self.limit,
-            "hhi": self.hhi,
-            "hhi_limit": self.hhi_limit,
-        }
-
-    @staticmethod
-    def hhi_points(numerator: int, denominator: int) -> Fraction | None:
-        """HHI in points (0..10000) from the released pair; None for no exposure at all."""
-        return Fraction(10000 * numerator, denominator) if denominator else None
-
-
-def concentration_layout(
-    schema: DatasetSchema,
-    parties: int,
-    units: int,
-    *,
-    limit: Decimal | str | None = None,
-    hhi: Hhi = "fraction",
-    hhi_limit: int | None = None,
-    column: str = "exposure",
-) -> ConcentrationLayout:
-    if not 1 <= units <= MAX_BATCH:
-        raise InvalidRequestError(f"a concentration job covers 1..{MAX_BATCH} units")
-    if limit is None and hhi == "none":
-        raise InvalidRequestError("a concentration job releases flags, an HHI, or both")
-    if hhi == "flag" and (hhi_limit is None or not 0 <= hhi_limit <= 10000):
-        raise InvalidRequestError("an HHI flag needs a limit in points, 0..10000")
-    local = schema.max_rows_per_node * numeric_column(schema, column).magnitude
-    total = parties * local
-    encoded = None if limit is None else encode_value(schema, column, limit)
-    exposure_bits = (total + abs(encoded or 0) + 1).bit_length() + 1
-    return ConcentrationLayout(
-        units=units,
-        limit=encoded,
-        hhi=hhi,
-        hhi_limit=hhi_limit or 0,
-        local_total_bound=local,
-        bits=max((10000 * total * total + 1).bit_length() + 1, exposure_bits),
-        exposure_bits=exposure_bits,
-    )
-
-
-def local_group_exposures(
-    cursor: duckdb.DuckDBPyConnection,
-    schema: DatasetSchema,
-    group_column: str = "sector",
-    column: str = "exposure",
-    where: Where | None = None,
-    table: str = "data",
-) -> np.ndarray:
-    """This node's summed ``column`` per value of ``group_column``'s domain (zeros included)."""
-    domain = schema.categorical(group_column).domain
-    numeric_column(schema, column)
-    sql, params = where or ("TRUE", [])
-    rows = cursor.execute(
-        f"SELECT CAST({ident(group_column)} AS VARCHAR), sum({ident(column)}) "
-        f"FROM {ident(table)} WHERE {sql} GROUP BY 1",
-        params,
-    ).fetchall()
-    out = np.zeros(len(domain), dtype=object)
-    index = {value: i for i, value in enumerate(domain)}
-    for group, total in rows:
-        out[index[group]] = int(total or 0)
-    return out
 
 
 def hhi_text(points: Fraction) -> str:

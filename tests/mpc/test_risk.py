@@ -14,7 +14,10 @@ from typing import Any
 import numpy as np
 import pytest
 
-from mpc_gateway.computations.concentration import concentration_layout, local_group_exposures
+from mpc_gateway.computations.concentration_layout import (
+    concentration_layout,
+    local_group_exposures,
+)
 from mpc_gateway.computations.features import FEATURES, local_entity_features
 from mpc_gateway.computations.histogram import histogram_layout, local_histogram
 from mpc_gateway.computations.quantile_search import (

@@ -1,25 +1,21 @@
-"""``mpcgw model`` and ``mpcgw risk``: input files, validation, sealing and printing.
+"""``mpcgw risk``: keys files, option checks, what is sent and how a released result prints.
 
 No consortium runs here: the gateway client's calls are replaced where a command
-would reach the gateway, so what is checked is what the CLI reads, validates,
-seals locally and would send, and how it prints a released result.
+would reach the gateway, so what is checked is what the CLI reads, validates and
+would send, and how it prints a released result.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
-import shutil
 from decimal import Decimal
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
 import pytest
-from typer.testing import CliRunner
 
-from mpc_gateway.cli.app import app
-from mpc_gateway.cli.model import load_model_file, load_weights_file, seal_weights_file
 from mpc_gateway.cli.risk import read_keys
 from mpc_gateway.client import GatewayClient, QueryStatus
 from mpc_gateway.computations import Outcome, Released
@@ -27,66 +23,17 @@ from mpc_gateway.computations.concentration import ConcentrationOutcome
 from mpc_gateway.computations.histogram import HistogramOutcome
 from mpc_gateway.computations.quantile import QuantileOutcome
 from mpc_gateway.computations.score import ScoreOutcome
-from mpc_gateway.computations.scoring import ScoringModel, open_weight_share
-from mpc_gateway.errors import IntegrityError, InvalidQueryError, PolicyDeniedError
-from mpc_gateway.pki import ConsortiumLayout, Identity, init_consortium
-from mpc_gateway.pki.sealing import node_certificates
+from mpc_gateway.errors import InvalidQueryError
+from mpc_gateway.pki import ConsortiumLayout
 from mpc_gateway.policy import OutputControls
 from mpc_gateway.policy.models import MAX_BATCH
 from mpc_gateway.rpc.convert import request_from_proto
+from tests.unit import cli_cases
+from tests.unit.cli_cases import _invoke, _pki, _write
 
-NODES = ("bank-a", "bank-b", "broker-c")
-ALICE = "analyst/alice"
+layout = cli_cases.layout  # the module-scoped fixture, so that pytest finds it here
+
 MODEL_ID = "ab" * 32
-WEIGHTS = [8_388_593, -7_340_011, 6_291_469]  # distinctive: must not appear in what is sent
-INTERCEPT = -5_242_877
-
-
-@pytest.fixture(scope="module")
-def layout(tmp_path_factory: pytest.TempPathFactory) -> ConsortiumLayout:
-    return init_consortium(tmp_path_factory.mktemp("pki"), nodes=NODES, analysts=("alice",))
-
-
-def _secret_model(**changes: Any) -> dict[str, Any]:
-    return {
-        "name": "pd-test",
-        "kind": "logistic",
-        "features": [
-            {"name": "total_exposure", "scale": 100_000_000},
-            {"name": "any_default"},
-            {"name": "worst_rating"},
-        ],
-        "frac_bits": 16,
-        "weight_bits": 24,
-        "weights_secret": True,
-        "threshold": "0.25",
-        "output": "decisions",
-        **changes,
-    }
-
-
-def _public_model(**changes: Any) -> dict[str, Any]:
-    fields = {
-        **_secret_model(),
-        "name": "pd-public",
-        "weights_secret": False,
-        "weights": [3277, 144179, 29491],
-        "intercept": -222822,
-        **changes,
-    }
-    return fields
-
-
-def _write(path: Path, data: Any) -> Path:
-    path.write_text(data if isinstance(data, str) else json.dumps(data), encoding="utf-8")
-    return path
-
-
-def _invoke(*args: str, input: str | None = None) -> Any:
-    result = CliRunner(env={"COLUMNS": "200"}).invoke(app, list(args), input=input)
-    # errors end in a message and an exit code, never in a traceback
-    assert result.exception is None or isinstance(result.exception, SystemExit), result.output
-    return result
 
 
 # --- keys files -------------------------------------------------------------------------------
@@ -161,10 +108,6 @@ def gateway(monkeypatch: pytest.MonkeyPatch) -> Recorder:
         GatewayClient, "explain", lambda c, *a, **kw: recorder.call(c, True, *a, **kw)
     )
     return recorder
-
-
-def _pki(layout: ConsortiumLayout) -> tuple[str, str]:
-    return "--pki", str(layout.root)
 
 
 def test_score_reads_keys_from_stdin_and_prints_a_decision_per_key(
@@ -367,159 +310,3 @@ def test_status_prints_a_released_risk_result(
     assert "HHI over its limit: no" in result.output
     result = _invoke("status", "q" * 32, "--json", *_pki(layout))
     assert json.loads(result.output)["hhi_over_limit"] is False
-
-
-# --- model files, weights files, sealing ------------------------------------------------------
-
-
-def test_the_owner_is_filled_in_with_your_identity(tmp_path: Path) -> None:
-    path = _write(tmp_path / "m.json", _public_model())
-    model = load_model_file(path, ALICE)
-    assert model.owner == ALICE and model.weights == (3277, 144179, 29491)
-    assert load_model_file(_write(tmp_path / "n.json", _public_model(owner=ALICE)), ALICE) == model
-
-
-def test_a_model_owned_by_someone_else_is_refused(tmp_path: Path) -> None:
-    path = _write(tmp_path / "m.json", _public_model(owner="analyst/bob"))
-    with pytest.raises(PolicyDeniedError, match="owned by 'analyst/bob'"):
-        load_model_file(path, ALICE)
-
-
-@pytest.mark.parametrize(
-    ("content", "problem"),
-    [
-        ("[1, 2", "is not JSON"),
-        ([1, 2], "one JSON object"),
-        (_public_model(kind="probit"), "kind"),
-        (_public_model(weights=[1, 2]), "one weight per feature"),
-        (_secret_model(weights=[1, 2, 3]), "must not carry weights"),
-    ],
-)
-def test_invalid_model_files_are_refused(tmp_path: Path, content: Any, problem: str) -> None:
-    with pytest.raises(InvalidQueryError, match=problem):
-        load_model_file(_write(tmp_path / "m.json", content), ALICE)
-
-
-def _model() -> ScoringModel:
-    return ScoringModel.model_validate({**_secret_model(), "owner": ALICE})
-
-
-def test_a_weights_file_holds_fixed_point_integers(tmp_path: Path) -> None:
-    path = _write(tmp_path / "w.json", {"weights": WEIGHTS, "intercept": INTERCEPT})
-    assert load_weights_file(path, _model()) == (WEIGHTS, INTERCEPT)
-
-
-@pytest.mark.parametrize(
-    ("content", "problem"),
-    [
-        ("{", "is not JSON"),
-        ({"weights": [1, 2, 3]}, "must hold exactly"),
-        ({"weights": [1, 2, 3], "intercept": 0, "bias": 1}, "must hold exactly"),
-        ({"weights": [0.05, 2, 3], "intercept": 0}, r"round\(w \* 2\*\*16\)"),
-        ({"weights": [True, 2, 3], "intercept": 0}, "fixed-point integers"),
-        ({"weights": [1, 2, 3], "intercept": -3.4}, "intercept"),
-        ({"weights": "1,2,3", "intercept": 0}, "must be a list"),
-        ({"weights": [1, 2], "intercept": 0}, "2 weights; the model has 3 features"),
-        ({"weights": [1, 2, 1 << 24], "intercept": 0}, r"\|w\| < 2\*\*24"),
-        ({"weights": [1, 2, 3], "intercept": -(1 << 24)}, r"\|w\| < 2\*\*24"),
-    ],
-)
-def test_invalid_weights_files_are_refused(tmp_path: Path, content: Any, problem: str) -> None:
-    with pytest.raises(InvalidQueryError, match=problem):
-        load_weights_file(_write(tmp_path / "w.json", content), _model())
-
-
-def test_node_certificates_come_in_party_order(layout: ConsortiumLayout) -> None:
-    certs = node_certificates(layout.root)
-    assert tuple(certs) == NODES
-    for node, pem in certs.items():
-        path = layout.tls_paths(Identity("node", node, layout.trust_domain))[0]
-        assert pem == path.read_bytes()
-
-
-def test_a_node_certificate_swapped_for_another_is_refused(
-    layout: ConsortiumLayout, tmp_path: Path
-) -> None:
-    copy = Path(shutil.copytree(layout.root, tmp_path / "pki"))
-    shutil.copy(copy / "node" / "bank-b" / "tls.crt", copy / "node" / "bank-a" / "tls.crt")
-    with pytest.raises(IntegrityError, match="certifies node/bank-b, not node bank-a"):
-        node_certificates(copy)
-    foreign = init_consortium(tmp_path / "other", nodes=NODES)  # same names, another CA
-    shutil.copy(foreign.root / "node" / "bank-a" / "tls.crt", copy / "node" / "bank-a" / "tls.crt")
-    with pytest.raises(IntegrityError, match="not a certificate the consortium CA issued"):
-        node_certificates(copy)
-
-
-def _opened(layout: ConsortiumLayout, model: ScoringModel, sealed: Any) -> list[list[int]]:
-    shares = []
-    for node in NODES:
-        key = layout.tls_paths(Identity("node", node, layout.trust_domain))[1].read_bytes()
-        shares.append(open_weight_share(model, sealed, node, key))
-    return shares
-
-
-def test_sealing_gives_one_share_per_node_that_add_up_to_the_weights(
-    layout: ConsortiumLayout, tmp_path: Path
-) -> None:
-    model = _model()
-    weights = _write(tmp_path / "w.json", {"weights": WEIGHTS, "intercept": INTERCEPT})
-    sealed = seal_weights_file(model, weights, layout.root)
-    assert sealed.model_id == model.model_id and tuple(sealed.shares) == NODES
-    shares = _opened(layout, model, sealed)
-    assert [sum(column) for column in zip(*shares)] == [*WEIGHTS, INTERCEPT]
-    assert all(share != [*WEIGHTS, INTERCEPT] for share in shares)
-
-
-def test_register_seals_locally_and_sends_no_plaintext_weight(
-    layout: ConsortiumLayout, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    sent: list[Any] = []
-
-    def register(client: GatewayClient, model: ScoringModel, sealed: Any = None) -> str:
-        sent.append((model, sealed))
-        return model.model_id
-
-    monkeypatch.setattr(GatewayClient, "register_model", register)
-    model_file = _write(tmp_path / "m.json", _secret_model())  # no owner: filled in
-    weights = _write(tmp_path / "w.json", {"weights": WEIGHTS, "intercept": INTERCEPT})
-    result = _invoke("model", "register", str(model_file), "--weights", str(weights), *_pki(layout))
-    assert result.exit_code == 0, result.output
-    ((model, sealed),) = sent
-    assert model.owner == ALICE and model.weights is None
-    assert result.stdout.strip() == model.model_id  # the id alone on stdout, for scripts
-    assert "sealed to bank-a, bank-b, broker-c" in result.stderr
-    request = model.model_dump_json() + sealed.model_dump_json()
-    assert not any(str(abs(w)) in request for w in (*WEIGHTS, INTERCEPT))
-    shares = _opened(layout, model, sealed)
-    assert [sum(column) for column in zip(*shares)] == [*WEIGHTS, INTERCEPT]
-
-
-@pytest.mark.parametrize(
-    ("model", "with_weights", "problem"),
-    [
-        (_secret_model(), False, "has secret weights: give them with --weights"),
-        (_public_model(), True, "carries public weights; --weights is for weights_secret"),
-        (_public_model(owner="analyst/bob"), False, "owned by 'analyst/bob'"),
-        (_public_model(name="PD 2027"), False, "'^[a-z_][a-z0-9_-]{0,62}$'"),  # shown verbatim
-    ],
-)
-def test_register_refuses_what_the_gateway_would_refuse_without_calling_it(
-    layout: ConsortiumLayout,
-    tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
-    model: dict[str, Any],
-    with_weights: bool,
-    problem: str,
-) -> None:
-    def unreachable(*args: Any, **kwargs: Any) -> str:
-        raise AssertionError("the gateway was called")
-
-    monkeypatch.setattr(GatewayClient, "register_model", unreachable)
-    weights = _write(tmp_path / "w.json", {"weights": WEIGHTS, "intercept": INTERCEPT})
-    extra = ["--weights", str(weights)] if with_weights else []
-    result = _invoke(
-        "model", "register", str(_write(tmp_path / "m.json", model)), *extra, *_pki(layout)
-    )
-    assert result.exit_code in (2, 3)
-    assert result.output.startswith("error: ")
-    assert problem in " ".join(result.output.split())
