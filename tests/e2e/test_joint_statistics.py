@@ -29,13 +29,14 @@ def test_group_by_covers_every_declared_group_even_when_empty(
 ) -> None:
     query = ExampleQuery(
         "empty groups",
-        ("count", "mean:exposure", "min:exposure"),
+        ("count", "sum:exposure", "mean:exposure", "stddev:exposure", "min:exposure"),
         where="exposure > 99999990",
         group_by="rating",
     )
     checked = run_checked(analyst, consortium.files, query, loans_columns)
     assert [g for g, _ in checked.secure.rows] == ["AAA", "AA", "A", "BBB", "BB", "B", "CCC"]
-    assert all(values == (0, None, None) for _, values in checked.secure.rows)
+    # as the README says: count and sum 0 (sums over no rows), the rest undefined
+    assert all(values == (0, 0, None, None, None) for _, values in checked.secure.rows)
     assert checked.matches
 
 
