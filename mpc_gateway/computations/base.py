@@ -26,7 +26,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from functools import cached_property
-from typing import Any, ClassVar, Generic, Literal, Self, TypeVar
+from typing import Any, ClassVar, Generic, Literal, Self, TypeVar, cast
 
 import duckdb
 from google.protobuf.message import Message
@@ -281,9 +281,18 @@ class Computation(ABC, Generic[R, P, Out]):
     outputs: ClassVar[tuple[str, ...]] = ()
     """The risk outputs its plans may declare (the policy files' vocabulary)."""
 
-    @abstractmethod
     def build(self, request: R, schema: DatasetSchema, planning: Planning) -> P:
-        """Validate ``request`` against ``schema``; InvalidQueryError naming what does not fit."""
+        """Validate ``request`` against ``schema``; InvalidQueryError naming what does not fit.
+
+        By default the plan is the request's fields with the analyst and the schema's
+        hash, checked as every node will check it; a computation whose plan holds more
+        (a group domain, a registered model) builds its own.
+        """
+        fields = request.model_dump(exclude={"kind"})
+        given = {**fields, "analyst": planning.analyst, "schema_hash": schema.schema_hash}
+        plan = cast(P, self.plan_type.model_validate(given))
+        self.check(plan, schema, planning.parties)
+        return plan
 
     @abstractmethod
     def check(self, plan: P, schema: DatasetSchema, parties: int) -> None:

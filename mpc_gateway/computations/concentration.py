@@ -28,7 +28,6 @@ from mpc_gateway.computations.base import (
     LocalData,
     Outcome,
     Plan,
-    Planning,
     ProgramCall,
     Request,
 )
@@ -182,14 +181,6 @@ class Concentration(Computation[ConcentrationRequest, ConcentrationPlan, Concent
     outcome_type = ConcentrationOutcome
     lane = "long"
     outputs = ("over_limit", "hhi", "hhi_flag")
-
-    def build(
-        self, request: ConcentrationRequest, schema: DatasetSchema, planning: Planning
-    ) -> ConcentrationPlan:
-        fields = request.model_dump(exclude={"kind"})
-        plan = ConcentrationPlan(analyst=planning.analyst, schema_hash=schema.schema_hash, **fields)
-        self.check(plan, schema, planning.parties)
-        return plan
 
     def _layout(
         self, plan: ConcentrationPlan, schema: DatasetSchema, parties: int

@@ -28,7 +28,6 @@ from mpc_gateway.computations.base import (
     LocalData,
     Outcome,
     Plan,
-    Planning,
     ProgramCall,
     Request,
     format_value,
@@ -182,14 +181,6 @@ class Histograms(Computation[HistogramRequest, HistogramPlan, HistogramOutcome])
     outcome_type = HistogramOutcome
     lane = "long"
     outputs = ("histogram",)
-
-    def build(
-        self, request: HistogramRequest, schema: DatasetSchema, planning: Planning
-    ) -> HistogramPlan:
-        fields = request.model_dump(exclude={"kind"})
-        plan = HistogramPlan(analyst=planning.analyst, schema_hash=schema.schema_hash, **fields)
-        self.check(plan, schema, planning.parties)
-        return plan
 
     def layout(self, plan: HistogramPlan, schema: DatasetSchema, parties: int) -> HistogramLayout:
         return histogram_layout(

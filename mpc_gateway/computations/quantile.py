@@ -28,7 +28,6 @@ from mpc_gateway.computations.base import (
     LocalData,
     Outcome,
     Plan,
-    Planning,
     ProgramCall,
     Request,
     format_value,
@@ -136,14 +135,6 @@ class Quantiles(Computation[QuantileRequest, QuantilePlan, QuantileOutcome]):
     outcome_type = QuantileOutcome
     lane = "long"
     outputs = ("quantile",)
-
-    def build(
-        self, request: QuantileRequest, schema: DatasetSchema, planning: Planning
-    ) -> QuantilePlan:
-        fields = request.model_dump(exclude={"kind"})
-        plan = QuantilePlan(analyst=planning.analyst, schema_hash=schema.schema_hash, **fields)
-        self.check(plan, schema, planning.parties)
-        return plan
 
     def layout(self, plan: QuantilePlan, schema: DatasetSchema, parties: int) -> QuantileLayout:
         return quantile_layout(

@@ -21,7 +21,8 @@ from mpc_gateway.errors import InvalidQueryError
 from mpc_gateway.pki import Identity, load_layout, load_signing_key
 from mpc_gateway.proto.v1 import node_pb2
 from tests.e2e.conftest import client_for
-from tests.e2e.test_failures import _gateway_stub, _order_for
+from tests.e2e.test_failures import _gateway_stub
+from tests.forged import count_plan, forge
 
 pytestmark = pytest.mark.e2e
 
@@ -208,14 +209,8 @@ def test_split_view_between_gateway_and_a_node_is_detected(
 
 
 def test_node_refuses_an_order_the_gateway_did_not_log(audited: LocalConsortium) -> None:
-    layout = load_layout(audited.files.pki_dir)
-    key = load_signing_key(
-        layout.signing_paths(Identity("gateway", "gateway", layout.trust_domain))[1]
-    )
-    data = _order_for(audited).canonical()
-    request = node_pb2.SignedOrder(
-        order=data, signature=key.sign(data)
-    )  # validly signed, no evidence
+    forged = forge(audited.files, count_plan())
+    request = node_pb2.SignedOrder(order=forged.data, signature=forged.signature)  # no evidence
     with pytest.raises(grpc.RpcError) as caught:
         _gateway_stub(audited, "bank-a").Execute(request, timeout=10)
     assert caught.value.code() == grpc.StatusCode.UNAUTHENTICATED

@@ -12,30 +12,23 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from mpc_gateway.client import GatewayClient
-from mpc_gateway.computations.aggregate import (
-    Aggregate,
-    AggregateRequest,
-    build_plan,
-)
-from mpc_gateway.devnet.localnet import LocalConsortium, schema_path
+from mpc_gateway.devnet.localnet import LocalConsortium
 from mpc_gateway.errors import (
     GatewayError,
     InvalidQueryError,
     NodeUnavailableError,
     PolicyDeniedError,
 )
-from mpc_gateway.orders import ExecutionOrder, Party
 from mpc_gateway.pki import (
     Identity,
     init_consortium,
     load_layout,
-    load_signing_key,
     tls_credentials_bytes,
 )
 from mpc_gateway.proto.v1 import gateway_pb2, gateway_pb2_grpc, node_pb2, node_pb2_grpc
-from mpc_gateway.query.schema import load_schema
 from mpc_gateway.rpc.server import client_channel
 from tests.e2e.conftest import client_for
+from tests.forged import count_plan, forge
 
 pytestmark = pytest.mark.e2e
 
@@ -114,30 +107,6 @@ def test_analyst_may_not_call_a_node(consortium) -> None:
     assert "only gateway/gateway may" in caught.value.details()
 
 
-def _order_for(consortium: LocalConsortium) -> ExecutionOrder:
-    schema = load_schema(schema_path())
-    plan = build_plan(
-        AggregateRequest(dataset="loans", aggregates=(Aggregate(func="count"),)),
-        schema,
-        "analyst/alice",
-    )
-    now = int(time.time() * 1000)
-    parties = tuple(
-        Party(index=i, name=n, host="127.0.0.1", port=1 + i)
-        for i, n in enumerate(consortium.files.nodes)
-    )
-    return ExecutionOrder(
-        query_id="forged",
-        plan=plan,
-        plan_hash=plan.plan_hash,
-        epoch=now,
-        sequence=0,
-        parties=parties,
-        issued_at_ms=now,
-        deadline_ms=now + 5000,
-    )
-
-
 def _gateway_stub(consortium: LocalConsortium, node: str) -> node_pb2_grpc.NodeServiceStub:
     layout = load_layout(consortium.files.pki_dir)
     tls = tls_credentials_bytes(layout, Identity("gateway", "gateway", layout.trust_domain))
@@ -145,21 +114,16 @@ def _gateway_stub(consortium: LocalConsortium, node: str) -> node_pb2_grpc.NodeS
 
 
 def test_node_refuses_an_order_signed_by_another_key(consortium) -> None:
-    data = _order_for(consortium).canonical()
-    forged = node_pb2.SignedOrder(order=data, signature=Ed25519PrivateKey.generate().sign(data))
+    forged = forge(consortium.files, count_plan(), key=Ed25519PrivateKey.generate())
     with pytest.raises(grpc.RpcError) as caught:
-        _gateway_stub(consortium, "bank-b").Execute(forged, timeout=10)
+        _gateway_stub(consortium, "bank-b").Execute(forged.message(), timeout=10)
     assert caught.value.code() == grpc.StatusCode.UNAUTHENTICATED
     assert "signature does not verify" in caught.value.details()
 
 
 def test_node_refuses_a_tampered_order(consortium) -> None:
-    layout = load_layout(consortium.files.pki_dir)
-    key = load_signing_key(
-        layout.signing_paths(Identity("gateway", "gateway", layout.trust_domain))[1]
-    )
-    data = _order_for(consortium).canonical()
-    signature = key.sign(data)
+    forged = forge(consortium.files, count_plan())
+    data, signature = forged.data, forged.signature
     tampered = data.replace(b'"analyst/alice"', b'"analyst/mallory"')
     assert tampered != data
     with pytest.raises(grpc.RpcError) as caught:

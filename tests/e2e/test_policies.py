@@ -2,15 +2,11 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 
 import grpc
 import pytest
 
-from mpc_gateway.audit.evidence import log_origin
-from mpc_gateway.audit.log import AuditEvent
-from mpc_gateway.audit.memory import InMemoryAuditLog
 from mpc_gateway.client import ApproverClient, GatewayClient
 from mpc_gateway.computations.aggregate import (
     Aggregate,
@@ -19,14 +15,13 @@ from mpc_gateway.computations.aggregate import (
 )
 from mpc_gateway.devnet.localnet import LocalConsortium, schema_path
 from mpc_gateway.errors import ApprovalMissingError, PolicyDeniedError
-from mpc_gateway.orders import ExecutionOrder, Party
-from mpc_gateway.pki import Identity, load_layout, load_signing_key
 from mpc_gateway.policy import OutputControls
 from mpc_gateway.proto.v1 import node_pb2
 from mpc_gateway.query.schema import load_schema
 from mpc_gateway.query.where import parse_where
 from tests.e2e.conftest import start_consortium
 from tests.e2e.test_failures import _gateway_stub
+from tests.forged import forge
 
 pytestmark = pytest.mark.e2e
 
@@ -137,54 +132,8 @@ def _signed_order(
     consortium: LocalConsortium, spec: AggregateRequest, controls: OutputControls
 ) -> node_pb2.SignedOrder:
     """An order as a compromised gateway (holding the gateway key) could make and log."""
-    layout = load_layout(consortium.files.pki_dir)
-    key = load_signing_key(
-        layout.signing_paths(Identity("gateway", "gateway", layout.trust_domain))[1]
-    )
     plan = build_plan(spec, load_schema(schema_path()), "analyst/alice", controls)
-    now = int(time.time() * 1000)
-    parties = tuple(
-        Party(index=i, name=n, host="127.0.0.1", port=_mpc_port(consortium, n))
-        for i, n in enumerate(consortium.files.nodes)
-    )
-    order = ExecutionOrder(
-        query_id="rogue",
-        plan=plan,
-        plan_hash=plan.plan_hash,
-        epoch=now,
-        sequence=0,
-        parties=parties,
-        issued_at_ms=now,
-        deadline_ms=now + 5000,
-    )
-    log = InMemoryAuditLog(
-        origin=log_origin(layout.trust_domain, "gateway", "gateway"),
-        signing_key=key,
-        clock=lambda: now,
-    )
-    entry = log.append(
-        AuditEvent(
-            kind="query.submitted",
-            actor="analyst/alice",
-            query_id="rogue",
-            timestamp_ms=now,
-            details={"plan_hash": plan.plan_hash},
-        )
-    )
-    head = log.signed_tree_head()
-    evidence = node_pb2.AuditEvidence(
-        entry=log.entry(entry.index),
-        index=entry.index,
-        proof=log.inclusion_proof(entry.index),
-        checkpoint=head,
-    )
-    data = order.canonical()
-    return node_pb2.SignedOrder(order=data, signature=key.sign(data), evidence=evidence)
-
-
-def _mpc_port(consortium: LocalConsortium, node: str) -> int:
-    text = consortium.files.node_config(node).read_text()
-    return int(text.split("mpc_port = ")[1].split("\n")[0])
+    return forge(consortium.files, plan, query_id="rogue").message()
 
 
 def _refusal(

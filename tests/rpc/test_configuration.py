@@ -3,25 +3,19 @@
 from __future__ import annotations
 
 import shutil
-import time
 from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
 
-from mpc_gateway.audit.evidence import DispatchEvidence, log_origin
-from mpc_gateway.audit.log import AuditEvent
-from mpc_gateway.audit.memory import InMemoryAuditLog
 from mpc_gateway.cli.app import app
-from mpc_gateway.computations import AggregateRequest
-from mpc_gateway.computations.aggregate import build_plan, parse_aggregate
 from mpc_gateway.devnet.localnet import ConsortiumFiles, schema_path
 from mpc_gateway.errors import ConfigurationError
 from mpc_gateway.node.service import Node
-from mpc_gateway.orders import ExecutionOrder, Party
-from mpc_gateway.pki import Identity, load_layout, load_signing_key
+from mpc_gateway.pki import Identity
 from mpc_gateway.query.schema import DatasetSchema, load_schema
 from mpc_gateway.settings import NodeSettings, load_settings
+from tests.forged import count_plan, forge
 
 GATEWAY = Identity("gateway", "gateway")
 
@@ -58,61 +52,6 @@ def test_a_gateway_given_a_nodes_policy_owned_by_another_exits_5(
     assert "published for node broker-c" in " ".join(result.output.split())
 
 
-def _order_for(
-    schema: DatasetSchema, files: ConsortiumFiles
-) -> tuple[bytes, bytes, DispatchEvidence]:
-    """An order the gateway signed and logged, for a plan built on ``schema``."""
-    layout = load_layout(files.pki_dir)
-    key = load_signing_key(
-        layout.signing_paths(Identity("gateway", "gateway", layout.trust_domain))[1]
-    )
-    plan = build_plan(
-        AggregateRequest(
-            dataset="loans", aggregates=(parse_aggregate("count"),), purpose="risk monitoring"
-        ),
-        schema,
-        "analyst/alice",
-    )
-    now = int(time.time() * 1000)
-    node_config = {n: load_settings(NodeSettings, files.node_config(n)) for n in files.nodes}
-    parties = tuple(
-        Party(index=i, name=n, host="127.0.0.1", port=node_config[n].mpc_port)
-        for i, n in enumerate(files.nodes)
-    )
-    order = ExecutionOrder(
-        query_id="q1",
-        plan=plan,
-        plan_hash=plan.plan_hash,
-        epoch=now,
-        sequence=0,
-        parties=parties,
-        issued_at_ms=now,
-        deadline_ms=now + 5000,
-    )
-    log = InMemoryAuditLog(
-        origin=log_origin(layout.trust_domain, "gateway", "gateway"),
-        signing_key=key,
-        clock=lambda: now,
-    )
-    entry = log.append(
-        AuditEvent(
-            kind="query.submitted",
-            actor="analyst/alice",
-            query_id="q1",
-            timestamp_ms=now,
-            details={"plan_hash": plan.plan_hash},
-        )
-    )
-    evidence = DispatchEvidence(
-        log.entry(entry.index),
-        entry.index,
-        tuple(log.inclusion_proof(entry.index)),
-        log.signed_tree_head(),
-    )
-    data = order.canonical()
-    return data, key.sign(data), evidence
-
-
 def test_a_node_whose_schema_differs_from_the_gateways_refuses_as_a_configuration_error(
     files: ConsortiumFiles, tmp_path: Path
 ) -> None:
@@ -128,21 +67,12 @@ def test_a_node_whose_schema_differs_from_the_gateways_refuses_as_a_configuratio
             {**schema.model_dump(), "description": "another version"}
         )
         assert other.schema_hash != schema.schema_hash
-        data, signature, evidence = _order_for(other, files)
+        forged = forge(files, count_plan(other))
         with pytest.raises(
             ConfigurationError, match="schema of 'loans' differs from the gateway's"
         ):
-            node.execute(GATEWAY, data, signature, evidence, 5.0)
-        assert (
-            ConfigurationError.exit_code == 5 and ConfigurationError.status == "FAILED_PRECONDITION"
-        )
-        data, signature, evidence = _order_for(
-            schema, files
-        )  # the same order on its schema: no refusal
-        assert (
-            node.witness.log.events(kind="order.refused")[-1]
-            .event.details["reason"]
-            .startswith("bank-a")
-        )
+            node.execute(GATEWAY, forged.data, forged.signature, forged.evidence, 5.0)
+        refused = node.witness.log.events(kind="order.refused")[-1].event
+        assert "differs from the gateway's" in str(refused.details["reason"])  # in its witness log
     finally:
         node.close()

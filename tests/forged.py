@@ -1,0 +1,112 @@
+"""Orders as a compromised gateway (one holding the gateway's signing key) could make them.
+
+What every test of a node's own checks needs: an execution order for any plan,
+signed with the gateway's key (or another), and the audit evidence the node
+demands, from a log of the attacker's own that the same key signs.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from mpc_gateway.audit.evidence import DispatchEvidence, log_origin
+from mpc_gateway.audit.log import AuditEvent
+from mpc_gateway.audit.memory import InMemoryAuditLog
+from mpc_gateway.computations import AggregateRequest, Plan
+from mpc_gateway.computations.aggregate import build_plan, parse_aggregate
+from mpc_gateway.devnet.localnet import ConsortiumFiles, schema_path
+from mpc_gateway.orders import ExecutionOrder, Party
+from mpc_gateway.pki import Identity, load_layout, load_signing_key
+from mpc_gateway.proto.v1 import node_pb2
+from mpc_gateway.query.schema import DatasetSchema, load_schema
+from mpc_gateway.settings import NodeSettings, load_settings
+
+__all__ = ["Forged", "gateway_key", "count_plan", "parties", "forge"]
+
+
+def gateway_key(pki_dir: Path) -> Ed25519PrivateKey:
+    layout = load_layout(pki_dir)
+    return load_signing_key(
+        layout.signing_paths(Identity("gateway", "gateway", layout.trust_domain))[1]
+    )
+
+
+def count_plan(schema: DatasetSchema | None = None, purpose: str = "risk monitoring") -> Plan:
+    request = AggregateRequest(
+        dataset="loans", aggregates=(parse_aggregate("count"),), purpose=purpose
+    )
+    return build_plan(request, schema or load_schema(schema_path()), "analyst/alice")
+
+
+def parties(files: ConsortiumFiles) -> tuple[Party, ...]:
+    """The consortium's parties at their real MPC ports (as the nodes' configs say)."""
+    ports = {n: load_settings(NodeSettings, files.node_config(n)).mpc_port for n in files.nodes}
+    return tuple(
+        Party(index=i, name=n, host="127.0.0.1", port=ports[n]) for i, n in enumerate(files.nodes)
+    )
+
+
+@dataclass(frozen=True)
+class Forged:
+    order: ExecutionOrder
+    data: bytes  # the order's canonical bytes
+    signature: bytes
+    evidence: DispatchEvidence
+
+    def message(self) -> node_pb2.SignedOrder:
+        evidence = node_pb2.AuditEvidence(
+            entry=self.evidence.entry,
+            index=self.evidence.index,
+            proof=self.evidence.proof,
+            checkpoint=self.evidence.checkpoint,
+        )
+        return node_pb2.SignedOrder(order=self.data, signature=self.signature, evidence=evidence)
+
+
+def forge(
+    files: ConsortiumFiles,
+    plan: Plan,
+    *,
+    key: Ed25519PrivateKey | None = None,
+    query_id: str = "forged",
+    step: dict[str, object] | None = None,
+) -> Forged:
+    """``plan`` as an order signed with ``key`` (default: the gateway's), in a log it signs."""
+    signing = key or gateway_key(files.pki_dir)
+    now = int(time.time() * 1000)
+    order = ExecutionOrder(
+        query_id=query_id,
+        plan=plan,
+        plan_hash=plan.plan_hash,
+        epoch=now,
+        sequence=0,
+        parties=parties(files),
+        issued_at_ms=now,
+        deadline_ms=now + 5000,
+        step=step or {},
+    )
+    trust_domain = load_layout(files.pki_dir).trust_domain
+    log = InMemoryAuditLog(
+        origin=log_origin(trust_domain, "gateway", "gateway"),
+        signing_key=signing,
+        clock=lambda: now,
+    )
+    entry = log.append(
+        AuditEvent(
+            kind="query.submitted",
+            actor=plan.analyst,
+            query_id=query_id,
+            timestamp_ms=now,
+            details={"plan_hash": plan.plan_hash},
+        )
+    )
+    head = log.signed_tree_head()
+    evidence = DispatchEvidence(
+        log.entry(entry.index), entry.index, tuple(log.inclusion_proof(entry.index)), head
+    )
+    data = order.canonical()
+    return Forged(order, data, signing.sign(data), evidence)
