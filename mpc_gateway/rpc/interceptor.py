@@ -55,28 +55,34 @@ class AccessInterceptor(grpc.ServerInterceptor):
     def __init__(self, rules: Rules, trust_domain: str) -> None:
         self._rules = dict(rules)
         self._trust_domain = trust_domain
+        self._guarded: dict[str, Handler] = {}  # by method: wrapped once, not per call
 
     def intercept_service(
         self,
         continuation: Callable[[grpc.HandlerCallDetails], Handler | None],
         handler_call_details: grpc.HandlerCallDetails,
     ) -> Handler | None:
+        method = handler_call_details.method
+        if method in self._guarded:
+            return self._guarded[method]
         handler = continuation(handler_call_details)
         if handler is None:
             return None
-        method = handler_call_details.method
         rule = self._rules.get(method)
         if rule is not None and ANYONE in rule:
             return handler
         if handler.request_streaming or handler.response_streaming or handler.unary_unary is None:
-            return _refusing(handler, f"{method} is not open to callers")
-        return grpc.unary_unary_rpc_method_handler(
-            self._guarded(method, rule, handler.unary_unary),
-            request_deserializer=handler.request_deserializer,
-            response_serializer=handler.response_serializer,
-        )
+            guarded = _refusing(handler, f"{method} is not open to callers")
+        else:
+            guarded = grpc.unary_unary_rpc_method_handler(
+                self._guard(method, rule, handler.unary_unary),
+                request_deserializer=handler.request_deserializer,
+                response_serializer=handler.response_serializer,
+            )
+        self._guarded[method] = guarded
+        return guarded
 
-    def _guarded(
+    def _guard(
         self,
         method: str,
         rule: Sequence[str] | None,
