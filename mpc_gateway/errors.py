@@ -101,10 +101,16 @@ class DisclosureRiskError(GatewayError):
 
 
 class BudgetExhaustedError(GatewayError):
-    """The caller has used up its query allowance."""
+    """The caller has used up an allowance: ``rule`` says which (daily queries, privacy)."""
 
     status = "RESOURCE_EXHAUSTED"
     exit_code = 3
+
+    def __init__(
+        self, public_message: str, query_id: str | None = None, *, rule: str = "dataset.daily_limit"
+    ) -> None:
+        super().__init__(public_message, query_id)
+        self.rule = rule
 
 
 class NodeUnavailableError(GatewayError):

@@ -67,7 +67,7 @@ class NodeSettings(_Settings):
     gateway: str = Field(default="gateway", pattern=_NAME)
     audit_db: Path = Path("audit.sqlite")  # this node's witness log
     policy: Path  # this institution's policy file
-    usage_db: Path = Path("usage.sqlite")  # queries per analyst per day, for the daily limit
+    usage_db: Path = Path("usage.sqlite")  # daily query counts and privacy budgets spent
     scan_threads: int = Field(default=1, ge=1, le=256)  # DuckDB threads for local pre-aggregation
     datasets: dict[str, DatasetSource]
     log_level: str = "INFO"
@@ -81,7 +81,7 @@ class GatewaySettings(_Settings):
     pki_dir: Path
     audit_db: Path = Path("audit.sqlite")
     consortium_policy: Path
-    usage_db: Path = Path("usage.sqlite")
+    usage_db: Path = Path("usage.sqlite")  # daily query counts and privacy budgets spent
     query_timeout_s: float = Field(default=30.0, gt=0, le=3600)
     risk_timeout_s: float = Field(default=600.0, gt=0, le=3600)  # per MPC job of a risk query
     models_dir: Path = Path("models")  # registered scoring models (public records, sealed weights)

@@ -21,7 +21,12 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from mpc_gateway.computations.aggregate_layout import ALL_ROWS, layout_for, local_aggregates
+from mpc_gateway.computations.aggregate_layout import (
+    ALL_ROWS,
+    add_noise,
+    layout_for,
+    local_aggregates,
+)
 from mpc_gateway.computations.aggregate_result import (
     AggregateOutcome,
     decode_result,
@@ -153,7 +158,13 @@ class AggregatePlan(Plan):
         uses = [ColumnUse(a.column, "aggregate", a.func) for a in self.aggregates if a.column]
         if self.group_by is not None:
             uses.append(ColumnUse(self.group_by, "group_by"))
-        return Declaration(uses=tuple(uses))
+        extremes = sorted({a.label for a in self.aggregates if a.func in ("min", "max")})
+        blocker = (
+            f"{', '.join(extremes)} release single values, which noise cannot protect"
+            if extremes
+            else None
+        )
+        return Declaration(uses=tuple(uses), dp_blocker=blocker)
 
     def disclosure(self, institutions: list[str]) -> list[dict[str, str]]:
         output = self.controls
@@ -161,8 +172,15 @@ class AggregatePlan(Plan):
         cells = f"per {self.group_by}" if self.group_by else "over all matching rows (one cell)"
         analyst = f"{self.analyst} receives {labels} {cells} {_conditions(output)}"
         analyst += _rounding(output)
+        if output.dp_rho is not None:
+            analyst += (
+                "; every count and sum carries discrete Gaussian noise drawn inside the MPC, "
+                f"and the query costs ρ {output.dp_rho} (zCDP) of the privacy budgets"
+            )
         if output.evaluated_in_mpc:
-            analyst += "; suppressed cells are reported without values, with the rules they failed"
+            analyst += "; suppressed cells are reported as withheld, without values"
+            if output.report_rules:
+                analyst += ", with the rules they failed"
         nodes = ", ".join(institutions) or "the nodes"
         return [
             {"to": self.analyst, "text": analyst},
@@ -262,7 +280,7 @@ class Aggregates(Computation[AggregateRequest, AggregatePlan, AggregateOutcome])
         self, plan: AggregatePlan, step: dict[str, Any], data: LocalData
     ) -> ProgramCall:
         layout = layout_for(plan, data.schema, data.parties)
-        local = local_aggregates(data.cursor, plan, layout, data.where)
+        local = add_noise(layout, local_aggregates(data.cursor, plan, layout, data.where))
         args = {
             **local,
             "bits": layout.bits,

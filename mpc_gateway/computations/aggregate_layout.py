@@ -6,6 +6,14 @@ make the secure computation exact for the schema's declared bounds.
 :func:`local_aggregates` is a node's side: one parameterised ``GROUP BY`` over
 its table ``data``, returning the layout's fixed-shape integer arrays; the rows
 themselves never leave it.
+
+Under differential privacy (``controls.dp_rho``) every additive column is a
+noisy release: one record moves a cell's count by 1 and a sum (of squares) by at
+most the column's declared magnitude (squared), so those are the sensitivities;
+:func:`~mpc_gateway.privacy.calibrate` gives each column its noise scale, and a
+column whose scale would be too large for exact 64-bit sampling is counted in a
+coarser ``unit`` (each record's value rounded to it). Each node adds its noise
+to its own inputs (:func:`add_noise`), so the sum the MPC opens is noisy.
 """
 
 from __future__ import annotations
@@ -17,13 +25,15 @@ import duckdb
 import numpy as np
 
 from mpc_gateway.policy.controls import OutputControls
+from mpc_gateway.privacy import MAX_SCALE, NoisyRelease, calibrate, sample
+from mpc_gateway.privacy.noise import TAIL
 from mpc_gateway.query.schema import DatasetSchema
 from mpc_gateway.query.sql import Where, ident
 
 if TYPE_CHECKING:
     from mpc_gateway.computations.aggregate import AggregatePlan
 
-__all__ = ["ALL_ROWS", "Stat", "AggregateLayout", "layout_for", "local_aggregates"]
+__all__ = ["ALL_ROWS", "Stat", "AggregateLayout", "layout_for", "local_aggregates", "add_noise"]
 
 ALL_ROWS = "*"
 """The one group of a query without a group-by."""
@@ -41,6 +51,8 @@ class AggregateLayout:
     minima and ``-sentinel`` to maxima, which the joint count exposes as empty.
     ``bits`` is the secure integer size that keeps every sum, square sum,
     comparison and dominance product exact for the schema's declared bounds.
+    Under DP, ``noise`` holds each additive column's release (sensitivity and
+    scale in its ``units``); without, every unit is 1 and ``noise`` is empty.
     """
 
     additive: tuple[tuple[Stat, str | None], ...]
@@ -49,6 +61,11 @@ class AggregateLayout:
     bits: int
     sentinel: int
     controls: OutputControls
+    units: tuple[int, ...] = ()
+    noise: tuple[NoisyRelease, ...] = ()
+
+    def unit(self, stat: Stat, column: str | None) -> int:
+        return self.units[self.additive_index(stat, column)] if self.units else 1
 
     def additive_index(self, stat: Stat, column: str | None) -> int:
         return self.additive.index((stat, column))
@@ -64,6 +81,7 @@ class AggregateLayout:
             "min_institutions": self.controls.min_institutions,
             "dominance_percent": self.controls.dominance_percent,
             "dominance_columns": sums if self.controls.dominance_percent is not None else [],
+            "report_rules": self.controls.report_rules,
         }
 
 
@@ -89,15 +107,18 @@ def layout_for(plan: AggregatePlan, schema: DatasetSchema, parties: int) -> Aggr
             key: tuple[Stat, str | None] = (stat, None if stat == "count" else agg.column)
             if key not in additive:
                 additive.append(key)
-    if plan.controls.evaluated_in_mpc and ("count", None) not in additive:
+    needs_count = plan.controls.evaluated_in_mpc or plan.controls.dp_rho is not None
+    if needs_count and ("count", None) not in additive:
         additive.insert(0, ("count", None))
+    magnitudes = [_magnitude(schema, stat, column) for stat, column in additive]
+    units, noise = _noise(plan.controls, additive, magnitudes)
     rows = schema.max_rows_per_node * parties
     bound = rows
-    for stat, column in additive:
-        if column is not None:
-            magnitude = schema.numeric(column).magnitude
-            power = 2 if stat == "sumsq" else 1
-            bound = max(bound, rows * magnitude**power * (100 if power == 1 else 1))
+    for k, (stat, _) in enumerate(additive):
+        unit = units[k] if units else 1
+        headroom = parties * TAIL * int(noise[k].scale) if noise else 0  # every node's noise
+        exact = rows * -(-magnitudes[k] // unit) * (100 if stat == "sum" else 1)
+        bound = max(bound, exact + 100 * headroom)
     sentinel = 1 + max([schema.numeric(c).magnitude for c in minima + maxima], default=0)
     return AggregateLayout(
         additive=tuple(additive),
@@ -106,7 +127,51 @@ def layout_for(plan: AggregatePlan, schema: DatasetSchema, parties: int) -> Aggr
         bits=max(bound, 2 * sentinel).bit_length() + 2,
         sentinel=sentinel,
         controls=plan.controls,
+        units=units,
+        noise=noise,
     )
+
+
+def _magnitude(schema: DatasetSchema, stat: Stat, column: str | None) -> int:
+    """The most one record adds to the column: 1 to a count, |x| or x² at most to a sum."""
+    if column is None:
+        return 1
+    return int(schema.numeric(column).magnitude ** (2 if stat == "sumsq" else 1))
+
+
+def _noise(
+    controls: OutputControls, additive: list[tuple[Stat, str | None]], magnitudes: list[int]
+) -> tuple[tuple[int, ...], tuple[NoisyRelease, ...]]:
+    """Each column's unit and noisy release under ``controls.dp_rho`` (nothing without DP)."""
+    if controls.dp_rho is None:
+        return (), ()
+    names = [stat if column is None else f"{stat}({column})" for stat, column in additive]
+    # one common multiplier s for every column (sigma_k = s * sensitivity_k): find s, then
+    # count each column in the smallest unit that keeps s * sensitivity within exact sampling
+    step = max(
+        r.scale / r.sensitivity
+        for r in calibrate(controls.dp_rho, dict.fromkeys(names, 1)).values()
+    )
+    units = []
+    for magnitude in magnitudes:
+        unit = 1
+        while step * -(-magnitude // unit) > MAX_SCALE / 10:
+            unit *= 10
+        units.append(unit)
+    sensitivities = {n: -(-m // u) for n, m, u in zip(names, magnitudes, units)}
+    releases = calibrate(controls.dp_rho, sensitivities)
+    return tuple(units), tuple(releases[n] for n in names)
+
+
+def add_noise(layout: AggregateLayout, local: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """This node's inputs with its own noise added to every additive value (under DP)."""
+    if not layout.noise:
+        return local
+    additive = local["additive"].copy()
+    groups = additive.shape[0]
+    for k, release in enumerate(layout.noise):
+        additive[:, k] = additive[:, k] + sample(release.scale, groups)
+    return {**local, "additive": additive}
 
 
 def local_aggregates(
@@ -117,11 +182,15 @@ def local_aggregates(
 ) -> dict[str, np.ndarray]:
     """This node's fixed-shape integer aggregates for ``plan``, one row per group."""
     exprs = ["count(*)"]
-    for stat, column in layout.additive:
-        if stat == "sum":
-            exprs.append(f"sum({ident(str(column))})")
-        elif stat == "sumsq":
-            exprs.append(f"sum(CAST({ident(str(column))} AS HUGEINT) * {ident(str(column))})")
+    for k, (stat, column) in enumerate(layout.additive):
+        value = ident(str(column))
+        if stat == "count":
+            continue
+        term = value if stat == "sum" else f"CAST({value} AS HUGEINT) * {value}"
+        unit = layout.units[k] if layout.units else 1
+        if unit > 1:  # under DP: each record counted in units of the noise's resolution
+            term = f"(CAST({term} AS HUGEINT) + {unit // 2}) // {unit}"
+        exprs.append(f"sum({term})")
     exprs += [f"min({ident(c)})" for c in layout.minima]
     exprs += [f"max({ident(c)})" for c in layout.maxima]
     group = ident(plan.group_by) if plan.group_by else f"'{ALL_ROWS}'"

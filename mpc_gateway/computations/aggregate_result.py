@@ -1,10 +1,12 @@
 """Turn the released joint integers of an aggregate query into the statistics asked for.
 
-The receiver gets, per group, the exact joint integers of the layout (count,
-sums, sums of squares in the schema's integer encoding; minima and maxima).
-Means and deviations are computed here in exact rational arithmetic and only
-rounded once, to the nearest float, so they are exact to float precision even
-on ill-conditioned data (large values that differ little), where the usual
+The receiver gets, per group, the joint integers of the layout (count, sums,
+sums of squares in the schema's integer encoding, exact or noisy; minima and
+maxima). Counts and sums are released after the controls' rounding; means and
+deviations are computed from those released figures (so no value undoes the
+rounding or the noise of another), in exact rational arithmetic, and only
+rounded once, to the nearest float: exact to float precision even on
+ill-conditioned data (large values that differ little), where the usual
 ``E[x²] - E[x]²`` in floating point loses every digit.
 """
 
@@ -16,7 +18,7 @@ from decimal import ROUND_HALF_EVEN, Decimal, localcontext
 from fractions import Fraction
 from typing import TYPE_CHECKING, Any
 
-from mpc_gateway.computations.aggregate_layout import AggregateLayout
+from mpc_gateway.computations.aggregate_layout import AggregateLayout, Stat
 from mpc_gateway.computations.base import Display, Outcome, Request, format_value
 from mpc_gateway.policy.controls import OutputControls
 from mpc_gateway.proto.v1 import gateway_pb2
@@ -29,6 +31,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "RULES",
+    "WITHHELD",
     "Scalar",
     "AggregateOutcome",
     "decode_result",
@@ -40,6 +43,8 @@ __all__ = [
 
 Scalar = int | Decimal | float | None
 RULES = ("min_cell_count", "min_institutions", "dominance")
+WITHHELD = "withheld"
+"""A withheld cell's only reason, unless every policy lets the first rule it failed be named."""
 
 
 def _text(value: Scalar) -> Any:
@@ -101,38 +106,65 @@ def _sqrt(value: Fraction) -> float:
         return float((Decimal(value.numerator) / Decimal(value.denominator)).sqrt())
 
 
-def _statistic(func: str, count: int, s1: int, s2: int, factor: int) -> Scalar:
-    if func == "count":
-        return count
-    if func == "sum":
-        return Decimal(s1) / factor
-    if func == "mean":
-        return float(Fraction(s1, count * factor)) if count else None
-    if count < 2:
-        return None
-    variance = Fraction(count * s2 - s1 * s1, count * (count - 1) * factor * factor)
-    return float(variance) if func == "var" else _sqrt(variance)
+class _Cell:
+    """One cell's released figures: its count and sums as released (rounded, or noisy),
+    and everything else computed from those, never from exact values kept back."""
 
+    def __init__(self, layout: AggregateLayout, schema: DatasetSchema, row: dict[str, list[int]]):
+        self.layout, self.schema, self.row = layout, schema, row
+        self.controls = layout.controls
 
-def _cell(
-    agg: Aggregate, layout: AggregateLayout, schema: DatasetSchema, row: dict[str, list[int]]
-) -> Scalar:
-    func, column = agg.func, agg.column
-    add = row["additive"]
-    if func in ("min", "max"):
-        values = row["minima"] if func == "min" else row["maxima"]
-        names = layout.minima if func == "min" else layout.maxima
-        value = values[names.index(str(column))]
-        if abs(value) >= layout.sentinel:
+    def _raw(self, stat: Stat, column: str | None) -> int:
+        """The joint value of an additive column, in the schema's encoding."""
+        index = self.layout.additive_index(stat, column)
+        return self.row["additive"][index] * self.layout.unit(stat, column)
+
+    def count(self) -> int:
+        released = rounded(max(self._raw("count", None), 0), "count", self.controls)
+        assert isinstance(released, int)
+        return released
+
+    def sum(self, column: str) -> Decimal:
+        value = Decimal(self._raw("sum", column)) / self.schema.numeric(column).factor
+        released = rounded(value, "sum", self.controls)
+        assert isinstance(released, Decimal)
+        return released
+
+    def value(self, agg: Aggregate) -> Scalar:
+        func, column = agg.func, agg.column
+        if func == "count":
+            return self.count()
+        assert column is not None
+        if func in ("min", "max"):
+            return self._extreme(func, column)
+        if func == "sum":
+            return self.sum(column)
+        n = self.count()
+        if func == "mean":
+            return (
+                _within(float(Fraction(self.sum(column)) / n), self.schema, column) if n else None
+            )
+        if n < 2:
             return None
-        return Decimal(value) / schema.numeric(str(column)).factor
-    factor = 1 if column is None else schema.numeric(column).factor
-    s1 = add[layout.additive_index("sum", column)] if func != "count" else 0
-    s2 = add[layout.additive_index("sumsq", column)] if func in ("var", "stddev") else 0
-    if func == "sum":
-        return _statistic(func, 0, s1, 0, factor)
-    count = add[layout.additive_index("count", None)]
-    return _statistic(func, count, s1, s2, factor)
+        factor = self.schema.numeric(column).factor
+        total = Fraction(self.sum(column))
+        squares = Fraction(self._raw("sumsq", column), factor * factor)
+        variance = max((squares - total * total / n) / (n - 1), Fraction(0))
+        return float(variance) if func == "var" else _sqrt(variance)
+
+    def _extreme(self, func: str, column: str) -> Scalar:
+        values = self.row["minima"] if func == "min" else self.row["maxima"]
+        names = self.layout.minima if func == "min" else self.layout.maxima
+        value = values[names.index(column)]
+        if abs(value) >= self.layout.sentinel:
+            return None
+        return Decimal(value) / self.schema.numeric(column).factor
+
+
+def _within(mean: float, schema: DatasetSchema, column: str) -> float:
+    """A mean clamped to the column's declared bounds (noise can push it past them)."""
+    spec = schema.numeric(column)
+    return min(max(mean, float(spec.min)), float(spec.max))
 
 
 def rounded(value: Scalar, func: str, controls: OutputControls) -> Scalar:
@@ -153,27 +185,29 @@ def decode_result(
 ) -> AggregateOutcome:
     """Build the result table from the joint (signed) integers of each block.
 
-    A cell the MPC withheld (its rule bits in the ``controls`` block) has no values,
-    and the table's suppression report says which rules it failed.
+    A cell the MPC withheld has no values; the table's suppression report says
+    that it was withheld (block ``withheld``) or, where every policy opts in, the
+    first rule it failed (block ``failed``, one bit per rule).
     """
     widths = {
         "additive": len(layout.additive),
         "minima": len(layout.minima),
         "maxima": len(layout.maxima),
-        "controls": len(RULES) if "controls" in blocks else 0,
+        "failed": len(RULES) if "failed" in blocks else 0,
+        "withheld": 1 if "withheld" in blocks else 0,
     }
     rows, suppressed = [], {}
     for g, group in enumerate(plan.groups):
         row = {name: blocks.get(name, [])[g * w : (g + 1) * w] for name, w in widths.items()}
-        failed = tuple(rule for rule, bit in zip(RULES, row["controls"]) if bit == 0)
+        failed = tuple(rule for rule, bit in zip(RULES, row["failed"]) if bit == 1)
+        if row["withheld"] == [1]:
+            failed = (WITHHELD,)
         if failed:
             suppressed[group] = failed
             values: tuple[Scalar, ...] = tuple(None for _ in plan.aggregates)
         else:
-            values = tuple(
-                rounded(_cell(agg, layout, schema, row), agg.func, plan.controls)
-                for agg in plan.aggregates
-            )
+            cell = _Cell(layout, schema, row)
+            values = tuple(cell.value(agg) for agg in plan.aggregates)
         rows.append((group, values))
     return AggregateOutcome(
         group_by=plan.group_by,

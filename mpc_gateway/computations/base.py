@@ -306,9 +306,9 @@ class Computation(ABC, Generic[R, P, Out]):
     def run(self, plan: P, execution: Execution) -> Out:
         """Drive the plan's MPC step(s) and decode what they released."""
 
-    def continues(self, step: dict[str, Any]) -> bool:
-        """Whether this step continues a query an earlier step already started."""
-        return False
+    def steps(self, plan: P, schema: DatasetSchema, parties: int) -> int:
+        """How many MPC steps (orders at every node) the plan takes; each counts on daily limits."""
+        return 1
 
     @abstractmethod
     def request_from_proto(self, message: Any, common: dict[str, Any]) -> R:

@@ -150,8 +150,8 @@ class Quantiles(Computation[QuantileRequest, QuantilePlan, QuantileOutcome]):
         plan.check_schema(schema)
         self.layout(plan, schema, parties)
 
-    def continues(self, step: dict[str, Any]) -> bool:
-        return bool(step.get("path"))
+    def steps(self, plan: QuantilePlan, schema: DatasetSchema, parties: int) -> int:
+        return self.layout(plan, schema, parties).search().rounds
 
     def local_inputs(
         self, plan: QuantilePlan, step: dict[str, Any], data: LocalData

@@ -7,9 +7,11 @@ party would compute). Nothing in the secure path uses that pooled view.
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass, field
 from decimal import Decimal
+from fractions import Fraction
 from typing import Any
 
 import duckdb
@@ -17,7 +19,13 @@ import duckdb
 from mpc_gateway.client import GatewayClient
 from mpc_gateway.computations import Released
 from mpc_gateway.computations.aggregate import parse_aggregate
-from mpc_gateway.computations.aggregate_result import AggregateOutcome, Scalar, is_close, rounded
+from mpc_gateway.computations.aggregate_result import (
+    WITHHELD,
+    AggregateOutcome,
+    Scalar,
+    is_close,
+    rounded,
+)
 from mpc_gateway.devnet.localnet import ConsortiumFiles
 from mpc_gateway.policy import OutputControls
 from mpc_gateway.query.schema import NumericColumn
@@ -64,27 +72,21 @@ EXAMPLE_QUERIES: tuple[ExampleQuery, ...] = (
     ),
 )
 
-_SQL = {
-    "count": "count(*)",
-    "sum": "sum(CAST({c} AS DECIMAL(38, {s})))",
-    "mean": "avg(CAST({c} AS DOUBLE))",
-    "var": "var_samp(CAST({c} AS DOUBLE))",
-    "stddev": "stddev_samp(CAST({c} AS DOUBLE))",
-    "min": "min(CAST({c} AS DECIMAL(38, {s})))",
-    "max": "max(CAST({c} AS DECIMAL(38, {s})))",
-}
 
-
-def _select(query: ExampleQuery, schema_columns: dict[str, Any]) -> str:
-    exprs = []
-    for text in query.aggregates:
-        spec = parse_aggregate(text)
-        column = schema_columns.get(str(spec.column))
+def _figures(query: ExampleQuery, schema_columns: dict[str, Any]) -> tuple[list[str], str]:
+    """The columns summed, and SQL for per-group count, sums, sums of squares, minima, maxima."""
+    specs = [parse_aggregate(a) for a in query.aggregates]
+    summed = list(dict.fromkeys(str(a.column) for a in specs if a.func not in ("count",)))
+    exprs = ["count(*)"]
+    for name in summed:
+        column = schema_columns[name]
         scale = column.scale if isinstance(column, NumericColumn) else 0
-        exprs.append(_SQL[spec.func].format(c=f'"{spec.column}"', s=scale))
+        value = f'CAST("{name}" AS DECIMAL(38, {scale}))'
+        exprs += [f"sum({value})", f"sum({value} * {value})", f"min({value})", f"max({value})"]
     group = f'"{query.group_by}"' if query.group_by else "'*'"
     where = query.where or "TRUE"
-    return f"SELECT {group}, {', '.join(exprs)} FROM read_parquet(?) WHERE {where} GROUP BY 1"
+    sql = f"SELECT {group}, {', '.join(exprs)} FROM read_parquet(?) WHERE {where} GROUP BY 1"
+    return summed, sql
 
 
 def _grouped(sql: str, paths: list[str]) -> dict[str, tuple[Any, ...]]:
@@ -98,39 +100,69 @@ def plaintext_suppression(
     groups: list[str],
     schema_columns: dict[str, Any],
 ) -> dict[str, tuple[str, ...]]:
-    """Which groups the output controls withhold, computed in the clear from every node's rows."""
-    sums = list(
-        dict.fromkeys(
-            str(parse_aggregate(a).column)
-            for a in query.aggregates
-            if parse_aggregate(a).func in ("sum", "mean", "var", "stddev")
-        )
-    )
-    probe = ExampleQuery("", ("count", *(f"sum:{c}" for c in sums)), query.where, query.group_by)
-    per_node = [
-        _grouped(_select(probe, schema_columns), [str(files.data_file(n))]) for n in files.nodes
-    ]
-    failed: dict[str, tuple[str, ...]] = {}
+    """Which groups the output controls withhold, computed in the clear from every node's rows.
+
+    A withheld group is reported as ``("withheld",)``, or, where the controls let
+    the rules be named, by the first rule it fails.
+    """
     if not controls.evaluated_in_mpc:
         return {}
+    summed, sql = _figures(query, schema_columns)
+    dominated = {  # the columns of released sums (and of the means and deviations made of them)
+        str(a.column)
+        for a in map(parse_aggregate, query.aggregates)
+        if a.func in ("sum", "mean", "var", "stddev")
+    }
+    per_node = [_grouped(sql, [str(files.data_file(n))]) for n in files.nodes]
+    empty = (0, *(0 for _ in range(4 * len(summed))))
+    failed: dict[str, tuple[str, ...]] = {}
     for group in groups:
-        rows = [found.get(group, (0, *(0 for _ in sums))) for found in per_node]
-        count = sum(r[0] for r in rows)
-        fails = []
-        if count < controls.min_cell_count:
-            fails.append("min_cell_count")
-        if sum(1 for r in rows if r[0]) < controls.min_institutions:
-            fails.append("min_institutions")
+        rows = [found.get(group, empty) for found in per_node]
+        totals = [[r[1 + 4 * i] or 0 for r in rows] for i, c in enumerate(summed) if c in dominated]
         k = controls.dominance_percent
-        if k is not None and any(
-            100 * (r[i] or 0) > k * sum(x[i] or 0 for x in rows)
-            for r in rows
-            for i in range(1, len(sums) + 1)
-        ):
-            fails.append("dominance")
+        fails = [
+            rule
+            for rule, failing in (
+                ("min_cell_count", sum(r[0] for r in rows) < controls.min_cell_count),
+                ("min_institutions", sum(1 for r in rows if r[0]) < controls.min_institutions),
+                (
+                    "dominance",
+                    k is not None and any(100 * x > k * sum(t) for t in totals for x in t),
+                ),
+            )
+            if failing
+        ]
         if fails:
-            failed[group] = tuple(fails)
+            failed[group] = (fails[0],) if controls.report_rules else (WITHHELD,)
     return failed
+
+
+def _released(
+    func: str, column: str | None, figures: dict[str, Any], controls: OutputControls, columns: Any
+) -> Scalar:
+    """One statistic as released: counts and sums rounded first, the rest derived from those."""
+    n = rounded(figures["count"], "count", controls)
+    assert isinstance(n, int)
+    if func == "count":
+        return n
+    total, squares, low, high = figures[str(column)]
+    if func in ("min", "max"):
+        extreme: Decimal | None = low if func == "min" else high
+        return extreme
+    released_sum = rounded(Decimal(total or 0), "sum", controls)
+    assert isinstance(released_sum, Decimal)
+    if func == "sum":
+        return released_sum
+    if func == "mean":
+        if n == 0:
+            return None
+        spec = columns[str(column)]
+        return min(max(float(released_sum / n), float(spec.min)), float(spec.max))
+    if n < 2:
+        return None
+    s1 = Fraction(released_sum)
+    variance = max((Fraction(squares) - s1 * s1 / n) / (n - 1), Fraction(0))
+    return float(variance) if func == "var" else math.sqrt(variance)
 
 
 def plaintext_result(
@@ -143,17 +175,23 @@ def plaintext_result(
     """The query over the pooled rows of every node, in DuckDB, in the clear, with the same
     suppression and rounding the released result must show."""
     controls = controls or OutputControls()
-    found = _grouped(_select(query, schema_columns), [str(files.data_file(n)) for n in files.nodes])
+    summed, sql = _figures(query, schema_columns)
+    found = _grouped(sql, [str(files.data_file(n)) for n in files.nodes])
     withheld = plaintext_suppression(files, query, controls, groups, schema_columns)
-    funcs = [parse_aggregate(a).func for a in query.aggregates]
+    specs = [parse_aggregate(a) for a in query.aggregates]
     rows: list[tuple[str, tuple[Scalar, ...]]] = []
     for g in groups:
         if g in withheld:
-            rows.append((g, tuple(None for _ in funcs)))
+            rows.append((g, tuple(None for _ in specs)))
             continue
-        values = found.get(g, tuple(0 if f in ("count", "sum") else None for f in funcs))
-        values = tuple(Decimal(0) if v is None and f == "sum" else v for f, v in zip(funcs, values))
-        rows.append((g, tuple(rounded(v, f, controls) for f, v in zip(funcs, values))))
+        raw = found.get(g, (0, *(None for _ in range(4 * len(summed)))))
+        figures: dict[str, Any] = {"count": raw[0]}
+        for i, name in enumerate(summed):
+            figures[name] = raw[1 + 4 * i : 5 + 4 * i]
+        values = tuple(
+            _released(a.func, a.column, figures, controls, schema_columns) for a in specs
+        )
+        rows.append((g, values))
     return rows
 
 

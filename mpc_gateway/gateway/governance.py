@@ -1,25 +1,40 @@
-"""The gateway's side of the data owners' conditions: policies and daily limits.
+"""The gateway's side of the data owners' conditions: policies, daily limits, privacy budgets.
 
 The gateway evaluates the consortium's policy and every institution's published
 policy before anything runs; the combined decision fixes the plan it dispatches
-(with the strictest output controls) and the approvals it must collect. Each
-node re-checks its own policy and the approvals on the signed order anyway.
+(with the strictest output controls, the privacy cost per query among them) and
+the approvals it must collect. A plan under differential privacy is evaluated
+once more as dispatched, against what every owner's budgets have left. Each
+node re-checks its own policy, its own daily limit and its own privacy budget
+on the signed order anyway.
 """
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from decimal import Decimal
 from pathlib import Path
 from typing import TypeVar
 
 from mpc_gateway.computations import VOCABULARY
 from mpc_gateway.errors import BudgetExhaustedError, ConfigurationError
 from mpc_gateway.pki import Identity
-from mpc_gateway.policy import CombinedDecision, Policy, UsageLedger, combine, evaluate, load_policy
+from mpc_gateway.policy import (
+    CombinedDecision,
+    Policy,
+    UsageLedger,
+    combine,
+    evaluate,
+    load_policy,
+    privacy_charges,
+    usage_key,
+)
 from mpc_gateway.policy.declaration import Governed
+from mpc_gateway.privacy import Charge, PrivacyLedger
 from mpc_gateway.query.schema import DatasetSchema
 
-__all__ = ["Governance"]
+__all__ = ["Governance", "Reservation"]
 
 G = TypeVar("G", bound=Governed)
 
@@ -28,8 +43,26 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
+@dataclass(frozen=True)
+class Reservation:
+    """What one query took of the daily limits and the privacy budgets, to give back on failure."""
+
+    key: str
+    steps: int
+    day: date
+    query_id: str
+    charges: tuple[Charge, ...]
+
+    def audit_view(self) -> list[dict[str, str]]:
+        """What the query spends, as its submission's audit entry records it."""
+        return [
+            {"owner": c.owner, "budget": c.holder, "period": c.period, "rho": str(c.cost)}
+            for c in self.charges
+        ]
+
+
 class Governance:
-    """Every policy the gateway enforces, and the per-analyst daily usage."""
+    """Every policy the gateway enforces, the daily usage and the privacy budgets."""
 
     def __init__(
         self,
@@ -49,23 +82,72 @@ class Governance:
         if usage_db is not None:
             usage_db.parent.mkdir(parents=True, exist_ok=True)
         self.ledger = UsageLedger(usage_db)
-        self._limits = [
-            d.max_queries_per_day
-            for p in self.policies
-            for d in p.datasets.values()
-            if d.max_queries_per_day
-        ]
+        self.privacy = PrivacyLedger(usage_db)  # its own table, in the same durable file
 
     def versions(self) -> dict[str, str]:
         return {policy.owner: policy.version_hash for policy in self.policies}
 
-    def decide(self, caller: Identity, plan: G) -> CombinedDecision[G]:
-        """Evaluate every policy; the combined decision (not yet raised if denied)."""
-        now, used = _now(), self.ledger.count(str(caller))
-        return combine(evaluate(policy, plan, caller, now, used) for policy in self.policies)
+    def _spent(self, policy: Policy, plan: Governed, analyst: str) -> dict[str, Decimal]:
+        """What each of ``policy``'s budgets for the plan's dataset spent this period."""
+        return self.privacy.spent_by_holder(privacy_charges([policy], plan, analyst))
 
-    def count_query(self, caller: Identity) -> None:
-        """Count one dispatched query against the analyst's strictest daily limit."""
-        limit = min(self._limits, default=None)
-        if not self.ledger.record_if_below(str(caller), limit):
-            raise BudgetExhaustedError(f"{caller} has used today's {limit} queries")
+    def decide(self, caller: Identity, plan: G) -> CombinedDecision[G]:
+        """Evaluate every policy; the combined decision (not yet raised if denied).
+
+        The controls come from every policy; a plan they put under differential
+        privacy is then evaluated again as it will run, against the budgets.
+        """
+        now, analyst = _now(), str(caller)
+        used = self.ledger.count(usage_key(plan.dataset, analyst))
+        first = combine(evaluate(p, plan, caller, now, used) for p in self.policies)
+        dispatched = first.plan
+        if dispatched.controls.dp_rho is None:
+            return first
+        return combine(
+            evaluate(
+                p, dispatched, caller, now, used, privacy_spent=self._spent(p, dispatched, analyst)
+            )
+            for p in self.policies
+        )
+
+    def _limit(self, dataset: str) -> int | None:
+        limits = [
+            d.max_queries_per_day
+            for p in self.policies
+            if (d := p.datasets.get(dataset)) is not None and d.max_queries_per_day
+        ]
+        return min(limits, default=None)
+
+    def reserve(self, caller: Identity, plan: Governed, query_id: str, steps: int) -> Reservation:
+        """Count the query's steps against the strictest daily limit and charge every budget.
+
+        Both or neither: a budget that cannot pay gives the steps back.
+        """
+        key, day = usage_key(plan.dataset, str(caller)), self.ledger.today()
+        limit = self._limit(plan.dataset)
+        if not self.ledger.record_if_below(key, limit, day, count=steps):
+            raise BudgetExhaustedError(
+                f"refused by rule dataset.daily_limit: {caller} has used today's {limit} "
+                f"queries on {plan.dataset!r} (this one takes {steps})",
+                rule="dataset.daily_limit",
+            )
+        charges = privacy_charges(self.policies, plan, str(caller))
+        try:
+            if charges:
+                self.privacy.charge(query_id, charges)
+        except BudgetExhaustedError:
+            self.ledger.release(key, steps, day)
+            raise
+        return Reservation(key, steps, day, query_id, tuple(charges))
+
+    def give_back(self, reservation: Reservation, steps_run: int) -> bool:
+        """Return the steps a query did not run; its budget too if it released nothing (True)."""
+        self.ledger.release(reservation.key, reservation.steps - steps_run, reservation.day)
+        if steps_run == 0 and reservation.charges:
+            self.privacy.refund(reservation.query_id)
+            return True
+        return False
+
+    def close(self) -> None:
+        self.ledger.close()
+        self.privacy.close()

@@ -118,7 +118,10 @@ class QueryRecord:
             )
             self.audit.seal()
 
-    def submitted(self, plan: Plan, request: Request, certificate: str) -> DispatchEvidence:
+    def submitted(
+        self, plan: Plan, request: Request, certificate: str, privacy: list[dict[str, str]]
+    ) -> DispatchEvidence:
+        """Record the query as it will run, with the privacy budgets it spends (if any)."""
         self.plan_hash = plan.plan_hash
         with self.audit.batch():
             appended = self._record(
@@ -129,6 +132,7 @@ class QueryRecord:
                     "plan_hash": plan.plan_hash,
                     "purpose": request.purpose,
                     "certificate_sha256": certificate,
+                    "privacy_spent": privacy,
                 },
             )
             return self.audit.evidence(appended)
@@ -153,10 +157,12 @@ class QueryRecord:
             },
         )
 
-    def failed(self, err: GatewayError, kind: str = "query.failed") -> None:
+    def failed(
+        self, err: GatewayError, kind: str = "query.failed", *, privacy_refunded: bool = False
+    ) -> None:
+        """The query ended without a release (its privacy spend refunded, if it had any)."""
         if not self.closed:
-            self._close(
-                kind,
-                "failed" if kind == "query.failed" else "rejected",
-                {"reason": err.public_message, "plan_hash": self.plan_hash},
-            )
+            details: dict[str, Any] = {"reason": err.public_message, "plan_hash": self.plan_hash}
+            if privacy_refunded:
+                details["privacy_refunded"] = True
+            self._close(kind, "failed" if kind == "query.failed" else "rejected", details)

@@ -36,6 +36,7 @@ from mpc_gateway.computations import (
 )
 from mpc_gateway.computations.scoring import ScoringModel
 from mpc_gateway.errors import (
+    BudgetExhaustedError,
     ConfigurationError,
     GatewayError,
     InternalError,
@@ -184,10 +185,17 @@ class Gateway:
             if computation.lane == "short"
             else self.settings.risk_timeout_s
         )
+        schema = self.schemas[plan.dataset]
+        try:
+            reservation = self.governance.reserve(
+                caller, plan, query.query_id, computation.steps(plan, schema, self.parties)
+            )
+        except BudgetExhaustedError as err:
+            query.refused(request, err, certificate, rule=err.rule)
+            raise
         steps: list[Dispatched] = []
         try:
-            self.governance.count_query(caller)
-            evidence = query.submitted(plan, request, certificate)
+            evidence = query.submitted(plan, request, certificate, reservation.audit_view())
 
             def run_step(step: dict[str, Any]) -> dict[str, list[int]]:
                 steps.append(
@@ -203,14 +211,14 @@ class Gateway:
                 )
                 return steps[-1].blocks
 
-            execution = Execution(self.schemas[plan.dataset], self.parties, self.models, run_step)
+            execution = Execution(schema, self.parties, self.models, run_step)
             outcome = computation.run(plan, execution)
-        except GatewayError as err:
-            query.failed(err)
-            raise
-        except Exception:
-            log.exception("query %s failed", query.query_id)
-            query.failed(InternalError("internal error at the gateway"))
+        except Exception as err:
+            refunded = self.governance.give_back(reservation, len(steps))
+            if not isinstance(err, GatewayError):
+                log.exception("query %s failed", query.query_id)
+                err = InternalError("internal error at the gateway")
+            query.failed(err, privacy_refunded=refunded)
             raise
         total_ms = (time.perf_counter() - started) * 1000
         query.released(plan, outcome, steps, total_ms)
@@ -342,7 +350,7 @@ class Gateway:
 
     def close(self) -> None:
         self.audit.close()
-        self.governance.ledger.close()
+        self.governance.close()
 
 
 def _now_ms() -> int:

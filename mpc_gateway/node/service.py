@@ -16,13 +16,14 @@ import hashlib
 import logging
 import time
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 from mpc_gateway.audit.evidence import DispatchEvidence, log_origin, verify_evidence
 from mpc_gateway.audit.trail import AuditTrail
 from mpc_gateway.computations import VOCABULARY, LocalData, ProgramCall, computation_of
 from mpc_gateway.errors import (
+    BudgetExhaustedError,
     ConfigurationError,
     DeadlineExceededError,
     GatewayError,
@@ -47,8 +48,11 @@ from mpc_gateway.policy import (
     UsageLedger,
     evaluate,
     load_policy,
+    privacy_charges,
     require_approvals,
+    usage_key,
 )
+from mpc_gateway.privacy import Charge, PrivacyLedger
 from mpc_gateway.query.schema import load_schema
 from mpc_gateway.query.sql import where_sql
 from mpc_gateway.settings import NodeSettings
@@ -65,6 +69,16 @@ class Contribution:
     blocks: dict[str, Any]
     local_ms: float
     mpc_ms: float
+
+
+@dataclass(frozen=True)
+class _Taken:
+    """What one order took of the daily limit and privacy budgets (given back if it fails)."""
+
+    key: str
+    day: date
+    order: str
+    charged: bool
 
 
 class Node:
@@ -97,6 +111,7 @@ class Node:
             )
         settings.usage_db.parent.mkdir(parents=True, exist_ok=True)
         self.usage = UsageLedger(settings.usage_db)
+        self.privacy = PrivacyLedger(settings.usage_db)  # its own table, in the same file
         td = self.layout.trust_domain
         self._gateway_log = log_origin(td, "gateway", settings.gateway)
         _, node_key = self.layout.signing_paths(self.identity)
@@ -140,7 +155,7 @@ class Node:
         log.info("MPC session epoch %d connected ahead of use", order.epoch)
         return order.epoch
 
-    def _checked_plan(self, order: ExecutionOrder) -> LocalDataset:
+    def _checked_plan(self, order: ExecutionOrder) -> tuple[LocalDataset, _Taken]:
         plan = order.plan
         dataset = self.datasets.get(plan.dataset)
         if dataset is None:
@@ -151,19 +166,25 @@ class Node:
             )
         # refuses what does not fit this node's own schema
         computation_of(plan).check(plan, dataset.schema, len(order.parties))
-        self._check_policy(order)
-        return dataset
+        return dataset, self._check_policy(order)
 
-    def _check_policy(self, order: ExecutionOrder) -> None:
-        """This institution's own policy, on the signed order: whatever the gateway decided."""
+    def _check_policy(self, order: ExecutionOrder) -> _Taken:
+        """This institution's own policy, on the signed order: whatever the gateway decided.
+
+        Every order it lets run counts once on the daily limit (a quantile search
+        counts each round) and pays its privacy cost from this node's own budgets.
+        """
         plan, now = order.plan, datetime.now(UTC)
+        key = usage_key(plan.dataset, plan.analyst)
+        charges = privacy_charges([self.policy], plan, plan.analyst)
         decision = evaluate(
             self.policy,
             plan,
             plan.analyst,
             now,
-            self.usage.count(plan.analyst),
+            self.usage.count(key),
             check_plan_controls=True,
+            privacy_spent=self.privacy.spent_by_holder(charges),
         )
         decision.raise_if_denied()
         if decision.approval is not None:
@@ -176,8 +197,31 @@ class Node:
                 now,
                 trust_domain=self.layout.trust_domain,
             )
-        if not computation_of(plan).continues(order.step):  # a multi-step query counts once
-            self.usage.record(plan.analyst)
+        return self._take(order, key, charges)
+
+    def _take(self, order: ExecutionOrder, key: str, charges: list[Charge]) -> _Taken:
+        plan, day = order.plan, self.usage.today()
+        limit = self.policy.datasets[plan.dataset].max_queries_per_day
+        if not self.usage.record_if_below(key, limit, day):
+            raise BudgetExhaustedError(
+                f"refused by rule dataset.daily_limit: {self.settings.name} allows "
+                f"{plan.analyst} {limit} queries a day on {plan.dataset!r}, all taken",
+                rule="dataset.daily_limit",
+            )
+        taken = _Taken(key, day, f"{order.query_id}/{order.epoch}/{order.sequence}", bool(charges))
+        try:
+            if charges:
+                self.privacy.charge(taken.order, charges)
+        except BudgetExhaustedError:
+            self.usage.release(key, 1, day)
+            raise
+        return taken
+
+    def _give_back(self, taken: _Taken) -> None:
+        """An order this node did not complete released nothing: it counts nowhere."""
+        self.usage.release(taken.key, 1, taken.day)
+        if taken.charged:
+            self.privacy.refund(taken.order)
 
     def execute(
         self,
@@ -197,7 +241,7 @@ class Node:
             head = verify_evidence(
                 evidence, order.query_id, order.plan_hash, self._gateway_key, self._gateway_log
             )
-            dataset = self._checked_plan(order)
+            dataset, taken = self._checked_plan(order)
         except GatewayError as err:
             with self.witness.batch():
                 self.witness.record(
@@ -228,8 +272,10 @@ class Node:
         )
         try:
             done = self._contribute(order, dataset, timeout_s)
-        except GatewayError as err:
-            self._outcome(order, "order.failed", "failed", {"reason": err.public_message})
+        except Exception as err:
+            self._give_back(taken)
+            reason = err.public_message if isinstance(err, GatewayError) else "internal error"
+            self._outcome(order, "order.failed", "failed", {"reason": reason})
             raise
         self._outcome(
             order,
@@ -305,6 +351,7 @@ class Node:
         self.sequencer.close()
         self.witness.close()
         self.usage.close()
+        self.privacy.close()
 
 
 def _required(source: Any, dataset: str) -> Any:

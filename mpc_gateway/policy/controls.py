@@ -7,6 +7,8 @@ and each node checks that the plan's are at least as strict as its own.
 
 from __future__ import annotations
 
+from decimal import Decimal
+
 from pydantic import BaseModel, ConfigDict, Field
 
 __all__ = ["OutputControls"]
@@ -19,7 +21,14 @@ class OutputControls(BaseModel):
     from at least ``min_institutions`` institutions, and (with ``dominance_percent``)
     no institution holds more than that share of any released sum. Released counts
     are rounded to a multiple of ``round_counts_to``, released sums to ``sum_decimals``
-    places (both after the MPC, by the gateway, which sees the exact values).
+    places (both after the MPC, by the gateway, which sees the exact values), and
+    everything derived from them (means, deviations) is computed from the rounded
+    figures. A withheld cell is reported as withheld; which rules it failed only
+    with ``report_rules``.
+
+    With ``dp_rho``, every released number carries discrete Gaussian noise drawn
+    inside the MPC, calibrated so that the whole query costs at most ρ
+    (zero-concentrated DP; see ``docs/privacy.md``).
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -29,6 +38,8 @@ class OutputControls(BaseModel):
     dominance_percent: int | None = Field(default=None, ge=1, le=100)
     round_counts_to: int = Field(default=1, ge=1)
     sum_decimals: int | None = Field(default=None, ge=0, le=6)
+    report_rules: bool = False
+    dp_rho: Decimal | None = Field(default=None, gt=0, le=10)
 
     @property
     def evaluated_in_mpc(self) -> bool:
@@ -45,12 +56,15 @@ class OutputControls(BaseModel):
             present = [v for v in (a, b) if v is not None]
             return min(present) if present else None
 
+        rhos = [r for r in (self.dp_rho, other.dp_rho) if r is not None]
         return OutputControls(
             min_cell_count=max(self.min_cell_count, other.min_cell_count),
             min_institutions=max(self.min_institutions, other.min_institutions),
             dominance_percent=lowest(self.dominance_percent, other.dominance_percent),
             round_counts_to=max(self.round_counts_to, other.round_counts_to),
             sum_decimals=lowest(self.sum_decimals, other.sum_decimals),
+            report_rules=self.report_rules and other.report_rules,
+            dp_rho=min(rhos) if rhos else None,
         )
 
     def at_least_as_strict_as(self, other: OutputControls) -> bool:

@@ -34,7 +34,7 @@ __all__ = [
 G = TypeVar("G", bound=Governed)
 
 # The rule whose failure is a spent allowance rather than a prohibition.
-_BUDGET_RULE = "dataset.daily_limit"
+_ALLOWANCES = ("dataset.daily_limit", "privacy.budget")
 
 
 def whose(owner: str) -> str:
@@ -76,15 +76,16 @@ class PolicyDecision(Generic[G]):
     def raise_if_denied(self) -> None:
         """Raise for the first failed rule, naming it.
 
-        A spent daily allowance is a :class:`BudgetExhaustedError` (RESOURCE_EXHAUSTED);
+        A spent allowance (daily queries, privacy budget) is a
+        :class:`BudgetExhaustedError` (RESOURCE_EXHAUSTED);
         any other failure is a :class:`PolicyDeniedError` (PERMISSION_DENIED).
         """
         if self.allowed:
             return
         first = self.failed[0]
         message = f"refused by rule {first.rule}: {first.message}"
-        if first.rule == _BUDGET_RULE:
-            raise BudgetExhaustedError(message)
+        if first.rule in _ALLOWANCES:
+            raise BudgetExhaustedError(message, rule=first.rule)
         raise PolicyDeniedError(message)
 
 
@@ -125,9 +126,10 @@ class CombinedDecision(Generic[G]):
         """The plan to dispatch: the evaluated plan with the combined output controls.
 
         Its hash is what approvers sign and what the nodes check their policies against.
+        The controls are exactly the strictest of every policy's: an option a policy
+        must opt into (``report_rules``) holds only if every policy opts in.
         """
-        evaluated = self.decisions[0].plan
-        return evaluated.with_controls(evaluated.controls.stricter(self.output))
+        return self.decisions[0].plan.with_controls(self.output)
 
     def raise_if_denied(self) -> None:
         for decision in self.decisions:

@@ -22,7 +22,14 @@ if TYPE_CHECKING:
     from mpc_gateway.policy.controls import OutputControls
     from mpc_gateway.query.filters import FilterNode
 
-__all__ = ["ColumnUse", "EntityBatch", "RiskUse", "Declaration", "Governed", "Vocabulary"]
+__all__ = [
+    "ColumnUse",
+    "EntityBatch",
+    "RiskUse",
+    "Declaration",
+    "Governed",
+    "Vocabulary",
+]
 
 Use = Literal["aggregate", "group_by", "filter"]
 
@@ -61,10 +68,15 @@ class RiskUse:
 
 @dataclass(frozen=True)
 class Declaration:
-    """Every column use (filters aside) and, for a risk computation, its risk use."""
+    """Every column use (filters aside) and, for a risk computation, its risk use.
+
+    ``dp_blocker`` says why differential privacy cannot cover what the plan
+    releases (single values, one output per entity), or is None when it can.
+    """
 
     uses: tuple[ColumnUse, ...] = ()
     risk: RiskUse | None = None
+    dp_blocker: str | None = None
 
 
 @dataclass(frozen=True)

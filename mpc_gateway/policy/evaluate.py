@@ -17,15 +17,19 @@ node's policy requires is refused.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from datetime import datetime
+from decimal import Decimal
 from typing import TypeVar
 
 from mpc_gateway.pki.identity import Identity
+from mpc_gateway.policy.context import Context, check
 from mpc_gateway.policy.decision import PolicyDecision, RuleCheck, whose
-from mpc_gateway.policy.declaration import ColumnUse, Declaration, Governed, RiskUse
-from mpc_gateway.policy.models import ColumnPolicy, DatasetPolicy, OutputControls, Policy
+from mpc_gateway.policy.declaration import ColumnUse, Governed
+from mpc_gateway.policy.models import ColumnPolicy, OutputControls, Policy
 from mpc_gateway.policy.models import principal_matches as _matches
+from mpc_gateway.policy.privacy_rules import privacy_checks
+from mpc_gateway.policy.risk_rules import risk_checks
 from mpc_gateway.query.filters import InList, filter_leaves
 
 __all__ = ["evaluate"]
@@ -45,49 +49,33 @@ _ONLY = {
 }
 
 
-class _Context:
-    """What every rule of one evaluation needs."""
-
-    def __init__(self, policy: Policy, rules: DatasetPolicy, plan: Governed, caller: str):
-        self.who = whose(policy.owner)
-        self.rules = rules
-        self.plan = plan
-        self.declared: Declaration = plan.declaration()
-        self.caller = caller
-        self.dataset = plan.dataset
-
-
-def _check(rule: str, passed: bool, message: str) -> RuleCheck:
-    return RuleCheck(rule=rule, passed=passed, message=message)
-
-
-def _caller(ctx: _Context) -> RuleCheck:
+def _caller(ctx: Context) -> RuleCheck:
     if ctx.plan.analyst == ctx.caller:
-        return _check("query.caller", True, f"the plan was built for {ctx.caller}")
-    return _check(
+        return check("query.caller", True, f"the plan was built for {ctx.caller}")
+    return check(
         "query.caller",
         False,
         f"the plan was built for {ctx.plan.analyst}, not for the caller {ctx.caller}",
     )
 
 
-def _principal(ctx: _Context) -> RuleCheck:
+def _principal(ctx: Context) -> RuleCheck:
     matched = [p for p in ctx.rules.principals if _matches(p, ctx.caller)]
     if matched:
-        return _check(
+        return check(
             "dataset.principal",
             True,
             f"{ctx.who} lets {ctx.caller} query {ctx.dataset!r} (as {matched[0]})",
         )
-    return _check(
+    return check(
         "dataset.principal", False, f"{ctx.who} does not let {ctx.caller} query {ctx.dataset!r}"
     )
 
 
-def _purpose(ctx: _Context) -> RuleCheck:
+def _purpose(ctx: Context) -> RuleCheck:
     allowed = "; ".join(ctx.rules.purposes)
     if ctx.rules.allows_purpose(ctx.plan.purpose):
-        return _check(
+        return check(
             "dataset.purpose",
             True,
             f"{ctx.who} shares {ctx.dataset!r} for the purpose {ctx.plan.purpose.strip()!r}",
@@ -97,68 +85,68 @@ def _purpose(ctx: _Context) -> RuleCheck:
         if ctx.plan.purpose.strip()
         else "the query states no purpose"
     )
-    return _check(
+    return check(
         "dataset.purpose",
         False,
         f"{ctx.who} shares {ctx.dataset!r} only for these purposes: {allowed}; {stated}",
     )
 
 
-def _expiry(ctx: _Context, now: datetime) -> RuleCheck:
+def _expiry(ctx: Context, now: datetime) -> RuleCheck:
     end = ctx.rules.expires_at
     if end is None:
-        return _check("dataset.expired", True, f"{ctx.who} for {ctx.dataset!r} does not expire")
+        return check("dataset.expired", True, f"{ctx.who} for {ctx.dataset!r} does not expire")
     shown = end.isoformat().replace("+00:00", "Z")
     if now < end:
-        return _check(
+        return check(
             "dataset.expired", True, f"{ctx.who} for {ctx.dataset!r} is valid until {shown}"
         )
-    return _check(
+    return check(
         "dataset.expired",
         False,
         f"{ctx.who} for {ctx.dataset!r} expired at {shown}: the owner must renew it",
     )
 
 
-def _daily_limit(ctx: _Context, queries_today: int) -> RuleCheck:
+def _daily_limit(ctx: Context, queries_today: int) -> RuleCheck:
     limit = ctx.rules.max_queries_per_day
     if limit is None:
-        return _check(
+        return check(
             "dataset.daily_limit", True, f"{ctx.who} sets no daily limit on {ctx.dataset!r}"
         )
     message = (
         f"{ctx.who} allows {ctx.caller} at most {limit} queries a day on {ctx.dataset!r}; "
         f"{queries_today} already ran today (UTC)"
     )
-    return _check("dataset.daily_limit", queries_today < limit, message)
+    return check("dataset.daily_limit", queries_today < limit, message)
 
 
-def _uses(ctx: _Context) -> list[tuple[str, str]]:
+def _uses(ctx: Context) -> list[tuple[str, str]]:
     """Every (column, use) the plan makes, in order, without repeats (filters last)."""
     pairs = [(use.column, use.use) for use in ctx.declared.uses]
     pairs += [(leaf.column, "filter") for leaf in filter_leaves(ctx.plan.filter)]
     return list(dict.fromkeys(pairs))
 
 
-def _column_use(ctx: _Context, column: str, use: str) -> RuleCheck:
+def _column_use(ctx: Context, column: str, use: str) -> RuleCheck:
     policy = ctx.rules.columns.get(column)
     if policy is None:
         message = f"{ctx.who} does not mention column {column!r}, so it cannot be used {_AS[use]}"
-        return _check("column.use", False, message)
+        return check("column.use", False, message)
     if use in policy.uses:
-        return _check("column.use", True, f"{ctx.who} lets column {column!r} be used {_AS[use]}")
+        return check("column.use", True, f"{ctx.who} lets column {column!r} be used {_AS[use]}")
     if not policy.uses:
         message = f"{ctx.who} allows no use of column {column!r}, not even {_AS[use]}"
-        return _check("column.use", False, message)
+        return check("column.use", False, message)
     only = " or ".join(_ONLY[u] for u in policy.uses)
-    return _check(
+    return check(
         "column.use",
         False,
         f"{ctx.who} lets column {column!r} be used only {only}, not {_AS[use]}",
     )
 
 
-def _column_aggregates(ctx: _Context) -> Iterator[RuleCheck]:
+def _column_aggregates(ctx: Context) -> Iterator[RuleCheck]:
     aggregated: list[ColumnUse] = [u for u in ctx.declared.uses if u.use == "aggregate"]
     for use in aggregated:
         policy = ctx.rules.columns.get(use.column)
@@ -166,15 +154,15 @@ def _column_aggregates(ctx: _Context) -> Iterator[RuleCheck]:
             continue  # column.use already failed for it
         allowed = ", ".join(policy.aggregates)
         if use.function in policy.aggregates:
-            yield _check("column.aggregate", True, f"{ctx.who} allows {use.label}")
+            yield check("column.aggregate", True, f"{ctx.who} allows {use.label}")
         else:
             message = (
                 f"{ctx.who} allows only {allowed} of column {use.column!r}, not {use.function}"
             )
-            yield _check("column.aggregate", False, message)
+            yield check("column.aggregate", False, message)
 
 
-def _identifying(ctx: _Context) -> Iterator[RuleCheck]:
+def _identifying(ctx: Context) -> Iterator[RuleCheck]:
     if ctx.plan.filter is None:
         return
     found = False
@@ -194,14 +182,14 @@ def _identifying(ctx: _Context) -> Iterator[RuleCheck]:
         else:
             how = f"narrow it with a range ({leaf.op}), which can single out one entity"
         message = f"{ctx.who} marks column {leaf.column!r} as identifying: a filter may not {how}"
-        yield _check("filter.identifying", False, message)
+        yield check("filter.identifying", False, message)
     if not found:
         message = f"the filter does not single out values of a column {ctx.who} marks identifying"
-        yield _check("filter.identifying", True, message)
+        yield check("filter.identifying", True, message)
 
 
-def _plan_controls(ctx: _Context) -> RuleCheck:
-    required = ctx.rules.output
+def _plan_controls(ctx: Context) -> RuleCheck:
+    required = ctx.rules.required_controls
     carried = ctx.plan.controls
     weaker = [
         name
@@ -210,87 +198,23 @@ def _plan_controls(ctx: _Context) -> RuleCheck:
     ]
     if not weaker:
         message = f"the plan's output controls are at least as strict as {ctx.who} requires"
-        return _check("output.controls", True, message)
-    return _check(
+        return check("output.controls", True, message)
+    return check(
         "output.controls",
         False,
         f"the plan's output controls are weaker than {ctx.who} requires: {', '.join(weaker)}",
     )
 
 
-def _may(ctx: _Context, rule: str, passed: bool, verb: str, what: str) -> RuleCheck:
-    """'<policy> <verb>s <what>', or '<policy> does not <verb> <what>'."""
-    return _check(rule, passed, f"{ctx.who} {verb + 's' if passed else 'does not ' + verb} {what}")
-
-
-def _risk(ctx: _Context, declared: RiskUse) -> list[RuleCheck]:
-    """The dataset's risk section: outputs, features, model owner, columns, keys, batch size."""
-    rules = ctx.rules.risk
-    if rules is None:
-        return [
-            _check(
-                "risk.allowed", False, f"{ctx.who} allows no risk computation on {ctx.dataset!r}"
-            )
-        ]
-    checks = [_may(ctx, "risk.allowed", True, "allow", f"risk computations on {ctx.dataset!r}")]
-    allowed = ", ".join(rules.outputs)
-    checks += [
-        _may(
-            ctx,
-            "risk.output",
-            out in rules.outputs,
-            "allow",
-            f"releasing {out!r} (allowed: {allowed})",
-        )
-        for out in declared.outputs
-    ]
-    checks += [
-        _may(
-            ctx, "risk.feature", name in rules.features, "let", f"a model use the feature {name!r}"
-        )
-        for name in declared.features
-    ]
-    if declared.model_owner is not None:
-        owner = declared.model_owner
-        known = any(_matches(p, owner) for p in rules.model_owners)
-        checks.append(_may(ctx, "risk.model_owner", known, "run", f"models registered by {owner}"))
-    checks += [
-        _may(
-            ctx,
-            "risk.column",
-            column in rules.columns,
-            "let",
-            f"risk computations use the column {column!r}",
-        )
-        for column in declared.columns
-    ]
-    batch = declared.batch
-    if batch is not None:
-        checks.append(
-            _may(
-                ctx,
-                "risk.key_column",
-                batch.key_column in rules.keys,
-                "let",
-                f"batches name entities by {batch.key_column!r}",
-            )
-        )
-        checks.append(
-            _check(
-                "risk.batch",
-                batch.size >= rules.min_batch,
-                f"{ctx.who} needs batches of at least {rules.min_batch} distinct "
-                f"entities; this one names {batch.size}",
-            )
-        )
-    return checks
-
-
 def _all_checks(
-    ctx: _Context, now: datetime, queries_today: int, check_plan_controls: bool
+    ctx: Context,
+    now: datetime,
+    queries_today: int,
+    check_plan_controls: bool,
+    privacy_spent: Mapping[str, Decimal] | None,
 ) -> list[RuleCheck]:
     checks = [
-        _check("dataset.listed", True, f"{ctx.who} shares dataset {ctx.dataset!r}"),
+        check("dataset.listed", True, f"{ctx.who} shares dataset {ctx.dataset!r}"),
         _caller(ctx),
         _principal(ctx),
         _purpose(ctx),
@@ -301,7 +225,8 @@ def _all_checks(
     checks += _column_aggregates(ctx)
     checks += _identifying(ctx)
     if ctx.declared.risk is not None:
-        checks += _risk(ctx, ctx.declared.risk)
+        checks += risk_checks(ctx, ctx.declared.risk)
+    checks += privacy_checks(ctx, privacy_spent)
     if check_plan_controls:
         checks.append(_plan_controls(ctx))
     return checks
@@ -315,18 +240,22 @@ def evaluate(
     queries_today: int,
     *,
     check_plan_controls: bool = False,
+    privacy_spent: Mapping[str, Decimal] | None = None,
 ) -> PolicyDecision[G]:
     """Check ``plan``, asked by ``caller`` at ``now``, against ``policy``.
 
     ``queries_today`` is how many queries ``caller`` already ran today (UTC) before
     this one. With ``check_plan_controls`` (at a node, on a signed order), also
     require the plan's output controls to be at least as strict as this policy's.
+    ``privacy_spent`` is what each of this policy's privacy budgets for the
+    dataset (by holder, :meth:`PrivacyPolicy.charges`) spent this period;
+    with it, a plan's noise cost is checked against what is left.
     """
     if now.tzinfo is None:
         raise ValueError("now must be timezone-aware")
     rules = policy.datasets.get(plan.dataset)
     if rules is None:
-        refusal = _check(
+        refusal = check(
             "dataset.listed",
             False,
             f"{whose(policy.owner)} does not share dataset {plan.dataset!r}",
@@ -334,8 +263,8 @@ def evaluate(
         return PolicyDecision(
             policy.owner, policy.version_hash, plan, (refusal,), OutputControls(), None
         )
-    ctx = _Context(policy, rules, plan, str(caller))
-    checks = _all_checks(ctx, now, queries_today, check_plan_controls)
+    ctx = Context(policy, rules, plan, str(caller))
+    checks = _all_checks(ctx, now, queries_today, check_plan_controls, privacy_spent)
     approval = (
         rules.approval if rules.approval and rules.approval.applies_to(plan.purpose) else None
     )
@@ -344,6 +273,6 @@ def evaluate(
         policy_hash=policy.version_hash,
         plan=plan,
         checks=tuple(checks),
-        output=rules.output,
+        output=rules.required_controls,
         approval=approval,
     )

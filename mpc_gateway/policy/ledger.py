@@ -1,10 +1,13 @@
 """How many queries each analyst ran each day: the input to ``dataset.daily_limit``.
 
-:class:`UsageLedger` counts queries per analyst per UTC day, in memory or, with a
-path, in a SQLite file that survives restarts. It is thread-safe; use
-:meth:`UsageLedger.record_if_below` to check a limit and count a query in one
-step, so two concurrent queries cannot both take the last slot. The clock is
-injected, so tests are deterministic.
+:class:`UsageLedger` counts MPC steps per analyst per UTC day (a query is one
+step; a quantile search one per round), in memory or, with a path, in a SQLite
+file that survives restarts. It is thread-safe; use
+:meth:`UsageLedger.record_if_below` to check a limit and count in one step, so
+two concurrent queries cannot both take the last slot, and
+:meth:`UsageLedger.release` to give back what a query that released nothing
+took (a refused or failed order counts nowhere). The clock is injected, so tests
+are deterministic.
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 from types import TracebackType
 
-__all__ = ["UsageLedger"]
+__all__ = ["UsageLedger", "usage_key"]
 
 Clock = Callable[[], datetime]
 
@@ -28,6 +31,11 @@ CREATE TABLE IF NOT EXISTS usage (
     PRIMARY KEY (analyst, day)
 )
 """
+
+
+def usage_key(dataset: str, analyst: str) -> str:
+    """What daily limits count under: an analyst's steps on one dataset."""
+    return f"{dataset}:{analyst}"
 
 
 def _utc_now() -> datetime:
@@ -69,14 +77,14 @@ class UsageLedger:
         ).fetchone()
         return int(row[0]) if row else 0
 
-    def _increment(self, key: tuple[str, str]) -> int:
+    def _increment(self, key: tuple[str, str], by: int = 1) -> int:
         if self._db is None:
-            self._memory[key] = self._memory.get(key, 0) + 1
+            self._memory[key] = max(self._memory.get(key, 0) + by, 0)
             return self._memory[key]
         self._db.execute(
-            "INSERT INTO usage (analyst, day, count) VALUES (?, ?, 1) "
-            "ON CONFLICT (analyst, day) DO UPDATE SET count = count + 1",
-            key,
+            "INSERT INTO usage (analyst, day, count) VALUES (?, ?, max(?, 0)) "
+            "ON CONFLICT (analyst, day) DO UPDATE SET count = max(count + ?, 0)",
+            (*key, by, by),
         )
         return self._get(key)
 
@@ -90,17 +98,24 @@ class UsageLedger:
         with self._lock:
             return self._increment(self._key(analyst, day))
 
-    def record_if_below(self, analyst: str, limit: int | None, day: date | None = None) -> bool:
-        """Count one more query unless ``analyst`` already ran ``limit`` that day.
+    def record_if_below(
+        self, analyst: str, limit: int | None, day: date | None = None, count: int = 1
+    ) -> bool:
+        """Count ``count`` more unless that would take ``analyst`` past ``limit`` that day.
 
-        ``None`` is no limit. Returns whether the query was counted.
+        ``None`` is no limit. Returns whether they were counted.
         """
         with self._lock:
             key = self._key(analyst, day)
-            if limit is not None and self._get(key) >= limit:
+            if limit is not None and self._get(key) + count > limit:
                 return False
-            self._increment(key)
+            self._increment(key, count)
             return True
+
+    def release(self, analyst: str, count: int = 1, day: date | None = None) -> None:
+        """Give back ``count`` that were counted for something that released nothing."""
+        with self._lock:
+            self._increment(self._key(analyst, day), -count)
 
     def close(self) -> None:
         with self._lock:

@@ -15,29 +15,24 @@ validated content. See ``docs/policy.md`` for the format.
 from __future__ import annotations
 
 import re
-import tomllib
-from collections.abc import Mapping, Sequence
 from datetime import UTC, date, datetime, time, timedelta
+from decimal import Decimal
 from functools import cached_property
-from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 from pydantic import (
     AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
-    ValidationError,
     field_validator,
     model_validator,
 )
 
 from mpc_gateway.canonical import canonical_hash
-from mpc_gateway.errors import ConfigurationError
 from mpc_gateway.pki.identity import ROLES
 from mpc_gateway.policy.controls import OutputControls
-from mpc_gateway.policy.declaration import Vocabulary
-from mpc_gateway.query.schema import CategoricalColumn, DatasetSchema, KeyColumn, NumericColumn
+from mpc_gateway.privacy.ledger import Charge
 
 __all__ = [
     "USES",
@@ -46,10 +41,11 @@ __all__ = [
     "OutputControls",
     "ApprovalRule",
     "RiskPolicy",
+    "PrivacyPolicy",
+    "OrganisationBudget",
+    "EVERYONE",
     "DatasetPolicy",
     "Policy",
-    "load_policy",
-    "check_against_schema",
     "MAX_BATCH",
     "normalise_purpose",
     "principal_matches",
@@ -195,6 +191,61 @@ class RiskPolicy(_Frozen):
     min_batch: int = Field(default=100, ge=1, le=MAX_BATCH)
 
 
+class OrganisationBudget(_Frozen):
+    """A budget the analysts of one organisation share (those ``principals`` match)."""
+
+    principals: Annotated[tuple[Principal, ...], AfterValidator(_unique)] = Field(min_length=1)
+    rho: Decimal = Field(gt=0, le=10000)
+
+
+EVERYONE = "*"
+"""The holder of the budget every analyst shares."""
+
+
+class PrivacyPolicy(_Frozen):
+    """Differential privacy the owner requires on a dataset, and its budgets (zCDP ρ).
+
+    Every query's released numbers carry noise calibrated so that the query costs
+    at most ``rho_per_query``. Per ``period`` (UTC), an analyst may spend
+    ``rho_per_analyst``, the analysts of each listed organisation together that
+    organisation's ``rho``, and all analysts together ``rho_total`` (if set); a
+    query spends from every budget that covers its analyst. Costs add up (zCDP
+    composes by adding); ``docs/privacy.md`` says what a budget protects.
+    """
+
+    rho_per_query: Decimal = Field(gt=0, le=10)
+    rho_per_analyst: Decimal = Field(gt=0, le=1000)
+    rho_total: Decimal | None = Field(default=None, gt=0, le=10000)
+    organisations: dict[str, OrganisationBudget] = {}
+    period: Literal["day", "week", "month"] = "month"
+
+    @model_validator(mode="after")
+    def _affordable(self) -> PrivacyPolicy:
+        if self.rho_per_query > self.rho_per_analyst:
+            raise ValueError("rho_per_query is more than an analyst's whole budget")
+        if self.rho_total is not None and self.rho_total < self.rho_per_analyst:
+            raise ValueError("rho_total is less than one analyst's budget")
+        for name, org in self.organisations.items():
+            if org.rho < self.rho_per_query:
+                raise ValueError(f"organisation {name!r}'s budget is less than one query")
+        return self
+
+    def charges(self, owner: str, dataset: str, analyst: str, cost: Decimal) -> list[Charge]:
+        """Every budget a query by ``analyst`` that costs ``cost`` spends from."""
+        holders = [(analyst, analyst, self.rho_per_analyst)]
+        holders += [
+            (f"organisation:{name}", f"the analysts of {name}", org.rho)
+            for name, org in sorted(self.organisations.items())
+            if any(principal_matches(p, analyst) for p in org.principals)
+        ]
+        if self.rho_total is not None:
+            holders.append((EVERYONE, "all analysts together", self.rho_total))
+        return [
+            Charge(owner, dataset, holder, who, self.period, rho, cost)
+            for holder, who, rho in holders
+        ]
+
+
 class DatasetPolicy(_Frozen):
     """The rules for one dataset."""
 
@@ -206,6 +257,21 @@ class DatasetPolicy(_Frozen):
     output: OutputControls = OutputControls()
     approval: ApprovalRule | None = None
     risk: RiskPolicy | None = None
+    privacy: PrivacyPolicy | None = None
+
+    @property
+    def required_controls(self) -> OutputControls:
+        """The controls every plan must carry: ``output``, and the privacy cost per query."""
+        if self.privacy is None:
+            return self.output
+        return self.output.model_copy(update={"dp_rho": self.privacy.rho_per_query})
+
+    @field_validator("output")
+    @classmethod
+    def _privacy_in_its_section(cls, value: OutputControls) -> OutputControls:
+        if value.dp_rho is not None:
+            raise ValueError("set differential privacy in the dataset's privacy section")
+        return value
 
     @field_validator("expires")
     @classmethod
@@ -236,100 +302,3 @@ class Policy(_Frozen):
     def version_hash(self) -> str:
         """Hex SHA-256 of the canonical validated content: changes with any change."""
         return canonical_hash(self.model_dump(mode="json"))
-
-
-def _where(loc: Sequence[int | str]) -> str:
-    return ".".join(str(part) for part in loc) or "(top level)"
-
-
-def _explain(err: ValidationError) -> str:
-    return "; ".join(f"{_where(e['loc'])}: {e['msg']}" for e in err.errors())
-
-
-def _misuse(column: Any, policy: ColumnPolicy) -> str | None:
-    if isinstance(column, KeyColumn) and policy.uses:
-        return "is an entity key and cannot be aggregated, filtered on or grouped by"
-    if isinstance(column, CategoricalColumn) and "aggregate" in policy.uses:
-        return "is categorical and cannot be aggregated (count needs no column)"
-    if isinstance(column, NumericColumn) and "group_by" in policy.uses:
-        return "is numeric and cannot be grouped by"
-    return None
-
-
-def _check_vocabulary(where: str, risk: RiskPolicy, vocabulary: Vocabulary) -> None:
-    for output in risk.outputs:
-        if output not in vocabulary.outputs:
-            known = ", ".join(sorted(vocabulary.outputs))
-            raise ConfigurationError(
-                f"{where}.outputs: unknown risk output {output!r}; known: {known}"
-            )
-    for feature in risk.features:
-        if feature not in vocabulary.features:
-            known = ", ".join(sorted(vocabulary.features))
-            raise ConfigurationError(
-                f"{where}.features: unknown risk feature {feature!r}; known: {known}"
-            )
-
-
-def check_against_schema(
-    policy: Policy, schemas: Mapping[str, DatasetSchema], vocabulary: Vocabulary | None = None
-) -> None:
-    """Raise ConfigurationError if ``policy`` names a dataset, column, output or feature
-    that the schemas (or the computations' ``vocabulary``) lack.
-
-    A policy that mentions an unknown column would silently deny (default deny);
-    checking at load time turns a typo into an error instead.
-    """
-    for dataset, rules in policy.datasets.items():
-        if dataset not in schemas:
-            raise ConfigurationError(
-                f"{policy.owner}'s policy names dataset {dataset!r}, which has no schema"
-            )
-        columns = schemas[dataset].columns
-        for name, column_policy in rules.columns.items():
-            where = f"datasets.{dataset}.columns.{name}"
-            if name not in columns:
-                raise ConfigurationError(f"{where}: dataset {dataset!r} has no column {name!r}")
-            problem = _misuse(columns[name], column_policy)
-            if problem:
-                raise ConfigurationError(f"{where}: column {name!r} {problem}")
-        for name in rules.risk.columns if rules.risk else ():
-            if not isinstance(columns.get(name), NumericColumn):
-                raise ConfigurationError(
-                    f"datasets.{dataset}.risk.columns: {name!r} is not a numeric column"
-                )
-        for name in rules.risk.keys if rules.risk else ():
-            if not isinstance(columns.get(name), KeyColumn):
-                raise ConfigurationError(
-                    f"datasets.{dataset}.risk.keys: {name!r} is not an entity key column"
-                )
-        if rules.risk is not None and vocabulary is not None:
-            _check_vocabulary(f"datasets.{dataset}.risk", rules.risk, vocabulary)
-
-
-def load_policy(
-    path: Path,
-    schemas: Mapping[str, DatasetSchema] | None = None,
-    vocabulary: Vocabulary | None = None,
-) -> Policy:
-    """Read a policy TOML file; any mistake is a ConfigurationError naming the field.
-
-    With ``schemas`` (dataset name to schema), also :func:`check_against_schema`,
-    with the risk outputs and features the computations know (``vocabulary``).
-    """
-    try:
-        data = tomllib.loads(Path(path).read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ConfigurationError(f"policy file {path} does not exist") from None
-    except tomllib.TOMLDecodeError as err:
-        raise ConfigurationError(f"policy file {path} is not valid TOML: {err}") from None
-    try:
-        policy = Policy.model_validate(data)
-    except ValidationError as err:
-        raise ConfigurationError(f"policy file {path} is invalid: {_explain(err)}") from None
-    if schemas is not None:
-        try:
-            check_against_schema(policy, schemas, vocabulary)
-        except ConfigurationError as err:
-            raise ConfigurationError(f"policy file {path}: {err.public_message}") from None
-    return policy

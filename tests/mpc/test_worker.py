@@ -130,8 +130,13 @@ def test_a_peer_that_never_starts_fails_the_session_by_its_deadline(pki) -> None
     assert time.monotonic() - started < 10
 
 
-def test_output_controls_withhold_failing_cells_inside_the_mpc(pki) -> None:
-    """A suppressed cell's figures are never opened: its released shares recombine to zero."""
+@pytest.mark.parametrize("report_rules", [False, True])
+def test_output_controls_withhold_failing_cells_inside_the_mpc(pki, report_rules: bool) -> None:
+    """A suppressed cell's figures are never opened: its released shares recombine to zero.
+
+    Only one bit per cell says it was withheld; a policy that opts in learns the first
+    rule it failed, never every rule (which would tell an empty cell from a small one).
+    """
     counts = {0: [100, 100, 100], 1: [2, 1, 1], 2: [50, 0, 0], 3: [40, 40, 40]}
     sums = {0: [10, 10, 10], 1: [5, 5, 5], 2: [500, 0, 0], 3: [10, 900, 10]}
     controls = {
@@ -140,6 +145,7 @@ def test_output_controls_withhold_failing_cells_inside_the_mpc(pki) -> None:
         "min_institutions": 2,
         "dominance_percent": 80,
         "dominance_columns": [1],
+        "report_rules": report_rules,
     }
 
     def args(i: int) -> dict:
@@ -163,6 +169,11 @@ def test_output_controls_withhold_failing_cells_inside_the_mpc(pki) -> None:
         for worker in workers:
             worker.kill()
     assert all(not isinstance(o, Exception) for o in outcomes), outcomes
-    assert _reconstruct(outcomes, "controls") == [1, 1, 1, 0, 1, 1, 1, 0, 0, 1, 1, 0]
+    if report_rules:  # cell 1 fails the count first, 2 the institutions, 3 dominance
+        assert _reconstruct(outcomes, "failed") == [0, 0, 0, 1, 0, 0, 0, 1, 0, 0, 0, 1]
+        assert "withheld" not in outcomes[0][0]
+    else:
+        assert _reconstruct(outcomes, "withheld") == [0, 1, 1, 1]
+        assert "failed" not in outcomes[0][0]
     assert _reconstruct(outcomes, "additive") == [300, 30, 0, 0, 0, 0, 0, 0]
     assert _reconstruct(outcomes, "minima") == [0, 999, 999, 999]

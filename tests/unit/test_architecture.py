@@ -27,6 +27,7 @@ LAYERS: dict[str, int] = {
     "audit": 1,
     "pseudonym": 1,
     "policy": 2,
+    "privacy": 1,
     "computations": 3,
     "orders": 4,
     "mpc": 4,

@@ -327,8 +327,8 @@ def test_explain_reports_every_rule_approvals_and_disclosure() -> None:
     assert to_analyst["to"] == "analyst/alice"
     assert to_analyst["text"] == (
         "analyst/alice receives count, mean(exposure) per sector for cells with at least "
-        "10 records and 2 institutions; suppressed cells are reported without values, "
-        "with the rules they failed"
+        "10 records and 2 institutions; suppressed cells are reported as withheld, "
+        "without values"
     )
     assert "joint counts and sums" in report["disclosure"][1]["text"]
     assert report["disclosure"][2]["to"] == "bank-a, bank-b"

@@ -8,6 +8,7 @@ import statistics
 from decimal import Decimal
 from fractions import Fraction
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import given
@@ -295,12 +296,12 @@ def test_is_close_honours_a_looser_tolerance() -> None:
 # --- output controls ----------------------------------------------------------------------
 
 
-def test_suppressed_cells_have_no_values_and_are_reported_with_their_rules(
-    schema: DatasetSchema,
-) -> None:
+def _suppressed(schema: DatasetSchema, report_rules: bool, block: str, bits: list[int]) -> Any:
     from mpc_gateway.policy import OutputControls
 
-    controls = OutputControls(min_cell_count=10, min_institutions=2, dominance_percent=80)
+    controls = OutputControls(
+        min_cell_count=10, min_institutions=2, dominance_percent=80, report_rules=report_rules
+    )
     spec = AggregateRequest(
         dataset="loans",
         aggregates=(Aggregate(func="count"), Aggregate(func="sum", column="exposure")),
@@ -308,16 +309,26 @@ def test_suppressed_cells_have_no_values_and_are_reported_with_their_rules(
     )
     built = build_plan(spec, schema, "analyst/alice", controls)
     layout = layout_for(built, schema, 3)
-    groups = len(built.groups)
-    additive = [v for g in range(groups) for v in (20 + g, 100 * (g + 1))]
-    # north passes; south fails count; east fails institutions and dominance; the rest pass
-    bits = [1, 1, 1, 0, 1, 1, 1, 0, 0] + [1, 1, 1] * (groups - 3)
-    table = decode_result(built, layout, schema, {"additive": additive, "controls": bits})
-    report = dict(table.suppressed)
-    assert report == {"south": ("min_cell_count",), "east": ("min_institutions", "dominance")}
+    additive = [v for g in range(len(built.groups)) for v in (20 + g, 100 * (g + 1))]
+    return decode_result(built, layout, schema, {"additive": additive, block: bits})
+
+
+def test_a_suppressed_cell_says_only_that_it_was_withheld(schema: DatasetSchema) -> None:
+    # north passes; south and east are withheld; the rest pass
+    table = _suppressed(schema, False, "withheld", [0, 1, 1, 0, 0])
+    assert table.suppressed == {"south": ("withheld",), "east": ("withheld",)}
     rows = dict(table.rows)
     assert rows["south"] == (None, None) and rows["east"] == (None, None)
     assert rows["north"] == (20, Decimal("1"))
+
+
+def test_where_every_policy_opts_in_the_first_failed_rule_is_named(schema: DatasetSchema) -> None:
+    # south fails the count first (as an empty cell would); east has enough records but
+    # records of one institution only
+    bits = [0, 0, 0, 1, 0, 0, 0, 1, 0] + [0, 0, 0] * 2
+    table = _suppressed(schema, True, "failed", bits)
+    assert table.suppressed == {"south": ("min_cell_count",), "east": ("min_institutions",)}
+    assert dict(table.rows)["east"] == (None, None)
 
 
 def test_released_counts_are_rounded_to_the_declared_multiple(schema: DatasetSchema) -> None:

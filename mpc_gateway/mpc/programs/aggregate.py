@@ -7,10 +7,10 @@ of the same shape and type. Output: secret-shared joint counts/sums and the
 joint minima/maxima, handed to the receiver as re-randomised shares; no party
 opens anything. Output controls, when given, are evaluated inside the MPC: a
 cell that fails a rule is released as zeros (extremes as the empty sentinel),
-so its figures are never opened to anyone; only the per-rule pass/fail bits
-of each cell are released, as the suppression report.
+so its figures are never opened to anyone; only one bit per cell says that it
+was withheld (or, where every policy opts in, which rule it failed first).
 Leakage: none to the parties; the receiver learns exactly the joint integers
-of the released cells and which cells failed which rule (not any party's local
+of the released cells and which cells were withheld (not any party's local
 value, local minimum or local maximum). Threshold: t = (m-1)//2, passive.
 """
 
@@ -45,6 +45,16 @@ def _rule_bits(parts: list[Any], joint: Any, presence: Any, controls: dict[str, 
     return mpc.np_stack(rules, axis=1)
 
 
+def _first_failures(rules: Any) -> Any:
+    """Per cell, 1 for the first rule it fails only (an empty and a small cell look alike)."""
+    passed = [rules[:, k] for k in range(rules.shape[1])]
+    failed, all_before = [], passed[0] * 0 + 1
+    for bit in passed:
+        failed.append(all_before * (1 - bit))
+        all_before = all_before * bit
+    return mpc.np_stack(failed, axis=1)
+
+
 async def joint_aggregates(
     additive: np.ndarray,
     minima: np.ndarray,
@@ -74,6 +84,9 @@ async def joint_aggregates(
         for name, value in extremes.items():
             empty = sentinel if name == "minima" else -sentinel
             extremes[name] = (value - empty) * keep + empty
-        secure["controls"] = rules
+        if controls.get("report_rules"):
+            secure["failed"] = _first_failures(rules)
+        else:  # only that a cell was withheld, never why: the rules tell empty from small
+            secure["withheld"] = 1 - keep
     secure.update(extremes)
     return await shares_for_receiver(secure)

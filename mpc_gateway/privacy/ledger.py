@@ -1,0 +1,212 @@
+"""Privacy budgets: what each analyst, organisation and everyone spent per dataset per period.
+
+A :class:`PrivacyLedger` keeps, per policy owner, dataset, budget holder (an
+analyst, an organisation's analysts, or all analysts) and period (a UTC day,
+ISO week or month), the zCDP cost of every query charged to it, durably in
+SQLite (or in memory). Each budget is an OpenDP privacy filter over fully
+adaptive composition: a query is charged only if the filter admits its cost,
+and :meth:`PrivacyLedger.charge` charges every budget a query touches or none
+of them. A query that releases nothing is refunded.
+
+The gateway keeps one ledger for every policy it enforces; every node keeps its
+own for its institution's policy and charges each order it executes, so a
+gateway that lies about budgets gains nothing.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from decimal import Decimal
+from pathlib import Path
+from typing import Any, Literal
+
+import opendp.prelude as dp
+
+from mpc_gateway.errors import BudgetExhaustedError
+
+__all__ = ["Period", "Charge", "PrivacyLedger", "period_of"]
+
+dp.enable_features("contrib", "honest-but-curious")
+
+Period = Literal["day", "week", "month"]
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS spend (
+    owner TEXT NOT NULL, dataset TEXT NOT NULL, holder TEXT NOT NULL, period TEXT NOT NULL,
+    query_id TEXT NOT NULL, rho TEXT NOT NULL, at_ms INTEGER NOT NULL
+)
+"""
+_FLOAT_ROOM = 1e-9
+_DOMAIN = dp.vector_domain(dp.atom_domain(T=float, nan=False))
+_METRIC = dp.l2_distance(T=float)
+
+
+def period_of(period: Period, now: datetime) -> str:
+    """The period ``now`` falls in: ``2026-12-01``, ``2026-W49`` or ``2026-12`` (UTC)."""
+    day = now.astimezone(UTC).date()
+    if period == "day":
+        return day.isoformat()
+    if period == "week":
+        year, week, _ = day.isocalendar()
+        return f"{year}-W{week:02d}"
+    return f"{day.year}-{day.month:02d}"
+
+
+@dataclass(frozen=True)
+class Charge:
+    """One budget a query spends from: ``budget`` ρ per ``period``, of which it costs ``cost``.
+
+    ``holder`` is whose budget it is (an analyst, an organisation, everyone), as
+    the owner's policy names it; ``who`` says it in words.
+    """
+
+    owner: str
+    dataset: str
+    holder: str
+    who: str
+    period: Period
+    budget: Decimal
+    cost: Decimal
+
+    def describe(self) -> str:
+        budget = f"ρ {self.budget} per {self.period}"
+        return f"{self.owner}'s budget for {self.who} on {self.dataset!r} ({budget})"
+
+
+def _spend(rho: float) -> Any:
+    """A measurement whose privacy loss is ``rho``: how a recorded cost enters a filter."""
+    return dp.m.make_user_measurement(
+        _DOMAIN,
+        _METRIC,
+        dp.zero_concentrated_divergence(),
+        function=lambda data: 0,
+        privacy_map=lambda d_in: rho,
+    )
+
+
+class _Budget:
+    """One OpenDP privacy filter, rebuilt from what the ledger recorded."""
+
+    def __init__(self, budget: Decimal, spent: Sequence[Decimal]) -> None:
+        odometer = dp.c.make_fully_adaptive_composition(
+            _DOMAIN, _METRIC, dp.zero_concentrated_divergence()
+        )
+        self.budget = budget
+        # the exact (decimal) record holds the budget; the filter's float sums round up, so
+        # it gets a hair of room at the edge rather than refusing a query that fits exactly
+        room = float(budget) * (1 + _FLOAT_ROOM)
+        self._queryable = dp.c.make_privacy_filter(odometer, d_in=1.0, d_out=room)([0.0])
+        self.exhausted = not all(self.spend(cost) for cost in spent)  # a budget lowered since
+
+    def spend(self, cost: Decimal) -> bool:
+        """Whether OpenDP's filter admits ``cost`` (and then it is spent in it)."""
+        try:
+            self._queryable(_spend(float(cost)))
+        except dp.OpenDPException:
+            return False
+        return True
+
+
+Clock = Callable[[], datetime]
+
+
+class PrivacyLedger:
+    """Privacy budgets by owner, dataset, analyst and period; in memory or SQLite at ``path``."""
+
+    def __init__(self, path: Path | None = None, *, clock: Clock = lambda: datetime.now(UTC)):
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._budgets: dict[tuple[str, ...], _Budget] = {}
+        if path is not None:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        self._db = sqlite3.connect(
+            ":memory:" if path is None else path, check_same_thread=False, isolation_level=None
+        )
+        if path is not None:
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=FULL")
+        self._db.execute(_SCHEMA)
+
+    def _key(self, charge: Charge) -> tuple[str, str, str, str]:
+        return (
+            charge.owner,
+            charge.dataset,
+            charge.holder,
+            period_of(charge.period, self._clock()),
+        )
+
+    def _budget(self, charge: Charge) -> _Budget:
+        key = self._key(charge)
+        cached = self._budgets.get((*key, str(charge.budget)))
+        if cached is None:
+            rows = self._db.execute(
+                "SELECT rho FROM spend WHERE owner = ? AND dataset = ? AND holder = ? "
+                "AND period = ? ORDER BY at_ms",
+                key,
+            ).fetchall()
+            cached = _Budget(charge.budget, [Decimal(r[0]) for r in rows])
+            self._budgets[(*key, str(charge.budget))] = cached
+        return cached
+
+    def _spent(self, charge: Charge) -> Decimal:
+        rows = self._db.execute(
+            "SELECT rho FROM spend WHERE owner = ? AND dataset = ? AND holder = ? AND period = ?",
+            self._key(charge),
+        ).fetchall()
+        return sum((Decimal(r[0]) for r in rows), Decimal(0))
+
+    def spent(self, charge: Charge) -> Decimal:
+        """What this charge's budget has spent so far this period."""
+        with self._lock:
+            return self._spent(charge)
+
+    def spent_by_holder(self, charges: Sequence[Charge]) -> dict[str, Decimal]:
+        """What each of these budgets spent so far this period, by holder."""
+        with self._lock:
+            return {c.holder: self._spent(c) for c in charges}
+
+    def remaining(self, charge: Charge) -> Decimal:
+        return max(Decimal(0), charge.budget - self.spent(charge))
+
+    def charge(self, query_id: str, charges: Sequence[Charge]) -> None:
+        """Charge every budget, or none: BudgetExhaustedError naming the first that cannot pay.
+
+        The record decides with exact decimal sums, and OpenDP's filter (fully adaptive
+        composition) must admit the cost too.
+        """
+        with self._lock:
+            for c in charges:
+                left = c.budget - self._spent(c)
+                if c.cost > left or not self._budget(c).spend(c.cost):
+                    self._budgets.clear()  # a filter may hold part of this query: rebuild
+                    raise BudgetExhaustedError(
+                        f"refused by rule privacy.budget: the query costs ρ {c.cost}, but "
+                        f"{c.describe()} has ρ {max(left, Decimal(0))} left this {c.period}",
+                        rule="privacy.budget",
+                    )
+            now_ms = int(self._clock().timestamp() * 1000)
+            try:
+                with self._db:  # one transaction: every charge is recorded, or none
+                    self._db.execute("BEGIN")
+                    for c in charges:
+                        self._db.execute(
+                            "INSERT INTO spend VALUES (?, ?, ?, ?, ?, ?, ?)",
+                            (*self._key(c), query_id, str(c.cost), now_ms),
+                        )
+            except sqlite3.Error:
+                self._budgets.clear()
+                raise
+
+    def refund(self, query_id: str) -> None:
+        """Undo every charge of a query that released nothing."""
+        with self._lock:
+            self._db.execute("DELETE FROM spend WHERE query_id = ?", (query_id,))
+            self._budgets.clear()  # rebuilt from the record on next use
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
