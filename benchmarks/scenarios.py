@@ -21,6 +21,7 @@ from benchmarks.naive import NaiveFailed, NaiveRun, max_relative_error, run_naiv
 from benchmarks.report import note
 from benchmarks.stats import ratio, summary
 from benchmarks.workload import (
+    BENCH_DP_QUERY,
     BENCH_QUERY,
     Reference,
     run_query,
@@ -63,6 +64,33 @@ def full_path(files: ConsortiumFiles, repeats: int, warmup: int) -> dict[str, An
         "mpc_reported": summary(mpc_ms),
         "local_scan_reported": summary(local_ms),  # the slowest node's scan, in the path
         "wrong_results": wrong,
+    }
+
+
+def dp_cost(files: ConsortiumFiles, repeats: int) -> dict[str, Any]:
+    """What differential privacy adds: the query exact and under DP, in alternating pairs.
+
+    Same rows, same query, same warm session; each pair runs back to back, so drift in
+    the machine's load affects both alike. Only the noise (drawn at every node, added
+    to its inputs) and the dataset's larger secure integers differ.
+    """
+    exact, private, added = [], [], []
+    with client_for(files) as client:
+        run_query(client, BENCH_DP_QUERY)  # untimed: the DP plan's first run
+        for _ in range(repeats):
+            started = time.perf_counter()
+            run_query(client, BENCH_QUERY)
+            middle = time.perf_counter()
+            run_query(client, BENCH_DP_QUERY)
+            done = time.perf_counter()
+            exact.append((middle - started) * 1000)
+            private.append((done - middle) * 1000)
+            added.append(private[-1] - exact[-1])
+    return {
+        "exact": summary(exact),
+        "dp": summary(private),
+        "dp_added_median_ms": round(statistics.median(added), 3),
+        "dp_over_exact": ratio(summary(private), summary(exact)),
     }
 
 
@@ -135,6 +163,8 @@ def _latency_for(rows: int, args: argparse.Namespace) -> dict[str, Any]:
         entry["prepare_s"], entry["start_s"] = round(run.prepare_s, 2), round(run.start_s, 2)
         note(f"latency, {rows:,} rows/node: full path, {args.repeats} queries")
         entry.update(full_path(run.files, args.repeats, args.warmup))
+        note(f"latency, {rows:,} rows/node: the same query under DP, {args.repeats} pairs")
+        entry["dp_cost"] = dp_cost(run.files, args.repeats)
     note(f"latency, {rows:,} rows/node: local scan and pooled DuckDB baselines")
     entry["local_scan"] = summary(time_local_scan(run.files, BENCH_QUERY, args.repeats))
     samples, facts = time_pooled_duckdb(run.files, BENCH_QUERY, args.repeats)

@@ -37,6 +37,7 @@ from mpc_gateway.query.where import parse_where
 __all__ = [
     "AGGREGATES",
     "BENCH_QUERY",
+    "BENCH_DP_QUERY",
     "THROUGHPUT_FILTERS",
     "throughput_queries",
     "Reference",
@@ -50,6 +51,8 @@ AGGREGATES = ("count", "mean:exposure", "stddev:exposure")
 BENCH_QUERY = ExampleQuery(
     "bench", AGGREGATES, where="exposure > 1000", group_by="sector", purpose="benchmark"
 )
+BENCH_DP_QUERY = replace(BENCH_QUERY, dataset="loans_dp")
+"""The same query on the same rows under differential privacy (noise drawn inside the MPC)."""
 # distinct queries for the throughput run, so concurrent analysts do not all ask the same thing
 THROUGHPUT_FILTERS = (
     "exposure > 1000",
@@ -71,7 +74,11 @@ def timed(action: Callable[[], Any], repeats: int) -> list[float]:
 
 def run_query(client: GatewayClient, query: ExampleQuery) -> Released:
     return client.query(
-        "loans", query.aggregates, where=query.where, group_by=query.group_by, purpose=query.purpose
+        query.dataset,
+        query.aggregates,
+        where=query.where,
+        group_by=query.group_by,
+        purpose=query.purpose,
     )
 
 

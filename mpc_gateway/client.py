@@ -235,6 +235,14 @@ class GatewayClient(ServiceClient):
             "histogram", dataset, where=where, purpose=purpose, column=column, edges=edges
         )
 
+    # --- privacy budgets ---------------------------------------------------------------------
+
+    def budget(self, dataset: str = "") -> list[dict[str, str]]:
+        """This analyst's privacy budgets (zCDP ρ): per policy and holder, spent and left."""
+        reply = self._call(self._stub.GetBudget, gateway_pb2.BudgetRequest(dataset=dataset))
+        fields = ("owner", "dataset", "holder", "who", "period", "current", "rho", "spent", "left")
+        return [{name: getattr(b, name) for name in fields} for b in reply.budgets]
+
     # --- scoring models ----------------------------------------------------------------------
 
     def register_model(self, model: ScoringModel, sealed: SealedWeights | None = None) -> str:

@@ -25,6 +25,7 @@ InternalError (and the base)          INTERNAL             1
 
 from __future__ import annotations
 
+import re
 from typing import ClassVar
 
 __all__ = [
@@ -107,10 +108,12 @@ class BudgetExhaustedError(GatewayError):
     exit_code = 3
 
     def __init__(
-        self, public_message: str, query_id: str | None = None, *, rule: str = "dataset.daily_limit"
+        self, public_message: str, query_id: str | None = None, *, rule: str | None = None
     ) -> None:
         super().__init__(public_message, query_id)
-        self.rule = rule
+        # across the wire only the message travels, and it names the rule
+        named = re.search(r"refused by rule (privacy\.budget|dataset\.daily_limit)", public_message)
+        self.rule = rule or (named.group(1) if named else "dataset.daily_limit")
 
 
 class NodeUnavailableError(GatewayError):

@@ -16,16 +16,16 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from mpc_gateway.audit.evidence import DispatchEvidence, log_origin
 from mpc_gateway.audit.log import AuditEvent
 from mpc_gateway.audit.memory import InMemoryAuditLog
-from mpc_gateway.computations import AggregateRequest, Plan
+from mpc_gateway.computations import AggregateRequest, Plan, Request, build
 from mpc_gateway.computations.aggregate import build_plan, parse_aggregate
-from mpc_gateway.devnet.localnet import ConsortiumFiles, schema_path
+from mpc_gateway.devnet.localnet import DATASETS, ConsortiumFiles, schema_path
 from mpc_gateway.orders import ExecutionOrder, Party
 from mpc_gateway.pki import Identity, load_layout, load_signing_key
 from mpc_gateway.proto.v1 import node_pb2
 from mpc_gateway.query.schema import DatasetSchema, load_schema
 from mpc_gateway.settings import NodeSettings, load_settings
 
-__all__ = ["Forged", "gateway_key", "count_plan", "parties", "forge"]
+__all__ = ["Forged", "gateway_key", "count_plan", "dispatched", "parties", "forge"]
 
 
 def gateway_key(pki_dir: Path) -> Ed25519PrivateKey:
@@ -40,6 +40,18 @@ def count_plan(schema: DatasetSchema | None = None, purpose: str = "risk monitor
         dataset="loans", aggregates=(parse_aggregate("count"),), purpose=purpose
     )
     return build_plan(request, schema or load_schema(schema_path()), "analyst/alice")
+
+
+def dispatched(files: ConsortiumFiles, request: Request, analyst: str) -> Plan:
+    """``request``'s plan exactly as the gateway would dispatch it (every policy's controls)."""
+    from mpc_gateway.gateway.governance import Governance
+
+    schemas = {name: load_schema(schema_path(name)) for name in DATASETS}
+    published = {n: files.policy(n) for n in files.nodes}
+    governance = Governance(files.policy("consortium"), published, schemas, None)
+    plan = build(request, schemas[request.dataset], analyst, len(files.nodes))
+    role, _, name = analyst.partition("/")
+    return governance.decide(Identity(role, name), plan).plan
 
 
 def parties(files: ConsortiumFiles) -> tuple[Party, ...]:

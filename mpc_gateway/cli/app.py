@@ -12,7 +12,7 @@ from mpc_gateway.cli.approvals import approvals_app, approve, reject
 from mpc_gateway.cli.audit import audit_app
 from mpc_gateway.cli.common import reporting_errors
 from mpc_gateway.cli.model import model_app
-from mpc_gateway.cli.query import datasets, query, status
+from mpc_gateway.cli.query import budget, datasets, query, status
 from mpc_gateway.cli.risk import risk_app
 
 __all__ = ["app"]
@@ -37,6 +37,7 @@ for command, name in (
     (datasets, "datasets"),
     (query, "query"),
     (status, "status"),
+    (budget, "budget"),
     (approve, "approve"),
     (reject, "reject"),
     (health_check, "health"),

@@ -7,6 +7,7 @@ import logging
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
+from decimal import Decimal
 from typing import Any
 
 import typer
@@ -76,6 +77,16 @@ def print_explanation(report: dict[str, Any]) -> None:
     """A dry run's report: the verdict, then every section as JSON."""
     verdict = "[green]would run[/]" if report["allowed"] else "[red]would be refused[/]"
     console.print(f"[bold]{verdict}[/] (plan {report['plan_hash'][:16]}…)")
+    privacy = report.get("privacy")
+    if privacy:
+        noise = ", ".join(f"{n['release']} σ {n['scale']}" for n in privacy["noise"])
+        tightest = min(privacy["budgets"], key=lambda b: Decimal(b["left"]), default=None)
+        left = f"; tightest budget left: ρ {tightest['left']}" if tightest else ""
+        console.print(
+            f"[bold]cost[/]: ρ {privacy['rho']} (zCDP; ε {privacy['epsilon']} at δ "
+            f"{privacy['delta']}); noise: {noise or 'none'}{left}",
+            highlight=False,
+        )
     for key, value in report.items():
         if key not in ("allowed", "plan_hash"):
             console.print(f"[bold]{key}[/]: {json.dumps(value, indent=2)}", highlight=False)

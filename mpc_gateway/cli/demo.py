@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable
+from decimal import Decimal
 from pathlib import Path
 
 from rich.table import Table
@@ -15,6 +16,15 @@ from mpc_gateway.client import ApproverClient, GatewayClient, tls_from_pki
 from mpc_gateway.computations.aggregate_result import AggregateOutcome, is_close
 from mpc_gateway.computations.base import format_value
 from mpc_gateway.devnet.demo import EXAMPLE_QUERIES, Checked, run_checked
+from mpc_gateway.devnet.dp_demo import (
+    DATASET,
+    DP_QUERIES,
+    SIGMAS,
+    BudgetRun,
+    NoisyCheck,
+    run_noisy,
+    spend_until_refused,
+)
 from mpc_gateway.devnet.localnet import ConsortiumFiles, LocalConsortium, prepare, schema_path
 from mpc_gateway.devnet.risk_demo import (
     RiskCheck,
@@ -42,15 +52,72 @@ def _show(checked: Checked) -> None:
         same = all(is_close(a, b) for a, b in zip(values, plain))
         mark = "[green]=[/]" if same else "[red]≠[/]"
         if group in secure.suppressed:
-            cells = [f"[dim]withheld: {', '.join(secure.suppressed[group])}[/]"] + [""] * (
-                len(values) - 1
-            )
+            why = ", ".join(secure.suppressed[group])
+            shown = "withheld" if why == "withheld" else f"withheld: {why}"
+            cells = [f"[dim]{shown}[/]"] + [""] * (len(values) - 1)
             table.add_row(group, *cells, mark)
         else:
             table.add_row(group, *(format_value(v) for v in values), mark)
     if checked.query.where:
         table.caption = f"where {checked.query.where}"
     console.print(table)
+
+
+def _show_noisy(checked: NoisyCheck) -> None:
+    outcome = checked.outcome
+    verdict = (
+        f"[green]within {SIGMAS}σ of the exact answer[/]"
+        if checked.matches
+        else "[red]OUTSIDE the declared noise[/]"
+    )
+    table = Table(title=f"{checked.query.title}  ({verdict})")
+    table.add_column(checked.query.group_by or "group")
+    for column in outcome.columns:
+        table.add_column(f"{column} noisy / exact", justify="right")
+    exact = dict(checked.exact)
+    for group, values in outcome.rows:
+        if group in outcome.suppressed:
+            table.add_row(group, "[dim]withheld[/]", *[""] * (len(values) - 1))
+            continue
+        table.add_row(
+            group,
+            *(f"{format_value(v)} / {format_value(e)}" for v, e in zip(values, exact[group])),
+        )
+    noise = ", ".join(f"{n['release']} σ {n['scale']} per node" for n in checked.cost["noise"])
+    table.caption = f"noise drawn inside the MPC: {noise}; cost ρ {checked.cost['rho']}"
+    console.print(table)
+
+
+def _run_private(
+    files: ConsortiumFiles, say: Callable[[str], None], as_json: bool
+) -> tuple[list[NoisyCheck], BudgetRun]:
+    """On loans_dp: the dry run's cost, noisy results beside exact ones, a budget spent."""
+    with GatewayClient.from_pki(
+        files.pki_dir, "analyst/alice", files.gateway_address, purpose="risk monitoring"
+    ) as client:
+        checks = [run_noisy(client, files, query) for query in DP_QUERIES]
+        cost = checks[0].cost
+        say(
+            f"[bold]Dry run on {DATASET}[/] (differential privacy): the query costs ρ "
+            f"{cost['rho']} (zCDP; ε {cost['epsilon']} at δ {cost['delta']}); tightest budget "
+            f"left: ρ {min(Decimal(b['left']) for b in cost['budgets'])}"
+        )
+        for checked in checks:
+            print(json.dumps(checked.as_json()), flush=True) if as_json else _show_noisy(checked)
+        spent = spend_until_refused(client)
+    if as_json:
+        print(json.dumps(spent.as_json()), flush=True)
+    lines = ", ".join(
+        f"{b['owner']} for {b['who']}: {b['spent']} of {b['rho']} per {b['period']}"
+        for b in spent.after
+    )
+    say(f"[bold]Budgets spent[/] by analyst/alice on {DATASET}: {lines}")
+    if spent.refusal is not None:
+        say(
+            f"[bold]Refused after {spent.ran} more noisy counts:[/] "
+            f"{type(spent.refusal).__name__}: {spent.refusal.public_message}"
+        )
+    return checks, spent
 
 
 def _audit(files: ConsortiumFiles) -> AuditOutcome:
@@ -165,6 +232,7 @@ def run_demo(*, rows: int, seed: int, workdir: Path, as_json: bool) -> int:
             f"({time.perf_counter() - started:.1f} s); running example queries as analyst/alice"
         )
         results = _run_queries(files, say, as_json)
+        noisy, spent = _run_private(files, say, as_json)
         risk = _run_risk(files, say, as_json)
         approved = _approval_flow(files, say)
         say("[bold]Auditor audrey verifies[/] the gateway's log and every node's witness log:")
@@ -173,10 +241,16 @@ def run_demo(*, rows: int, seed: int, workdir: Path, as_json: bool) -> int:
             say(f"  [green]✓[/] {line}")
         for problem in audit.problems:
             say(f"  [bold red]✗[/] {problem}")
-    ok = all(c.matches for c in results) and all(c.matches for c in risk)
+    ok = (
+        all(c.matches for c in results)
+        and all(c.matches for c in risk)
+        and all(c.matches for c in noisy)
+        and spent.refusal is not None
+    )
     say(
-        f"[bold]{'All' if ok else 'NOT all'} {len(results) + len(risk)} secure results match "
-        "the plaintext answers; "
+        f"[bold]{'All' if ok else 'NOT all'} {len(results) + len(risk)} exact results match "
+        f"the plaintext answers, {len(noisy)} noisy ones lie within their declared noise, "
+        f"a spent budget refused; "
         f"audit log {'verified' if audit.ok else 'FAILED verification'}[/]; "
         f"stopped cleanly after {time.perf_counter() - started:.1f} s"
     )

@@ -19,7 +19,7 @@ from mpc_gateway.cli.common import (
     reporting_errors,
 )
 
-__all__ = ["datasets", "query", "status"]
+__all__ = ["datasets", "query", "status", "budget"]
 
 
 def datasets(
@@ -115,3 +115,37 @@ def status(
                 raise typer.Exit(0 if found.state in ("waiting", "running") else 3)
             result = found.result
     print_released(result, as_json)
+
+
+def budget(
+    dataset: Annotated[str, typer.Option(help="one dataset (default: every dataset)")] = "",
+    gateway: str = GATEWAY_OPTION,
+    pki: str = PKI_OPTION,
+    identity: str = IDENTITY_OPTION,
+    as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
+) -> None:
+    """Your privacy budgets on datasets under differential privacy: spent and left (zCDP ρ)."""
+    with reporting_errors(), client_from_env(gateway, pki, identity) as client:
+        lines = client.budget(dataset)
+    if as_json:
+        print(json.dumps(lines, indent=2))
+        return
+    if not lines:
+        console.print("no dataset you can query is under differential privacy")
+        return
+    table = Table(title=f"privacy budgets of {identity} (zCDP ρ)")
+    for header in ("dataset", "set by", "for", "period", "budget", "spent", "left"):
+        table.add_column(
+            header, justify="right" if header in ("budget", "spent", "left") else "left"
+        )
+    for line in lines:
+        table.add_row(
+            line["dataset"],
+            line["owner"],
+            line["who"],
+            f"{line['period']} ({line['current']})",
+            line["rho"],
+            line["spent"],
+            line["left"],
+        )
+    console.print(table)

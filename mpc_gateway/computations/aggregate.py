@@ -17,6 +17,7 @@ nodes learn the query, never the result.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from decimal import Decimal
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -45,6 +46,7 @@ from mpc_gateway.computations.base import (
 from mpc_gateway.errors import IntegrityError, InvalidQueryError
 from mpc_gateway.policy.controls import OutputControls
 from mpc_gateway.policy.declaration import ColumnUse, Declaration
+from mpc_gateway.privacy import NoisyRelease
 from mpc_gateway.proto.v1 import gateway_pb2
 from mpc_gateway.query.filters import usable_column, validate_filter
 from mpc_gateway.query.schema import CategoricalColumn, DatasetSchema, NumericColumn
@@ -288,6 +290,14 @@ class Aggregates(Computation[AggregateRequest, AggregatePlan, AggregateOutcome])
             "controls": layout.mpc_controls(),
         }
         return ProgramCall("aggregate:joint_aggregates", args)
+
+    def noise(self, plan: AggregatePlan, schema: DatasetSchema, parties: int) -> list[NoisyRelease]:
+        layout = layout_for(plan, schema, parties)
+        shown = []
+        for release, (stat, column), unit in zip(layout.noise, layout.additive, layout.units):
+            factor = 1 if column is None else schema.numeric(column).factor
+            shown.append(release.in_units(Decimal(unit) / factor ** (2 if stat == "sumsq" else 1)))
+        return shown
 
     def run(self, plan: AggregatePlan, execution: Execution) -> AggregateOutcome:
         blocks = execution.run_step({})

@@ -11,13 +11,17 @@ Under differential privacy (``controls.dp_rho``) every additive column is a
 noisy release: one record moves a cell's count by 1 and a sum (of squares) by at
 most the column's declared magnitude (squared), so those are the sensitivities;
 :func:`~mpc_gateway.privacy.calibrate` gives each column its noise scale, and a
-column whose scale would be too large for exact 64-bit sampling is counted in a
-coarser ``unit`` (each record's value rounded to it). Each node adds its noise
-to its own inputs (:func:`add_noise`), so the sum the MPC opens is noisy.
+column whose scale would be too large for exact 64-bit sampling is released in a
+coarser ``unit`` (each node rounds its sum to it, which adds 1 to the
+sensitivity). Each node adds its noise to its own inputs (:func:`add_noise`), so
+the sum the MPC opens is noisy, and every output control inside the MPC decides
+on noisy figures: the minimum count on the noisy joint count, dominance on each
+institution's noisy sums, and an institution's presence on its noisy count.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -158,20 +162,37 @@ def _noise(
         while step * -(-magnitude // unit) > MAX_SCALE / 10:
             unit *= 10
         units.append(unit)
-    sensitivities = {n: -(-m // u) for n, m, u in zip(names, magnitudes, units)}
+    # a node rounds its sum to the unit once: one record moves it by at most ceil(m/u) + 1
+    sensitivities = {
+        n: m if u == 1 else -(-m // u) + 1 for n, m, u in zip(names, magnitudes, units)
+    }
     releases = calibrate(controls.dp_rho, sensitivities)
     return tuple(units), tuple(releases[n] for n in names)
 
 
+PRESENCE_SCALES = 3
+"""Under DP, an institution counts towards ``min_institutions`` in a cell when its noisy
+count reaches this many noise scales (an empty one does so with probability ~0.1%)."""
+
+
 def add_noise(layout: AggregateLayout, local: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-    """This node's inputs with its own noise added to every additive value (under DP)."""
+    """This node's inputs with its own noise added to every additive value (under DP).
+
+    Whether the institution is present in a cell is then decided on its noisy
+    count too, so no released bit depends on an exact figure.
+    """
     if not layout.noise:
         return local
     additive = local["additive"].copy()
     groups = additive.shape[0]
     for k, release in enumerate(layout.noise):
         additive[:, k] = additive[:, k] + sample(release.scale, groups)
-    return {**local, "additive": additive}
+    noisy = {**local, "additive": additive}
+    if "presence" in local:
+        count = layout.additive_index("count", None)
+        floor = math.ceil(PRESENCE_SCALES * layout.noise[count].scale)
+        noisy["presence"] = np.array([int(c >= floor) for c in additive[:, count]], dtype=object)
+    return noisy
 
 
 def local_aggregates(
@@ -182,14 +203,11 @@ def local_aggregates(
 ) -> dict[str, np.ndarray]:
     """This node's fixed-shape integer aggregates for ``plan``, one row per group."""
     exprs = ["count(*)"]
-    for k, (stat, column) in enumerate(layout.additive):
+    for stat, column in layout.additive:
         value = ident(str(column))
         if stat == "count":
             continue
         term = value if stat == "sum" else f"CAST({value} AS HUGEINT) * {value}"
-        unit = layout.units[k] if layout.units else 1
-        if unit > 1:  # under DP: each record counted in units of the noise's resolution
-            term = f"(CAST({term} AS HUGEINT) + {unit // 2}) // {unit}"
         exprs.append(f"sum({term})")
     exprs += [f"min({ident(c)})" for c in layout.minima]
     exprs += [f"max({ident(c)})" for c in layout.maxima]
@@ -216,6 +234,9 @@ def _shape(
         extremes = list(sums)
         minima[g, :] = [int(v) for v in extremes[:n_min]]
         maxima[g, :] = [int(v) for v in extremes[n_min:]]
+    for k, unit in enumerate(layout.units):
+        if unit > 1:  # under DP: this node's sum in units of the noise's resolution
+            additive[:, k] = [(int(v) + unit // 2) // unit for v in additive[:, k]]
     shaped = {"additive": additive, "minima": minima, "maxima": maxima}
     if layout.mpc_controls():  # whether this institution has records in each cell
         counts = additive[:, layout.additive_index("count", None)]

@@ -37,6 +37,7 @@ from mpc_gateway.computations.scoring import ModelBook
 from mpc_gateway.errors import IntegrityError
 from mpc_gateway.policy.controls import OutputControls
 from mpc_gateway.policy.declaration import Declaration
+from mpc_gateway.privacy import NoisyRelease
 from mpc_gateway.query.filters import Filter, validate_filter
 from mpc_gateway.query.schema import DatasetSchema
 from mpc_gateway.query.sql import Where
@@ -305,6 +306,10 @@ class Computation(ABC, Generic[R, P, Out]):
     @abstractmethod
     def run(self, plan: P, execution: Execution) -> Out:
         """Drive the plan's MPC step(s) and decode what they released."""
+
+    def noise(self, plan: P, schema: DatasetSchema, parties: int) -> list[NoisyRelease]:
+        """What the plan releases with noise under differential privacy (none without)."""
+        return []
 
     def steps(self, plan: P, schema: DatasetSchema, parties: int) -> int:
         """How many MPC steps (orders at every node) the plan takes; each counts on daily limits."""

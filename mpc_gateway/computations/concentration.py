@@ -6,6 +6,11 @@ the receiver gets the flags ``s_i > limit`` and the HHI as the two integers
 ``(sum s_i**2, (sum s_i)**2)`` (``hhi="fraction"``), or only the bit
 ``HHI > hhi_limit`` (``hhi="flag"``, HHI in points 0..10,000). The joint
 exposures themselves are never opened (MPC program ``concentration:concentration``).
+Over a batch of keys, anything is released only if at least
+``controls.min_entities`` of the counterparties are known to the institutions
+(decided inside the MPC, :mod:`~mpc_gateway.computations.known_entities`).
+No output is differentially private: one loan can flip a flag and move the HHI
+without bound, so every plan declares a ``dp_blocker``.
 
 The layout (shape, bounds, bit lengths) and a node's local sums are in
 :mod:`~mpc_gateway.computations.concentration_layout`.
@@ -37,7 +42,8 @@ from mpc_gateway.computations.concentration_layout import (
     concentration_layout,
     local_group_exposures,
 )
-from mpc_gateway.computations.features import local_entity_features
+from mpc_gateway.computations.features import local_entity_features, local_presence
+from mpc_gateway.computations.known_entities import KnownEntities, known_entities
 from mpc_gateway.computations.shared import (
     DEFAULT_KEY_COLUMN,
     Keys,
@@ -103,12 +109,25 @@ class ConcentrationPlan(_Job, Plan):
     def declaration(self) -> Declaration:
         uses = (ColumnUse(self.group_by, "group_by"),) if self.group_by is not None else ()
         batch = None if self.keys is None else EntityBatch(self.key_column, len(set(self.keys)))
-        return Declaration(uses, RiskUse(self.outputs, columns=(self.column,), batch=batch))
+        blocker = (
+            f"{', '.join(self.outputs)} release flags or an index that one loan can change "
+            "without bound, which noise cannot protect"
+        )
+        return Declaration(
+            uses, RiskUse(self.outputs, columns=(self.column,), batch=batch), dp_blocker=blocker
+        )
 
     def disclosure(self, institutions: list[str]) -> list[dict[str, str]]:
         units = f"{len(self.keys)} counterparties" if self.keys else f"each {self.group_by}"
         what = f"{' and '.join(self.outputs)} over the joint {self.column} of {units}"
+        gate = self.known_entities(len(institutions))
+        if gate is not None:
+            what += f", {gate.describe()}"
         return risk_disclosure(self.analyst, what, institutions)
+
+    def known_entities(self, parties: int) -> KnownEntities | None:
+        """The minimum-batch check over the counterparties (None for categorical units)."""
+        return None if self.keys is None else known_entities(self.keys, self.controls, parties)
 
 
 def hhi_text(points: Fraction) -> str:
@@ -219,24 +238,32 @@ class Concentration(Computation[ConcentrationRequest, ConcentrationPlan, Concent
         self, plan: ConcentrationPlan, step: dict[str, Any], data: LocalData
     ) -> ProgramCall:
         layout = self._layout(plan, data.schema, data.parties)
-        if plan.keys is not None:
-            exposures = local_entity_features(
-                data.cursor,
-                data.schema,
-                plan.keys,
-                ["total_exposure"],
-                key_column=plan.key_column,
-                where=data.where,
-            )[:, 0]
-        else:
+        gate = plan.known_entities(data.parties)
+        if plan.keys is None or gate is None:
             exposures = local_group_exposures(
                 data.cursor, data.schema, str(plan.group_by), plan.column, data.where
             )
-        return ProgramCall("concentration:concentration", layout.program_args(exposures))
+            return ProgramCall("concentration:concentration", layout.program_args(exposures))
+        exposures = local_entity_features(
+            data.cursor,
+            data.schema,
+            plan.keys,
+            ["total_exposure"],
+            key_column=plan.key_column,
+            where=data.where,
+        )[:, 0]
+        present = local_presence(
+            data.cursor, data.schema, plan.keys, key_column=plan.key_column, where=data.where
+        )
+        args = {**layout.program_args(exposures), **gate.program_args(present)}
+        return ProgramCall("concentration:concentration", args)
 
     def run(self, plan: ConcentrationPlan, execution: Execution) -> ConcentrationOutcome:
         layout = self._layout(plan, execution.schema, execution.parties)
+        gate = plan.known_entities(execution.parties)
         blocks = execution.run_step({})
+        if gate is not None:
+            gate.check(blocks)
         units = list(plan.keys or execution.schema.categorical(str(plan.group_by)).domain)
         over = (
             bits(block(blocks, "over_limit", len(units)), "flags")

@@ -12,7 +12,8 @@ declared bound (from the schema), which fixes the secure bit lengths.
 schema's integer encoding (numbers as ``value * 10**scale``, keys as text, as
 :class:`~mpc_gateway.node.data.LocalDataset` stores them): for a batch of keys it
 returns a fixed-shape integer matrix, one row per key in the batch's order,
-zeros for entities this node does not know. Nothing here imports mpyc.
+zeros for entities this node does not know; :func:`local_presence` says which
+of a batch's distinct entities it knows at all. Nothing here imports mpyc.
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ __all__ = [
     "FEATURES",
     "feature_spec",
     "local_entity_features",
+    "local_presence",
     "MAX_BATCH",
 ]
 
@@ -291,3 +293,23 @@ def local_entity_features(
         values = np.array([[int(v or 0) for v in row] for row in rows], dtype=object)
         out[values[:, 0].astype(np.int64)] = values[:, 1:]
     return out
+
+
+def local_presence(
+    cursor: duckdb.DuckDBPyConnection,
+    schema: DatasetSchema,
+    keys: Sequence[str],
+    *,
+    key_column: str = "counterparty_lei",
+    where: Where | None = None,
+    table: str = "data",
+) -> np.ndarray:
+    """This node's 0/1 vector over the batch's distinct keys (first occurrence order).
+
+    1 where it holds at least one row of the entity that passes ``where`` (the
+    ``lenders`` feature): what the minimum batch counts, so a repeated key counts once.
+    """
+    distinct = list(dict.fromkeys(keys))
+    return local_entity_features(
+        cursor, schema, distinct, ["lenders"], key_column=key_column, where=where, table=table
+    )[:, 0]

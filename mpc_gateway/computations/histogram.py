@@ -3,8 +3,15 @@
 Bins are ``[e_i, e_{i+1})``, the last one closed (numpy's rule); values outside
 are not counted. Every node counts its values per bin in one scan, the MPC
 program (``histogram:histogram``) adds the counts up and, with a minimum cell
-count in the controls, releases a bin below it as 0 flagged suppressed (one
-secure comparison per bin). Released counts are rounded like aggregate counts.
+count or a minimum number of institutions in the controls, releases a bin that
+fails either as 0 flagged suppressed (secure comparisons per bin). Released
+counts are rounded like aggregate counts.
+
+Under differential privacy every node adds a full-scale discrete Gaussian
+sample to each of its bin counts (one record lands in at most one bin, so the
+vector's l2 sensitivity is 1); the controls then decide on the noisy counts
+(an institution is present in a bin when its noisy count reaches a few noise
+scales, as for aggregate cells), so every released bit and count is noisy.
 
 Disclosure: the receiver learns the released bin counts; nodes learn the
 request, not the result.
@@ -12,6 +19,7 @@ request, not the result.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -21,6 +29,7 @@ import duckdb
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
+from mpc_gateway.computations.aggregate_layout import PRESENCE_SCALES
 from mpc_gateway.computations.base import (
     Computation,
     Display,
@@ -41,7 +50,10 @@ from mpc_gateway.computations.shared import (
     risk_disclosure,
 )
 from mpc_gateway.errors import InvalidRequestError
+from mpc_gateway.policy.controls import OutputControls
 from mpc_gateway.policy.declaration import Declaration, RiskUse
+from mpc_gateway.privacy import NoisyRelease, calibrate, sample
+from mpc_gateway.privacy.noise import TAIL
 from mpc_gateway.proto.v1 import gateway_pb2
 from mpc_gateway.query.schema import DatasetSchema
 from mpc_gateway.query.sql import Where, ident
@@ -77,28 +89,50 @@ class HistogramPlan(_Bins, Plan):
         return Declaration(risk=RiskUse(outputs=("histogram",), columns=(self.column,)))
 
     def disclosure(self, institutions: list[str]) -> list[dict[str, str]]:
+        controls = self.controls
         what = f"joint counts of {self.column} in {len(self.edges) - 1} bins"
-        if self.controls.min_cell_count > 1:
-            what += f" (suppressed below {self.controls.min_cell_count} values)"
+        if controls.min_cell_count > 1 or controls.min_institutions > 1:
+            what += (
+                f" (a bin below {controls.min_cell_count} values or "
+                f"{controls.min_institutions} institutions is reported as withheld)"
+            )
+        if controls.dp_rho is not None:
+            what += (
+                ", each with discrete Gaussian noise drawn inside the MPC; the query costs "
+                f"ρ {controls.dp_rho} (zCDP) of the privacy budgets"
+            )
         return risk_disclosure(self.analyst, what, institutions)
 
 
 @dataclass(frozen=True)
 class HistogramLayout:
-    """Encoded edges (strictly increasing) and the bit length of the joint counts."""
+    """Encoded edges (strictly increasing), the bit length of the joint counts, the controls.
+
+    ``noise`` is the bins' noisy release under DP (None without).
+    """
 
     column: str
     edges: tuple[int, ...]
     bits: int
     min_count: int = 0  # bins with fewer joint values are released as 0, flagged suppressed
+    min_institutions: int = 1
+    noise: NoisyRelease | None = None
 
     def program_args(self, counts: np.ndarray) -> dict[str, Any]:
+        """The MPC inputs of this node's exact counts (its own noise added under DP)."""
         if counts.shape != (len(self.edges) - 1,):
             raise InvalidRequestError("local counts must have one entry per bin")
+        counts = np.asarray(counts, dtype=object)
+        present_from = 1
+        if self.noise is not None:
+            counts = counts + sample(self.noise.scale, len(counts))
+            present_from = math.ceil(PRESENCE_SCALES * self.noise.scale)
         return {
-            "counts": np.asarray(counts, dtype=object),
+            "counts": counts,
             "bits": self.bits,
             "min_count": self.min_count,
+            "min_institutions": self.min_institutions,
+            "presence": np.array([int(c >= present_from) for c in counts], dtype=object),
         }
 
 
@@ -107,13 +141,25 @@ def histogram_layout(
     parties: int,
     column: str,
     edges: Sequence[Decimal | str | int],
-    min_count: int = 0,
+    controls: OutputControls | None = None,
 ) -> HistogramLayout:
+    controls = controls or OutputControls()
     encoded = tuple(encode_value(schema, column, e) for e in edges)
     if len(encoded) < 2 or len(encoded) > 1001 or any(a >= b for a, b in zip(encoded, encoded[1:])):
         raise InvalidRequestError("histogram edges: 2..1001 strictly increasing values")
-    bits = (parties * schema.max_rows_per_node).bit_length() + 1
-    return HistogramLayout(column=column, edges=encoded, bits=bits, min_count=min_count)
+    noise = None
+    bound = parties * schema.max_rows_per_node
+    if controls.dp_rho is not None:
+        noise = calibrate(controls.dp_rho, {"bins": 1})["bins"]
+        bound += parties * TAIL * math.ceil(noise.scale)  # every node's noise, signed
+    return HistogramLayout(
+        column=column,
+        edges=encoded,
+        bits=bound.bit_length() + 2,
+        min_count=controls.min_cell_count,
+        min_institutions=controls.min_institutions,
+        noise=noise,
+    )
 
 
 def local_histogram(
@@ -167,7 +213,7 @@ class HistogramOutcome(Outcome):
         rows = []
         for i, (lo, hi, count) in enumerate(self.bins):
             closing = "]" if i == len(self.bins) - 1 else ")"
-            shown = "suppressed (too few values)" if count is None else format_value(count)
+            shown = "withheld" if count is None else format_value(count)
             rows.append((f"[{lo:,}, {hi:,}{closing}", shown))
         return Display(("bin", "count"), tuple(rows))
 
@@ -183,9 +229,11 @@ class Histograms(Computation[HistogramRequest, HistogramPlan, HistogramOutcome])
     outputs = ("histogram",)
 
     def layout(self, plan: HistogramPlan, schema: DatasetSchema, parties: int) -> HistogramLayout:
-        return histogram_layout(
-            schema, parties, plan.column, plan.edges, min_count=plan.controls.min_cell_count
-        )
+        return histogram_layout(schema, parties, plan.column, plan.edges, plan.controls)
+
+    def noise(self, plan: HistogramPlan, schema: DatasetSchema, parties: int) -> list[NoisyRelease]:
+        release = self.layout(plan, schema, parties).noise
+        return [] if release is None else [release]
 
     def check(self, plan: HistogramPlan, schema: DatasetSchema, parties: int) -> None:
         plan.check_schema(schema)

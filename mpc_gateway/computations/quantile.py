@@ -6,7 +6,11 @@ releasing only the bracket indices of the round. Every order carries the
 brackets released so far (the step's ``path``), and each node replays that
 path to compute the round's grid itself, so the driver cannot choose grid
 points to probe the data. With ``min_cell_count`` in the controls, a quantile
-over fewer joint values is suppressed inside the MPC (as if there were none).
+over fewer joint values is suppressed inside the MPC (as if there were none);
+with ``min_institutions``, so is one whose values come from fewer institutions.
+A quantile is a single value of the column, so it cannot be released under
+differential privacy (the plan declares that), and it declares its levels: a
+level near 0 or 1 is the minimum or maximum, which policies may forbid.
 
 Disclosure: the receiver learns the quantiles; the bisection path, hence the
 quantiles, is known to every node too (it drives the next round's grid).
@@ -67,13 +71,20 @@ class QuantilePlan(_Levels, Plan):
     kind: Literal["quantile"] = "quantile"
 
     def declaration(self) -> Declaration:
-        return Declaration(risk=RiskUse(outputs=("quantile",), columns=(self.column,)))
+        risk = RiskUse(outputs=("quantile",), columns=(self.column,), levels=self.levels)
+        blocker = f"quantiles of {self.column!r} are single values, which noise cannot protect"
+        return Declaration(risk=risk, dp_blocker=blocker)
 
     def disclosure(self, institutions: list[str]) -> list[dict[str, str]]:
         levels = ", ".join(str(q) for q in self.levels)
         what = f"the exact joint quantiles {levels} of {self.column}"
+        minimums = []
         if self.controls.min_cell_count > 1:
-            what += f" (suppressed below {self.controls.min_cell_count} values)"
+            minimums.append(f"{self.controls.min_cell_count} values")
+        if self.controls.min_institutions > 1:
+            minimums.append(f"values from {self.controls.min_institutions} institutions")
+        if minimums:
+            what += f" (suppressed below {' or '.join(minimums)})"
         nodes_see = (
             "the request, including any entity keys, and the search path, hence the quantiles"
         )
@@ -92,7 +103,7 @@ def quantile_search(layout: QuantileLayout, path: Path) -> QuantileSearch:
 
 @dataclass(frozen=True)
 class QuantileOutcome(Outcome):
-    """The quantiles, each None where suppressed (too few values, or none)."""
+    """The quantiles, each None where suppressed (too few values or institutions, or none)."""
 
     kind = "quantile"
 
@@ -120,7 +131,10 @@ class QuantileOutcome(Outcome):
 
     def display(self, request: Request | None = None) -> Display:
         rows = tuple(
-            (str(q), "suppressed (too few values)" if v is None else format_value(v))
+            (
+                str(q),
+                "suppressed (too few values or institutions)" if v is None else format_value(v),
+            )
             for q, v in self.quantiles
         )
         return Display(("level", "quantile"), rows, about=f"{self.rounds} rounds")
@@ -144,6 +158,7 @@ class Quantiles(Computation[QuantileRequest, QuantilePlan, QuantileOutcome]):
             plan.levels,
             plan.grid_size,
             min_count=plan.controls.min_cell_count,
+            min_institutions=plan.controls.min_institutions,
         )
 
     def check(self, plan: QuantilePlan, schema: DatasetSchema, parties: int) -> None:

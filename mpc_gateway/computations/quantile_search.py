@@ -23,7 +23,10 @@ learns the bracket indices, i.e. the bisection path, which is the quantile
 itself to within the final precision, and nothing else: no count is opened.
 Because the next round's grid is derived from the previous bracket, every node
 learns the path (hence the quantile) as well. With no values at all, every
-round answers G and the result is None (the emptiness is disclosed).
+round answers G and the result is None (the emptiness is disclosed). So it
+does, inside the MPC, over fewer than ``min_count`` values or values from fewer
+than ``min_institutions`` parties: a suppressed quantile looks exactly like an
+empty one, whichever rule withheld it.
 """
 
 from __future__ import annotations
@@ -136,6 +139,7 @@ class QuantileLayout:
     grid_size: int
     bits: int
     min_count: int = 0  # fewer joint values: the quantile is suppressed (as for no values)
+    min_institutions: int = 0  # fewer parties with a value: suppressed likewise
 
     def search(self) -> QuantileSearch:
         return QuantileSearch(self.low, self.high, self.fractions, self.grid_size)
@@ -151,6 +155,7 @@ class QuantileLayout:
             "fractions": [(q.numerator, q.denominator) for q in self.fractions],
             "bits": self.bits,
             "min_count": self.min_count,
+            "min_institutions": self.min_institutions,
         }
 
     def decode(self, value: int | None) -> Decimal | None:
@@ -164,6 +169,7 @@ def quantile_layout(
     levels: Sequence[Fraction | Decimal | str],
     grid_size: int = 64,
     min_count: int = 0,
+    min_institutions: int = 0,
 ) -> QuantileLayout:
     """Bits: ``|C * den - num * N - [N = 0]| <= m * max_rows * den + 1``."""
     spec = schema.columns.get(column)
@@ -179,8 +185,9 @@ def quantile_layout(
     den = max(q.denominator for q in fractions) if fractions else 1
     bound = parties * schema.max_rows_per_node * den + 1
     low, high = int(spec.min * spec.factor), int(spec.max * spec.factor)
+    bits = bound.bit_length() + 1
     return QuantileLayout(
-        column, low, high, spec.factor, fractions, grid_size, bound.bit_length() + 1, min_count
+        column, low, high, spec.factor, fractions, grid_size, bits, min_count, min_institutions
     )
 
 

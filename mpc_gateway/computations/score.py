@@ -6,7 +6,15 @@ its local features of those entities (zeros for entities it does not know),
 the MPC program (``score:entity_scores``) combines them across institutions,
 scores them with public or secret-shared weights, and releases only what the
 model declares: the integer scores, the decision bits ``score >= threshold``,
-or the number of positive decisions.
+or the number of positive decisions, and only if at least
+``controls.min_entities`` of the batch's entities are known to the
+institutions (decided inside the MPC, :mod:`~mpc_gateway.computations.known_entities`).
+
+Under differential privacy only the count can be released: every node adds a
+full-scale discrete Gaussian sample to it and to the count of known entities
+it is checked against (one loan changes one entity's features, so at most one
+decision and one "known" bit; a key listed r times moves the count by r).
+Scores and decisions (one value per entity) declare a ``dp_blocker``.
 
 Disclosure: the receiver learns that output for the batch; nodes learn the
 request, including the keys (never the features of another institution, the
@@ -15,12 +23,15 @@ combined features, or secret weights).
 
 from __future__ import annotations
 
+import math
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from fractions import Fraction
 from typing import Any, Literal
 
+import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from mpc_gateway.computations.base import (
@@ -34,7 +45,8 @@ from mpc_gateway.computations.base import (
     ProgramCall,
     Request,
 )
-from mpc_gateway.computations.features import local_entity_features
+from mpc_gateway.computations.features import local_entity_features, local_presence
+from mpc_gateway.computations.known_entities import KnownEntities, known_entities
 from mpc_gateway.computations.scoring import ScoringModel, open_weight_share, score_layout
 from mpc_gateway.computations.shared import (
     DEFAULT_KEY_COLUMN,
@@ -49,6 +61,8 @@ from mpc_gateway.computations.shared import (
 from mpc_gateway.errors import InvalidQueryError
 from mpc_gateway.pki.sealing import SealedWeights
 from mpc_gateway.policy.declaration import Declaration, EntityBatch, RiskUse
+from mpc_gateway.privacy import MAX_SCALE, NoisyRelease, calibrate, sample
+from mpc_gateway.privacy.noise import TAIL
 from mpc_gateway.proto.v1 import gateway_pb2
 from mpc_gateway.query.schema import DatasetSchema
 
@@ -92,19 +106,66 @@ class ScorePlan(_Batch, Plan):
     def batch_size(self) -> int:
         return len(set(self.keys))
 
+    @property
+    def noisy(self) -> bool:
+        """Under DP: the count (the only output noise can protect) is released with noise."""
+        return self.controls.dp_rho is not None and self.model.output == "count"
+
     def declaration(self) -> Declaration:
+        output = self.model.output
         return Declaration(
             risk=RiskUse(
-                outputs=(self.model.output,),
+                outputs=(output,),
                 features=tuple(f.name for f in self.model.features),
                 model_owner=self.model.owner,
                 batch=EntityBatch(self.key_column, self.batch_size),
-            )
+            ),
+            dp_blocker=None
+            if output == "count"
+            else f"{output} release one value per entity, which noise cannot protect",
         )
 
     def disclosure(self, institutions: list[str]) -> list[dict[str, str]]:
-        what = f"{self.model.output} of model {self.model.name!r} for {self.batch_size} entities"
+        gate = _gate(self, len(institutions))
+        what = (
+            f"{self.model.output} of model {self.model.name!r} for {self.batch_size} "
+            f"entities, {gate.describe()}"
+        )
+        if self.noisy:
+            what += (
+                "; the count carries discrete Gaussian noise drawn inside the MPC, and the "
+                f"query costs ρ {self.controls.dp_rho} (zCDP) of the privacy budgets"
+            )
         return risk_disclosure(self.analyst, what, institutions)
+
+
+def _noise(plan: ScorePlan) -> dict[str, NoisyRelease]:
+    """Under DP, the count's and the known-entity count's releases (scales from public inputs)."""
+    if not plan.noisy or plan.controls.dp_rho is None:
+        return {}
+    repeats = max(Counter(plan.keys).values())  # one loan moves each copy of its entity's decision
+    releases = calibrate(plan.controls.dp_rho, {"count": repeats, "known": 1})
+    if any(r.scale > MAX_SCALE for r in releases.values()):
+        raise InvalidQueryError("the privacy budget per query is too small for a noisy count")
+    return releases
+
+
+def _gate(plan: ScorePlan, parties: int) -> KnownEntities:
+    return known_entities(plan.keys, plan.controls, parties, _noise(plan).get("known"))
+
+
+def _noise_args(plan: ScorePlan, parties: int, bits: int) -> dict[str, Any]:
+    """This node's noise samples (full scale σ each) and a bit length that holds them all."""
+    releases = _noise(plan)
+    if not releases:
+        return {}
+    count, known = releases["count"], releases["known"]
+    samples = [int(sample(release.scale, 1)[0]) for release in (count, known)]
+    bound = len(plan.keys) + parties * TAIL * math.ceil(count.scale)  # count + every node's noise
+    return {
+        "noise_local": np.array(samples, dtype=object),
+        "bits": max(bits, bound.bit_length() + 1),
+    }
 
 
 @dataclass(frozen=True)
@@ -224,6 +285,10 @@ class Scores(Computation[ScoreRequest, ScorePlan, ScoreOutcome]):
         plan.check_schema(schema)
         check_key_column(schema, plan.key_column)
         score_layout(plan.model, schema, parties)
+        _noise(plan)
+
+    def noise(self, plan: ScorePlan, schema: DatasetSchema, parties: int) -> list[NoisyRelease]:
+        return list(_noise(plan).values())
 
     def local_inputs(self, plan: ScorePlan, step: dict[str, Any], data: LocalData) -> ProgramCall:
         layout = score_layout(plan.model, data.schema, data.parties)
@@ -241,12 +306,22 @@ class Scores(Computation[ScoreRequest, ScorePlan, ScoreOutcome]):
             key_column=plan.key_column,
             where=data.where,
         )
-        return ProgramCall("score:entity_scores", layout.program_args(local, share))
+        present = local_presence(
+            data.cursor, data.schema, plan.keys, key_column=plan.key_column, where=data.where
+        )
+        args = {
+            **layout.program_args(local, share),
+            **_gate(plan, data.parties).program_args(present),
+        }
+        args.update(_noise_args(plan, data.parties, args["bits"]))
+        return ProgramCall("score:entity_scores", args)
 
     def run(self, plan: ScorePlan, execution: Execution) -> ScoreOutcome:
+        gate = _gate(plan, execution.parties)
         sealed = execution.models.sealed(plan.model_id)
         step = {} if sealed is None else {"sealed": sealed.model_dump(mode="json")}
         blocks = execution.run_step(step)
+        gate.check(blocks)
         layout = score_layout(plan.model, execution.schema, execution.parties)
         n = len(plan.keys)
         if layout.output == "scores":

@@ -96,8 +96,11 @@ def bits(values: Sequence[int], name: str) -> list[bool]:
 
 
 def released_count(value: int, controls: OutputControls) -> int:
-    """A released count after the controls' rounding (as for aggregate counts)."""
-    return int(rounded(value, "count", controls))  # type: ignore[arg-type]
+    """A released count after the controls' rounding (as for aggregate counts).
+
+    A noisy count (under DP) may come out negative: it is released as 0.
+    """
+    return int(rounded(max(value, 0), "count", controls))  # type: ignore[arg-type]
 
 
 def risk_disclosure(

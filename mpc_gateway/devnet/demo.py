@@ -40,10 +40,11 @@ class ExampleQuery:
     where: str = ""
     group_by: str | None = None
     purpose: str = "risk monitoring"
+    dataset: str = "loans"
 
     def as_dict(self) -> dict[str, Any]:
         return {
-            "dataset": "loans",
+            "dataset": self.dataset,
             "aggregates": list(self.aggregates),
             "where": self.where,
             "group_by": self.group_by,
@@ -82,6 +83,8 @@ def _figures(query: ExampleQuery, schema_columns: dict[str, Any]) -> tuple[list[
         column = schema_columns[name]
         scale = column.scale if isinstance(column, NumericColumn) else 0
         value = f'CAST("{name}" AS DECIMAL(38, {scale}))'
+        if isinstance(column, NumericColumn) and column.clip:  # as the nodes load it
+            value = f"least(greatest({value}, {column.min:f}), {column.max:f})"
         exprs += [f"sum({value})", f"sum({value} * {value})", f"min({value})", f"max({value})"]
     group = f'"{query.group_by}"' if query.group_by else "'*'"
     where = query.where or "TRUE"
@@ -254,7 +257,11 @@ def run_checked(
 ) -> Checked:
     started = time.perf_counter()
     secure = client.query(
-        "loans", query.aggregates, where=query.where, group_by=query.group_by, purpose=query.purpose
+        query.dataset,
+        query.aggregates,
+        where=query.where,
+        group_by=query.group_by,
+        purpose=query.purpose,
     )
     seconds = time.perf_counter() - started
     outcome = secure.outcome

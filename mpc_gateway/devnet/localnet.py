@@ -32,7 +32,14 @@ from mpc_gateway.pki import init_consortium
 from mpc_gateway.pseudonym import create_key_file, load_key
 from mpc_gateway.query.schema import CategoricalColumn, KeyColumn, NumericColumn, load_schema
 
-__all__ = ["DEFAULT_NODES", "ConsortiumFiles", "LocalConsortium", "prepare", "schema_path"]
+__all__ = [
+    "DATASETS",
+    "DEFAULT_NODES",
+    "ConsortiumFiles",
+    "LocalConsortium",
+    "prepare",
+    "schema_path",
+]
 
 DEFAULT_NODES = ("bank-a", "bank-b", "broker-c")
 
@@ -42,35 +49,50 @@ OPEN_PURPOSES = ("risk monitoring", "supervisory review", "testing", "benchmark"
 Policies = Literal["examples", "open"]
 
 
+DATASETS = ("loans", "loans_dp")
+"""The example datasets: the loan books, and the same rows shared only under DP."""
+
+OPEN_PRIVACY = 'rho_per_query = 0.05\nrho_per_analyst = 100\nperiod = "day"\n'
+"""An open policy's privacy section for ``loans_dp``: noise on every query, a wide budget."""
+
+
 def _open_policy(owner: str, purposes: Sequence[str] = OPEN_PURPOSES) -> str:
     """A policy letting every analyst use every column in every way, with no output controls.
 
-    Risk computations too: every output and feature, anyone's models, batches of any size.
+    Risk computations too: every output and feature, anyone's models, batches of any
+    size. ``loans_dp`` the same way, but under differential privacy (no min/max there).
     """
-    schema = load_schema(schema_path())
-    columns = []
-    for name, column in schema.columns.items():
-        if isinstance(column, NumericColumn):
-            columns.append(
-                f'{name} = {{ uses = ["aggregate", "filter"], aggregates = '
-                '["sum", "mean", "var", "stddev", "min", "max"] }'
-            )
-        elif isinstance(column, CategoricalColumn):
-            columns.append(f'{name} = {{ uses = ["group_by", "filter"] }}')
     listed = ", ".join(f'"{p}"' for p in purposes)
-    numeric = [n for n, c in schema.columns.items() if isinstance(c, NumericColumn)]
-    keys = [n for n, c in schema.columns.items() if isinstance(c, KeyColumn)]
-    outputs, features = sorted(VOCABULARY.outputs), sorted(VOCABULARY.features)
-    risk = (
-        f"outputs = {_toml_list(outputs)}\nfeatures = {_toml_list(features)}\n"
-        f'model_owners = ["analyst/*"]\nkeys = {_toml_list(keys)}\n'
-        f"columns = {_toml_list(numeric)}\nmin_batch = 1\n"
-    )
-    return (
-        f'version = 1\nowner = "{owner}"\n\n[datasets.loans]\nprincipals = ["analyst/*"]\n'
-        f"purposes = [{listed}]\n\n[datasets.loans.columns]\n" + "\n".join(columns) + "\n"
-        f"\n[datasets.loans.risk]\n{risk}"
-    )
+    sections = [f'version = 1\nowner = "{owner}"\n']
+    for dataset in DATASETS:
+        schema = load_schema(schema_path(dataset))
+        private = dataset != "loans"
+        extremes = "" if private else ', "min", "max"'
+        columns = []
+        for name, column in schema.columns.items():
+            if isinstance(column, NumericColumn):
+                columns.append(
+                    f'{name} = {{ uses = ["aggregate", "filter"], aggregates = '
+                    f'["sum", "mean", "var", "stddev"{extremes}] }}'
+                )
+            elif isinstance(column, CategoricalColumn):
+                columns.append(f'{name} = {{ uses = ["group_by", "filter"] }}')
+        numeric = [n for n, c in schema.columns.items() if isinstance(c, NumericColumn)]
+        keys = [n for n, c in schema.columns.items() if isinstance(c, KeyColumn)]
+        outputs = ["count", "histogram"] if private else sorted(VOCABULARY.outputs)
+        features = sorted(VOCABULARY.features)
+        risk = (
+            f"outputs = {_toml_list(outputs)}\nfeatures = {_toml_list(features)}\n"
+            f'model_owners = ["analyst/*"]\nkeys = {_toml_list(keys)}\n'
+            f"columns = {_toml_list(numeric)}\nmin_batch = 1\n"
+        )
+        sections.append(
+            f'[datasets.{dataset}]\nprincipals = ["analyst/*"]\npurposes = [{listed}]\n\n'
+            f"[datasets.{dataset}.columns]\n" + "\n".join(columns) + "\n\n"
+            f"[datasets.{dataset}.risk]\n{risk}"
+            + (f"\n[datasets.{dataset}.privacy]\n{OPEN_PRIVACY}" if private else "")
+        )
+    return "\n".join(sections)
 
 
 def _toml_list(values: Iterable[str]) -> str:
@@ -96,9 +118,9 @@ def _write_policies(files: ConsortiumFiles, policies: Policies) -> None:
         shutil.copy(source, target)
 
 
-def schema_path() -> Path:
-    """The packaged schema of the example ``loans`` dataset."""
-    return Path(str(resources.files("mpc_gateway.schemas") / "loans.toml"))
+def schema_path(dataset: str = "loans") -> Path:
+    """The packaged schema of an example dataset (``loans`` or ``loans_dp``)."""
+    return Path(str(resources.files("mpc_gateway.schemas") / f"{dataset}.toml"))
 
 
 def free_port() -> int:
@@ -147,7 +169,6 @@ def _toml_str(value: object) -> str:
 def _write_configs(
     files: ConsortiumFiles, mpc_ports: dict[str, int], query_timeout_s: float
 ) -> None:
-    schema = _toml_str(schema_path())
     nodes_toml = []
     for name in files.nodes:
         config = files.node_config(name)
@@ -158,8 +179,11 @@ def _write_configs(
             f'gateway = "gateway"\naudit_db = {_toml_str(config.parent / "audit.sqlite")}\n'
             f"policy = {_toml_str(files.policy(name))}\n"
             f"usage_db = {_toml_str(config.parent / 'usage.sqlite')}\n"
-            f"\n[datasets.loans]\nschema = {schema}\n"
-            f"source = {_toml_str(files.data_file(name))}\n"
+            + "".join(
+                f"\n[datasets.{dataset}]\nschema = {_toml_str(schema_path(dataset))}\n"
+                f"source = {_toml_str(files.data_file(name))}\n"  # the same rows, both datasets
+                for dataset in DATASETS
+            )
         )
         nodes_toml.append(
             f"[[nodes]]\nname = {_toml_str(name)}\n"
@@ -173,7 +197,11 @@ def _write_configs(
         f"audit_db = {_toml_str(files.root / 'audit.sqlite')}\n"
         f"consortium_policy = {_toml_str(files.policy('consortium'))}\n"
         f"usage_db = {_toml_str(files.root / 'usage.sqlite')}\n"
-        f"query_timeout_s = {query_timeout_s}\n\n[datasets.loans]\nschema = {schema}\n\n"
+        f"query_timeout_s = {query_timeout_s}\n\n"
+        + "".join(
+            f"[datasets.{dataset}]\nschema = {_toml_str(schema_path(dataset))}\n\n"
+            for dataset in DATASETS
+        )
         + "\n".join(nodes_toml)
     )
 

@@ -11,6 +11,7 @@ on the signed order anyway.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from decimal import Decimal
@@ -34,13 +35,40 @@ from mpc_gateway.policy.declaration import Governed
 from mpc_gateway.privacy import Charge, PrivacyLedger
 from mpc_gateway.query.schema import DatasetSchema
 
-__all__ = ["Governance", "Reservation"]
+__all__ = ["Governance", "Reservation", "BudgetLine"]
 
 G = TypeVar("G", bound=Governed)
 
 
 def _now() -> datetime:
     return datetime.now(UTC)
+
+
+@dataclass(frozen=True)
+class BudgetLine:
+    """One privacy budget as it stands: what it is, the period now, and what it spent."""
+
+    charge: Charge
+    period: str
+    spent: Decimal
+
+    @property
+    def left(self) -> Decimal:
+        return max(self.charge.budget - self.spent, Decimal(0))
+
+    def as_dict(self) -> dict[str, str]:
+        c = self.charge
+        return {
+            "owner": c.owner,
+            "dataset": c.dataset,
+            "holder": c.holder,
+            "who": c.who,
+            "period": c.period,
+            "current": self.period,
+            "rho": str(c.budget),
+            "spent": str(self.spent),
+            "left": str(self.left),
+        }
 
 
 @dataclass(frozen=True)
@@ -109,6 +137,23 @@ class Governance:
             )
             for p in self.policies
         )
+
+    def _lines(self, charges: Iterable[Charge]) -> list[BudgetLine]:
+        return [BudgetLine(c, self.privacy.period(c), self.privacy.spent(c)) for c in charges]
+
+    def budgets(self, analyst: str, dataset: str | None = None) -> list[BudgetLine]:
+        """Every privacy budget a query by ``analyst`` (on ``dataset``, or any) spends from."""
+        return self._lines(
+            charge
+            for policy in self.policies
+            for name, rules in sorted(policy.datasets.items())
+            if rules.privacy is not None and dataset in (None, name)
+            for charge in rules.privacy.charges(policy.owner, name, analyst, Decimal(0))
+        )
+
+    def costs(self, plan: Governed) -> list[BudgetLine]:
+        """What ``plan`` would spend, budget by budget, with what each has left."""
+        return self._lines(privacy_charges(self.policies, plan, plan.analyst))
 
     def _limit(self, dataset: str) -> int | None:
         limits = [

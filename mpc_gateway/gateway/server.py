@@ -49,6 +49,7 @@ GATEWAY_ACCESS = {
     "Run": ("analyst/*",),
     "Explain": ("analyst/*",),
     "GetQueryStatus": _READERS,
+    "GetBudget": ("analyst/*",),
     "RegisterModel": ("analyst/*",),
     "ListModels": _READERS,
 }
@@ -90,6 +91,14 @@ class GatewayServicer(gateway_pb2_grpc.GatewayServiceServicer):
             allowed=decision.allowed,
             plan_hash=decision.plan.plan_hash,
             report_json=json.dumps(report),
+        )
+
+    def GetBudget(
+        self, request: gateway_pb2.BudgetRequest, context: grpc.ServicerContext
+    ) -> gateway_pb2.BudgetReport:
+        lines = self.gateway.budgets(current_caller(), request.dataset)
+        return gateway_pb2.BudgetReport(
+            budgets=[gateway_pb2.Budget(**line.as_dict()) for line in lines]
         )
 
     def RegisterModel(

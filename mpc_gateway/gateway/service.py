@@ -45,13 +45,14 @@ from mpc_gateway.errors import (
     PolicyDeniedError,
 )
 from mpc_gateway.gateway.dispatch import Dispatched, Dispatcher
-from mpc_gateway.gateway.governance import Governance
+from mpc_gateway.gateway.governance import BudgetLine, Governance
 from mpc_gateway.gateway.lifecycle import QueryBook, QueryState, TrackedQuery, not_waiting
 from mpc_gateway.gateway.record import QueryRecord
 from mpc_gateway.gateway.registry import ModelRegistry, RegisteredModel
 from mpc_gateway.pki import Identity, load_ca, load_layout, load_signing_key, tls_credentials_bytes
 from mpc_gateway.pki.sealing import SealedWeights
 from mpc_gateway.policy import CombinedDecision, SignedApproval, approvals_satisfied
+from mpc_gateway.privacy import DEFAULT_DELTA, epsilon_for
 from mpc_gateway.query.schema import DatasetSchema, load_schema
 from mpc_gateway.settings import GatewaySettings
 
@@ -127,7 +128,31 @@ class Gateway:
     ) -> tuple[CombinedDecision[Plan], dict[str, Any]]:
         """The dry run: every rule of every policy, approvals needed, what would be disclosed."""
         decision = self.governance.decide(caller, self._plan(caller, request))
-        return decision, decision.explain()
+        report = decision.explain()
+        plan = decision.plan
+        if plan.controls.dp_rho is not None:
+            report["privacy"] = self._privacy_report(plan)
+        return decision, report
+
+    def _privacy_report(self, plan: Plan) -> dict[str, Any]:
+        """What a plan under DP costs, its noise, and what the budgets have left."""
+        assert plan.controls.dp_rho is not None
+        rho = plan.controls.dp_rho
+        noise = computation_of(plan).noise(plan, self.schemas[plan.dataset], self.parties)
+        return {
+            "rho": str(rho),
+            "epsilon": f"{epsilon_for(float(rho)):.4g}",
+            "delta": f"{DEFAULT_DELTA:g}",
+            "noise": [release.shown() for release in noise],
+            "budgets": [line.as_dict() for line in self.governance.costs(plan)],
+        }
+
+    def budgets(self, caller: Identity, dataset: str = "") -> list[BudgetLine]:
+        """The caller's privacy budgets (on ``dataset``, or every dataset) as they stand."""
+        if dataset and dataset not in self.schemas:
+            known = ", ".join(sorted(self.schemas)) or "none"
+            raise InvalidQueryError(f"unknown dataset {dataset!r}; known datasets: {known}")
+        return self.governance.budgets(str(caller), dataset or None)
 
     def run(self, caller: Identity, request: Request, certificate: str = "") -> Released:
         """Run ``request`` for ``caller`` now, or keep it for approval (ApprovalMissingError)."""

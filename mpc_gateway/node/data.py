@@ -29,7 +29,7 @@ from mpc_gateway.query.schema import (
 )
 from mpc_gateway.query.sql import ident
 
-__all__ = ["LocalDataset"]
+__all__ = ["LocalDataset", "clipped"]
 
 
 def _reader(source: Path) -> str:
@@ -39,6 +39,13 @@ def _reader(source: Path) -> str:
     if suffix in (".csv", ".tsv"):
         return "read_csv(?, header = true)"
     raise ConfigurationError(f"data source {source}: use a .csv or .parquet file")
+
+
+def clipped(column: str, spec: NumericColumn) -> str:
+    """SQL for ``column``'s value, clamped to the declared bounds if the schema clips it."""
+    if not spec.clip:
+        return column
+    return f"least(greatest({column}, {spec.min:f}), {spec.max:f})"
 
 
 class LocalDataset:
@@ -105,7 +112,8 @@ class LocalDataset:
         if not isinstance(spec, NumericColumn):
             return f"CAST({column} AS VARCHAR) AS {column}"
         kind = "BIGINT" if spec.magnitude < 2**62 else "HUGEINT"
-        return f"CAST(round({column} * {spec.factor}) AS {kind}) AS {column}"
+        value = clipped(column, spec)
+        return f"CAST(round({value} * {spec.factor}) AS {kind}) AS {column}"
 
     def _check_column(self, name: str, spec: Column) -> None:
         col, src = ident(name), _reader(self.source)
@@ -126,17 +134,17 @@ class LocalDataset:
             # (tolerance: what binary floating point cannot represent, not a relative slack)
             number = f"TRY_CAST({col} AS DOUBLE)"
             scaled = f"({number} * {spec.factor})"
+            outside = "FALSE" if spec.clip else f"{number} < ? OR {number} > ?"
             sql = (
                 f"SELECT count(*) FROM {src} "
-                f"WHERE {number} IS NULL OR {number} < ? OR {number} > ? "
+                f"WHERE {number} IS NULL OR {outside} "
                 f"OR abs({scaled} - round({scaled})) > greatest(1e-6, abs({scaled}) * 1e-14)"
             )
-            bad = self._con.execute(
-                sql, [str(self.source), float(spec.min), float(spec.max)]
-            ).fetchone()
+            bounds = [] if spec.clip else [float(spec.min), float(spec.max)]
+            bad = self._con.execute(sql, [str(self.source), *bounds]).fetchone()
+            where = "" if spec.clip else f"outside [{spec.min}, {spec.max}], "
             problem = (
-                f"values that are not numbers, outside [{spec.min}, {spec.max}], "
-                f"finer than {spec.scale} decimals, or null"
+                f"values that are not numbers, {where}finer than {spec.scale} decimals, or null"
             )
         if bad is not None and bad[0]:
             raise ConfigurationError(

@@ -29,6 +29,11 @@ class OutputControls(BaseModel):
     With ``dp_rho``, every released number carries discrete Gaussian noise drawn
     inside the MPC, calibrated so that the whole query costs at most ρ
     (zero-concentrated DP; see ``docs/privacy.md``).
+
+    A job over a batch of entity keys (scores, concentration) releases anything
+    only if at least ``min_entities`` of the batch's entities are known to the
+    institutions, decided inside the MPC (the largest ``min_batch`` of the
+    policies' risk sections).
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -40,6 +45,7 @@ class OutputControls(BaseModel):
     sum_decimals: int | None = Field(default=None, ge=0, le=6)
     report_rules: bool = False
     dp_rho: Decimal | None = Field(default=None, gt=0, le=10)
+    min_entities: int = Field(default=1, ge=1)
 
     @property
     def evaluated_in_mpc(self) -> bool:
@@ -65,6 +71,7 @@ class OutputControls(BaseModel):
             sum_decimals=lowest(self.sum_decimals, other.sum_decimals),
             report_rules=self.report_rules and other.report_rules,
             dp_rho=min(rhos) if rhos else None,
+            min_entities=max(self.min_entities, other.min_entities),
         )
 
     def at_least_as_strict_as(self, other: OutputControls) -> bool:

@@ -156,7 +156,7 @@ class CombinedDecision(Generic[G]):
                 }
                 for d in self.decisions
             ],
-            "output_controls": self.output.model_dump(),
+            "output_controls": self.output.model_dump(mode="json"),
             "approvals": [
                 {
                     "owner": need.owner,

@@ -9,13 +9,14 @@ in a new way declares it here, and the policy rules apply to it unchanged.
   group by, or to filter (filters are declared by the plan's filter tree itself);
 * :class:`RiskUse` -- a risk computation, governed by the dataset's ``risk``
   section: what it releases (``outputs``), the entity features and the model
-  owner a scoring model brings, the numeric columns it reads, and the entity
-  batch it names.
+  owner a scoring model brings, the numeric columns it reads, the levels of
+  their distribution it releases (quantiles), and the entity batch it names.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import TYPE_CHECKING, Literal, Protocol, Self
 
 if TYPE_CHECKING:
@@ -57,13 +58,18 @@ class EntityBatch:
 
 @dataclass(frozen=True)
 class RiskUse:
-    """What a risk computation brings to the dataset's ``risk`` rules."""
+    """What a risk computation brings to the dataset's ``risk`` rules.
+
+    ``levels`` are the levels in (0, 1] of the distribution of ``columns`` it
+    releases (a quantile's): near 0 or 1 they are the column's minimum or maximum.
+    """
 
     outputs: tuple[str, ...]
     features: tuple[str, ...] = ()
     model_owner: str | None = None
     columns: tuple[str, ...] = ()
     batch: EntityBatch | None = None
+    levels: tuple[Decimal, ...] = ()
 
 
 @dataclass(frozen=True)

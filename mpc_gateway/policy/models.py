@@ -168,6 +168,7 @@ class ApprovalRule(_Frozen):
 
 
 RiskName = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]{0,62}$")]
+QuantileLevel = Annotated[Decimal, Field(gt=0, lt=1)]
 
 
 class RiskPolicy(_Frozen):
@@ -180,7 +181,10 @@ class RiskPolicy(_Frozen):
     columns batches may name entities by; ``columns`` the numeric
     columns whose quantiles, histograms or per-unit sums (concentration) may be
     computed; ``min_batch`` the fewest distinct entities a scoring or
-    concentration batch may name (small batches single entities out).
+    concentration batch may name (small batches single entities out);
+    ``quantile_levels`` the lowest and highest quantile level (inclusive) a job
+    may release of a column whose ``min`` and ``max`` aggregates are not both
+    allowed (levels near 0 or 1 are the minimum and the maximum).
     """
 
     outputs: Annotated[tuple[RiskName, ...], AfterValidator(_unique)] = Field(min_length=1)
@@ -189,6 +193,14 @@ class RiskPolicy(_Frozen):
     keys: Annotated[tuple[str, ...], AfterValidator(_unique)] = ()
     columns: Annotated[tuple[str, ...], AfterValidator(_unique)] = ()
     min_batch: int = Field(default=100, ge=1, le=MAX_BATCH)
+    quantile_levels: tuple[QuantileLevel, QuantileLevel] = (Decimal("0.05"), Decimal("0.95"))
+
+    @model_validator(mode="after")
+    def _level_range(self) -> RiskPolicy:
+        low, high = self.quantile_levels
+        if low > high:
+            raise ValueError(f"quantile_levels: the lowest level {low} is above the highest {high}")
+        return self
 
 
 class OrganisationBudget(_Frozen):
@@ -261,16 +273,25 @@ class DatasetPolicy(_Frozen):
 
     @property
     def required_controls(self) -> OutputControls:
-        """The controls every plan must carry: ``output``, and the privacy cost per query."""
-        if self.privacy is None:
-            return self.output
-        return self.output.model_copy(update={"dp_rho": self.privacy.rho_per_query})
+        """The controls every plan must carry: ``output``, the minimum batch, the privacy cost.
+
+        ``min_entities`` is the risk section's ``min_batch`` (entities the nodes
+        know, counted inside the MPC); ``dp_rho`` the privacy section's cost per query.
+        """
+        update: dict[str, object] = {}
+        if self.risk is not None:
+            update["min_entities"] = self.risk.min_batch
+        if self.privacy is not None:
+            update["dp_rho"] = self.privacy.rho_per_query
+        return self.output.model_copy(update=update) if update else self.output
 
     @field_validator("output")
     @classmethod
     def _privacy_in_its_section(cls, value: OutputControls) -> OutputControls:
         if value.dp_rho is not None:
             raise ValueError("set differential privacy in the dataset's privacy section")
+        if value.min_entities != 1:
+            raise ValueError("set the minimum batch in the dataset's risk section (min_batch)")
         return value
 
     @field_validator("expires")

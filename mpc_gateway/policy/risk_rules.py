@@ -5,13 +5,14 @@ from __future__ import annotations
 from mpc_gateway.policy.context import Context, check, may
 from mpc_gateway.policy.decision import RuleCheck
 from mpc_gateway.policy.declaration import RiskUse
+from mpc_gateway.policy.models import RiskPolicy
 from mpc_gateway.policy.models import principal_matches as _matches
 
 __all__ = ["risk_checks"]
 
 
 def risk_checks(ctx: Context, declared: RiskUse) -> list[RuleCheck]:
-    """The dataset's risk section: outputs, features, model owner, columns, keys, batch size."""
+    """The dataset's risk section: outputs, features, model owner, columns, levels, keys, batch."""
     rules = ctx.rules.risk
     if rules is None:
         return [
@@ -47,6 +48,7 @@ def risk_checks(ctx: Context, declared: RiskUse) -> list[RuleCheck]:
         )
         for column in declared.columns
     ]
+    checks += _level_checks(ctx, declared, rules)
     batch = declared.batch
     if batch is not None:
         checks.append(
@@ -66,4 +68,28 @@ def risk_checks(ctx: Context, declared: RiskUse) -> list[RuleCheck]:
                 f"entities; this one names {batch.size}",
             )
         )
+    return checks
+
+
+def _level_checks(ctx: Context, declared: RiskUse, rules: RiskPolicy) -> list[RuleCheck]:
+    """Levels of a column's distribution: any where min and max are allowed, else in the range.
+
+    A level near 0 or 1 releases the column's minimum or maximum (or the nearest
+    values to it), so it needs the same column uses as those aggregates.
+    """
+    low, high = rules.quantile_levels
+    checks = []
+    for column in declared.columns:
+        policy = ctx.rules.columns.get(column)
+        extremes = policy is not None and {"min", "max"} <= set(policy.aggregates)
+        for level in declared.levels:
+            if extremes:
+                what = f"quantiles of {column!r} at any level, here {level} (it allows min and max)"
+                checks.append(may(ctx, "risk.quantile_level", True, "allow", what))
+                continue
+            what = (
+                f"quantiles of {column!r} at level {level} (allowed: {low} to {high}, "
+                f"as it does not allow both min and max of {column!r})"
+            )
+            checks.append(may(ctx, "risk.quantile_level", low <= level <= high, "allow", what))
     return checks

@@ -15,6 +15,7 @@ schema's bounds), so they never travel in an order.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -37,11 +38,27 @@ _INTEGERS = (dp.vector_domain(dp.atom_domain(T="i64")), dp.l2_distance(T="i64"))
 
 @dataclass(frozen=True)
 class NoisyRelease:
-    """One released integer vector: its l2 sensitivity per record and its noise scale σ."""
+    """One released integer vector: its l2 sensitivity per record and its noise scale σ.
+
+    Both are in the integer steps the MPC adds up; ``unit`` is what one step is
+    worth in the released quantity's own units (a cent of a EUR sum: 0.01).
+    """
 
     name: str
     sensitivity: int
     scale: float
+    unit: Decimal = Decimal(1)
+
+    def in_units(self, unit: Decimal) -> NoisyRelease:
+        return NoisyRelease(self.name, self.sensitivity, self.scale, unit)
+
+    def shown(self) -> dict[str, str]:
+        """Sensitivity and noise scale in the quantity's own units, for the dry run."""
+        return {
+            "release": self.name,
+            "sensitivity": f"{self.sensitivity * self.unit:g}",
+            "scale": f"{Decimal(repr(self.scale)) * self.unit:.6g}",
+        }
 
     @property
     def rho(self) -> float:
@@ -57,20 +74,31 @@ def release_cost(releases: Mapping[str, NoisyRelease] | list[NoisyRelease]) -> f
 
 
 def calibrate(rho: Decimal, sensitivities: Mapping[str, int]) -> dict[str, NoisyRelease]:
-    """Scales ``σ_k = s·Δ_k``, the smallest common ``s`` for which the releases cost at most ρ."""
+    """Scales ``σ_k = s·Δ_k``, the smallest common ``s`` for which the releases cost at most ρ.
+
+    A pure function of public inputs, computed once per distinct query shape.
+    """
+    releases = _calibrated(rho, tuple(sensitivities.items()))
+    return {release.name: release for release in releases}
+
+
+@functools.lru_cache(maxsize=4096)
+def _calibrated(
+    rho: Decimal, sensitivities: tuple[tuple[str, int], ...]
+) -> tuple[NoisyRelease, ...]:
     if rho <= 0:
         raise InvalidQueryError("a privacy budget per query must be positive")
     if not sensitivities:
-        return {}
-    if any(d <= 0 for d in sensitivities.values()):
+        return ()
+    if any(d <= 0 for _, d in sensitivities):
         raise InvalidQueryError("every noisy release needs a positive sensitivity")
+    if any(d >= 2**62 for _, d in sensitivities):  # OpenDP's maps work in 64-bit integers
+        raise InvalidQueryError("a sensitivity of 2^62 or more: release it in coarser units")
     target = float(rho)
     step = math.sqrt(len(sensitivities) / (2 * target))  # Σ Δ²/(2 s²Δ²) = K/(2s²) = ρ
     while True:
-        releases = {
-            name: NoisyRelease(name, delta, step * delta) for name, delta in sensitivities.items()
-        }
-        if release_cost(releases) <= target:
+        releases = tuple(NoisyRelease(name, delta, step * delta) for name, delta in sensitivities)
+        if release_cost(list(releases)) <= target:
             return releases
         step *= 1 + 1e-9  # OpenDP rounds its maps up: a hair more noise keeps within ρ
 

@@ -34,15 +34,16 @@ dp.enable_features("contrib", "honest-but-curious")
 
 Period = Literal["day", "week", "month"]
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS spend (
-    owner TEXT NOT NULL, dataset TEXT NOT NULL, holder TEXT NOT NULL, period TEXT NOT NULL,
-    query_id TEXT NOT NULL, rho TEXT NOT NULL, at_ms INTEGER NOT NULL
+_SCHEMA = (
+    "CREATE TABLE IF NOT EXISTS spend (owner TEXT NOT NULL, dataset TEXT NOT NULL, "
+    "holder TEXT NOT NULL, period TEXT NOT NULL, query_id TEXT NOT NULL, rho TEXT NOT NULL, "
+    "at_ms INTEGER NOT NULL)",
+    "CREATE INDEX IF NOT EXISTS spend_budget ON spend (owner, dataset, holder, period)",
+    "CREATE INDEX IF NOT EXISTS spend_query ON spend (query_id)",
 )
-"""
 _FLOAT_ROOM = 1e-9
-_DOMAIN = dp.vector_domain(dp.atom_domain(T=float, nan=False))
-_METRIC = dp.l2_distance(T=float)
+_DOMAIN = dp.atom_domain(T=float, nan=False)
+_METRIC = dp.absolute_distance(T=float)
 
 
 def period_of(period: Period, now: datetime) -> str:
@@ -88,27 +89,24 @@ def _spend(rho: float) -> Any:
     )
 
 
-class _Budget:
-    """One OpenDP privacy filter, rebuilt from what the ledger recorded."""
+def _admits(left: Decimal, cost: Decimal) -> bool:
+    """Whether an OpenDP privacy filter holding what a budget has ``left`` admits ``cost``.
 
-    def __init__(self, budget: Decimal, spent: Sequence[Decimal]) -> None:
-        odometer = dp.c.make_fully_adaptive_composition(
-            _DOMAIN, _METRIC, dp.zero_concentrated_divergence()
-        )
-        self.budget = budget
-        # the exact (decimal) record holds the budget; the filter's float sums round up, so
-        # it gets a hair of room at the edge rather than refusing a query that fits exactly
-        room = float(budget) * (1 + _FLOAT_ROOM)
-        self._queryable = dp.c.make_privacy_filter(odometer, d_in=1.0, d_out=room)([0.0])
-        self.exhausted = not all(self.spend(cost) for cost in spent)  # a budget lowered since
-
-    def spend(self, cost: Decimal) -> bool:
-        """Whether OpenDP's filter admits ``cost`` (and then it is spent in it)."""
-        try:
-            self._queryable(_spend(float(cost)))
-        except dp.OpenDPException:
-            return False
-        return True
+    The filter composes fully adaptively; zCDP composes by addition, so a filter of
+    what is left is the budget's own filter after everything it spent. The exact
+    decimal record decides first; the filter's float sums round up, so it gets a hair
+    of room at the edge rather than refusing a query that fits exactly.
+    """
+    odometer = dp.c.make_fully_adaptive_composition(
+        _DOMAIN, _METRIC, dp.zero_concentrated_divergence()
+    )
+    room = float(left) * (1 + _FLOAT_ROOM)
+    queryable = dp.c.make_privacy_filter(odometer, d_in=1.0, d_out=room)(0.0)
+    try:
+        queryable(_spend(float(cost)))
+    except dp.OpenDPException:
+        return False
+    return True
 
 
 Clock = Callable[[], datetime]
@@ -120,7 +118,6 @@ class PrivacyLedger:
     def __init__(self, path: Path | None = None, *, clock: Clock = lambda: datetime.now(UTC)):
         self._clock = clock
         self._lock = threading.Lock()
-        self._budgets: dict[tuple[str, ...], _Budget] = {}
         if path is not None:
             path.parent.mkdir(parents=True, exist_ok=True)
         self._db = sqlite3.connect(
@@ -129,7 +126,8 @@ class PrivacyLedger:
         if path is not None:
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=FULL")
-        self._db.execute(_SCHEMA)
+        for statement in _SCHEMA:
+            self._db.execute(statement)
 
     def _key(self, charge: Charge) -> tuple[str, str, str, str]:
         return (
@@ -139,18 +137,9 @@ class PrivacyLedger:
             period_of(charge.period, self._clock()),
         )
 
-    def _budget(self, charge: Charge) -> _Budget:
-        key = self._key(charge)
-        cached = self._budgets.get((*key, str(charge.budget)))
-        if cached is None:
-            rows = self._db.execute(
-                "SELECT rho FROM spend WHERE owner = ? AND dataset = ? AND holder = ? "
-                "AND period = ? ORDER BY at_ms",
-                key,
-            ).fetchall()
-            cached = _Budget(charge.budget, [Decimal(r[0]) for r in rows])
-            self._budgets[(*key, str(charge.budget))] = cached
-        return cached
+    def period(self, charge: Charge) -> str:
+        """The period the charge's budget is in now, e.g. ``2026-12``."""
+        return self._key(charge)[3]
 
     def _spent(self, charge: Charge) -> Decimal:
         rows = self._db.execute(
@@ -175,38 +164,46 @@ class PrivacyLedger:
     def charge(self, query_id: str, charges: Sequence[Charge]) -> None:
         """Charge every budget, or none: BudgetExhaustedError naming the first that cannot pay.
 
-        The record decides with exact decimal sums, and OpenDP's filter (fully adaptive
-        composition) must admit the cost too.
+        The record decides with exact decimal sums; then OpenDP's privacy filter must
+        admit the cost into what the tightest budget has left (one query costs the same
+        in every budget, so the tightest admitting it means every one does).
         """
         with self._lock:
+            left = {id(c): c.budget - self._spent(c) for c in charges}
             for c in charges:
-                left = c.budget - self._spent(c)
-                if c.cost > left or not self._budget(c).spend(c.cost):
-                    self._budgets.clear()  # a filter may hold part of this query: rebuild
-                    raise BudgetExhaustedError(
-                        f"refused by rule privacy.budget: the query costs ρ {c.cost}, but "
-                        f"{c.describe()} has ρ {max(left, Decimal(0))} left this {c.period}",
-                        rule="privacy.budget",
-                    )
+                if c.cost > left[id(c)]:
+                    raise self._exhausted(c, left[id(c)])
+            tightest = min(charges, key=lambda c: left[id(c)] - c.cost, default=None)
+            if tightest is not None and not _admits(left[id(tightest)], tightest.cost):
+                raise self._exhausted(tightest, left[id(tightest)])
             now_ms = int(self._clock().timestamp() * 1000)
-            try:
-                with self._db:  # one transaction: every charge is recorded, or none
-                    self._db.execute("BEGIN")
-                    for c in charges:
-                        self._db.execute(
-                            "INSERT INTO spend VALUES (?, ?, ?, ?, ?, ?, ?)",
-                            (*self._key(c), query_id, str(c.cost), now_ms),
-                        )
-            except sqlite3.Error:
-                self._budgets.clear()
-                raise
+            with self._db:  # one transaction: every charge is recorded, or none
+                self._db.execute("BEGIN")
+                for c in charges:
+                    self._db.execute(
+                        "INSERT INTO spend VALUES (?, ?, ?, ?, ?, ?, ?)",
+                        (*self._key(c), query_id, str(c.cost), now_ms),
+                    )
+
+    @staticmethod
+    def _exhausted(charge: Charge, left: Decimal) -> BudgetExhaustedError:
+        return BudgetExhaustedError(
+            f"refused by rule privacy.budget: the query costs ρ {charge.cost}, but "
+            f"{charge.describe()} has ρ {max(left, Decimal(0))} left this {charge.period}",
+            rule="privacy.budget",
+        )
 
     def refund(self, query_id: str) -> None:
         """Undo every charge of a query that released nothing."""
         with self._lock:
             self._db.execute("DELETE FROM spend WHERE query_id = ?", (query_id,))
-            self._budgets.clear()  # rebuilt from the record on next use
 
     def close(self) -> None:
         with self._lock:
             self._db.close()
+
+    def __enter__(self) -> PrivacyLedger:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -14,6 +14,8 @@ units instead), so a sample never nears the integer range.
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 import opendp.prelude as dp
 
@@ -36,6 +38,12 @@ def sample(scale: float, count: int) -> np.ndarray:
         raise InvalidQueryError(f"noise scale {scale:g} is outside (0, {MAX_SCALE:g}]")
     if count == 0:
         return np.zeros(0, dtype=object)
-    domain = dp.vector_domain(dp.atom_domain(T="i64"))
-    noisy = dp.m.make_gaussian(domain, dp.l2_distance(T="i64"), scale=scale)([0] * count)
+    noisy = _sampler(scale)([0] * count)
     return np.array([int(v) for v in noisy], dtype=object)
+
+
+@functools.lru_cache(maxsize=1024)
+def _sampler(scale: float) -> dp.Measurement:
+    """OpenDP's discrete Gaussian mechanism of scale σ on integer vectors (built once)."""
+    domain = dp.vector_domain(dp.atom_domain(T="i64"))
+    return dp.m.make_gaussian(domain, dp.l2_distance(T="i64"), scale=scale)

@@ -37,12 +37,19 @@ class _Frozen(BaseModel):
 
 
 class NumericColumn(_Frozen):
-    """A number kept exactly to ``scale`` decimal places, within [min, max]."""
+    """A number kept exactly to ``scale`` decimal places, within [min, max].
+
+    A node refuses data with a value outside the bounds, unless ``clip``: then
+    such values are clamped to the nearest bound as the node loads them (the
+    bounds are each record's contribution bound, which differential privacy's
+    noise is calibrated to; every query then sees the clamped values).
+    """
 
     kind: Literal["numeric"] = "numeric"
     scale: int = Field(ge=0, le=6)
     min: Decimal
     max: Decimal
+    clip: bool = False
     description: str = ""
 
     @model_validator(mode="after")

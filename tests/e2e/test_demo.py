@@ -30,7 +30,10 @@ def test_demo_json_gives_each_query_and_both_results_as_data(tmp_path: Path) -> 
         timeout=300,
     )
     assert done.returncode == 0, done.stderr[-3000:]
-    lines = [json.loads(line) for line in done.stdout.splitlines()]
+    everything = [json.loads(line) for line in done.stdout.splitlines()]
+    noisy = [line for line in everything if "noisy" in line]
+    (budget,) = [line for line in everything if "budget_after" in line]
+    lines = [line for line in everything if "secure" in line]
     assert len(lines) == 8  # 4 aggregate queries, 4 risk queries
     for line in lines:
         assert {"title", "query", "secure", "plaintext", "match"} <= set(line)
@@ -41,3 +44,17 @@ def test_demo_json_gives_each_query_and_both_results_as_data(tmp_path: Path) -> 
     risk = [line for line in lines if "computation" in line["query"]]
     assert {line["query"]["computation"] for line in risk} == {"score", "concentration", "quantile"}
     assert all(line["secure"] == line["plaintext"] for line in risk)
+
+    # differential privacy on loans_dp: noisy beside exact, within the declared noise
+    assert len(noisy) == 2
+    for line in noisy:
+        assert line["query"]["dataset"] == "loans_dp" and line["match"] is True, line["title"]
+        assert line["noisy"] != line["exact"]  # the noise is really there
+        assert line["within_noise"] and all(c["gap"] <= c["allowed"] for c in line["within_noise"])
+        assert line["cost"]["rho"] == "0.05" and line["cost"]["noise"]  # the dry run's cost
+    # the budget is spent query by query, then a query is refused for exceeding it
+    refusal = budget["refusal"]
+    assert refusal["rule"] == "privacy.budget" and "analyst/alice" in refusal["message"]
+    spent = {(b["owner"], b["holder"]): b for b in budget["budget_after"]}
+    assert spent[("bank-a", "analyst/alice")]["left"] in ("0", "0.00")
+    assert budget["queries_until_refused"] == 8  # 0.5 a day at 0.05 a query, 2 spent before

@@ -26,7 +26,12 @@ from tests.forged import forge
 pytestmark = pytest.mark.e2e
 
 STRICT = OutputControls(
-    min_cell_count=20, min_institutions=2, dominance_percent=70, round_counts_to=5, sum_decimals=0
+    min_cell_count=20,
+    min_institutions=2,
+    dominance_percent=70,
+    round_counts_to=5,
+    sum_decimals=0,
+    min_entities=100,  # bank-b's min_batch: every plan on the dataset carries it
 )
 
 

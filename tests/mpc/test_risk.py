@@ -33,6 +33,7 @@ from mpc_gateway.computations.scoring import (
 )
 from mpc_gateway.devnet import reference
 from mpc_gateway.pki import init_consortium
+from mpc_gateway.policy.controls import OutputControls
 from tests.mpc.harness import open_blocks, run_calls, run_parties
 from tests.mpc.risk_data import Books, make_books
 from tests.mpc.risk_models import (
@@ -122,7 +123,11 @@ def jobs(books: Books, tmp_path_factory: pytest.TempPathFactory) -> dict[str, An
     jobs["histogram"] = ("histogram", bins, [bins.program_args(c) for c in counts])
     joint = sorted(int(sum(c[i] for c in counts)) for i in range(len(counts[0])))
     controlled = histogram_layout(
-        books.schema, len(NODES), "exposure", HISTOGRAM_EDGES, min_count=joint[1] + 1
+        books.schema,
+        len(NODES),
+        "exposure",
+        HISTOGRAM_EDGES,
+        OutputControls(min_cell_count=joint[1] + 1),
     )  # the two smallest bins fall below
     jobs["histogram_controlled"] = (
         "histogram",
@@ -130,7 +135,7 @@ def jobs(books: Books, tmp_path_factory: pytest.TempPathFactory) -> dict[str, An
         [controlled.program_args(c) for c in counts],
     )
     beyond = histogram_layout(
-        books.schema, len(NODES), "exposure", HISTOGRAM_EDGES, min_count=10**9
+        books.schema, len(NODES), "exposure", HISTOGRAM_EDGES, OutputControls(min_cell_count=10**9)
     )  # far above the plan's bound on any count
     jobs["histogram_beyond"] = ("histogram", beyond, [beyond.program_args(c) for c in counts])
     return {"jobs": jobs, "exposures": exposures, "sectors": sectors}

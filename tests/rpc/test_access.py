@@ -49,6 +49,7 @@ GATEWAY = {
         ),
     ),
     "GetQueryStatus": (ANYONE_READING, gateway_pb2.QueryStatusRequest(query_id="none")),
+    "GetBudget": ({"analyst"}, gateway_pb2.BudgetRequest()),
     "RegisterModel": ({"analyst"}, gateway_pb2.RegisterModelRequest(model_json="{}")),
     "ListModels": (ANYONE_READING, gateway_pb2.ListModelsRequest()),
 }

@@ -20,6 +20,10 @@ from mpc_gateway.query.where import parse_where
 
 ROOT = Path(mpc_gateway.__file__).parent.parent
 SCHEMA = load_schema(ROOT / "mpc_gateway" / "schemas" / "loans.toml")
+EXAMPLE_SCHEMAS = {  # the datasets the example policies share
+    name: load_schema(ROOT / "mpc_gateway" / "schemas" / f"{name}.toml")
+    for name in ("loans", "loans_dp")
+}
 NOW = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
 ALICE = Identity("analyst", "alice")
 

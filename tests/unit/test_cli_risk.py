@@ -291,7 +291,7 @@ def test_suppressed_quantiles_and_bins_are_shown_as_such(
 
     result = _invoke("risk", "histogram", "exposure", "0", "1000", "5000", *_pki(layout))
     assert "[0, 1,000)" in result.output and "[1,000, 5,000]" in result.output  # last bin closed
-    assert "suppressed (too few values)" in result.output
+    assert "withheld" in result.output
 
 
 def test_a_histogram_needs_two_edges(layout: ConsortiumLayout, gateway: Recorder) -> None:

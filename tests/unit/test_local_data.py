@@ -298,3 +298,24 @@ def test_risk_jobs_can_follow_each_other_on_one_node_cursor(tmp_path: Path) -> N
     after = local_entity_features(cursor, LOANS, keys, ["loans"])
     assert after.tolist() == before.tolist()
     assert sum(after[:, 0]) == FRAME["counterparty_lei"].isin(keys).sum()
+
+
+LOANS_DP = load_schema(Path(mpc_gateway.__file__).parent / "schemas" / "loans_dp.toml")
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_a_clipping_schema_clamps_values_outside_its_bounds_as_it_loads_them(
+    fmt: str, tmp_path: Path
+) -> None:
+    """loans_dp caps exposure at EUR 5m (its privacy contribution bound); loans refuses."""
+    frame = with_value("exposure", 150_000_000.0)  # above both datasets' bounds
+    frame.loc[8, "exposure"] = 4_999_999.99
+    path = write(frame, tmp_path / f"d.{fmt}")
+    assert "column 'exposure' has 1 " in refusal(frame, tmp_path / f"e.{fmt}")  # loans: refused
+    dataset = LocalDataset(LOANS_DP, path)
+    rows = dict(dataset.cursor().execute("SELECT rowid, exposure FROM data").fetchall())
+    assert rows[7] == 500_000_000 and rows[8] == 499_999_999  # cents: clamped, and untouched
+    assert max(rows.values()) <= LOANS_DP.numeric("exposure").magnitude
+    # what clipping does not excuse: finer than the scale, or not a number at all
+    assert "'exposure'" in refusal(with_value("exposure", 12.345), tmp_path / f"f.{fmt}", LOANS_DP)
+    assert "'exposure'" in refusal(with_value("exposure", None), tmp_path / f"g.{fmt}", LOANS_DP)

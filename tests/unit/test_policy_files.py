@@ -8,9 +8,12 @@ from typing import Any
 
 import pytest
 
+from mpc_gateway.computations import VOCABULARY
 from mpc_gateway.computations.aggregate import AggregatePlan
+from mpc_gateway.devnet.localnet import DATASETS, schema_path
 from mpc_gateway.errors import ConfigurationError
 from mpc_gateway.policy import OutputControls, Policy, combine, evaluate, load_policy
+from mpc_gateway.query.schema import load_schema
 from tests.unit.policy_cases import NOW, ROOT, SCHEMA, make_policy, plan, policy_data
 
 EXAMPLES = {
@@ -128,10 +131,15 @@ def test_load_with_schemas_refuses_columns_the_schema_lacks_or_cannot_use(tmp_pa
 
 
 @pytest.mark.parametrize("owner", sorted(EXAMPLES))
-def test_example_policies_load_against_the_loans_schema(owner: str) -> None:
-    policy = load_policy(EXAMPLES[owner], {"loans": SCHEMA})
+def test_example_policies_load_against_the_loans_schemas(owner: str) -> None:
+    schemas = {name: load_schema(schema_path(name)) for name in DATASETS}
+    policy = load_policy(EXAMPLES[owner], schemas, VOCABULARY)
     assert policy.owner == owner
-    assert "loans" in policy.datasets
+    assert set(policy.datasets) == set(DATASETS)
+    assert policy.datasets["loans"].privacy is None  # exact, under the output controls
+    private = policy.datasets["loans_dp"]
+    assert owner == "broker-c" or private.privacy is not None
+    assert not any({"min", "max"} & set(c.aggregates) for c in private.columns.values())
 
 
 def test_example_policies_allow_refuse_and_require_approval_as_documented() -> None:
@@ -148,6 +156,7 @@ def test_example_policies_allow_refuse_and_require_approval_as_documented() -> N
         dominance_percent=70,
         round_counts_to=5,
         sum_decimals=0,
+        min_entities=100,  # the largest min_batch of the risk sections
     )
     by_region = run(plan("count", group_by="region"))
     assert [(d.owner, d.failed[0].rule) for d in by_region.decisions if not d.allowed] == [

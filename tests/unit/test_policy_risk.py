@@ -20,6 +20,7 @@ from mpc_gateway.errors import ConfigurationError, PolicyDeniedError
 from mpc_gateway.policy import Policy, evaluate, load_policy
 from mpc_gateway.query.schema import load_schema
 from mpc_gateway.query.where import parse_where
+from tests.unit.policy_cases import EXAMPLE_SCHEMAS
 
 SCHEMA = load_schema(schema_path())
 NOW = datetime(2026, 11, 24, tzinfo=UTC)
@@ -84,7 +85,10 @@ RISK = {
 
 
 def _failed(policy: Policy, plan: Plan) -> list[str]:
-    decision = evaluate(policy, plan, "analyst/alice", NOW, 0, check_plan_controls=True)
+    """The rules a node refuses ``plan`` by, with the controls a gateway gives it for ``policy``."""
+    rules = policy.datasets.get(plan.dataset)
+    governed = plan if rules is None else plan.with_controls(rules.required_controls)
+    decision = evaluate(policy, governed, "analyst/alice", NOW, 0, check_plan_controls=True)
     return [check.rule for check in decision.failed]
 
 
@@ -175,7 +179,7 @@ def test_a_bad_risk_section_is_a_configuration_error(
 
 def test_the_example_policies_differ_as_documented() -> None:
     load = {
-        name: load_policy(REPO / "nodes" / name / "policy.toml", {"loans": SCHEMA}, VOCABULARY)
+        name: load_policy(REPO / "nodes" / name / "policy.toml", EXAMPLE_SCHEMAS, VOCABULARY)
         for name in ("bank-a", "bank-b", "broker-c")
     }
     secret_free = _score(_model("analyst/alice", "scores"))

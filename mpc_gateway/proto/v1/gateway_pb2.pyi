@@ -47,6 +47,95 @@ class QueryExplanation(_message.Message):
 Global___QueryExplanation: _TypeAlias = QueryExplanation  # noqa: Y015
 
 @_typing.final
+class BudgetRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    DATASET_FIELD_NUMBER: _builtins.int
+    dataset: _builtins.str
+    """empty: every dataset"""
+    def __init__(
+        self,
+        *,
+        dataset: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["dataset", b"dataset"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___BudgetRequest: _TypeAlias = BudgetRequest  # noqa: Y015
+
+@_typing.final
+class Budget(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    OWNER_FIELD_NUMBER: _builtins.int
+    DATASET_FIELD_NUMBER: _builtins.int
+    HOLDER_FIELD_NUMBER: _builtins.int
+    WHO_FIELD_NUMBER: _builtins.int
+    PERIOD_FIELD_NUMBER: _builtins.int
+    CURRENT_FIELD_NUMBER: _builtins.int
+    RHO_FIELD_NUMBER: _builtins.int
+    SPENT_FIELD_NUMBER: _builtins.int
+    LEFT_FIELD_NUMBER: _builtins.int
+    owner: _builtins.str
+    """whose policy sets it"""
+    dataset: _builtins.str
+    holder: _builtins.str
+    """the analyst, "organisation:<name>", or "*" (all analysts)"""
+    who: _builtins.str
+    """the holder in words"""
+    period: _builtins.str
+    """day, week or month (UTC)"""
+    current: _builtins.str
+    """the period now, e.g. 2026-12"""
+    rho: _builtins.str
+    """the budget per period (decimal)"""
+    spent: _builtins.str
+    left: _builtins.str
+    def __init__(
+        self,
+        *,
+        owner: _builtins.str = ...,
+        dataset: _builtins.str = ...,
+        holder: _builtins.str = ...,
+        who: _builtins.str = ...,
+        period: _builtins.str = ...,
+        current: _builtins.str = ...,
+        rho: _builtins.str = ...,
+        spent: _builtins.str = ...,
+        left: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["current", b"current", "dataset", b"dataset", "holder", b"holder", "left", b"left", "owner", b"owner", "period", b"period", "rho", b"rho", "spent", b"spent", "who", b"who"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Budget: _TypeAlias = Budget  # noqa: Y015
+
+@_typing.final
+class BudgetReport(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    BUDGETS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def budgets(self) -> _containers.RepeatedCompositeFieldContainer[Global___Budget]: ...
+    def __init__(
+        self,
+        *,
+        budgets: _abc.Iterable[Global___Budget] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["budgets", b"budgets"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___BudgetReport: _TypeAlias = BudgetReport  # noqa: Y015
+
+@_typing.final
 class QueryStatusRequest(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 

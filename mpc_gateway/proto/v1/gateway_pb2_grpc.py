@@ -54,6 +54,11 @@ class GatewayServiceStub:
                 request_serializer=mpc__gateway_dot_proto_dot_v1_dot_gateway__pb2.QueryStatusRequest.SerializeToString,
                 response_deserializer=mpc__gateway_dot_proto_dot_v1_dot_gateway__pb2.QueryStatus.FromString,
                 _registered_method=True)
+        self.GetBudget = channel.unary_unary(
+                '/mpc_gateway.proto.v1.GatewayService/GetBudget',
+                request_serializer=mpc__gateway_dot_proto_dot_v1_dot_gateway__pb2.BudgetRequest.SerializeToString,
+                response_deserializer=mpc__gateway_dot_proto_dot_v1_dot_gateway__pb2.BudgetReport.FromString,
+                _registered_method=True)
         self.RegisterModel = channel.unary_unary(
                 '/mpc_gateway.proto.v1.GatewayService/RegisterModel',
                 request_serializer=mpc__gateway_dot_proto_dot_v1_dot_gateway__pb2.RegisterModelRequest.SerializeToString,
@@ -100,6 +105,14 @@ class GatewayServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetBudget(self, request, context):
+        """The caller's privacy budgets on datasets under differential privacy: what
+        each policy gives, what is spent this period and what is left (zCDP rho).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def RegisterModel(self, request, context):
         """Register a scoring model under the caller's identity (public weights, or
         secret weights sealed per node so that neither gateway nor nodes see them).
@@ -136,6 +149,11 @@ def add_GatewayServiceServicer_to_server(servicer, server):
                     servicer.GetQueryStatus,
                     request_deserializer=mpc__gateway_dot_proto_dot_v1_dot_gateway__pb2.QueryStatusRequest.FromString,
                     response_serializer=mpc__gateway_dot_proto_dot_v1_dot_gateway__pb2.QueryStatus.SerializeToString,
+            ),
+            'GetBudget': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetBudget,
+                    request_deserializer=mpc__gateway_dot_proto_dot_v1_dot_gateway__pb2.BudgetRequest.FromString,
+                    response_serializer=mpc__gateway_dot_proto_dot_v1_dot_gateway__pb2.BudgetReport.SerializeToString,
             ),
             'RegisterModel': grpc.unary_unary_rpc_method_handler(
                     servicer.RegisterModel,
@@ -256,6 +274,33 @@ class GatewayService:
             '/mpc_gateway.proto.v1.GatewayService/GetQueryStatus',
             mpc__gateway_dot_proto_dot_v1_dot_gateway__pb2.QueryStatusRequest.SerializeToString,
             mpc__gateway_dot_proto_dot_v1_dot_gateway__pb2.QueryStatus.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetBudget(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/mpc_gateway.proto.v1.GatewayService/GetBudget',
+            mpc__gateway_dot_proto_dot_v1_dot_gateway__pb2.BudgetRequest.SerializeToString,
+            mpc__gateway_dot_proto_dot_v1_dot_gateway__pb2.BudgetReport.FromString,
             options,
             channel_credentials,
             insecure,

@@ -45,6 +45,10 @@ class GatewayServiceStub:
     """Dry run: every policy rule, the approvals needed, what would be disclosed."""
     GetQueryStatus: _grpc.UnaryUnaryMultiCallable[_gateway_pb2.QueryStatusRequest, _gateway_pb2.QueryStatus]
     """Where a query that needed approval stands, and its result once released."""
+    GetBudget: _grpc.UnaryUnaryMultiCallable[_gateway_pb2.BudgetRequest, _gateway_pb2.BudgetReport]
+    """The caller's privacy budgets on datasets under differential privacy: what
+    each policy gives, what is spent this period and what is left (zCDP rho).
+    """
     RegisterModel: _grpc.UnaryUnaryMultiCallable[_gateway_pb2.RegisterModelRequest, _gateway_pb2.ModelInfo]
     """Register a scoring model under the caller's identity (public weights, or
     secret weights sealed per node so that neither gateway nor nodes see them).
@@ -66,6 +70,10 @@ class GatewayServiceAsyncStub(GatewayServiceStub):
     """Dry run: every policy rule, the approvals needed, what would be disclosed."""
     GetQueryStatus: _aio.UnaryUnaryMultiCallable[_gateway_pb2.QueryStatusRequest, _gateway_pb2.QueryStatus]  # type: ignore[assignment]
     """Where a query that needed approval stands, and its result once released."""
+    GetBudget: _aio.UnaryUnaryMultiCallable[_gateway_pb2.BudgetRequest, _gateway_pb2.BudgetReport]  # type: ignore[assignment]
+    """The caller's privacy budgets on datasets under differential privacy: what
+    each policy gives, what is spent this period and what is left (zCDP rho).
+    """
     RegisterModel: _aio.UnaryUnaryMultiCallable[_gateway_pb2.RegisterModelRequest, _gateway_pb2.ModelInfo]  # type: ignore[assignment]
     """Register a scoring model under the caller's identity (public weights, or
     secret weights sealed per node so that neither gateway nor nodes see them).
@@ -108,6 +116,16 @@ class GatewayServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_gateway_pb2.QueryStatus, _abc.Awaitable[_gateway_pb2.QueryStatus]]:
         """Where a query that needed approval stands, and its result once released."""
+
+    @_abc_1.abstractmethod
+    def GetBudget(
+        self,
+        request: _gateway_pb2.BudgetRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_gateway_pb2.BudgetReport, _abc.Awaitable[_gateway_pb2.BudgetReport]]:
+        """The caller's privacy budgets on datasets under differential privacy: what
+        each policy gives, what is spent this period and what is left (zCDP rho).
+        """
 
     @_abc_1.abstractmethod
     def RegisterModel(

@@ -1,0 +1,91 @@
+"""Every node that sets a privacy budget refuses, on its own ledger, an order it cannot pay for.
+
+The order is forged as a compromised gateway could make it (signed with the
+gateway's key, logged in a log that key signs), for a plan exactly as the
+gateway would dispatch it: only the node's own ledger stands in the way. Each
+node is served in-process on port 0, with its ledger spent up to its budget.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from pathlib import Path
+
+import grpc
+import pytest
+
+from mpc_gateway.computations import AggregateRequest, Plan
+from mpc_gateway.computations.aggregate import parse_aggregate
+from mpc_gateway.devnet.localnet import ConsortiumFiles
+from mpc_gateway.node.server import node_services
+from mpc_gateway.node.service import Node
+from mpc_gateway.policy import load_policy, privacy_charges
+from mpc_gateway.privacy import PrivacyLedger
+from mpc_gateway.proto.v1 import node_pb2_grpc
+from mpc_gateway.settings import NodeSettings, load_settings
+from tests.forged import dispatched, forge
+from tests.rpc.conftest import serve
+
+PRIVATE = "loans_dp"
+
+
+def _dispatched(files: ConsortiumFiles) -> Plan:
+    request = AggregateRequest(
+        dataset=PRIVATE, aggregates=(parse_aggregate("count"),), purpose="risk monitoring"
+    )
+    return dispatched(files, request, "analyst/alice")
+
+
+@pytest.mark.parametrize("name", ["bank-a", "bank-b"])
+def test_a_node_refuses_a_forged_order_its_own_budget_cannot_pay(
+    files: ConsortiumFiles, tmp_path: Path, name: str
+) -> None:
+    plan = _dispatched(files)
+    usage = tmp_path / "usage.sqlite"
+    policy = load_policy(files.policy(name))
+    charges = privacy_charges([policy], plan, "analyst/alice")
+    assert charges, f"{name} sets a budget on {PRIVATE}"
+    analysts = [c for c in charges if c.holder == "analyst/alice"]
+    cost = plan.controls.dp_rho
+    assert cost is not None
+    with PrivacyLedger(usage) as ledger:  # what earlier queries spent, as the node recorded it
+        spent = Decimal(0)
+        while spent + cost <= analysts[0].budget:
+            ledger.charge(f"earlier-{spent}", charges)
+            spent += cost
+    settings = load_settings(NodeSettings, files.node_config(name))
+    node = Node(settings.model_copy(update={"audit_db": tmp_path / "w.sqlite", "usage_db": usage}))
+    served = serve(node_services(node), node.tls, files.pki_dir)
+    try:
+        stub = node_pb2_grpc.NodeServiceStub(served.channel("gateway/gateway"))
+        with pytest.raises(grpc.RpcError) as caught:
+            stub.Execute(forge(files, plan, query_id="over-budget").message(), timeout=10)
+        refused = node.witness.log.events(kind="order.refused")[-1].event
+    finally:
+        served.server.stop(0)
+        node.close()
+    assert caught.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED, caught.value.details()
+    details = str(caught.value.details())
+    assert "privacy.budget" in details and name in details
+    assert "privacy.budget" in str(refused.details["reason"])  # in its witness log
+
+
+def test_a_node_refuses_a_dp_order_that_carries_no_noise(
+    files: ConsortiumFiles, tmp_path: Path
+) -> None:
+    """A gateway that strips the privacy cost from the plan gets the plan refused."""
+    plan = _dispatched(files)
+    bare = plan.with_controls(plan.controls.model_copy(update={"dp_rho": None}))
+    settings = load_settings(NodeSettings, files.node_config("bank-a"))
+    update = {"audit_db": tmp_path / "w.sqlite", "usage_db": tmp_path / "u.sqlite"}
+    node = Node(settings.model_copy(update=update))
+    served = serve(node_services(node), node.tls, files.pki_dir)
+    try:
+        stub = node_pb2_grpc.NodeServiceStub(served.channel("gateway/gateway"))
+        with pytest.raises(grpc.RpcError) as caught:
+            stub.Execute(forge(files, bare, query_id="noiseless").message(), timeout=10)
+    finally:
+        served.server.stop(0)
+        node.close()
+    assert caught.value.code() == grpc.StatusCode.PERMISSION_DENIED
+    assert "output.controls" in str(caught.value.details())
