@@ -15,8 +15,20 @@ from typing import Any
 __all__ = ["canonical_bytes", "canonical_hash", "from_canonical"]
 
 
+def _fine(value: Any) -> bool:
+    """Whether ``value`` has a canonical encoding (fast: no paths built)."""
+    if value is None or isinstance(value, (bool, int, str)):
+        return True
+    if isinstance(value, (list, tuple)):
+        return all(map(_fine, value))
+    if isinstance(value, dict):
+        return all(isinstance(k, str) and _fine(v) for k, v in value.items())
+    return False
+
+
 def _check(value: Any, path: str = "$") -> None:
-    if isinstance(value, bool) or value is None or isinstance(value, (int, str)):
+    """Raise TypeError naming where ``value`` has no canonical encoding."""
+    if _fine(value):
         return
     if isinstance(value, float):
         raise TypeError(

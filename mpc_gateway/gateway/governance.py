@@ -122,21 +122,28 @@ class Governance:
     def decide(self, caller: Identity, plan: G) -> CombinedDecision[G]:
         """Evaluate every policy; the combined decision (not yet raised if denied).
 
-        The controls come from every policy; a plan they put under differential
-        privacy is then evaluated again as it will run, against the budgets.
+        A plan some policy puts under differential privacy is evaluated as it will
+        run, at the cost per query of the strictest policy, against every budget.
         """
         now, analyst = _now(), str(caller)
         used = self.ledger.count(usage_key(plan.dataset, analyst))
-        first = combine(evaluate(p, plan, caller, now, used) for p in self.policies)
-        dispatched = first.plan
-        if dispatched.controls.dp_rho is None:
-            return first
+        cost = self._cost(plan.dataset)
+        if cost is None:
+            return combine(evaluate(p, plan, caller, now, used) for p in self.policies)
+        priced = plan.with_controls(plan.controls.model_copy(update={"dp_rho": cost}))
         return combine(
-            evaluate(
-                p, dispatched, caller, now, used, privacy_spent=self._spent(p, dispatched, analyst)
-            )
+            evaluate(p, priced, caller, now, used, privacy_spent=self._spent(p, priced, analyst))
             for p in self.policies
         )
+
+    def _cost(self, dataset: str) -> Decimal | None:
+        """The privacy cost per query on ``dataset``: the smallest any policy sets, if any does."""
+        costs = [
+            rules.privacy.rho_per_query
+            for p in self.policies
+            if (rules := p.datasets.get(dataset)) is not None and rules.privacy is not None
+        ]
+        return min(costs, default=None)
 
     def _lines(self, charges: Iterable[Charge]) -> list[BudgetLine]:
         return [BudgetLine(c, self.privacy.period(c), self.privacy.spent(c)) for c in charges]

@@ -15,6 +15,8 @@ gateway that lies about budgets gains nothing.
 
 from __future__ import annotations
 
+import functools
+import math
 import sqlite3
 import threading
 from collections.abc import Callable, Sequence
@@ -22,7 +24,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
 import opendp.prelude as dp
 
@@ -30,7 +32,7 @@ from mpc_gateway.errors import BudgetExhaustedError
 
 __all__ = ["Period", "Charge", "PrivacyLedger", "period_of"]
 
-dp.enable_features("contrib", "honest-but-curious")
+dp.enable_features("contrib")
 
 Period = Literal["day", "week", "month"]
 
@@ -42,8 +44,11 @@ _SCHEMA = (
     "CREATE INDEX IF NOT EXISTS spend_query ON spend (query_id)",
 )
 _FLOAT_ROOM = 1e-9
-_DOMAIN = dp.atom_domain(T=float, nan=False)
-_METRIC = dp.absolute_distance(T=float)
+_DOMAIN = dp.atom_domain(T="i64")
+_METRIC = dp.absolute_distance(T="i64")
+_ODOMETER = dp.c.make_fully_adaptive_composition(
+    _DOMAIN, _METRIC, dp.zero_concentrated_divergence()
+)
 
 
 def period_of(period: Period, now: datetime) -> str:
@@ -78,15 +83,14 @@ class Charge:
         return f"{self.owner}'s budget for {self.who} on {self.dataset!r} ({budget})"
 
 
-def _spend(rho: float) -> Any:
-    """A measurement whose privacy loss is ``rho``: how a recorded cost enters a filter."""
-    return dp.m.make_user_measurement(
-        _DOMAIN,
-        _METRIC,
-        dp.zero_concentrated_divergence(),
-        function=lambda data: 0,
-        privacy_map=lambda d_in: rho,
-    )
+@functools.lru_cache(maxsize=256)
+def _spend(rho: Decimal) -> dp.Measurement:
+    """A measurement whose privacy loss is ``rho``, how a query's cost enters a filter.
+
+    OpenDP's discrete Gaussian of scale 1/√(2ρ) at sensitivity 1: its own privacy
+    map says ρ (rounded up), with no Python callback in the filter's path.
+    """
+    return dp.m.make_gaussian(_DOMAIN, _METRIC, scale=1 / math.sqrt(2 * float(rho)))
 
 
 def _admits(left: Decimal, cost: Decimal) -> bool:
@@ -97,13 +101,10 @@ def _admits(left: Decimal, cost: Decimal) -> bool:
     decimal record decides first; the filter's float sums round up, so it gets a hair
     of room at the edge rather than refusing a query that fits exactly.
     """
-    odometer = dp.c.make_fully_adaptive_composition(
-        _DOMAIN, _METRIC, dp.zero_concentrated_divergence()
-    )
     room = float(left) * (1 + _FLOAT_ROOM)
-    queryable = dp.c.make_privacy_filter(odometer, d_in=1.0, d_out=room)(0.0)
+    queryable = dp.c.make_privacy_filter(_ODOMETER, d_in=1, d_out=room)(0)
     try:
-        queryable(_spend(float(cost)))
+        queryable(_spend(cost))
     except dp.OpenDPException:
         return False
     return True
@@ -118,6 +119,7 @@ class PrivacyLedger:
     def __init__(self, path: Path | None = None, *, clock: Clock = lambda: datetime.now(UTC)):
         self._clock = clock
         self._lock = threading.Lock()
+        self._totals: dict[tuple[str, str, str, str], Decimal] = {}  # this process writes alone
         if path is not None:
             path.parent.mkdir(parents=True, exist_ok=True)
         self._db = sqlite3.connect(
@@ -142,11 +144,17 @@ class PrivacyLedger:
         return self._key(charge)[3]
 
     def _spent(self, charge: Charge) -> Decimal:
-        rows = self._db.execute(
-            "SELECT rho FROM spend WHERE owner = ? AND dataset = ? AND holder = ? AND period = ?",
-            self._key(charge),
-        ).fetchall()
-        return sum((Decimal(r[0]) for r in rows), Decimal(0))
+        """The budget's exact total this period: summed from the record once, then kept."""
+        key = self._key(charge)
+        total = self._totals.get(key)
+        if total is None:
+            rows = self._db.execute(
+                "SELECT rho FROM spend WHERE owner = ? AND dataset = ? AND holder = ? "
+                "AND period = ?",
+                key,
+            ).fetchall()
+            total = self._totals[key] = sum((Decimal(r[0]) for r in rows), Decimal(0))
+        return total
 
     def spent(self, charge: Charge) -> Decimal:
         """What this charge's budget has spent so far this period."""
@@ -184,6 +192,8 @@ class PrivacyLedger:
                         "INSERT INTO spend VALUES (?, ?, ?, ?, ?, ?, ?)",
                         (*self._key(c), query_id, str(c.cost), now_ms),
                     )
+            for c in charges:  # committed: the kept totals follow the record
+                self._totals[self._key(c)] = self._spent(c) + c.cost
 
     @staticmethod
     def _exhausted(charge: Charge, left: Decimal) -> BudgetExhaustedError:
@@ -197,6 +207,7 @@ class PrivacyLedger:
         """Undo every charge of a query that released nothing."""
         with self._lock:
             self._db.execute("DELETE FROM spend WHERE query_id = ?", (query_id,))
+            self._totals.clear()  # summed again from the record on next use
 
     def close(self) -> None:
         with self._lock:
