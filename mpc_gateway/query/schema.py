@@ -5,13 +5,20 @@ schema declares what the MPC step needs to be fixed-shape and exact: the decimal
 scale and bounds of each numeric column (they fix the integer encoding and the
 secure bit lengths) and the full domain of each categorical column (it fixes
 the group-by shape). A schema is public; it never contains data.
+
+A schema is refused when a node could not compute with it exactly: bounds finer
+than their column's scale, or bounds and ``max_rows_per_node`` whose sum of
+squares (what a variance needs) could exceed :data:`EXACT_SUM_LIMIT`, the
+largest integer a node's DuckDB sums exactly (HUGEINT). docs/schema.md
+describes the format.
 """
 
 from __future__ import annotations
 
 import tomllib
-from decimal import Decimal
+from decimal import Context, Decimal
 from functools import cached_property
+from math import isqrt
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -21,6 +28,7 @@ from mpc_gateway.canonical import canonical_hash
 from mpc_gateway.errors import ConfigurationError
 
 __all__ = [
+    "EXACT_SUM_LIMIT",
     "NumericColumn",
     "CategoricalColumn",
     "KeyColumn",
@@ -30,6 +38,13 @@ __all__ = [
 ]
 
 _NAME = r"^[a-z_][a-z0-9_]{0,62}$"
+
+EXACT_SUM_LIMIT = 2**127 - 1
+"""The largest sum a node computes exactly: DuckDB's HUGEINT, a signed 128-bit integer.
+
+Every row of a column adds at most ``magnitude**2`` to its sum of squares, so a
+schema needs ``max_rows_per_node * magnitude**2 <= EXACT_SUM_LIMIT`` for every
+numeric column (every other local sum is smaller)."""
 
 
 class _Frozen(BaseModel):
@@ -56,6 +71,9 @@ class NumericColumn(_Frozen):
     def _bounds(self) -> NumericColumn:
         if self.min > self.max:
             raise ValueError("min must not exceed max")
+        for bound in (self.min, self.max):
+            if (scaled := _scaled(bound, self.scale)) != scaled.to_integral_value():
+                raise ValueError(f"bound {bound} has more than scale = {self.scale} decimals")
         return self
 
     @property
@@ -64,9 +82,24 @@ class NumericColumn(_Frozen):
         return int(10**self.scale)
 
     @property
+    def encoded_min(self) -> int:
+        """``min`` in the integer encoding (exact: bounds have at most ``scale`` decimals)."""
+        return int(_scaled(self.min, self.scale))
+
+    @property
+    def encoded_max(self) -> int:
+        """``max`` in the integer encoding."""
+        return int(_scaled(self.max, self.scale))
+
+    @property
     def magnitude(self) -> int:
         """Largest absolute value of the integer encoding."""
-        return int(max(abs(self.min), abs(self.max)) * self.factor)
+        return max(abs(self.encoded_min), abs(self.encoded_max))
+
+
+def _scaled(value: Decimal, scale: int) -> Decimal:
+    """``value * 10**scale`` exactly (the default context would round past 28 digits)."""
+    return value.scaleb(scale, Context(prec=max(28, len(value.as_tuple().digits))))
 
 
 class CategoricalColumn(_Frozen):
@@ -104,6 +137,20 @@ class DatasetSchema(_Frozen):
     description: str = ""
     max_rows_per_node: int = Field(default=10_000_000, ge=1, le=10**12)
     columns: dict[Annotated[str, Field(pattern=_NAME)], Column] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _sums_stay_exact(self) -> DatasetSchema:
+        most = isqrt(EXACT_SUM_LIMIT // self.max_rows_per_node)
+        for name, column in self.columns.items():
+            if isinstance(column, NumericColumn) and column.magnitude > most:
+                largest = Decimal(most).scaleb(-column.scale)
+                raise ValueError(
+                    f"column {name!r}: with max_rows_per_node = {self.max_rows_per_node:_} "
+                    f"a sum of squares could exceed 2**127 - 1 (the largest sum a node "
+                    f"computes exactly); at scale {column.scale} the bounds must lie within "
+                    f"+-{largest:f}, or lower max_rows_per_node or the scale"
+                )
+        return self
 
     @cached_property
     def schema_hash(self) -> str:

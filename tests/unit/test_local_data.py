@@ -219,7 +219,7 @@ FORMATS = ["csv", "parquet"]
 def test_missing_column_is_refused_naming_it(fmt: str, tmp_path: Path) -> None:
     message = refusal(small().drop(columns=["lgd"]), tmp_path / f"d.{fmt}")
 
-    assert message.endswith("lacks column(s): lgd")
+    assert "lacks column(s): lgd (names are case-sensitive; it has 'counterparty_lei'" in message
 
 
 @pytest.mark.parametrize("fmt", FORMATS)
@@ -268,7 +268,7 @@ def test_unsupported_file_type_is_refused(tmp_path: Path) -> None:
     path = tmp_path / "d.json"
     path.write_text("[]")
 
-    with pytest.raises(ConfigurationError, match=r"use a \.csv or \.parquet file"):
+    with pytest.raises(ConfigurationError, match=r"use a \.csv, \.tsv or \.parquet file"):
         LocalDataset(LOANS, path)
 
 
