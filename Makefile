@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 ARGS ?=
 
-.PHONY: setup demo test test-fast lint format proto proto-check bench clean
+.PHONY: setup postgres demo test test-fast lint format proto proto-check bench clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -12,7 +12,11 @@ $(BIN)/.installed: pyproject.toml
 	$(BIN)/python -m pip install --quiet -e ".[dev]"
 	touch $@
 
-setup: $(BIN)/.installed
+## PostgreSQL's server binaries, for the tests' throwaway servers (installed where missing)
+postgres:
+	@scripts/ensure_postgres.sh
+
+setup: $(BIN)/.installed postgres
 
 ## the main job: a local consortium (gateway + 3 nodes) answers example queries
 demo: setup

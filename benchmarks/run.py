@@ -11,6 +11,9 @@ Scenarios (``--scenarios``, all by default):
    script written the straightforward way (benchmarks/risk_bench.py).
 5. ``risk``: risk queries through the full path: scoring at each ``--risk-sizes``,
    concentration, quantiles, a histogram (benchmarks/risk_gateway.py).
+6. ``sources`` (not run unless named): one node's local pre-aggregation with its rows
+   in PostgreSQL beside Parquet, at each ``--source-rows``, with the node's memory
+   (benchmarks/sources.py).
 
 Prints tables and writes every figure, with the machine it ran on, as JSON
 (``--output``, default ``benchmarks/results/latest.json``). The defaults (10k and 100k
@@ -38,6 +41,7 @@ from benchmarks.report import note, print_report, write_json
 from benchmarks.risk_bench import risk_scoring_scenario
 from benchmarks.risk_gateway import risk_gateway_scenario
 from benchmarks.scenarios import latency_scenario, parties_scenario
+from benchmarks.sources import sources_scenario
 from benchmarks.throughput import throughput_scenario
 
 __all__ = ["main", "SCENARIOS"]
@@ -66,7 +70,9 @@ SCENARIOS: dict[str, Callable[[argparse.Namespace], list[dict[str, Any]]]] = {
     "parties": parties_scenario,
     "risk_mpc": lambda args: risk_scoring_scenario(_risk_mpc_args(args)),
     "risk": risk_gateway_scenario,
+    "sources": sources_scenario,
 }
+DEFAULT_SCENARIOS = ["latency", "throughput", "parties", "risk_mpc", "risk"]
 
 
 def _risk_mpc_args(args: argparse.Namespace) -> argparse.Namespace:
@@ -98,7 +104,7 @@ def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="python -m benchmarks.run", description=__doc__.splitlines()[0]
     )
-    p.add_argument("--scenarios", type=_names, default=list(SCENARIOS), help="comma-separated")
+    p.add_argument("--scenarios", type=_names, default=DEFAULT_SCENARIOS, help="comma-separated")
     p.add_argument("--rows", type=_ints, default=[10_000, 100_000], help="rows per node (latency)")
     p.add_argument("--repeats", type=int, default=50, help="timed queries per measurement")
     p.add_argument("--warmup", type=int, default=3, help="untimed queries after the first")
@@ -116,6 +122,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--risk-repeats", type=int, default=3, help="timed runs per risk query")
     p.add_argument("--risk-rows", type=int, default=10_000, help="rows per node (risk)")
     p.add_argument("--risk-naive-max", type=int, default=300, help="entities for the naive run")
+    p.add_argument(
+        "--source-rows", type=_ints, default=[1_000_000, 10_000_000], help="rows (sources)"
+    )
     p.add_argument("--seed", type=int, default=7)
     p.add_argument("--workdir", type=Path, default=Path("var/bench"), help="consortia go here")
     p.add_argument("--output", type=Path, default=Path("benchmarks/results/latest.json"))

@@ -8,18 +8,68 @@ works from any working directory. Unknown keys are errors that name the key.
 
 from __future__ import annotations
 
+import os
 import tomllib
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from mpc_gateway.errors import ConfigurationError
 
-__all__ = ["DatasetSource", "NodeLink", "NodeSettings", "GatewaySettings", "load_settings"]
+__all__ = [
+    "DatasetSource",
+    "NodeRole",
+    "PostgresSource",
+    "NodeLink",
+    "NodeSettings",
+    "GatewaySettings",
+    "load_settings",
+]
 
 _NAME = r"^[a-z0-9][a-z0-9._-]{0,62}$"
+
+NodeRole = Literal["institution", "helper"]
+"""An institution's node holds its data; a helper node holds none and only takes part in the MPC
+(with two institutions, so that m = 3 and t = 1: docs/helper.md)."""
+
+
+class PostgresSource(BaseModel):
+    """A dataset in PostgreSQL: a table or view, and where the connection string is kept.
+
+    The connection string (libpq keywords or a ``postgresql://`` URI, with the
+    credentials) never sits in the config: it is read from the environment
+    variable ``dsn_env`` or from the file ``dsn_file`` (readable by the node only).
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    table: str = Field(pattern=r"^[A-Za-z_][A-Za-z0-9_$]{0,62}(\.[A-Za-z_][A-Za-z0-9_$]{0,62})?$")
+    dsn_env: str | None = Field(default=None, pattern=r"^[A-Z_][A-Z0-9_]*$")
+    dsn_file: Path | None = None
+
+    @model_validator(mode="after")
+    def _one_dsn(self) -> PostgresSource:
+        if (self.dsn_env is None) == (self.dsn_file is None):
+            raise ValueError("give the connection string in exactly one of dsn_env, dsn_file")
+        return self
+
+    def dsn(self) -> str:
+        """The connection string; ConfigurationError saying where it was looked for."""
+        if self.dsn_env is not None:
+            value = os.environ.get(self.dsn_env, "").strip()
+            where = f"environment variable {self.dsn_env}"
+        else:
+            assert self.dsn_file is not None
+            try:
+                value = self.dsn_file.read_text(encoding="utf-8").strip()
+            except OSError as err:
+                raise ConfigurationError(f"cannot read {self.dsn_file}: {err.strerror}") from None
+            where = str(self.dsn_file)
+        if not value:
+            raise ConfigurationError(f"no PostgreSQL connection string in {where}")
+        return value
 
 
 class DatasetSource(BaseModel):
@@ -27,6 +77,13 @@ class DatasetSource(BaseModel):
 
     schema_file: Path = Field(alias="schema")
     source: Path | None = None  # nodes only: the institution's CSV/Parquet file
+    postgres: PostgresSource | None = None  # nodes only: or its table in PostgreSQL
+
+    @model_validator(mode="after")
+    def _one_source(self) -> DatasetSource:
+        if self.source is not None and self.postgres is not None:
+            raise ValueError("a dataset has one source: a file (source) or postgres, not both")
+        return self
 
 
 class NodeLink(BaseModel):
@@ -39,6 +96,7 @@ class NodeLink(BaseModel):
     mpc_host: str
     mpc_port: int = Field(ge=1, le=65535)
     policy: Path  # the policy the node's institution published (the node enforces its own copy)
+    role: NodeRole = "institution"  # what the dry run tells analysts; the node's own config decides
 
 
 class _Settings(BaseSettings):
@@ -69,8 +127,21 @@ class NodeSettings(_Settings):
     policy: Path  # this institution's policy file
     usage_db: Path = Path("usage.sqlite")  # daily query counts and privacy budgets spent
     scan_threads: int = Field(default=1, ge=1, le=256)  # DuckDB threads for local pre-aggregation
+    role: NodeRole = "institution"  # a helper lists its datasets' schemas only, and no source
     datasets: dict[str, DatasetSource]
     log_level: str = "INFO"
+
+    @model_validator(mode="after")
+    def _helper_holds_no_data(self) -> NodeSettings:
+        if self.role != "helper":
+            return self
+        for name, src in self.datasets.items():
+            named = [k for k in type(src).model_fields if k != "schema_file" and getattr(src, k)]
+            if named:
+                raise ValueError(
+                    f"a helper node holds no data: dataset {name!r} names {', '.join(named)}"
+                )
+        return self
 
 
 class GatewaySettings(_Settings):

@@ -53,9 +53,20 @@ def demo(
         "var/demo"
     ),
     as_json: Annotated[bool, typer.Option("--json", help="one JSON object per query")] = False,
+    institutions: Annotated[
+        int,
+        typer.Option(
+            min=2,
+            max=3,
+            help="3: two banks and a broker; 2: two banks and a data-less helper node (m = 3)",
+        ),
+    ] = 3,
 ) -> None:
     """Bring up a local consortium (gateway + 3 nodes), run example queries, shut down."""
     from mpc_gateway.cli.demo import run_demo
 
     with reporting_errors():
-        raise typer.Exit(run_demo(rows=rows, seed=seed, workdir=workdir, as_json=as_json))
+        code = run_demo(
+            rows=rows, seed=seed, workdir=workdir, as_json=as_json, institutions=institutions
+        )
+        raise typer.Exit(code)

@@ -25,7 +25,14 @@ from mpc_gateway.devnet.dp_demo import (
     run_noisy,
     spend_until_refused,
 )
-from mpc_gateway.devnet.localnet import ConsortiumFiles, LocalConsortium, prepare, schema_path
+from mpc_gateway.devnet.localnet import (
+    HELPER,
+    TWO_BANKS,
+    ConsortiumFiles,
+    LocalConsortium,
+    prepare,
+    schema_path,
+)
 from mpc_gateway.devnet.risk_demo import (
     RiskCheck,
     batch,
@@ -83,7 +90,9 @@ def _show_noisy(checked: NoisyCheck) -> None:
             group,
             *(f"{format_value(v)} / {format_value(e)}" for v, e in zip(values, exact[group])),
         )
-    noise = ", ".join(f"{n['release']} σ {n['scale']} per node" for n in checked.cost["noise"])
+    noise = ", ".join(
+        f"{n['release']} σ {n['scale']} per institution" for n in checked.cost["noise"]
+    )
     table.caption = f"noise drawn inside the MPC: {noise}; cost ρ {checked.cost['rho']}"
     console.print(table)
 
@@ -140,6 +149,8 @@ REFUSED = (
     (["count"], "region", "broker-c's policy does not share region"),
     (["max:exposure"], None, "bank-b's policy allows no single-loan figures"),
 )
+HELPER_REFUSED = (["count"], "region", f"{HELPER}'s policy does not help with region")
+"""With two banks and a helper: the helper's own policy refuses what both banks allow."""
 
 
 def _approval_flow(files: ConsortiumFiles, say: Callable[[str], None]) -> bool:
@@ -213,7 +224,8 @@ def _run_queries(
                 print(json.dumps(checked.as_json()), flush=True)
             else:
                 _show(checked)
-        for aggregates, group_by, why in REFUSED:
+        refused = REFUSED if not files.helpers else (REFUSED[0], HELPER_REFUSED, REFUSED[2])
+        for aggregates, group_by, why in refused:
             try:
                 client.query("loans", aggregates, group_by=group_by)
             except GatewayError as err:
@@ -221,15 +233,26 @@ def _run_queries(
     return results
 
 
-def run_demo(*, rows: int, seed: int, workdir: Path, as_json: bool) -> int:
+def _prepare(workdir: Path, rows: int, seed: int, institutions: int) -> ConsortiumFiles:
+    """Three institutions (two banks and a broker), or two banks and a data-less helper."""
+    if institutions == 2:
+        return prepare(
+            workdir, nodes=TWO_BANKS, helpers=(HELPER,), rows=rows, seed=seed, policies="examples"
+        )
+    return prepare(workdir, rows=rows, seed=seed, policies="examples")
+
+
+def run_demo(*, rows: int, seed: int, workdir: Path, as_json: bool, institutions: int = 3) -> int:
     say = err_console.print if as_json else console.print
     started = time.perf_counter()
     say(f"[bold]Preparing[/] a consortium in {workdir}: PKI, {rows:,} loans per institution...")
-    files = prepare(workdir, rows=rows, seed=seed, policies="examples")
+    files = _prepare(workdir, rows, seed, institutions)
+    helped = f" and {', '.join(files.helpers)} (a helper node, no data)" if files.helpers else ""
     with LocalConsortium(files):
         say(
-            f"[bold]Started[/] gateway and nodes {', '.join(files.nodes)} as separate processes "
-            f"({time.perf_counter() - started:.1f} s); running example queries as analyst/alice"
+            f"[bold]Started[/] gateway, nodes {', '.join(files.institutions)}{helped} as separate "
+            f"processes ({time.perf_counter() - started:.1f} s); running example queries as "
+            "analyst/alice, each checked against the plaintext over the institutions' pooled rows"
         )
         results = _run_queries(files, say, as_json)
         noisy, spent = _run_private(files, say, as_json)

@@ -282,7 +282,9 @@ class Aggregates(Computation[AggregateRequest, AggregatePlan, AggregateOutcome])
         self, plan: AggregatePlan, step: dict[str, Any], data: LocalData
     ) -> ProgramCall:
         layout = layout_for(plan, data.schema, data.parties)
-        local = add_noise(layout, local_aggregates(data.cursor, plan, layout, data.where))
+        local = local_aggregates(data.cursor, plan, layout, data.where)
+        if data.holds_data:  # a helper's zeros stay exact: no presence, no noise
+            local = add_noise(layout, local)
         args = {
             **local,
             "bits": layout.bits,

@@ -25,14 +25,13 @@ import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
-import duckdb
 import numpy as np
 
 from mpc_gateway.policy.controls import OutputControls
 from mpc_gateway.privacy import MAX_SCALE, NoisyRelease, calibrate, sample
 from mpc_gateway.privacy.noise import TAIL
 from mpc_gateway.query.schema import DatasetSchema
-from mpc_gateway.query.sql import Where, ident
+from mpc_gateway.query.sql import QueryCursor, Where, ident
 
 if TYPE_CHECKING:
     from mpc_gateway.computations.aggregate import AggregatePlan
@@ -196,7 +195,7 @@ def add_noise(layout: AggregateLayout, local: dict[str, np.ndarray]) -> dict[str
 
 
 def local_aggregates(
-    cursor: duckdb.DuckDBPyConnection,
+    cursor: QueryCursor,
     plan: AggregatePlan,
     layout: AggregateLayout,
     where: Where = ("TRUE", []),

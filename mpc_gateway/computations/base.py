@@ -28,7 +28,6 @@ from decimal import Decimal
 from functools import cached_property
 from typing import Any, ClassVar, Generic, Literal, Self, TypeVar, cast
 
-import duckdb
 from google.protobuf.message import Message
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -40,7 +39,7 @@ from mpc_gateway.policy.declaration import Declaration
 from mpc_gateway.privacy import NoisyRelease
 from mpc_gateway.query.filters import Filter, validate_filter
 from mpc_gateway.query.schema import DatasetSchema
-from mpc_gateway.query.sql import Where
+from mpc_gateway.query.sql import QueryCursor, Where
 
 __all__ = [
     "Lane",
@@ -57,6 +56,7 @@ __all__ = [
     "Blocks",
     "format_value",
     "nodes_learn",
+    "helpers_learn",
 ]
 
 Lane = Literal["short", "long"]
@@ -137,6 +137,22 @@ def nodes_learn(institutions: Sequence[str], what: str) -> dict[str, str]:
     """The disclosure sentence for the nodes: they learn the request and ``what``."""
     nodes = ", ".join(institutions) or "the nodes"
     return {"to": nodes, "text": f"{nodes} learn {what}, not each other's inputs"}
+
+
+def helpers_learn(helpers: Sequence[str]) -> dict[str, str]:
+    """The disclosure sentence for data-less helper nodes (any computation)."""
+    names = ", ".join(helpers)
+    one = len(helpers) == 1
+    is_, it, its = (
+        ("is a helper node", "it", "its") if one else ("are helper nodes", "they", "their")
+    )
+    return {
+        "to": names,
+        "text": f"{names} {is_} holding no data: {its} inputs are zeros, so {it} never "
+        f"count{'s' * one} as an institution (not towards min_institutions, not as knowing an "
+        f"entity); {it} learn{'s' * one} what every node learns, and {its} shares alone reveal "
+        "nothing",
+    }
 
 
 @dataclass(frozen=True)
@@ -234,14 +250,20 @@ class Planning:
 
 @dataclass(frozen=True)
 class LocalData:
-    """A node's view for one order: its table ``data`` (integer encoding) and its key."""
+    """A node's view for one order: its table ``data`` (integer encoding) and its key.
 
-    cursor: duckdb.DuckDBPyConnection
+    ``holds_data`` is False at a helper node: its table is empty, so its inputs are
+    zeros and it is present nowhere; it adds no noise under DP either (it has no row to
+    protect), so its zeros stay exact and never count as an institution.
+    """
+
+    cursor: QueryCursor
     schema: DatasetSchema
     where: Where  # the plan's filter over ``data``
     parties: int
     node: str
     node_key_pem: bytes
+    holds_data: bool = True
 
 
 @dataclass(frozen=True)

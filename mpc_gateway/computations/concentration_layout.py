@@ -12,14 +12,13 @@ from decimal import Decimal
 from fractions import Fraction
 from typing import Any, Literal
 
-import duckdb
 import numpy as np
 
 from mpc_gateway.computations.shared import encode_value, numeric_column
 from mpc_gateway.errors import InvalidRequestError
 from mpc_gateway.policy.models import MAX_BATCH
 from mpc_gateway.query.schema import DatasetSchema
-from mpc_gateway.query.sql import Where, ident
+from mpc_gateway.query.sql import QueryCursor, Where, ident
 
 __all__ = ["Hhi", "ConcentrationLayout", "concentration_layout", "local_group_exposures"]
 
@@ -92,7 +91,7 @@ def concentration_layout(
 
 
 def local_group_exposures(
-    cursor: duckdb.DuckDBPyConnection,
+    cursor: QueryCursor,
     schema: DatasetSchema,
     group_column: str = "sector",
     column: str = "exposure",

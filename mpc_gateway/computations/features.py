@@ -23,14 +23,13 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
-import duckdb
 import numpy as np
 import pandas as pd
 
 from mpc_gateway.errors import InvalidRequestError
 from mpc_gateway.policy.models import MAX_BATCH
 from mpc_gateway.query.schema import CategoricalColumn, DatasetSchema, KeyColumn, NumericColumn
-from mpc_gateway.query.sql import Where
+from mpc_gateway.query.sql import QueryCursor, Where
 
 __all__ = [
     "Combine",
@@ -246,7 +245,7 @@ def _check_key_column(schema: DatasetSchema, key_column: str) -> None:
 
 
 def local_entity_features(
-    cursor: duckdb.DuckDBPyConnection,
+    cursor: QueryCursor,
     schema: DatasetSchema,
     keys: Sequence[str],
     features: Sequence[str],
@@ -296,7 +295,7 @@ def local_entity_features(
 
 
 def local_presence(
-    cursor: duckdb.DuckDBPyConnection,
+    cursor: QueryCursor,
     schema: DatasetSchema,
     keys: Sequence[str],
     *,

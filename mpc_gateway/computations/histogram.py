@@ -25,7 +25,6 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any, Literal
 
-import duckdb
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -56,7 +55,7 @@ from mpc_gateway.privacy import NoisyRelease, calibrate, sample
 from mpc_gateway.privacy.noise import TAIL
 from mpc_gateway.proto.v1 import gateway_pb2
 from mpc_gateway.query.schema import DatasetSchema
-from mpc_gateway.query.sql import Where, ident
+from mpc_gateway.query.sql import QueryCursor, Where, ident
 
 __all__ = [
     "HistogramRequest",
@@ -118,13 +117,17 @@ class HistogramLayout:
     min_institutions: int = 1
     noise: NoisyRelease | None = None
 
-    def program_args(self, counts: np.ndarray) -> dict[str, Any]:
-        """The MPC inputs of this node's exact counts (its own noise added under DP)."""
+    def program_args(self, counts: np.ndarray, noisy: bool = True) -> dict[str, Any]:
+        """The MPC inputs of this node's exact counts (its own noise added under DP).
+
+        ``noisy`` False: a helper's zeros, exact (it has no row to protect, and is present
+        in no bin).
+        """
         if counts.shape != (len(self.edges) - 1,):
             raise InvalidRequestError("local counts must have one entry per bin")
         counts = np.asarray(counts, dtype=object)
         present_from = 1
-        if self.noise is not None:
+        if self.noise is not None and noisy:
             counts = counts + sample(self.noise.scale, len(counts))
             present_from = math.ceil(PRESENCE_SCALES * self.noise.scale)
         return {
@@ -163,7 +166,7 @@ def histogram_layout(
 
 
 def local_histogram(
-    cursor: duckdb.DuckDBPyConnection,
+    cursor: QueryCursor,
     schema: DatasetSchema,
     layout: HistogramLayout,
     where: Where | None = None,
@@ -244,7 +247,7 @@ class Histograms(Computation[HistogramRequest, HistogramPlan, HistogramOutcome])
     ) -> ProgramCall:
         layout = self.layout(plan, data.schema, data.parties)
         counts = local_histogram(data.cursor, data.schema, layout, data.where)
-        return ProgramCall("histogram:histogram", layout.program_args(counts))
+        return ProgramCall("histogram:histogram", layout.program_args(counts, data.holds_data))
 
     def run(self, plan: HistogramPlan, execution: Execution) -> HistogramOutcome:
         blocks = execution.run_step({})

@@ -37,12 +37,11 @@ from decimal import Decimal
 from fractions import Fraction
 from typing import Any
 
-import duckdb
 import numpy as np
 
 from mpc_gateway.errors import InvalidRequestError
 from mpc_gateway.query.schema import DatasetSchema, NumericColumn
-from mpc_gateway.query.sql import Where, ident
+from mpc_gateway.query.sql import QueryCursor, Where, ident
 
 __all__ = [
     "QuantileLayout",
@@ -192,7 +191,7 @@ def quantile_layout(
 
 
 def local_cumulative_counts(
-    cursor: duckdb.DuckDBPyConnection,
+    cursor: QueryCursor,
     column: str,
     grids: Sequence[Sequence[int]],
     where: Where | None = None,

@@ -154,13 +154,16 @@ def _gate(plan: ScorePlan, parties: int) -> KnownEntities:
     return known_entities(plan.keys, plan.controls, parties, _noise(plan).get("known"))
 
 
-def _noise_args(plan: ScorePlan, parties: int, bits: int) -> dict[str, Any]:
-    """This node's noise samples (full scale σ each) and a bit length that holds them all."""
+def _noise_args(plan: ScorePlan, parties: int, bits: int, noisy: bool = True) -> dict[str, Any]:
+    """This node's noise samples (full scale σ each) and a bit length that holds them all.
+
+    A helper (``noisy`` False) inputs zeros of the same shape: it has no row to protect.
+    """
     releases = _noise(plan)
     if not releases:
         return {}
     count, known = releases["count"], releases["known"]
-    samples = [int(sample(release.scale, 1)[0]) for release in (count, known)]
+    samples = [int(sample(r.scale, 1)[0]) if noisy else 0 for r in (count, known)]
     bound = len(plan.keys) + parties * TAIL * math.ceil(count.scale)  # count + every node's noise
     return {
         "noise_local": np.array(samples, dtype=object),
@@ -313,7 +316,7 @@ class Scores(Computation[ScoreRequest, ScorePlan, ScoreOutcome]):
             **layout.program_args(local, share),
             **_gate(plan, data.parties).program_args(present),
         }
-        args.update(_noise_args(plan, data.parties, args["bits"]))
+        args.update(_noise_args(plan, data.parties, args["bits"], data.holds_data))
         return ProgramCall("score:entity_scores", args)
 
     def run(self, plan: ScorePlan, execution: Execution) -> ScoreOutcome:

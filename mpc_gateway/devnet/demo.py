@@ -116,7 +116,7 @@ def plaintext_suppression(
         for a in map(parse_aggregate, query.aggregates)
         if a.func in ("sum", "mean", "var", "stddev")
     }
-    per_node = [_grouped(sql, [str(files.data_file(n))]) for n in files.nodes]
+    per_node = [_grouped(sql, [str(files.data_file(n))]) for n in files.institutions]
     empty = (0, *(0 for _ in range(4 * len(summed))))
     failed: dict[str, tuple[str, ...]] = {}
     for group in groups:
@@ -179,7 +179,7 @@ def plaintext_result(
     suppression and rounding the released result must show."""
     controls = controls or OutputControls()
     summed, sql = _figures(query, schema_columns)
-    found = _grouped(sql, [str(files.data_file(n)) for n in files.nodes])
+    found = _grouped(sql, [str(files.data_file(n)) for n in files.institutions])
     withheld = plaintext_suppression(files, query, controls, groups, schema_columns)
     specs = [parse_aggregate(a) for a in query.aggregates]
     rows: list[tuple[str, tuple[Scalar, ...]]] = []

@@ -61,7 +61,7 @@ class NoisyCheck:
     released: Released
     exact: list[tuple[str, tuple[Scalar, ...]]]
     cost: dict[str, Any]  # the dry run's privacy section
-    parties: int
+    institutions: int  # the nodes that add noise (a helper holds no rows and adds none)
 
     @property
     def outcome(self) -> AggregateOutcome:
@@ -70,10 +70,10 @@ class NoisyCheck:
         return outcome
 
     def spread(self, label: str) -> float | None:
-        """The standard deviation of a released count or sum (every node's noise summed)."""
+        """The standard deviation of a released count or sum (every institution's noise summed)."""
         scales = {n["release"]: float(n["scale"]) for n in self.cost["noise"]}
         scale = scales.get(label)
-        return None if scale is None else scale * math.sqrt(self.parties)
+        return None if scale is None else scale * math.sqrt(self.institutions)
 
     def within_noise(self) -> list[tuple[str, str, float, float]]:
         """Every released count and sum: (group, column, |noisy - exact|, allowed)."""
@@ -141,7 +141,7 @@ def run_noisy(client: GatewayClient, files: ConsortiumFiles, query: ExampleQuery
     columns = dict(load_schema(schema_path(query.dataset)).columns)
     groups = [g for g, _ in outcome.rows]
     exact = plaintext_result(files, query, groups, columns)
-    return NoisyCheck(query, released, exact, report["privacy"], len(files.nodes))
+    return NoisyCheck(query, released, exact, report["privacy"], len(files.institutions))
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,9 @@
 """A whole consortium on one machine: files, then processes, on loopback.
 
 :func:`prepare` writes what a consortium needs into one directory: the PKI, a
-seeded loan book per institution, every node's config and the gateway's.
+seeded loan book per institution, every node's config and the gateway's. A
+consortium of two institutions adds a data-less helper node (``helpers``), so
+that m = 3: its config has ``role = "helper"`` and lists schemas, no data.
 :class:`LocalConsortium` then starts each node and the gateway as its own
 process with exactly the commands an institution would run
 (``mpcgw node serve --config ...``, ``mpcgw gateway serve --config ...``),
@@ -18,23 +20,25 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from importlib import resources
 from pathlib import Path
-from typing import IO, Literal
+from typing import IO, Any, Literal
 
 from mpc_gateway.client import HealthClient, tls_from_pki
-from mpc_gateway.computations import VOCABULARY
+from mpc_gateway.devnet.policies import DATASETS, open_policy, schema_path
+from mpc_gateway.devnet.postgres import load_table
 from mpc_gateway.devnet.synth import loan_book, write_loan_book
 from mpc_gateway.errors import ConfigurationError, GatewayError
 from mpc_gateway.pki import init_consortium
 from mpc_gateway.pseudonym import create_key_file, load_key
-from mpc_gateway.query.schema import CategoricalColumn, KeyColumn, NumericColumn, load_schema
+from mpc_gateway.query.schema import load_schema
 
 __all__ = [
     "DATASETS",
     "DEFAULT_NODES",
+    "TWO_BANKS",
+    "HELPER",
     "ConsortiumFiles",
     "LocalConsortium",
     "prepare",
@@ -42,61 +46,14 @@ __all__ = [
 ]
 
 DEFAULT_NODES = ("bank-a", "bank-b", "broker-c")
+TWO_BANKS = ("bank-a", "bank-b")
+HELPER = "helper"
+"""The data-less helper node that makes two institutions a consortium of three parties."""
 
 
 REPO = Path(__file__).resolve().parents[2]
-OPEN_PURPOSES = ("risk monitoring", "supervisory review", "testing", "benchmark")
 Policies = Literal["examples", "open"]
-
-
-DATASETS = ("loans", "loans_dp")
-"""The example datasets: the loan books, and the same rows shared only under DP."""
-
-OPEN_PRIVACY = 'rho_per_query = 0.05\nrho_per_analyst = 100\nperiod = "day"\n'
-"""An open policy's privacy section for ``loans_dp``: noise on every query, a wide budget."""
-
-
-def _open_policy(owner: str, purposes: Sequence[str] = OPEN_PURPOSES) -> str:
-    """A policy letting every analyst use every column in every way, with no output controls.
-
-    Risk computations too: every output and feature, anyone's models, batches of any
-    size. ``loans_dp`` the same way, but under differential privacy (no min/max there).
-    """
-    listed = ", ".join(f'"{p}"' for p in purposes)
-    sections = [f'version = 1\nowner = "{owner}"\n']
-    for dataset in DATASETS:
-        schema = load_schema(schema_path(dataset))
-        private = dataset != "loans"
-        extremes = "" if private else ', "min", "max"'
-        columns = []
-        for name, column in schema.columns.items():
-            if isinstance(column, NumericColumn):
-                columns.append(
-                    f'{name} = {{ uses = ["aggregate", "filter"], aggregates = '
-                    f'["sum", "mean", "var", "stddev"{extremes}] }}'
-                )
-            elif isinstance(column, CategoricalColumn):
-                columns.append(f'{name} = {{ uses = ["group_by", "filter"] }}')
-        numeric = [n for n, c in schema.columns.items() if isinstance(c, NumericColumn)]
-        keys = [n for n, c in schema.columns.items() if isinstance(c, KeyColumn)]
-        outputs = ["count", "histogram"] if private else sorted(VOCABULARY.outputs)
-        features = sorted(VOCABULARY.features)
-        risk = (
-            f"outputs = {_toml_list(outputs)}\nfeatures = {_toml_list(features)}\n"
-            f'model_owners = ["analyst/*"]\nkeys = {_toml_list(keys)}\n'
-            f"columns = {_toml_list(numeric)}\nmin_batch = 1\n"
-        )
-        sections.append(
-            f'[datasets.{dataset}]\nprincipals = ["analyst/*"]\npurposes = [{listed}]\n\n'
-            f"[datasets.{dataset}.columns]\n" + "\n".join(columns) + "\n\n"
-            f"[datasets.{dataset}.risk]\n{risk}"
-            + (f"\n[datasets.{dataset}.privacy]\n{OPEN_PRIVACY}" if private else "")
-        )
-    return "\n".join(sections)
-
-
-def _toml_list(values: Iterable[str]) -> str:
-    return "[" + ", ".join(f'"{v}"' for v in values) + "]"
+Storage = Literal["parquet", "csv", "postgres"]
 
 
 def _write_policies(files: ConsortiumFiles, policies: Policies) -> None:
@@ -104,7 +61,7 @@ def _write_policies(files: ConsortiumFiles, policies: Policies) -> None:
         target = files.policy(owner)
         target.parent.mkdir(parents=True, exist_ok=True)
         if policies == "open":
-            target.write_text(_open_policy(owner))
+            target.write_text(open_policy(owner))
             continue
         source = REPO / (
             "examples/consortium-policy.toml"
@@ -118,11 +75,6 @@ def _write_policies(files: ConsortiumFiles, policies: Policies) -> None:
         shutil.copy(source, target)
 
 
-def schema_path(dataset: str = "loans") -> Path:
-    """The packaged schema of an example dataset (``loans`` or ``loans_dp``)."""
-    return Path(str(resources.files("mpc_gateway.schemas") / f"{dataset}.toml"))
-
-
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -132,9 +84,15 @@ def free_port() -> int:
 @dataclass(frozen=True)
 class ConsortiumFiles:
     root: Path
-    nodes: tuple[str, ...]
+    nodes: tuple[str, ...]  # every MPC party, in party order (helpers last)
     gateway_address: str
     node_addresses: dict[str, str]
+    helpers: tuple[str, ...] = ()  # the nodes that hold no data
+
+    @property
+    def institutions(self) -> tuple[str, ...]:
+        """The nodes that hold data (each has a loan book, :meth:`data_file`)."""
+        return tuple(n for n in self.nodes if n not in self.helpers)
 
     @property
     def pki_dir(self) -> Path:
@@ -167,21 +125,26 @@ def _toml_str(value: object) -> str:
 
 
 def _write_configs(
-    files: ConsortiumFiles, mpc_ports: dict[str, int], query_timeout_s: float
+    files: ConsortiumFiles,
+    mpc_ports: dict[str, int],
+    query_timeout_s: float,
+    sources: dict[str, str],
 ) -> None:
+    """``sources``: per node, the TOML lines that say where its rows are (both datasets)."""
     nodes_toml = []
     for name in files.nodes:
         config = files.node_config(name)
         config.parent.mkdir(parents=True, exist_ok=True)
+        role = 'role = "helper"\n' if name in files.helpers else ""  # and no source
         config.write_text(
-            f"name = {_toml_str(name)}\nlisten = {_toml_str(files.node_addresses[name])}\n"
+            f"name = {_toml_str(name)}\n{role}listen = {_toml_str(files.node_addresses[name])}\n"
             f"mpc_port = {mpc_ports[name]}\npki_dir = {_toml_str(files.pki_dir)}\n"
             f'gateway = "gateway"\naudit_db = {_toml_str(config.parent / "audit.sqlite")}\n'
             f"policy = {_toml_str(files.policy(name))}\n"
             f"usage_db = {_toml_str(config.parent / 'usage.sqlite')}\n"
             + "".join(
                 f"\n[datasets.{dataset}]\nschema = {_toml_str(schema_path(dataset))}\n"
-                f"source = {_toml_str(files.data_file(name))}\n"  # the same rows, both datasets
+                f"{sources[name]}"  # the same rows, both datasets
                 for dataset in DATASETS
             )
         )
@@ -189,7 +152,7 @@ def _write_configs(
             f"[[nodes]]\nname = {_toml_str(name)}\n"
             f"address = {_toml_str(files.node_addresses[name])}\n"
             f'mpc_host = "127.0.0.1"\nmpc_port = {mpc_ports[name]}\n'
-            f"policy = {_toml_str(files.policy(name))}\n"
+            f"policy = {_toml_str(files.policy(name))}\n{role}"
         )
     files.gateway_config.write_text(
         f'name = "gateway"\nlisten = {_toml_str(files.gateway_address)}\n'
@@ -230,19 +193,29 @@ def prepare(
     ill_conditioned: bool = False,
     query_timeout_s: float = 30.0,
     policies: Policies = "open",
+    storage: Mapping[str, Storage] | None = None,
+    postgres: str | None = None,
+    helpers: Sequence[str] = (),
 ) -> ConsortiumFiles:
-    """Write PKI, data and configs for a loopback consortium under ``root`` (made afresh)."""
+    """Write PKI, data and configs for a loopback consortium under ``root`` (made afresh).
+
+    Each node keeps its loan book as Parquet unless ``storage`` says CSV, or
+    PostgreSQL (a table loaded into the server at the connection string ``postgres``).
+    ``helpers`` are data-less nodes after ``nodes`` in party order: no loan book.
+    """
     _fresh_directory(root)
+    parties = (*nodes, *helpers)
     files = ConsortiumFiles(
         root=root.resolve(),
-        nodes=tuple(nodes),
+        nodes=parties,
         gateway_address=f"127.0.0.1:{free_port()}",
-        node_addresses={name: f"127.0.0.1:{free_port()}" for name in nodes},
+        node_addresses={name: f"127.0.0.1:{free_port()}" for name in parties},
+        helpers=tuple(helpers),
     )
     _write_policies(files, policies)
     init_consortium(
         files.pki_dir,
-        nodes=list(nodes),
+        nodes=list(parties),
         analysts=("alice", "bob"),
         auditors=("audrey",),
         approvers=("carol",),
@@ -252,11 +225,34 @@ def prepare(
         files.pseudonym_key.parent.mkdir(parents=True, exist_ok=True)
         create_key_file(files.pseudonym_key)
     key = load_key(files.pseudonym_key)
+    sources = dict.fromkeys(helpers, "")
     for name in nodes:
         book = loan_book(name, rows, seed, ill_conditioned=ill_conditioned, pseudonym_key=key)
-        write_loan_book(files.data_file(name), book)
-    _write_configs(files, {name: free_port() for name in nodes}, query_timeout_s)
+        write_loan_book(files.data_file(name), book)  # also the demo's plaintext reference
+        sources[name] = _store(files, name, book, (storage or {}).get(name, "parquet"), postgres)
+    _write_configs(files, {name: free_port() for name in parties}, query_timeout_s, sources)
     return files
+
+
+def _store(
+    files: ConsortiumFiles, name: str, book: Any, storage: Storage, postgres: str | None
+) -> str:
+    """Keep a node's loan book where ``storage`` says; the node config's lines for it."""
+    if storage == "parquet":
+        return f"source = {_toml_str(files.data_file(name))}\n"
+    if storage == "csv":
+        path = files.data_file(name).with_suffix(".csv")
+        write_loan_book(path, book)
+        return f"source = {_toml_str(path)}\n"
+    if postgres is None:
+        raise ConfigurationError(f"{name} keeps its rows in PostgreSQL: give a connection string")
+    table = "loans_" + name.replace("-", "_").replace(".", "_")
+    load_table(postgres, table, load_schema(schema_path()), files.data_file(name))
+    dsn = files.node_config(name).parent / "postgres.dsn"
+    dsn.parent.mkdir(parents=True, exist_ok=True)
+    dsn.touch(mode=0o600)
+    dsn.write_text(postgres + "\n")
+    return f"postgres = {{ table = {_toml_str(table)}, dsn_file = {_toml_str(dsn)} }}\n"
 
 
 @dataclass

@@ -127,7 +127,7 @@ def pooled_frame(
     files: ConsortiumFiles, schema: DatasetSchema, where: str = "TRUE"
 ) -> pd.DataFrame:
     """Every institution's rows, pooled (what a fully trusted third party would see)."""
-    return _encoded([files.data_file(n) for n in files.nodes], schema, where)
+    return _encoded([files.data_file(n) for n in files.institutions], schema, where)
 
 
 def institution_frames(
@@ -136,12 +136,12 @@ def institution_frames(
     """Each institution's rows of the batch's entities."""
     listed = ", ".join(f"'{k}'" for k in keys)
     where = f"{column} IN ({listed})"
-    return [_encoded([files.data_file(n)], schema, where) for n in files.nodes]
+    return [_encoded([files.data_file(n)], schema, where) for n in files.institutions]
 
 
 def batch(files: ConsortiumFiles) -> list[str]:
     """Counterparties known to three, two and one institutions, and a few known to none."""
-    paths = [str(files.data_file(n)) for n in files.nodes]
+    paths = [str(files.data_file(n)) for n in files.institutions]
     per = (BATCH - 10) // 3
     rows = (
         duckdb.connect()

@@ -34,6 +34,7 @@ from mpc_gateway.computations import (
     Request,
     computation_of,
 )
+from mpc_gateway.computations.base import helpers_learn
 from mpc_gateway.computations.scoring import ScoringModel
 from mpc_gateway.errors import (
     BudgetExhaustedError,
@@ -129,6 +130,9 @@ class Gateway:
         """The dry run: every rule of every policy, approvals needed, what would be disclosed."""
         decision = self.governance.decide(caller, self._plan(caller, request))
         report = decision.explain()
+        helpers = [n.name for n in self.settings.nodes if n.role == "helper"]
+        if helpers:
+            report["disclosure"].append(helpers_learn(helpers))
         plan = decision.plan
         if plan.controls.dp_rho is not None:
             report["privacy"] = self._privacy_report(plan)

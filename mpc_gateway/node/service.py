@@ -7,7 +7,9 @@ gateway's certified signing key; that the order places this node at its own
 party index and MPC port; that the plan is for a dataset it holds with the same
 schema; and that the plan re-validates against its own schema (a gateway that
 sends a plan it did not validate gets refused). Only then does it compute its
-local aggregates and hand them to the MPC step, in the order's sequence.
+local aggregates and hand them to the MPC step, in the order's sequence. A helper
+node (``role = "helper"``) checks every order the same way against its own policy;
+its datasets are empty tables, so it contributes zeros of every computation's shape.
 """
 
 from __future__ import annotations
@@ -31,8 +33,8 @@ from mpc_gateway.errors import (
     InvalidQueryError,
 )
 from mpc_gateway.mpc.wire import WorkerConfig
-from mpc_gateway.node.data import LocalDataset
 from mpc_gateway.node.session import SessionSequencer, WorkerProcess
+from mpc_gateway.node.sources import DataSource, close_dataset, open_dataset
 from mpc_gateway.orders import ExecutionOrder, Party, SessionOrder
 from mpc_gateway.pki import (
     Identity,
@@ -96,8 +98,12 @@ class Node:
             signing_cert.read_bytes(), load_ca(self.layout.ca_cert), self.gateway
         )
         self.datasets = {
-            name: LocalDataset(
-                load_schema(src.schema_file), _required(src.source, name), settings.scan_threads
+            name: open_dataset(
+                name,
+                load_schema(src.schema_file),
+                src,
+                settings.scan_threads,
+                holds_data=settings.role != "helper",
             )
             for name, src in settings.datasets.items()
         }
@@ -155,7 +161,7 @@ class Node:
         log.info("MPC session epoch %d connected ahead of use", order.epoch)
         return order.epoch
 
-    def _checked_plan(self, order: ExecutionOrder) -> tuple[LocalDataset, _Taken]:
+    def _checked_plan(self, order: ExecutionOrder) -> tuple[DataSource, _Taken]:
         plan = order.plan
         dataset = self.datasets.get(plan.dataset)
         if dataset is None:
@@ -300,7 +306,7 @@ class Node:
             self.witness.seal()
 
     def _contribute(
-        self, order: ExecutionOrder, dataset: LocalDataset, timeout_s: float | None
+        self, order: ExecutionOrder, dataset: DataSource, timeout_s: float | None
     ) -> Contribution:
         remaining = order.deadline_ms / 1000 - time.time()
         if timeout_s is not None:
@@ -330,7 +336,7 @@ class Node:
         )
         return Contribution(blocks, local_ms, mpc_ms)
 
-    def _local_inputs(self, order: ExecutionOrder, dataset: LocalDataset) -> ProgramCall:
+    def _local_inputs(self, order: ExecutionOrder, dataset: DataSource) -> ProgramCall:
         """The MPC program and this node's fixed-shape inputs to it, computed locally."""
         plan, schema = order.plan, dataset.schema
         data = LocalData(
@@ -340,6 +346,7 @@ class Node:
             parties=len(order.parties),
             node=self.settings.name,
             node_key_pem=self.tls[2],
+            holds_data=self.settings.role != "helper",
         )
         return computation_of(plan).local_inputs(plan, order.step, data)
 
@@ -352,9 +359,5 @@ class Node:
         self.witness.close()
         self.usage.close()
         self.privacy.close()
-
-
-def _required(source: Any, dataset: str) -> Any:
-    if source is None:
-        raise ConfigurationError(f"dataset {dataset!r} has no `source` file in the node config")
-    return source
+        for dataset in self.datasets.values():
+            close_dataset(dataset)

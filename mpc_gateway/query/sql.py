@@ -10,15 +10,34 @@ the decimal values, whatever the literals' precision.
 from __future__ import annotations
 
 from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
-from typing import Any
+from typing import Any, Protocol
 
 from mpc_gateway.query.filters import BoolExpr, Comparison, FilterNode
 from mpc_gateway.query.schema import DatasetSchema, NumericColumn
 
-__all__ = ["Where", "ident", "filter_sql", "where_sql"]
+__all__ = ["Where", "QueryCursor", "QueryResult", "ident", "filter_sql", "where_sql"]
 
 Where = tuple[str, list[Any]]
 """A condition's SQL text and its parameters."""
+
+
+class QueryResult(Protocol):
+    def fetchall(self) -> list[Any]: ...
+
+
+class QueryCursor(Protocol):
+    """What a computation's local SQL runs on: a DuckDB cursor, or a source that speaks it.
+
+    Statements are in DuckDB's dialect over the table ``data``; ``?`` marks each
+    parameter. ``register`` makes a data frame joinable under a name until
+    ``unregister`` (a batch of entity keys).
+    """
+
+    def execute(self, query: str, parameters: Any = ..., /) -> QueryResult: ...
+
+    def register(self, name: str, frame: Any, /) -> object: ...
+
+    def unregister(self, name: str, /) -> object: ...
 
 
 def ident(name: str) -> str:

@@ -6,31 +6,28 @@ import json
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 pytestmark = pytest.mark.e2e
 
 
-def test_demo_json_gives_each_query_and_both_results_as_data(tmp_path: Path) -> None:
+def run_demo_json(workdir: Path, *options: str) -> tuple[list[dict[str, Any]], str]:
+    """``mpcgw demo --json`` as a user runs it: one JSON object per line, and what it said."""
     done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "mpc_gateway.cli",
-            "demo",
-            "--rows",
-            "2000",
-            "--json",
-            "--workdir",
-            str(tmp_path / "demo"),
-        ],
+        [sys.executable, "-m", "mpc_gateway.cli", "demo", "--rows", "2000", "--json"]
+        + ["--workdir", str(workdir), *options],
         capture_output=True,
         text=True,
         timeout=300,
     )
     assert done.returncode == 0, done.stderr[-3000:]
-    everything = [json.loads(line) for line in done.stdout.splitlines()]
+    return [json.loads(line) for line in done.stdout.splitlines()], done.stderr
+
+
+def test_demo_json_gives_each_query_and_both_results_as_data(tmp_path: Path) -> None:
+    everything, _ = run_demo_json(tmp_path / "demo")
     noisy = [line for line in everything if "noisy" in line]
     (budget,) = [line for line in everything if "budget_after" in line]
     lines = [line for line in everything if "secure" in line]
