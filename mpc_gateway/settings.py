@@ -76,13 +76,16 @@ class DatasetSource(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     schema_file: Path = Field(alias="schema")
-    source: Path | None = None  # nodes only: the institution's CSV/Parquet file
+    source: Path | None = None  # nodes only: the institution's CSV/TSV/Parquet or DuckDB file
+    table: str | None = Field(default=None, pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
     postgres: PostgresSource | None = None  # nodes only: or its table in PostgreSQL
 
     @model_validator(mode="after")
     def _one_source(self) -> DatasetSource:
         if self.source is not None and self.postgres is not None:
             raise ValueError("a dataset has one source: a file (source) or postgres, not both")
+        if self.table is not None and self.postgres is not None:
+            raise ValueError("`table` is for a DuckDB database file; postgres names its own")
         return self
 
 

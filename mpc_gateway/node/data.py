@@ -56,15 +56,24 @@ _FLOAT_BITS = {"FLOAT": 23, "DOUBLE": 52}
 _CSV = "header = true, all_varchar = true, skip = 0"
 
 
-def _reader(source: Path) -> str:
+DATABASE_SUFFIXES = (".duckdb", ".db")
+
+
+def _reader(source: Path, table: str) -> tuple[str, list[Any]]:
+    """The relation to read ``source`` as, and its parameters (a database is attached first)."""
     suffix = source.suffix.lower()
     if suffix == ".parquet":
-        return "read_parquet(?)"
+        return "read_parquet(?)", [str(source)]
     if suffix == ".csv":
-        return f"read_csv(?, {_CSV})"
+        return f"read_csv(?, {_CSV})", [str(source)]
     if suffix == ".tsv":
-        return f"read_csv(?, {_CSV}, delim = '\t')"
-    raise ConfigurationError(f"data source {source}: use a .csv, .tsv or .parquet file")
+        return f"read_csv(?, {_CSV}, delim = '\t')", [str(source)]
+    if suffix in DATABASE_SUFFIXES:
+        return f"source_db.{ident(table)}", []
+    raise ConfigurationError(
+        f"data source {source}: use a .csv, .tsv or .parquet file, or a DuckDB database "
+        f"({', '.join(DATABASE_SUFFIXES)})"
+    )
 
 
 def _storage(name: str, spec: Column) -> str:
@@ -227,9 +236,17 @@ def _shown(value: str | None) -> str:
 class LocalDataset:
     """One dataset of this node, loaded and validated once (``source`` None: no rows)."""
 
-    def __init__(self, schema: DatasetSchema, source: Path | None, threads: int = 1) -> None:
+    def __init__(
+        self,
+        schema: DatasetSchema,
+        source: Path | None,
+        threads: int = 1,
+        table: str | None = None,
+    ) -> None:
+        """``table``: the table (or view) to read from a DuckDB database; default: the dataset."""
         self.schema = schema
         self.source = source
+        self._table = table or schema.name
         self._local = threading.local()
         # one scan thread by default: several nodes often share a host's cores, and a
         # per-query GROUP BY over fixed groups gains little from more threads
@@ -258,9 +275,12 @@ class LocalDataset:
     def _load(self, source: Path) -> None:
         if not source.exists():
             raise ConfigurationError(f"data source {source} does not exist")
-        reader = _reader(source)
+        reader, params = _reader(source, self._table)
         try:
-            described = self._con.execute(f"SELECT * FROM {reader} LIMIT 0", [str(source)])
+            if not params:  # a DuckDB database: read its table in place, never written to
+                path = str(source).replace("'", "''")
+                self._con.execute(f"ATTACH '{path}' AS source_db (READ_ONLY)")
+            described = self._con.execute(f"SELECT * FROM {reader} LIMIT 0", params)
             kinds = {d[0]: str(d[1]) for d in described.description}
             missing = sorted(set(self.schema.columns) - set(kinds))
             if missing:
@@ -270,11 +290,13 @@ class LocalDataset:
                     f"(names are case-sensitive; it has {has}{', ...' if len(kinds) > 20 else ''})"
                 )
             columns = [_Column(n, c, kinds[n]) for n, c in self.schema.columns.items()]
-            self._con.execute(f"CREATE TABLE data AS {_one_pass(reader, columns)}", [str(source)])
+            self._con.execute(f"CREATE TABLE data AS {_one_pass(reader, columns)}", params)
             self._check(source, columns)
             for c in columns:
                 self._con.execute(f"ALTER TABLE data DROP COLUMN {c.why}")
                 self._con.execute(f"ALTER TABLE data DROP COLUMN {c.sample}")
+            if not params:
+                self._con.execute("DETACH source_db")
         except duckdb.Error as err:
             raise ConfigurationError(f"data source {source} cannot be read: {err}") from err
 

@@ -2,8 +2,9 @@
 
 Every source offers the same to the computations: the schema, its row count,
 and a cursor over the table ``data`` in the schema's integer encoding that runs
-their (DuckDB-dialect) SQL. A file source (:class:`~mpc_gateway.node.data.LocalDataset`)
-loads the rows into an embedded DuckDB; a PostgreSQL source
+their (DuckDB-dialect) SQL. A file source (:class:`~mpc_gateway.node.data.LocalDataset`:
+CSV, TSV, Parquet, or a table of a DuckDB database file) loads the rows into an
+embedded DuckDB; a PostgreSQL source
 (:class:`~mpc_gateway.node.postgres.PostgresDataset`) leaves them in the
 database and pushes every statement down; a node that holds no data (a helper)
 has an empty table of the schema's columns. docs/sources.md says how to add one.
@@ -35,7 +36,7 @@ def open_dataset(
             f"dataset {name!r} has no source in the node config: give a file (`source`) "
             "or a PostgreSQL table (`postgres`)"
         )
-    return LocalDataset(schema, source.source, threads)
+    return LocalDataset(schema, source.source, threads, table=source.table)
 
 
 def close_dataset(dataset: DataSource) -> None:

@@ -33,10 +33,12 @@ def consortium(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalConsor
         running.stop()
 
 
-def client_for(consortium: LocalConsortium, identity: str = "analyst/alice") -> GatewayClient:
+def client_for(
+    consortium: LocalConsortium, identity: str = "analyst/alice", timeout_s: float = 30.0
+) -> GatewayClient:
     files = consortium.files
     return GatewayClient.from_pki(
-        files.pki_dir, identity, files.gateway_address, timeout_s=30, purpose="testing"
+        files.pki_dir, identity, files.gateway_address, timeout_s=timeout_s, purpose="testing"
     )
 
 

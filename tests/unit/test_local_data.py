@@ -6,6 +6,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+import duckdb
 import pandas as pd
 import pytest
 
@@ -319,3 +320,24 @@ def test_a_clipping_schema_clamps_values_outside_its_bounds_as_it_loads_them(
     # what clipping does not excuse: finer than the scale, or not a number at all
     assert "'exposure'" in refusal(with_value("exposure", 12.345), tmp_path / f"f.{fmt}", LOANS_DP)
     assert "'exposure'" in refusal(with_value("exposure", None), tmp_path / f"g.{fmt}", LOANS_DP)
+
+
+def test_a_duckdb_database_file_is_read_from_its_named_table_and_never_written(
+    tmp_path: Path,
+) -> None:
+    frame = small()
+    path = tmp_path / "warehouse.duckdb"
+    with duckdb.connect(str(path)) as con:
+        con.register("frame", frame)
+        con.execute(
+            "CREATE TABLE book AS SELECT * REPLACE (CAST(exposure AS DECIMAL(12, 2)) AS exposure,"
+            " CAST(lgd AS DECIMAL(6, 4)) AS lgd) FROM frame"
+        )
+    before = path.read_bytes()
+    dataset = LocalDataset(LOANS, path, table="book")
+    assert dataset.rows == len(frame)
+    (total,) = dataset.cursor().execute("SELECT sum(exposure) FROM data").fetchall()[0]
+    assert total == sum(round(Decimal(str(v)) * 100) for v in frame["exposure"])
+    assert path.read_bytes() == before  # attached read-only
+    with pytest.raises(ConfigurationError, match="cannot be read"):
+        LocalDataset(LOANS, path)  # no table named after the dataset ("loans")
