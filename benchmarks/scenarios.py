@@ -19,6 +19,7 @@ from typing import Any
 from benchmarks.consortium import client_for, first_answer, running_consortium
 from benchmarks.naive import NaiveFailed, NaiveRun, max_relative_error, run_naive
 from benchmarks.report import note
+from benchmarks.sealing import sealing_cost
 from benchmarks.stats import ratio, summary
 from benchmarks.workload import (
     BENCH_DP_QUERY,
@@ -165,6 +166,8 @@ def _latency_for(rows: int, args: argparse.Namespace) -> dict[str, Any]:
         entry.update(full_path(run.files, args.repeats, args.warmup))
         note(f"latency, {rows:,} rows/node: the same query under DP, {args.repeats} pairs")
         entry["dp_cost"] = dp_cost(run.files, args.repeats)
+        note(f"latency, {rows:,} rows/node: sealing and witnessing, {args.repeats} queries")
+        entry["sealing"] = sealing_cost(run.files, args.repeats)
     note(f"latency, {rows:,} rows/node: local scan and pooled DuckDB baselines")
     entry["local_scan"] = summary(time_local_scan(run.files, BENCH_QUERY, args.repeats))
     samples, facts = time_pooled_duckdb(run.files, BENCH_QUERY, args.repeats)

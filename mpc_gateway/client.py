@@ -10,6 +10,12 @@ Every computation runs through :meth:`GatewayClient.run` (``query``, ``score``,
 ``concentration``, ``quantiles`` and ``histogram`` name one each). Errors come
 back as the :mod:`mpc_gateway.errors` classes (``InvalidQueryError``,
 ``PolicyDeniedError``, ``NodeUnavailableError``, ...), with the server's message.
+
+Results arrive sealed to the analyst's key-agreement key (``sealing.crt`` /
+``sealing.key`` beside its TLS files): the client checks that every node
+cosigned the logged release, decrypts every node's shares, recombines and
+decodes them (:func:`mpc_gateway.orders.release.open_relayed`). The gateway
+never sees the result.
 """
 
 from __future__ import annotations
@@ -18,26 +24,32 @@ import json
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
-from mpc_gateway.computations import Released, Request, computation, plan_from_json
+from cryptography import x509
+
+from mpc_gateway.computations import Released, Request, computation
 from mpc_gateway.computations.scoring import ScoringModel
 from mpc_gateway.errors import (
     ConfigurationError,
     DeadlineExceededError,
     GatewayError,
-    IntegrityError,
-    InvalidQueryError,
     PolicyDeniedError,
     ProtocolAbortedError,
 )
-from mpc_gateway.pki import Identity, load_layout, load_signing_key, tls_credentials_bytes
+from mpc_gateway.orders.release import Verified, open_relayed
+from mpc_gateway.pki import (
+    identity_from_certificate,
+    load_layout,
+)
+from mpc_gateway.pki.ca import tls_from_pki
+from mpc_gateway.pki.layout import RECEIVING_ROLES
+from mpc_gateway.pki.receiver import ReceiverKey, load_receiver_key
 from mpc_gateway.pki.sealing import SealedWeights
-from mpc_gateway.policy import ApprovalBody, sign_approval
 from mpc_gateway.proto.v1 import gateway_pb2, gateway_pb2_grpc
+from mpc_gateway.rpc.approver import ApproverClient, PendingQuery
 from mpc_gateway.rpc.client import HealthClient, ServiceClient
 from mpc_gateway.rpc.convert import dataset_from_proto, request_from_proto, result_from_proto
 from mpc_gateway.rpc.server import TlsMaterial
@@ -53,19 +65,6 @@ __all__ = [
 ]
 
 
-def tls_from_pki(pki_dir: str | Path, identity: str) -> TlsMaterial:
-    """The mutual-TLS material of ``identity`` (``"role/name"``) in a consortium PKI directory."""
-    layout = load_layout(Path(pki_dir))
-    role, _, name = identity.partition("/")
-    try:
-        who = Identity(role, name, layout.trust_domain)
-    except ValueError as err:
-        raise ConfigurationError(
-            f"identity {identity!r} is not of the form role/name: {err}"
-        ) from None
-    return tls_credentials_bytes(layout, who)
-
-
 @dataclass(frozen=True)
 class QueryStatus:
     """Where a query that needed approval stands."""
@@ -79,10 +78,20 @@ class QueryStatus:
 
 class GatewayClient(ServiceClient):
     def __init__(
-        self, address: str, tls: TlsMaterial, timeout_s: float = 120.0, purpose: str = ""
+        self,
+        address: str,
+        tls: TlsMaterial,
+        timeout_s: float = 120.0,
+        purpose: str = "",
+        receiver: ReceiverKey | None = None,
     ) -> None:
+        """``receiver``: the analyst's key-agreement key, which results are sealed to."""
         super().__init__(address, tls, timeout_s, f"gateway at {address}")
         self.purpose = purpose  # declared with every query that names none
+        self.receiver = receiver
+        self._ca = x509.load_pem_x509_certificate(tls[0])
+        self._identity = identity_from_certificate(tls[1])
+        self._verified: Verified = {}  # signing certificates checked against the CA
         self._stub = gateway_pb2_grpc.GatewayServiceStub(self._channel)
 
     @classmethod
@@ -90,7 +99,23 @@ class GatewayClient(ServiceClient):
         cls, pki_dir: str | Path, identity: str, address: str, **kwargs: Any
     ) -> GatewayClient:
         """A client using ``identity`` (``"role/name"``) from a consortium PKI directory."""
-        return cls(address, tls_from_pki(pki_dir, identity), **kwargs)
+        tls = tls_from_pki(pki_dir, identity)
+        who = identity_from_certificate(tls[1])
+        if who.role in RECEIVING_ROLES and "receiver" not in kwargs:
+            kwargs["receiver"] = load_receiver_key(*load_layout(Path(pki_dir)).sealing_paths(who))
+        return cls(address, tls, **kwargs)
+
+    def _open(self, message: gateway_pb2.ComputationResult, request: Request | None) -> Released:
+        """Check, decrypt and decode a result sealed to this client's key."""
+        if self.receiver is None:
+            raise ConfigurationError(
+                f"{self._identity} has no sealing key to open results with "
+                "(GatewayClient(..., receiver=load_receiver_key(...)) or from_pki)"
+            )
+        relayed = result_from_proto(message)
+        return open_relayed(
+            relayed, self.receiver, self._identity, self._ca, request, self._verified
+        )
 
     def datasets(self) -> list[dict[str, Any]]:
         reply = self._call(self._stub.ListDatasets, gateway_pb2.ListDatasetsRequest())
@@ -103,7 +128,10 @@ class GatewayClient(ServiceClient):
     ) -> gateway_pb2.ComputationRequest:
         """The wire request for computation ``kind`` (the gateway validates everything)."""
         message = gateway_pb2.ComputationRequest(
-            dataset=dataset, where=where, purpose=self.purpose if purpose is None else purpose
+            dataset=dataset,
+            where=where,
+            purpose=self.purpose if purpose is None else purpose,
+            receiver_certificate=b"" if self.receiver is None else self.receiver.certificate_pem,
         )
         getattr(message, kind).CopyFrom(computation(kind).job_message(**fields))
         return message
@@ -117,7 +145,7 @@ class GatewayClient(ServiceClient):
         :meth:`wait` returns its result once approvers have decided.
         """
         message = self.request(kind, dataset, where=where, purpose=purpose, **fields)
-        return result_from_proto(self._call(self._stub.Run, message), _accepted(message))
+        return self._open(self._call(self._stub.Run, message), _accepted(message))
 
     def explain(
         self, kind: str, dataset: str, *, where: str = "", purpose: str | None = None, **fields: Any
@@ -263,7 +291,7 @@ class GatewayClient(ServiceClient):
         reply = self._call(
             self._stub.GetQueryStatus, gateway_pb2.QueryStatusRequest(query_id=query_id)
         )
-        result = result_from_proto(reply.result) if reply.HasField("result") else None
+        result = self._open(reply.result, None) if reply.HasField("result") else None
         return QueryStatus(
             reply.query_id, reply.state, tuple(reply.waiting_for), reply.reason, result
         )
@@ -292,82 +320,3 @@ def _accepted(message: gateway_pb2.ComputationRequest) -> Request | None:
         return request_from_proto(message)
     except GatewayError:
         return None
-
-
-@dataclass(frozen=True)
-class PendingQuery:
-    """A query waiting for an approver: the exact plan to sign, by its hash, and who must decide."""
-
-    query_id: str
-    analyst: str
-    dataset: str
-    purpose: str
-    plan_hash: str
-    plan_json: str
-    waiting_for: tuple[str, ...]
-    needs: tuple[gateway_pb2.ApprovalNeed, ...]
-    submitted_ms: int
-
-
-class ApproverClient(ServiceClient):
-    """An approver's side: see the queries that wait for you, sign your decision locally.
-
-    The signing key never leaves the approver: the decision is signed here, over
-    the plan hash this client recomputed from the plan it was shown.
-    """
-
-    def __init__(
-        self, pki_dir: str | Path, identity: str, address: str, timeout_s: float = 30.0
-    ) -> None:
-        layout = load_layout(Path(pki_dir))
-        role, _, name = identity.partition("/")
-        self.identity = Identity(role, name, layout.trust_domain)
-        cert, key = layout.signing_paths(self.identity)
-        self._cert, self._key = cert.read_bytes(), load_signing_key(key)
-        super().__init__(
-            address, tls_from_pki(pki_dir, identity), timeout_s, f"gateway at {address}"
-        )
-        self._stub = gateway_pb2_grpc.ApprovalServiceStub(self._channel)
-
-    def pending(self) -> list[PendingQuery]:
-        reply = self._call(self._stub.ListPending, gateway_pb2.ListPendingRequest())
-        return [
-            PendingQuery(
-                q.query_id,
-                q.analyst,
-                q.dataset,
-                q.purpose,
-                q.plan_hash,
-                q.plan_json,
-                tuple(q.waiting_for),
-                tuple(q.needs),
-                q.submitted_ms,
-            )
-            for q in reply.queries
-        ]
-
-    def decide(self, query_id: str, decision: Literal["approve", "reject"], reason: str) -> str:
-        """Approve or reject query ``query_id``; returns its state afterwards."""
-        query = next((q for q in self.pending() if q.query_id == query_id), None)
-        if query is None:
-            raise InvalidQueryError(f"query {query_id} is not waiting for your decision")
-        plan = plan_from_json(query.plan_json)
-        if plan.plan_hash != query.plan_hash:
-            raise IntegrityError(
-                "the gateway's plan does not hash to the plan hash it asks you to sign"
-            )
-        need = next(n for n in query.needs if str(self.identity) in n.approvers)
-        body = ApprovalBody.issue(
-            plan_hash=plan.plan_hash,
-            approver=str(self.identity),
-            decision=decision,
-            reason=reason,
-            institution=need.institution,
-            now=datetime.now(UTC),
-            valid_for_hours=need.valid_for_hours,
-        )
-        signed = sign_approval(body, self._key, self._cert)
-        request = gateway_pb2.ApprovalDecision(
-            query_id=query_id, signed_approval_json=signed.model_dump_json()
-        )
-        return str(self._call(self._stub.Decide, request).state)

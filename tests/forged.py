@@ -79,6 +79,16 @@ class Forged:
         return node_pb2.SignedOrder(order=self.data, signature=self.signature, evidence=evidence)
 
 
+def receiver_certificate(files: ConsortiumFiles, analyst: str) -> str:
+    """``analyst``'s key-agreement certificate (PEM), or "" if the consortium has none for it."""
+    layout = load_layout(files.pki_dir)
+    role, _, name = analyst.partition("/")
+    who = Identity(role, name, layout.trust_domain)
+    if who not in layout.identities:
+        return ""
+    return layout.sealing_paths(who)[0].read_text()
+
+
 def forge(
     files: ConsortiumFiles,
     plan: Plan,
@@ -86,6 +96,7 @@ def forge(
     key: Ed25519PrivateKey | None = None,
     query_id: str = "forged",
     step: dict[str, object] | None = None,
+    receiver: str | None = None,
 ) -> Forged:
     """``plan`` as an order signed with ``key`` (default: the gateway's), in a log it signs."""
     signing = key or gateway_key(files.pki_dir)
@@ -98,8 +109,9 @@ def forge(
         sequence=0,
         parties=parties(files),
         issued_at_ms=now,
-        deadline_ms=now + 5000,
+        deadline_ms=now + 15000,  # a loaded machine connects the MPC session slowly
         step=step or {},
+        receiver=receiver_certificate(files, plan.analyst) if receiver is None else receiver,
     )
     trust_domain = load_layout(files.pki_dir).trust_domain
     log = InMemoryAuditLog(

@@ -19,7 +19,7 @@ from mpc_gateway.audit.log import AuditEvent
 from mpc_gateway.audit.merkle import leaf_hash, verify_inclusion
 from mpc_gateway.errors import IntegrityError
 
-__all__ = ["DispatchEvidence", "log_origin", "verify_evidence"]
+__all__ = ["DispatchEvidence", "log_origin", "verify_evidence", "verify_logged"]
 
 
 def log_origin(trust_domain: str, role: str, name: str) -> str:
@@ -35,14 +35,14 @@ class DispatchEvidence:
     checkpoint: str
 
 
-def verify_evidence(
+def verify_logged(
     evidence: DispatchEvidence,
     query_id: str,
-    plan_hash: str,
+    kind: str,
     gateway_key: Ed25519PublicKey,
     key_name: str,
-) -> Checkpoint:
-    """The verified checkpoint, or IntegrityError if the query is not provably logged."""
+) -> tuple[Checkpoint, AuditEvent]:
+    """The verified checkpoint and the ``kind`` entry of ``query_id`` it provably includes."""
     head = verify_checkpoint(evidence.checkpoint, key_name, gateway_key)
     if not verify_inclusion(
         leaf_hash(evidence.entry), evidence.index, head.size, list(evidence.proof), head.root_hash
@@ -57,9 +57,23 @@ def verify_evidence(
         raise IntegrityError(
             f"the gateway's audit entry for query {query_id} is malformed"
         ) from err
-    if (event.kind, event.query_id) != ("query.submitted", query_id) or (
-        event.details.get("plan_hash") != plan_hash
-    ):
+    if (event.kind, event.query_id) != (kind, query_id):
+        raise IntegrityError(
+            f"the gateway's audit entry is not the {kind} entry of query {query_id}"
+        )
+    return head, event
+
+
+def verify_evidence(
+    evidence: DispatchEvidence,
+    query_id: str,
+    plan_hash: str,
+    gateway_key: Ed25519PublicKey,
+    key_name: str,
+) -> Checkpoint:
+    """The verified checkpoint, or IntegrityError if the query is not provably logged."""
+    head, event = verify_logged(evidence, query_id, "query.submitted", gateway_key, key_name)
+    if event.details.get("plan_hash") != plan_hash:
         raise IntegrityError(
             f"the gateway's audit entry does not record the submission of query {query_id} "
             "with this plan"

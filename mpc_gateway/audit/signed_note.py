@@ -17,6 +17,7 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
+import re
 from typing import NamedTuple
 
 from cryptography.exceptions import InvalidSignature
@@ -73,6 +74,9 @@ def key_id(name: str, public_key: Ed25519PublicKey, signature_type: int = ED2551
     return hashlib.sha256(material).digest()[:4]
 
 
+_CONTROL = re.compile("[\x00-\x09\x0b-\x1f]")
+
+
 def decode_text(data: bytes | str, what: str) -> str:
     """``data`` as text: UTF-8 without control characters but newline (``what`` for errors)."""
     if isinstance(data, str):
@@ -82,7 +86,7 @@ def decode_text(data: bytes | str, what: str) -> str:
             text = data.decode("utf-8")
         except UnicodeDecodeError as err:
             raise IntegrityError(f"{what} is not valid UTF-8") from err
-    if any(ord(c) < 0x20 and c != "\n" for c in text):
+    if _CONTROL.search(text):
         raise IntegrityError(f"{what} contains a control character other than newline")
     return text
 

@@ -23,6 +23,7 @@ from pydantic import ValidationError
 
 from mpc_gateway.computations.aggregate import AggregatePlan, AggregateRequest, Aggregates
 from mpc_gateway.computations.base import (
+    Blocks,
     Computation,
     Execution,
     LocalData,
@@ -46,6 +47,7 @@ from mpc_gateway.query.schema import DatasetSchema
 __all__ = [
     "COMPUTATIONS",
     "VOCABULARY",
+    "Blocks",
     "Computation",
     "Execution",
     "LocalData",

@@ -10,8 +10,8 @@ applies the output controls, and the receiver decodes the released integers
 (:mod:`~mpc_gateway.computations.aggregate_result`).
 
 Disclosure: the receiver learns the released cells (after the output controls
-and rounding), the gateway learns the joint integers they are computed from;
-nodes learn the query, never the result.
+and rounding, both inside the MPC); the gateway relays them sealed to the
+receiver and learns none of them; nodes learn the query, never the result.
 """
 
 from __future__ import annotations
@@ -35,14 +35,15 @@ from mpc_gateway.computations.aggregate_result import (
     outcome_to_proto,
 )
 from mpc_gateway.computations.base import (
+    Blocks,
     Computation,
-    Execution,
     LocalData,
     Plan,
     Planning,
     ProgramCall,
     Request,
 )
+from mpc_gateway.computations.disclosure import gateway_relays
 from mpc_gateway.errors import IntegrityError, InvalidQueryError
 from mpc_gateway.policy.controls import OutputControls
 from mpc_gateway.policy.declaration import ColumnUse, Declaration
@@ -186,26 +187,13 @@ class AggregatePlan(Plan):
         nodes = ", ".join(institutions) or "the nodes"
         return [
             {"to": self.analyst, "text": analyst},
-            {
-                "to": "gateway",
-                "text": self._gateway_learns() + "; it learns no institution's contribution",
-            },
+            gateway_relays(self.analyst),
             {
                 "to": nodes,
                 "text": f"{nodes} learn the query (it is in the signed order) and its timing, "
                 "not the result nor each other's inputs",
             },
         ]
-
-    def _gateway_learns(self) -> str:
-        funcs = {agg.func for agg in self.aggregates}
-        extra = []
-        if funcs & {"mean", "var", "stddev"}:
-            extra.append("the joint counts and sums")
-        if funcs & {"var", "stddev"}:
-            extra.append("sums of squares")
-        base = "the gateway learns the released cells before rounding"
-        return base + (f", including {' and '.join(extra)} they are computed from" if extra else "")
 
 
 def _conditions(output: OutputControls) -> str:
@@ -290,6 +278,7 @@ class Aggregates(Computation[AggregateRequest, AggregatePlan, AggregateOutcome])
             "bits": layout.bits,
             "sentinel": layout.sentinel,
             "controls": layout.mpc_controls(),
+            "rounding": [list(step) for step in layout.rounding],
         }
         return ProgramCall("aggregate:joint_aggregates", args)
 
@@ -301,10 +290,10 @@ class Aggregates(Computation[AggregateRequest, AggregatePlan, AggregateOutcome])
             shown.append(release.in_units(Decimal(unit) / factor ** (2 if stat == "sumsq" else 1)))
         return shown
 
-    def run(self, plan: AggregatePlan, execution: Execution) -> AggregateOutcome:
-        blocks = execution.run_step({})
-        layout = layout_for(plan, execution.schema, execution.parties)
-        return decode_result(plan, layout, execution.schema, blocks)
+    def decode(
+        self, plan: AggregatePlan, blocks: Blocks, schema: DatasetSchema, parties: int
+    ) -> AggregateOutcome:
+        return decode_result(plan, layout_for(plan, schema, parties), schema, blocks)
 
     def request_from_proto(
         self, message: gateway_pb2.AggregateJob, common: dict[str, Any]

@@ -66,6 +66,7 @@ class AggregateLayout:
     controls: OutputControls
     units: tuple[int, ...] = ()
     noise: tuple[NoisyRelease, ...] = ()
+    rounding: tuple[tuple[int, int, bool], ...] = ()  # (additive column, step, half-even)
 
     def unit(self, stat: Stat, column: str | None) -> int:
         return self.units[self.additive_index(stat, column)] if self.units else 1
@@ -132,7 +133,27 @@ def layout_for(plan: AggregatePlan, schema: DatasetSchema, parties: int) -> Aggr
         controls=plan.controls,
         units=units,
         noise=noise,
+        rounding=() if noise else _rounding(plan.controls, additive, schema),
     )
+
+
+def _rounding(
+    controls: OutputControls, additive: list[tuple[Stat, str | None]], schema: DatasetSchema
+) -> tuple[tuple[int, int, bool], ...]:
+    """The rounding the MPC applies to an exact release (under DP, noise protects instead).
+
+    Counts to a multiple of ``round_counts_to`` (halves up), sums to ``sum_decimals``
+    places (half-even): in the column's integer units, a multiple of 10^(scale - d).
+    """
+    steps = []
+    for k, (stat, column) in enumerate(additive):
+        if stat == "count" and controls.round_counts_to > 1:
+            steps.append((k, controls.round_counts_to, False))
+        elif stat == "sum" and column is not None and controls.sum_decimals is not None:
+            scale = schema.numeric(column).scale
+            if controls.sum_decimals < scale:
+                steps.append((k, 10 ** (scale - controls.sum_decimals), True))
+    return tuple(steps)
 
 
 def _magnitude(schema: DatasetSchema, stat: Stat, column: str | None) -> int:

@@ -10,8 +10,11 @@ concentration, quantiles, a histogram. Its module owns everything about it:
 * a node's side: :meth:`Computation.check` re-derives the plan from the node's
   own schema, :meth:`Computation.local_inputs` computes the node's fixed-shape
   inputs with SQL over its table ``data`` and names the MPC program;
-* the driver's side: :meth:`Computation.run` runs one or more MPC steps and
-  decodes what they released into an :class:`Outcome`;
+* the driver's side (the gateway): :meth:`Computation.run` runs one or more MPC
+  steps, opening only the blocks :meth:`Computation.visible` names (checks and
+  search brackets that steer it); every other block is sealed to the receiver;
+* the receiver's side (the analyst's client): :meth:`Computation.decode` turns the
+  opened result blocks into an :class:`Outcome`;
 * its wire form: protobuf messages in both directions.
 
 The gateway, dispatcher, node, policy engine, client and CLI only ever call
@@ -20,9 +23,8 @@ these methods; none of them tells computations apart.
 
 from __future__ import annotations
 
-import hashlib
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal
 from functools import cached_property
@@ -55,8 +57,6 @@ __all__ = [
     "Computation",
     "Blocks",
     "format_value",
-    "nodes_learn",
-    "helpers_learn",
 ]
 
 Lane = Literal["short", "long"]
@@ -133,28 +133,6 @@ class Plan(_Frozen, ABC):
         """Who learns what, one sentence each (the dry run's disclosure section)."""
 
 
-def nodes_learn(institutions: Sequence[str], what: str) -> dict[str, str]:
-    """The disclosure sentence for the nodes: they learn the request and ``what``."""
-    nodes = ", ".join(institutions) or "the nodes"
-    return {"to": nodes, "text": f"{nodes} learn {what}, not each other's inputs"}
-
-
-def helpers_learn(helpers: Sequence[str]) -> dict[str, str]:
-    """The disclosure sentence for data-less helper nodes (any computation)."""
-    names = ", ".join(helpers)
-    one = len(helpers) == 1
-    is_, it, its = (
-        ("is a helper node", "it", "its") if one else ("are helper nodes", "they", "their")
-    )
-    return {
-        "to": names,
-        "text": f"{names} {is_} holding no data: {its} inputs are zeros, so {it} never "
-        f"count{'s' * one} as an institution (not towards min_institutions, not as knowing an "
-        f"entity); {it} learn{'s' * one} what every node learns, and {its} shares alone reveal "
-        "nothing",
-    }
-
-
 @dataclass(frozen=True)
 class Display:
     """A released outcome as a table a person reads: every cell already text."""
@@ -172,7 +150,7 @@ class Outcome(ABC):
 
     @abstractmethod
     def released(self) -> dict[str, Any]:
-        """Everything released, canonical JSON (exact values as text): what the digest covers."""
+        """Everything released, canonical JSON (exact values as text)."""
 
     @abstractmethod
     def withheld(self) -> list[dict[str, Any]]:
@@ -189,10 +167,6 @@ class Outcome(ABC):
     @abstractmethod
     def display(self, request: Request | None = None) -> Display:
         """The outcome as a table; ``request`` (when the caller has it) adds labels."""
-
-    def digest(self) -> str:
-        """SHA-256 of :meth:`released`: what the audit log says was released."""
-        return hashlib.sha256(canonical_bytes(self.released())).hexdigest()
 
     def to_pandas(self) -> Any:
         """:meth:`records` as a pandas DataFrame."""
@@ -275,7 +249,10 @@ class ProgramCall:
 
 
 StepRunner = Callable[[dict[str, Any]], Blocks]
-"""Runs one MPC step (one order at every node, with this step's ``step`` data)."""
+"""Runs one MPC step (one order at every node, with this step's ``step`` data).
+
+It returns the step's visible blocks (:meth:`Computation.visible`), opened; the
+others stay sealed to the receiver."""
 
 
 @dataclass(frozen=True)
@@ -325,9 +302,26 @@ class Computation(ABC, Generic[R, P, Out]):
     def local_inputs(self, plan: P, step: dict[str, Any], data: LocalData) -> ProgramCall:
         """At a node: its fixed-shape inputs for this step, and the program to run."""
 
+    def visible(self, plan: P) -> frozenset[str]:
+        """The blocks the driver opens to steer the plan; all others are sealed to the receiver.
+
+        Only what a computation must see to go on (a policy check's bit, a search's
+        brackets) may be named here: the gateway learns these values.
+        """
+        return frozenset()
+
+    def run(self, plan: P, execution: Execution) -> Blocks:
+        """At the gateway: drive the plan's MPC step(s).
+
+        Returns the public blocks :meth:`decode` needs besides the sealed result (by
+        default none: one step, whose blocks are all sealed to the receiver).
+        """
+        execution.run_step({})
+        return {}
+
     @abstractmethod
-    def run(self, plan: P, execution: Execution) -> Out:
-        """Drive the plan's MPC step(s) and decode what they released."""
+    def decode(self, plan: P, blocks: Blocks, schema: DatasetSchema, parties: int) -> Out:
+        """At the receiver: the outcome from the opened result and the driver's public blocks."""
 
     def noise(self, plan: P, schema: DatasetSchema, parties: int) -> list[NoisyRelease]:
         """What the plan releases with noise under differential privacy (none without)."""

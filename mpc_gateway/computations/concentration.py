@@ -27,6 +27,7 @@ from typing import Any, Literal, Self
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from mpc_gateway.computations.base import (
+    Blocks,
     Computation,
     Display,
     Execution,
@@ -43,7 +44,7 @@ from mpc_gateway.computations.concentration_layout import (
     local_group_exposures,
 )
 from mpc_gateway.computations.features import local_entity_features, local_presence
-from mpc_gateway.computations.known_entities import KnownEntities, known_entities
+from mpc_gateway.computations.known_entities import ENOUGH_KNOWN, KnownEntities, known_entities
 from mpc_gateway.computations.shared import (
     DEFAULT_KEY_COLUMN,
     Keys,
@@ -258,13 +259,21 @@ class Concentration(Computation[ConcentrationRequest, ConcentrationPlan, Concent
         args = {**layout.program_args(exposures), **gate.program_args(present)}
         return ProgramCall("concentration:concentration", args)
 
-    def run(self, plan: ConcentrationPlan, execution: Execution) -> ConcentrationOutcome:
-        layout = self._layout(plan, execution.schema, execution.parties)
+    def visible(self, plan: ConcentrationPlan) -> frozenset[str]:
+        return frozenset() if plan.keys is None else frozenset({ENOUGH_KNOWN})
+
+    def run(self, plan: ConcentrationPlan, execution: Execution) -> Blocks:
         gate = plan.known_entities(execution.parties)
         blocks = execution.run_step({})
         if gate is not None:
             gate.check(blocks)
-        units = list(plan.keys or execution.schema.categorical(str(plan.group_by)).domain)
+        return {}
+
+    def decode(
+        self, plan: ConcentrationPlan, blocks: Blocks, schema: DatasetSchema, parties: int
+    ) -> ConcentrationOutcome:
+        layout = self._layout(plan, schema, parties)
+        units = list(plan.keys or schema.categorical(str(plan.group_by)).domain)
         over = (
             bits(block(blocks, "over_limit", len(units)), "flags")
             if layout.limit is not None

@@ -30,9 +30,9 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from mpc_gateway.computations.aggregate_layout import PRESENCE_SCALES
 from mpc_gateway.computations.base import (
+    Blocks,
     Computation,
     Display,
-    Execution,
     LocalData,
     Outcome,
     Plan,
@@ -116,6 +116,7 @@ class HistogramLayout:
     min_count: int = 0  # bins with fewer joint values are released as 0, flagged suppressed
     min_institutions: int = 1
     noise: NoisyRelease | None = None
+    round_to: int = 1  # exact counts are rounded to a multiple inside the MPC
 
     def program_args(self, counts: np.ndarray, noisy: bool = True) -> dict[str, Any]:
         """The MPC inputs of this node's exact counts (its own noise added under DP).
@@ -136,6 +137,7 @@ class HistogramLayout:
             "min_count": self.min_count,
             "min_institutions": self.min_institutions,
             "presence": np.array([int(c >= present_from) for c in counts], dtype=object),
+            "round_to": self.round_to,
         }
 
 
@@ -162,6 +164,7 @@ def histogram_layout(
         min_count=controls.min_cell_count,
         min_institutions=controls.min_institutions,
         noise=noise,
+        round_to=1 if noise is not None else controls.round_counts_to,  # noise: the client rounds
     )
 
 
@@ -249,8 +252,9 @@ class Histograms(Computation[HistogramRequest, HistogramPlan, HistogramOutcome])
         counts = local_histogram(data.cursor, data.schema, layout, data.where)
         return ProgramCall("histogram:histogram", layout.program_args(counts, data.holds_data))
 
-    def run(self, plan: HistogramPlan, execution: Execution) -> HistogramOutcome:
-        blocks = execution.run_step({})
+    def decode(
+        self, plan: HistogramPlan, blocks: Blocks, schema: DatasetSchema, parties: int
+    ) -> HistogramOutcome:
         counts = block(blocks, "counts", len(plan.edges) - 1)
         hidden = bits(blocks.get("suppressed", [0] * len(counts)), "flags")
         edges = list(plan.edges)

@@ -26,6 +26,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from mpc_gateway.computations.base import (
+    Blocks,
     Computation,
     Display,
     Execution,
@@ -42,7 +43,7 @@ from mpc_gateway.computations.quantile_search import (
     local_cumulative_counts,
     quantile_layout,
 )
-from mpc_gateway.computations.shared import block, risk_disclosure
+from mpc_gateway.computations.shared import bits, block, risk_disclosure
 from mpc_gateway.errors import IntegrityError
 from mpc_gateway.policy.declaration import Declaration, RiskUse
 from mpc_gateway.proto.v1 import gateway_pb2
@@ -88,7 +89,8 @@ class QuantilePlan(_Levels, Plan):
         nodes_see = (
             "the request, including any entity keys, and the search path, hence the quantiles"
         )
-        return risk_disclosure(self.analyst, what, institutions, nodes_see)
+        gateway_sees = "the search path it steers, hence the quantiles"
+        return risk_disclosure(self.analyst, what, institutions, nodes_see, gateway_sees)
 
 
 def quantile_search(layout: QuantileLayout, path: Path) -> QuantileSearch:
@@ -181,9 +183,12 @@ class Quantiles(Computation[QuantileRequest, QuantilePlan, QuantileOutcome]):
         )
         return ProgramCall("quantile:quantile_round", layout.program_args(counts, totals))
 
-    def run(self, plan: QuantilePlan, execution: Execution) -> QuantileOutcome:
-        layout = self.layout(plan, execution.schema, execution.parties)
-        search = layout.search()
+    def visible(self, plan: QuantilePlan) -> frozenset[str]:
+        return frozenset({"bracket"})  # the search path steers the next round
+
+    def run(self, plan: QuantilePlan, execution: Execution) -> Blocks:
+        """The noisy search; its path determines the quantiles, so they are public blocks."""
+        search = self.layout(plan, execution.schema, execution.parties).search()
         path: Path = ()
         while not search.done:
             blocks = execution.run_step({"path": [list(b) for b in path]})
@@ -191,8 +196,23 @@ class Quantiles(Computation[QuantileRequest, QuantilePlan, QuantileOutcome]):
             search.advance(brackets)
             path = (*path, brackets)
         values = search.results()
-        quantiles = [(q, layout.decode(v)) for q, v in zip(plan.levels, values)]
-        return QuantileOutcome(quantiles, search.rounds)
+        return {
+            "found": [int(v is not None) for v in values],
+            "values": [0 if v is None else v for v in values],
+            "rounds": [search.rounds],
+        }
+
+    def decode(
+        self, plan: QuantilePlan, blocks: Blocks, schema: DatasetSchema, parties: int
+    ) -> QuantileOutcome:
+        layout = self.layout(plan, schema, parties)
+        n = len(plan.levels)
+        found = bits(block(blocks, "found", n), "flags")
+        values = block(blocks, "values", n)
+        quantiles = [
+            (q, layout.decode(v) if ok else None) for q, v, ok in zip(plan.levels, values, found)
+        ]
+        return QuantileOutcome(quantiles, block(blocks, "rounds", 1)[0])
 
     def request_from_proto(
         self, message: gateway_pb2.QuantileJob, common: dict[str, Any]

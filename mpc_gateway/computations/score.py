@@ -35,6 +35,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from mpc_gateway.computations.base import (
+    Blocks,
     Computation,
     Display,
     Execution,
@@ -46,7 +47,7 @@ from mpc_gateway.computations.base import (
     Request,
 )
 from mpc_gateway.computations.features import local_entity_features, local_presence
-from mpc_gateway.computations.known_entities import KnownEntities, known_entities
+from mpc_gateway.computations.known_entities import ENOUGH_KNOWN, KnownEntities, known_entities
 from mpc_gateway.computations.scoring import ScoringModel, open_weight_share, score_layout
 from mpc_gateway.computations.shared import (
     DEFAULT_KEY_COLUMN,
@@ -317,15 +318,23 @@ class Scores(Computation[ScoreRequest, ScorePlan, ScoreOutcome]):
             **_gate(plan, data.parties).program_args(present),
         }
         args.update(_noise_args(plan, data.parties, args["bits"], data.holds_data))
+        if plan.controls.dp_rho is None:  # rounded inside the MPC (under DP, noise protects)
+            args["round_to"] = plan.controls.round_counts_to
         return ProgramCall("score:entity_scores", args)
 
-    def run(self, plan: ScorePlan, execution: Execution) -> ScoreOutcome:
-        gate = _gate(plan, execution.parties)
+    def visible(self, plan: ScorePlan) -> frozenset[str]:
+        return frozenset({ENOUGH_KNOWN})
+
+    def run(self, plan: ScorePlan, execution: Execution) -> Blocks:
         sealed = execution.models.sealed(plan.model_id)
         step = {} if sealed is None else {"sealed": sealed.model_dump(mode="json")}
-        blocks = execution.run_step(step)
-        gate.check(blocks)
-        layout = score_layout(plan.model, execution.schema, execution.parties)
+        _gate(plan, execution.parties).check(execution.run_step(step))
+        return {}
+
+    def decode(
+        self, plan: ScorePlan, blocks: Blocks, schema: DatasetSchema, parties: int
+    ) -> ScoreOutcome:
+        layout = score_layout(plan.model, schema, parties)
         n = len(plan.keys)
         if layout.output == "scores":
             scores = block(blocks, "scores", n)

@@ -18,7 +18,8 @@ from pydantic import Field
 
 from mpc_gateway.canonical import canonical_bytes
 from mpc_gateway.computations.aggregate_result import rounded
-from mpc_gateway.computations.base import Blocks, nodes_learn
+from mpc_gateway.computations.base import Blocks
+from mpc_gateway.computations.disclosure import gateway_relays, nodes_learn
 from mpc_gateway.errors import IntegrityError, InvalidQueryError, InvalidRequestError
 from mpc_gateway.policy.controls import OutputControls
 from mpc_gateway.policy.models import MAX_BATCH
@@ -108,14 +109,11 @@ def risk_disclosure(
     what: str,
     institutions: list[str],
     nodes_see: str = "the request, including any entity keys, not the result",
+    gateway_sees: str = "",
 ) -> list[dict[str, str]]:
     """Who learns what for a risk computation releasing ``what`` to ``analyst``."""
     return [
         {"to": analyst, "text": f"{analyst} receives {what}"},
-        {
-            "to": "gateway",
-            "text": "the gateway learns the same released values; "
-            "it learns no institution's contribution",
-        },
+        gateway_relays(analyst, gateway_sees),
         nodes_learn(institutions, nodes_see),
     ]

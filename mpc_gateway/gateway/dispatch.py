@@ -5,8 +5,10 @@ session among the nodes) and a sequence number inside it, assigned under one
 lock together with sending the orders, so every node receives work in the
 same order. When any node fails an order, the dispatcher aborts the epoch at
 every node at once (so no node waits for a peer that will never answer) and
-starts a new epoch: the next query gets a fresh session. The result is then
-reconstructed from every node's re-randomised shares.
+starts a new epoch: the next query gets a fresh session. The blocks the
+computation opens to steer itself are reconstructed from every node's
+re-randomised shares; the result stays sealed to its receiver at the nodes
+until :meth:`Dispatcher.release` shows them the logged release.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from typing import Any
 import grpc
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from mpc_gateway.audit.checkpoint import append_signature, parse_checkpoint, parse_note
 from mpc_gateway.audit.evidence import DispatchEvidence
 from mpc_gateway.computations import Plan
 from mpc_gateway.errors import (
@@ -31,6 +34,7 @@ from mpc_gateway.errors import (
     ProtocolAbortedError,
 )
 from mpc_gateway.orders import ExecutionOrder, Party, SessionOrder, recombine_block
+from mpc_gateway.orders.release import SealedShare
 from mpc_gateway.pki import sign
 from mpc_gateway.policy import SignedApproval
 from mpc_gateway.proto.v1 import node_pb2, node_pb2_grpc
@@ -55,6 +59,8 @@ class Dispatched:
     local_ms: float
     mpc_ms: float
     participation: list[dict[str, object]]  # per node: name, party index, timings (audit)
+    sealed: dict[str, str]  # per node: the digest of its result shares, sealed and held there
+    sealed_bytes: int
 
 
 class Dispatcher:
@@ -93,6 +99,7 @@ class Dispatcher:
         self._deadlines: dict[
             tuple[int, int], int
         ] = {}  # orders in flight: (epoch, seq) -> deadline
+        self._cosigned: dict[str, int] = {}  # per node: the size of our log it cosigned last
 
     def run(
         self,
@@ -103,8 +110,12 @@ class Dispatcher:
         on_dispatched: Callable[[ExecutionOrder], None] = lambda order: None,
         approvals: tuple[SignedApproval, ...] = (),
         step: dict[str, Any] | None = None,
+        receiver: str = "",
     ) -> Dispatched:
-        """Order ``plan`` at every node and reconstruct the joint result."""
+        """Order ``plan`` at every node; reconstruct the blocks it opens, the rest stays sealed.
+
+        ``receiver`` is the analyst's key-agreement certificate (PEM) nodes seal to.
+        """
         proof = node_pb2.AuditEvidence(
             entry=evidence.entry,
             index=evidence.index,
@@ -114,7 +125,7 @@ class Dispatcher:
         with self._in_flight:
             try:
                 return self._dispatch(
-                    query_id, plan, timeout_s, proof, on_dispatched, approvals, step or {}
+                    query_id, plan, timeout_s, proof, on_dispatched, approvals, step or {}, receiver
                 )
             except ProtocolAbortedError as err:
                 # every node answered ABORTED: its session was torn down under it (another
@@ -126,7 +137,7 @@ class Dispatcher:
                     err.public_message,
                 )
                 return self._dispatch(
-                    query_id, plan, timeout_s, proof, on_dispatched, approvals, step or {}
+                    query_id, plan, timeout_s, proof, on_dispatched, approvals, step or {}, receiver
                 )
 
     def _dispatch(
@@ -138,9 +149,10 @@ class Dispatcher:
         on_dispatched: Callable[[ExecutionOrder], None],
         approvals: tuple[SignedApproval, ...],
         step: dict[str, Any],
+        receiver: str,
     ) -> Dispatched:
         with self._lock:
-            order = self._next_order(query_id, plan, timeout_s, approvals, step)
+            order = self._next_order(query_id, plan, timeout_s, approvals, step, receiver)
             key = (order.epoch, order.sequence)
             self._deadlines[key] = order.deadline_ms
             data = order.canonical()
@@ -170,6 +182,7 @@ class Dispatcher:
         timeout_s: float,
         approvals: tuple[SignedApproval, ...],
         step: dict[str, Any],
+        receiver: str,
     ) -> ExecutionOrder:
         now_ms = time.time_ns() // 1_000_000
         # an order runs after every order ahead of it: its own time starts when theirs ends
@@ -187,6 +200,7 @@ class Dispatcher:
             deadline_ms=starts_ms + int(timeout_s * 1000),
             approvals=approvals,
             step=step,
+            receiver=receiver,
         )
         self._next += 1
         return order
@@ -281,6 +295,8 @@ class Dispatcher:
                 shares.setdefault(block.name, []).append(point)
         parties = len(order.parties)
         blocks = {name: recombine_block(name, points, parties) for name, points in shares.items()}
+        for name, reply in replies.items():
+            self._cosigned.setdefault(name, reply.cosigned_size)
         return Dispatched(
             order=order,
             blocks=blocks,
@@ -295,7 +311,50 @@ class Dispatcher:
                 }
                 for r in sorted(replies.values(), key=lambda r: r.party_index)
             ],
+            sealed={name: r.sealed_sha256 for name, r in replies.items()},
+            sealed_bytes=sum(r.sealed_size for r in replies.values()),
         )
+
+    def release(
+        self,
+        query_id: str,
+        release: DispatchEvidence,
+        consistency: Callable[[int, int], list[bytes]],
+        timeout_s: float = _ABORT_TIMEOUT_S,
+    ) -> tuple[str, tuple[SealedShare, ...]]:
+        """Have every node cosign the checkpoint logging the release and hand over its shares.
+
+        Returns the checkpoint with every node's cosignature and the sealed shares.
+        Callers release one query at a time, each against a newer checkpoint, so
+        every node sees our log only grow.
+        """
+        size = parse_checkpoint(parse_note(release.checkpoint)[0]).size
+        calls = []
+        for name, stub in self._stubs:
+            start = self._cosigned.get(name, 0)
+            request = node_pb2.ReleaseRequest(
+                query_id=query_id,
+                checkpoint=release.checkpoint,
+                entry=release.entry,
+                index=release.index,
+                inclusion=release.proof,
+                from_size=start,
+                consistency=consistency(start, size),
+            )
+            calls.append((name, stub.Release.future(request, timeout=timeout_s)))
+        note, shares, failures = release.checkpoint, [], []
+        for name, call in calls:
+            try:
+                reply = call.result()
+            except grpc.RpcError as err:
+                failures.append(error_from_rpc(err, f"node {name}"))
+                continue
+            self._cosigned[name] = reply.cosigned_size
+            note = append_signature(note, reply.cosignature)
+            shares.append(SealedShare(reply.node, reply.party_index, reply.ciphertext))
+        if failures:
+            raise failures[0]
+        return note, tuple(shares)
 
 
 def _execute(

@@ -58,9 +58,10 @@ class TrackedQuery:
     certificate: str
     decision: CombinedDecision[Plan]
     submitted_ms: int
+    receiver: str = ""  # the analyst's key-agreement certificate (PEM) results are sealed to
     approvals: list[SignedApproval] = field(default_factory=list)
     state: QueryState = QueryState.WAITING
-    outcome: Any = None  # the Release, or the GatewayError
+    outcome: Any = None  # the Relayed result, or the GatewayError
     finished_at: float | None = None  # by ``clock``
     done: threading.Event = field(default_factory=threading.Event)
     lock: threading.RLock = field(default_factory=threading.RLock)

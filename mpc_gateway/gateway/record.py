@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 from mpc_gateway.audit.evidence import DispatchEvidence
 from mpc_gateway.audit.log import AppendedEntry
 from mpc_gateway.audit.trail import AuditTrail
-from mpc_gateway.computations import Outcome, Plan, Request
+from mpc_gateway.computations import Blocks, Plan, Request
 from mpc_gateway.errors import GatewayError
 from mpc_gateway.orders import ExecutionOrder
 
@@ -46,7 +46,8 @@ class QueryRecord:
             details=details,
         )
 
-    def _close(self, kind: str, decision: str, details: dict[str, Any]) -> None:
+    def _close(self, kind: str, decision: str, details: dict[str, Any]) -> DispatchEvidence:
+        """Write the dispatches and the outcome, and seal a checkpoint proving the outcome."""
         self.closed = True
         with self.audit.batch():
             for order in self.orders:
@@ -60,8 +61,8 @@ class QueryRecord:
                         "nodes": [p.name for p in order.parties],
                     },
                 )
-            self._record(kind, decision, details)
-            self.audit.seal()
+            appended = self._record(kind, decision, details)
+            return self.audit.evidence(appended)
 
     def refused(
         self, request: Request | None, err: GatewayError, certificate: str, rule: str = ""
@@ -141,21 +142,31 @@ class QueryRecord:
         self.orders.append(order)
 
     def released(
-        self, plan: Plan, outcome: Outcome, dispatched: Sequence[Dispatched], total_ms: float
-    ) -> None:
+        self, plan: Plan, public: Blocks, dispatched: Sequence[Dispatched], total_ms: float
+    ) -> DispatchEvidence:
+        """The release to the receiver: every node's sealed shares by digest (nodes check it)."""
         participation = [p for d in dispatched for p in d.participation]
-        self._close(
-            "result.released",
-            "released",
-            {
-                "plan_hash": plan.plan_hash,
-                "result_sha256": outcome.digest(),
-                "receiver": self.actor,
-                "suppressed": outcome.withheld(),
-                "participation": participation,
-                "total_us": int(total_ms * 1000),
-            },
-        )
+        details: dict[str, Any] = {
+            "plan_hash": plan.plan_hash,
+            "receiver": self.actor,
+            "sealed": dispatched[-1].sealed,
+            "sealed_bytes": dispatched[-1].sealed_bytes,
+            "participation": participation,
+            "total_us": int(total_ms * 1000),
+        }
+        if public:
+            details["public"] = public
+        return self._close("result.released", "released", details)
+
+    def undelivered(self, err: GatewayError) -> None:
+        """The release was logged, but the nodes did not hand the sealed shares over."""
+        with self.audit.batch():
+            self._record(
+                "result.undelivered",
+                "failed",
+                {"plan_hash": self.plan_hash, "reason": err.public_message},
+            )
+            self.audit.seal()
 
     def failed(
         self, err: GatewayError, kind: str = "query.failed", *, privacy_refunded: bool = False

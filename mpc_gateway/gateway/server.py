@@ -80,8 +80,13 @@ class GatewayServicer(gateway_pb2_grpc.GatewayServiceServicer):
         self, request: gateway_pb2.ComputationRequest, context: grpc.ServicerContext
     ) -> gateway_pb2.ComputationResult:
         certificate = caller_certificate_sha256(context)
-        released = self.gateway.run(current_caller(), self._read(request, certificate), certificate)
-        return result_to_proto(released)
+        relayed = self.gateway.run(
+            current_caller(),
+            self._read(request, certificate),
+            certificate,
+            request.receiver_certificate.decode(errors="replace"),
+        )
+        return result_to_proto(relayed)
 
     def Explain(
         self, request: gateway_pb2.ComputationRequest, context: grpc.ServicerContext

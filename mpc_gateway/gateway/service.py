@@ -3,10 +3,13 @@
 The gateway never holds institution data. It turns an analyst's request into a
 canonical plan (the request's computation builds it), evaluates the
 consortium's and every institution's policy (a query that needs approvals waits
-for them), has every node execute the plan in the global MPC order, lets the
-computation decode what the nodes released, and releases it to the analyst who
-asked. Every step, including every refusal and failure, is appended to the
-audit log before it takes effect: no result leaves without its audit entry.
+for them), has every node execute the plan in the global MPC order, logs the
+release, and relays to the analyst who asked the result shares every node
+sealed to the analyst's key, once every node has cosigned the checkpoint that
+logs the release. The gateway never holds a result: it sees only the blocks a
+computation opens to steer itself (:meth:`Computation.visible`). Every step,
+including every refusal and failure, is appended to the audit log before it
+takes effect: no result leaves without its audit entry.
 
 Who may call what is decided before any of this runs, by the server's access
 table (:mod:`mpc_gateway.gateway.server`); the methods here take the caller
@@ -30,11 +33,10 @@ from mpc_gateway.computations import (
     Execution,
     Plan,
     Planning,
-    Released,
     Request,
     computation_of,
 )
-from mpc_gateway.computations.base import helpers_learn
+from mpc_gateway.computations.disclosure import helpers_learn
 from mpc_gateway.computations.scoring import ScoringModel
 from mpc_gateway.errors import (
     BudgetExhaustedError,
@@ -50,6 +52,8 @@ from mpc_gateway.gateway.governance import BudgetLine, Governance
 from mpc_gateway.gateway.lifecycle import QueryBook, QueryState, TrackedQuery, not_waiting
 from mpc_gateway.gateway.record import QueryRecord
 from mpc_gateway.gateway.registry import ModelRegistry, RegisteredModel
+from mpc_gateway.gateway.relay import Relay
+from mpc_gateway.orders.release import Relayed
 from mpc_gateway.pki import Identity, load_ca, load_layout, load_signing_key, tls_credentials_bytes
 from mpc_gateway.pki.sealing import SealedWeights
 from mpc_gateway.policy import CombinedDecision, SignedApproval, approvals_satisfied
@@ -69,7 +73,8 @@ class Gateway:
         self.settings = settings
         self.layout = load_layout(settings.pki_dir)
         self.ca = load_ca(self.layout.ca_cert)
-        self.identity = Identity("gateway", settings.name, self.layout.trust_domain)
+        td = self.layout.trust_domain
+        self.identity = Identity("gateway", settings.name, td)
         self.tls = tls_credentials_bytes(self.layout, self.identity)
         signing_key = load_signing_key(self.layout.signing_paths(self.identity)[1])
         self.schemas: dict[str, DatasetSchema] = {
@@ -89,8 +94,9 @@ class Gateway:
             settings.nodes, self.layout.nodes, self.tls, signing_key
         )
         self.models = ModelRegistry(settings.models_dir, self.layout.nodes)
-        origin = log_origin(self.layout.trust_domain, "gateway", settings.name)
+        origin = log_origin(td, "gateway", settings.name)
         self.audit = AuditTrail.open(settings.audit_db, signing_key, origin)
+        self.relay = Relay(self.dispatcher, self.audit, self.layout, self.identity)
         with self.audit.batch():
             self.audit.record(
                 "admin.gateway_started",
@@ -158,20 +164,25 @@ class Gateway:
             raise InvalidQueryError(f"unknown dataset {dataset!r}; known datasets: {known}")
         return self.governance.budgets(str(caller), dataset or None)
 
-    def run(self, caller: Identity, request: Request, certificate: str = "") -> Released:
-        """Run ``request`` for ``caller`` now, or keep it for approval (ApprovalMissingError)."""
+    def run(
+        self, caller: Identity, request: Request, certificate: str = "", receiver: str = ""
+    ) -> Relayed:
+        """Run ``request`` for ``caller`` now, or keep it for approval (ApprovalMissingError).
+
+        ``receiver`` is the caller's key-agreement certificate (PEM): nodes seal to it.
+        """
         query = QueryRecord(self.audit, uuid.uuid4().hex, request.dataset, str(caller))
         decision = self._admit(caller, request, query, certificate)
         plan = decision.plan
         if decision.approvals:
             tracked = TrackedQuery(
-                query.query_id, caller, request, certificate, decision, _now_ms()
+                query.query_id, caller, request, certificate, decision, _now_ms(), receiver
             )
             self.book.add(tracked)
             query.plan_hash = plan.plan_hash
             query.pending(plan, tracked.waiting_for(self.ca))
             raise tracked.waiting_error()
-        return self._execute(query, caller, request, plan, certificate, ())
+        return self._execute(query, caller, request, plan, certificate, (), receiver)
 
     def refuse_malformed(
         self, caller: Identity, dataset: str, err: GatewayError, certificate: str = ""
@@ -206,7 +217,8 @@ class Gateway:
         plan: Plan,
         certificate: str,
         approvals: tuple[SignedApproval, ...],
-    ) -> Released:
+        receiver: str,
+    ) -> Relayed:
         started = time.perf_counter()
         computation = computation_of(plan)
         timeout_s = (
@@ -236,12 +248,13 @@ class Gateway:
                         on_dispatched=query.dispatched,
                         approvals=approvals,
                         step=step,
+                        receiver=receiver,
                     )
                 )
                 return steps[-1].blocks
 
             execution = Execution(schema, self.parties, self.models, run_step)
-            outcome = computation.run(plan, execution)
+            public = computation.run(plan, execution)
         except Exception as err:
             refunded = self.governance.give_back(reservation, len(steps))
             if not isinstance(err, GatewayError):
@@ -250,20 +263,7 @@ class Gateway:
             query.failed(err, privacy_refunded=refunded)
             raise
         total_ms = (time.perf_counter() - started) * 1000
-        query.released(plan, outcome, steps, total_ms)
-        return Released(
-            query_id=query.query_id,
-            plan_hash=plan.plan_hash,
-            dataset=plan.dataset,
-            outcome=outcome,
-            sequence=steps[-1].order.sequence,
-            rounds=len(steps),
-            total_ms=total_ms,
-            mpc_ms=sum(s.mpc_ms for s in steps),
-            local_ms=sum(s.local_ms for s in steps),
-            controls=plan.controls,
-            request=request,
-        )
+        return self.relay.release(query, plan, schema, public, steps, total_ms)
 
     def register_model(
         self, caller: Identity, model: ScoringModel, sealed: SealedWeights | None
@@ -368,6 +368,7 @@ class Gateway:
                 query.plan,
                 query.certificate,
                 tuple(query.approvals),
+                query.receiver,
             )
             query.transition(QueryState.RUNNING, QueryState.RELEASED, released)
         except GatewayError as err:

@@ -26,7 +26,8 @@ log = logging.getLogger(__name__)
 def node_access(gateway: str) -> dict[str, tuple[str, ...]]:
     """Every node method is for the consortium's gateway ``gateway/<gateway>`` only."""
     return {
-        method: (f"gateway/{gateway}",) for method in ("Execute", "AbortSession", "OpenSession")
+        method: (f"gateway/{gateway}",)
+        for method in ("Execute", "AbortSession", "OpenSession", "Release")
     }
 
 
@@ -56,6 +57,29 @@ class NodeServicer(node_pb2_grpc.NodeServiceServicer):
             blocks=blocks,
             local_ms=done.local_ms,
             mpc_ms=done.mpc_ms,
+            sealed_sha256=done.sealed_sha256,
+            sealed_size=done.sealed_size,
+            cosigned_size=self.node.releases.cosigned_size,
+        )
+
+    def Release(
+        self, request: node_pb2.ReleaseRequest, context: grpc.ServicerContext
+    ) -> node_pb2.SealedShares:
+        evidence = DispatchEvidence(
+            entry=request.entry,
+            index=request.index,
+            proof=tuple(request.inclusion),
+            checkpoint=request.checkpoint,
+        )
+        handed = self.node.releases.release(
+            request.query_id, evidence, request.from_size, list(request.consistency)
+        )
+        return node_pb2.SealedShares(
+            node=self.node.settings.name,
+            party_index=self.node.party_index,
+            ciphertext=handed.ciphertext,
+            cosignature=handed.cosignature,
+            cosigned_size=handed.cosigned_size,
         )
 
     def OpenSession(

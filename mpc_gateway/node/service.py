@@ -21,6 +21,8 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any
 
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PublicKey
+
 from mpc_gateway.audit.evidence import DispatchEvidence, log_origin, verify_evidence
 from mpc_gateway.audit.trail import AuditTrail
 from mpc_gateway.computations import VOCABULARY, LocalData, ProgramCall, computation_of
@@ -33,6 +35,7 @@ from mpc_gateway.errors import (
     InvalidQueryError,
 )
 from mpc_gateway.mpc.wire import WorkerConfig
+from mpc_gateway.node.release import Releases, split_blocks
 from mpc_gateway.node.session import SessionSequencer, WorkerProcess
 from mpc_gateway.node.sources import DataSource, close_dataset, open_dataset
 from mpc_gateway.orders import ExecutionOrder, Party, SessionOrder
@@ -45,6 +48,7 @@ from mpc_gateway.pki import (
     tls_credentials_bytes,
     verify,
 )
+from mpc_gateway.pki.receiver import receiver_public_key
 from mpc_gateway.policy import (
     RequiredApproval,
     UsageLedger,
@@ -68,9 +72,11 @@ log = logging.getLogger(__name__)
 class Contribution:
     """This node's re-randomised shares of a query's result, with timings."""
 
-    blocks: dict[str, Any]
+    blocks: dict[str, Any]  # the blocks the driver opens (the result itself is sealed)
     local_ms: float
     mpc_ms: float
+    sealed_sha256: str = ""  # this node's result shares, sealed to the receiver and held
+    sealed_size: int = 0
 
 
 @dataclass(frozen=True)
@@ -121,8 +127,16 @@ class Node:
         td = self.layout.trust_domain
         self._gateway_log = log_origin(td, "gateway", settings.gateway)
         _, node_key = self.layout.signing_paths(self.identity)
-        self.witness = AuditTrail.open(
-            settings.audit_db, load_signing_key(node_key), log_origin(td, "node", settings.name)
+        signing_key, witness_log = load_signing_key(node_key), log_origin(td, "node", settings.name)
+        self.witness = AuditTrail.open(settings.audit_db, signing_key, witness_log)
+        self.releases = Releases(
+            settings.name,
+            self.party_index,
+            witness_log,
+            signing_key,
+            self._gateway_key,
+            self._gateway_log,
+            self.witness,
         )
 
     def _spawn(self, epoch: int, parties: tuple[Party, ...]) -> WorkerProcess:
@@ -248,6 +262,11 @@ class Node:
                 evidence, order.query_id, order.plan_hash, self._gateway_key, self._gateway_log
             )
             dataset, taken = self._checked_plan(order)
+            try:
+                receiver = self._receiver(order)  # refused before anything runs
+            except GatewayError:
+                self._give_back(taken)
+                raise
         except GatewayError as err:
             with self.witness.batch():
                 self.witness.record(
@@ -277,7 +296,7 @@ class Node:
             },
         )
         try:
-            done = self._contribute(order, dataset, timeout_s)
+            done = self._contribute(order, dataset, timeout_s, receiver)
         except Exception as err:
             self._give_back(taken)
             reason = err.public_message if isinstance(err, GatewayError) else "internal error"
@@ -306,7 +325,11 @@ class Node:
             self.witness.seal()
 
     def _contribute(
-        self, order: ExecutionOrder, dataset: DataSource, timeout_s: float | None
+        self,
+        order: ExecutionOrder,
+        dataset: DataSource,
+        timeout_s: float | None,
+        receiver: X25519PublicKey,
     ) -> Contribution:
         remaining = order.deadline_ms / 1000 - time.time()
         if timeout_s is not None:
@@ -334,7 +357,16 @@ class Node:
             local_ms,
             mpc_ms,
         )
-        return Contribution(blocks, local_ms, mpc_ms)
+        # sealed even when empty (a search step): every release is then witnessed the same way
+        shown, sealed = split_blocks(blocks, computation_of(order.plan).visible(order.plan))
+        digest, size = self.releases.hold(order, sealed, receiver)
+        return Contribution(shown, local_ms, mpc_ms, digest, size)
+
+    def _receiver(self, order: ExecutionOrder) -> X25519PublicKey:
+        """The key the order's results are sealed to: the plan's analyst's, certified by the CA."""
+        role, _, name = order.plan.analyst.partition("/")
+        analyst = Identity(role, name, self.layout.trust_domain)
+        return receiver_public_key(order.receiver.encode(), self._ca, analyst)
 
     def _local_inputs(self, order: ExecutionOrder, dataset: DataSource) -> ProgramCall:
         """The MPC program and this node's fixed-shape inputs to it, computed locally."""

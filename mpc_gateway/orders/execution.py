@@ -73,6 +73,7 @@ class ExecutionOrder(BaseModel):
     deadline_ms: int
     approvals: tuple[SignedApproval, ...] = ()  # what the policies required, signed by approvers
     step: dict[str, Any] = {}  # this step's data, as the plan's computation defines it
+    receiver: str = ""  # the analyst's key-agreement certificate (PEM): results are sealed to it
 
     @field_validator("plan", mode="before")
     @classmethod

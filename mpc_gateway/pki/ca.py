@@ -28,9 +28,21 @@ from mpc_gateway.pki.issuance import (
     write_private_file,
     write_public_file,
 )
-from mpc_gateway.pki.layout import MANIFEST_NAME, ConsortiumLayout, load_layout, save_layout
+from mpc_gateway.pki.layout import (
+    MANIFEST_NAME,
+    RECEIVING_ROLES,
+    ConsortiumLayout,
+    load_layout,
+    save_layout,
+)
 
-__all__ = ["init_consortium", "issue_identity", "load_ca", "tls_credentials_bytes"]
+__all__ = [
+    "init_consortium",
+    "issue_identity",
+    "load_ca",
+    "tls_credentials_bytes",
+    "tls_from_pki",
+]
 
 DEFAULT_HOSTS: tuple[str, ...] = ("localhost", "127.0.0.1")
 _MIN_CA_DAYS = 5 * 365
@@ -82,6 +94,11 @@ def _write_identity(
         cert_path, key_path = layout.signing_paths(identity)
         write_private_file(key_path, private_key_pem(signing_key))
         write_public_file(cert_path, certificate_pem(signing_cert))
+    if identity.role in RECEIVING_ROLES:
+        sealing_cert, sealing_key = ca.issue_key_agreement(identity, now=now, valid_days=valid_days)
+        cert_path, key_path = layout.sealing_paths(identity)
+        write_private_file(key_path, private_key_pem(sealing_key))
+        write_public_file(cert_path, certificate_pem(sealing_cert))
     if identity.role == "node":
         index = layout.party_index(identity.name)
         party_cert, party_key = ca.issue_mpc_party(identity, index, now=now, valid_days=valid_days)
@@ -238,3 +255,16 @@ def tls_credentials_bytes(
         return layout.ca_cert.read_bytes(), cert_path.read_bytes(), key_path.read_bytes()
     except FileNotFoundError as err:
         raise ConfigurationError(f"missing TLS material for {identity}: {err.filename}") from None
+
+
+def tls_from_pki(pki_dir: str | Path, identity: str) -> tuple[bytes, bytes, bytes]:
+    """The mutual-TLS material of ``identity`` (``"role/name"``) in a consortium PKI directory."""
+    layout = load_layout(Path(pki_dir))
+    role, _, name = identity.partition("/")
+    try:
+        who = Identity(role, name, layout.trust_domain)
+    except ValueError as err:
+        raise ConfigurationError(
+            f"identity {identity!r} is not of the form role/name: {err}"
+        ) from None
+    return tls_credentials_bytes(layout, who)

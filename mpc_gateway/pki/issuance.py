@@ -5,6 +5,8 @@
   URI SAN, and for the gateway and nodes DNS/IP SANs for the hosts they serve on;
 * signing leaves: an Ed25519 key for execution orders, approvals and audit
   checkpoints, digital signature only, no TLS extended key usage;
+* key-agreement leaves (receivers of sealed results): an X25519 key, key usage
+  keyAgreement only, no TLS extended key usage;
 * MPyC party leaves: a TLS leaf named ``MPyC party {i}`` (CN and DNS SAN, the name
   MPyC's ``--ssl`` dialer checks) that also carries the node's URI SAN.
 
@@ -25,7 +27,7 @@ from pathlib import Path
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec, ed25519
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519, x25519
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from mpc_gateway.pki.identity import Identity, mpc_party_name
@@ -39,19 +41,21 @@ __all__ = [
     "write_public_file",
 ]
 
-LeafKey = ec.EllipticCurvePrivateKey | ed25519.Ed25519PrivateKey
+LeafKey = ec.EllipticCurvePrivateKey | ed25519.Ed25519PrivateKey | x25519.X25519PrivateKey
 
 # Tolerates clock skew between the issuing machine and the verifiers.
 _BACKDATE = timedelta(minutes=5)
 
 
-def _key_usage(*, digital_signature: bool = False, cert_sign: bool = False) -> x509.KeyUsage:
+def _key_usage(
+    *, digital_signature: bool = False, cert_sign: bool = False, key_agreement: bool = False
+) -> x509.KeyUsage:
     return x509.KeyUsage(
         digital_signature=digital_signature,
         content_commitment=False,
         key_encipherment=False,
         data_encipherment=False,
-        key_agreement=False,
+        key_agreement=key_agreement,
         key_cert_sign=cert_sign,
         crl_sign=cert_sign,
         encipher_only=False,
@@ -111,7 +115,7 @@ class CertificateAuthority:
     def _leaf(
         self,
         subject: str,
-        public_key: ec.EllipticCurvePublicKey | ed25519.Ed25519PublicKey,
+        public_key: ec.EllipticCurvePublicKey | ed25519.Ed25519PublicKey | x25519.X25519PublicKey,
         sans: list[x509.GeneralName],
         *,
         tls: bool,
@@ -130,7 +134,13 @@ class CertificateAuthority:
             .not_valid_before(now - _BACKDATE)
             .not_valid_after(not_after)
             .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-            .add_extension(_key_usage(digital_signature=True), critical=True)
+            .add_extension(
+                _key_usage(
+                    digital_signature=not isinstance(public_key, x25519.X25519PublicKey),
+                    key_agreement=isinstance(public_key, x25519.X25519PublicKey),
+                ),
+                critical=True,
+            )
             .add_extension(x509.SubjectKeyIdentifier.from_public_key(public_key), critical=False)
             .add_extension(
                 x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(ca_ski),
@@ -168,6 +178,17 @@ class CertificateAuthority:
         sans: list[x509.GeneralName] = [x509.UniformResourceIdentifier(identity.spiffe_id)]
         cert = self._leaf(
             f"{identity} signing", key.public_key(), sans, tls=False, now=now, valid_days=valid_days
+        )
+        return cert, key
+
+    def issue_key_agreement(
+        self, identity: Identity, *, now: datetime, valid_days: int
+    ) -> tuple[x509.Certificate, x25519.X25519PrivateKey]:
+        """An X25519 key-agreement certificate: results are sealed (HPKE) to its key."""
+        key = x25519.X25519PrivateKey.generate()
+        sans: list[x509.GeneralName] = [x509.UniformResourceIdentifier(identity.spiffe_id)]
+        cert = self._leaf(
+            f"{identity} sealing", key.public_key(), sans, tls=False, now=now, valid_days=valid_days
         )
         return cert, key
 

@@ -5,7 +5,9 @@ Layout under the consortium directory::
     ca.crt, ca.key                           the consortium CA
     consortium.json                          trust domain, nodes in party order, identities
     <role>/<name>/tls.crt, tls.key           gRPC mutual TLS, one per identity
-    <role>/<name>/signing.crt, signing.key   Ed25519, gateway and approvers only
+    <role>/<name>/signing.crt, signing.key   Ed25519: gateway, nodes and approvers
+    <role>/<name>/sealing.crt, sealing.key   X25519 key agreement: analysts (results
+                                             are sealed to it, see pki.receiver)
     node/<name>/mpc/.config/party_{i}.crt    MPyC --ssl material, run the worker
     node/<name>/mpc/.config/party_{i}.key      with node/<name>/mpc as working
     node/<name>/mpc/.config/mpyc_ca.crt        directory
@@ -27,9 +29,12 @@ from mpc_gateway.errors import ConfigurationError
 from mpc_gateway.pki.identity import SIGNING_ROLES, Identity
 from mpc_gateway.pki.issuance import write_public_file
 
-__all__ = ["MANIFEST_NAME", "ConsortiumLayout", "load_layout", "save_layout"]
+__all__ = ["MANIFEST_NAME", "RECEIVING_ROLES", "ConsortiumLayout", "load_layout", "save_layout"]
 
 MANIFEST_NAME = "consortium.json"
+
+RECEIVING_ROLES: tuple[str, ...] = ("analyst",)
+"""Roles that receive sealed results, so also get an X25519 key-agreement certificate."""
 
 
 class _NodeEntry(BaseModel):
@@ -49,6 +54,8 @@ class _IdentityEntry(BaseModel):
     tls_key: str
     signing_cert: str | None = None
     signing_key: str | None = None
+    sealing_cert: str | None = None
+    sealing_key: str | None = None
 
 
 class _Manifest(BaseModel):
@@ -106,6 +113,15 @@ class ConsortiumLayout:
             )
         return self._dir(identity) / "signing.crt", self._dir(identity) / "signing.key"
 
+    def sealing_paths(self, identity: Identity) -> tuple[Path, Path]:
+        """``(sealing.crt, sealing.key)`` of a receiver of sealed results (an analyst)."""
+        self._require(identity)
+        if identity.role not in RECEIVING_ROLES:
+            raise ConfigurationError(
+                f"{identity} has no sealing key: only {', '.join(RECEIVING_ROLES)} receive results"
+            )
+        return self._dir(identity) / "sealing.crt", self._dir(identity) / "sealing.key"
+
     def party_index(self, node_name: str) -> int:
         """The MPyC party index of node ``node_name``."""
         try:
@@ -158,6 +174,13 @@ def _manifest_of(layout: ConsortiumLayout) -> _Manifest:
             signing = {
                 "signing_cert": _relative(layout, cert),
                 "signing_key": _relative(layout, key),
+            }
+        if identity.role in RECEIVING_ROLES:
+            cert, key = layout.sealing_paths(identity)
+            signing = {
+                **signing,
+                "sealing_cert": _relative(layout, cert),
+                "sealing_key": _relative(layout, key),
             }
         entries.append(
             _IdentityEntry(

@@ -25,7 +25,13 @@ from cryptography.hazmat.primitives.asymmetric import ed25519
 from mpc_gateway.errors import ConfigurationError, IntegrityError, UnauthenticatedError
 from mpc_gateway.pki.identity import Identity, identity_from_certificate
 
-__all__ = ["load_signing_key", "load_verified_signing_cert", "sign", "verify"]
+__all__ = [
+    "load_signing_key",
+    "load_verified_signing_cert",
+    "verified_certificate",
+    "sign",
+    "verify",
+]
 
 
 def load_signing_key(path: Path) -> ed25519.Ed25519PrivateKey:
@@ -60,20 +66,57 @@ def _check_period(cert: x509.Certificate, now: datetime, what: str) -> None:
         raise UnauthenticatedError(f"{what} expired at {cert.not_valid_after_utc.isoformat()}")
 
 
-def _check_usage(cert: x509.Certificate, who: str) -> None:
+def _check_usage(cert: x509.Certificate, what: str, *, key_agreement: bool) -> None:
     try:
         constraints = cert.extensions.get_extension_for_class(x509.BasicConstraints).value
         usage = cert.extensions.get_extension_for_class(x509.KeyUsage).value
     except x509.ExtensionNotFound:
-        raise UnauthenticatedError(
-            f"signing certificate of {who} lacks basic constraints or key usage"
-        ) from None
+        raise UnauthenticatedError(f"{what} lacks basic constraints or key usage") from None
     if constraints.ca:
-        raise UnauthenticatedError(f"signing certificate of {who} is a CA certificate")
-    if not usage.digital_signature:
+        raise UnauthenticatedError(f"{what} is a CA certificate")
+    if key_agreement and not usage.key_agreement:
+        raise UnauthenticatedError(f"{what} does not allow key agreement")
+    if not key_agreement and not usage.digital_signature:
+        raise UnauthenticatedError(f"{what} does not allow digital signatures")
+
+
+def verified_certificate(
+    cert_pem: bytes,
+    ca_cert: x509.Certificate,
+    expected: Identity,
+    *,
+    kind: str = "signing",
+    key_agreement: bool = False,
+    now: datetime | None = None,
+) -> x509.Certificate:
+    """``expected``'s ``kind`` certificate, once it checks out (raises otherwise).
+
+    Checks, in order: the CA signed the certificate, the CA and the certificate
+    are valid at ``now`` (default: the current time), the certificate carries
+    exactly ``expected.spiffe_id``, is not a CA, and allows digital signatures (or,
+    with ``key_agreement``, key agreement).
+    """
+    who = str(expected)
+    what = f"{kind} certificate of {who}"
+    try:
+        cert = x509.load_pem_x509_certificate(cert_pem)
+    except ValueError:
         raise UnauthenticatedError(
-            f"signing certificate of {who} does not allow digital signatures"
+            f"{kind} certificate presented for {who} is not a PEM X.509 certificate"
+        ) from None
+    _check_issued_by(cert, ca_cert, who)
+    if now is not None and now.tzinfo is None:
+        raise ValueError("now must be timezone-aware")
+    moment = datetime.now(UTC) if now is None else now
+    _check_period(ca_cert, moment, "the consortium CA certificate")
+    _check_period(cert, moment, what)
+    actual = identity_from_certificate(cert)
+    if actual != expected:
+        raise UnauthenticatedError(
+            f"{kind} certificate is for {actual.spiffe_id}, expected {expected.spiffe_id}"
         )
+    _check_usage(cert, what, key_agreement=key_agreement)
+    return cert
 
 
 def load_verified_signing_cert(
@@ -84,34 +127,13 @@ def load_verified_signing_cert(
 ) -> ed25519.Ed25519PublicKey:
     """The Ed25519 public key of ``expected``, once its certificate checks out.
 
-    Checks, in order: the CA signed the certificate, the CA and the certificate
-    are valid at ``now`` (default: the current time), the certificate carries
-    exactly ``expected.spiffe_id``, is not a CA, allows digital signatures, and
-    certifies an Ed25519 key.
+    See :func:`verified_certificate` for the checks; the key must be Ed25519.
     """
-    who = str(expected)
-    try:
-        cert = x509.load_pem_x509_certificate(cert_pem)
-    except ValueError:
-        raise UnauthenticatedError(
-            f"signing certificate presented for {who} is not a PEM X.509 certificate"
-        ) from None
-    _check_issued_by(cert, ca_cert, who)
-    if now is not None and now.tzinfo is None:
-        raise ValueError("now must be timezone-aware")
-    moment = datetime.now(UTC) if now is None else now
-    _check_period(ca_cert, moment, "the consortium CA certificate")
-    _check_period(cert, moment, f"signing certificate of {who}")
-    actual = identity_from_certificate(cert)
-    if actual != expected:
-        raise UnauthenticatedError(
-            f"signing certificate is for {actual.spiffe_id}, expected {expected.spiffe_id}"
-        )
-    _check_usage(cert, who)
+    cert = verified_certificate(cert_pem, ca_cert, expected, now=now)
     public_key = cert.public_key()
     if not isinstance(public_key, ed25519.Ed25519PublicKey):
         raise UnauthenticatedError(
-            f"signing certificate of {who} certifies a {type(public_key).__name__}, "
+            f"signing certificate of {expected} certifies a {type(public_key).__name__}, "
             "not an Ed25519 key"
         )
     return public_key

@@ -21,7 +21,8 @@ class OutputControls(BaseModel):
     from at least ``min_institutions`` institutions, and (with ``dominance_percent``)
     no institution holds more than that share of any released sum. Released counts
     are rounded to a multiple of ``round_counts_to``, released sums to ``sum_decimals``
-    places (both after the MPC, by the gateway, which sees the exact values), and
+    places (inside the MPC, after the rules decided on the exact figures; under DP the
+    noisy figures are rounded by the receiver), and
     everything derived from them (means, deviations) is computed from the rounded
     figures. A withheld cell is reported as withheld; which rules it failed only
     with ``report_rules``.

@@ -4,7 +4,7 @@ A :class:`~mpc_gateway.proto.v1.gateway_pb2.ComputationRequest` carries the
 dataset, filter and purpose every computation takes, and one computation's job
 message in its ``computation`` oneof; the computation registered under that
 name converts its own message. A result carries the query's identity and
-timing beside one computation's outcome message.
+timing beside the result sealed to its receiver (:mod:`mpc_gateway.orders.release`).
 """
 
 from __future__ import annotations
@@ -14,9 +14,10 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from mpc_gateway.computations import Released, Request, computation
-from mpc_gateway.errors import InvalidQueryError
-from mpc_gateway.policy import OutputControls
+from mpc_gateway.audit.evidence import DispatchEvidence
+from mpc_gateway.computations import Request, computation, plan_from_json
+from mpc_gateway.errors import GatewayError, IntegrityError, InvalidQueryError
+from mpc_gateway.orders.release import Relayed, SealedShare
 from mpc_gateway.proto.v1 import gateway_pb2
 from mpc_gateway.query.schema import CategoricalColumn, DatasetSchema, KeyColumn
 from mpc_gateway.query.where import parse_where
@@ -56,42 +57,74 @@ def request_from_proto(message: gateway_pb2.ComputationRequest) -> Request:
     return request
 
 
-def result_to_proto(released: Released) -> gateway_pb2.ComputationResult:
-    message = gateway_pb2.ComputationResult(
-        query_id=released.query_id,
-        plan_hash=released.plan_hash,
-        dataset=released.dataset,
-        sequence=released.sequence,
-        rounds=released.rounds,
+def result_to_proto(relayed: Relayed) -> gateway_pb2.ComputationResult:
+    release = relayed.release
+    return gateway_pb2.ComputationResult(
+        query_id=relayed.query_id,
+        plan_hash=relayed.plan.plan_hash,
+        dataset=relayed.plan.dataset,
+        sequence=relayed.sequence,
+        rounds=relayed.rounds,
         timing=gateway_pb2.Timing(
-            total_ms=released.total_ms, mpc_ms=released.mpc_ms, local_ms=released.local_ms
+            total_ms=relayed.total_ms,
+            mpc_ms=relayed.mpc_ms,
+            local_ms=relayed.local_ms,
+            release_ms=relayed.release_ms,
         ),
-        controls_json=released.controls.model_dump_json(),
+        controls_json=relayed.plan.controls.model_dump_json(),
+        sealed=gateway_pb2.SealedResult(
+            plan_json=relayed.plan.canonical().decode(),
+            schema_json=relayed.schema.model_dump_json(),
+            parties=relayed.parties,
+            shares=[
+                gateway_pb2.NodeShares(node=s.node, party_index=s.party, ciphertext=s.ciphertext)
+                for s in relayed.shares
+            ],
+            public_json=json.dumps(relayed.public),
+            checkpoint=release.checkpoint,
+            release_entry=release.entry,
+            release_index=release.index,
+            inclusion=release.proof,
+            node_certificates=[pem.decode() for pem in relayed.signing_certificates],
+        ),
     )
-    kind = released.outcome.kind
-    getattr(message, kind).CopyFrom(computation(kind).outcome_to_proto(released.outcome))
-    return message
 
 
-def result_from_proto(
-    message: gateway_pb2.ComputationResult, request: Request | None = None
-) -> Released:
-    which = message.WhichOneof("outcome")
-    if which is None:
-        raise InvalidQueryError("the gateway's result carries no outcome")
-    controls = json.loads(message.controls_json) if message.controls_json else {}
-    return Released(
+def result_from_proto(message: gateway_pb2.ComputationResult) -> Relayed:
+    """The relayed result a message carries (the receiver then checks and opens it)."""
+    sealed = message.sealed
+    try:
+        plan = plan_from_json(sealed.plan_json)
+        schema = DatasetSchema.model_validate_json(sealed.schema_json)
+        public = json.loads(sealed.public_json or "{}")
+        if not isinstance(public, dict) or not all(
+            isinstance(v, list) and all(isinstance(x, int) for x in v) for v in public.values()
+        ):
+            raise ValueError("public blocks must be lists of integers")
+    except (ValueError, ValidationError, GatewayError) as err:
+        raise IntegrityError(f"the gateway's result is malformed: {err}") from None
+    if plan.plan_hash != message.plan_hash:
+        raise IntegrityError("the gateway's result carries a plan that is not its plan hash's")
+    return Relayed(
         query_id=message.query_id,
-        plan_hash=message.plan_hash,
-        dataset=message.dataset,
-        outcome=computation(which).outcome_from_proto(getattr(message, which)),
+        plan=plan,
+        schema=schema,
+        parties=sealed.parties,
+        public=public,
+        shares=tuple(SealedShare(s.node, s.party_index, s.ciphertext) for s in sealed.shares),
+        release=DispatchEvidence(
+            entry=sealed.release_entry,
+            index=sealed.release_index,
+            proof=tuple(sealed.inclusion),
+            checkpoint=sealed.checkpoint,
+        ),
+        signing_certificates=tuple(pem.encode() for pem in sealed.node_certificates),
         sequence=message.sequence,
         rounds=message.rounds,
         total_ms=message.timing.total_ms,
         mpc_ms=message.timing.mpc_ms,
         local_ms=message.timing.local_ms,
-        controls=OutputControls.model_validate(controls),
-        request=request,
+        release_ms=message.timing.release_ms,
     )
 
 

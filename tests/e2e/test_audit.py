@@ -85,7 +85,9 @@ def test_every_step_of_a_query_is_recorded(audited: LocalConsortium) -> None:
     assert {"query.submitted", "query.dispatched", "result.released", "query.refused"} <= kinds
     released = next(e for e in events if e["kind"] == "result.released")
     assert len(released["details"]["participation"]) == 3
-    assert len(released["details"]["result_sha256"]) == 64
+    sealed = released["details"]["sealed"]  # the result only as ciphertext digests, per node
+    assert sorted(sealed) == ["bank-a", "bank-b", "broker-c"]
+    assert all(len(digest) == 64 for digest in sealed.values())
     submitted = next(e for e in events if e["kind"] == "query.submitted")
     assert len(submitted["details"]["certificate_sha256"]) == 64
 

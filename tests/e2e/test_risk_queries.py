@@ -161,7 +161,7 @@ def test_the_audit_log_records_the_key_batch_by_hash_not_the_keys(alice, consort
     assert batch_record == {"count": len(keys), "sha256": key_batch_hash(keys)}
     assert not any(k in json.dumps(mine) for k in keys)
     released = next(e for e in mine if e["kind"] == "result.released")
-    assert len(released["details"]["result_sha256"]) == 64
+    assert all(len(digest) == 64 for digest in released["details"]["sealed"].values())
     registered = [e for e in entries if e["kind"] == "model.registered"]
     assert registered and all(len(e["details"]["model_id"]) == 64 for e in registered)
 

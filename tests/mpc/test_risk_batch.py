@@ -95,9 +95,10 @@ def _run(books: Books, plans: list[Plan]) -> list[Blocks]:
 
 def _decoded(books: Books, plan: Plan, blocks: Blocks) -> Any:
     models = ModelCatalog(*([plan.model] if isinstance(plan, ScorePlan) else []))
-    return computation_of(plan).run(
-        plan, Execution(books.schema, len(NODES), models, lambda _: blocks)
-    )
+    computation = computation_of(plan)
+    public = computation.run(plan, Execution(books.schema, len(NODES), models, lambda _: blocks))
+    sealed = {k: v for k, v in blocks.items() if k not in computation.visible(plan)}
+    return computation.decode(plan, {**public, **sealed}, books.schema, len(NODES))
 
 
 @pytest.fixture(scope="module")

@@ -187,6 +187,6 @@ def test_the_receiver_reads_nothing_without_the_minimum_batch_bit() -> None:
 
 def test_a_noisy_count_below_zero_is_released_as_zero() -> None:
     plan = _score(dp_rho=RHO)
-    outcome = Scores().run(plan, _released({"count": [-4], "enough_known": [1]}))
-    assert outcome.count == 0
-    assert Scores().run(plan, _released({"count": [9], "enough_known": [1]})).count == 9
+    Scores().run(plan, _released({"count": [-4], "enough_known": [1]}))  # the gate passes
+    assert Scores().decode(plan, {"count": [-4]}, SCHEMA, 3).count == 0
+    assert Scores().decode(plan, {"count": [9]}, SCHEMA, 3).count == 9

@@ -330,7 +330,8 @@ def test_explain_reports_every_rule_approvals_and_disclosure() -> None:
         "10 records and 2 institutions; suppressed cells are reported as withheld, "
         "without values"
     )
-    assert "joint counts and sums" in report["disclosure"][1]["text"]
+    assert "sealed to analyst/alice's key" in report["disclosure"][1]["text"]
+    assert "not its values" in report["disclosure"][1]["text"]
     assert report["disclosure"][2]["to"] == "bank-a, bank-b"
 
 

@@ -9,8 +9,9 @@ opens anything. Output controls, when given, are evaluated inside the MPC: a
 cell that fails a rule is released as zeros (extremes as the empty sentinel),
 so its figures are never opened to anyone; only one bit per cell says that it
 was withheld (or, where every policy opts in, which rule it failed first).
-Leakage: none to the parties; the receiver learns exactly the joint integers
-of the released cells and which cells were withheld (not any party's local
+Counts and sums the policies round are rounded here too, after the controls.
+Leakage: none to the parties; the receiver learns exactly the (rounded) joint
+integers of the released cells and which cells were withheld (not any party's local
 value, local minimum or local maximum). Threshold: t = (m-1)//2, passive.
 """
 
@@ -21,7 +22,7 @@ from typing import Any
 import numpy as np
 from mpyc.runtime import mpc
 
-from mpc_gateway.mpc.programs.common import input_all, total
+from mpc_gateway.mpc.programs.common import input_all, round_columns, total
 from mpc_gateway.mpc.programs.output import ReceiverShares, shares_for_receiver
 
 __all__ = ["joint_aggregates"]
@@ -63,8 +64,13 @@ async def joint_aggregates(
     sentinel: int,
     controls: dict[str, Any] | None = None,
     presence: np.ndarray | None = None,
+    rounding: list[tuple[int, int, bool]] | None = None,
 ) -> dict[str, ReceiverShares]:
-    """Sum the additive block, reduce minima/maxima, apply output controls: receiver shares."""
+    """Sum the additive block, reduce minima/maxima, apply output controls: receiver shares.
+
+    ``rounding`` rounds additive columns, ``(column, step, half_even)``, after the
+    controls decided on the exact figures: the receiver opens only rounded ones.
+    """
     secint = mpc.SecInt(bits)
     parts = input_all(secint, additive)
     joint = total(parts)
@@ -89,4 +95,6 @@ async def joint_aggregates(
         else:  # only that a cell was withheld, never why: the rules tell empty from small
             secure["withheld"] = 1 - keep
     secure.update(extremes)
+    steps = [(int(c), int(s), bool(e)) for c, s, e in rounding or ()]
+    secure["additive"] = round_columns(secure["additive"], steps)
     return await shares_for_receiver(secure)

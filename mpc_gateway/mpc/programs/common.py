@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 from mpyc.runtime import mpc
 
-__all__ = ["input_all", "total", "at_least", "maximum"]
+__all__ = ["input_all", "total", "at_least", "maximum", "rounded", "round_columns"]
 
 
 def input_all(secint: Any, local: np.ndarray) -> list[Any]:
@@ -49,3 +49,37 @@ def maximum(parts: list[Any], bits: int) -> Any:
 def at_least(value: Any, bound: Any, bits: int) -> Any:
     """Secure bits ``value >= bound`` elementwise, for ``|value - bound| < 2**(bits-1)``."""
     return 1 - mpc.np_sgn(value - bound, l=bits, LT=True)
+
+
+def rounded(values: Any, step: int, half_even: bool) -> Any:
+    """``values`` (1-D) rounded to the nearest multiple of ``step``, inside the MPC.
+
+    Halves go up (counts) or to the even multiple (sums, as ``Decimal.quantize``
+    with ROUND_HALF_EVEN): so the receiver opens the rounded figure only, never the
+    exact one. One secure modulo reduction per element (two comparisons more for
+    half-even).
+    """
+    if step == 1:
+        return values
+    out = []
+    for x in mpc.np_tolist(values):
+        if not half_even:
+            m = x + step // 2
+            out.append(m - m % step)
+            continue
+        pair = x % (2 * step)  # in [0, 2 step): the remainder and the quotient's parity
+        odd = pair >= step
+        rest = pair - odd * step
+        up = (rest > step // 2) + odd * (rest == step // 2)
+        out.append(x - rest + up * step)
+    return mpc.np_fromlist(out)
+
+
+def round_columns(table: Any, steps: list[tuple[int, int, bool]]) -> Any:
+    """Columns of a 2-D array rounded: ``(column, step, half_even)`` each (see :func:`rounded`)."""
+    if not steps:
+        return table
+    columns = [table[:, c] for c in range(table.shape[1])]
+    for column, step, half_even in steps:
+        columns[column] = rounded(columns[column], step, half_even)
+    return mpc.np_stack(columns, axis=1)

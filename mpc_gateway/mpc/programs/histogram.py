@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 from mpyc.runtime import mpc
 
-from mpc_gateway.mpc.programs.common import at_least, input_all, total
+from mpc_gateway.mpc.programs.common import at_least, input_all, rounded, total
 from mpc_gateway.mpc.programs.output import ReceiverShares, shares_for_receiver
 
 __all__ = ["histogram"]
@@ -25,6 +25,7 @@ async def histogram(
     min_count: int = 0,
     min_institutions: int = 1,
     presence: np.ndarray | None = None,
+    round_to: int = 1,
 ) -> dict[str, ReceiverShares]:
     """Joint counts per declared bin: the sum of every party's local bin counts.
 
@@ -32,7 +33,8 @@ async def histogram(
     it counts as present in each bin (needed with ``min_institutions > 1``).
     Output: ``counts`` [B]; with ``min_count > 1`` or ``min_institutions > 1`` a
     bin that fails either is released as 0, and ``suppressed`` [B] says which
-    (one comparison per bin and rule). Leakage: the (released) joint counts only.
+    (one comparison per bin and rule). With ``round_to`` the released counts are
+    rounded to its nearest multiple. Leakage: the (released) joint counts only.
     """
     secint = mpc.SecInt(bits)
     joint = total(input_all(secint, counts))
@@ -47,6 +49,7 @@ async def histogram(
         present = total(input_all(secint, presence))
         rules.append(at_least(present, min_institutions, bits))
     if not rules:
-        return await shares_for_receiver({"counts": joint})
+        return await shares_for_receiver({"counts": rounded(joint, round_to, False)})
     enough = rules[0] if len(rules) == 1 else rules[0] * rules[1]
-    return await shares_for_receiver({"counts": joint * enough, "suppressed": 1 - enough})
+    released = rounded(joint * enough, round_to, False)
+    return await shares_for_receiver({"counts": released, "suppressed": 1 - enough})

@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 from mpyc.runtime import mpc
 
-from mpc_gateway.mpc.programs.common import at_least, input_all, maximum, total
+from mpc_gateway.mpc.programs.common import at_least, input_all, maximum, rounded, total
 from mpc_gateway.mpc.programs.known import ENOUGH_KNOWN, enough_known
 from mpc_gateway.mpc.programs.output import ReceiverShares, shares_for_receiver
 
@@ -70,15 +70,20 @@ def _weights(
     return weights
 
 
-def _block(score: Any, output: str, threshold: int, bits: int, noise: Any) -> dict[str, Any]:
-    """The declared block: the scores, their decisions, or the count (plus ``noise``, if any)."""
+def _block(
+    score: Any, output: str, threshold: int, bits: int, noise: Any, round_to: int = 1
+) -> dict[str, Any]:
+    """The declared block: the scores, their decisions, or the count (plus ``noise``, if any).
+
+    An exact count is rounded to a multiple of ``round_to``; a noisy one is left to the client.
+    """
     if output == "scores":
         return {"scores": score}
     decisions = at_least(score, threshold, bits)
     if output == "decisions":
         return {"decisions": decisions}
     count = mpc.np_sum(decisions, keepdims=True)
-    return {"count": count if noise is None else count + noise}
+    return {"count": rounded(count, round_to, False) if noise is None else count + noise}
 
 
 async def entity_scores(
@@ -95,6 +100,7 @@ async def entity_scores(
     min_entities: int = 1,
     known_bits: int = 2,
     noise_local: np.ndarray | None = None,
+    round_to: int = 1,
 ) -> dict[str, ReceiverShares]:
     """Per entity: combine local features, score, and release scores, decisions or a count.
 
@@ -131,7 +137,9 @@ async def entity_scores(
         score = term if score is None else score + term
     score = score + weights[k]
     noise = None if noise_local is None else total(input_all(secint, noise_local))
-    released = _block(score, output, threshold, score_bits, None if noise is None else noise[:1])
+    released = _block(
+        score, output, threshold, score_bits, None if noise is None else noise[:1], round_to
+    )
     if known_local is not None:
         known_noise = None if noise is None else noise[1:]
         ok = enough_known(secint, known_local, min_entities, known_bits, known_noise)

@@ -473,6 +473,7 @@ class ComputationRequest(_message.Message):
     DATASET_FIELD_NUMBER: _builtins.int
     PURPOSE_FIELD_NUMBER: _builtins.int
     WHERE_FIELD_NUMBER: _builtins.int
+    RECEIVER_CERTIFICATE_FIELD_NUMBER: _builtins.int
     AGGREGATE_FIELD_NUMBER: _builtins.int
     SCORE_FIELD_NUMBER: _builtins.int
     CONCENTRATION_FIELD_NUMBER: _builtins.int
@@ -482,6 +483,8 @@ class ComputationRequest(_message.Message):
     purpose: _builtins.str
     where: _builtins.str
     """filter expression, e.g. "sector IN ('energy') AND exposure > 1000" """
+    receiver_certificate: _builtins.bytes
+    """the analyst's key-agreement certificate (PEM): results are sealed to it"""
     @_builtins.property
     def aggregate(self) -> Global___AggregateJob: ...
     @_builtins.property
@@ -498,6 +501,7 @@ class ComputationRequest(_message.Message):
         dataset: _builtins.str = ...,
         purpose: _builtins.str = ...,
         where: _builtins.str = ...,
+        receiver_certificate: _builtins.bytes = ...,
         aggregate: Global___AggregateJob | None = ...,
         score: Global___ScoreJob | None = ...,
         concentration: Global___ConcentrationJob | None = ...,
@@ -506,7 +510,7 @@ class ComputationRequest(_message.Message):
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["aggregate", b"aggregate", "computation", b"computation", "concentration", b"concentration", "histogram", b"histogram", "quantile", b"quantile", "score", b"score"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["aggregate", b"aggregate", "computation", b"computation", "concentration", b"concentration", "dataset", b"dataset", "histogram", b"histogram", "purpose", b"purpose", "quantile", b"quantile", "score", b"score", "where", b"where"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["aggregate", b"aggregate", "computation", b"computation", "concentration", b"concentration", "dataset", b"dataset", "histogram", b"histogram", "purpose", b"purpose", "quantile", b"quantile", "receiver_certificate", b"receiver_certificate", "score", b"score", "where", b"where"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType_computation: _TypeAlias = _typing.Literal["aggregate", "score", "concentration", "quantile", "histogram"]  # noqa: Y015
     _WhichOneofArgType_computation: _TypeAlias = _typing.Literal["computation", b"computation"]  # noqa: Y015
@@ -529,11 +533,7 @@ class ComputationResult(_message.Message):
     ROUNDS_FIELD_NUMBER: _builtins.int
     TIMING_FIELD_NUMBER: _builtins.int
     CONTROLS_JSON_FIELD_NUMBER: _builtins.int
-    AGGREGATE_FIELD_NUMBER: _builtins.int
-    SCORE_FIELD_NUMBER: _builtins.int
-    CONCENTRATION_FIELD_NUMBER: _builtins.int
-    QUANTILE_FIELD_NUMBER: _builtins.int
-    HISTOGRAM_FIELD_NUMBER: _builtins.int
+    SEALED_FIELD_NUMBER: _builtins.int
     query_id: _builtins.str
     plan_hash: _builtins.str
     dataset: _builtins.str
@@ -546,15 +546,7 @@ class ComputationResult(_message.Message):
     @_builtins.property
     def timing(self) -> Global___Timing: ...
     @_builtins.property
-    def aggregate(self) -> Global___AggregateOutcome: ...
-    @_builtins.property
-    def score(self) -> Global___ScoreOutcome: ...
-    @_builtins.property
-    def concentration(self) -> Global___ConcentrationOutcome: ...
-    @_builtins.property
-    def quantile(self) -> Global___QuantileOutcome: ...
-    @_builtins.property
-    def histogram(self) -> Global___HistogramOutcome: ...
+    def sealed(self) -> Global___SealedResult: ...
     def __init__(
         self,
         *,
@@ -565,21 +557,100 @@ class ComputationResult(_message.Message):
         rounds: _builtins.int = ...,
         timing: Global___Timing | None = ...,
         controls_json: _builtins.str = ...,
-        aggregate: Global___AggregateOutcome | None = ...,
-        score: Global___ScoreOutcome | None = ...,
-        concentration: Global___ConcentrationOutcome | None = ...,
-        quantile: Global___QuantileOutcome | None = ...,
-        histogram: Global___HistogramOutcome | None = ...,
+        sealed: Global___SealedResult | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["aggregate", b"aggregate", "concentration", b"concentration", "histogram", b"histogram", "outcome", b"outcome", "quantile", b"quantile", "score", b"score", "timing", b"timing"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["sealed", b"sealed", "timing", b"timing"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["aggregate", b"aggregate", "concentration", b"concentration", "controls_json", b"controls_json", "dataset", b"dataset", "histogram", b"histogram", "outcome", b"outcome", "plan_hash", b"plan_hash", "quantile", b"quantile", "query_id", b"query_id", "rounds", b"rounds", "score", b"score", "sequence", b"sequence", "timing", b"timing"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["controls_json", b"controls_json", "dataset", b"dataset", "plan_hash", b"plan_hash", "query_id", b"query_id", "rounds", b"rounds", "sealed", b"sealed", "sequence", b"sequence", "timing", b"timing"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    _WhichOneofReturnType_outcome: _TypeAlias = _typing.Literal["aggregate", "score", "concentration", "quantile", "histogram"]  # noqa: Y015
-    _WhichOneofArgType_outcome: _TypeAlias = _typing.Literal["outcome", b"outcome"]  # noqa: Y015
-    def WhichOneof(self, oneof_group: _WhichOneofArgType_outcome) -> _WhichOneofReturnType_outcome | None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___ComputationResult: _TypeAlias = ComputationResult  # noqa: Y015
+
+@_typing.final
+class SealedResult(_message.Message):
+    """The result as the gateway relays it: every node's shares sealed to the
+    receiver, and the witnessed log entry that released them. Only the
+    receiver's client opens, checks and decodes it.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PLAN_JSON_FIELD_NUMBER: _builtins.int
+    SCHEMA_JSON_FIELD_NUMBER: _builtins.int
+    PARTIES_FIELD_NUMBER: _builtins.int
+    SHARES_FIELD_NUMBER: _builtins.int
+    PUBLIC_JSON_FIELD_NUMBER: _builtins.int
+    CHECKPOINT_FIELD_NUMBER: _builtins.int
+    RELEASE_ENTRY_FIELD_NUMBER: _builtins.int
+    RELEASE_INDEX_FIELD_NUMBER: _builtins.int
+    INCLUSION_FIELD_NUMBER: _builtins.int
+    NODE_CERTIFICATES_FIELD_NUMBER: _builtins.int
+    plan_json: _builtins.str
+    """the canonical plan; its hash is the result's plan_hash"""
+    schema_json: _builtins.str
+    """the dataset schema; its hash is the plan's schema_hash"""
+    parties: _builtins.int
+    public_json: _builtins.str
+    """blocks the gateway opened to steer the plan and decode needs"""
+    checkpoint: _builtins.str
+    """the gateway's checkpoint covering the release, with node cosignatures"""
+    release_entry: _builtins.bytes
+    release_index: _builtins.int
+    @_builtins.property
+    def shares(self) -> _containers.RepeatedCompositeFieldContainer[Global___NodeShares]: ...
+    @_builtins.property
+    def inclusion(self) -> _containers.RepeatedScalarFieldContainer[_builtins.bytes]: ...
+    @_builtins.property
+    def node_certificates(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """nodes' signing certificates (PEM)"""
+
+    def __init__(
+        self,
+        *,
+        plan_json: _builtins.str = ...,
+        schema_json: _builtins.str = ...,
+        parties: _builtins.int = ...,
+        shares: _abc.Iterable[Global___NodeShares] | None = ...,
+        public_json: _builtins.str = ...,
+        checkpoint: _builtins.str = ...,
+        release_entry: _builtins.bytes = ...,
+        release_index: _builtins.int = ...,
+        inclusion: _abc.Iterable[_builtins.bytes] | None = ...,
+        node_certificates: _abc.Iterable[_builtins.str] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["checkpoint", b"checkpoint", "inclusion", b"inclusion", "node_certificates", b"node_certificates", "parties", b"parties", "plan_json", b"plan_json", "public_json", b"public_json", "release_entry", b"release_entry", "release_index", b"release_index", "schema_json", b"schema_json", "shares", b"shares"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SealedResult: _TypeAlias = SealedResult  # noqa: Y015
+
+@_typing.final
+class NodeShares(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NODE_FIELD_NUMBER: _builtins.int
+    PARTY_INDEX_FIELD_NUMBER: _builtins.int
+    CIPHERTEXT_FIELD_NUMBER: _builtins.int
+    node: _builtins.str
+    party_index: _builtins.int
+    ciphertext: _builtins.bytes
+    def __init__(
+        self,
+        *,
+        node: _builtins.str = ...,
+        party_index: _builtins.int = ...,
+        ciphertext: _builtins.bytes = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["ciphertext", b"ciphertext", "node", b"node", "party_index", b"party_index"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___NodeShares: _TypeAlias = NodeShares  # noqa: Y015
 
 @_typing.final
 class Timing(_message.Message):
@@ -588,21 +659,25 @@ class Timing(_message.Message):
     TOTAL_MS_FIELD_NUMBER: _builtins.int
     MPC_MS_FIELD_NUMBER: _builtins.int
     LOCAL_MS_FIELD_NUMBER: _builtins.int
+    RELEASE_MS_FIELD_NUMBER: _builtins.int
     total_ms: _builtins.float
     mpc_ms: _builtins.float
     """slowest node's MPC step (summed over steps)"""
     local_ms: _builtins.float
     """slowest node's local pre-aggregation (summed over steps)"""
+    release_ms: _builtins.float
+    """the witnessed release: every node cosigns and hands over its shares"""
     def __init__(
         self,
         *,
         total_ms: _builtins.float = ...,
         mpc_ms: _builtins.float = ...,
         local_ms: _builtins.float = ...,
+        release_ms: _builtins.float = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["local_ms", b"local_ms", "mpc_ms", b"mpc_ms", "total_ms", b"total_ms"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["local_ms", b"local_ms", "mpc_ms", b"mpc_ms", "release_ms", b"release_ms", "total_ms", b"total_ms"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

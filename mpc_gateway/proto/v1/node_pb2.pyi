@@ -119,10 +119,18 @@ class ResultShares(_message.Message):
     BLOCKS_FIELD_NUMBER: _builtins.int
     LOCAL_MS_FIELD_NUMBER: _builtins.int
     MPC_MS_FIELD_NUMBER: _builtins.int
+    SEALED_SHA256_FIELD_NUMBER: _builtins.int
+    SEALED_SIZE_FIELD_NUMBER: _builtins.int
+    COSIGNED_SIZE_FIELD_NUMBER: _builtins.int
     node: _builtins.str
     party_index: _builtins.int
     local_ms: _builtins.float
     mpc_ms: _builtins.float
+    sealed_sha256: _builtins.str
+    """digest of this node's sealed result shares (empty: none)"""
+    sealed_size: _builtins.int
+    cosigned_size: _builtins.int
+    """the size of the gateway log this node cosigned last"""
     @_builtins.property
     def blocks(self) -> _containers.RepeatedCompositeFieldContainer[Global___ShareBlock]: ...
     def __init__(
@@ -133,14 +141,96 @@ class ResultShares(_message.Message):
         blocks: _abc.Iterable[Global___ShareBlock] | None = ...,
         local_ms: _builtins.float = ...,
         mpc_ms: _builtins.float = ...,
+        sealed_sha256: _builtins.str = ...,
+        sealed_size: _builtins.int = ...,
+        cosigned_size: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["blocks", b"blocks", "local_ms", b"local_ms", "mpc_ms", b"mpc_ms", "node", b"node", "party_index", b"party_index"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["blocks", b"blocks", "cosigned_size", b"cosigned_size", "local_ms", b"local_ms", "mpc_ms", b"mpc_ms", "node", b"node", "party_index", b"party_index", "sealed_sha256", b"sealed_sha256", "sealed_size", b"sealed_size"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___ResultShares: _TypeAlias = ResultShares  # noqa: Y015
+
+@_typing.final
+class ReleaseRequest(_message.Message):
+    """The release entry of a completed query, in a checkpoint of the gateway's log,
+    and the proof that this checkpoint extends the last one the node cosigned.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    QUERY_ID_FIELD_NUMBER: _builtins.int
+    CHECKPOINT_FIELD_NUMBER: _builtins.int
+    ENTRY_FIELD_NUMBER: _builtins.int
+    INDEX_FIELD_NUMBER: _builtins.int
+    INCLUSION_FIELD_NUMBER: _builtins.int
+    FROM_SIZE_FIELD_NUMBER: _builtins.int
+    CONSISTENCY_FIELD_NUMBER: _builtins.int
+    query_id: _builtins.str
+    checkpoint: _builtins.str
+    """signed by the gateway, covering the release entry"""
+    entry: _builtins.bytes
+    """the release entry, canonical JSON"""
+    index: _builtins.int
+    from_size: _builtins.int
+    """the node's last cosigned size, where `consistency` starts"""
+    @_builtins.property
+    def inclusion(self) -> _containers.RepeatedScalarFieldContainer[_builtins.bytes]: ...
+    @_builtins.property
+    def consistency(self) -> _containers.RepeatedScalarFieldContainer[_builtins.bytes]: ...
+    def __init__(
+        self,
+        *,
+        query_id: _builtins.str = ...,
+        checkpoint: _builtins.str = ...,
+        entry: _builtins.bytes = ...,
+        index: _builtins.int = ...,
+        inclusion: _abc.Iterable[_builtins.bytes] | None = ...,
+        from_size: _builtins.int = ...,
+        consistency: _abc.Iterable[_builtins.bytes] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["checkpoint", b"checkpoint", "consistency", b"consistency", "entry", b"entry", "from_size", b"from_size", "inclusion", b"inclusion", "index", b"index", "query_id", b"query_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ReleaseRequest: _TypeAlias = ReleaseRequest  # noqa: Y015
+
+@_typing.final
+class SealedShares(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NODE_FIELD_NUMBER: _builtins.int
+    PARTY_INDEX_FIELD_NUMBER: _builtins.int
+    CIPHERTEXT_FIELD_NUMBER: _builtins.int
+    COSIGNATURE_FIELD_NUMBER: _builtins.int
+    COSIGNED_SIZE_FIELD_NUMBER: _builtins.int
+    node: _builtins.str
+    party_index: _builtins.int
+    ciphertext: _builtins.bytes
+    """HPKE to the receiver's key-agreement certificate"""
+    cosignature: _builtins.str
+    """C2SP tlog-cosignature line over the checkpoint"""
+    cosigned_size: _builtins.int
+    def __init__(
+        self,
+        *,
+        node: _builtins.str = ...,
+        party_index: _builtins.int = ...,
+        ciphertext: _builtins.bytes = ...,
+        cosignature: _builtins.str = ...,
+        cosigned_size: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["ciphertext", b"ciphertext", "cosignature", b"cosignature", "cosigned_size", b"cosigned_size", "node", b"node", "party_index", b"party_index"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SealedShares: _TypeAlias = SealedShares  # noqa: Y015
 
 @_typing.final
 class AbortRequest(_message.Message):

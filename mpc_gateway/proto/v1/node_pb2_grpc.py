@@ -49,6 +49,11 @@ class NodeServiceStub:
                 request_serializer=mpc__gateway_dot_proto_dot_v1_dot_node__pb2.SignedOrder.SerializeToString,
                 response_deserializer=mpc__gateway_dot_proto_dot_v1_dot_node__pb2.SessionReply.FromString,
                 _registered_method=True)
+        self.Release = channel.unary_unary(
+                '/mpc_gateway.proto.v1.NodeService/Release',
+                request_serializer=mpc__gateway_dot_proto_dot_v1_dot_node__pb2.ReleaseRequest.SerializeToString,
+                response_deserializer=mpc__gateway_dot_proto_dot_v1_dot_node__pb2.SealedShares.FromString,
+                _registered_method=True)
 
 
 class NodeServiceServicer:
@@ -77,6 +82,15 @@ class NodeServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Release(self, request, context):
+        """Cosign the gateway's checkpoint that includes the release entry of a query
+        this node completed, and hand over its shares of the result, sealed to the
+        receiver: nothing is openable before the release is logged and witnessed.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_NodeServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -94,6 +108,11 @@ def add_NodeServiceServicer_to_server(servicer, server):
                     servicer.OpenSession,
                     request_deserializer=mpc__gateway_dot_proto_dot_v1_dot_node__pb2.SignedOrder.FromString,
                     response_serializer=mpc__gateway_dot_proto_dot_v1_dot_node__pb2.SessionReply.SerializeToString,
+            ),
+            'Release': grpc.unary_unary_rpc_method_handler(
+                    servicer.Release,
+                    request_deserializer=mpc__gateway_dot_proto_dot_v1_dot_node__pb2.ReleaseRequest.FromString,
+                    response_serializer=mpc__gateway_dot_proto_dot_v1_dot_node__pb2.SealedShares.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -177,6 +196,33 @@ class NodeService:
             '/mpc_gateway.proto.v1.NodeService/OpenSession',
             mpc__gateway_dot_proto_dot_v1_dot_node__pb2.SignedOrder.SerializeToString,
             mpc__gateway_dot_proto_dot_v1_dot_node__pb2.SessionReply.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Release(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/mpc_gateway.proto.v1.NodeService/Release',
+            mpc__gateway_dot_proto_dot_v1_dot_node__pb2.ReleaseRequest.SerializeToString,
+            mpc__gateway_dot_proto_dot_v1_dot_node__pb2.SealedShares.FromString,
             options,
             channel_credentials,
             insecure,

@@ -43,6 +43,11 @@ class NodeServiceStub:
     """Connect the MPC session of a new epoch ahead of its first query
     (`order` holds a signed SessionOrder; no evidence needed: nothing is computed).
     """
+    Release: _grpc.UnaryUnaryMultiCallable[_node_pb2.ReleaseRequest, _node_pb2.SealedShares]
+    """Cosign the gateway's checkpoint that includes the release entry of a query
+    this node completed, and hand over its shares of the result, sealed to the
+    receiver: nothing is openable before the release is logged and witnessed.
+    """
 
 @_typing.type_check_only
 class NodeServiceAsyncStub(NodeServiceStub):
@@ -56,6 +61,11 @@ class NodeServiceAsyncStub(NodeServiceStub):
     OpenSession: _aio.UnaryUnaryMultiCallable[_node_pb2.SignedOrder, _node_pb2.SessionReply]  # type: ignore[assignment]
     """Connect the MPC session of a new epoch ahead of its first query
     (`order` holds a signed SessionOrder; no evidence needed: nothing is computed).
+    """
+    Release: _aio.UnaryUnaryMultiCallable[_node_pb2.ReleaseRequest, _node_pb2.SealedShares]  # type: ignore[assignment]
+    """Cosign the gateway's checkpoint that includes the release entry of a query
+    this node completed, and hand over its shares of the result, sealed to the
+    receiver: nothing is openable before the release is logged and witnessed.
     """
 
 class NodeServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -85,6 +95,17 @@ class NodeServiceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_node_pb2.SessionReply, _abc.Awaitable[_node_pb2.SessionReply]]:
         """Connect the MPC session of a new epoch ahead of its first query
         (`order` holds a signed SessionOrder; no evidence needed: nothing is computed).
+        """
+
+    @_abc_1.abstractmethod
+    def Release(
+        self,
+        request: _node_pb2.ReleaseRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_node_pb2.SealedShares, _abc.Awaitable[_node_pb2.SealedShares]]:
+        """Cosign the gateway's checkpoint that includes the release entry of a query
+        this node completed, and hand over its shares of the result, sealed to the
+        receiver: nothing is openable before the release is logged and witnessed.
         """
 
 def add_NodeServiceServicer_to_server(servicer: NodeServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

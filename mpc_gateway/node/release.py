@@ -1,0 +1,199 @@
+"""A node's side of a release: result shares sealed to the receiver, handed over once witnessed.
+
+After the MPC step a node splits its re-randomised shares of the result. The
+blocks the computation's driver must open to go on (a policy check's bit, a
+search's brackets: :meth:`Computation.visible`) go back to the gateway as
+shares. Every other block is sealed with HPKE to the receiver's certified
+key-agreement key (:mod:`mpc_gateway.pki.receiver`) and kept here: the gateway
+learns its digest and size only.
+
+The node hands the ciphertext over only against a checkpoint of the gateway's
+log that the gateway signed, that includes the query's ``result.released``
+entry naming this node's ciphertext digest and the receiver, and that extends
+(an RFC 9162 consistency proof) the last checkpoint this node cosigned. It
+cosigns that checkpoint (C2SP tlog-cosignature), records the cosignature in its
+witness log, and only then returns the ciphertext. So every release the
+receiver can open is witnessed by every node, and a gateway that later cuts or
+rewrites its log cannot get another checkpoint cosigned: the node's last
+cosigned checkpoint is its witness log's latest ``result.released`` entry, read
+back on start, and never goes back.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+import time
+from dataclasses import dataclass
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PublicKey
+
+from mpc_gateway.audit.checkpoint import cosign, parse_checkpoint, parse_note
+from mpc_gateway.audit.evidence import DispatchEvidence, verify_logged
+from mpc_gateway.audit.log import AuditEvent
+from mpc_gateway.audit.merkle import EMPTY_ROOT, verify_consistency
+from mpc_gateway.audit.trail import AuditTrail
+from mpc_gateway.canonical import canonical_bytes
+from mpc_gateway.errors import IntegrityError, InvalidRequestError
+from mpc_gateway.orders import ExecutionOrder
+from mpc_gateway.pki.receiver import seal, sealing_info
+
+__all__ = ["Releases", "Handed", "split_blocks"]
+
+HOLD_S = 600.0  # a sealed result not asked for within this long is dropped
+MAX_HELD = 4096
+
+ShareBlocks = dict[str, tuple[int, list[int]]]
+"""A node's shares per block: (field modulus, values)."""
+
+
+def split_blocks(blocks: ShareBlocks, visible: frozenset[str]) -> tuple[ShareBlocks, ShareBlocks]:
+    """``(visible, sealed)``: what the driver opens, and what only the receiver may."""
+    shown = {name: b for name, b in blocks.items() if name in visible}
+    return shown, {name: b for name, b in blocks.items() if name not in visible}
+
+
+@dataclass(frozen=True)
+class _Held:
+    plan_hash: str
+    receiver: str
+    digest: str
+    ciphertext: bytes
+    expires: float
+
+
+@dataclass(frozen=True)
+class Handed:
+    """What a node returns for a witnessed release."""
+
+    ciphertext: bytes
+    cosignature: str
+    cosigned_size: int
+
+
+class Releases:
+    """The sealed results this node holds, and the last gateway checkpoint it cosigned."""
+
+    def __init__(
+        self,
+        node: str,
+        party: int,
+        key_name: str,
+        signing_key: Ed25519PrivateKey,
+        gateway_key: Ed25519PublicKey,
+        gateway_log: str,
+        witness: AuditTrail,
+    ) -> None:
+        self.node, self.party, self._name = node, party, key_name
+        self._key, self._gateway_key, self._gateway_log = signing_key, gateway_key, gateway_log
+        self._witness = witness
+        self._held: dict[str, _Held] = {}
+        self._lock = threading.Lock()
+        self._size, self._root = _last_cosigned(witness)
+
+    @property
+    def cosigned_size(self) -> int:
+        return self._size
+
+    def hold(
+        self, order: ExecutionOrder, sealed: ShareBlocks, receiver: X25519PublicKey
+    ) -> tuple[str, int]:
+        """Seal ``sealed`` to ``receiver`` for ``order``'s query; keep it; digest and size."""
+        plaintext = canonical_bytes(
+            {
+                name: {"modulus": str(m), "values": [str(v) for v in vs]}
+                for name, (m, vs) in sealed.items()
+            }
+        )
+        info = sealing_info(order.query_id, order.plan_hash, self.node, self.party)
+        ciphertext = seal(plaintext, receiver, info)
+        digest = hashlib.sha256(ciphertext).hexdigest()
+        now = time.monotonic()
+        with self._lock:
+            for query_id in [q for q, h in self._held.items() if h.expires < now]:
+                del self._held[query_id]
+            while len(self._held) >= MAX_HELD:
+                del self._held[next(iter(self._held))]
+            self._held[order.query_id] = _Held(
+                order.plan_hash, order.plan.analyst, digest, ciphertext, now + HOLD_S
+            )
+        return digest, len(ciphertext)
+
+    def release(
+        self, query_id: str, evidence: DispatchEvidence, from_size: int, consistency: list[bytes]
+    ) -> Handed:
+        """Cosign the checkpoint that logs ``query_id``'s release; hand over its ciphertext."""
+        with self._lock:
+            held = self._held.get(query_id)
+            if held is None:
+                raise InvalidRequestError(
+                    f"node {self.node} holds no sealed result of query {query_id}: it never "
+                    "completed here, was already handed over, or expired"
+                )
+            head, event = verify_logged(
+                evidence, query_id, "result.released", self._gateway_key, self._gateway_log
+            )
+            details = event.details
+            sealed = details.get("sealed")
+            if (
+                details.get("plan_hash") != held.plan_hash
+                or details.get("receiver") != held.receiver
+                or not isinstance(sealed, dict)
+                or sealed.get(self.node) != held.digest
+            ):
+                raise IntegrityError(
+                    f"the gateway's release entry of query {query_id} does not name this "
+                    f"node's sealed result ({held.digest[:12]}), its plan and its receiver"
+                )
+            self._check_extends(head.size, head.root_hash, from_size, consistency)
+            body = parse_note(evidence.checkpoint)[0]
+            cosignature = cosign(body, int(time.time()), self._name, self._key)
+            with self._witness.batch():
+                self._witness.record(
+                    "result.released",
+                    held.receiver,
+                    query_id=query_id,
+                    decision="released",
+                    details={
+                        "plan_hash": held.plan_hash,
+                        "sealed_sha256": held.digest,
+                        "gateway_checkpoint": evidence.checkpoint,
+                        "cosignature": cosignature,
+                        "gateway_log_size": head.size,
+                        "release_index": evidence.index,
+                    },
+                )
+                self._witness.seal()
+            self._size, self._root = head.size, head.root_hash
+            del self._held[query_id]
+            return Handed(held.ciphertext, cosignature, head.size)
+
+    def _check_extends(self, size: int, root: bytes, from_size: int, proof: list[bytes]) -> None:
+        if size < self._size:
+            raise IntegrityError(
+                f"the gateway's checkpoint at size {size} is older than the one at size "
+                f"{self._size} node {self.node} cosigned: the gateway's log was cut or rolled back"
+            )
+        if from_size != self._size:
+            raise IntegrityError(
+                f"the consistency proof starts at size {from_size}, but node {self.node} last "
+                f"cosigned the gateway's log at size {self._size}"
+            )
+        if not verify_consistency(self._size, size, self._root, root, proof):
+            raise IntegrityError(
+                f"the gateway's log at size {size} does not extend the checkpoint at size "
+                f"{self._size} node {self.node} cosigned: its log was rewritten"
+            )
+
+
+def _last_cosigned(witness: AuditTrail) -> tuple[int, bytes]:
+    """The gateway checkpoint this node cosigned last (its latest ``result.released`` entry)."""
+    log = witness.log
+    for index in range(log.size() - 1, -1, -1):
+        event = AuditEvent.from_entry(log.entry(index))
+        if event.kind == "result.released":
+            note = str(event.details["gateway_checkpoint"])
+            head = parse_checkpoint(parse_note(note)[0])
+            return head.size, head.root_hash
+    return 0, EMPTY_ROOT

@@ -1,0 +1,180 @@
+"""Results sealed to their receiver and released only once every node witnessed the release.
+
+The gateway relays ciphertexts: it holds no key that opens them, its log and its
+reply carry no released value, and another analyst's key opens nothing. The
+client accepts a result only with every node's cosignature on the checkpoint
+that logs its release, and with each ciphertext exactly as the log names it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+
+import grpc
+import pytest
+from cryptography import x509
+
+from mpc_gateway.client import GatewayClient
+from mpc_gateway.computations import AggregateRequest, Plan, build
+from mpc_gateway.computations.aggregate import parse_aggregate
+from mpc_gateway.devnet.localnet import LocalConsortium, schema_path
+from mpc_gateway.errors import IntegrityError
+from mpc_gateway.orders.release import open_relayed
+from mpc_gateway.pki import Identity, load_ca, load_layout
+from mpc_gateway.pki.receiver import ReceiverKey, load_receiver_key
+from mpc_gateway.proto.v1 import gateway_pb2, node_pb2
+from mpc_gateway.query.schema import load_schema
+from mpc_gateway.rpc.convert import result_from_proto
+from tests.e2e.conftest import client_for
+from tests.e2e.test_failures import _gateway_stub
+from tests.forged import forge, receiver_certificate
+
+pytestmark = pytest.mark.e2e
+
+AGGREGATES = ["count", "sum:exposure", "mean:exposure"]
+
+
+@pytest.fixture(scope="module")
+def alice(consortium: LocalConsortium) -> Iterator[GatewayClient]:
+    with client_for(consortium, timeout_s=60) as client:
+        yield client
+
+
+@pytest.fixture(scope="module")
+def relayed(alice: GatewayClient) -> gateway_pb2.ComputationResult:
+    """What the gateway sends back for one grouped aggregate, as it is on the wire."""
+    message = alice.request("aggregate", "loans", aggregates=AGGREGATES, group_by="sector")
+    reply: gateway_pb2.ComputationResult = alice._call(alice._stub.Run, message)
+    return reply
+
+
+def _key(consortium: LocalConsortium, analyst: str) -> ReceiverKey:
+    layout = load_layout(consortium.files.pki_dir)
+    return load_receiver_key(
+        *layout.sealing_paths(Identity("analyst", analyst, layout.trust_domain))
+    )
+
+
+def _released_texts(alice: GatewayClient, reply: gateway_pb2.ComputationResult) -> list[str]:
+    outcome = alice._open(reply, None).outcome
+    texts = [str(v) for _, values in outcome.rows for v in values if v is not None]
+    assert any(len(t) >= 7 for t in texts)  # sums of exposure: long, distinctive numbers
+    return [t for t in texts if len(t) >= 7]
+
+
+def test_the_gateway_relays_only_ciphertexts_and_the_receiver_opens_the_result(
+    consortium: LocalConsortium, alice: GatewayClient, relayed: gateway_pb2.ComputationResult
+) -> None:
+    assert len(relayed.sealed.shares) == 3
+    wire = relayed.SerializeToString()
+    texts = _released_texts(alice, relayed)
+    assert not any(t.encode() in wire for t in texts)  # the reply holds no released value
+    audit = (consortium.files.root / "audit.sqlite").read_bytes()
+    gateway_log = (consortium.files.root / "logs" / "gateway.log").read_bytes()
+    assert not any(t.encode() in audit or t.encode() in gateway_log for t in texts)
+    # the same query through the client gives the same table as the opened reply
+    again = alice.query("loans", AGGREGATES, group_by="sector").outcome
+    assert again.rows == alice._open(relayed, None).outcome.rows
+
+
+def test_another_analysts_key_opens_nothing(
+    consortium: LocalConsortium, relayed: gateway_pb2.ComputationResult
+) -> None:
+    layout = load_layout(consortium.files.pki_dir)
+    bob = Identity("analyst", "bob", layout.trust_domain)
+    with pytest.raises(IntegrityError, match="is for analyst/alice, not for analyst/bob"):
+        open_relayed(
+            result_from_proto(relayed), _key(consortium, "bob"), bob, load_ca(layout.ca_cert)
+        )
+    alice = Identity("analyst", "alice", layout.trust_domain)  # bob's key as if it were alice's
+    with pytest.raises(IntegrityError, match="does not open with this receiver's key"):
+        open_relayed(
+            result_from_proto(relayed), _key(consortium, "bob"), alice, load_ca(layout.ca_cert)
+        )
+
+
+def _tampered(reply: gateway_pb2.ComputationResult) -> gateway_pb2.ComputationResult:
+    copy = gateway_pb2.ComputationResult()
+    copy.CopyFrom(reply)
+    return copy
+
+
+def test_the_client_refuses_an_altered_share_a_missing_cosignature_or_another_plan(
+    alice: GatewayClient, relayed: gateway_pb2.ComputationResult
+) -> None:
+    flipped = _tampered(relayed)
+    share = flipped.sealed.shares[1]
+    share.ciphertext = share.ciphertext[:-1] + bytes([share.ciphertext[-1] ^ 1])
+    with pytest.raises(IntegrityError, match="not the ones the log released"):
+        alice._open(flipped, None)
+
+    unwitnessed = _tampered(relayed)
+    note = unwitnessed.sealed.checkpoint
+    unwitnessed.sealed.checkpoint = note[: note.rstrip("\n").rfind("\n") + 1]  # drop one line
+    with pytest.raises(IntegrityError, match="fewer than the quorum of 3"):
+        alice._open(unwitnessed, None)
+
+    swapped = _tampered(relayed)
+    swapped.sealed.plan_json = swapped.sealed.plan_json.replace('"sector"', '"rating"')
+    with pytest.raises(IntegrityError):
+        alice._open(swapped, None)
+
+
+def _plan(analyst: str = "analyst/alice") -> Plan:
+    request = AggregateRequest(
+        dataset="loans", purpose="testing", aggregates=(parse_aggregate("count"),)
+    )
+    return build(request, load_schema(schema_path()), analyst, 3)
+
+
+def test_a_node_refuses_to_seal_to_a_key_not_certified_for_the_plans_analyst(
+    consortium: LocalConsortium,
+) -> None:
+    bobs = receiver_certificate(consortium.files, "analyst/bob")
+    forged = forge(consortium.files, _plan(), query_id="swapped-receiver", receiver=bobs)
+    with pytest.raises(grpc.RpcError) as caught:
+        _gateway_stub(consortium, "bank-a").Execute(forged.message(), timeout=15)
+    assert caught.value.code() == grpc.StatusCode.UNAUTHENTICATED
+    assert "sealing certificate is for" in str(caught.value.details())
+    assert "analyst/bob, expected" in str(caught.value.details())
+
+
+def test_a_node_hands_over_nothing_without_a_logged_release(consortium: LocalConsortium) -> None:
+    forged = forge(consortium.files, _plan(), query_id="never-released")
+    with ThreadPoolExecutor(3) as pool:
+        calls = [
+            pool.submit(_gateway_stub(consortium, n).Execute, forged.message(), timeout=30)
+            for n in consortium.files.nodes
+        ]
+        replies = [call.result() for call in calls]
+    assert all(len(r.sealed_sha256) == 64 and r.sealed_size > 0 for r in replies)
+    assert all(not r.blocks for r in replies)  # an aggregate opens nothing to the gateway
+    # the submission entry is in the gateway-signed checkpoint, but it is no release
+    request = node_pb2.ReleaseRequest(
+        query_id="never-released",
+        checkpoint=forged.evidence.checkpoint,
+        entry=forged.evidence.entry,
+        index=forged.evidence.index,
+        inclusion=forged.evidence.proof,
+        from_size=replies[0].cosigned_size,
+    )
+    with pytest.raises(grpc.RpcError) as caught:
+        _gateway_stub(consortium, "bank-a").Release(request, timeout=10)
+    assert caught.value.code() == grpc.StatusCode.UNAUTHENTICATED
+    assert "is not the result.released entry of query never-released" in str(caught.value.details())
+    unknown = node_pb2.ReleaseRequest(query_id="no-such-query")
+    with pytest.raises(grpc.RpcError) as caught:
+        _gateway_stub(consortium, "bank-a").Release(unknown, timeout=10)
+    assert "holds no sealed result of query no-such-query" in str(caught.value.details())
+
+
+def test_the_pki_gives_every_analyst_a_key_agreement_certificate(
+    consortium: LocalConsortium,
+) -> None:
+    layout = load_layout(consortium.files.pki_dir)
+    cert_path, key_path = layout.sealing_paths(Identity("analyst", "alice", layout.trust_domain))
+    assert key_path.stat().st_mode & 0o077 == 0
+    cert = x509.load_pem_x509_certificate(cert_path.read_bytes())
+    usage = cert.extensions.get_extension_for_class(x509.KeyUsage).value
+    assert usage.key_agreement and not usage.digital_signature
