@@ -3,17 +3,22 @@
 An auditor trusts only the consortium CA. It takes the gateway's and each
 node's log as raw entries plus signed tree heads (over gRPC from the running
 services, or from the SQLite files directly), recomputes every Merkle tree,
-checks every signature against the keys certified by the CA, checks that the
-gateway's log is consistent with the last head this auditor saw (kept in a
-local state file), and compares the checkpoints each node recorded when it
-received an order with the gateway's log: a gateway that showed different
-histories to different parties, rewrote or dropped entries is caught there.
+checks every signature against the keys certified by the CA, checks that every
+log (the gateway's and each node's) is consistent with the last head of it this
+auditor verified (kept in a local state file), and compares the checkpoints each
+node recorded when it received an order with the gateway's log: a gateway that
+showed different histories to different parties, rewrote or dropped entries is
+caught there. Last, the events are reconciled (:mod:`mpc_gateway.audit.reconcile`):
+what every node completed must have its dispatch and outcome in the gateway's
+log, and every release the completions of the nodes it names, so a tail erased
+from the gateway's log together with its tree heads is caught too.
 """
 
 from __future__ import annotations
 
 import base64
 import json
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,9 +31,10 @@ from mpc_gateway.audit.checkpoint import Checkpoint, parse_checkpoint, parse_not
 from mpc_gateway.audit.evidence import log_origin
 from mpc_gateway.audit.log import AuditEvent
 from mpc_gateway.audit.merkle import leaf_hash, verify_inclusion
+from mpc_gateway.audit.reconcile import decode_events, reconcile
 from mpc_gateway.audit.sqlite import load_raw
 from mpc_gateway.audit.verify import compare_views, verify_log
-from mpc_gateway.errors import IntegrityError
+from mpc_gateway.errors import ConfigurationError, IntegrityError
 from mpc_gateway.pki import Identity, load_ca, load_layout, load_verified_signing_cert
 from mpc_gateway.proto.v1 import audit_pb2, audit_pb2_grpc
 from mpc_gateway.rpc.client import ServiceClient
@@ -41,7 +47,9 @@ __all__ = [
     "certified_log_key",
     "verify_consortium",
     "load_last_seen",
+    "load_state",
     "save_last_seen",
+    "save_state",
     "check_proof",
 ]
 
@@ -118,23 +126,46 @@ def check_proof(
 
 @dataclass
 class AuditOutcome:
-    """What verification found: a line per check, and problems (empty when all is well)."""
+    """What verification found: a line per check, problems (empty when all is well), warnings.
+
+    ``latest_notes`` holds, per log origin, the newest signed head that verified:
+    what the auditor's state file keeps for the next visit.
+    """
 
     checked: list[str] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
     latest: Checkpoint | None = None
     latest_note: str | None = None
+    latest_notes: dict[str, str] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
         return not self.problems
 
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "ok": self.ok,
+            "checked": self.checked,
+            "problems": self.problems,
+            "warnings": self.warnings,
+            "verified_heads": {o: _head_summary(n) for o, n in self.latest_notes.items()},
+        }
 
-def _recorded_gateway_heads(node_log: LogCopy) -> list[str]:
+
+def _head_summary(note: str) -> dict[str, Any]:
+    """A verified head's size and root hash, with the signed checkpoint they come from."""
+    head = parse_checkpoint(parse_note(note)[0])
+    root = base64.b64encode(head.root_hash).decode()
+    return {"size": head.size, "root_hash": root, "checkpoint": note}
+
+
+def _recorded_gateway_heads(events: list[AuditEvent | None]) -> list[str]:
     heads = []
-    for entry in node_log.entries:
-        event = AuditEvent.from_entry(entry)
-        note = event.details.get("gateway_checkpoint") if event.kind == "order.received" else None
+    for event in events:
+        if event is None or event.kind != "order.received":
+            continue
+        note = event.details.get("gateway_checkpoint")
         if isinstance(note, str):
             heads.append(note)
     return heads
@@ -147,32 +178,62 @@ def _note_for(notes: list[str], head: Checkpoint | None) -> str | None:
     return None
 
 
+def _verify_one(
+    outcome: AuditOutcome,
+    label: str,
+    log: LogCopy,
+    key: Ed25519PublicKey,
+    last_seen: Mapping[str, str],
+) -> tuple[str, Checkpoint | None]:
+    """Verify one log on its own and against the head of it last seen.
+
+    Returns what was checked, in words, and the newest head that verified.
+    """
+    note, previous = last_seen.get(log.key_name), None
+    try:
+        previous = verify_checkpoint(note, log.key_name, key) if note else None
+    except IntegrityError as err:
+        outcome.problems.append(
+            f"{label}: the head you last saw (in your state file) does not verify under the "
+            f"key the CA certified: {err.public_message}"
+        )
+    report = verify_log(log.entries, log.tree_heads, key, log.key_name, previous)
+    outcome.problems += [f"{label}: {p}" for p in report.problems]
+    latest_note = _note_for(log.tree_heads, report.latest)
+    if latest_note is not None:
+        outcome.latest_notes[log.key_name] = latest_note
+    said = f"{report.size} entries, {report.heads_verified} signed tree heads verified"
+    if previous is not None:
+        said += f", consistent with the head you last saw (size {previous.size})"
+    return said, report.latest
+
+
 def verify_consortium(
     gateway: LogCopy,
     gateway_key: Ed25519PublicKey,
     nodes: Mapping[str, tuple[LogCopy, Ed25519PublicKey]],
-    last_seen: str | None = None,
+    last_seen: Mapping[str, str] | None = None,
 ) -> AuditOutcome:
-    """Verify the gateway's log, each node's witness log, and that their views agree."""
+    """Verify the gateway's log and each node's witness log, then that they tell one story.
+
+    ``last_seen`` maps a log's origin to the newest head of it this auditor
+    verified before (:func:`load_state`): each log must be consistent with it,
+    so a log truncated, emptied, restored from an older copy or forked since is
+    caught. Then the heads nodes recorded are compared with the gateway's log
+    (split views) and the events of all logs are reconciled (:func:`reconcile`).
+    """
+    seen = last_seen or {}
     outcome = AuditOutcome()
-    previous = verify_checkpoint(last_seen, gateway.key_name, gateway_key) if last_seen else None
-    report = verify_log(
-        gateway.entries, gateway.tree_heads, gateway_key, gateway.key_name, previous
-    )
-    outcome.problems += [f"gateway log: {p}" for p in report.problems]
-    outcome.latest = report.latest
-    outcome.latest_note = _note_for(gateway.tree_heads, report.latest)
-    outcome.checked.append(
-        f"gateway log: {report.size} entries, {report.heads_verified} signed tree heads verified"
-        + (f", consistent with the head you last saw (size {previous.size})" if previous else "")
-    )
-    recorded = {}
+    said, outcome.latest = _verify_one(outcome, "gateway log", gateway, gateway_key, seen)
+    outcome.latest_note = outcome.latest_notes.get(gateway.key_name)
+    outcome.checked.append(f"gateway log: {said}")
+    recorded, node_events = {}, {}
     for name, (node_log, node_key) in nodes.items():
-        node_report = verify_log(node_log.entries, node_log.tree_heads, node_key, node_log.key_name)
-        outcome.problems += [f"node {name} log: {p}" for p in node_report.problems]
-        recorded[name] = _recorded_gateway_heads(node_log)
+        said, _ = _verify_one(outcome, f"node {name} log", node_log, node_key, seen)
+        node_events[name] = decode_events(node_log.entries)
+        recorded[name] = _recorded_gateway_heads(node_events[name])
         outcome.checked.append(
-            f"node {name} witness log: {node_report.size} entries, "
+            f"node {name} witness log: {said}, "
             f"{len(recorded[name])} gateway tree heads recorded with orders"
         )
     views = compare_views(
@@ -180,25 +241,59 @@ def verify_consortium(
     )
     outcome.problems += [f"split view: {c.message}" for c in views.conflicts]
     outcome.problems += list(views.unverifiable)
-    if nodes:
-        outcome.checked.append(
-            "every gateway tree head the nodes recorded matches the gateway's log"
+    if not nodes:
+        outcome.warnings.append(
+            "no node witness logs given: the gateway's log is checked on its own, and a "
+            "tail erased from it together with its tree heads cannot be noticed"
         )
+        return outcome
+    outcome.checked.append("every gateway tree head the nodes recorded matches the gateway's log")
+    events = reconcile(decode_events(gateway.entries), node_events)
+    outcome.checked += events.checked
+    outcome.problems += events.problems
+    outcome.warnings += events.warnings
     return outcome
 
 
-def load_last_seen(state: Path, origin: str) -> str | None:
+def load_state(state: Path) -> dict[str, str]:
+    """The auditor's state: per log origin, the newest signed head it verified (a note)."""
     if not state.exists():
-        return None
-    value = json.loads(state.read_text()).get(origin)
-    return value if isinstance(value, str) else None
+        return {}
+    try:
+        data = json.loads(state.read_text())
+    except (OSError, ValueError) as err:
+        raise ConfigurationError(f"the audit state file {state} is unreadable: {err}") from err
+    if not isinstance(data, dict):
+        raise ConfigurationError(f"the audit state file {state} is not a JSON object")
+    found = {}
+    for origin, value in data.items():
+        note = value.get("checkpoint") if isinstance(value, dict) else value  # or a bare note
+        if isinstance(note, str):
+            found[str(origin)] = note
+    return found
+
+
+def save_state(state: Path, notes: Mapping[str, str]) -> None:
+    """Merge ``notes`` (origin -> verified head) into the state file, atomically.
+
+    Each log keeps its size and root hash next to the signed checkpoint they come
+    from, so the file can be read by eye and the checkpoint shown to anyone.
+    """
+    merged = {**load_state(state), **notes}
+    data = {origin: _head_summary(note) for origin, note in sorted(merged.items())}
+    state.parent.mkdir(parents=True, exist_ok=True)
+    partial = state.with_name(state.name + ".partial")
+    partial.write_text(json.dumps(data, indent=2))
+    os.replace(partial, state)
+
+
+def load_last_seen(state: Path, origin: str) -> str | None:
+    """The newest head of log ``origin`` verified before, if any."""
+    return load_state(state).get(origin)
 
 
 def save_last_seen(state: Path, origin: str, note: str) -> None:
-    state.parent.mkdir(parents=True, exist_ok=True)
-    data = json.loads(state.read_text()) if state.exists() else {}
-    data[origin] = note
-    state.write_text(json.dumps(data, indent=2))
+    save_state(state, {origin: note})
 
 
 def raw_public_key_b64(key: Ed25519PublicKey) -> str:

@@ -5,7 +5,8 @@
   witness cosignatures;
 * :mod:`.log`: :class:`AuditEvent` and the :class:`AuditLog` interface;
 * :mod:`.memory`, :mod:`.sqlite`: the storage backends;
-* :mod:`.verify`: what auditors and witnessing nodes run.
+* :mod:`.verify`: what auditors and witnessing nodes run;
+* :mod:`.reconcile`: the events of the gateway's and the nodes' logs, cross-checked.
 """
 
 from mpc_gateway.audit.checkpoint import (

@@ -166,12 +166,18 @@ def _connect(path: Path) -> sqlite3.Connection:
 
 
 def load_raw(path: str | PathLike[str]) -> RawLog:
-    """Read a log file's entries (in index order) and tree heads, read-only, unchecked."""
+    """Read a log file's entries (in index order) and tree heads, read-only, unchecked.
+
+    A missing file, or one that is not an audit log, is a :class:`ConfigurationError`.
+    """
     uri = Path(path).resolve().as_uri() + "?mode=ro"
-    db = sqlite3.connect(uri, uri=True)
     try:
-        entries = [_blob(r[0]) for r in db.execute("SELECT data FROM entries ORDER BY idx")]
-        heads = [r[0] for r in db.execute("SELECT note FROM tree_heads ORDER BY rowid")]
-    finally:
-        db.close()
+        db = sqlite3.connect(uri, uri=True)
+        try:
+            entries = [_blob(r[0]) for r in db.execute("SELECT data FROM entries ORDER BY idx")]
+            heads = [r[0] for r in db.execute("SELECT note FROM tree_heads ORDER BY rowid")]
+        finally:
+            db.close()
+    except sqlite3.Error as err:
+        raise ConfigurationError(f"cannot read the audit log file {path}: {err}") from err
     return RawLog(entries, heads)

@@ -8,6 +8,8 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+from rich.markup import escape
 from rich.table import Table
 
 from mpc_gateway.audit.evidence import log_origin
@@ -17,8 +19,8 @@ from mpc_gateway.auditor import (
     LogCopy,
     certified_log_key,
     check_proof,
-    load_last_seen,
-    save_last_seen,
+    load_state,
+    save_state,
     verify_consortium,
 )
 from mpc_gateway.cli.common import GATEWAY_OPTION, PKI_OPTION, console, reporting_errors
@@ -36,7 +38,7 @@ AUDITOR_OPTION = typer.Option(
 STATE_OPTION = typer.Option(
     Path.home() / ".mpcgw" / "audit-state.json",
     "--state",
-    help="where the last verified tree head is kept",
+    help="where the last verified tree head of every log is kept",
 )
 
 
@@ -97,12 +99,14 @@ def audit_log(
 
 
 def _node_logs(
-    pki: Path, gateway: str, identity: str, nodes: list[str], node_dbs: list[str]
-) -> dict[str, tuple[LogCopy, object]]:
+    pki: Path, identity: str, nodes: list[str], node_dbs: list[str]
+) -> dict[str, tuple[LogCopy, Ed25519PublicKey]]:
     trust = load_layout(pki).trust_domain
-    found: dict[str, tuple[LogCopy, object]] = {}
+    found: dict[str, tuple[LogCopy, Ed25519PublicKey]] = {}
     for spec in node_dbs:
         name, _, path = spec.partition("=")
+        if not path:
+            raise ConfigurationError(f"--node-db takes NAME=PATH, not {spec!r}")
         owner = Identity("node", name, trust)
         found[name] = (LogCopy.from_file(owner, Path(path)), certified_log_key(pki, owner))
     for spec in nodes:
@@ -115,11 +119,16 @@ def _node_logs(
     return found
 
 
-def _print_outcome(outcome: AuditOutcome) -> None:
+def _print_outcome(outcome: AuditOutcome, as_json: bool) -> None:
+    if as_json:
+        print(json.dumps(outcome.to_json(), indent=2))
+        return
     for line in outcome.checked:
-        console.print(f"[green]✓[/] {line}")
+        console.print(f"[green]✓[/] {escape(line)}", highlight=False)
+    for warning in outcome.warnings:
+        console.print(f"[yellow]![/] {escape(warning)}", highlight=False)
     for problem in outcome.problems:
-        console.print(f"[bold red]✗[/] {problem}", highlight=False)
+        console.print(f"[bold red]✗[/] {escape(problem)}", highlight=False)
 
 
 @audit_app.command("verify")
@@ -140,9 +149,11 @@ def audit_verify(
     pki: str = PKI_OPTION,
     identity: str = AUDITOR_OPTION,
     state: Path = STATE_OPTION,
+    as_json: Annotated[bool, typer.Option("--json", help="print the findings as JSON")] = False,
 ) -> None:
-    """Recompute every tree, check every signed head, consistency with what you saw last,
-    and cross-check node witness logs; exits 3 with the reasons on any mismatch."""
+    """Recompute every tree, check every signed head and consistency with the heads you saw
+    last (gateway and nodes), cross-check the node witness logs and reconcile their events
+    with the gateway's; exits 3 with the reasons on any problem (state saved only if none)."""
     pki_dir = Path(pki)
     with reporting_errors():
         owner = Identity("gateway", gateway_name, load_layout(pki_dir).trust_domain)
@@ -152,15 +163,15 @@ def audit_verify(
             with AuditorClient(gateway, tls_from_pki(pki_dir, identity)) as client:
                 log = client.export(owner)
         key = certified_log_key(pki_dir, owner)
-        nodes = _node_logs(pki_dir, gateway, identity, node, node_db)
-        outcome = verify_consortium(log, key, nodes, load_last_seen(state, log.key_name))  # type: ignore[arg-type]
-        _print_outcome(outcome)
+        nodes = _node_logs(pki_dir, identity, node, node_db)
+        outcome = verify_consortium(log, key, nodes, load_state(state))
+        _print_outcome(outcome, as_json)
         if not outcome.ok:
             raise IntegrityError(f"audit verification failed: {len(outcome.problems)} problem(s)")
-        if outcome.latest_note:
-            save_last_seen(state, log.key_name, outcome.latest_note)
-    size = outcome.latest.size if outcome.latest else 0
-    console.print(f"[bold green]verified[/]: the log is intact up to size {size}")
+        save_state(state, outcome.latest_notes)
+    if not as_json:
+        size = outcome.latest.size if outcome.latest else 0
+        console.print(f"[bold green]verified[/]: the log is intact up to size {size}")
 
 
 @audit_app.command("proof")

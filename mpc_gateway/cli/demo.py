@@ -262,6 +262,8 @@ def run_demo(*, rows: int, seed: int, workdir: Path, as_json: bool, institutions
         audit = _audit(files)
         for line in audit.checked:
             say(f"  [green]✓[/] {line}")
+        for warning in audit.warnings:
+            say(f"  [yellow]![/] {warning}")
         for problem in audit.problems:
             say(f"  [bold red]✗[/] {problem}")
     ok = (

@@ -280,10 +280,13 @@ class LocalConsortium:
     def start_node(self, name: str) -> None:
         self._spawn(name, "node", self.files.node_config(name))
 
+    def start_gateway(self) -> None:
+        self._spawn("gateway", "gateway", self.files.gateway_config)
+
     def start(self, timeout_s: float = 60.0) -> LocalConsortium:
         for name in self.files.nodes:
             self.start_node(name)
-        self._spawn("gateway", "gateway", self.files.gateway_config)
+        self.start_gateway()
         self.wait_healthy(timeout_s)
         return self
 

@@ -26,6 +26,7 @@ import threading
 import time
 from dataclasses import dataclass
 
+from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PublicKey
 
@@ -37,15 +38,25 @@ from mpc_gateway.audit.trail import AuditTrail
 from mpc_gateway.canonical import canonical_bytes
 from mpc_gateway.errors import IntegrityError, InvalidRequestError
 from mpc_gateway.orders import ExecutionOrder
-from mpc_gateway.pki.receiver import seal, sealing_info
+from mpc_gateway.pki import Identity
+from mpc_gateway.pki.receiver import receiver_public_key, seal, sealing_info
 
-__all__ = ["Releases", "Handed", "split_blocks"]
+__all__ = ["Releases", "Handed", "order_receiver", "split_blocks"]
 
 HOLD_S = 600.0  # a sealed result not asked for within this long is dropped
 MAX_HELD = 4096
 
 ShareBlocks = dict[str, tuple[int, list[int]]]
 """A node's shares per block: (field modulus, values)."""
+
+
+def order_receiver(
+    order: ExecutionOrder, ca: x509.Certificate, trust_domain: str
+) -> X25519PublicKey:
+    """The key ``order``'s results are sealed to: its plan's analyst's, certified by ``ca``."""
+    role, _, name = order.plan.analyst.partition("/")
+    analyst = Identity(role, name, trust_domain)
+    return receiver_public_key(order.receiver.encode(), ca, analyst)
 
 
 def split_blocks(blocks: ShareBlocks, visible: frozenset[str]) -> tuple[ShareBlocks, ShareBlocks]:

@@ -35,7 +35,7 @@ from mpc_gateway.errors import (
     InvalidQueryError,
 )
 from mpc_gateway.mpc.wire import WorkerConfig
-from mpc_gateway.node.release import Releases, split_blocks
+from mpc_gateway.node.release import Releases, order_receiver, split_blocks
 from mpc_gateway.node.session import SessionSequencer, WorkerProcess
 from mpc_gateway.node.sources import DataSource, close_dataset, open_dataset
 from mpc_gateway.orders import ExecutionOrder, Party, SessionOrder
@@ -48,7 +48,6 @@ from mpc_gateway.pki import (
     tls_credentials_bytes,
     verify,
 )
-from mpc_gateway.pki.receiver import receiver_public_key
 from mpc_gateway.policy import (
     RequiredApproval,
     UsageLedger,
@@ -256,6 +255,7 @@ class Node:
         Every order is recorded in this node's witness log before anything runs,
         with the gateway's signed tree head that came with it, and so is its outcome.
         """
+        order: ExecutionOrder | None = None
         try:
             order = self._verified_order(order_bytes, signature)
             head = verify_evidence(
@@ -263,38 +263,42 @@ class Node:
             )
             dataset, taken = self._checked_plan(order)
             try:
-                receiver = self._receiver(order)  # refused before anything runs
+                receiver = order_receiver(order, self._ca, self.layout.trust_domain)
             except GatewayError:
                 self._give_back(taken)
                 raise
         except GatewayError as err:
+            # an order whose signature checked is named, so auditors can match the dispatch
+            named = {} if order is None else _order_fields(order)
             with self.witness.batch():
                 self.witness.record(
                     "order.refused",
                     str(caller),
+                    query_id=None if order is None else order.query_id,
                     decision="refused",
                     details={
                         "reason": err.public_message,
                         "order_sha256": hashlib.sha256(order_bytes).hexdigest(),
+                        **named,
                     },
                 )
                 self.witness.seal()
             raise
-        self.witness.record(
-            "order.received",
-            str(caller),
-            query_id=order.query_id,
-            dataset=order.plan.dataset,
-            decision="accepted",
-            details={
-                "plan_hash": order.plan_hash,
-                "epoch": order.epoch,
-                "sequence": order.sequence,
-                "gateway_checkpoint": evidence.checkpoint,
-                "gateway_log_size": head.size,
-                "submission_index": evidence.index,
-            },
-        )
+        with self.witness.batch():  # signed at once: a head covers the receipt while it runs
+            self.witness.record(
+                "order.received",
+                str(caller),
+                query_id=order.query_id,
+                dataset=order.plan.dataset,
+                decision="accepted",
+                details={
+                    **_order_fields(order),
+                    "gateway_checkpoint": evidence.checkpoint,
+                    "gateway_log_size": head.size,
+                    "submission_index": evidence.index,
+                },
+            )
+            self.witness.seal()
         try:
             done = self._contribute(order, dataset, timeout_s, receiver)
         except Exception as err:
@@ -320,7 +324,7 @@ class Node:
                 query_id=order.query_id,
                 dataset=order.plan.dataset,
                 decision=decision,
-                details={"plan_hash": order.plan_hash, **details},
+                details={**_order_fields(order), **details},
             )
             self.witness.seal()
 
@@ -362,12 +366,6 @@ class Node:
         digest, size = self.releases.hold(order, sealed, receiver)
         return Contribution(shown, local_ms, mpc_ms, digest, size)
 
-    def _receiver(self, order: ExecutionOrder) -> X25519PublicKey:
-        """The key the order's results are sealed to: the plan's analyst's, certified by the CA."""
-        role, _, name = order.plan.analyst.partition("/")
-        analyst = Identity(role, name, self.layout.trust_domain)
-        return receiver_public_key(order.receiver.encode(), self._ca, analyst)
-
     def _local_inputs(self, order: ExecutionOrder, dataset: DataSource) -> ProgramCall:
         """The MPC program and this node's fixed-shape inputs to it, computed locally."""
         plan, schema = order.plan, dataset.schema
@@ -393,3 +391,8 @@ class Node:
         self.privacy.close()
         for dataset in self.datasets.values():
             close_dataset(dataset)
+
+
+def _order_fields(order: ExecutionOrder) -> dict[str, Any]:
+    """What names an order in the witness log: the gateway's dispatch entry has the same."""
+    return {"plan_hash": order.plan_hash, "epoch": order.epoch, "sequence": order.sequence}

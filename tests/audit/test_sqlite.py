@@ -34,6 +34,19 @@ def test_an_append_is_on_disk_before_it_returns(sqlite_log: SqliteAuditLog) -> N
     assert raw.tree_heads == [note]
 
 
+def test_reading_a_missing_file_or_one_that_is_no_audit_log_is_a_clear_error(
+    tmp_path: Path,
+) -> None:
+    with pytest.raises(ConfigurationError, match="cannot read the audit log file .*missing"):
+        load_raw(tmp_path / "missing.sqlite")
+    other = tmp_path / "other.sqlite"
+    db = sqlite3.connect(other)
+    db.execute("CREATE TABLE t (x)")
+    db.close()
+    with pytest.raises(ConfigurationError, match="no such table: entries"):
+        load_raw(other)
+
+
 def test_store_uses_wal_full_sync_and_the_documented_schema(sqlite_log: SqliteAuditLog) -> None:
     assert sqlite_log._db.execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL
     db = sqlite3.connect(sqlite_log.path)

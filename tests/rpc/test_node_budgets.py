@@ -58,8 +58,9 @@ def test_a_node_refuses_a_forged_order_its_own_budget_cannot_pay(
     served = serve(node_services(node), node.tls, files.pki_dir)
     try:
         stub = node_pb2_grpc.NodeServiceStub(served.channel("gateway/gateway"))
+        forged = forge(files, plan, query_id="over-budget")
         with pytest.raises(grpc.RpcError) as caught:
-            stub.Execute(forge(files, plan, query_id="over-budget").message(), timeout=10)
+            stub.Execute(forged.message(), timeout=10)
         refused = node.witness.log.events(kind="order.refused")[-1].event
     finally:
         served.server.stop(0)
@@ -68,6 +69,10 @@ def test_a_node_refuses_a_forged_order_its_own_budget_cannot_pay(
     details = str(caught.value.details())
     assert "privacy.budget" in details and name in details
     assert "privacy.budget" in str(refused.details["reason"])  # in its witness log
+    # a signed order it refused is named, so an auditor matches it to the gateway's dispatch
+    assert refused.query_id == "over-budget"
+    assert (refused.details["epoch"], refused.details["sequence"]) == (forged.order.epoch, 0)
+    assert refused.details["plan_hash"] == plan.plan_hash
 
 
 def test_a_node_refuses_a_dp_order_that_carries_no_noise(

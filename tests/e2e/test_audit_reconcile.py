@@ -1,0 +1,165 @@
+"""An auditor against an operator who cuts logs: an erased tail and rolled-back witness logs.
+
+Real gateway and node processes; the attacker edits the SQLite files directly (no key needed)
+and restarts the processes on the edited files, as an operator with shell access could.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Iterator
+from contextlib import closing
+from pathlib import Path
+
+import pytest
+
+from mpc_gateway.audit.log import AuditEvent
+from mpc_gateway.cli.app import app
+from mpc_gateway.devnet.localnet import LocalConsortium
+from mpc_gateway.errors import IntegrityError
+from tests.audit.witnesses import entry_count, erase_tail, snapshot
+from tests.e2e.conftest import client_for, start_consortium
+from tests.e2e.test_audit import Outcome, runner
+
+pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture()
+def consortium(tmp_path: Path) -> Iterator[LocalConsortium]:
+    """A consortium of its own: these tests cut its logs for good."""
+    running = start_consortium(tmp_path / "consortium")
+    try:
+        yield running
+    finally:
+        running.stop()
+
+
+def verify_args(consortium: LocalConsortium, state: Path, *options: str) -> list[str]:
+    files = consortium.files
+    nodes = [f"--node={name}={address}" for name, address in files.node_addresses.items()]
+    common = ["--pki", str(files.pki_dir), "--identity", "auditor/audrey", "--state", str(state)]
+    return ["audit", "verify", "--gateway", files.gateway_address, *nodes, *common, *options]
+
+
+def verify(consortium: LocalConsortium, state: Path, *options: str) -> Outcome:
+    return Outcome(verify_args(consortium, state, *options))
+
+
+def run_query(consortium: LocalConsortium) -> str:
+    with client_for(consortium, timeout_s=120.0) as alice:
+        return alice.query("loans", ["count"], group_by="sector").query_id
+
+
+def gateway_db(consortium: LocalConsortium) -> Path:
+    return consortium.files.root / "audit.sqlite"
+
+
+def node_db(consortium: LocalConsortium, name: str) -> Path:
+    return consortium.files.root / "nodes" / name / "audit.sqlite"
+
+
+def first_entry_of(db: Path, kind: str, query_id: str) -> int:
+    with closing(sqlite3.connect(db)) as con:
+        for idx, data in con.execute("SELECT idx, data FROM entries ORDER BY idx"):
+            event = AuditEvent.from_entry(bytes(data))
+            if (event.kind, event.query_id) == (kind, query_id):
+                return int(idx)
+    raise AssertionError(f"no {kind} entry for {query_id} in {db}")
+
+
+def restart(consortium: LocalConsortium, name: str, replace_log: Path | None = None) -> None:
+    """Kill a process (if running), optionally put another file in place of its audit log,
+    and start it again."""
+    if name in consortium.processes:
+        consortium.kill(name)
+    db = gateway_db(consortium) if name == "gateway" else node_db(consortium, name)
+    if replace_log is not None:
+        snapshot(replace_log, db)
+    if name == "gateway":
+        consortium.start_gateway()
+    else:
+        consortium.start_node(name)
+    consortium.wait_healthy(timeout_s=120.0, names=[name])
+
+
+def missing_outcome(name: str, query_id: str) -> str:
+    return f"✗ node {name} completed query {query_id} (epoch"
+
+
+def test_a_tail_erased_from_the_gateways_log_is_caught_before_and_after_a_restart(
+    consortium: LocalConsortium, tmp_path: Path
+) -> None:
+    run_query(consortium)
+    cut_query = run_query(consortium)
+    assert verify(consortium, tmp_path / "honest.json").exit_code == 0
+    consortium.kill("gateway")  # the operator stops the gateway and edits its file
+    erase_tail(
+        gateway_db(consortium),
+        first_entry_of(gateway_db(consortium), "query.dispatched", cut_query),
+    )
+
+    cut = verify(consortium, tmp_path / "first.json", "--db", str(gateway_db(consortium)))
+    assert cut.exit_code == 3, cut.output
+    for name in consortium.files.nodes:
+        assert missing_outcome(name, cut_query) in cut.output, cut.output
+        assert "but the gateway's log has no outcome for it" in cut.output
+    assert "✗ gateway log" not in cut.output  # the cut log is valid on its own
+
+    restart(consortium, "gateway")  # it carries on from the cut file
+    # every node refuses to witness a release in a log that does not extend what it cosigned,
+    # so the next query is caught at once (and nothing is handed over) ...
+    with pytest.raises(IntegrityError, match="cosigned: its log was rewritten"):
+        run_query(consortium)
+    # ... and its signed heads, which the nodes recorded, still do not endorse the cut log
+    endorsed = verify(consortium, tmp_path / "second.json")
+    assert endorsed.exit_code == 3, endorsed.output
+    assert "split view" not in endorsed.output
+    for name in consortium.files.nodes:
+        assert missing_outcome(name, cut_query) in endorsed.output, endorsed.output
+    as_json = runner.invoke(app, verify_args(consortium, tmp_path / "third.json", "--json"))
+    report = json.loads(as_json.stdout)  # the JSON alone on stdout; the error line on stderr
+    assert as_json.exit_code == 3 and report["ok"] is False
+    assert "audit verification failed: 3 problem(s)" in as_json.stderr
+    named = {p.split()[1] for p in report["problems"]}
+    assert named == set(consortium.files.nodes), report["problems"]
+    for problem in report["problems"]:
+        assert problem.startswith(f"node {problem.split()[1]} completed query {cut_query} (epoch ")
+        assert problem.endswith("but the gateway's log has no outcome for it")
+
+
+def test_a_witness_log_restored_from_an_older_copy_or_emptied_is_caught(
+    consortium: LocalConsortium, tmp_path: Path
+) -> None:
+    state = tmp_path / "state.json"
+    run_query(consortium)
+    older = tmp_path / "bank-a-older.sqlite"
+    snapshot(node_db(consortium, "bank-a"), older)
+    older_size = entry_count(older)
+    run_query(consortium)
+    run_query(consortium)
+    honest = verify(consortium, state)
+    assert honest.exit_code == 0, honest.output
+    kept = json.loads(state.read_text())
+    bank_a = next(v for origin, v in kept.items() if "/node/bank-a/" in origin)
+    assert bank_a["size"] > older_size
+
+    restart(consortium, "bank-a", replace_log=older)
+    rolled_back = verify(consortium, state)
+    assert rolled_back.exit_code == 3, rolled_back.output
+    assert (
+        f"✗ node bank-a log: the log holds {older_size} entries, fewer than the size "
+        f"{bank_a['size']} of the last head you saw: entries were removed"
+    ) in rolled_back.output
+    assert json.loads(state.read_text()) == kept  # a failed verification moves nothing
+
+    empty = tmp_path / "bank-a-empty.sqlite"
+    erase_tail(snapshot(older, empty), 0)
+    assert entry_count(empty) == 0
+    restart(consortium, "bank-a", replace_log=empty)
+    emptied = verify(consortium, state)
+    assert emptied.exit_code == 3, emptied.output
+    assert (
+        f"✗ node bank-a log: the log holds 0 entries, fewer than the size {bank_a['size']} of "
+        "the last head you saw: entries were removed"
+    ) in emptied.output
