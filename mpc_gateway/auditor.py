@@ -163,7 +163,8 @@ def _head_summary(note: str) -> dict[str, Any]:
 def _recorded_gateway_heads(events: list[AuditEvent | None]) -> list[str]:
     heads = []
     for event in events:
-        if event is None or event.kind != "order.received":
+        # the heads nodes received with orders, and the ones they cosigned for releases
+        if event is None or event.kind not in ("order.received", "result.released"):
             continue
         note = event.details.get("gateway_checkpoint")
         if isinstance(note, str):

@@ -70,7 +70,7 @@ class QueryStatus:
     """Where a query that needed approval stands."""
 
     query_id: str
-    state: str  # waiting, running, released, rejected, failed
+    state: str  # waiting, running, released, rejected, failed, abandoned (by a restart)
     waiting_for: tuple[str, ...]
     reason: str
     result: Released | None
@@ -303,9 +303,10 @@ class GatewayClient(ServiceClient):
             status = self.status(query_id)
             if status.result is not None:
                 return status.result
-            if status.state in ("rejected", "failed"):
+            if status.state in ("rejected", "failed", "abandoned", "released"):
+                # released without a result: it was released before the gateway restarted
                 error = PolicyDeniedError if status.state == "rejected" else ProtocolAbortedError
-                raise error(f"query {query_id} {status.state}: {status.reason}")
+                raise error(f"query {query_id} {status.state}: {status.reason}", query_id)
             if time.monotonic() > deadline:
                 waiting = (
                     f", waiting for {', '.join(status.waiting_for)}" if status.waiting_for else ""

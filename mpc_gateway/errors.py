@@ -16,6 +16,7 @@ ApprovalMissingError                  FAILED_PRECONDITION  3
 DisclosureRiskError                   FAILED_PRECONDITION  3
 BudgetExhaustedError                  RESOURCE_EXHAUSTED   3
 NodeUnavailableError                  UNAVAILABLE          4
+ShuttingDownError                     UNAVAILABLE          4
 ProtocolAbortedError                  ABORTED              4
 DeadlineExceededError                 DEADLINE_EXCEEDED    4
 ConfigurationError                    FAILED_PRECONDITION  5
@@ -38,6 +39,7 @@ __all__ = [
     "DisclosureRiskError",
     "BudgetExhaustedError",
     "NodeUnavailableError",
+    "ShuttingDownError",
     "ProtocolAbortedError",
     "DeadlineExceededError",
     "ConfigurationError",
@@ -118,6 +120,13 @@ class BudgetExhaustedError(GatewayError):
 
 class NodeUnavailableError(GatewayError):
     """A node could not be reached or stopped answering."""
+
+    status = "UNAVAILABLE"
+    exit_code = 4
+
+
+class ShuttingDownError(GatewayError):
+    """The server is draining before it stops: it takes no new calls, or ran out of grace."""
 
     status = "UNAVAILABLE"
     exit_code = 4

@@ -130,6 +130,7 @@ class NodeSettings(_Settings):
     policy: Path  # this institution's policy file
     usage_db: Path = Path("usage.sqlite")  # daily query counts and privacy budgets spent
     scan_threads: int = Field(default=1, ge=1, le=256)  # DuckDB threads for local pre-aggregation
+    shutdown_grace_s: float = Field(default=30.0, ge=0, le=3600)  # SIGTERM: orders may finish
     role: NodeRole = "institution"  # a helper lists its datasets' schemas only, and no source
     datasets: dict[str, DatasetSource]
     log_level: str = "INFO"
@@ -156,6 +157,10 @@ class GatewaySettings(_Settings):
     audit_db: Path = Path("audit.sqlite")
     consortium_policy: Path
     usage_db: Path = Path("usage.sqlite")  # daily query counts and privacy budgets spent
+    # queries waiting for approval, and outcomes a restart must still report; default: a
+    # queries.sqlite beside audit_db (gateway/pending.py says why it is a file of its own)
+    queries_db: Path | None = None
+    shutdown_grace_s: float = Field(default=30.0, ge=0, le=3600)  # SIGTERM: queries may finish
     query_timeout_s: float = Field(default=30.0, gt=0, le=3600)
     risk_timeout_s: float = Field(default=600.0, gt=0, le=3600)  # per MPC job of a risk query
     models_dir: Path = Path("models")  # registered scoring models (public records, sealed weights)

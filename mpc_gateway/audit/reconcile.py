@@ -143,6 +143,7 @@ class _NodeEvents:
     held: dict[Slot, OrderKey] = field(default_factory=dict)  # received, or refused
     positions: dict[tuple[int, int], OrderKey] = field(default_factory=dict)  # (epoch, seq)
     ends: dict[Slot, str] = field(default_factory=dict)  # slot -> order.completed | order.failed
+    cosigned: dict[str, int] = field(default_factory=dict)  # query -> gateway log size cosigned
     problems: list[str] = field(default_factory=list)
 
     @classmethod
@@ -157,6 +158,9 @@ class _NodeEvents:
                     open_orders.append(key)
             elif event.kind in _NODE_ENDS and event.query_id is not None:
                 found._end(event, key, open_orders)
+            elif event.kind == "result.released" and event.query_id is not None:
+                size = event.details.get("gateway_log_size")
+                found.cosigned[event.query_id] = size if isinstance(size, int) else -1
         return found
 
     def _hold(self, key: OrderKey) -> None:
@@ -296,6 +300,18 @@ def _releases(gateway: _GatewayEvents, nodes: Mapping[str, _NodeEvents], found: 
     return count
 
 
+def _cosigned(gateway: _GatewayEvents, nodes: Mapping[str, _NodeEvents], found: _Findings) -> int:
+    """Every release a node cosigned (and handed its sealed shares for) is in the gateway's log."""
+    for node in nodes.values():
+        for query_id, size in node.cosigned.items():
+            if not any(o.kind == "result.released" for o in gateway.outcomes.get(query_id, [])):
+                found.problems.append(
+                    f"node {node.name} cosigned the release of query {query_id} (the gateway's "
+                    f"log at size {size}) but the gateway's log has no release of it"
+                )
+    return sum(len(node.cosigned) for node in nodes.values())
+
+
 def reconcile(
     gateway_events: Sequence[AuditEvent | None],
     node_events: Mapping[str, Sequence[AuditEvent | None]],
@@ -313,10 +329,12 @@ def reconcile(
     ends = sum(_node_outcomes(node, gateway, found) for node in nodes.values())
     dispatched = _dispatches(gateway, nodes, found)
     released = _releases(gateway, nodes, found)
+    cosigned = _cosigned(gateway, nodes, found)
     checked = [
         f"events reconciled: {orders} orders held alike by the nodes, {ends} node outcomes "
         f"matched to the gateway's outcomes and dispatches, {dispatched} dispatches and "
-        f"{released} releases matched to the nodes' orders and completions"
+        f"{released} releases matched to the nodes' orders and completions, {cosigned} "
+        "cosigned releases found in the gateway's log"
     ]
     if found.unchecked:
         found.warnings.append(

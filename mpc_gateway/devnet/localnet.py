@@ -327,6 +327,12 @@ class LocalConsortium:
         process.send_signal(signal.SIGKILL)
         process.wait()
 
+    def terminate(self, name: str, timeout_s: float = 90.0) -> int:
+        """Stop a process as an operator does (SIGTERM: it drains first); its exit code."""
+        process = self.processes.pop(name)
+        process.send_signal(signal.SIGTERM)
+        return process.wait(timeout=timeout_s)
+
     def stop(self) -> None:
         for process in self.processes.values():
             if process.poll() is None:

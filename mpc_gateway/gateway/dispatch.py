@@ -8,7 +8,7 @@ every node at once (so no node waits for a peer that will never answer) and
 starts a new epoch: the next query gets a fresh session. The blocks the
 computation opens to steer itself are reconstructed from every node's
 re-randomised shares; the result stays sealed to its receiver at the nodes
-until :meth:`Dispatcher.release` shows them the logged release.
+until :class:`~mpc_gateway.gateway.relay.Relay` shows them the logged release.
 """
 
 from __future__ import annotations
@@ -17,14 +17,13 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor, as_completed
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from typing import Any
 
 import grpc
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from mpc_gateway.audit.checkpoint import append_signature, parse_checkpoint, parse_note
 from mpc_gateway.audit.evidence import DispatchEvidence
 from mpc_gateway.computations import Plan
 from mpc_gateway.errors import (
@@ -32,9 +31,9 @@ from mpc_gateway.errors import (
     GatewayError,
     IntegrityError,
     ProtocolAbortedError,
+    ShuttingDownError,
 )
 from mpc_gateway.orders import ExecutionOrder, Party, SessionOrder, recombine_block
-from mpc_gateway.orders.release import SealedShare
 from mpc_gateway.pki import sign
 from mpc_gateway.policy import SignedApproval
 from mpc_gateway.proto.v1 import node_pb2, node_pb2_grpc
@@ -47,6 +46,7 @@ __all__ = ["Dispatcher", "Dispatched"]
 log = logging.getLogger(__name__)
 
 _ABORT_TIMEOUT_S = 5.0
+_STOP_CHECK_S = 0.25  # how soon a query waiting on nodes notices that the gateway stops
 MAX_IN_FLIGHT = 32  # below the nodes' 64 handler threads (rpc.server.build_server)
 
 
@@ -61,6 +61,7 @@ class Dispatched:
     participation: list[dict[str, object]]  # per node: name, party index, timings (audit)
     sealed: dict[str, str]  # per node: the digest of its result shares, sealed and held there
     sealed_bytes: int
+    cosigned: dict[str, int]  # per node: the size of our log it had cosigned last
 
 
 class Dispatcher:
@@ -82,9 +83,10 @@ class Dispatcher:
             Party(index=i, name=link.name, host=link.mpc_host, port=link.mpc_port)
             for i, link in enumerate(ordered)
         )
+        self._channels = [client_channel(link.address, tls) for link in ordered]
         self._stubs = [
-            (link.name, node_pb2_grpc.NodeServiceStub(client_channel(link.address, tls)))
-            for link in ordered
+            (link.name, node_pb2_grpc.NodeServiceStub(channel))
+            for link, channel in zip(ordered, self._channels, strict=True)
         ]
         self._key = signing_key
         self._pool = ThreadPoolExecutor(
@@ -99,7 +101,8 @@ class Dispatcher:
         self._deadlines: dict[
             tuple[int, int], int
         ] = {}  # orders in flight: (epoch, seq) -> deadline
-        self._cosigned: dict[str, int] = {}  # per node: the size of our log it cosigned last
+        self._stopped: str | None = None  # why no order runs any more (stop())
+        self._closed = False
 
     def run(
         self,
@@ -128,6 +131,7 @@ class Dispatcher:
                     query_id, plan, timeout_s, proof, on_dispatched, approvals, step or {}, receiver
                 )
             except ProtocolAbortedError as err:
+                self._raise_if_stopped(query_id)
                 # every node answered ABORTED: its session was torn down under it (another
                 # query's failure, a stale session opening), not by this query or a bad node.
                 # Nothing was released; run it once more in the session that replaced it.
@@ -152,6 +156,7 @@ class Dispatcher:
         receiver: str,
     ) -> Dispatched:
         with self._lock:
+            self._raise_if_stopped(query_id)
             order = self._next_order(query_id, plan, timeout_s, approvals, step, receiver)
             key = (order.epoch, order.sequence)
             self._deadlines[key] = order.deadline_ms
@@ -167,7 +172,7 @@ class Dispatcher:
             ]
         try:
             on_dispatched(order)
-            replies, failures = self._collect(order, calls)
+            replies, failures = self._collect(query_id, order, calls)
         finally:
             with self._lock:
                 del self._deadlines[key]
@@ -207,20 +212,55 @@ class Dispatcher:
 
     def _collect(
         self,
+        query_id: str,
         order: ExecutionOrder,
         calls: list[Future[tuple[str, node_pb2.ResultShares | GatewayError]]],
     ) -> tuple[dict[str, node_pb2.ResultShares], list[GatewayError]]:
         replies: dict[str, node_pb2.ResultShares] = {}
         failures: list[GatewayError] = []
-        for call in as_completed(calls):
-            name, outcome = call.result()
-            if isinstance(outcome, GatewayError):
-                failures.append(outcome)
-                if len(failures) == 1:  # stop everyone else now, not at the deadline
-                    self.abort(order.epoch, outcome.public_message)
-            else:
-                replies[name] = outcome
+        waiting = set(calls)
+        while waiting:
+            done, waiting = wait(waiting, timeout=_STOP_CHECK_S, return_when=FIRST_COMPLETED)
+            if not done:
+                self._raise_if_stopped(query_id)  # stop() has aborted the session already
+            for call in done:
+                name, outcome = call.result()
+                if isinstance(outcome, GatewayError):
+                    failures.append(outcome)
+                    if len(failures) == 1:  # stop everyone else now, not at the deadline
+                        self.abort(order.epoch, outcome.public_message)
+                else:
+                    replies[name] = outcome
         return replies, failures
+
+    def stop(self, reason: str) -> None:
+        """Run no order any more: the ones under way end now with ShuttingDownError.
+
+        The current session is aborted at every node, so no node keeps computing
+        for a query whose result nobody will collect.
+        """
+        with self._lock:
+            self._stopped = reason
+            epoch = self._epoch
+        self.abort(epoch, reason, reopen=False)
+
+    def close(self) -> None:
+        """Close the channels to the nodes: calls still waiting on a node end now."""
+        with self._lock:
+            self._closed = True
+            self._stopped = self._stopped or "the gateway has stopped"
+        for channel in self._channels:
+            channel.close()
+        self._pool.shutdown(wait=False, cancel_futures=True)
+
+    def _raise_if_stopped(self, query_id: str) -> None:
+        if self._stopped is not None:
+            raise ShuttingDownError(f"query {query_id}: {self._stopped}", query_id=query_id)
+
+    @property
+    def stubs(self) -> list[tuple[str, node_pb2_grpc.NodeServiceStub]]:
+        """Every node's name and stub, in party order."""
+        return self._stubs
 
     def open_session(self, timeout_s: float = 15.0) -> bool:
         """Connect the current epoch's MPC session at every node; True once all report it open."""
@@ -254,6 +294,8 @@ class Dispatcher:
 
         def keep_trying() -> None:
             while not self.open_session():
+                if self._stopped is not None:
+                    return
                 time.sleep(retry_s)
             then()
 
@@ -262,7 +304,7 @@ class Dispatcher:
     def abort(self, epoch: int, reason: str, reopen: bool = True) -> None:
         """Tear down ``epoch``'s session at every node; later queries use a new epoch."""
         with self._lock:
-            if self._epoch != epoch:
+            if self._epoch != epoch or self._closed:
                 return
             self._epoch = max(epoch + 1, time.time_ns() // 1_000_000)
             self._next = 0
@@ -295,8 +337,6 @@ class Dispatcher:
                 shares.setdefault(block.name, []).append(point)
         parties = len(order.parties)
         blocks = {name: recombine_block(name, points, parties) for name, points in shares.items()}
-        for name, reply in replies.items():
-            self._cosigned.setdefault(name, reply.cosigned_size)
         return Dispatched(
             order=order,
             blocks=blocks,
@@ -312,49 +352,9 @@ class Dispatcher:
                 for r in sorted(replies.values(), key=lambda r: r.party_index)
             ],
             sealed={name: r.sealed_sha256 for name, r in replies.items()},
+            cosigned={name: r.cosigned_size for name, r in replies.items()},
             sealed_bytes=sum(r.sealed_size for r in replies.values()),
         )
-
-    def release(
-        self,
-        query_id: str,
-        release: DispatchEvidence,
-        consistency: Callable[[int, int], list[bytes]],
-        timeout_s: float = _ABORT_TIMEOUT_S,
-    ) -> tuple[str, tuple[SealedShare, ...]]:
-        """Have every node cosign the checkpoint logging the release and hand over its shares.
-
-        Returns the checkpoint with every node's cosignature and the sealed shares.
-        Callers release one query at a time, each against a newer checkpoint, so
-        every node sees our log only grow.
-        """
-        size = parse_checkpoint(parse_note(release.checkpoint)[0]).size
-        calls = []
-        for name, stub in self._stubs:
-            start = self._cosigned.get(name, 0)
-            request = node_pb2.ReleaseRequest(
-                query_id=query_id,
-                checkpoint=release.checkpoint,
-                entry=release.entry,
-                index=release.index,
-                inclusion=release.proof,
-                from_size=start,
-                consistency=consistency(start, size),
-            )
-            calls.append((name, stub.Release.future(request, timeout=timeout_s)))
-        note, shares, failures = release.checkpoint, [], []
-        for name, call in calls:
-            try:
-                reply = call.result()
-            except grpc.RpcError as err:
-                failures.append(error_from_rpc(err, f"node {name}"))
-                continue
-            self._cosigned[name] = reply.cosigned_size
-            note = append_signature(note, reply.cosignature)
-            shares.append(SealedShare(reply.node, reply.party_index, reply.ciphertext))
-        if failures:
-            raise failures[0]
-        return note, tuple(shares)
 
 
 def _execute(

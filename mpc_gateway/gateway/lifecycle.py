@@ -6,6 +6,9 @@ new one under the query's lock: two approvers deciding at the same moment
 cannot both start it, and an outcome is recorded exactly once. The
 :class:`QueryBook` keeps the queries by id and forgets finished ones after a
 while (their outcome has been fetched by then or can be read in the audit log).
+With a :class:`~mpc_gateway.gateway.pending.QueryStore`, the book also keeps
+each waiting query, its approvals and every state it reaches on disk, so a
+restart resumes what waits and still reports how the others ended.
 """
 
 from __future__ import annotations
@@ -21,7 +24,13 @@ from typing import Any
 from cryptography import x509
 
 from mpc_gateway.computations import Plan, Request
-from mpc_gateway.errors import ApprovalMissingError, InvalidRequestError, PolicyDeniedError
+from mpc_gateway.errors import (
+    ApprovalMissingError,
+    GatewayError,
+    InvalidRequestError,
+    PolicyDeniedError,
+)
+from mpc_gateway.gateway.pending import EndedQuery, QueryStore
 from mpc_gateway.pki import Identity
 from mpc_gateway.policy import CombinedDecision, SignedApproval, approvals_satisfied
 
@@ -66,6 +75,7 @@ class TrackedQuery:
     done: threading.Event = field(default_factory=threading.Event)
     lock: threading.RLock = field(default_factory=threading.RLock)
     clock: Clock = time.monotonic
+    on_change: Callable[[TrackedQuery], None] = lambda query: None  # after each transition
 
     @property
     def plan(self) -> Plan:
@@ -82,8 +92,22 @@ class TrackedQuery:
             if to.finished:
                 self.outcome = outcome
                 self.finished_at = self.clock()
+            self.on_change(self)
+            if to.finished:
                 self.done.set()
             return True
+
+    def check_decision(self, caller: Identity, signed: SignedApproval) -> None:
+        """Refuse a decision that is not the caller's own, or not on this query's plan."""
+        if signed.body.approver != str(caller):
+            raise PolicyDeniedError(
+                f"{caller} may only submit its own decisions, not {signed.body.approver}'s"
+            )
+        if signed.body.plan_hash != self.plan.plan_hash:
+            raise InvalidRequestError(
+                f"the signed decision is for plan {signed.body.plan_hash}, but query "
+                f"{self.query_id} has plan {self.plan.plan_hash}: it was not recorded"
+            )
 
     def _statuses(self, ca: x509.Certificate) -> list[tuple[str, Any]]:
         now = datetime.now(UTC)
@@ -119,11 +143,14 @@ class TrackedQuery:
 class QueryBook:
     """Queries that needed approval, by id; thread-safe; finished ones kept ``keep_s`` seconds."""
 
-    def __init__(self, keep_s: float = 3600.0, clock: Clock = time.monotonic) -> None:
+    def __init__(
+        self, keep_s: float = 3600.0, clock: Clock = time.monotonic, store: QueryStore | None = None
+    ) -> None:
         self._lock = threading.Lock()
         self._queries: dict[str, TrackedQuery] = {}
         self._keep_s = keep_s
         self._clock = clock
+        self.store = store
 
     def _forget_old(self) -> None:
         now = self._clock()
@@ -136,10 +163,52 @@ class QueryBook:
             del self._queries[query_id]
 
     def add(self, query: TrackedQuery) -> None:
+        """Keep ``query`` (on disk too, before the audit log says it waits)."""
         query.clock = self._clock
+        if self.store is not None:
+            self.store.keep_waiting(
+                query.query_id,
+                query.caller,
+                query.request,
+                query.certificate,
+                query.plan.plan_hash,
+                query.submitted_ms,
+                query.receiver,
+            )
+            query.on_change = self._persist
         with self._lock:
             self._forget_old()
             self._queries[query.query_id] = query
+
+    def _persist(self, query: TrackedQuery) -> None:
+        assert self.store is not None
+        if query.state is QueryState.RUNNING:
+            self.store.started(query.query_id)
+        elif query.state.finished:
+            outcome = query.outcome
+            reason = outcome.public_message if isinstance(outcome, GatewayError) else ""
+            self.remember(
+                query.query_id, str(query.caller), query.state, query.plan.plan_hash, reason
+            )
+
+    def remember(
+        self, query_id: str, caller: str, state: str, plan_hash: str | None, reason: str
+    ) -> None:
+        """How a query ended, for status calls after a restart (with a store)."""
+        if self.store is not None:
+            self.store.ended(
+                query_id, caller, str(state), plan_hash, reason, time.time_ns() // 1_000_000
+            )
+
+    def keep_approvals(self, query: TrackedQuery) -> None:
+        """Store the decisions ``query`` has so far (after the audit log recorded them)."""
+        if self.store is not None:
+            self.store.keep_approvals(query.query_id, list(query.approvals))
+
+    def check_decision_is_new(self, signed: SignedApproval, query_id: str) -> None:
+        """Refuse a signed decision already given on another query: each needs its own."""
+        if self.store is not None:  # it keeps every decision given, also on finished queries
+            self.store.check_decision_is_new(signed, query_id)
 
     def get(self, query_id: str, caller: Identity | None = None) -> TrackedQuery:
         with self._lock:
@@ -152,6 +221,16 @@ class QueryBook:
                 f"no query {query_id} is waiting for approval or has run after one"
             )
         return query
+
+    def find(self, query_id: str, caller: Identity) -> TrackedQuery | EndedQuery:
+        """``get``, or how the query ended if only the store still knows (after a restart)."""
+        try:
+            return self.get(query_id, caller)
+        except InvalidRequestError:
+            ended = None if self.store is None else self.store.ending(query_id)
+            if ended is None or (caller.role == "analyst" and ended.caller != str(caller)):
+                raise
+            return ended
 
     def waiting(self, approver: Identity) -> Sequence[TrackedQuery]:
         with self._lock:

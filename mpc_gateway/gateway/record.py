@@ -177,3 +177,7 @@ class QueryRecord:
             if privacy_refunded:
                 details["privacy_refunded"] = True
             self._close(kind, "failed" if kind == "query.failed" else "rejected", details)
+
+    def abandoned(self, reason: str) -> None:
+        """The query was left without an outcome (the gateway stopped under it): say so."""
+        self._close("query.abandoned", "abandoned", {"reason": reason, "plan_hash": self.plan_hash})

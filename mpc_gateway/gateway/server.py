@@ -7,8 +7,10 @@ into statuses), so every method here only converts and delegates.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
+import time
 from typing import TypeVar
 
 import grpc
@@ -19,6 +21,7 @@ from mpc_gateway.computations import Request
 from mpc_gateway.computations.scoring import ScoringModel
 from mpc_gateway.errors import GatewayError, InvalidRequestError
 from mpc_gateway.gateway.lifecycle import TrackedQuery
+from mpc_gateway.gateway.pending import EndedQuery
 from mpc_gateway.gateway.registry import RegisteredModel
 from mpc_gateway.gateway.service import Gateway
 from mpc_gateway.pki.sealing import SealedWeights
@@ -27,6 +30,7 @@ from mpc_gateway.proto.v1 import gateway_pb2, gateway_pb2_grpc
 from mpc_gateway.rpc.audit_servicer import audit_service
 from mpc_gateway.rpc.auth import caller_certificate_sha256, current_caller
 from mpc_gateway.rpc.convert import dataset_to_proto, request_from_proto, result_to_proto
+from mpc_gateway.rpc.drain import Gate
 from mpc_gateway.rpc.server import Service, build_server, serve_until_signalled
 from mpc_gateway.settings import GatewaySettings
 
@@ -35,6 +39,7 @@ __all__ = [
     "APPROVAL_ACCESS",
     "GatewayServicer",
     "ApprovalServicer",
+    "drain_gateway",
     "serve_gateway",
 ]
 
@@ -171,7 +176,14 @@ def _parse(kind: type[T], text: str, what: str) -> T:
         raise InvalidRequestError(f"the {what} is malformed: {where}: {first['msg']}") from None
 
 
-def status_to_proto(query: TrackedQuery, gateway: Gateway) -> gateway_pb2.QueryStatus:
+def status_to_proto(query: TrackedQuery | EndedQuery, gateway: Gateway) -> gateway_pb2.QueryStatus:
+    if isinstance(query, EndedQuery):  # after a restart: its state and why, no result
+        return gateway_pb2.QueryStatus(
+            query_id=query.query_id,
+            state=query.state,
+            plan_hash=query.plan_hash,
+            reason=query.reason or "released before the gateway restarted; results are not kept",
+        )
     with query.lock:
         state, outcome = query.state, query.outcome
     status = gateway_pb2.QueryStatus(
@@ -230,12 +242,44 @@ def gateway_services(gateway: Gateway) -> list[Service]:
     ]
 
 
+def drain_gateway(gateway: Gateway, calls: Gate, deadline: float) -> None:
+    """Let the calls and queries under way finish by ``deadline``, end the rest, then close.
+
+    A query still running at the deadline ends with ShuttingDownError (UNAVAILABLE) and
+    its audit outcome, as any failed query, before the audit log and ledgers close.
+    """
+    if not _idle(gateway, calls, deadline):
+        grace = gateway.settings.shutdown_grace_s
+        running = gateway.executions.busy
+        log.warning("%d queries did not finish within %.0f s: ending them", running, grace)
+        gateway.dispatcher.stop(
+            f"the gateway is shutting down and the query did not finish within its {grace:g} s "
+            "grace period; submit it again"
+        )
+        if not _idle(gateway, calls, time.monotonic() + _ENDING_S):
+            log.error("queries did not end in time; the next start records them as abandoned")
+    gateway.close()
+    gateway.dispatcher.close()  # calls still waiting on a node end, so the process can exit
+
+
+def _idle(gateway: Gateway, calls: Gate, deadline: float) -> bool:
+    # the calls first: one may be planning a query, or an approval start one; once no call
+    # runs (and the gate lets no new one in), no query can start any more
+    return calls.wait_idle(deadline - time.monotonic()) and gateway.executions.wait_idle(
+        deadline - time.monotonic()
+    )
+
+
+_ENDING_S = 10.0  # after the grace period, for stopped queries to record their outcome
+
+
 def serve_gateway(settings: GatewaySettings) -> None:
-    """Serve until SIGTERM/SIGINT."""
+    """Serve until SIGTERM/SIGINT, then drain (:func:`drain_gateway`) and stop."""
     gateway = Gateway(settings)
     services = gateway_services(gateway)
+    gate = Gate("the gateway")
     server, port, health = build_server(
-        settings.listen, gateway.tls, services, gateway.layout.trust_domain
+        settings.listen, gateway.tls, services, gateway.layout.trust_domain, gate=gate
     )
     # ready (SERVING) once the nodes' MPC session is open, so probes never send queries too early
     names = [service.name for service in services] + [""]
@@ -254,4 +298,5 @@ def serve_gateway(settings: GatewaySettings) -> None:
         port,
         ", ".join(p.name for p in gateway.dispatcher.parties),
     )
-    serve_until_signalled(server, health, gateway.close)
+    drain = functools.partial(drain_gateway, gateway, gate)
+    serve_until_signalled(server, health, gate, drain, settings.shutdown_grace_s)

@@ -3,11 +3,9 @@
 The gateway never holds institution data. It turns an analyst's request into a
 canonical plan (the request's computation builds it), evaluates the
 consortium's and every institution's policy (a query that needs approvals waits
-for them), has every node execute the plan in the global MPC order, logs the
-release, and relays to the analyst who asked the result shares every node
-sealed to the analyst's key, once every node has cosigned the checkpoint that
-logs the release. The gateway never holds a result: it sees only the blocks a
-computation opens to steer itself (:meth:`Computation.visible`). Every step,
+for them), has every node execute the plan in the global MPC order, and relays
+the result, sealed to the analyst, once every node witnessed its release
+(:mod:`mpc_gateway.gateway.relay`): it never holds a result. Every step,
 including every refusal and failure, is appended to the audit log before it
 takes effect: no result leaves without its audit entry.
 
@@ -44,13 +42,15 @@ from mpc_gateway.errors import (
     GatewayError,
     InternalError,
     InvalidQueryError,
-    InvalidRequestError,
     PolicyDeniedError,
+    ShuttingDownError,
 )
 from mpc_gateway.gateway.dispatch import Dispatched, Dispatcher
 from mpc_gateway.gateway.governance import BudgetLine, Governance
 from mpc_gateway.gateway.lifecycle import QueryBook, QueryState, TrackedQuery, not_waiting
+from mpc_gateway.gateway.pending import EndedQuery, QueryStore
 from mpc_gateway.gateway.record import QueryRecord
+from mpc_gateway.gateway.recovery import LogScan, recover
 from mpc_gateway.gateway.registry import ModelRegistry, RegisteredModel
 from mpc_gateway.gateway.relay import Relay
 from mpc_gateway.orders.release import Relayed
@@ -59,6 +59,7 @@ from mpc_gateway.pki.sealing import SealedWeights
 from mpc_gateway.policy import CombinedDecision, SignedApproval, approvals_satisfied
 from mpc_gateway.privacy import DEFAULT_DELTA, epsilon_for
 from mpc_gateway.query.schema import DatasetSchema, load_schema
+from mpc_gateway.rpc.drain import Gate
 from mpc_gateway.settings import GatewaySettings
 
 __all__ = ["Gateway"]
@@ -89,7 +90,10 @@ class Gateway:
         self.governance = Governance(
             settings.consortium_policy, policies, self.schemas, settings.usage_db
         )
-        self.book = QueryBook()
+        queries_db = settings.queries_db or settings.audit_db.with_name("queries.sqlite")
+        self.store = QueryStore(queries_db, self.layout.trust_domain)
+        self.book = QueryBook(store=self.store)
+        self.executions = Gate("the gateway")  # queries running, drained on SIGTERM
         self.dispatcher = dispatcher or Dispatcher(
             settings.nodes, self.layout.nodes, self.tls, signing_key
         )
@@ -113,6 +117,9 @@ class Gateway:
                     details={"owner": owner, "version_hash": version},
                 )
             self.audit.seal()
+        decide = lambda c, r: self.governance.decide(c, self._plan(c, r))  # noqa: E731
+        self.recovered = recover(self.audit, self.store, self.book, decide, self.ca)
+        self.scan = LogScan(self.audit.log, self.store)
 
     @property
     def parties(self) -> int:
@@ -182,7 +189,8 @@ class Gateway:
             query.plan_hash = plan.plan_hash
             query.pending(plan, tracked.waiting_for(self.ca))
             raise tracked.waiting_error()
-        return self._execute(query, caller, request, plan, certificate, (), receiver)
+        with self.executions.hold():  # drained on SIGTERM
+            return self._execute(query, caller, request, plan, certificate, (), receiver)
 
     def refuse_malformed(
         self, caller: Identity, dataset: str, err: GatewayError, certificate: str = ""
@@ -261,6 +269,8 @@ class Gateway:
                 log.exception("query %s failed", query.query_id)
                 err = InternalError("internal error at the gateway")
             query.failed(err, privacy_refunded=refunded)
+            if isinstance(err, ShuttingDownError):  # so that status says so after the restart
+                self.book.remember(query.query_id, str(caller), "failed", plan.plan_hash, str(err))
             raise
         total_ms = (time.perf_counter() - started) * 1000
         return self.relay.release(query, plan, schema, public, steps, total_ms)
@@ -304,9 +314,9 @@ class Gateway:
         """The queries waiting for ``caller``'s decision."""
         return list(self.book.waiting(caller))
 
-    def status(self, caller: Identity, query_id: str) -> TrackedQuery:
-        """A query that needed approval; analysts see only their own."""
-        return self.book.get(query_id, caller)
+    def status(self, caller: Identity, query_id: str) -> TrackedQuery | EndedQuery:
+        """A query that needed approval, or one a restart ended; analysts see only their own."""
+        return self.book.find(query_id, caller)
 
     def decide(self, caller: Identity, query_id: str, signed: SignedApproval) -> TrackedQuery:
         """Record an approver's signed decision; run the query once every approval is in.
@@ -317,16 +327,9 @@ class Gateway:
         at a time, so two approvals at once start it once.
         """
         query = self.book.get(query_id)
-        if signed.body.approver != str(caller):
-            raise PolicyDeniedError(
-                f"{caller} may only submit its own decisions, not {signed.body.approver}'s"
-            )
+        query.check_decision(caller, signed)
+        self.book.check_decision_is_new(signed, query_id)
         plan_hash = query.plan.plan_hash
-        if signed.body.plan_hash != plan_hash:
-            raise InvalidRequestError(
-                f"the signed decision is for plan {signed.body.plan_hash}, but query {query_id} "
-                f"has plan {plan_hash}: it was not recorded"
-            )
         with query.lock:
             if query.state is not QueryState.WAITING:
                 raise not_waiting(query)
@@ -345,6 +348,7 @@ class Gateway:
                 signed.body.reason,
                 base64.b64encode(signed.signature).decode(),
             )
+            self.book.keep_approvals(query)
             self._advance(query, record)
         return query
 
@@ -357,7 +361,8 @@ class Gateway:
         elif not query.waiting_for(self.ca) and query.transition(
             QueryState.WAITING, QueryState.RUNNING
         ):
-            threading.Thread(target=self._run_approved, args=(query, record), daemon=True).start()
+            run = self.executions.holding(lambda: self._run_approved(query, record))
+            threading.Thread(target=run, daemon=True).start()
 
     def _run_approved(self, query: TrackedQuery, record: QueryRecord) -> None:
         try:
@@ -379,6 +384,8 @@ class Gateway:
             query.transition(QueryState.RUNNING, QueryState.FAILED, failure)
 
     def close(self) -> None:
+        self.scan.close()
+        self.store.close()
         self.audit.close()
         self.governance.close()
 

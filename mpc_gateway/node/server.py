@@ -7,6 +7,7 @@ auditors read the witness log through the audit service.
 from __future__ import annotations
 
 import logging
+import time
 
 import grpc
 
@@ -15,6 +16,7 @@ from mpc_gateway.node.service import Node
 from mpc_gateway.proto.v1 import node_pb2, node_pb2_grpc
 from mpc_gateway.rpc.audit_servicer import audit_service
 from mpc_gateway.rpc.auth import current_caller
+from mpc_gateway.rpc.drain import Gate
 from mpc_gateway.rpc.server import Service, build_server, serve_until_signalled
 from mpc_gateway.settings import NodeSettings
 
@@ -105,11 +107,17 @@ def node_services(node: Node) -> list[Service]:
 
 
 def serve_node(settings: NodeSettings) -> None:
-    """Serve until SIGTERM/SIGINT, then stop cleanly (the MPC worker included)."""
+    """Serve until SIGTERM/SIGINT, then drain and stop cleanly (the MPC worker included).
+
+    Draining refuses new orders (UNAVAILABLE) and lets the orders under way finish
+    within ``shutdown_grace_s``; closing the node then ends any still running.
+    """
     node = Node(settings)
     services = node_services(node)
+    # a draining node still lets the gateway abort a session: that ends work, it starts none
+    gate = Gate(f"node {settings.name}", always=("AbortSession",))
     server, port, health = build_server(
-        settings.listen, node.tls, services, node.layout.trust_domain
+        settings.listen, node.tls, services, node.layout.trust_domain, gate=gate
     )
     server.start()
     log.info(
@@ -120,4 +128,12 @@ def serve_node(settings: NodeSettings) -> None:
         settings.mpc_port,
         ", ".join(f"{n} ({d.rows} rows)" for n, d in node.datasets.items()),
     )
-    serve_until_signalled(server, health, node.close)
+
+    def drain(deadline: float) -> None:
+        if not gate.wait_idle(deadline - time.monotonic()):
+            log.warning(
+                "node %s: %d orders did not finish in time; ending them", settings.name, gate.busy
+            )
+        node.close()
+
+    serve_until_signalled(server, health, gate, drain, settings.shutdown_grace_s)

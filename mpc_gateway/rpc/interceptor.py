@@ -9,11 +9,14 @@ certificate, in the consortium's trust domain only. The servicer then runs with
 :func:`~mpc_gateway.rpc.auth.current_caller` set, and any domain error it raises
 ends the call with that error's status and public message (anything else is
 INTERNAL with a reference id), so servicers contain no status handling at all.
+With a :class:`~mpc_gateway.rpc.drain.Gate`, each authorised call is counted
+while it runs, and refused (UNAVAILABLE) once the server has started draining.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from typing import TYPE_CHECKING, Any
 
 import grpc
@@ -21,6 +24,7 @@ import grpc
 from mpc_gateway.errors import GatewayError, PolicyDeniedError
 from mpc_gateway.pki import Identity
 from mpc_gateway.rpc.auth import caller_identity, calling_as
+from mpc_gateway.rpc.drain import Gate
 from mpc_gateway.rpc.errors import abort_internal, abort_with
 
 __all__ = ["ANYONE", "AccessInterceptor", "allows"]
@@ -52,9 +56,10 @@ def _refusal(caller: Identity, method: str, principals: Sequence[str]) -> str:
 class AccessInterceptor(grpc.ServerInterceptor):
     """Default-deny authorisation and error translation for every method of a server."""
 
-    def __init__(self, rules: Rules, trust_domain: str) -> None:
+    def __init__(self, rules: Rules, trust_domain: str, gate: Gate | None = None) -> None:
         self._rules = dict(rules)
         self._trust_domain = trust_domain
+        self._gate = gate
         self._guarded: dict[str, Handler] = {}  # by method: wrapped once, not per call
 
     def intercept_service(
@@ -97,7 +102,7 @@ class AccessInterceptor(grpc.ServerInterceptor):
                     raise PolicyDeniedError(f"{caller} may not call {short}: no one may")
                 if not allows(rule, caller):
                     raise PolicyDeniedError(_refusal(caller, short, rule))
-                with calling_as(caller):
+                with self._admit(short), calling_as(caller):
                     return behaviour(request, context)
             except GatewayError as err:
                 abort_with(context, err)
@@ -105,6 +110,9 @@ class AccessInterceptor(grpc.ServerInterceptor):
                 abort_internal(context)
 
         return guarded
+
+    def _admit(self, method: str) -> AbstractContextManager[None]:
+        return nullcontext() if self._gate is None else self._gate.admit(method)
 
 
 def _refusing(handler: Handler, reason: str) -> Handler:

@@ -7,8 +7,10 @@ enforces them, default deny, for the whole server.
 
 from __future__ import annotations
 
+import logging
 import signal
 import threading
+import time
 from collections.abc import Callable, Mapping, Sequence
 from concurrent import futures
 from dataclasses import dataclass, field
@@ -18,6 +20,7 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
+from mpc_gateway.rpc.drain import Gate
 from mpc_gateway.rpc.interceptor import ANYONE, AccessInterceptor
 
 __all__ = [
@@ -29,7 +32,10 @@ __all__ = [
     "serve_until_signalled",
 ]
 
+log = logging.getLogger(__name__)
+
 MAX_MESSAGE_BYTES = 64 * 1024 * 1024
+_ANSWER_S = 5.0  # after draining: for calls whose work has ended to send their answer
 
 TlsMaterial = tuple[bytes, bytes, bytes]  # (ca, certificate chain, private key) PEM
 
@@ -77,8 +83,13 @@ def build_server(
     services: Sequence[Service],
     trust_domain: str,
     max_workers: int = 64,
+    gate: Gate | None = None,
 ) -> tuple[grpc.Server, int, health.HealthServicer]:
-    """A bound (not yet started) mutual-TLS server with health and reflection; and its port."""
+    """A bound (not yet started) mutual-TLS server with health and reflection; and its port.
+
+    With ``gate``, every call but health and reflection is counted by it and refused once
+    it is closed (see :func:`serve_until_signalled`).
+    """
     ca, cert, key = tls
     rules: dict[str, Sequence[str]] = {}
     for service in services:
@@ -90,7 +101,7 @@ def build_server(
         rules.update({f"/{name}/{method}": (ANYONE,) for method in methods})
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="rpc"),
-        interceptors=[AccessInterceptor(rules, trust_domain)],
+        interceptors=[AccessInterceptor(rules, trust_domain, gate)],
         options=[
             ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
             ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
@@ -135,13 +146,30 @@ def client_channel(target: str, tls: TlsMaterial, server_name: str | None = None
 
 
 def serve_until_signalled(
-    server: grpc.Server, health_servicer: health.HealthServicer, on_stop: Callable[[], None]
+    server: grpc.Server,
+    health_servicer: health.HealthServicer,
+    gate: Gate,
+    drain: Callable[[float], None],
+    grace_s: float,
 ) -> None:
-    """Block until SIGTERM or SIGINT, then report NOT_SERVING, clean up and stop."""
+    """Block until SIGTERM or SIGINT, then drain and stop.
+
+    Draining: health turns NOT_SERVING and ``gate`` refuses every new call at once;
+    ``drain(deadline)`` (a ``time.monotonic()`` value ``grace_s`` from now) lets the work
+    under way finish by then, ends what cannot, and closes the service's stores; the
+    server stops once the calls still answering have answered.
+    """
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
-    stop.wait()
+    # with a timeout: a signal delivered to another thread (one of gRPC's) does not wake a
+    # main thread blocked without one, and Python runs handlers in the main thread only
+    while not stop.wait(0.5):
+        pass
     health_servicer.enter_graceful_shutdown()
-    on_stop()
-    server.stop(grace=2).wait()
+    gate.close()
+    log.info("draining %s: %d calls under way, %.0f s of grace", gate.what, gate.busy, grace_s)
+    drain(time.monotonic() + grace_s)
+    gate.wait_idle(_ANSWER_S)
+    server.stop(grace=_ANSWER_S).wait()
+    log.info("%s stopped", gate.what)

@@ -52,6 +52,9 @@ class RecordingDispatcher:
             self.runs.append(query_id)
         raise ProtocolAbortedError("this test has no nodes")
 
+    def close(self) -> None:
+        pass
+
 
 @pytest.fixture()
 def gateway(files: ConsortiumFiles, tmp_path: Path) -> Iterator[Gateway]:

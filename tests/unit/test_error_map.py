@@ -35,6 +35,7 @@ TABLE = {
     errors.DisclosureRiskError: ("FAILED_PRECONDITION", 3),
     errors.BudgetExhaustedError: ("RESOURCE_EXHAUSTED", 3),
     errors.NodeUnavailableError: ("UNAVAILABLE", 4),
+    errors.ShuttingDownError: ("UNAVAILABLE", 4),
     errors.ProtocolAbortedError: ("ABORTED", 4),
     errors.DeadlineExceededError: ("DEADLINE_EXCEEDED", 4),
     errors.ConfigurationError: ("FAILED_PRECONDITION", 5),
