@@ -12,7 +12,7 @@ import hashlib
 import json
 from typing import Any
 
-__all__ = ["canonical_bytes", "canonical_hash", "from_canonical"]
+__all__ = ["canonical_bytes", "canonical_hash", "digest_if_long", "from_canonical"]
 
 
 def _fine(value: Any) -> bool:
@@ -66,3 +66,23 @@ def from_canonical(data: bytes) -> Any:
     if canonical_bytes(value) != data:
         raise ValueError("bytes are not in canonical form")
     return value
+
+
+def digest_if_long(value: Any, limit: int) -> Any:
+    """``value`` itself, or ``{"sha256": ..., "length": ...}`` when it is longer than ``limit``.
+
+    A string is measured in characters and hashed as UTF-8; anything else in bytes of
+    its canonical encoding. What an audit log records of untrusted input: long text
+    becomes a fixed-size digest that still identifies exactly what was sent.
+    """
+    if value is None:
+        return None
+    if isinstance(value, str):
+        if len(value) <= limit:
+            return value
+        data = value.encode("utf-8", "surrogatepass")
+        return {"sha256": hashlib.sha256(data).hexdigest(), "length": len(value)}
+    data = canonical_bytes(value)
+    if len(data) <= limit:
+        return value
+    return {"sha256": hashlib.sha256(data).hexdigest(), "length": len(data)}

@@ -15,10 +15,12 @@ PolicyDeniedError                     PERMISSION_DENIED    3
 ApprovalMissingError                  FAILED_PRECONDITION  3
 DisclosureRiskError                   FAILED_PRECONDITION  3
 BudgetExhaustedError                  RESOURCE_EXHAUSTED   3
+RequestTooLargeError                  RESOURCE_EXHAUSTED   2
 NodeUnavailableError                  UNAVAILABLE          4
 ShuttingDownError                     UNAVAILABLE          4
+StorageUnavailableError               UNAVAILABLE          4
 ProtocolAbortedError                  ABORTED              4
-DeadlineExceededError                 DEADLINE_EXCEEDED    4
+DeadlineExceededError, NoAnswerError  DEADLINE_EXCEEDED    4
 ConfigurationError                    FAILED_PRECONDITION  5
 InternalError (and the base)          INTERNAL             1
 ====================================  ===================  =====
@@ -38,10 +40,13 @@ __all__ = [
     "ApprovalMissingError",
     "DisclosureRiskError",
     "BudgetExhaustedError",
+    "RequestTooLargeError",
     "NodeUnavailableError",
     "ShuttingDownError",
+    "StorageUnavailableError",
     "ProtocolAbortedError",
     "DeadlineExceededError",
+    "NoAnswerError",
     "ConfigurationError",
     "IntegrityError",
     "InternalError",
@@ -118,6 +123,13 @@ class BudgetExhaustedError(GatewayError):
         self.rule = rule or (named.group(1) if named else "dataset.daily_limit")
 
 
+class RequestTooLargeError(GatewayError):
+    """A request is larger than its method accepts (see docs/limits.md)."""
+
+    status = "RESOURCE_EXHAUSTED"
+    exit_code = 2
+
+
 class NodeUnavailableError(GatewayError):
     """A node could not be reached or stopped answering."""
 
@@ -127,6 +139,13 @@ class NodeUnavailableError(GatewayError):
 
 class ShuttingDownError(GatewayError):
     """The server is draining before it stops: it takes no new calls, or ran out of grace."""
+
+    status = "UNAVAILABLE"
+    exit_code = 4
+
+
+class StorageUnavailableError(GatewayError):
+    """A server cannot write its audit log (a full or failing disk): it serves nothing."""
 
     status = "UNAVAILABLE"
     exit_code = 4
@@ -144,6 +163,14 @@ class DeadlineExceededError(GatewayError):
 
     status = "DEADLINE_EXCEEDED"
     exit_code = 4
+
+
+class NoAnswerError(DeadlineExceededError):
+    """A peer never answered before the deadline: the call timed out, not the peer's own work.
+
+    When a node freezes, the healthy nodes time out waiting for it inside the MPC
+    step; this error marks the node whose call never returned, the one to blame.
+    """
 
 
 class ConfigurationError(GatewayError):

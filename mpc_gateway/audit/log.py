@@ -142,8 +142,27 @@ class AuditLog(ABC):
         self._clock = clock
         self._lock = threading.RLock()
         self._tree = MerkleTree()
+        self._storage_problem: str | None = None
+        self._storage_watchers: list[Callable[[str | None], None]] = []
         self._load_entries()
         self._check_stored_heads()
+
+    def watch_storage(self, watcher: Callable[[str | None], None]) -> None:
+        """Call ``watcher(problem)`` when writes start failing, ``watcher(None)`` on recovery."""
+        self._storage_watchers.append(watcher)
+        watcher(self._storage_problem)
+
+    @property
+    def storage_problem(self) -> str | None:
+        """Why the last write failed (a full disk, ...), or None once writes succeed."""
+        return self._storage_problem
+
+    def _storage_state(self, problem: str | None) -> None:
+        """Backends report each write's result here; watchers hear of every change."""
+        if problem != self._storage_problem:
+            self._storage_problem = problem
+            for watcher in self._storage_watchers:
+                watcher(problem)
 
     # --- storage operations a backend provides (called with the lock held) ---------
 

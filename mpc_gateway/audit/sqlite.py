@@ -36,7 +36,7 @@ from typing import NamedTuple
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from mpc_gateway.audit.log import AuditLog, Clock
-from mpc_gateway.errors import ConfigurationError
+from mpc_gateway.errors import ConfigurationError, StorageUnavailableError
 
 __all__ = ["RawLog", "SqliteAuditLog", "load_raw"]
 
@@ -130,14 +130,38 @@ class SqliteAuditLog(AuditLog):
         if self._in_batch:  # part of an enclosing batch's transaction
             yield
             return
-        self._db.execute("BEGIN IMMEDIATE")
         try:
-            yield
-            self._db.execute("COMMIT")
-        except BaseException:
-            if self._db.in_transaction:  # e.g. COMMIT itself failed: leave no open transaction
-                self._db.execute("ROLLBACK")
-            raise
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                yield
+                self._db.execute("COMMIT")
+            except BaseException:
+                if self._db.in_transaction:  # e.g. COMMIT failed: leave no open transaction
+                    self._db.execute("ROLLBACK")
+                raise
+        except (sqlite3.OperationalError, sqlite3.DatabaseError, OSError) as err:
+            problem = f"{_owner(self.origin)} audit log cannot be written: {_cause(err)}"
+            self._storage_state(problem)
+            raise StorageUnavailableError(problem) from err
+        self._storage_state(None)
+
+
+def _owner(origin: str) -> str:
+    """Whose log an origin (``<trust domain>/<role>/<name>/audit``) is, for a message."""
+    parts = origin.split("/")
+    return f"the {parts[1]} {parts[2]}'s" if len(parts) == 4 else f"the {origin}"
+
+
+def _cause(err: BaseException) -> str:
+    """A failed write in words: what an operator must fix."""
+    text = str(err).lower()
+    if "full" in text or getattr(err, "sqlite_errorcode", None) == sqlite3.SQLITE_FULL:
+        return "disk full"
+    if "readonly" in text or "read-only" in text:
+        return "the file or its disk is read-only"
+    if "i/o" in text:
+        return "disk I/O error"
+    return f"storage error ({type(err).__name__})"
 
 
 def _blob(value: object) -> bytes:

@@ -50,7 +50,7 @@ from mpc_gateway.policy.declaration import ColumnUse, Declaration
 from mpc_gateway.privacy import NoisyRelease
 from mpc_gateway.proto.v1 import gateway_pb2
 from mpc_gateway.query.filters import usable_column, validate_filter
-from mpc_gateway.query.schema import CategoricalColumn, DatasetSchema, NumericColumn
+from mpc_gateway.query.schema import CategoricalColumn, ColumnName, DatasetSchema, NumericColumn
 
 __all__ = [
     "AGGREGATES",
@@ -74,7 +74,7 @@ class Aggregate(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     func: AggFunc
-    column: str | None = None
+    column: ColumnName | None = None
 
     @property
     def label(self) -> str:
@@ -104,7 +104,7 @@ def parse_aggregate(text: str) -> Aggregate:
 class AggregateRequest(Request):
     kind: Literal["aggregate"] = "aggregate"
     aggregates: tuple[Aggregate, ...] = Field(min_length=1, max_length=32)
-    group_by: str | None = None
+    group_by: ColumnName | None = None
 
     @classmethod
     def of(

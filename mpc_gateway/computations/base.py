@@ -40,7 +40,7 @@ from mpc_gateway.policy.controls import OutputControls
 from mpc_gateway.policy.declaration import Declaration
 from mpc_gateway.privacy import NoisyRelease
 from mpc_gateway.query.filters import Filter, validate_filter
-from mpc_gateway.query.schema import DatasetSchema
+from mpc_gateway.query.schema import DatasetName, DatasetSchema
 from mpc_gateway.query.sql import QueryCursor, Where
 
 __all__ = [
@@ -74,7 +74,7 @@ class Request(_Frozen):
     """What an analyst asks; the computation's ``build`` turns it into a :class:`Plan`."""
 
     kind: str
-    dataset: str
+    dataset: DatasetName
     filter: Filter | None = None
     purpose: str = Field(default="", max_length=500)
 
@@ -93,7 +93,7 @@ class Plan(_Frozen, ABC):
     version: Literal[1] = 1
     kind: str
     analyst: str
-    dataset: str
+    dataset: DatasetName
     schema_hash: str
     filter: Filter | None = None
     purpose: str = ""

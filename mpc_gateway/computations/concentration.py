@@ -57,7 +57,7 @@ from mpc_gateway.computations.shared import (
 from mpc_gateway.errors import InvalidQueryError
 from mpc_gateway.policy.declaration import ColumnUse, Declaration, EntityBatch, RiskUse
 from mpc_gateway.proto.v1 import gateway_pb2
-from mpc_gateway.query.schema import CategoricalColumn, DatasetSchema
+from mpc_gateway.query.schema import CategoricalColumn, ColumnName, DatasetSchema
 
 __all__ = [
     "ConcentrationRequest",
@@ -74,9 +74,9 @@ class _Job(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     keys: Keys | None = None
-    key_column: str = DEFAULT_KEY_COLUMN
-    group_by: str | None = None
-    column: str = "exposure"
+    key_column: ColumnName = DEFAULT_KEY_COLUMN
+    group_by: ColumnName | None = None
+    column: ColumnName = "exposure"
     limit: Decimal | None = None
     hhi: Hhi = "fraction"
     hhi_limit: int | None = Field(default=None, ge=0, le=10000)

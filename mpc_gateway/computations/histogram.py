@@ -54,7 +54,7 @@ from mpc_gateway.policy.declaration import Declaration, RiskUse
 from mpc_gateway.privacy import NoisyRelease, calibrate, sample
 from mpc_gateway.privacy.noise import TAIL
 from mpc_gateway.proto.v1 import gateway_pb2
-from mpc_gateway.query.schema import DatasetSchema
+from mpc_gateway.query.schema import ColumnName, DatasetSchema
 from mpc_gateway.query.sql import QueryCursor, Where, ident
 
 __all__ = [
@@ -71,7 +71,7 @@ __all__ = [
 class _Bins(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    column: str
+    column: ColumnName
     edges: tuple[Decimal, ...] = Field(min_length=2, max_length=1001)
 
 

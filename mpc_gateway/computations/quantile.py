@@ -47,7 +47,7 @@ from mpc_gateway.computations.shared import bits, block, risk_disclosure
 from mpc_gateway.errors import IntegrityError
 from mpc_gateway.policy.declaration import Declaration, RiskUse
 from mpc_gateway.proto.v1 import gateway_pb2
-from mpc_gateway.query.schema import DatasetSchema
+from mpc_gateway.query.schema import ColumnName, DatasetSchema
 
 __all__ = ["QuantileRequest", "QuantilePlan", "QuantileOutcome", "Quantiles", "quantile_search"]
 
@@ -57,7 +57,7 @@ Path = tuple[tuple[int, ...], ...]
 class _Levels(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    column: str
+    column: ColumnName
     levels: tuple[Decimal, ...] = Field(min_length=1, max_length=64)
     grid_size: int = Field(default=64, ge=2, le=4096)
 

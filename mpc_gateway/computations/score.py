@@ -65,7 +65,7 @@ from mpc_gateway.policy.declaration import Declaration, EntityBatch, RiskUse
 from mpc_gateway.privacy import MAX_SCALE, NoisyRelease, calibrate, sample
 from mpc_gateway.privacy.noise import TAIL
 from mpc_gateway.proto.v1 import gateway_pb2
-from mpc_gateway.query.schema import DatasetSchema
+from mpc_gateway.query.schema import ColumnName, DatasetSchema
 
 __all__ = ["ScoreRequest", "ScorePlan", "ScoreOutcome", "Scores"]
 
@@ -79,7 +79,7 @@ class _Batch(BaseModel):
 
     model_id: str = Field(pattern=_MODEL_ID)
     keys: Keys
-    key_column: str = DEFAULT_KEY_COLUMN
+    key_column: ColumnName = DEFAULT_KEY_COLUMN
 
     def audit_view(self) -> dict[str, Any]:
         return without_keys(self.model_dump(mode="json"))

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Sequence
-from decimal import Decimal
+from decimal import Decimal, InvalidOperation
 from typing import Annotated, Any
 
 from pydantic import Field
@@ -23,7 +23,13 @@ from mpc_gateway.computations.disclosure import gateway_relays, nodes_learn
 from mpc_gateway.errors import IntegrityError, InvalidQueryError, InvalidRequestError
 from mpc_gateway.policy.controls import OutputControls
 from mpc_gateway.policy.models import MAX_BATCH
-from mpc_gateway.query.schema import DatasetSchema, KeyColumn, NumericColumn
+from mpc_gateway.query.schema import (
+    EXACT_SUM_LIMIT,
+    DatasetSchema,
+    KeyColumn,
+    NumericColumn,
+    scaled_exactly,
+)
 
 __all__ = [
     "Keys",
@@ -76,7 +82,17 @@ def numeric_column(schema: DatasetSchema, column: str) -> NumericColumn:
 def encode_value(schema: DatasetSchema, column: str, value: Decimal | str | int) -> int:
     """A public value (a limit, a bin edge) in the column's integer encoding, exactly."""
     spec = numeric_column(schema, column)
-    scaled = Decimal(str(value)) * spec.factor
+    try:
+        exact = Decimal(str(value))
+    except InvalidOperation:
+        raise InvalidRequestError(f"{column!r}: {str(value)[:40]!r} is not a number") from None
+    if not exact.is_finite() or abs(exact) > Decimal(EXACT_SUM_LIMIT).scaleb(-spec.scale):
+        # no sum of the column reaches it (nor does DuckDB's HUGEINT or the MPC's bit length)
+        raise InvalidRequestError(
+            f"{str(value)[:40]} is beyond any value or sum of {column!r} (at most 2**127 - 1 "
+            f"in units of 10**-{spec.scale})"
+        )
+    scaled = scaled_exactly(exact, spec.scale)
     if scaled != scaled.to_integral_value():
         raise InvalidRequestError(f"{value} is finer than {column!r}'s {spec.scale} decimals")
     return int(scaled)

@@ -33,6 +33,7 @@ from mpc_gateway.errors import (
     ProtocolAbortedError,
     ShuttingDownError,
 )
+from mpc_gateway.gateway.blame import all_refuse, root_cause
 from mpc_gateway.orders import ExecutionOrder, Party, SessionOrder, recombine_block
 from mpc_gateway.pki import sign
 from mpc_gateway.policy import SignedApproval
@@ -177,7 +178,7 @@ class Dispatcher:
             with self._lock:
                 del self._deadlines[key]
         if failures:
-            raise _root_cause(failures)
+            raise root_cause(failures)
         return self._reconstruct(order, replies)
 
     def _next_order(
@@ -227,8 +228,8 @@ class Dispatcher:
                 name, outcome = call.result()
                 if isinstance(outcome, GatewayError):
                     failures.append(outcome)
-                    if len(failures) == 1:  # stop everyone else now, not at the deadline
-                        self.abort(order.epoch, outcome.public_message)
+                    if len(failures) == 1 and not all_refuse(outcome, calls):
+                        self.abort(order.epoch, outcome.public_message)  # now, not at the deadline
                 else:
                     replies[name] = outcome
         return replies, failures
@@ -364,11 +365,3 @@ def _execute(
         return name, stub.Execute(request, timeout=timeout_s)
     except grpc.RpcError as err:
         return name, error_from_rpc(err, f"node {name}")
-
-
-def _root_cause(failures: list[GatewayError]) -> GatewayError:
-    """The first failure that is not merely the consequence of aborting the session."""
-    for failure in failures:
-        if not isinstance(failure, ProtocolAbortedError):
-            return failure
-    return failures[0]

@@ -1,22 +1,56 @@
-"""The audit entries of one query, written in the order things happen, in few durable writes."""
+"""The audit entries of one query, written in the order things happen, in few durable writes.
+
+What a client sent is recorded only within bounds: a dataset name longer than a
+real one, or a refused request whose canonical form is larger than
+:data:`REQUEST_VIEW_BYTES`, is stored as its SHA-256 and length
+(:func:`~mpc_gateway.canonical.digest_if_long`), so one refused query cannot grow
+the append-only log by more than a few kilobytes.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import logging
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 from mpc_gateway.audit.evidence import DispatchEvidence
 from mpc_gateway.audit.log import AppendedEntry
 from mpc_gateway.audit.trail import AuditTrail
+from mpc_gateway.canonical import digest_if_long
 from mpc_gateway.computations import Blocks, Plan, Request
-from mpc_gateway.errors import GatewayError
+from mpc_gateway.errors import GatewayError, InternalError
 from mpc_gateway.orders import ExecutionOrder
 
 if TYPE_CHECKING:
     from mpc_gateway.gateway.dispatch import Dispatched
     from mpc_gateway.policy import CombinedDecision
 
-__all__ = ["QueryRecord"]
+__all__ = [
+    "QueryRecord",
+    "request_refused",
+    "DATASET_CHARS",
+    "REASON_CHARS",
+    "REQUEST_VIEW_BYTES",
+]
+
+log = logging.getLogger(__name__)
+
+DATASET_CHARS = 63  # the longest dataset name a schema allows
+REASON_CHARS = 2000  # our own words, but they may quote what the client sent
+REQUEST_VIEW_BYTES = 8192  # a refused request's canonical form
+
+
+def request_refused(audit: AuditTrail, actor: str, method: str, err: GatewayError) -> None:
+    """Log a request refused before it was read (too large for its method)."""
+    with audit.batch():
+        audit.record(
+            "request.refused",
+            actor,
+            decision="refused",
+            details={"method": method, "reason": digest_if_long(err.public_message, REASON_CHARS)},
+        )
+        audit.seal()
 
 
 class QueryRecord:
@@ -37,14 +71,31 @@ class QueryRecord:
         if self._decision is not None:
             decided, self._decision = self._decision, None
             self._record("policy.decision", "allowed" if decided["allowed"] else "refused", decided)
+        dataset = digest_if_long(self.dataset, DATASET_CHARS)
+        if not isinstance(dataset, str):  # not a dataset anyone has: its digest, in the details
+            details = {**details, "dataset": dataset}
         return self.audit.record(
             kind,
             self.actor,
             query_id=self.query_id,
-            dataset=self.dataset,
+            dataset=dataset if isinstance(dataset, str) else None,
             decision=decision,
             details=details,
         )
+
+    @contextmanager
+    def naming_errors(self) -> Iterator[None]:
+        """Every error leaving the block names this query (clients get its id with the error)."""
+        try:
+            yield
+        except GatewayError as err:
+            err.query_id = err.query_id or self.query_id
+            raise
+        except Exception as err:
+            log.exception("query %s failed", self.query_id)
+            raise InternalError(
+                f"internal error at the gateway (query {self.query_id})", self.query_id
+            ) from err
 
     def _close(self, kind: str, decision: str, details: dict[str, Any]) -> DispatchEvidence:
         """Write the dispatches and the outcome, and seal a checkpoint proving the outcome."""
@@ -72,10 +123,12 @@ class QueryRecord:
             "query.refused",
             "refused",
             {
-                "reason": err.public_message,
+                "reason": digest_if_long(err.public_message, REASON_CHARS),
                 "rule": rule,
                 "certificate_sha256": certificate,
-                "request": None if request is None else request.audit_view(),
+                "request": None
+                if request is None
+                else digest_if_long(request.audit_view(), REQUEST_VIEW_BYTES),
             },
         )
 

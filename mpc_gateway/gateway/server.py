@@ -14,7 +14,6 @@ import time
 from typing import TypeVar
 
 import grpc
-from grpc_health.v1 import health_pb2
 from pydantic import BaseModel, ValidationError
 
 from mpc_gateway.computations import Request
@@ -22,8 +21,10 @@ from mpc_gateway.computations.scoring import ScoringModel
 from mpc_gateway.errors import GatewayError, InvalidRequestError
 from mpc_gateway.gateway.lifecycle import TrackedQuery
 from mpc_gateway.gateway.pending import EndedQuery
+from mpc_gateway.gateway.record import request_refused
 from mpc_gateway.gateway.registry import RegisteredModel
 from mpc_gateway.gateway.service import Gateway
+from mpc_gateway.pki import Identity
 from mpc_gateway.pki.sealing import SealedWeights
 from mpc_gateway.policy import SignedApproval
 from mpc_gateway.proto.v1 import gateway_pb2, gateway_pb2_grpc
@@ -31,7 +32,8 @@ from mpc_gateway.rpc.audit_servicer import audit_service
 from mpc_gateway.rpc.auth import caller_certificate_sha256, current_caller
 from mpc_gateway.rpc.convert import dataset_to_proto, request_from_proto, result_to_proto
 from mpc_gateway.rpc.drain import Gate
-from mpc_gateway.rpc.server import Service, build_server, serve_until_signalled
+from mpc_gateway.rpc.interceptor import RefusalHook
+from mpc_gateway.rpc.server import Readiness, Service, build_server, serve_until_signalled
 from mpc_gateway.settings import GatewaySettings
 
 __all__ = [
@@ -40,6 +42,7 @@ __all__ = [
     "GatewayServicer",
     "ApprovalServicer",
     "drain_gateway",
+    "refusals_logged",
     "serve_gateway",
 ]
 
@@ -273,25 +276,35 @@ def _idle(gateway: Gateway, calls: Gate, deadline: float) -> bool:
 _ENDING_S = 10.0  # after the grace period, for stopped queries to record their outcome
 
 
+def refusals_logged(gateway: Gateway) -> RefusalHook:
+    """The server's hook for requests refused before they were read: each is logged."""
+
+    def log_refusal(caller: Identity, method: str, err: GatewayError) -> None:
+        request_refused(gateway.audit, str(caller), method, err)
+
+    return log_refusal
+
+
 def serve_gateway(settings: GatewaySettings) -> None:
     """Serve until SIGTERM/SIGINT, then drain (:func:`drain_gateway`) and stop."""
     gateway = Gateway(settings)
     services = gateway_services(gateway)
     gate = Gate("the gateway")
     server, port, health = build_server(
-        settings.listen, gateway.tls, services, gateway.layout.trust_domain, gate=gate
+        settings.listen,
+        gateway.tls,
+        services,
+        gateway.layout.trust_domain,
+        gate=gate,
+        on_refusal=refusals_logged(gateway),
     )
-    # ready (SERVING) once the nodes' MPC session is open, so probes never send queries too early
-    names = [service.name for service in services] + [""]
-    for name in names:
-        health.set(name, health_pb2.HealthCheckResponse.NOT_SERVING)
+    # ready (SERVING) once the nodes' MPC session is open, so probes never send queries too
+    # early, and while the audit log can be written
+    readiness = Readiness(health, [service.name for service in services])
+    readiness.hold("mpc", "the MPC session is not open yet")
+    gateway.audit.log.watch_storage(readiness.storage)
     server.start()
-
-    def ready() -> None:
-        for name in names:
-            health.set(name, health_pb2.HealthCheckResponse.SERVING)
-
-    gateway.dispatcher.open_session_in_background(then=ready)
+    gateway.dispatcher.open_session_in_background(then=lambda: readiness.release("mpc"))
     log.info(
         "gateway %s serving on port %d for nodes %s",
         settings.name,

@@ -179,26 +179,27 @@ class Gateway:
         ``receiver`` is the caller's key-agreement certificate (PEM): nodes seal to it.
         """
         query = QueryRecord(self.audit, uuid.uuid4().hex, request.dataset, str(caller))
-        decision = self._admit(caller, request, query, certificate)
-        plan = decision.plan
-        if decision.approvals:
-            tracked = TrackedQuery(
-                query.query_id, caller, request, certificate, decision, _now_ms(), receiver
-            )
-            self.book.add(tracked)
-            query.plan_hash = plan.plan_hash
-            query.pending(plan, tracked.waiting_for(self.ca))
-            raise tracked.waiting_error()
-        with self.executions.hold():  # drained on SIGTERM
-            return self._execute(query, caller, request, plan, certificate, (), receiver)
+        with query.naming_errors():
+            decision = self._admit(caller, request, query, certificate)
+            plan = decision.plan
+            if decision.approvals:
+                tracked = TrackedQuery(
+                    query.query_id, caller, request, certificate, decision, _now_ms(), receiver
+                )
+                self.book.add(tracked)
+                query.plan_hash = plan.plan_hash
+                query.pending(plan, tracked.waiting_for(self.ca))
+                raise tracked.waiting_error()
+            with self.executions.hold():  # drained on SIGTERM
+                return self._execute(query, caller, request, plan, certificate, (), receiver)
 
     def refuse_malformed(
         self, caller: Identity, dataset: str, err: GatewayError, certificate: str = ""
     ) -> None:
         """Log a request that could not even be read as a query (it gets ``err`` back)."""
-        QueryRecord(self.audit, uuid.uuid4().hex, dataset, str(caller)).refused(
-            None, err, certificate
-        )
+        query = QueryRecord(self.audit, uuid.uuid4().hex, dataset, str(caller))
+        query.refused(None, err, certificate)
+        err.query_id = err.query_id or query.query_id
 
     def _admit(
         self, caller: Identity, request: Request, query: QueryRecord, certificate: str

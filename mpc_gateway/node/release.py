@@ -25,6 +25,7 @@ import hashlib
 import threading
 import time
 from dataclasses import dataclass
+from typing import Any
 
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
@@ -41,7 +42,7 @@ from mpc_gateway.orders import ExecutionOrder
 from mpc_gateway.pki import Identity
 from mpc_gateway.pki.receiver import receiver_public_key, seal, sealing_info
 
-__all__ = ["Releases", "Handed", "order_receiver", "split_blocks"]
+__all__ = ["Contribution", "Releases", "Handed", "order_receiver", "split_blocks"]
 
 HOLD_S = 600.0  # a sealed result not asked for within this long is dropped
 MAX_HELD = 4096
@@ -63,6 +64,17 @@ def split_blocks(blocks: ShareBlocks, visible: frozenset[str]) -> tuple[ShareBlo
     """``(visible, sealed)``: what the driver opens, and what only the receiver may."""
     shown = {name: b for name, b in blocks.items() if name in visible}
     return shown, {name: b for name, b in blocks.items() if name not in visible}
+
+
+@dataclass(frozen=True)
+class Contribution:
+    """This node's re-randomised shares of a query's result, with timings."""
+
+    blocks: dict[str, Any]  # the blocks the driver opens (the result itself is sealed)
+    local_ms: float
+    mpc_ms: float
+    sealed_sha256: str = ""  # this node's result shares, sealed to the receiver and held
+    sealed_size: int = 0
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,7 @@ from mpc_gateway.proto.v1 import node_pb2, node_pb2_grpc
 from mpc_gateway.rpc.audit_servicer import audit_service
 from mpc_gateway.rpc.auth import current_caller
 from mpc_gateway.rpc.drain import Gate
-from mpc_gateway.rpc.server import Service, build_server, serve_until_signalled
+from mpc_gateway.rpc.server import Readiness, Service, build_server, serve_until_signalled
 from mpc_gateway.settings import NodeSettings
 
 __all__ = ["NodeServicer", "node_access", "node_services", "serve_node"]
@@ -119,6 +119,7 @@ def serve_node(settings: NodeSettings) -> None:
     server, port, health = build_server(
         settings.listen, node.tls, services, node.layout.trust_domain, gate=gate
     )
+    node.witness.log.watch_storage(Readiness(health, [s.name for s in services]).storage)
     server.start()
     log.info(
         "node %s (MPC party %d) serving on port %d; MPC port %d; datasets: %s",

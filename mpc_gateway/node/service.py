@@ -35,7 +35,7 @@ from mpc_gateway.errors import (
     InvalidQueryError,
 )
 from mpc_gateway.mpc.wire import WorkerConfig
-from mpc_gateway.node.release import Releases, order_receiver, split_blocks
+from mpc_gateway.node.release import Contribution, Releases, order_receiver, split_blocks
 from mpc_gateway.node.session import SessionSequencer, WorkerProcess
 from mpc_gateway.node.sources import DataSource, close_dataset, open_dataset
 from mpc_gateway.orders import ExecutionOrder, Party, SessionOrder
@@ -65,17 +65,6 @@ from mpc_gateway.settings import NodeSettings
 __all__ = ["Node", "Contribution"]
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class Contribution:
-    """This node's re-randomised shares of a query's result, with timings."""
-
-    blocks: dict[str, Any]  # the blocks the driver opens (the result itself is sealed)
-    local_ms: float
-    mpc_ms: float
-    sealed_sha256: str = ""  # this node's result shares, sealed to the receiver and held
-    sealed_size: int = 0
 
 
 @dataclass(frozen=True)
@@ -269,7 +258,7 @@ class Node:
                 raise
         except GatewayError as err:
             # an order whose signature checked is named, so auditors can match the dispatch
-            named = {} if order is None else _order_fields(order)
+            named = {} if order is None else order.witness_fields()
             with self.witness.batch():
                 self.witness.record(
                     "order.refused",
@@ -283,22 +272,29 @@ class Node:
                     },
                 )
                 self.witness.seal()
+            if order is not None:  # the gateway's own order: its turn passes, the session stays
+                deadline = time.monotonic() + max(0.0, order.deadline_ms / 1000 - time.time())
+                self.sequencer.skip(order.epoch, order.sequence, order.parties, deadline)
             raise
-        with self.witness.batch():  # signed at once: a head covers the receipt while it runs
-            self.witness.record(
-                "order.received",
-                str(caller),
-                query_id=order.query_id,
-                dataset=order.plan.dataset,
-                decision="accepted",
-                details={
-                    **_order_fields(order),
-                    "gateway_checkpoint": evidence.checkpoint,
-                    "gateway_log_size": head.size,
-                    "submission_index": evidence.index,
-                },
-            )
-            self.witness.seal()
+        try:
+            with self.witness.batch():  # signed at once: a head covers the receipt while it runs
+                self.witness.record(
+                    "order.received",
+                    str(caller),
+                    query_id=order.query_id,
+                    dataset=order.plan.dataset,
+                    decision="accepted",
+                    details={
+                        **order.witness_fields(),
+                        "gateway_checkpoint": evidence.checkpoint,
+                        "gateway_log_size": head.size,
+                        "submission_index": evidence.index,
+                    },
+                )
+                self.witness.seal()
+        except GatewayError:  # an unwritable witness log (a full disk): the order counts nowhere
+            self._give_back(taken)
+            raise
         try:
             done = self._contribute(order, dataset, timeout_s, receiver)
         except Exception as err:
@@ -324,7 +320,7 @@ class Node:
                 query_id=order.query_id,
                 dataset=order.plan.dataset,
                 decision=decision,
-                details={**_order_fields(order), **details},
+                details={**order.witness_fields(), **details},
             )
             self.witness.seal()
 
@@ -381,8 +377,10 @@ class Node:
         return computation_of(plan).local_inputs(plan, order.step, data)
 
     def abort(self, epoch: int, reason: str) -> None:
-        log.info("session epoch %d aborted by the gateway: %s", epoch, reason)
-        self.sequencer.abort(epoch, f"aborted by the gateway: {reason}")
+        if self.sequencer.abort(epoch, f"aborted by the gateway: {reason[:500]}"):
+            log.info("session epoch %d aborted by the gateway: %s", epoch, reason[:500])
+        else:
+            log.info("abort for epoch %d ignored: it is not this node's session", epoch)
 
     def close(self) -> None:
         self.sequencer.close()
@@ -391,8 +389,3 @@ class Node:
         self.privacy.close()
         for dataset in self.datasets.values():
             close_dataset(dataset)
-
-
-def _order_fields(order: ExecutionOrder) -> dict[str, Any]:
-    """What names an order in the witness log: the gateway's dispatch entry has the same."""
-    return {"plan_hash": order.plan_hash, "epoch": order.epoch, "sequence": order.sequence}

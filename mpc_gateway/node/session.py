@@ -27,6 +27,8 @@ __all__ = ["WorkerProcess", "SessionSequencer"]
 
 log = logging.getLogger(__name__)
 
+_ABORTED_AHEAD = 8  # aborts remembered for epochs a node has not entered
+
 
 class WorkerProcess:
     """One MPC session: a worker process connected to its peers."""
@@ -121,6 +123,7 @@ class SessionSequencer:
         self._next = 0
         self._broken: str | None = None
         self._worker: WorkerProcess | None = None
+        self._aborted_ahead: dict[int, str] = {}  # aborts for epochs not entered yet
 
     def _drop_worker(self) -> None:
         if self._worker is not None:
@@ -130,9 +133,12 @@ class SessionSequencer:
     def _enter(self, epoch: int, parties: Any) -> None:
         if epoch < self._epoch:
             raise ProtocolAbortedError(f"MPC session epoch {epoch} was superseded by {self._epoch}")
+        if epoch in self._aborted_ahead:
+            raise ProtocolAbortedError(f"MPC session was torn down: {self._aborted_ahead[epoch]}")
         if epoch > self._epoch:
             self._drop_worker()
             self._epoch, self._parties, self._next, self._broken = epoch, parties, 0, None
+            self._aborted_ahead = {e: r for e, r in self._aborted_ahead.items() if e > epoch}
             self._cond.notify_all()
         elif self._broken is not None:
             raise ProtocolAbortedError(f"MPC session was torn down: {self._broken}")
@@ -145,7 +151,9 @@ class SessionSequencer:
             self._drop_worker()
             self._cond.notify_all()
 
-    def _await_turn(self, epoch: int, sequence: int, deadline: float) -> WorkerProcess:
+    def _await_turn(
+        self, epoch: int, sequence: int, deadline: float, spawn: bool = True
+    ) -> WorkerProcess | None:
         if sequence < self._next:
             raise ProtocolAbortedError(
                 f"sequence number {sequence} was already used in this session"
@@ -157,7 +165,7 @@ class SessionSequencer:
             raise ProtocolAbortedError(f"MPC session epoch {epoch} was superseded")
         if self._broken is not None:
             raise ProtocolAbortedError(f"MPC session was torn down: {self._broken}")
-        if self._worker is None:
+        if self._worker is None and spawn:
             self._worker = self._spawn(epoch, self._parties)
         return self._worker
 
@@ -174,6 +182,7 @@ class SessionSequencer:
         with self._cond:
             self._enter(epoch, parties)
             worker = self._await_turn(epoch, sequence, deadline)
+            assert worker is not None  # spawned on its turn
         try:
             result = worker.run(program, args, deadline)
         except GatewayError as err:
@@ -188,6 +197,23 @@ class SessionSequencer:
                 self._next += 1
                 self._cond.notify_all()
         return result
+
+    def skip(self, epoch: int, sequence: int, parties: Any, deadline: float) -> bool:
+        """Pass over the turn of an order this node refused before joining its MPC step.
+
+        Every node checks every order identically, so all of them refuse it and the
+        session goes on with the next sequence number, not torn down by one bad
+        query. Waits for the turn like a job would; False if the session ended first.
+        """
+        with self._cond:
+            try:
+                self._enter(epoch, parties)
+                self._await_turn(epoch, sequence, deadline, spawn=False)
+            except GatewayError:
+                return False
+            self._next += 1
+            self._cond.notify_all()
+            return True
 
     def open(self, epoch: int, parties: Any, deadline: float) -> None:
         """Connect the session of ``epoch`` now, so its first job does not wait for it."""
@@ -205,16 +231,25 @@ class SessionSequencer:
                 self._break(epoch, err.public_message)
             raise
 
-    def abort(self, epoch: int, reason: str) -> None:
-        """Tear down the session of ``epoch`` (and anything older)."""
+    def abort(self, epoch: int, reason: str) -> bool:
+        """Tear down the session of ``epoch``; False (nothing changes) for any other epoch.
+
+        Only the current session can be torn down: an older one is gone already, and
+        an abort for an epoch this node has not entered names no session. It is
+        remembered (a few at most) so that an order of that epoch arriving after
+        its abort is refused, but it moves nothing: an abort for epoch 2**63 - 1
+        must not make every real epoch look superseded.
+        """
         with self._cond:
             if epoch > self._epoch:
-                self._drop_worker()
-                self._epoch, self._parties, self._next = epoch, None, 0
-                self._broken = reason
-                self._cond.notify_all()
-            else:
-                self._break(epoch, reason)
+                self._aborted_ahead[epoch] = reason
+                while len(self._aborted_ahead) > _ABORTED_AHEAD:
+                    del self._aborted_ahead[min(self._aborted_ahead)]
+                return False
+            if epoch < self._epoch:
+                return False
+            self._break(epoch, reason)
+            return True
 
     def close(self) -> None:
         with self._cond:

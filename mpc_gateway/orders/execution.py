@@ -88,6 +88,10 @@ class ExecutionOrder(BaseModel):
     def canonical(self) -> bytes:
         return canonical_bytes(self.model_dump(mode="json"))
 
+    def witness_fields(self) -> dict[str, Any]:
+        """What names the order in a node's witness log (the gateway's dispatch entry agrees)."""
+        return {"plan_hash": self.plan_hash, "epoch": self.epoch, "sequence": self.sequence}
+
     @classmethod
     def from_bytes(cls, data: bytes) -> ExecutionOrder:
         try:

@@ -17,9 +17,16 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from mpc_gateway.errors import InvalidQueryError
-from mpc_gateway.query.schema import CategoricalColumn, DatasetSchema, KeyColumn, NumericColumn
+from mpc_gateway.query.schema import (
+    CategoricalColumn,
+    ColumnName,
+    DatasetSchema,
+    KeyColumn,
+    NumericColumn,
+)
 
 __all__ = [
+    "MAX_LITERAL_CHARS",
     "Comparison",
     "InList",
     "BoolExpr",
@@ -32,6 +39,11 @@ __all__ = [
 
 CompareOp = Literal["=", "!=", "<", "<=", ">", ">="]
 
+MAX_LITERAL_CHARS = 200
+"""The longest literal a filter may hold (a category value or a number, as text)."""
+
+FilterLiteral = Annotated[str, Field(max_length=MAX_LITERAL_CHARS)]
+
 
 class _Frozen(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -39,21 +51,21 @@ class _Frozen(BaseModel):
 
 class Comparison(_Frozen):
     kind: Literal["cmp"] = "cmp"
-    column: str
+    column: ColumnName
     op: CompareOp
-    value: str
+    value: FilterLiteral
 
 
 class InList(_Frozen):
     kind: Literal["in"] = "in"
-    column: str
-    values: tuple[str, ...] = Field(min_length=1, max_length=1000)
+    column: ColumnName
+    values: tuple[FilterLiteral, ...] = Field(min_length=1, max_length=1000)
     negate: bool = False
 
 
 class BoolExpr(_Frozen):
     kind: Literal["and", "or"]
-    items: tuple[Filter, ...] = Field(min_length=2)
+    items: tuple[Filter, ...] = Field(min_length=2, max_length=1000)
 
 
 Filter = Annotated[Comparison | InList | BoolExpr, Field(discriminator="kind")]
@@ -90,13 +102,19 @@ def usable_column(schema: DatasetSchema, name: str, role: str) -> NumericColumn 
     return column
 
 
-def _check_numeric_literal(column: str, text: str) -> None:
+def _check_numeric_literal(name: str, column: NumericColumn, text: str) -> None:
+    """A finite number within the column's declared bounds (nodes encode nothing else)."""
     try:
         value = Decimal(text)
     except InvalidOperation as err:
-        raise InvalidQueryError(f"{column!r} is numeric; {text!r} is not a number") from err
+        raise InvalidQueryError(f"{name!r} is numeric; {text!r} is not a number") from err
     if not value.is_finite():
-        raise InvalidQueryError(f"{column!r} is numeric; {text!r} is not a finite number")
+        raise InvalidQueryError(f"{name!r} is numeric; {text!r} is not a finite number")
+    if not column.min <= value <= column.max:
+        raise InvalidQueryError(
+            f"{text!r} is outside the declared bounds of {name!r} "
+            f"[{column.min}, {column.max}]: no row can have that value"
+        )
 
 
 def validate_filter(schema: DatasetSchema, node: FilterNode) -> None:
@@ -116,4 +134,4 @@ def validate_filter(schema: DatasetSchema, node: FilterNode) -> None:
                     )
         else:
             for text in literals:
-                _check_numeric_literal(leaf.column, text)
+                _check_numeric_literal(leaf.column, column, text)

@@ -33,11 +33,20 @@ __all__ = [
     "CategoricalColumn",
     "KeyColumn",
     "Column",
+    "ColumnName",
+    "DatasetName",
     "DatasetSchema",
     "load_schema",
+    "scaled_exactly",
 ]
 
 _NAME = r"^[a-z_][a-z0-9_]{0,62}$"
+
+ColumnName = Annotated[str, Field(pattern=_NAME)]
+"""A column's name: lower-case letters, digits and underscores, at most 63 characters."""
+
+DatasetName = Annotated[str, Field(pattern=_NAME)]
+"""A dataset's name, of the same form."""
 
 EXACT_SUM_LIMIT = 2**127 - 1
 """The largest sum a node computes exactly: DuckDB's HUGEINT, a signed 128-bit integer.
@@ -72,7 +81,7 @@ class NumericColumn(_Frozen):
         if self.min > self.max:
             raise ValueError("min must not exceed max")
         for bound in (self.min, self.max):
-            if (scaled := _scaled(bound, self.scale)) != scaled.to_integral_value():
+            if (scaled := scaled_exactly(bound, self.scale)) != scaled.to_integral_value():
                 raise ValueError(f"bound {bound} has more than scale = {self.scale} decimals")
         return self
 
@@ -84,12 +93,12 @@ class NumericColumn(_Frozen):
     @property
     def encoded_min(self) -> int:
         """``min`` in the integer encoding (exact: bounds have at most ``scale`` decimals)."""
-        return int(_scaled(self.min, self.scale))
+        return int(scaled_exactly(self.min, self.scale))
 
     @property
     def encoded_max(self) -> int:
         """``max`` in the integer encoding."""
-        return int(_scaled(self.max, self.scale))
+        return int(scaled_exactly(self.max, self.scale))
 
     @property
     def magnitude(self) -> int:
@@ -97,7 +106,7 @@ class NumericColumn(_Frozen):
         return max(abs(self.encoded_min), abs(self.encoded_max))
 
 
-def _scaled(value: Decimal, scale: int) -> Decimal:
+def scaled_exactly(value: Decimal, scale: int) -> Decimal:
     """``value * 10**scale`` exactly (the default context would round past 28 digits)."""
     return value.scaleb(scale, Context(prec=max(28, len(value.as_tuple().digits))))
 
@@ -133,10 +142,10 @@ Column = Annotated[NumericColumn | CategoricalColumn | KeyColumn, Field(discrimi
 class DatasetSchema(_Frozen):
     """The public description of one joint dataset."""
 
-    name: str = Field(pattern=_NAME)
+    name: DatasetName
     description: str = ""
     max_rows_per_node: int = Field(default=10_000_000, ge=1, le=10**12)
-    columns: dict[Annotated[str, Field(pattern=_NAME)], Column] = Field(min_length=1)
+    columns: dict[ColumnName, Column] = Field(min_length=1)
 
     @model_validator(mode="after")
     def _sums_stay_exact(self) -> DatasetSchema:

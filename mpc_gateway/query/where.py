@@ -18,6 +18,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from pydantic import ValidationError
+
 from mpc_gateway.errors import InvalidQueryError
 from mpc_gateway.query.filters import BoolExpr, Comparison, Filter, InList
 
@@ -145,7 +147,12 @@ def parse_where(text: str) -> Filter | None:
     if not text.strip():
         return None
     parser = _Parser(text)
-    tree = parser.expr()
+    try:
+        tree = parser.expr()
+    except ValidationError as err:  # a column name or literal out of bounds: say which
+        first = err.errors()[0]
+        where = ".".join(str(p) for p in first["loc"])
+        raise InvalidQueryError(f"filter: {where}: {first['msg']}") from None
     rest = parser.peek()
     if rest is not None:
         raise InvalidQueryError(f"filter: unexpected {rest.text!r} at position {rest.pos}")

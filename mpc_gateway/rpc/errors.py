@@ -17,9 +17,21 @@ from uuid import uuid4
 import grpc
 
 from mpc_gateway import errors
-from mpc_gateway.errors import GatewayError, InternalError, NodeUnavailableError
+from mpc_gateway.errors import (
+    GatewayError,
+    InternalError,
+    NoAnswerError,
+    NodeUnavailableError,
+    RequestTooLargeError,
+)
 
-__all__ = ["status_for", "abort_with", "abort_internal", "error_from_rpc", "ERROR_CLASSES"]
+__all__ = [
+    "status_for",
+    "abort_with",
+    "abort_internal",
+    "error_from_rpc",
+    "ERROR_CLASSES",
+]
 
 log = logging.getLogger(__name__)
 
@@ -71,6 +83,11 @@ def error_from_rpc(err: grpc.RpcError, peer: str) -> GatewayError:
     trailers: dict[str, Any] = {}
     if isinstance(err, grpc.Call):
         trailers = {str(k): v for k, v in err.trailing_metadata() or ()}
+    query_id = str(trailers[QUERY_ID_KEY]) if trailers.get(QUERY_ID_KEY) else None
+    if ERROR_KEY not in trailers:  # the transport's status, not a server's verdict
+        transport = _transport_error(code, details, peer, query_id)
+        if transport is not None:
+            return transport
     if code == grpc.StatusCode.UNAVAILABLE and ERROR_KEY not in trailers:
         hint = ""
         if any(word in details.lower() for word in ("handshake", "ssl", "certificate")):
@@ -83,5 +100,19 @@ def error_from_rpc(err: grpc.RpcError, peer: str) -> GatewayError:
         code, InternalError
     )
     message = details if peer in details else f"{peer}: {details}"
-    query_id = trailers.get(QUERY_ID_KEY)
-    return error(message, str(query_id) if query_id else None)
+    return error(message, query_id)
+
+
+def _transport_error(
+    code: grpc.StatusCode, details: str, peer: str, query_id: str | None
+) -> GatewayError | None:
+    """What gRPC itself ended the call with, in words that say what happened."""
+    if code == grpc.StatusCode.RESOURCE_EXHAUSTED and "larger than max" in details:
+        return RequestTooLargeError(
+            f"{peer} refused the message as too large ({details}); see docs/limits.md "
+            "for each method's limit",
+            query_id,
+        )
+    if code == grpc.StatusCode.DEADLINE_EXCEEDED:
+        return NoAnswerError(f"{peer} did not answer before the deadline", query_id)
+    return None

@@ -5,7 +5,9 @@ call it looks up the method's rule: a method the table does not list is refused
 (PERMISSION_DENIED) whoever calls; health and reflection are open to any
 consortium certificate; every other method names the principals that may call
 it (``role/*`` or ``role/name``). The caller is the identity in its client
-certificate, in the consortium's trust domain only. The servicer then runs with
+certificate, in the consortium's trust domain only. A request larger than its
+method's limit (:mod:`mpc_gateway.rpc.limits`) is refused as RESOURCE_EXHAUSTED
+before the servicer sees it. The servicer then runs with
 :func:`~mpc_gateway.rpc.auth.current_caller` set, and any domain error it raises
 ends the call with that error's status and public message (anything else is
 INTERNAL with a reference id), so servicers contain no status handling at all.
@@ -21,11 +23,12 @@ from typing import TYPE_CHECKING, Any
 
 import grpc
 
-from mpc_gateway.errors import GatewayError, PolicyDeniedError
+from mpc_gateway.errors import GatewayError, PolicyDeniedError, RequestTooLargeError
 from mpc_gateway.pki import Identity
 from mpc_gateway.rpc.auth import caller_identity, calling_as
 from mpc_gateway.rpc.drain import Gate
 from mpc_gateway.rpc.errors import abort_internal, abort_with
+from mpc_gateway.rpc.limits import request_limit, too_large_message
 
 __all__ = ["ANYONE", "AccessInterceptor", "allows"]
 
@@ -33,6 +36,8 @@ ANYONE = "*"
 """A rule for methods any consortium certificate may call (health, reflection)."""
 
 Rules = Mapping[str, Sequence[str]]
+RefusalHook = Callable[[Identity, str, GatewayError], None]
+"""Told of each request refused before its servicer ran (the caller, the method, why)."""
 if TYPE_CHECKING:
     Handler = grpc.RpcMethodHandler[Any, Any]
 
@@ -56,10 +61,17 @@ def _refusal(caller: Identity, method: str, principals: Sequence[str]) -> str:
 class AccessInterceptor(grpc.ServerInterceptor):
     """Default-deny authorisation and error translation for every method of a server."""
 
-    def __init__(self, rules: Rules, trust_domain: str, gate: Gate | None = None) -> None:
+    def __init__(
+        self,
+        rules: Rules,
+        trust_domain: str,
+        gate: Gate | None = None,
+        on_refusal: RefusalHook | None = None,
+    ) -> None:
         self._rules = dict(rules)
         self._trust_domain = trust_domain
         self._gate = gate
+        self._on_refusal = on_refusal
         self._guarded: dict[str, Handler] = {}  # by method: wrapped once, not per call
 
     def intercept_service(
@@ -94,10 +106,17 @@ class AccessInterceptor(grpc.ServerInterceptor):
         behaviour: Callable[[Any, grpc.ServicerContext], Any],
     ) -> Callable[[Any, grpc.ServicerContext], Any]:
         short = method.rsplit("/", 1)[-1]
+        limit = request_limit(method)
 
         def guarded(request: Any, context: grpc.ServicerContext) -> Any:
             try:
                 caller = caller_identity(context, self._trust_domain)
+                size = request.ByteSize()
+                if size > limit:
+                    refusal = RequestTooLargeError(too_large_message(method, size, limit))
+                    if self._on_refusal is not None:
+                        self._on_refusal(caller, short, refusal)
+                    raise refusal
                 if rule is None:
                     raise PolicyDeniedError(f"{caller} may not call {short}: no one may")
                 if not allows(rule, caller):

@@ -21,10 +21,11 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from mpc_gateway.rpc.drain import Gate
-from mpc_gateway.rpc.interceptor import ANYONE, AccessInterceptor
+from mpc_gateway.rpc.interceptor import ANYONE, AccessInterceptor, RefusalHook
+from mpc_gateway.rpc.limits import KEEPALIVE_MS, client_options, server_options
 
 __all__ = [
-    "MAX_MESSAGE_BYTES",
+    "Readiness",
     "Service",
     "TlsMaterial",
     "build_server",
@@ -34,7 +35,6 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-MAX_MESSAGE_BYTES = 64 * 1024 * 1024
 _ANSWER_S = 5.0  # after draining: for calls whose work has ended to send their answer
 
 TlsMaterial = tuple[bytes, bytes, bytes]  # (ca, certificate chain, private key) PEM
@@ -84,11 +84,16 @@ def build_server(
     trust_domain: str,
     max_workers: int = 64,
     gate: Gate | None = None,
+    keepalive_ms: int = KEEPALIVE_MS,
+    on_refusal: RefusalHook | None = None,
 ) -> tuple[grpc.Server, int, health.HealthServicer]:
     """A bound (not yet started) mutual-TLS server with health and reflection; and its port.
 
     With ``gate``, every call but health and reflection is counted by it and refused once
-    it is closed (see :func:`serve_until_signalled`).
+    it is closed (see :func:`serve_until_signalled`). Requests are limited per method
+    (:mod:`mpc_gateway.rpc.limits`); the server admits pings as often as clients built with
+    the same ``keepalive_ms`` send them. ``on_refusal`` hears of every request refused as
+    too large (the gateway logs it).
     """
     ca, cert, key = tls
     rules: dict[str, Sequence[str]] = {}
@@ -99,13 +104,11 @@ def build_server(
         (reflection.SERVICE_NAME, ("ServerReflectionInfo",)),
     ):
         rules.update({f"/{name}/{method}": (ANYONE,) for method in methods})
+    served = [f"/{s.name}/{m}" for s in services for m in s.methods]
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="rpc"),
-        interceptors=[AccessInterceptor(rules, trust_domain, gate)],
-        options=[
-            ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
-            ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
-        ],
+        interceptors=[AccessInterceptor(rules, trust_domain, gate, on_refusal)],
+        options=server_options(served, keepalive_ms),
     )
     for service in services:
         service.add(service.servicer, server)
@@ -124,14 +127,17 @@ def build_server(
     return server, port, health_servicer
 
 
-def client_channel(target: str, tls: TlsMaterial, server_name: str | None = None) -> grpc.Channel:
+def client_channel(
+    target: str,
+    tls: TlsMaterial,
+    server_name: str | None = None,
+    keepalive_ms: int = KEEPALIVE_MS,
+) -> grpc.Channel:
     """A mutual-TLS channel to ``target``; ``server_name`` overrides the name its certificate
     must carry."""
     ca, cert, key = tls
     options: list[tuple[str, str | int]] = [
-        ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
-        ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
-        ("grpc.keepalive_time_ms", 30_000),
+        *client_options(keepalive_ms),
         # a node that restarts is usable again within a second, not after gRPC's default backoff
         # (not min_reconnect_backoff_ms: gRPC also uses it as the connection attempt's timeout)
         ("grpc.initial_reconnect_backoff_ms", 100),
@@ -143,6 +149,52 @@ def client_channel(target: str, tls: TlsMaterial, server_name: str | None = None
         root_certificates=ca, private_key=key, certificate_chain=cert
     )
     return grpc.secure_channel(target, credentials, options=options)
+
+
+class Readiness:
+    """A server's health as the conditions keeping it from serving (none: SERVING).
+
+    Each condition has a name (``"mpc"``: the MPC session is not open yet;
+    ``"storage"``: the audit log cannot be written); the server reports
+    NOT_SERVING, for every service, while any is held.
+    """
+
+    def __init__(self, health_servicer: health.HealthServicer, services: Sequence[str]) -> None:
+        self._health = health_servicer
+        self._names = (*services, "")
+        self._held: dict[str, str] = {}
+        self._lock = threading.Lock()
+
+    def hold(self, condition: str, why: str) -> None:
+        with self._lock:
+            self._held[condition] = why
+            self._publish()
+
+    def release(self, condition: str) -> None:
+        with self._lock:
+            self._held.pop(condition, None)
+            self._publish()
+
+    def storage(self, problem: str | None) -> None:
+        """Watches an audit log's storage (``AuditLog.watch_storage``)."""
+        if problem is None:
+            self.release("storage")
+        else:
+            self.hold("storage", problem)
+
+    @property
+    def held(self) -> dict[str, str]:
+        with self._lock:
+            return dict(self._held)
+
+    def _publish(self) -> None:
+        status = (
+            health_pb2.HealthCheckResponse.NOT_SERVING
+            if self._held
+            else health_pb2.HealthCheckResponse.SERVING
+        )
+        for name in self._names:
+            self._health.set(name, status)
 
 
 def serve_until_signalled(

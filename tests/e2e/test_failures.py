@@ -14,10 +14,12 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from mpc_gateway.client import GatewayClient
 from mpc_gateway.devnet.localnet import LocalConsortium
 from mpc_gateway.errors import (
+    DeadlineExceededError,
     GatewayError,
     InvalidQueryError,
     NodeUnavailableError,
     PolicyDeniedError,
+    UnauthenticatedError,
 )
 from mpc_gateway.pki import (
     Identity,
@@ -47,6 +49,8 @@ pytestmark = pytest.mark.e2e
         ),
         (["count"], "", "exposure", "group by needs a categorical column"),
         (["mean:sector"], "", None, "needs a numeric column"),
+        (["count"], "exposure > 1e300", None, "outside the declared bounds of 'exposure'"),
+        (["count"], "exposure IN (1, -5)", None, "outside the declared bounds of 'exposure'"),
     ],
 )
 def test_invalid_query_is_invalid_argument(
@@ -71,6 +75,16 @@ def test_invalid_query_is_invalid_argument(
     assert "Traceback" not in caught.value.details()
 
 
+def test_a_huge_literal_is_refused_with_its_query_id_and_the_session_stays_up(
+    analyst: GatewayClient,
+) -> None:
+    with pytest.raises(InvalidQueryError, match="outside the declared bounds") as caught:
+        analyst.query("loans", ["count"], where="exposure > 1e300")
+    assert caught.value.query_id
+    result = analyst.query("loans", ["count"])  # no node crashed, no session was torn down
+    assert result.outcome.rows[0][1][0] == 3 * 3000
+
+
 def test_unknown_dataset_names_the_known_ones(analyst: GatewayClient) -> None:
     with pytest.raises(InvalidQueryError, match="unknown dataset 'trades'; known datasets: loans"):
         analyst.query("trades", ["count"])
@@ -89,10 +103,12 @@ def test_certificate_from_another_ca_is_rejected_with_a_clear_message(consortium
     tls = tls_credentials_bytes(other, Identity("analyst", "alice", other.trust_domain))
     # trust the real CA so only the client certificate is wrong
     real_ca = load_layout(consortium.files.pki_dir).ca_cert.read_bytes()
-    with GatewayClient(
-        consortium.files.gateway_address, (real_ca, tls[1], tls[2]), timeout_s=5
-    ) as rogue:
-        with pytest.raises(NodeUnavailableError, match="TLS handshake failed|unavailable"):
+    # the client knows before connecting: TLS would only tell it "Socket closed"
+    with pytest.raises(UnauthenticatedError, match="not issued by the consortium CA.*unknown CA"):
+        GatewayClient(consortium.files.gateway_address, (real_ca, tls[1], tls[2]), timeout_s=5)
+    # a client holding the rogue CA too (so its own check passes) hears what failed
+    with GatewayClient(consortium.files.gateway_address, tls, timeout_s=5) as rogue:
+        with pytest.raises(NodeUnavailableError, match="not issued by the consortium CA this"):
             rogue.datasets()
 
 
@@ -197,6 +213,12 @@ def test_node_that_never_answers_fails_the_query_by_its_deadline(consortium, ana
         assert not thread.is_alive()
         assert "error" in outcome, outcome
         assert 7.0 < outcome["seconds"] < 15.0  # the gateway's 8 s query deadline
+        error = outcome["error"]
+        # the frozen node is named, not the healthy ones that timed out waiting for it
+        assert isinstance(error, DeadlineExceededError), error
+        assert "node broker-c did not answer before the deadline" in error.public_message, error
+        assert "bank-a" not in error.public_message and "bank-b" not in error.public_message
+        assert error.query_id, "a failed query's error names the query"
     finally:
         consortium.kill("broker-c")
     _recovers(consortium, "broker-c", analyst)

@@ -11,13 +11,14 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import grpc
 import pytest
 
 from mpc_gateway.client import tls_from_pki
 from mpc_gateway.devnet.localnet import ConsortiumFiles, prepare
-from mpc_gateway.gateway.server import gateway_services
+from mpc_gateway.gateway.server import gateway_services, refusals_logged
 from mpc_gateway.gateway.service import Gateway
 from mpc_gateway.node.server import node_services
 from mpc_gateway.node.service import Node
@@ -44,8 +45,10 @@ class Served:
         return client_channel(f"127.0.0.1:{self.port}", tls_from_pki(self.pki, identity))
 
 
-def serve(services: list[Service], tls: tuple[bytes, bytes, bytes], pki: Path) -> Served:
-    server, port, _ = build_server("127.0.0.1:0", tls, services, "mpcgw.local")
+def serve(
+    services: list[Service], tls: tuple[bytes, bytes, bytes], pki: Path, **options: Any
+) -> Served:
+    server, port, _ = build_server("127.0.0.1:0", tls, services, "mpcgw.local", **options)
     server.start()
     return Served(server, port, pki)
 
@@ -59,7 +62,13 @@ def gateway(files: ConsortiumFiles) -> Iterator[Gateway]:
 
 @pytest.fixture(scope="session")
 def gateway_server(gateway: Gateway, files: ConsortiumFiles) -> Iterator[Served]:
-    served = serve(gateway_services(gateway), gateway.tls, files.pki_dir)
+    served = serve(
+        gateway_services(gateway),
+        gateway.tls,
+        files.pki_dir,
+        # as serve_gateway builds it
+        on_refusal=refusals_logged(gateway),
+    )
     yield served
     served.server.stop(0)
 

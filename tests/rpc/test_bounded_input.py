@@ -1,0 +1,123 @@
+"""Bad input on the served gateway and node: precise status, the query's id, a bounded log."""
+
+from __future__ import annotations
+
+import os
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import grpc
+import pytest
+
+from mpc_gateway.audit.log import AuditEvent
+from mpc_gateway.audit.sqlite import load_raw
+from mpc_gateway.client import GatewayClient, tls_from_pki
+from mpc_gateway.errors import InvalidQueryError, RequestTooLargeError
+from mpc_gateway.gateway.service import Gateway
+from mpc_gateway.proto.v1 import gateway_pb2, gateway_pb2_grpc, node_pb2_grpc
+from mpc_gateway.rpc.errors import QUERY_ID_KEY, error_from_rpc
+from mpc_gateway.rpc.limits import DEFAULT_REQUEST_BYTES
+from tests.forged import count_plan, forge
+from tests.rpc.conftest import Served
+
+
+def _client(served: Served) -> GatewayClient:
+    return GatewayClient(
+        f"127.0.0.1:{served.port}", tls_from_pki(served.pki, "analyst/alice"), timeout_s=30
+    )
+
+
+def _log_bytes(path: Path) -> int:
+    return sum(os.path.getsize(p) for p in (path, Path(f"{path}-wal")) if os.path.exists(p))
+
+
+def test_a_request_over_its_methods_limit_is_resource_exhausted_and_logged(
+    gateway: Gateway, gateway_server: Served
+) -> None:
+    before = gateway.audit.log.size()
+    stub = gateway_pb2_grpc.GatewayServiceStub(gateway_server.channel("analyst/alice"))
+    request = gateway_pb2.QueryStatusRequest(query_id="q" * (DEFAULT_REQUEST_BYTES + 1))
+    with pytest.raises(grpc.RpcError) as caught:
+        stub.GetQueryStatus(request, timeout=10)
+    assert caught.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+    assert f"GetQueryStatus accepts requests of at most {DEFAULT_REQUEST_BYTES} bytes" in str(
+        caught.value.details()
+    )
+    (entry,) = gateway.audit.log.entries(before)
+    event = AuditEvent.from_entry(entry)
+    assert (event.kind, event.actor, event.details["method"]) == (
+        "request.refused",
+        "analyst/alice",
+        "GetQueryStatus",
+    )
+
+
+def test_a_request_over_the_servers_largest_limit_is_refused_by_the_transport(
+    gateway_server: Served,
+) -> None:
+    with _client(gateway_server) as client:
+        with pytest.raises(RequestTooLargeError, match="docs/limits.md"):
+            client.run("aggregate", "loans", aggregates=["count"], purpose="p" * (5 << 20))
+
+
+def test_a_refused_query_with_a_huge_dataset_name_costs_the_log_a_few_kilobytes(
+    gateway: Gateway, gateway_server: Served
+) -> None:
+    path = gateway.audit.log.path  # type: ignore[attr-defined]  # the SQLite backend's file
+    before_bytes, before_entries = _log_bytes(path), gateway.audit.log.size()
+    with _client(gateway_server) as client:
+        with pytest.raises(InvalidQueryError) as caught:
+            client.run("aggregate", "d" * (3 << 20), aggregates=["count"])
+    grown = _log_bytes(path) - before_bytes  # whole SQLite pages, WAL frames included
+    assert grown <= 64 * 1024, f"the log's files grew by {grown} bytes"
+    assert caught.value.query_id  # the refusal names its query ...
+    raw = load_raw(path)
+    (entry,) = raw.entries[before_entries:]
+    assert len(entry) + len(raw.tree_heads[-1]) <= 4096  # what the log holds for it
+    event = AuditEvent.from_entry(entry)
+    assert event.kind == "query.refused" and event.query_id == caught.value.query_id
+    assert event.dataset is None  # ... and the log keeps the name's digest, not the name
+    assert event.details["dataset"] == {"sha256": _sha256("d" * (3 << 20)), "length": 3 << 20}
+
+
+def _sha256(text: str) -> str:
+    import hashlib
+
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def test_a_literal_outside_the_columns_bounds_is_refused_at_the_gateway_with_its_query_id(
+    gateway_server: Served,
+) -> None:
+    stub = gateway_pb2_grpc.GatewayServiceStub(gateway_server.channel("analyst/alice"))
+    with _client(gateway_server) as client:
+        request = client.request(
+            "aggregate", "loans", where="exposure > 1e300", aggregates=["count"], purpose="risk"
+        )
+    with pytest.raises(grpc.RpcError) as caught:
+        stub.Run(request, timeout=10)
+    assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "outside the declared bounds of 'exposure'" in str(caught.value.details())
+    trailers = dict(caught.value.trailing_metadata() or ())  # type: ignore[attr-defined]
+    query_id = trailers.get(QUERY_ID_KEY)
+    assert query_id
+    error = error_from_rpc(caught.value, "gateway")
+    assert error.query_id == query_id
+
+
+def _out_of_bounds_plan() -> Any:
+    plan = count_plan()
+    bad = {"kind": "cmp", "column": "exposure", "op": ">", "value": str(Decimal("1e300"))}
+    return type(plan).model_validate({**plan.model_dump(), "filter": bad})
+
+
+def test_a_node_refuses_an_out_of_bounds_literal_the_gateway_signed_anyway(
+    files: Any, node_server: Served
+) -> None:
+    stub = node_pb2_grpc.NodeServiceStub(node_server.channel("gateway/gateway"))
+    forged = forge(files, _out_of_bounds_plan())
+    with pytest.raises(grpc.RpcError) as caught:
+        stub.Execute(forged.message(), timeout=20)
+    assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "outside the declared bounds of 'exposure'" in str(caught.value.details())
