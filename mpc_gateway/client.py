@@ -5,6 +5,7 @@
 >>> result = client.query("loans", ["count", "mean:exposure"], group_by="sector")
 >>> result.records()        # plain data
 >>> result.to_pandas()      # a DataFrame
+>>> client.sql("SELECT sector, rating, COUNT(*) FROM loans GROUP BY sector, rating")
 
 Every computation runs through :meth:`GatewayClient.run` (``query``, ``score``,
 ``concentration``, ``quantiles`` and ``histogram`` name one each). Errors come
@@ -53,6 +54,7 @@ from mpc_gateway.rpc.approver import ApproverClient, PendingQuery
 from mpc_gateway.rpc.client import HealthClient, ServiceClient
 from mpc_gateway.rpc.convert import dataset_from_proto, request_from_proto, result_from_proto
 from mpc_gateway.rpc.server import TlsMaterial
+from mpc_gateway.sql import present, read_statement
 
 __all__ = [
     "GatewayClient",
@@ -151,13 +153,37 @@ class GatewayClient(ServiceClient):
         self, kind: str, dataset: str, *, where: str = "", purpose: str | None = None, **fields: Any
     ) -> dict[str, Any]:
         """The dry run: which rules pass or fail, approvals needed, what would be disclosed."""
-        message = self.request(kind, dataset, where=where, purpose=purpose, **fields)
+        return self._explain(self.request(kind, dataset, where=where, purpose=purpose, **fields))
+
+    def _explain(self, message: gateway_pb2.ComputationRequest) -> dict[str, Any]:
         reply = self._call(self._stub.Explain, message)
         return {
             "allowed": reply.allowed,
             "plan_hash": reply.plan_hash,
             **json.loads(reply.report_json),
         }
+
+    # --- SQL ---------------------------------------------------------------------------------
+
+    def sql(self, statement: str, *, purpose: str | None = None) -> Released:
+        """Run a SQL statement (docs/sql.md): the same plan, policies and result as its flags.
+
+        Its aliases, ORDER BY and LIMIT are applied here, to the released values only.
+        """
+        message = self._statement(statement, purpose)
+        released = self._open(self._call(self._stub.Run, message), _accepted(message))
+        return present(released, read_statement(statement))
+
+    def explain_sql(self, statement: str, *, purpose: str | None = None) -> dict[str, Any]:
+        """The dry run of a SQL statement, as :meth:`explain` for a flag query."""
+        return self._explain(self._statement(statement, purpose))
+
+    def _statement(self, statement: str, purpose: str | None) -> gateway_pb2.ComputationRequest:
+        chosen = self.purpose if purpose is None else purpose
+        receiver = b"" if self.receiver is None else self.receiver.certificate_pem
+        return gateway_pb2.ComputationRequest(
+            sql=statement, purpose=chosen, receiver_certificate=receiver
+        )
 
     # --- one method per computation ----------------------------------------------------------
 
@@ -167,10 +193,13 @@ class GatewayClient(ServiceClient):
         aggregates: Sequence[str],
         *,
         where: str = "",
-        group_by: str | None = None,
+        group_by: str | Sequence[str] | None = None,
         purpose: str | None = None,
     ) -> Released:
-        """A joint aggregate table; ``aggregates`` like ``["count", "mean:exposure"]``."""
+        """A joint aggregate table; ``aggregates`` like ``["count", "mean:exposure"]``.
+
+        ``group_by``: one categorical column, or several for a cross tab.
+        """
         return self.run(
             "aggregate",
             dataset,

@@ -14,6 +14,7 @@ from mpc_gateway.cli.common import reporting_errors
 from mpc_gateway.cli.model import model_app
 from mpc_gateway.cli.query import budget, datasets, query, status
 from mpc_gateway.cli.risk import risk_app
+from mpc_gateway.cli.sql import sql
 
 __all__ = ["app"]
 
@@ -36,6 +37,7 @@ for sub, name in (
 for command, name in (
     (datasets, "datasets"),
     (query, "query"),
+    (sql, "sql"),
     (status, "status"),
     (budget, "budget"),
     (approve, "approve"),

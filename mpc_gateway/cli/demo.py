@@ -65,7 +65,9 @@ def _show(checked: Checked) -> None:
             table.add_row(group, *cells, mark)
         else:
             table.add_row(group, *(format_value(v) for v in values), mark)
-    if checked.query.where:
+    if checked.query.sql:
+        table.caption = checked.query.sql
+    elif checked.query.where:
         table.caption = f"where {checked.query.where}"
     console.print(table)
 

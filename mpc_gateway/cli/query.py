@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.table import Table
@@ -19,7 +19,7 @@ from mpc_gateway.cli.common import (
     reporting_errors,
 )
 
-__all__ = ["datasets", "query", "status", "budget"]
+__all__ = ["datasets", "dataset_table", "query", "status", "budget"]
 
 
 def datasets(
@@ -35,19 +35,24 @@ def datasets(
         print(json.dumps(found, indent=2))
         return
     for dataset in found:
-        nodes = ", ".join(dataset["nodes"])
-        table = Table(title=f"{dataset['name']}: {dataset['description']} (nodes: {nodes})")
-        for header in ("column", "kind", "values", "description"):
-            table.add_column(header)
-        for column in dataset["columns"]:
-            if column["kind"] == "categorical":
-                values = ", ".join(column["domain"])
-            elif column["kind"] == "numeric":
-                values = f"[{column['min']}, {column['max']}], {column['scale']} decimals"
-            else:
-                values = "entity key (risk computations only, never released)"
-            table.add_row(column["name"], column["kind"], values, column["description"])
-        console.print(table)
+        console.print(dataset_table(dataset))
+
+
+def dataset_table(dataset: dict[str, Any]) -> Table:
+    """One dataset's schema as a table: columns, kinds, domains or bounds."""
+    nodes = ", ".join(dataset["nodes"])
+    table = Table(title=f"{dataset['name']}: {dataset['description']} (nodes: {nodes})")
+    for header in ("column", "kind", "values", "description"):
+        table.add_column(header)
+    for column in dataset["columns"]:
+        if column["kind"] == "categorical":
+            values = ", ".join(column["domain"])
+        elif column["kind"] == "numeric":
+            values = f"[{column['min']}, {column['max']}], {column['scale']} decimals"
+        else:
+            values = "entity key (risk computations only, never released)"
+        table.add_row(column["name"], column["kind"], values, column["description"])
+    return table
 
 
 def query(
@@ -63,7 +68,10 @@ def query(
     where: Annotated[
         str, typer.Option(help="filter, e.g. \"sector IN ('energy') AND exposure > 1000\"")
     ] = "",
-    group_by: Annotated[str | None, typer.Option(help="categorical column")] = None,
+    group_by: Annotated[
+        list[str] | None,
+        typer.Option(help="categorical column; repeat or comma-separate for a cross tab"),
+    ] = None,
     purpose: Annotated[
         str, typer.Option(help="why you ask: a purpose the policies allow (audited)")
     ] = "",

@@ -23,6 +23,7 @@ from pydantic import ValidationError
 
 from mpc_gateway.computations.aggregate import AggregatePlan, AggregateRequest, Aggregates
 from mpc_gateway.computations.base import (
+    MAX_STATEMENT_CHARS,
     Blocks,
     Computation,
     Execution,
@@ -55,6 +56,7 @@ __all__ = [
     "Plan",
     "Planning",
     "ProgramCall",
+    "MAX_STATEMENT_CHARS",
     "Released",
     "Request",
     "AggregatePlan",

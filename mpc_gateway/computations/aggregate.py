@@ -1,9 +1,12 @@
 """Joint aggregate tables: count, sum, mean, variance, deviation, minimum, maximum per group.
 
 The analyst's :class:`AggregateRequest` names aggregates, an optional filter and
-an optional categorical group-by column; :func:`build_plan` checks it against
-the dataset's schema and fixes everything nodes must agree on (the group
-domain, the analyst, the purpose) in an :class:`AggregatePlan`. Nodes
+an ordered tuple of categorical group-by columns (none, one, or a cross tab of
+several); :func:`build_plan` checks it against the dataset's schema and fixes
+everything nodes must agree on (the cells: the product of the columns' declared
+domains, the analyst, the purpose) in an :class:`AggregatePlan`. A cross tab
+whose product domain has more cells than the schema's ``max_group_cells`` is
+refused with its size. Nodes
 pre-aggregate locally (:mod:`~mpc_gateway.computations.aggregate_layout`), the
 MPC program (``aggregate:joint_aggregates``) adds the exact integers up and
 applies the output controls, and the receiver decodes the released integers
@@ -16,11 +19,13 @@ receiver and learns none of them; nodes learn the query, never the result.
 
 from __future__ import annotations
 
+import itertools
+import math
 from collections.abc import Sequence
 from decimal import Decimal
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from mpc_gateway.computations.aggregate_layout import (
     ALL_ROWS,
@@ -59,7 +64,10 @@ __all__ = [
     "AggregateRequest",
     "AggregatePlan",
     "Aggregates",
+    "GroupBy",
     "build_plan",
+    "check_cells",
+    "group_columns",
     "parse_aggregate",
     "validate_spec",
 ]
@@ -101,10 +109,32 @@ def parse_aggregate(text: str) -> Aggregate:
         raise InvalidQueryError(f"unsupported aggregate {func!r}; supported: {supported}") from None
 
 
+def group_columns(value: Any) -> Any:
+    """Group-by columns as a tuple: None or "" for none, ``"a,b"`` or ``["a", "b"]`` for several."""
+    if value is None:
+        return ()
+    if isinstance(value, str):
+        return tuple(part.strip() for part in value.split(",") if part.strip())
+    if isinstance(value, list | tuple):
+        return tuple(
+            part.strip()
+            for item in value
+            for part in (item.split(",") if isinstance(item, str) else [item])
+            if not isinstance(part, str) or part.strip()
+        )
+    return value
+
+
+GroupBy = tuple[ColumnName, ...]
+"""The ordered group-by columns (empty: one cell over every matching row)."""
+
+
 class AggregateRequest(Request):
     kind: Literal["aggregate"] = "aggregate"
     aggregates: tuple[Aggregate, ...] = Field(min_length=1, max_length=32)
-    group_by: ColumnName | None = None
+    group_by: GroupBy = Field(default=(), max_length=8)
+
+    _columns = field_validator("group_by", mode="before")(group_columns)
 
     @classmethod
     def of(
@@ -129,6 +159,18 @@ def _check_aggregate(schema: DatasetSchema, agg: Aggregate) -> None:
         )
 
 
+def check_cells(schema: DatasetSchema, group_by: Sequence[str]) -> None:
+    """Refuse a cross tab whose product domain has more cells than the schema allows."""
+    cells = math.prod(len(schema.categorical(c).domain) for c in group_by)
+    if cells > schema.max_group_cells:
+        sizes = " x ".join(str(len(schema.categorical(c).domain)) for c in group_by)
+        raise InvalidQueryError(
+            f"group by {', '.join(group_by)}: {cells:,} cells ({sizes}, the product of "
+            f"the declared domains) is more than {schema.name!r} allows "
+            f"(max_group_cells = {schema.max_group_cells:,})"
+        )
+
+
 def validate_spec(spec: AggregateRequest, schema: DatasetSchema) -> None:
     """Raise InvalidQueryError unless ``spec`` can run against ``schema``."""
     if spec.dataset != schema.name:
@@ -138,13 +180,14 @@ def validate_spec(spec: AggregateRequest, schema: DatasetSchema) -> None:
         raise InvalidQueryError("an aggregate is listed twice")
     for agg in spec.aggregates:
         _check_aggregate(schema, agg)
-    if spec.group_by is not None and not isinstance(
-        usable_column(schema, spec.group_by, "group by"), CategoricalColumn
-    ):
-        raise InvalidQueryError(
-            f"group by needs a categorical column with a declared domain; "
-            f"{spec.group_by!r} is numeric"
-        )
+    if len(set(spec.group_by)) != len(spec.group_by):
+        raise InvalidQueryError("a group-by column is listed twice")
+    for column in spec.group_by:
+        if not isinstance(usable_column(schema, column, "group by"), CategoricalColumn):
+            raise InvalidQueryError(
+                f"group by needs a categorical column with a declared domain; {column!r} is numeric"
+            )
+    check_cells(schema, spec.group_by)
     if spec.filter is not None:
         validate_filter(schema, spec.filter)
 
@@ -154,13 +197,15 @@ class AggregatePlan(Plan):
 
     kind: Literal["aggregate"] = "aggregate"
     aggregates: tuple[Aggregate, ...] = Field(min_length=1)
-    group_by: str | None = None
-    groups: tuple[str, ...] = Field(min_length=1)
+    group_by: GroupBy = ()
+    groups: tuple[tuple[str, ...], ...] = Field(min_length=1)
+    """The cells, in order: the product of the group-by columns' domains (one cell without)."""
+
+    _columns = field_validator("group_by", mode="before")(group_columns)
 
     def declaration(self) -> Declaration:
         uses = [ColumnUse(a.column, "aggregate", a.func) for a in self.aggregates if a.column]
-        if self.group_by is not None:
-            uses.append(ColumnUse(self.group_by, "group_by"))
+        uses += [ColumnUse(column, "group_by") for column in self.group_by]
         extremes = sorted({a.label for a in self.aggregates if a.func in ("min", "max")})
         blocker = (
             f"{', '.join(extremes)} release single values, which noise cannot protect"
@@ -172,7 +217,11 @@ class AggregatePlan(Plan):
     def disclosure(self, institutions: list[str]) -> list[dict[str, str]]:
         output = self.controls
         labels = ", ".join(agg.label for agg in self.aggregates)
-        cells = f"per {self.group_by}" if self.group_by else "over all matching rows (one cell)"
+        cells = (
+            f"per {' x '.join(self.group_by)}"
+            if self.group_by
+            else "over all matching rows (one cell)"
+        )
         analyst = f"{self.analyst} receives {labels} {cells} {_conditions(output)}"
         analyst += _rounding(output)
         if output.dp_rho is not None:
@@ -228,7 +277,8 @@ def build_plan(
 ) -> AggregatePlan:
     """Validate ``spec`` against ``schema`` and fix everything nodes must agree on."""
     validate_spec(spec, schema)
-    groups = schema.categorical(spec.group_by).domain if spec.group_by else (ALL_ROWS,)
+    domains = [schema.categorical(c).domain for c in spec.group_by] or [(ALL_ROWS,)]
+    groups = tuple(itertools.product(*domains))
     return AggregatePlan(
         analyst=analyst,
         dataset=schema.name,
@@ -304,19 +354,28 @@ class Aggregates(Computation[AggregateRequest, AggregatePlan, AggregateOutcome])
         )
         if not aggregates:
             raise InvalidQueryError("a query needs at least one aggregate, e.g. count")
-        return AggregateRequest(aggregates=aggregates, group_by=message.group_by or None, **common)
+        return AggregateRequest(
+            aggregates=aggregates, group_by=group_columns(message.group_by), **common
+        )
 
     def job_message(
-        self, aggregates: Sequence[str | Aggregate] = (), group_by: str | None = None
+        self,
+        aggregates: Sequence[str | Aggregate] = (),
+        group_by: str | Sequence[str] | None = None,
     ) -> gateway_pb2.AggregateJob:
-        """``aggregates`` like ``["count", "mean:exposure"]`` (or ``"mean(exposure)"``)."""
+        """``aggregates`` like ``["count", "mean:exposure"]`` (or ``"mean(exposure)"``).
+
+        ``group_by`` is one column, several (a cross tab), or ``"a,b"``.
+        """
         specs = []
         for item in aggregates:
             func, column = (
                 (str(item.func), item.column or "") if isinstance(item, Aggregate) else _split(item)
             )
             specs.append(gateway_pb2.AggregateSpec(func=func, column=column))
-        return gateway_pb2.AggregateJob(aggregates=specs, group_by=group_by or "")
+        columns = group_columns(group_by)
+        assert isinstance(columns, tuple)
+        return gateway_pb2.AggregateJob(aggregates=specs, group_by=",".join(columns))
 
     def outcome_to_proto(self, outcome: AggregateOutcome) -> gateway_pb2.AggregateOutcome:
         return outcome_to_proto(outcome)

@@ -46,7 +46,11 @@ Stat = Literal["count", "sum", "sumsq"]
 
 @dataclass(frozen=True)
 class AggregateLayout:
-    """Per group, the exact integers each node contributes, and how the MPC treats them.
+    """Per cell, the exact integers each node contributes, and how the MPC treats them.
+
+    A cell is one combination of the group-by columns' values (the product of their
+    domains, in the plan's order), so every output control and every noise draw
+    applies per cell.
 
     ``additive`` columns are summed across nodes; ``minima``/``maxima`` columns
     are reduced with secure comparisons. Values are the schema's integer
@@ -231,9 +235,13 @@ def local_aggregates(
         exprs.append(f"sum({term})")
     exprs += [f"min({ident(c)})" for c in layout.minima]
     exprs += [f"max({ident(c)})" for c in layout.maxima]
-    group = ident(plan.group_by) if plan.group_by else f"'{ALL_ROWS}'"
+    groups = [ident(c) for c in plan.group_by] or [f"'{ALL_ROWS}'"]
+    keys = ", ".join(str(i + 1) for i in range(len(groups)))
     condition, params = where
-    sql = f"SELECT {group}, {', '.join(exprs)} FROM data WHERE {condition} GROUP BY 1"
+    sql = (
+        f"SELECT {', '.join(groups)}, {', '.join(exprs)} FROM data WHERE {condition} "
+        f"GROUP BY {keys}"
+    )
     # fetchall: a cursor reused by the node must not keep a pending result
     return _shape(plan, layout, cursor.execute(sql, params).fetchall())
 
@@ -242,12 +250,14 @@ def _shape(
     plan: AggregatePlan, layout: AggregateLayout, rows: list[tuple[Any, ...]]
 ) -> dict[str, np.ndarray]:
     groups = {g: i for i, g in enumerate(plan.groups)}
+    width = len(plan.groups[0])  # the cell key: one value per group-by column
     n_add, n_min = len(layout.additive), len(layout.minima)
     additive = np.zeros((len(groups), n_add), dtype=object)
     minima = np.full((len(groups), n_min), layout.sentinel, dtype=object)
     maxima = np.full((len(groups), len(layout.maxima)), -layout.sentinel, dtype=object)
-    for group, count, *values in rows:
-        g = groups[group]
+    for row in rows:
+        g = groups[tuple(str(v) for v in row[:width])]
+        count, *values = row[width:]
         sums = iter(values)
         for k, (stat, _) in enumerate(layout.additive):
             additive[g, k] = int(count) if stat == "count" else int(next(sums) or 0)

@@ -53,7 +53,12 @@ def _text(value: Scalar) -> Any:
 
 @dataclass(frozen=True)
 class AggregateOutcome(Outcome):
-    """A released table: one row per group of the declared domain, one value per aggregate."""
+    """A released table: one row per cell of the declared domain(s), one value per aggregate.
+
+    A row's group is its cell's label: the group-by value, ``*`` without a group-by,
+    or, for a cross tab (``group_columns``, more than one column), the cell's values
+    joined by ``", "``, with the values themselves in ``cells`` (one per row).
+    """
 
     kind = "aggregate"
 
@@ -61,29 +66,44 @@ class AggregateOutcome(Outcome):
     columns: tuple[str, ...]
     rows: tuple[tuple[str, tuple[Scalar, ...]], ...]
     suppressed: dict[str, tuple[str, ...]] = field(default_factory=dict)  # group -> rules failed
+    group_columns: tuple[str, ...] = ()
+    cells: tuple[tuple[str, ...], ...] = ()
 
     def released(self) -> dict[str, Any]:
         rows = [[g, [None if v is None else str(v) for v in values]] for g, values in self.rows]
-        return {
+        released: dict[str, Any] = {
             "columns": list(self.columns),
             "rows": rows,
             "suppressed": [[g, list(rules)] for g, rules in self.suppressed.items()],
         }
+        if self.group_columns:
+            released["group_columns"] = list(self.group_columns)
+            released["cells"] = [list(cell) for cell in self.cells]
+        return released
 
     def withheld(self) -> list[dict[str, Any]]:
         return [{"group": g, "rules": list(rules)} for g, rules in self.suppressed.items()]
 
+    def keys(self) -> tuple[str, ...]:
+        """The names of the columns that identify a row (the group-by columns, or ``group``)."""
+        return self.group_columns or (self.group_by or "group",)
+
+    def _key_values(self) -> list[tuple[str, ...]]:
+        return list(self.cells) if self.group_columns else [(g,) for g, _ in self.rows]
+
     def records(self) -> list[dict[str, Any]]:
-        key = self.group_by or "group"
-        return [{key: group, **dict(zip(self.columns, values))} for group, values in self.rows]
+        return [
+            {**dict(zip(self.keys(), key)), **dict(zip(self.columns, values))}
+            for key, (_, values) in zip(self._key_values(), self.rows)
+        ]
 
     def to_pandas(self) -> pd.DataFrame:
-        frame: pd.DataFrame = super().to_pandas().set_index(self.group_by or "group")
+        frame: pd.DataFrame = super().to_pandas().set_index(list(self.keys()))
         return frame
 
     def to_json(self, request: Request | None = None) -> dict[str, Any]:
         return {
-            "group_by": self.group_by,
+            "group_by": list(self.group_columns) if self.group_columns else self.group_by,
             "columns": list(self.columns),
             "rows": [{k: _text(v) for k, v in record.items()} for record in self.records()],
             "suppressed": {g: list(rules) for g, rules in self.suppressed.items()},
@@ -92,12 +112,10 @@ class AggregateOutcome(Outcome):
     def display(self, request: Request | None = None) -> Display:
         withheld = ("withheld by",) if self.suppressed else ()
         rows = []
-        for group, values in self.rows:
+        for key, (group, values) in zip(self._key_values(), self.rows):
             rules = (", ".join(self.suppressed.get(group, ())),) if self.suppressed else ()
-            rows.append((group, *(format_value(v) for v in values), *rules))
-        return Display(
-            columns=(self.group_by or "group", *self.columns, *withheld), rows=tuple(rows)
-        )
+            rows.append((*key, *(format_value(v) for v in values), *rules))
+        return Display(columns=(*self.keys(), *self.columns, *withheld), rows=tuple(rows))
 
 
 def _sqrt(value: Fraction) -> float:
@@ -197,7 +215,8 @@ def decode_result(
         "withheld": 1 if "withheld" in blocks else 0,
     }
     rows, suppressed = [], {}
-    for g, group in enumerate(plan.groups):
+    for g, key in enumerate(plan.groups):
+        group = ", ".join(key)
         row = {name: blocks.get(name, [])[g * w : (g + 1) * w] for name, w in widths.items()}
         failed = tuple(rule for rule, bit in zip(RULES, row["failed"]) if bit == 1)
         if row["withheld"] == [1]:
@@ -209,11 +228,14 @@ def decode_result(
             cell = _Cell(layout, schema, row)
             values = tuple(cell.value(agg) for agg in plan.aggregates)
         rows.append((group, values))
+    cross = len(plan.group_by) > 1
     return AggregateOutcome(
-        group_by=plan.group_by,
+        group_by=None if cross else next(iter(plan.group_by), None),
         columns=tuple(agg.label for agg in plan.aggregates),
         rows=tuple(rows),
         suppressed=suppressed,
+        group_columns=plan.group_by if cross else (),
+        cells=plan.groups if cross else (),
     )
 
 
@@ -253,18 +275,25 @@ def outcome_to_proto(outcome: AggregateOutcome) -> gateway_pb2.AggregateOutcome:
             group=group,
             values=[_value_to_proto(v) for v in values],
             suppressed_by=outcome.suppressed.get(group, ()),
+            cell=cell,
         )
-        for group, values in outcome.rows
+        for (group, values), cell in zip(outcome.rows, outcome.cells or [()] * len(outcome.rows))
     ]
     return gateway_pb2.AggregateOutcome(
-        group_by=outcome.group_by or "", columns=outcome.columns, rows=rows
+        group_by=outcome.group_by or "",
+        columns=outcome.columns,
+        rows=rows,
+        group_columns=outcome.group_columns,
     )
 
 
 def outcome_from_proto(message: gateway_pb2.AggregateOutcome) -> AggregateOutcome:
+    cross = tuple(message.group_columns)
     return AggregateOutcome(
         group_by=message.group_by or None,
         columns=tuple(message.columns),
         rows=tuple((r.group, tuple(_value_from_proto(v) for v in r.values)) for r in message.rows),
         suppressed={r.group: tuple(r.suppressed_by) for r in message.rows if r.suppressed_by},
+        group_columns=cross,
+        cells=tuple(tuple(r.cell) for r in message.rows) if cross else (),
     )

@@ -44,6 +44,7 @@ from mpc_gateway.query.schema import DatasetName, DatasetSchema
 from mpc_gateway.query.sql import QueryCursor, Where
 
 __all__ = [
+    "MAX_STATEMENT_CHARS",
     "Lane",
     "Request",
     "Plan",
@@ -70,17 +71,27 @@ class _Frozen(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
 
+MAX_STATEMENT_CHARS = 20_000
+"""The longest SQL statement a request may be read from (it is kept in the audit log)."""
+
+
 class Request(_Frozen):
-    """What an analyst asks; the computation's ``build`` turns it into a :class:`Plan`."""
+    """What an analyst asks; the computation's ``build`` turns it into a :class:`Plan`.
+
+    ``statement`` is the SQL text the request was read from, as submitted (empty for a
+    flag query): the audit log keeps it beside the plan, and nothing else reads it, so
+    a statement and the equivalent flag query have the same plan.
+    """
 
     kind: str
     dataset: DatasetName
     filter: Filter | None = None
     purpose: str = Field(default="", max_length=500)
+    statement: str = Field(default="", max_length=MAX_STATEMENT_CHARS)
 
     def audit_view(self) -> dict[str, Any]:
-        """The request as the audit log records it."""
-        return self.model_dump(mode="json")
+        """The request as the audit log records it (the statement only when there is one)."""
+        return self.model_dump(mode="json", exclude=set() if self.statement else {"statement"})
 
 
 class Plan(_Frozen, ABC):
@@ -288,7 +299,7 @@ class Computation(ABC, Generic[R, P, Out]):
         hash, checked as every node will check it; a computation whose plan holds more
         (a group domain, a registered model) builds its own.
         """
-        fields = request.model_dump(exclude={"kind"})
+        fields = request.model_dump(exclude={"kind", "statement"})
         given = {**fields, "analyst": planning.analyst, "schema_hash": schema.schema_hash}
         plan = cast(P, self.plan_type.model_validate(given))
         self.check(plan, schema, planning.parties)

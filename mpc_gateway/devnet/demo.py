@@ -29,6 +29,7 @@ from mpc_gateway.computations.aggregate_result import (
 from mpc_gateway.devnet.localnet import ConsortiumFiles
 from mpc_gateway.policy import OutputControls
 from mpc_gateway.query.schema import NumericColumn
+from mpc_gateway.query.sql import ident
 
 __all__ = ["ExampleQuery", "EXAMPLE_QUERIES", "Checked", "run_checked", "plaintext_result"]
 
@@ -38,18 +39,20 @@ class ExampleQuery:
     title: str
     aggregates: tuple[str, ...]
     where: str = ""
-    group_by: str | None = None
+    group_by: str | None = None  # one column, or several comma-separated (a cross tab)
     purpose: str = "risk monitoring"
     dataset: str = "loans"
+    sql: str = ""  # asked as this SQL statement instead (the fields above say the same)
 
     def as_dict(self) -> dict[str, Any]:
-        return {
+        shown = {
             "dataset": self.dataset,
             "aggregates": list(self.aggregates),
             "where": self.where,
             "group_by": self.group_by,
             "purpose": self.purpose,
         }
+        return {**shown, "sql": self.sql} if self.sql else shown
 
 
 EXAMPLE_QUERIES: tuple[ExampleQuery, ...] = (
@@ -71,6 +74,14 @@ EXAMPLE_QUERIES: tuple[ExampleQuery, ...] = (
         where="exposure > 1000000 OR rating IN ('B', 'CCC')",
         group_by="rating",
     ),
+    ExampleQuery(
+        "Large BB and B loans by sector and rating, asked in SQL (a cross tab: 10 x 7 cells)",
+        ("count", "mean:exposure", "stddev:exposure"),
+        where="exposure > 100000 AND rating IN ('BB','B')",
+        group_by="sector,rating",
+        sql="SELECT sector, rating, COUNT(*), AVG(exposure), STDDEV_SAMP(exposure) FROM loans "
+        "WHERE exposure > 100000 AND rating IN ('BB','B') GROUP BY sector, rating",
+    ),
 )
 
 
@@ -86,7 +97,9 @@ def _figures(query: ExampleQuery, schema_columns: dict[str, Any]) -> tuple[list[
         if isinstance(column, NumericColumn) and column.clip:  # as the nodes load it
             value = f"least(greatest({value}, {column.min:f}), {column.max:f})"
         exprs += [f"sum({value})", f"sum({value} * {value})", f"min({value})", f"max({value})"]
-    group = f'"{query.group_by}"' if query.group_by else "'*'"
+    columns = [c.strip() for c in (query.group_by or "").split(",") if c.strip()]
+    # a cell's label, as the released table names it: its values joined by ", "
+    group = f"concat_ws(', ', {', '.join(ident(c) for c in columns)})" if columns else "'*'"
     where = query.where or "TRUE"
     sql = f"SELECT {group}, {', '.join(exprs)} FROM read_parquet(?) WHERE {where} GROUP BY 1"
     return summed, sql
@@ -256,12 +269,16 @@ def run_checked(
     schema_columns: dict[str, Any],
 ) -> Checked:
     started = time.perf_counter()
-    secure = client.query(
-        query.dataset,
-        query.aggregates,
-        where=query.where,
-        group_by=query.group_by,
-        purpose=query.purpose,
+    secure = (
+        client.sql(query.sql, purpose=query.purpose)
+        if query.sql
+        else client.query(
+            query.dataset,
+            query.aggregates,
+            where=query.where,
+            group_by=query.group_by,
+            purpose=query.purpose,
+        )
     )
     seconds = time.perf_counter() - started
     outcome = secure.outcome

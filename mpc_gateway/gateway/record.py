@@ -116,21 +116,29 @@ class QueryRecord:
             return self.audit.evidence(appended)
 
     def refused(
-        self, request: Request | None, err: GatewayError, certificate: str, rule: str = ""
+        self,
+        request: Request | None,
+        err: GatewayError,
+        certificate: str,
+        rule: str = "",
+        statement: str = "",
     ) -> None:
-        """``request`` None: the request was malformed, it never became a query."""
-        self._close(
-            "query.refused",
-            "refused",
-            {
-                "reason": digest_if_long(err.public_message, REASON_CHARS),
-                "rule": rule,
-                "certificate_sha256": certificate,
-                "request": None
-                if request is None
-                else digest_if_long(request.audit_view(), REQUEST_VIEW_BYTES),
-            },
-        )
+        """``request`` None: the request was malformed, it never became a query.
+
+        ``statement``: the SQL text of a malformed request, as submitted (a request read
+        from SQL carries its own).
+        """
+        details: dict[str, Any] = {
+            "reason": digest_if_long(err.public_message, REASON_CHARS),
+            "rule": rule,
+            "certificate_sha256": certificate,
+            "request": None
+            if request is None
+            else digest_if_long(request.audit_view(), REQUEST_VIEW_BYTES),
+        }
+        if statement:
+            details["statement"] = digest_if_long(statement, REQUEST_VIEW_BYTES)
+        self._close("query.refused", "refused", details)
 
     def policy_decided(self, decision: CombinedDecision[Plan], versions: dict[str, str]) -> None:
         """Note the policy decision; it is written (durably) with the query's next entry."""
@@ -177,18 +185,17 @@ class QueryRecord:
     ) -> DispatchEvidence:
         """Record the query as it will run, with the privacy budgets it spends (if any)."""
         self.plan_hash = plan.plan_hash
+        details: dict[str, Any] = {
+            "plan": plan.audit_view(),
+            "plan_hash": plan.plan_hash,
+            "purpose": request.purpose,
+            "certificate_sha256": certificate,
+            "privacy_spent": privacy,
+        }
+        if request.statement:  # the SQL text as submitted, beside the plan it was read into
+            details["statement"] = request.statement
         with self.audit.batch():
-            appended = self._record(
-                "query.submitted",
-                "allowed",
-                {
-                    "plan": plan.audit_view(),
-                    "plan_hash": plan.plan_hash,
-                    "purpose": request.purpose,
-                    "certificate_sha256": certificate,
-                    "privacy_spent": privacy,
-                },
-            )
+            appended = self._record("query.submitted", "allowed", details)
             return self.audit.evidence(appended)
 
     def dispatched(self, order: ExecutionOrder) -> None:

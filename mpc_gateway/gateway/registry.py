@@ -24,12 +24,19 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
+from mpc_gateway.audit.trail import AuditTrail
+from mpc_gateway.canonical import canonical_hash
 from mpc_gateway.computations.scoring import ScoringModel
-from mpc_gateway.errors import ConfigurationError, InvalidRequestError, PolicyDeniedError
+from mpc_gateway.errors import (
+    ConfigurationError,
+    GatewayError,
+    InvalidRequestError,
+    PolicyDeniedError,
+)
 from mpc_gateway.pki import Identity
 from mpc_gateway.pki.sealing import SealedWeights
 
-__all__ = ["RegisteredModel", "ModelRegistry"]
+__all__ = ["RegisteredModel", "ModelRegistry", "register_recorded"]
 
 
 @dataclass(frozen=True)
@@ -131,3 +138,40 @@ class ModelRegistry:
 
     def models(self) -> list[RegisteredModel]:
         return sorted(self._models.values(), key=lambda m: m.registered_ms)
+
+
+def register_recorded(
+    models: ModelRegistry,
+    audit: AuditTrail,
+    caller: Identity,
+    model: ScoringModel,
+    sealed: SealedWeights | None,
+) -> RegisteredModel:
+    """Register ``model`` for ``caller``, with its ``model.registered`` (or refused) entry."""
+    try:
+        entry, created = models.register(caller, model, sealed)
+    except GatewayError as err:
+        with audit.batch():
+            audit.record(
+                "model.refused",
+                str(caller),
+                decision="refused",
+                details={"reason": err.public_message, "model_id": model.model_id},
+            )
+            audit.seal()
+        raise
+    if created:
+        sealed_hash = None if sealed is None else canonical_hash(sealed.model_dump(mode="json"))
+        with audit.batch():
+            audit.record(
+                "model.registered",
+                str(caller),
+                decision="registered",
+                details={
+                    "model_id": entry.model_id,
+                    "model": model.model_dump(mode="json"),
+                    "sealed_weights_sha256": sealed_hash,
+                },
+            )
+            audit.seal()
+    return entry

@@ -16,7 +16,7 @@ from typing import TypeVar
 import grpc
 from pydantic import BaseModel, ValidationError
 
-from mpc_gateway.computations import Request
+from mpc_gateway.computations import MAX_STATEMENT_CHARS, Request
 from mpc_gateway.computations.scoring import ScoringModel
 from mpc_gateway.errors import GatewayError, InvalidRequestError
 from mpc_gateway.gateway.lifecycle import TrackedQuery
@@ -28,6 +28,7 @@ from mpc_gateway.pki import Identity
 from mpc_gateway.pki.sealing import SealedWeights
 from mpc_gateway.policy import SignedApproval
 from mpc_gateway.proto.v1 import gateway_pb2, gateway_pb2_grpc
+from mpc_gateway.query.schema import DatasetSchema
 from mpc_gateway.rpc.audit_servicer import audit_service
 from mpc_gateway.rpc.auth import caller_certificate_sha256, current_caller
 from mpc_gateway.rpc.convert import dataset_to_proto, request_from_proto, result_to_proto
@@ -79,10 +80,20 @@ class GatewayServicer(gateway_pb2_grpc.GatewayServiceServicer):
     def _read(self, message: gateway_pb2.ComputationRequest, certificate: str) -> Request:
         """The request a message carries; a malformed one is refused, and logged as refused."""
         try:
-            return request_from_proto(message)
+            return request_from_proto(message, self._schemas())
         except GatewayError as err:
-            self.gateway.refuse_malformed(current_caller(), message.dataset, err, certificate)
+            self.gateway.refuse_malformed(
+                current_caller(),
+                message.dataset,
+                err,
+                certificate,
+                message.sql[:MAX_STATEMENT_CHARS],
+            )
             raise
+
+    def _schemas(self) -> dict[str, DatasetSchema]:
+        """The datasets by name: a SQL statement's names are checked against them."""
+        return {schema.name: schema for schema in self.gateway.datasets()}
 
     def Run(
         self, request: gateway_pb2.ComputationRequest, context: grpc.ServicerContext
@@ -99,7 +110,8 @@ class GatewayServicer(gateway_pb2_grpc.GatewayServiceServicer):
     def Explain(
         self, request: gateway_pb2.ComputationRequest, context: grpc.ServicerContext
     ) -> gateway_pb2.QueryExplanation:
-        decision, report = self.gateway.explain(current_caller(), request_from_proto(request))
+        read = request_from_proto(request, self._schemas())
+        decision, report = self.gateway.explain(current_caller(), read)
         return gateway_pb2.QueryExplanation(
             allowed=decision.allowed,
             plan_hash=decision.plan.plan_hash,

@@ -26,7 +26,6 @@ from typing import Any
 
 from mpc_gateway.audit.evidence import log_origin
 from mpc_gateway.audit.trail import AuditTrail
-from mpc_gateway.canonical import canonical_hash
 from mpc_gateway.computations import (
     Execution,
     Plan,
@@ -51,7 +50,7 @@ from mpc_gateway.gateway.lifecycle import QueryBook, QueryState, TrackedQuery, n
 from mpc_gateway.gateway.pending import EndedQuery, QueryStore
 from mpc_gateway.gateway.record import QueryRecord
 from mpc_gateway.gateway.recovery import LogScan, recover
-from mpc_gateway.gateway.registry import ModelRegistry, RegisteredModel
+from mpc_gateway.gateway.registry import ModelRegistry, RegisteredModel, register_recorded
 from mpc_gateway.gateway.relay import Relay
 from mpc_gateway.orders.release import Relayed
 from mpc_gateway.pki import Identity, load_ca, load_layout, load_signing_key, tls_credentials_bytes
@@ -194,11 +193,16 @@ class Gateway:
                 return self._execute(query, caller, request, plan, certificate, (), receiver)
 
     def refuse_malformed(
-        self, caller: Identity, dataset: str, err: GatewayError, certificate: str = ""
+        self,
+        caller: Identity,
+        dataset: str,
+        err: GatewayError,
+        certificate: str = "",
+        statement: str = "",
     ) -> None:
         """Log a request that could not even be read as a query (it gets ``err`` back)."""
         query = QueryRecord(self.audit, uuid.uuid4().hex, dataset, str(caller))
-        query.refused(None, err, certificate)
+        query.refused(None, err, certificate, statement=statement)
         err.query_id = err.query_id or query.query_id
 
     def _admit(
@@ -280,33 +284,7 @@ class Gateway:
         self, caller: Identity, model: ScoringModel, sealed: SealedWeights | None
     ) -> RegisteredModel:
         """Register a scoring model under the caller's identity (an analyst: its owner)."""
-        try:
-            entry, created = self.models.register(caller, model, sealed)
-        except GatewayError as err:
-            with self.audit.batch():
-                self.audit.record(
-                    "model.refused",
-                    str(caller),
-                    decision="refused",
-                    details={"reason": err.public_message, "model_id": model.model_id},
-                )
-                self.audit.seal()
-            raise
-        if created:
-            sealed_hash = None if sealed is None else canonical_hash(sealed.model_dump(mode="json"))
-            with self.audit.batch():
-                self.audit.record(
-                    "model.registered",
-                    str(caller),
-                    decision="registered",
-                    details={
-                        "model_id": entry.model_id,
-                        "model": model.model_dump(mode="json"),
-                        "sealed_weights_sha256": sealed_hash,
-                    },
-                )
-                self.audit.seal()
-        return entry
+        return register_recorded(self.models, self.audit, caller, model, sealed)
 
     def registered_models(self) -> list[RegisteredModel]:
         return self.models.models()

@@ -145,6 +145,8 @@ class DatasetSchema(_Frozen):
     name: DatasetName
     description: str = ""
     max_rows_per_node: int = Field(default=10_000_000, ge=1, le=10**12)
+    max_group_cells: int = Field(default=10_000, ge=1, le=1_000_000)
+    """The most cells a grouped query may compute: the product of its group-by domains."""
     columns: dict[ColumnName, Column] = Field(min_length=1)
 
     @model_validator(mode="after")

@@ -10,6 +10,7 @@ timing beside the result sealed to its receiver (:mod:`mpc_gateway.orders.releas
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from typing import Any
 
 from pydantic import ValidationError
@@ -21,6 +22,7 @@ from mpc_gateway.orders.release import Relayed, SealedShare
 from mpc_gateway.proto.v1 import gateway_pb2
 from mpc_gateway.query.schema import CategoricalColumn, DatasetSchema, KeyColumn
 from mpc_gateway.query.where import parse_where
+from mpc_gateway.sql import read_statement
 
 __all__ = [
     "request_from_proto",
@@ -37,8 +39,26 @@ def _problem(err: ValidationError) -> str:
     return f"invalid query field {where}: {first['msg']}"
 
 
-def request_from_proto(message: gateway_pb2.ComputationRequest) -> Request:
-    """The request a ComputationRequest carries; InvalidQueryError naming what is wrong."""
+def _statement_request(
+    message: gateway_pb2.ComputationRequest, schemas: Mapping[str, DatasetSchema] | None
+) -> Request:
+    if message.WhichOneof("computation") is not None or message.dataset or message.where:
+        raise InvalidQueryError(
+            "a request is either a SQL statement or a dataset, filter and computation, not both"
+        )
+    return read_statement(message.sql, schemas, message.purpose).request
+
+
+def request_from_proto(
+    message: gateway_pb2.ComputationRequest, schemas: Mapping[str, DatasetSchema] | None = None
+) -> Request:
+    """The request a ComputationRequest carries; InvalidQueryError naming what is wrong.
+
+    A SQL statement (``sql``) is read with ``schemas`` (where given) to refuse unknown
+    datasets and columns at their position in the statement.
+    """
+    if message.sql:
+        return _statement_request(message, schemas)
     which = message.WhichOneof("computation")
     if which is None:
         raise InvalidQueryError(

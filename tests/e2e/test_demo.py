@@ -31,7 +31,7 @@ def test_demo_json_gives_each_query_and_both_results_as_data(tmp_path: Path) -> 
     noisy = [line for line in everything if "noisy" in line]
     (budget,) = [line for line in everything if "budget_after" in line]
     lines = [line for line in everything if "secure" in line]
-    assert len(lines) == 8  # 4 aggregate queries, 4 risk queries
+    assert len(lines) == 9  # 5 aggregate queries (one in SQL), 4 risk queries
     for line in lines:
         assert {"title", "query", "secure", "plaintext", "match"} <= set(line)
         assert isinstance(line["query"], dict)

@@ -79,7 +79,7 @@ def test_the_gateway_refuses_on_the_helpers_policy_alone(gateway: Gateway) -> No
 
 
 def test_the_dry_run_says_the_helper_holds_no_data_and_never_counts(gateway: Gateway) -> None:
-    by_sector = BY_REGION.model_copy(update={"group_by": "sector"})
+    by_sector = BY_REGION.model_copy(update={"group_by": ("sector",)})
     _, report = gateway.explain(ALICE, by_sector)
     assert report["allowed"] is True
     assert [p["owner"] for p in report["policies"]] == ["consortium", *TWO_BANKS, HELPER]

@@ -356,6 +356,9 @@ def test_the_real_dispatcher_stops_a_query_the_nodes_never_answer(
         thread.join(10)
         [err] = errors
         assert isinstance(err, ShuttingDownError) and "grace period" in err.public_message
+        told = time.monotonic() + 10  # the aborts are sent without waiting for the nodes
+        while not any("shutting down" in r for r in nodes.aborts) and time.monotonic() < told:
+            time.sleep(0.05)
         assert any("shutting down" in reason for reason in nodes.aborts)  # nodes told to stop
     finally:
         nodes.release.set()

@@ -28,6 +28,7 @@ LAYERS: dict[str, int] = {
     "pseudonym": 1,
     "policy": 2,
     "privacy": 1,
+    "sql": 4,
     "computations": 3,
     "orders": 4,
     "mpc": 4,

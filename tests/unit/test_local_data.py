@@ -79,7 +79,7 @@ def dataset(
     return LocalDataset(LOANS, path)
 
 
-def plan_for(where: str, group_by: str | None) -> AggregatePlan:
+def plan_for(where: str, group_by: str | None | tuple[str, ...]) -> AggregatePlan:
     aggregates = []
     for text in AGGS:
         func, _, column = text.partition(":")
@@ -95,8 +95,10 @@ def expected(
 ) -> dict[str, list[list[int]]]:
     selected = ENCODED[mask]
     out: dict[str, list[list[int]]] = {"additive": [], "minima": [], "maxima": []}
-    for group in built.groups:
-        rows = selected[selected[built.group_by] == group] if built.group_by else selected
+    for cell in built.groups:
+        rows = selected
+        for column, value in zip(built.group_by, cell):
+            rows = rows[rows[column] == value]
         stats = []
         for stat, column in layout.additive:
             if stat == "count":
@@ -137,6 +139,11 @@ CASES = {
         (F.days_past_due != 0) | ((F.rating != "AAA") & (F.exposure < 1000.505)),
     ),
     "nothing matches": ("exposure < 0", None, pd.Series(False, index=F.index)),
+    "cross tab over the product domain": (
+        "exposure > 1000.505 OR rating IN ('BB', 'B')",
+        ("sector", "rating", "region"),
+        (F.exposure > 1000.505) | F.rating.isin(["BB", "B"]),
+    ),
 }
 
 
@@ -169,11 +176,11 @@ def test_filtered_out_groups_hold_zeros_and_sentinels(dataset: LocalDataset) -> 
     got = local(dataset, built, layout)
 
     for rating in ("B", "CCC"):
-        g = built.groups.index(rating)
+        g = built.groups.index((rating,))
         assert got["additive"][g].tolist() == [0] * len(layout.additive)
         assert got["minima"][g].tolist() == [layout.sentinel] * len(layout.minima)
         assert got["maxima"][g].tolist() == [-layout.sentinel] * len(layout.maxima)
-    assert got["additive"][built.groups.index("AAA")][0] > 0
+    assert got["additive"][built.groups.index(("AAA",))][0] > 0
 
 
 def test_dataset_counts_its_rows(dataset: LocalDataset) -> None:

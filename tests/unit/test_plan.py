@@ -175,15 +175,15 @@ def test_query_for_another_dataset_is_refused(schema: DatasetSchema) -> None:
 def test_group_by_takes_the_declared_domain_as_groups(schema: DatasetSchema) -> None:
     built = plan(schema, "count", group_by="rating")
 
-    assert built.groups == RATINGS
-    assert built.group_by == "rating"
+    assert built.groups == tuple((r,) for r in RATINGS)
+    assert built.group_by == ("rating",)
 
 
 def test_ungrouped_plan_has_one_all_rows_group(schema: DatasetSchema) -> None:
     built = plan(schema, "count")
 
-    assert built.groups == (ALL_ROWS,) == ("*",)
-    assert built.group_by is None
+    assert built.groups == ((ALL_ROWS,),) == (("*",),)
+    assert built.group_by == ()
 
 
 def test_plan_carries_schema_hash_analyst_and_purpose(schema: DatasetSchema) -> None:
@@ -228,6 +228,8 @@ _BASE = {"aggs": ("count", "mean:exposure"), "where": "rating = 'AAA'", "group_b
         {"analyst": "bob"},
         {"group_by": "sector"},
         {"group_by": None},
+        {"group_by": "region,sector"},
+        {"group_by": ("sector", "region")},
         {"aggs": ("count", "mean:lgd")},
         {"aggs": ("mean:exposure", "count")},
     ],

@@ -109,7 +109,7 @@ def joint_blocks(
 ) -> dict[str, list[int]]:
     """The joint integers the receiver reconstructs, computed here from plaintext rows."""
     blocks: dict[str, list[int]] = {"additive": [], "minima": [], "maxima": []}
-    for group in built.groups:
+    for (group,) in built.groups:
         encoded = [int(v * factor) for v in rows[group]]
         assert all(Decimal(e) == v * factor for e, v in zip(encoded, rows[group]))
         stats = {"count": len(encoded), "sum": sum(encoded), "sumsq": sum(e * e for e in encoded)}

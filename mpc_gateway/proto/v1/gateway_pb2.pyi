@@ -474,6 +474,7 @@ class ComputationRequest(_message.Message):
     PURPOSE_FIELD_NUMBER: _builtins.int
     WHERE_FIELD_NUMBER: _builtins.int
     RECEIVER_CERTIFICATE_FIELD_NUMBER: _builtins.int
+    SQL_FIELD_NUMBER: _builtins.int
     AGGREGATE_FIELD_NUMBER: _builtins.int
     SCORE_FIELD_NUMBER: _builtins.int
     CONCENTRATION_FIELD_NUMBER: _builtins.int
@@ -485,6 +486,10 @@ class ComputationRequest(_message.Message):
     """filter expression, e.g. "sector IN ('energy') AND exposure > 1000" """
     receiver_certificate: _builtins.bytes
     """the analyst's key-agreement certificate (PEM): results are sealed to it"""
+    sql: _builtins.str
+    """A SQL statement instead of dataset, filter and job (docs/sql.md): the gateway
+    reads it into the same request (hence the same plan) and audits it as submitted.
+    """
     @_builtins.property
     def aggregate(self) -> Global___AggregateJob: ...
     @_builtins.property
@@ -502,6 +507,7 @@ class ComputationRequest(_message.Message):
         purpose: _builtins.str = ...,
         where: _builtins.str = ...,
         receiver_certificate: _builtins.bytes = ...,
+        sql: _builtins.str = ...,
         aggregate: Global___AggregateJob | None = ...,
         score: Global___ScoreJob | None = ...,
         concentration: Global___ConcentrationJob | None = ...,
@@ -510,7 +516,7 @@ class ComputationRequest(_message.Message):
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["aggregate", b"aggregate", "computation", b"computation", "concentration", b"concentration", "histogram", b"histogram", "quantile", b"quantile", "score", b"score"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["aggregate", b"aggregate", "computation", b"computation", "concentration", b"concentration", "dataset", b"dataset", "histogram", b"histogram", "purpose", b"purpose", "quantile", b"quantile", "receiver_certificate", b"receiver_certificate", "score", b"score", "where", b"where"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["aggregate", b"aggregate", "computation", b"computation", "concentration", b"concentration", "dataset", b"dataset", "histogram", b"histogram", "purpose", b"purpose", "quantile", b"quantile", "receiver_certificate", b"receiver_certificate", "score", b"score", "sql", b"sql", "where", b"where"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType_computation: _TypeAlias = _typing.Literal["aggregate", "score", "concentration", "quantile", "histogram"]  # noqa: Y015
     _WhichOneofArgType_computation: _TypeAlias = _typing.Literal["computation", b"computation"]  # noqa: Y015
@@ -692,7 +698,7 @@ class AggregateJob(_message.Message):
     AGGREGATES_FIELD_NUMBER: _builtins.int
     GROUP_BY_FIELD_NUMBER: _builtins.int
     group_by: _builtins.str
-    """a categorical column, or empty"""
+    """categorical columns, comma-separated (a cross tab), or empty"""
     @_builtins.property
     def aggregates(self) -> _containers.RepeatedCompositeFieldContainer[Global___AggregateSpec]: ...
     def __init__(
@@ -748,8 +754,9 @@ class ResultRow(_message.Message):
     GROUP_FIELD_NUMBER: _builtins.int
     VALUES_FIELD_NUMBER: _builtins.int
     SUPPRESSED_BY_FIELD_NUMBER: _builtins.int
+    CELL_FIELD_NUMBER: _builtins.int
     group: _builtins.str
-    """group-by value, or "*" for the whole population"""
+    """group-by value, or "*" for the whole population ("a, b" for a cross tab)"""
     @_builtins.property
     def values(self) -> _containers.RepeatedCompositeFieldContainer[Global___Value]:
         """all null for a suppressed cell"""
@@ -758,16 +765,21 @@ class ResultRow(_message.Message):
     def suppressed_by(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
         """rules the cell failed; empty if released"""
 
+    @_builtins.property
+    def cell(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """a cross tab's values, one per group column"""
+
     def __init__(
         self,
         *,
         group: _builtins.str = ...,
         values: _abc.Iterable[Global___Value] | None = ...,
         suppressed_by: _abc.Iterable[_builtins.str] | None = ...,
+        cell: _abc.Iterable[_builtins.str] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["group", b"group", "suppressed_by", b"suppressed_by", "values", b"values"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["cell", b"cell", "group", b"group", "suppressed_by", b"suppressed_by", "values", b"values"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -780,6 +792,7 @@ class AggregateOutcome(_message.Message):
     GROUP_BY_FIELD_NUMBER: _builtins.int
     COLUMNS_FIELD_NUMBER: _builtins.int
     ROWS_FIELD_NUMBER: _builtins.int
+    GROUP_COLUMNS_FIELD_NUMBER: _builtins.int
     group_by: _builtins.str
     @_builtins.property
     def columns(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
@@ -787,16 +800,21 @@ class AggregateOutcome(_message.Message):
 
     @_builtins.property
     def rows(self) -> _containers.RepeatedCompositeFieldContainer[Global___ResultRow]: ...
+    @_builtins.property
+    def group_columns(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """a cross tab's columns (more than one; else group_by)"""
+
     def __init__(
         self,
         *,
         group_by: _builtins.str = ...,
         columns: _abc.Iterable[_builtins.str] | None = ...,
         rows: _abc.Iterable[Global___ResultRow] | None = ...,
+        group_columns: _abc.Iterable[_builtins.str] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["columns", b"columns", "group_by", b"group_by", "rows", b"rows"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["columns", b"columns", "group_by", b"group_by", "group_columns", b"group_columns", "rows", b"rows"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
