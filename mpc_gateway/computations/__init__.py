@@ -9,7 +9,7 @@
 
 What every computation owns is in :mod:`~mpc_gateway.computations.base`. To add
 one: write its module (request, plan, outcome, a :class:`Computation`), its MPC
-program in :mod:`mpc_gateway.mpc.programs`, its job and outcome messages in
+program in :mod:`mpc_gateway.mpc.programs`, its job message in
 ``protos/``, register it in :data:`COMPUTATIONS` below, and give it a CLI verb.
 Nothing else needs to know it exists.
 """

@@ -36,8 +36,6 @@ from mpc_gateway.computations.aggregate_layout import (
 from mpc_gateway.computations.aggregate_result import (
     AggregateOutcome,
     decode_result,
-    outcome_from_proto,
-    outcome_to_proto,
 )
 from mpc_gateway.computations.base import (
     Blocks,
@@ -376,9 +374,3 @@ class Aggregates(Computation[AggregateRequest, AggregatePlan, AggregateOutcome])
         columns = group_columns(group_by)
         assert isinstance(columns, tuple)
         return gateway_pb2.AggregateJob(aggregates=specs, group_by=",".join(columns))
-
-    def outcome_to_proto(self, outcome: AggregateOutcome) -> gateway_pb2.AggregateOutcome:
-        return outcome_to_proto(outcome)
-
-    def outcome_from_proto(self, message: gateway_pb2.AggregateOutcome) -> AggregateOutcome:
-        return outcome_from_proto(message)

@@ -21,7 +21,6 @@ from typing import TYPE_CHECKING, Any
 from mpc_gateway.computations.aggregate_layout import AggregateLayout, Stat
 from mpc_gateway.computations.base import Display, Outcome, Request, format_value
 from mpc_gateway.policy.controls import OutputControls
-from mpc_gateway.proto.v1 import gateway_pb2
 from mpc_gateway.query.schema import DatasetSchema
 
 if TYPE_CHECKING:
@@ -37,8 +36,6 @@ __all__ = [
     "decode_result",
     "rounded",
     "is_close",
-    "outcome_to_proto",
-    "outcome_from_proto",
 ]
 
 Scalar = int | Decimal | float | None
@@ -246,54 +243,3 @@ def is_close(a: Scalar, b: Scalar, rel: float = 1e-9) -> bool:
     if isinstance(a, float) or isinstance(b, float):
         return math.isclose(float(a), float(b), rel_tol=rel, abs_tol=1e-12)
     return Decimal(a) == Decimal(b)
-
-
-def _value_to_proto(value: Scalar) -> gateway_pb2.Value:
-    if value is None:
-        return gateway_pb2.Value(null=True)
-    if isinstance(value, int):
-        return gateway_pb2.Value(int_value=int(value))
-    if isinstance(value, Decimal):
-        return gateway_pb2.Value(decimal_value=str(value))
-    return gateway_pb2.Value(float_value=float(value))
-
-
-def _value_from_proto(value: gateway_pb2.Value) -> Scalar:
-    kind = value.WhichOneof("kind")
-    if kind == "int_value":
-        return value.int_value
-    if kind == "decimal_value":
-        return Decimal(value.decimal_value)
-    if kind == "float_value":
-        return value.float_value
-    return None
-
-
-def outcome_to_proto(outcome: AggregateOutcome) -> gateway_pb2.AggregateOutcome:
-    rows = [
-        gateway_pb2.ResultRow(
-            group=group,
-            values=[_value_to_proto(v) for v in values],
-            suppressed_by=outcome.suppressed.get(group, ()),
-            cell=cell,
-        )
-        for (group, values), cell in zip(outcome.rows, outcome.cells or [()] * len(outcome.rows))
-    ]
-    return gateway_pb2.AggregateOutcome(
-        group_by=outcome.group_by or "",
-        columns=outcome.columns,
-        rows=rows,
-        group_columns=outcome.group_columns,
-    )
-
-
-def outcome_from_proto(message: gateway_pb2.AggregateOutcome) -> AggregateOutcome:
-    cross = tuple(message.group_columns)
-    return AggregateOutcome(
-        group_by=message.group_by or None,
-        columns=tuple(message.columns),
-        rows=tuple((r.group, tuple(_value_from_proto(v) for v in r.values)) for r in message.rows),
-        suppressed={r.group: tuple(r.suppressed_by) for r in message.rows if r.suppressed_by},
-        group_columns=cross,
-        cells=tuple(tuple(r.cell) for r in message.rows) if cross else (),
-    )

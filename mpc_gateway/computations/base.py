@@ -353,14 +353,6 @@ class Computation(ABC, Generic[R, P, Out]):
         Dataset, filter and purpose travel beside it in the request.
         """
 
-    @abstractmethod
-    def outcome_to_proto(self, outcome: Out) -> Message:
-        """The outcome message of ``outcome``."""
-
-    @abstractmethod
-    def outcome_from_proto(self, message: Any) -> Out:
-        """The outcome from its message."""
-
 
 def format_value(value: Any) -> str:
     """A released value as a person reads it: ``-`` for none, thousands separated."""

@@ -315,21 +315,3 @@ class Concentration(Computation[ConcentrationRequest, ConcentrationPlan, Concent
             hhi=hhi,
             hhi_limit=hhi_limit,
         )
-
-    def outcome_to_proto(self, outcome: ConcentrationOutcome) -> gateway_pb2.ConcentrationOutcome:
-        message = gateway_pb2.ConcentrationOutcome(
-            units=outcome.units,
-            over_limit=outcome.over_limit,
-            hhi="" if outcome.hhi is None else str(outcome.hhi),
-        )
-        if outcome.hhi_over_limit is not None:
-            message.hhi_over_limit = outcome.hhi_over_limit
-        return message
-
-    def outcome_from_proto(self, message: gateway_pb2.ConcentrationOutcome) -> ConcentrationOutcome:
-        return ConcentrationOutcome(
-            units=list(message.units),
-            over_limit=list(message.over_limit),
-            hhi=Fraction(message.hhi) if message.hhi else None,
-            hhi_over_limit=message.hhi_over_limit if message.HasField("hhi_over_limit") else None,
-        )

@@ -276,18 +276,3 @@ class Histograms(Computation[HistogramRequest, HistogramPlan, HistogramOutcome])
         self, column: str = "", edges: Sequence[Decimal | str] = ()
     ) -> gateway_pb2.HistogramJob:
         return gateway_pb2.HistogramJob(column=column, edges=[str(e) for e in edges])
-
-    def outcome_to_proto(self, outcome: HistogramOutcome) -> gateway_pb2.HistogramOutcome:
-        bins = [
-            gateway_pb2.HistogramBin(low=str(lo), high=str(hi), count=c)
-            for lo, hi, c in outcome.bins
-        ]
-        return gateway_pb2.HistogramOutcome(bins=bins)
-
-    def outcome_from_proto(self, message: gateway_pb2.HistogramOutcome) -> HistogramOutcome:
-        return HistogramOutcome(
-            [
-                (Decimal(b.low), Decimal(b.high), b.count if b.HasField("count") else None)
-                for b in message.bins
-            ]
-        )

@@ -228,19 +228,3 @@ class Quantiles(Computation[QuantileRequest, QuantilePlan, QuantileOutcome]):
         return gateway_pb2.QuantileJob(
             column=column, levels=[str(q) for q in levels], grid_size=grid_size or 0
         )
-
-    def outcome_to_proto(self, outcome: QuantileOutcome) -> gateway_pb2.QuantileOutcome:
-        values = [
-            gateway_pb2.QuantileValue(
-                level=str(q), value="" if v is None else str(v), suppressed=v is None
-            )
-            for q, v in outcome.quantiles
-        ]
-        return gateway_pb2.QuantileOutcome(quantiles=values, rounds=outcome.rounds)
-
-    def outcome_from_proto(self, message: gateway_pb2.QuantileOutcome) -> QuantileOutcome:
-        quantiles = [
-            (Decimal(q.level), None if q.suppressed else Decimal(q.value))
-            for q in message.quantiles
-        ]
-        return QuantileOutcome(quantiles, message.rounds)

@@ -362,25 +362,3 @@ class Scores(Computation[ScoreRequest, ScorePlan, ScoreOutcome]):
         self, model_id: str = "", keys: Sequence[str] = (), key_column: str = ""
     ) -> gateway_pb2.ScoreJob:
         return gateway_pb2.ScoreJob(model_id=model_id, keys=keys, key_column=key_column)
-
-    def outcome_to_proto(self, outcome: ScoreOutcome) -> gateway_pb2.ScoreOutcome:
-        message = gateway_pb2.ScoreOutcome(
-            model_id=outcome.model_id,
-            scores=[str(s) for s in outcome.scores],
-            denominator=str(outcome.denominator),
-            probabilities=outcome.probabilities,
-            decisions=outcome.decisions,
-        )
-        if outcome.count is not None:
-            message.count = outcome.count
-        return message
-
-    def outcome_from_proto(self, message: gateway_pb2.ScoreOutcome) -> ScoreOutcome:
-        return ScoreOutcome(
-            model_id=message.model_id,
-            scores=[int(s) for s in message.scores],
-            denominator=int(message.denominator or 1),
-            probabilities=list(message.probabilities),
-            decisions=list(message.decisions),
-            count=message.count if message.HasField("count") else None,
-        )

@@ -716,111 +716,6 @@ class AggregateJob(_message.Message):
 Global___AggregateJob: _TypeAlias = AggregateJob  # noqa: Y015
 
 @_typing.final
-class Value(_message.Message):
-    DESCRIPTOR: _descriptor.Descriptor
-
-    INT_VALUE_FIELD_NUMBER: _builtins.int
-    DECIMAL_VALUE_FIELD_NUMBER: _builtins.int
-    FLOAT_VALUE_FIELD_NUMBER: _builtins.int
-    NULL_FIELD_NUMBER: _builtins.int
-    int_value: _builtins.int
-    decimal_value: _builtins.str
-    """exact decimal text"""
-    float_value: _builtins.float
-    null: _builtins.bool
-    """no value (empty or suppressed cell)"""
-    def __init__(
-        self,
-        *,
-        int_value: _builtins.int = ...,
-        decimal_value: _builtins.str = ...,
-        float_value: _builtins.float = ...,
-        null: _builtins.bool = ...,
-    ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["decimal_value", b"decimal_value", "float_value", b"float_value", "int_value", b"int_value", "kind", b"kind", "null", b"null"]  # noqa: Y015
-    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["decimal_value", b"decimal_value", "float_value", b"float_value", "int_value", b"int_value", "kind", b"kind", "null", b"null"]  # noqa: Y015
-    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    _WhichOneofReturnType_kind: _TypeAlias = _typing.Literal["int_value", "decimal_value", "float_value", "null"]  # noqa: Y015
-    _WhichOneofArgType_kind: _TypeAlias = _typing.Literal["kind", b"kind"]  # noqa: Y015
-    def WhichOneof(self, oneof_group: _WhichOneofArgType_kind) -> _WhichOneofReturnType_kind | None: ...
-
-Global___Value: _TypeAlias = Value  # noqa: Y015
-
-@_typing.final
-class ResultRow(_message.Message):
-    DESCRIPTOR: _descriptor.Descriptor
-
-    GROUP_FIELD_NUMBER: _builtins.int
-    VALUES_FIELD_NUMBER: _builtins.int
-    SUPPRESSED_BY_FIELD_NUMBER: _builtins.int
-    CELL_FIELD_NUMBER: _builtins.int
-    group: _builtins.str
-    """group-by value, or "*" for the whole population ("a, b" for a cross tab)"""
-    @_builtins.property
-    def values(self) -> _containers.RepeatedCompositeFieldContainer[Global___Value]:
-        """all null for a suppressed cell"""
-
-    @_builtins.property
-    def suppressed_by(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
-        """rules the cell failed; empty if released"""
-
-    @_builtins.property
-    def cell(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
-        """a cross tab's values, one per group column"""
-
-    def __init__(
-        self,
-        *,
-        group: _builtins.str = ...,
-        values: _abc.Iterable[Global___Value] | None = ...,
-        suppressed_by: _abc.Iterable[_builtins.str] | None = ...,
-        cell: _abc.Iterable[_builtins.str] | None = ...,
-    ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
-    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["cell", b"cell", "group", b"group", "suppressed_by", b"suppressed_by", "values", b"values"]  # noqa: Y015
-    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    def WhichOneof(self, oneof_group: _Never) -> None: ...
-
-Global___ResultRow: _TypeAlias = ResultRow  # noqa: Y015
-
-@_typing.final
-class AggregateOutcome(_message.Message):
-    DESCRIPTOR: _descriptor.Descriptor
-
-    GROUP_BY_FIELD_NUMBER: _builtins.int
-    COLUMNS_FIELD_NUMBER: _builtins.int
-    ROWS_FIELD_NUMBER: _builtins.int
-    GROUP_COLUMNS_FIELD_NUMBER: _builtins.int
-    group_by: _builtins.str
-    @_builtins.property
-    def columns(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
-        """e.g. "count", "mean(exposure)" """
-
-    @_builtins.property
-    def rows(self) -> _containers.RepeatedCompositeFieldContainer[Global___ResultRow]: ...
-    @_builtins.property
-    def group_columns(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
-        """a cross tab's columns (more than one; else group_by)"""
-
-    def __init__(
-        self,
-        *,
-        group_by: _builtins.str = ...,
-        columns: _abc.Iterable[_builtins.str] | None = ...,
-        rows: _abc.Iterable[Global___ResultRow] | None = ...,
-        group_columns: _abc.Iterable[_builtins.str] | None = ...,
-    ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
-    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["columns", b"columns", "group_by", b"group_by", "group_columns", b"group_columns", "rows", b"rows"]  # noqa: Y015
-    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    def WhichOneof(self, oneof_group: _Never) -> None: ...
-
-Global___AggregateOutcome: _TypeAlias = AggregateOutcome  # noqa: Y015
-
-@_typing.final
 class ScoreJob(_message.Message):
     """--- score: a registered model over a batch of entities --------------------------"""
 
@@ -850,52 +745,6 @@ class ScoreJob(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___ScoreJob: _TypeAlias = ScoreJob  # noqa: Y015
-
-@_typing.final
-class ScoreOutcome(_message.Message):
-    DESCRIPTOR: _descriptor.Descriptor
-
-    MODEL_ID_FIELD_NUMBER: _builtins.int
-    SCORES_FIELD_NUMBER: _builtins.int
-    DENOMINATOR_FIELD_NUMBER: _builtins.int
-    PROBABILITIES_FIELD_NUMBER: _builtins.int
-    DECISIONS_FIELD_NUMBER: _builtins.int
-    COUNT_FIELD_NUMBER: _builtins.int
-    model_id: _builtins.str
-    denominator: _builtins.str
-    count: _builtins.int
-    """number of keys with score >= threshold"""
-    @_builtins.property
-    def scores(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
-        """integer scores S, exact; the real score is S / denominator"""
-
-    @_builtins.property
-    def probabilities(self) -> _containers.RepeatedScalarFieldContainer[_builtins.float]:
-        """logistic models: sigmoid(S / denominator), float64"""
-
-    @_builtins.property
-    def decisions(self) -> _containers.RepeatedScalarFieldContainer[_builtins.bool]:
-        """score >= threshold, per key"""
-
-    def __init__(
-        self,
-        *,
-        model_id: _builtins.str = ...,
-        scores: _abc.Iterable[_builtins.str] | None = ...,
-        denominator: _builtins.str = ...,
-        probabilities: _abc.Iterable[_builtins.float] | None = ...,
-        decisions: _abc.Iterable[_builtins.bool] | None = ...,
-        count: _builtins.int | None = ...,
-    ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["_count", b"_count", "count", b"count"]  # noqa: Y015
-    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_count", b"_count", "count", b"count", "decisions", b"decisions", "denominator", b"denominator", "model_id", b"model_id", "probabilities", b"probabilities", "scores", b"scores"]  # noqa: Y015
-    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    _WhichOneofReturnType__count: _TypeAlias = _typing.Literal["count"]  # noqa: Y015
-    _WhichOneofArgType__count: _TypeAlias = _typing.Literal["_count", b"_count"]  # noqa: Y015
-    def WhichOneof(self, oneof_group: _WhichOneofArgType__count) -> _WhichOneofReturnType__count | None: ...
-
-Global___ScoreOutcome: _TypeAlias = ScoreOutcome  # noqa: Y015
 
 @_typing.final
 class ConcentrationJob(_message.Message):
@@ -947,41 +796,6 @@ class ConcentrationJob(_message.Message):
 Global___ConcentrationJob: _TypeAlias = ConcentrationJob  # noqa: Y015
 
 @_typing.final
-class ConcentrationOutcome(_message.Message):
-    DESCRIPTOR: _descriptor.Descriptor
-
-    UNITS_FIELD_NUMBER: _builtins.int
-    OVER_LIMIT_FIELD_NUMBER: _builtins.int
-    HHI_FIELD_NUMBER: _builtins.int
-    HHI_OVER_LIMIT_FIELD_NUMBER: _builtins.int
-    hhi: _builtins.str
-    """Herfindahl-Hirschman index in points (0..10000), exact "p/q"; empty if not released"""
-    hhi_over_limit: _builtins.bool
-    @_builtins.property
-    def units(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
-        """in result order"""
-
-    @_builtins.property
-    def over_limit(self) -> _containers.RepeatedScalarFieldContainer[_builtins.bool]: ...
-    def __init__(
-        self,
-        *,
-        units: _abc.Iterable[_builtins.str] | None = ...,
-        over_limit: _abc.Iterable[_builtins.bool] | None = ...,
-        hhi: _builtins.str = ...,
-        hhi_over_limit: _builtins.bool | None = ...,
-    ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["_hhi_over_limit", b"_hhi_over_limit", "hhi_over_limit", b"hhi_over_limit"]  # noqa: Y015
-    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_hhi_over_limit", b"_hhi_over_limit", "hhi", b"hhi", "hhi_over_limit", b"hhi_over_limit", "over_limit", b"over_limit", "units", b"units"]  # noqa: Y015
-    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    _WhichOneofReturnType__hhi_over_limit: _TypeAlias = _typing.Literal["hhi_over_limit"]  # noqa: Y015
-    _WhichOneofArgType__hhi_over_limit: _TypeAlias = _typing.Literal["_hhi_over_limit", b"_hhi_over_limit"]  # noqa: Y015
-    def WhichOneof(self, oneof_group: _WhichOneofArgType__hhi_over_limit) -> _WhichOneofReturnType__hhi_over_limit | None: ...
-
-Global___ConcentrationOutcome: _TypeAlias = ConcentrationOutcome  # noqa: Y015
-
-@_typing.final
 class QuantileJob(_message.Message):
     """--- quantile: exact joint quantiles -------------------------------------------"""
 
@@ -1013,56 +827,6 @@ class QuantileJob(_message.Message):
 Global___QuantileJob: _TypeAlias = QuantileJob  # noqa: Y015
 
 @_typing.final
-class QuantileValue(_message.Message):
-    DESCRIPTOR: _descriptor.Descriptor
-
-    LEVEL_FIELD_NUMBER: _builtins.int
-    VALUE_FIELD_NUMBER: _builtins.int
-    SUPPRESSED_FIELD_NUMBER: _builtins.int
-    level: _builtins.str
-    value: _builtins.str
-    """exact, at the column's precision; empty when suppressed"""
-    suppressed: _builtins.bool
-    """no value: too few (or no) values"""
-    def __init__(
-        self,
-        *,
-        level: _builtins.str = ...,
-        value: _builtins.str = ...,
-        suppressed: _builtins.bool = ...,
-    ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
-    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["level", b"level", "suppressed", b"suppressed", "value", b"value"]  # noqa: Y015
-    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    def WhichOneof(self, oneof_group: _Never) -> None: ...
-
-Global___QuantileValue: _TypeAlias = QuantileValue  # noqa: Y015
-
-@_typing.final
-class QuantileOutcome(_message.Message):
-    DESCRIPTOR: _descriptor.Descriptor
-
-    QUANTILES_FIELD_NUMBER: _builtins.int
-    ROUNDS_FIELD_NUMBER: _builtins.int
-    rounds: _builtins.int
-    @_builtins.property
-    def quantiles(self) -> _containers.RepeatedCompositeFieldContainer[Global___QuantileValue]: ...
-    def __init__(
-        self,
-        *,
-        quantiles: _abc.Iterable[Global___QuantileValue] | None = ...,
-        rounds: _builtins.int = ...,
-    ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
-    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["quantiles", b"quantiles", "rounds", b"rounds"]  # noqa: Y015
-    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    def WhichOneof(self, oneof_group: _Never) -> None: ...
-
-Global___QuantileOutcome: _TypeAlias = QuantileOutcome  # noqa: Y015
-
-@_typing.final
 class HistogramJob(_message.Message):
     """--- histogram: joint counts per bin --------------------------------------------"""
 
@@ -1088,54 +852,6 @@ class HistogramJob(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___HistogramJob: _TypeAlias = HistogramJob  # noqa: Y015
-
-@_typing.final
-class HistogramBin(_message.Message):
-    DESCRIPTOR: _descriptor.Descriptor
-
-    LOW_FIELD_NUMBER: _builtins.int
-    HIGH_FIELD_NUMBER: _builtins.int
-    COUNT_FIELD_NUMBER: _builtins.int
-    low: _builtins.str
-    high: _builtins.str
-    count: _builtins.int
-    """absent when suppressed (too few values)"""
-    def __init__(
-        self,
-        *,
-        low: _builtins.str = ...,
-        high: _builtins.str = ...,
-        count: _builtins.int | None = ...,
-    ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["_count", b"_count", "count", b"count"]  # noqa: Y015
-    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_count", b"_count", "count", b"count", "high", b"high", "low", b"low"]  # noqa: Y015
-    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    _WhichOneofReturnType__count: _TypeAlias = _typing.Literal["count"]  # noqa: Y015
-    _WhichOneofArgType__count: _TypeAlias = _typing.Literal["_count", b"_count"]  # noqa: Y015
-    def WhichOneof(self, oneof_group: _WhichOneofArgType__count) -> _WhichOneofReturnType__count | None: ...
-
-Global___HistogramBin: _TypeAlias = HistogramBin  # noqa: Y015
-
-@_typing.final
-class HistogramOutcome(_message.Message):
-    DESCRIPTOR: _descriptor.Descriptor
-
-    BINS_FIELD_NUMBER: _builtins.int
-    @_builtins.property
-    def bins(self) -> _containers.RepeatedCompositeFieldContainer[Global___HistogramBin]: ...
-    def __init__(
-        self,
-        *,
-        bins: _abc.Iterable[Global___HistogramBin] | None = ...,
-    ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
-    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["bins", b"bins"]  # noqa: Y015
-    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    def WhichOneof(self, oneof_group: _Never) -> None: ...
-
-Global___HistogramOutcome: _TypeAlias = HistogramOutcome  # noqa: Y015
 
 @_typing.final
 class RegisterModelRequest(_message.Message):
