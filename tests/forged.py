@@ -21,6 +21,7 @@ from mpc_gateway.computations.aggregate import build_plan, parse_aggregate
 from mpc_gateway.devnet.localnet import DATASETS, ConsortiumFiles, schema_path
 from mpc_gateway.orders import ExecutionOrder, Party
 from mpc_gateway.pki import Identity, load_layout, load_signing_key
+from mpc_gateway.policy import SignedApproval
 from mpc_gateway.proto.v1 import node_pb2
 from mpc_gateway.query.schema import DatasetSchema, load_schema
 from mpc_gateway.settings import NodeSettings, load_settings
@@ -97,6 +98,7 @@ def forge(
     query_id: str = "forged",
     step: dict[str, object] | None = None,
     receiver: str | None = None,
+    approvals: tuple[SignedApproval, ...] = (),
 ) -> Forged:
     """``plan`` as an order signed with ``key`` (default: the gateway's), in a log it signs."""
     signing = key or gateway_key(files.pki_dir)
@@ -112,6 +114,7 @@ def forge(
         deadline_ms=now + 15000,  # a loaded machine connects the MPC session slowly
         step=step or {},
         receiver=receiver_certificate(files, plan.analyst) if receiver is None else receiver,
+        approvals=approvals,
     )
     trust_domain = load_layout(files.pki_dir).trust_domain
     log = InMemoryAuditLog(

@@ -108,6 +108,11 @@ class TrackedQuery:
                 f"the signed decision is for plan {signed.body.plan_hash}, but query "
                 f"{self.query_id} has plan {self.plan.plan_hash}: it was not recorded"
             )
+        if signed.body.query_id != self.query_id:
+            raise InvalidRequestError(
+                f"the signed decision is for query {signed.body.query_id}, not query "
+                f"{self.query_id}: each query needs a decision of its own; it was not recorded"
+            )
 
     def _statuses(self, ca: x509.Certificate) -> list[tuple[str, Any]]:
         now = datetime.now(UTC)
@@ -115,7 +120,13 @@ class TrackedQuery:
             (
                 need.owner,
                 approvals_satisfied(
-                    need.rule, self.approvals, self.plan.plan_hash, ca, now, institution=need.owner
+                    need.rule,
+                    self.approvals,
+                    self.plan.plan_hash,
+                    ca,
+                    now,
+                    institution=need.owner,
+                    query_id=self.query_id,
                 ),
             )
             for need in self.decision.approvals

@@ -314,7 +314,13 @@ class Gateway:
                 raise not_waiting(query)
             for need in query.decision.approvals:  # verifies signature, certificate, expiry
                 approvals_satisfied(
-                    need.rule, [signed], plan_hash, self.ca, _now(), institution=need.owner
+                    need.rule,
+                    [signed],
+                    plan_hash,
+                    self.ca,
+                    _now(),
+                    institution=need.owner,
+                    query_id=query_id,
                 )
             query.approvals.append(signed)
             record = QueryRecord(

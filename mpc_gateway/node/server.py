@@ -114,8 +114,9 @@ def serve_node(settings: NodeSettings) -> None:
     """
     node = Node(settings)
     services = node_services(node)
-    # a draining node still lets the gateway abort a session: that ends work, it starts none
-    gate = Gate(f"node {settings.name}", always=("AbortSession",))
+    # a draining node still lets the gateway abort a session and collect the sealed shares of
+    # an order it completed: those end work, they start none
+    gate = Gate(f"node {settings.name}", always=("AbortSession", "Release"))
     server, port, health = build_server(
         settings.listen, node.tls, services, node.layout.trust_domain, gate=gate
     )

@@ -204,6 +204,7 @@ class Node:
                 self._ca,
                 now,
                 trust_domain=self.layout.trust_domain,
+                query_id=order.query_id,  # a decision approves the one query it was given on
             )
         return self._take(order, key, charges)
 

@@ -69,12 +69,17 @@ def _ms(now: datetime) -> int:
 
 
 class ApprovalBody(BaseModel):
-    """What an approver signs: their decision on the query with ``plan_hash``."""
+    """What an approver signs: their decision on query ``query_id``, whose plan is ``plan_hash``.
+
+    The query id binds a decision to the one query it was given on: two identical
+    queries (the same plan) each need their own, at the gateway and at every node.
+    """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     kind: Literal["mpcgw.approval.v1"] = "mpcgw.approval.v1"
     plan_hash: str = Field(pattern=r"^[0-9a-f]{64}$")
+    query_id: str = Field(pattern=r"^[A-Za-z0-9._-]{1,64}$")
     approver: str = Field(pattern=r"^approver/[a-z0-9][a-z0-9._-]{0,62}$")
     decision: Literal["approve", "reject"]
     reason: Annotated[str, Field(max_length=1000), AfterValidator(_reason)]
@@ -93,6 +98,7 @@ class ApprovalBody(BaseModel):
         cls,
         *,
         plan_hash: str,
+        query_id: str,
         approver: str,
         decision: Literal["approve", "reject"],
         reason: str,
@@ -104,6 +110,7 @@ class ApprovalBody(BaseModel):
         issued = _ms(now)
         return cls(
             plan_hash=plan_hash,
+            query_id=query_id,
             approver=approver,
             decision=decision,
             reason=reason,
@@ -149,7 +156,12 @@ def sign_approval(
 
 
 def _check_applies(
-    body: ApprovalBody, plan_hash: str, rule: ApprovalRule, now_ms: int, institution: str | None
+    body: ApprovalBody,
+    plan_hash: str,
+    rule: ApprovalRule,
+    now_ms: int,
+    institution: str | None,
+    query_id: str | None,
 ) -> None:
     who = body.approver
     if institution is not None and body.institution != institution:
@@ -165,6 +177,11 @@ def _check_applies(
         raise ApprovalMissingError(
             f"the approval by {who} is for query {body.plan_hash[:16]}..., "
             f"not this query {plan_hash[:16]}...: it does not approve this query"
+        )
+    if query_id is not None and body.query_id != query_id:
+        raise ApprovalMissingError(
+            f"the decision by {who} was given on query {body.query_id}, not on query "
+            f"{query_id}: each query needs a decision of its own"
         )
     if body.issued_at_ms > now_ms:
         raise ApprovalMissingError(
@@ -186,6 +203,7 @@ def verify_approval(
     *,
     institution: str | None = None,
     trust_domain: str = DEFAULT_TRUST_DOMAIN,
+    query_id: str | None = None,
 ) -> ApprovalBody:
     """The body of ``signed`` once it is an authentic, applicable decision on ``plan_hash``.
 
@@ -193,7 +211,8 @@ def verify_approval(
     and is valid at ``now``; the signature verifies; the body is for ``institution``
     (when given); the approver is listed in ``policy``; the plan hash is exactly
     ``plan_hash``; ``now`` is within the approval's validity, capped at the rule's
-    ``valid_for_hours`` after issue. The decision itself (approve or reject) is
+    ``valid_for_hours`` after issue; with ``query_id``, the body names that query. The
+    decision itself (approve or reject) is
     returned, not judged. Raises as listed in the module docstring.
     """
     body = signed.body
@@ -201,7 +220,7 @@ def verify_approval(
     approver = Identity("approver", name, trust_domain)
     public_key = load_verified_signing_cert(signed.certificate_pem, ca_cert, approver, now)
     verify(public_key, signed.signature, body.signed_bytes(), what=f"approval by {approver}")
-    _check_applies(body, plan_hash, policy, _ms(now), institution)
+    _check_applies(body, plan_hash, policy, _ms(now), institution, query_id)
     return body
 
 
@@ -214,6 +233,7 @@ def approvals_satisfied(
     *,
     institution: str | None = None,
     trust_domain: str = DEFAULT_TRUST_DOMAIN,
+    query_id: str | None = None,
 ) -> ApprovalStatus:
     """Whether ``rule`` is met for ``plan_hash`` by the approvals given.
 
@@ -236,6 +256,7 @@ def approvals_satisfied(
                 now,
                 institution=institution,
                 trust_domain=trust_domain,
+                query_id=query_id,
             )
         except ApprovalMissingError:
             continue
@@ -257,8 +278,9 @@ def require_approvals(
     now: datetime,
     *,
     trust_domain: str = DEFAULT_TRUST_DOMAIN,
+    query_id: str | None = None,
 ) -> None:
-    """Raise unless every required approval is given for ``plan_hash``.
+    """Raise unless every required approval is given for ``plan_hash`` (and ``query_id``).
 
     A rejection is a :class:`PolicyDeniedError` naming who rejected and why; approvals
     still missing are an :class:`ApprovalMissingError` naming who must still decide.
@@ -274,6 +296,7 @@ def require_approvals(
             now,
             institution=need.owner,
             trust_domain=trust_domain,
+            query_id=query_id,
         )
         if status.rejected_by:
             reasons = "; ".join(f"{who}: {reason}" for who, reason in status.rejected_by)

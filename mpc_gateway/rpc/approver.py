@@ -83,6 +83,7 @@ class ApproverClient(ServiceClient):
         need = next(n for n in query.needs if str(self.identity) in n.approvers)
         body = ApprovalBody.issue(
             plan_hash=plan.plan_hash,
+            query_id=query_id,
             approver=str(self.identity),
             decision=decision,
             reason=reason,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import UTC, datetime
 
 import grpc
 import pytest
@@ -15,7 +16,8 @@ from mpc_gateway.computations.aggregate import (
 )
 from mpc_gateway.devnet.localnet import LocalConsortium, schema_path
 from mpc_gateway.errors import ApprovalMissingError, PolicyDeniedError
-from mpc_gateway.policy import OutputControls
+from mpc_gateway.pki import Identity, load_layout, load_signing_key
+from mpc_gateway.policy import ApprovalBody, OutputControls, sign_approval
 from mpc_gateway.proto.v1 import node_pb2
 from mpc_gateway.query.schema import load_schema
 from mpc_gateway.query.where import parse_where
@@ -191,3 +193,34 @@ def test_node_refuses_an_order_missing_the_approval_its_policy_requires(
     error = _refusal(governed, "bank-b", _signed_order(governed, spec, STRICT))
     assert error.code() == grpc.StatusCode.FAILED_PRECONDITION
     assert "approver/carol" in error.details()
+
+
+def test_node_refuses_an_approval_given_on_another_query_of_the_same_plan(
+    governed: LocalConsortium,
+) -> None:
+    """A compromised gateway replays carol's decision on one query for a second identical one."""
+    spec = AggregateRequest(
+        dataset="loans",
+        aggregates=(Aggregate(func="count"),),
+        group_by="sector",
+        filter=parse_where("exposure > 2"),
+        purpose="supervisory review",
+    )
+    plan = build_plan(spec, load_schema(schema_path()), "analyst/alice", STRICT)
+    layout = load_layout(governed.files.pki_dir)
+    cert, key = layout.signing_paths(Identity("approver", "carol", layout.trust_domain))
+    body = ApprovalBody.issue(
+        plan_hash=plan.plan_hash,
+        query_id="approved-one",
+        approver="approver/carol",
+        decision="approve",
+        reason="supervisory review of sector risk",
+        institution="bank-b",
+        now=datetime.now(UTC),
+    )
+    carols = sign_approval(body, load_signing_key(key), cert.read_bytes())
+    replayed = forge(governed.files, plan, query_id="rogue", approvals=(carols,)).message()
+    error = _refusal(governed, "bank-b", replayed)
+    # before decisions named their query, the plan hash matched and bank-b would have run it
+    assert error.code() == grpc.StatusCode.FAILED_PRECONDITION
+    assert "not yet decided by approver/carol" in error.details()

@@ -84,11 +84,14 @@ def _waiting(gateway: Gateway, group_by: str = "sector") -> str:
     return caught.value.query_id
 
 
-def _signed(files: ConsortiumFiles, plan_hash: str, decision: str = "approve") -> SignedApproval:
+def _signed(
+    files: ConsortiumFiles, plan_hash: str, decision: str = "approve", *, query_id: str
+) -> SignedApproval:
     layout = load_layout(files.pki_dir)
     cert, key = layout.signing_paths(Identity("approver", "carol", layout.trust_domain))
     body = ApprovalBody.issue(
         plan_hash=plan_hash,
+        query_id=query_id,
         approver=str(CAROL),
         decision=decision,  # type: ignore[arg-type]
         reason="quarterly review",
@@ -107,7 +110,7 @@ def test_two_approvals_at_the_same_moment_start_the_query_once(
 ) -> None:
     query_id = _waiting(gateway)
     plan_hash = gateway.status(ALICE, query_id).plan.plan_hash
-    approvals = [_signed(files, plan_hash), _signed(files, plan_hash)]
+    approvals = [_signed(files, plan_hash, query_id=query_id) for _ in range(2)]
     slow = record.QueryRecord.approval
 
     def approval_that_takes_a_while(self: record.QueryRecord, *args: Any) -> None:
@@ -148,7 +151,7 @@ def test_an_approval_of_another_query_is_refused_before_anything_is_written(
     second_hash = gateway.status(ALICE, second).plan.plan_hash
     size = gateway.audit.log.size()
     with pytest.raises(InvalidRequestError) as caught:
-        gateway.decide(CAROL, second, _signed(files, first_hash))
+        gateway.decide(CAROL, second, _signed(files, first_hash, query_id=second))
     assert first_hash in caught.value.public_message and second_hash in caught.value.public_message
     assert gateway.audit.log.size() == size  # not logged as a decision on either
     assert gateway.status(ALICE, second).state is QueryState.WAITING
@@ -163,7 +166,12 @@ def test_a_rejection_ends_the_query_and_a_finished_query_is_forgotten_after_a_wh
     gateway.book = QueryBook(keep_s=60, clock=lambda: now[0])
     query_id = _waiting(gateway)
     plan_hash = gateway.status(ALICE, query_id).plan.plan_hash
-    assert gateway.decide(CAROL, query_id, _signed(files, plan_hash, "reject")).state == "rejected"
+    assert (
+        gateway.decide(
+            CAROL, query_id, _signed(files, plan_hash, "reject", query_id=query_id)
+        ).state
+        == "rejected"
+    )
     assert "query.rejected" in _kinds(gateway, query_id)
     now[0] += 59
     assert gateway.status(ALICE, query_id).state is QueryState.REJECTED  # still kept

@@ -97,7 +97,7 @@ def test_a_waiting_query_survives_a_restart_and_runs_once_approved(
     assert [q.query_id for q in after.pending(CAROL)] == [query_id]
     tracked = after.status(ALICE, query_id)
     assert tracked.state is QueryState.WAITING and tracked.plan.plan_hash == plan_hash
-    after.decide(CAROL, query_id, _signed(files, plan_hash))  # the hash the approver signed
+    after.decide(CAROL, query_id, _signed(files, plan_hash, query_id=query_id))  # as signed
     assert tracked.done.wait(10)
     assert after.dispatcher.runs == [query_id]  # type: ignore[attr-defined]  # the recorder
     kinds = _kinds(after, query_id)
@@ -111,7 +111,7 @@ def test_approvals_given_before_a_restart_still_count_after_it(
     before = open_gateway()
     query_id = _waiting(before)
     plan_hash = before.status(ALICE, query_id).plan.plan_hash
-    given = _signed(files, plan_hash)
+    given = _signed(files, plan_hash, query_id=query_id)
     before.decide(CAROL, query_id, given)  # quorum 1: it runs at once, and fails (no nodes)
     assert before.status(ALICE, query_id).done.wait(10)
     second = _waiting(before)
@@ -133,11 +133,11 @@ def test_the_same_signed_decision_cannot_approve_a_second_identical_query(
     first, second = _waiting(gateway), _waiting(gateway)  # the same request, twice
     plan_hash = gateway.status(ALICE, first).plan.plan_hash
     assert gateway.status(ALICE, second).plan.plan_hash == plan_hash  # identical plans
-    given = _signed(files, plan_hash)
+    given = _signed(files, plan_hash, query_id=first)
     gateway.decide(CAROL, first, given)
     assert gateway.status(ALICE, second).state is QueryState.WAITING  # not approved with it
     size = gateway.audit.log.size()
-    with pytest.raises(InvalidRequestError, match=f"given on query {first}"):
+    with pytest.raises(InvalidRequestError, match=f"is for query {first}, not query {second}"):
         gateway.decide(CAROL, second, given)
     assert gateway.audit.log.size() == size
     assert gateway.status(ALICE, first).done.wait(10)
@@ -146,7 +146,7 @@ def test_the_same_signed_decision_cannot_approve_a_second_identical_query(
     after = open_gateway()  # and not after a restart either
     with pytest.raises(InvalidRequestError, match="needs a decision of its own"):
         after.decide(CAROL, second, given)
-    after.decide(CAROL, second, _signed(files, plan_hash))  # its own decision does
+    after.decide(CAROL, second, _signed(files, plan_hash, query_id=second))  # its own does
     assert after.status(ALICE, second).done.wait(10)
     assert after.dispatcher.runs == [second]  # type: ignore[attr-defined]
 

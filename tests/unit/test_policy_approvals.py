@@ -29,6 +29,7 @@ from mpc_gateway.policy import (
 
 ISSUED = datetime(2026, 11, 24, 9, 0, tzinfo=UTC)
 NOW = ISSUED + timedelta(hours=1)
+QUERY = "0123456789abcdef0123456789abcdef"
 PLAN = "ab" * 32
 OTHER_PLAN = "cd" * 32
 RULE = ApprovalRule(approvers=("approver/carol", "approver/dave"), quorum=1)
@@ -78,6 +79,7 @@ def _body(
 ) -> ApprovalBody:
     return ApprovalBody.issue(
         plan_hash=plan_hash,
+        query_id=QUERY,
         approver=f"approver/{approver}",
         decision=decision,
         reason=reason,
@@ -170,6 +172,17 @@ def test_an_approval_of_another_query_does_not_approve_this_one(
         _verify(ca, _signed(pki, plan_hash=OTHER_PLAN))
 
 
+def test_a_decision_on_one_query_does_not_approve_another_with_the_same_plan(
+    pki: ConsortiumLayout, ca: x509.Certificate
+) -> None:
+    signed = _signed(pki)  # carol's decision on query QUERY, for PLAN
+    assert verify_approval(signed, PLAN, ca, RULE, NOW, query_id=QUERY).decision == "approve"
+    with pytest.raises(ApprovalMissingError, match=f"given on query {QUERY}, not on query other"):
+        verify_approval(signed, PLAN, ca, RULE, NOW, query_id="other")
+    assert not approvals_satisfied(RULE, [signed], PLAN, ca, NOW, query_id="other").ok
+    assert approvals_satisfied(RULE, [signed], PLAN, ca, NOW, query_id=QUERY).ok
+
+
 def test_an_expired_approval_is_missing(pki: ConsortiumLayout, ca: x509.Certificate) -> None:
     signed = _signed(pki, hours=2)
     assert _verify(ca, signed, now=ISSUED + timedelta(hours=1, minutes=59))
@@ -211,6 +224,7 @@ def test_a_body_needs_a_reason_and_a_validity_period() -> None:
     with pytest.raises(ValueError, match="expire after it is issued"):
         ApprovalBody(
             plan_hash=PLAN,
+            query_id=QUERY,
             approver="approver/carol",
             decision="approve",
             reason="ok",
