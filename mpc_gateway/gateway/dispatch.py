@@ -243,7 +243,11 @@ class Dispatcher:
         with self._lock:
             self._stopped = reason
             epoch = self._epoch
-        self.abort(epoch, reason, reopen=False)
+        for call in self.abort(epoch, reason, reopen=False):  # delivered before channels close
+            try:
+                call.result()
+            except grpc.RpcError:
+                pass  # an unreachable node: it has no session to keep either
 
     def close(self) -> None:
         """Close the channels to the nodes: calls still waiting on a node end now."""
@@ -302,20 +306,24 @@ class Dispatcher:
 
         threading.Thread(target=keep_trying, name="mpc-session-open", daemon=True).start()
 
-    def abort(self, epoch: int, reason: str, reopen: bool = True) -> None:
-        """Tear down ``epoch``'s session at every node; later queries use a new epoch."""
+    def abort(self, epoch: int, reason: str, reopen: bool = True) -> list[grpc.Future[Any]]:
+        """Tear down ``epoch``'s session at every node; later queries use a new epoch.
+
+        Returns the abort calls under way (none if ``epoch`` is not the current one).
+        """
         with self._lock:
             if self._epoch != epoch or self._closed:
-                return
+                return []
             self._epoch = max(epoch + 1, time.time_ns() // 1_000_000)
             self._next = 0
         log.warning("aborting MPC session epoch %d: %s", epoch, reason)
         request = node_pb2.AbortRequest(epoch=epoch, reason=reason)
-        aborts = [
+        aborts: list[grpc.Future[Any]] = [
             stub.AbortSession.future(request, timeout=_ABORT_TIMEOUT_S) for _, stub in self._stubs
         ]
         if reopen:  # once every node has let go of the old session, connect the next one
             threading.Thread(target=self._reopen_after, args=(aborts,), daemon=True).start()
+        return aborts
 
     def _reopen_after(self, aborts: list[grpc.Future[Any]]) -> None:
         for call in aborts:

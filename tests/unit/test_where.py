@@ -149,7 +149,7 @@ def test_operators_and_negative_numbers_need_no_spaces() -> None:
     )
 
 
-@given(st.text())
+@given(st.text(max_size=200))  # literals are bounded (docs/limits.md)
 def test_any_text_survives_quoting(value: str) -> None:
     quoted = "'" + value.replace("'", "''") + "'"
 
