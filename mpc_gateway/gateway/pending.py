@@ -124,11 +124,6 @@ class EndedQuery:
     reason: str
 
 
-def _caller(text: str, trust_domain: str) -> Identity:
-    role, _, name = text.partition("/")
-    return Identity(role, name, trust_domain)
-
-
 def _request(text: str) -> Request:
     data = json.loads(text)
     request: Request = computation(data["kind"]).request_type.model_validate(data)
@@ -227,7 +222,7 @@ class QueryStore:
         return [
             StoredQuery(
                 query_id=query_id,
-                caller=_caller(caller, self._trust_domain),
+                caller=Identity.parse(caller, self._trust_domain),
                 request=_request(request),
                 certificate=certificate,
                 plan_hash=plan_hash,

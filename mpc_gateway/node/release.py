@@ -55,8 +55,7 @@ def order_receiver(
     order: ExecutionOrder, ca: x509.Certificate, trust_domain: str
 ) -> X25519PublicKey:
     """The key ``order``'s results are sealed to: its plan's analyst's, certified by ``ca``."""
-    role, _, name = order.plan.analyst.partition("/")
-    analyst = Identity(role, name, trust_domain)
+    analyst = Identity.parse(order.plan.analyst, trust_domain)
     return receiver_public_key(order.receiver.encode(), ca, analyst)
 
 

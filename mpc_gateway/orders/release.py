@@ -80,12 +80,12 @@ def _signers(
             keys[known[0]] = known[1]
             continue
         try:
-            who = identity_from_certificate(x509.load_pem_x509_certificate(pem))
+            cert = x509.load_pem_x509_certificate(pem)
         except ValueError:
             raise IntegrityError("a signing certificate in the result is not PEM X.509") from None
+        who = identity_from_certificate(cert)
         keys[who] = load_verified_signing_cert(pem, ca, who, now)
-        until = min(x509.load_pem_x509_certificate(pem).not_valid_after_utc, ca.not_valid_after_utc)
-        verified[pem] = (who, keys[who], until)
+        verified[pem] = (who, keys[who], min(cert.not_valid_after_utc, ca.not_valid_after_utc))
     return keys
 
 

@@ -260,9 +260,8 @@ def tls_credentials_bytes(
 def tls_from_pki(pki_dir: str | Path, identity: str) -> tuple[bytes, bytes, bytes]:
     """The mutual-TLS material of ``identity`` (``"role/name"``) in a consortium PKI directory."""
     layout = load_layout(Path(pki_dir))
-    role, _, name = identity.partition("/")
     try:
-        who = Identity(role, name, layout.trust_domain)
+        who = Identity.parse(identity, layout.trust_domain)
     except ValueError as err:
         raise ConfigurationError(
             f"identity {identity!r} is not of the form role/name: {err}"

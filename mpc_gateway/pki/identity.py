@@ -80,6 +80,15 @@ class Identity:
         return f"{self.role}/{self.name}"
 
     @classmethod
+    def parse(cls, text: str, trust_domain: str) -> Identity:
+        """``"role/name"`` (how plans, approvals and the CLI name identities) in ``trust_domain``.
+
+        Raises ValueError for an unknown role or an invalid name.
+        """
+        role, _, name = text.partition("/")
+        return cls(role, name, trust_domain)
+
+    @classmethod
     def from_spiffe_id(cls, uri: str, *, trust_domain: str | None = None) -> Identity:
         """Parse ``spiffe://<trust domain>/<role>/<name>``.
 

@@ -44,8 +44,7 @@ class ApproverClient(ServiceClient):
         self, pki_dir: str | Path, identity: str, address: str, timeout_s: float = 30.0
     ) -> None:
         layout = load_layout(Path(pki_dir))
-        role, _, name = identity.partition("/")
-        self.identity = Identity(role, name, layout.trust_domain)
+        self.identity = Identity.parse(identity, layout.trust_domain)
         cert, key = layout.signing_paths(self.identity)
         self._cert, self._key = cert.read_bytes(), load_signing_key(key)
         super().__init__(

@@ -127,7 +127,7 @@ SUPPORTED: list[tuple[str, Flags]] = [
     ),
     (
         "SELECT sector, COUNT(*) AS n, AVG(exposure) AS mean_exposure FROM loans GROUP BY sector "
-        "ORDER BY n DESC",
+        "ORDER BY n DESC, sector",  # ties in n have no order of their own, in SQL or here
         {"aggs": ["count", "mean:exposure"], "group_by": "sector"},
     ),
     (
