@@ -264,10 +264,15 @@ class GatewayClient(ServiceClient):
         levels: Sequence[str],
         *,
         grid_size: int | None = None,
+        interpolation: str = "discrete",
         where: str = "",
         purpose: str | None = None,
     ) -> Released:
-        """Exact joint quantiles of ``column`` at ``levels`` (e.g. ``["0.5", "0.99"]``)."""
+        """Exact joint quantiles of ``column`` at ``levels`` (e.g. ``["0.5", "0.99"]``).
+
+        ``interpolation="linear"`` interpolates between the neighbouring values
+        (SQL's ``PERCENTILE_CONT``) instead of answering a value of the column.
+        """
         return self.run(
             "quantile",
             dataset,
@@ -276,6 +281,7 @@ class GatewayClient(ServiceClient):
             column=column,
             levels=levels,
             grid_size=grid_size,
+            interpolation="" if interpolation == "discrete" else interpolation,
         )
 
     def histogram(

@@ -57,6 +57,11 @@ class Hhi(StrEnum):
     flag = "flag"
 
 
+class Interpolation(StrEnum):
+    discrete = "discrete"
+    linear = "linear"
+
+
 def read_keys(source: str) -> list[str]:
     """Entity keys, one per line, from file ``source`` (``-``: stdin), in order.
 
@@ -220,6 +225,13 @@ def risk_quantiles(
     grid_size: Annotated[
         int | None, typer.Option(min=2, max=4096, help="grid points per search round (default 64)")
     ] = None,
+    interpolation: Annotated[
+        Interpolation,
+        typer.Option(
+            help="discrete: a value of the column (PERCENTILE_DISC); "
+            "linear: interpolated between its neighbours (PERCENTILE_CONT)"
+        ),
+    ] = Interpolation.discrete,
     dataset: DatasetOption = "loans",
     where: WhereOption = "",
     purpose: PurposeOption = "",
@@ -243,6 +255,7 @@ def risk_quantiles(
         column=column,
         levels=levels,
         grid_size=grid_size,
+        interpolation="" if interpolation is Interpolation.discrete else str(interpolation),
     )
 
 

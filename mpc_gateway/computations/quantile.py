@@ -12,8 +12,14 @@ A quantile is a single value of the column, so it cannot be released under
 differential privacy (the plan declares that), and it declares its levels: a
 level near 0 or 1 is the minimum or maximum, which policies may forbid.
 
-Disclosure: the receiver learns the quantiles; the bisection path, hence the
-quantiles, is known to every node too (it drives the next round's grid).
+``interpolation="linear"`` asks ``PERCENTILE_CONT``'s quantile instead of
+``PERCENTILE_DISC``'s: two searches per level find the neighbouring joint values,
+and the last round seals the interpolation weight to the receiver, who
+interpolates exactly (see :mod:`~mpc_gateway.computations.quantile_search`).
+
+Disclosure: the receiver learns the quantiles (interpolated: both neighbouring
+values and the weight); the bisection path, hence those values, is known to every
+node and to the gateway too (it drives the next round's grid). The weights are not.
 """
 
 from __future__ import annotations
@@ -38,6 +44,7 @@ from mpc_gateway.computations.base import (
     format_value,
 )
 from mpc_gateway.computations.quantile_search import (
+    Interpolation,
     QuantileLayout,
     QuantileSearch,
     local_cumulative_counts,
@@ -60,6 +67,7 @@ class _Levels(BaseModel):
     column: ColumnName
     levels: tuple[Decimal, ...] = Field(min_length=1, max_length=64)
     grid_size: int = Field(default=64, ge=2, le=4096)
+    interpolation: Interpolation = "discrete"
 
 
 class QuantileRequest(_Levels, Request):
@@ -79,6 +87,8 @@ class QuantilePlan(_Levels, Plan):
     def disclosure(self, institutions: list[str]) -> list[dict[str, str]]:
         levels = ", ".join(str(q) for q in self.levels)
         what = f"the exact joint quantiles {levels} of {self.column}"
+        if self.interpolation == "linear":
+            what += " interpolated between the two neighbouring values (each also learnt)"
         minimums = []
         if self.controls.min_cell_count > 1:
             minimums.append(f"{self.controls.min_cell_count} values")
@@ -86,10 +96,11 @@ class QuantilePlan(_Levels, Plan):
             minimums.append(f"values from {self.controls.min_institutions} institutions")
         if minimums:
             what += f" (suppressed below {' or '.join(minimums)})"
+        values = "neighbouring values" if self.interpolation == "linear" else "quantiles"
         nodes_see = (
-            "the request, including any entity keys, and the search path, hence the quantiles"
+            f"the request, including any entity keys, and the search path, hence the {values}"
         )
-        gateway_sees = "the search path it steers, hence the quantiles"
+        gateway_sees = f"the search path it steers, hence the {values}"
         return risk_disclosure(self.analyst, what, institutions, nodes_see, gateway_sees)
 
 
@@ -161,6 +172,7 @@ class Quantiles(Computation[QuantileRequest, QuantilePlan, QuantileOutcome]):
             plan.grid_size,
             min_count=plan.controls.min_cell_count,
             min_institutions=plan.controls.min_institutions,
+            interpolation=plan.interpolation,
         )
 
     def check(self, plan: QuantilePlan, schema: DatasetSchema, parties: int) -> None:
@@ -181,26 +193,38 @@ class Quantiles(Computation[QuantileRequest, QuantilePlan, QuantileOutcome]):
         counts, totals = local_cumulative_counts(
             data.cursor, plan.column, search.grids(), data.where
         )
-        return ProgramCall("quantile:quantile_round", layout.program_args(counts, totals))
+        args = layout.program_args(counts, totals, last=search.last_round)
+        return ProgramCall("quantile:quantile_round", args)
 
     def visible(self, plan: QuantilePlan) -> frozenset[str]:
         return frozenset({"bracket"})  # the search path steers the next round
 
     def run(self, plan: QuantilePlan, execution: Execution) -> Blocks:
-        """The noisy search; its path determines the quantiles, so they are public blocks."""
+        """The search; its path determines the values searched, so they are public blocks.
+
+        Per level: whether it has a value, the value (the lower neighbour when
+        interpolated) and, when interpolated, the upper neighbour (the lower one
+        again where there is none beyond it, with weight 0).
+        """
         search = self.layout(plan, execution.schema, execution.parties).search()
         path: Path = ()
         while not search.done:
             blocks = execution.run_step({"path": [list(b) for b in path]})
-            brackets = tuple(block(blocks, "bracket", len(plan.levels)))
+            brackets = tuple(block(blocks, "bracket", len(search.targets)))
             search.advance(brackets)
             path = (*path, brackets)
-        values = search.results()
-        return {
-            "found": [int(v is not None) for v in values],
-            "values": [0 if v is None else v for v in values],
+        found = search.results()
+        lows = found[:: 2 if plan.interpolation == "linear" else 1]
+        public = {
+            "found": [int(v is not None) for v in lows],
+            "values": [0 if v is None else v for v in lows],
             "rounds": [search.rounds],
         }
+        if plan.interpolation == "linear":
+            public["upper"] = [
+                (lo or 0) if hi is None else hi for lo, hi in zip(found[::2], found[1::2])
+            ]
+        return public
 
     def decode(
         self, plan: QuantilePlan, blocks: Blocks, schema: DatasetSchema, parties: int
@@ -209,9 +233,19 @@ class Quantiles(Computation[QuantileRequest, QuantilePlan, QuantileOutcome]):
         n = len(plan.levels)
         found = bits(block(blocks, "found", n), "flags")
         values = block(blocks, "values", n)
-        quantiles = [
-            (q, layout.decode(v) if ok else None) for q, v, ok in zip(plan.levels, values, found)
-        ]
+        if plan.interpolation == "linear":
+            uppers, weights = block(blocks, "upper", n), block(blocks, "weight", n)
+            quantiles = [
+                (q, layout.interpolate(f, lo, hi, w) if ok else None)
+                for q, f, lo, hi, w, ok in zip(
+                    plan.levels, layout.fractions, values, uppers, weights, found
+                )
+            ]
+        else:
+            quantiles = [
+                (q, layout.decode(v) if ok else None)
+                for q, v, ok in zip(plan.levels, values, found)
+            ]
         return QuantileOutcome(quantiles, block(blocks, "rounds", 1)[0])
 
     def request_from_proto(
@@ -223,8 +257,15 @@ class Quantiles(Computation[QuantileRequest, QuantilePlan, QuantileOutcome]):
         return QuantileRequest(**fields, **common)
 
     def job_message(
-        self, column: str = "", levels: Sequence[Decimal | str] = (), grid_size: int | None = None
+        self,
+        column: str = "",
+        levels: Sequence[Decimal | str] = (),
+        grid_size: int | None = None,
+        interpolation: str = "",
     ) -> gateway_pb2.QuantileJob:
         return gateway_pb2.QuantileJob(
-            column=column, levels=[str(q) for q in levels], grid_size=grid_size or 0
+            column=column,
+            levels=[str(q) for q in levels],
+            grid_size=grid_size or 0,
+            interpolation=interpolation,
         )

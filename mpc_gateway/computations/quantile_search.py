@@ -15,8 +15,20 @@ starting at ``(min - 1, max]`` of the column's declared bounds. Per round:
    ``C(g_j) < q * N``, so the quantile lies in ``(g_{k-1}, g_k]``;
 4. the driver narrows the interval to that bracket.
 
-After ``ceil(log_G(max - min + 1))`` rounds (a public number, the same whatever
-the data) the interval is one encoded unit wide and holds the exact quantile.
+After ``ceil(log_G(max - min + 1))`` rounds (at least one; a public number, the
+same whatever the data) the interval is one encoded unit wide and holds the exact
+quantile.
+
+Interpolated quantiles (``PERCENTILE_CONT``, numpy's ``linear``) are
+``x_lo + w * (x_hi - x_lo)`` with ``h = (N - 1) q``, ``x_lo``, ``x_hi`` the sorted
+joint values at 0-based positions ``floor(h)`` and ``floor(h) + 1``, and
+``w = h - floor(h)``. Each is a search of its own (a :class:`Target`): with
+``q = a / b``, the value at position ``floor(h)`` is the smallest x with
+``C(x) * b >= a * N - a + 1`` and the next one the smallest with
+``C(x) * b >= a * N - a + b + 1`` (a search that finds no such x, as for N = 1
+or q = 1, means there is no next value, and then ``w = 0``). The weight's
+numerator ``(N - 1) a mod b`` is computed in the last round's MPC and sealed to
+the receiver, who interpolates exactly.
 
 Disclosure. The receiver of each round (the gateway, which drives the search)
 learns the bracket indices, i.e. the bisection path, which is the quantile
@@ -35,15 +47,18 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from fractions import Fraction
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
-from mpc_gateway.errors import InvalidRequestError
+from mpc_gateway.errors import IntegrityError, InvalidRequestError
 from mpc_gateway.query.schema import DatasetSchema, NumericColumn
 from mpc_gateway.query.sql import QueryCursor, Where, ident
 
 __all__ = [
+    "Interpolation",
+    "Target",
+    "search_targets",
     "QuantileLayout",
     "QuantileSearch",
     "quantile_layout",
@@ -54,6 +69,28 @@ __all__ = [
 ]
 
 MAX_DENOMINATOR = 10**6
+
+Interpolation = Literal["discrete", "linear"]
+"""``discrete``: a value of the column (PERCENTILE_DISC); ``linear``: PERCENTILE_CONT."""
+
+
+@dataclass(frozen=True)
+class Target:
+    """One search: the smallest x with ``C(x) * den >= num * N + offset`` (q = num / den)."""
+
+    level: Fraction
+    offset: int = 0
+
+
+def search_targets(levels: Sequence[Fraction], interpolation: Interpolation) -> tuple[Target, ...]:
+    """The searches behind ``levels``: one each, or two (both neighbours) when interpolated."""
+    if interpolation == "discrete":
+        return tuple(Target(q) for q in levels)
+    return tuple(
+        Target(q, offset)
+        for q in levels
+        for offset in (1 - q.numerator, q.denominator - q.numerator + 1)
+    )
 
 
 def grid_points(low: int, high: int, size: int) -> list[int]:
@@ -70,28 +107,33 @@ def rounds_needed(low: int, high: int, size: int) -> int:
     while width > 1:
         width = -(-width // size) if width > size else 1
         rounds += 1
-    return rounds
+    return max(rounds, 1)  # one round even for a one-value column: it finds out emptiness
 
 
 @dataclass
 class QuantileSearch:
-    """The driver's state: one interval ``(a, b]`` per requested quantile."""
+    """The driver's state: one interval ``(a, b]`` per search (:class:`Target`).
+
+    A search whose bracket is G has no value: no joint values at all (or the
+    quantile is withheld), or for an interpolation's upper neighbour, none beyond.
+    """
 
     low: int  # encoded lower bound of the column
     high: int  # encoded upper bound
-    fractions: tuple[Fraction, ...]
+    targets: tuple[Target, ...]
     grid_size: int = 64
     rounds_done: int = 0
     intervals: list[tuple[int, int]] = field(default_factory=list)
-    empty: bool = False
+    beyond: list[bool] = field(default_factory=list)
     rounds: int = field(init=False)
 
     def __post_init__(self) -> None:
         if self.grid_size < 2:
             raise InvalidRequestError("the quantile grid needs at least 2 points")
-        if not self.fractions or any(not 0 < q <= 1 for q in self.fractions):
+        if not self.targets or any(not 0 < t.level <= 1 for t in self.targets):
             raise InvalidRequestError("quantile levels must lie in (0, 1]")
-        self.intervals = [(self.low - 1, self.high)] * len(self.fractions)
+        self.intervals = [(self.low - 1, self.high)] * len(self.targets)
+        self.beyond = [False] * len(self.targets)
         self.rounds = rounds_needed(self.low, self.high, self.grid_size)
 
     @property
@@ -108,22 +150,26 @@ class QuantileSearch:
             raise InvalidRequestError("unexpected quantile round")
         grids = self.grids()
         narrowed = []
-        for (a, b), grid, k in zip(self.intervals, grids, brackets):
+        for i, ((a, b), grid, k) in enumerate(zip(self.intervals, grids, brackets)):
             if not 0 <= k <= self.grid_size:
                 raise InvalidRequestError("bracket index out of range")
-            if k == self.grid_size:  # no joint values at all
-                self.empty = True
+            if k == self.grid_size:  # no value reaches the target
+                self.beyond[i] = True
                 narrowed.append((a, b))
             else:
                 narrowed.append((grid[k - 1] if k else a, grid[k]))
         self.intervals = narrowed
         self.rounds_done += 1
 
+    @property
+    def last_round(self) -> bool:
+        return self.rounds_done == self.rounds - 1
+
     def results(self) -> list[int | None]:
-        """The encoded quantiles (None for none: no values), once :attr:`done`."""
+        """The encoded value of every search (None where none), once :attr:`done`."""
         if not self.done:
             raise InvalidRequestError("the quantile search has rounds left")
-        return [None if self.empty else b for _, b in self.intervals]
+        return [None if out else b for (_, b), out in zip(self.intervals, self.beyond)]
 
 
 @dataclass(frozen=True)
@@ -139,19 +185,28 @@ class QuantileLayout:
     bits: int
     min_count: int = 0  # fewer joint values: the quantile is suppressed (as for no values)
     min_institutions: int = 0  # fewer parties with a value: suppressed likewise
+    interpolation: Interpolation = "discrete"
+
+    @property
+    def targets(self) -> tuple[Target, ...]:
+        return search_targets(self.fractions, self.interpolation)
 
     def search(self) -> QuantileSearch:
-        return QuantileSearch(self.low, self.high, self.fractions, self.grid_size)
+        return QuantileSearch(self.low, self.high, self.targets, self.grid_size)
 
-    def program_args(self, counts: np.ndarray, totals: np.ndarray) -> dict[str, Any]:
-        if counts.shape != (len(self.fractions), self.grid_size) or totals.shape != (
-            len(self.fractions),
-        ):
+    def program_args(
+        self, counts: np.ndarray, totals: np.ndarray, last: bool = False
+    ) -> dict[str, Any]:
+        """The round's arguments; the last round of an interpolation also seals the weights."""
+        searches = len(self.targets)
+        if counts.shape != (searches, self.grid_size) or totals.shape != (searches,):
             raise InvalidRequestError("local counts do not have the round's shape")
+        weighted = last and self.interpolation == "linear"
         return {
             "counts": np.asarray(counts, dtype=object),
             "totals": np.asarray(totals, dtype=object),
-            "fractions": [(q.numerator, q.denominator) for q in self.fractions],
+            "targets": [(t.level.numerator, t.level.denominator, t.offset) for t in self.targets],
+            "weights": [(q.numerator, q.denominator) for q in self.fractions] if weighted else [],
             "bits": self.bits,
             "min_count": self.min_count,
             "min_institutions": self.min_institutions,
@@ -159,6 +214,13 @@ class QuantileLayout:
 
     def decode(self, value: int | None) -> Decimal | None:
         return None if value is None else Decimal(value) / self.factor
+
+    def interpolate(self, level: Fraction, low: int, high: int, weight: int) -> Decimal:
+        """``low + weight / den * (high - low)``, decoded (exact: levels are decimals)."""
+        if not 0 <= weight < level.denominator:
+            raise IntegrityError("an interpolation weight out of range")
+        numerator = low * level.denominator + weight * (high - low)
+        return Decimal(numerator) / (level.denominator * self.factor)
 
 
 def quantile_layout(
@@ -169,8 +231,12 @@ def quantile_layout(
     grid_size: int = 64,
     min_count: int = 0,
     min_institutions: int = 0,
+    interpolation: Interpolation = "discrete",
 ) -> QuantileLayout:
-    """Bits: ``|C * den - num * N - [N = 0]| <= m * max_rows * den + 1``."""
+    """Bits: ``|C * den - num * N - offset'| <= m * max_rows * den + den + 1``.
+
+    (``offset'`` is the target's offset, or 1 with no values: see the program.)
+    """
     spec = schema.columns.get(column)
     if not isinstance(spec, NumericColumn):
         raise InvalidRequestError(f"{column!r} is not a numeric column of {schema.name!r}")
@@ -182,11 +248,20 @@ def quantile_layout(
     if not 2 <= grid_size <= 4096 or not 1 <= len(fractions) <= 64:
         raise InvalidRequestError("2..4096 grid points and 1..64 quantiles per search")
     den = max(q.denominator for q in fractions) if fractions else 1
-    bound = parties * schema.max_rows_per_node * den + 1
+    bound = parties * schema.max_rows_per_node * den + den + 1
     low, high = int(spec.min * spec.factor), int(spec.max * spec.factor)
     bits = bound.bit_length() + 1
     return QuantileLayout(
-        column, low, high, spec.factor, fractions, grid_size, bits, min_count, min_institutions
+        column,
+        low,
+        high,
+        spec.factor,
+        fractions,
+        grid_size,
+        bits,
+        min_count,
+        min_institutions,
+        interpolation,
     )
 
 

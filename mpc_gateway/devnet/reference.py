@@ -149,6 +149,17 @@ def quantile(values: Sequence[int], level: Fraction) -> int | None:
     return ordered[max(rank, 1) - 1]
 
 
+def interpolated_quantile(values: Sequence[int], level: Fraction) -> Fraction | None:
+    """``x_lo + w (x_hi - x_lo)`` at ``h = (N - 1) level`` (numpy's ``linear``), exactly."""
+    if not len(values):
+        return None
+    ordered = sorted(int(v) for v in values)
+    h = (len(ordered) - 1) * level
+    low = math.floor(h)
+    high = min(low + 1, len(ordered) - 1)
+    return ordered[low] + (h - low) * (ordered[high] - ordered[low])
+
+
 def histogram(values: Sequence[int], edges: Sequence[int]) -> list[int]:
     """Counts per bin ``[e_i, e_{i+1})``, the last bin closed (numpy's rule)."""
     counts, _ = np.histogram(np.array(values, dtype=float), bins=np.array(edges, dtype=float))

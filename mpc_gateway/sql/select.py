@@ -13,12 +13,13 @@ SQL                                                    aggregate
 ``STDDEV_SAMP(col)``, ``STDDEV(col)``                  ``stddev:col``
 ``MIN(col)``, ``MAX(col)``                             ``min:col``, ``max:col``
 ``PERCENTILE_DISC(q) WITHIN GROUP (ORDER BY col)``,    quantile of ``col`` at q
-``QUANTILE_DISC(col, q)``
+``QUANTILE_DISC(col, q)``, ``QUANTILE(col, q)``
+``PERCENTILE_CONT(q) WITHIN GROUP (ORDER BY col)``,    interpolated quantile
+``QUANTILE_CONT(col, q)``, ``MEDIAN(col)`` (q = 0.5)   (``linear``)
 =====================================================  =======================
 
 ``VARIANCE`` and ``STDDEV`` are the sample statistics, as in PostgreSQL and DuckDB;
-the population ones (``VAR_POP``, ``STDDEV_POP``, MySQL's ``STD``) and the
-interpolated percentiles (``PERCENTILE_CONT``, ``MEDIAN``) have no joint
+the population ones (``VAR_POP``, ``STDDEV_POP``, MySQL's ``STD``) have no joint
 computation here and are refused with the spelling that has one.
 """
 
@@ -30,6 +31,7 @@ from typing import Protocol
 from sqlglot import exp
 
 from mpc_gateway.computations.aggregate import Aggregate
+from mpc_gateway.computations.quantile_search import Interpolation
 from mpc_gateway.errors import InvalidQueryError
 
 __all__ = ["Item", "OrderKey", "read_items", "read_order"]
@@ -43,10 +45,7 @@ _FUNCS: dict[type[exp.Expression], str] = {
     exp.Min: "min",
     exp.Max: "max",
 }
-_INTERPOLATED = (
-    "{name} interpolates between two values, which the joint quantile does not compute; "
-    "PERCENTILE_DISC(q) WITHIN GROUP (ORDER BY col) gives the exact joint quantile"
-)
+_WITHIN_GROUP = "write {name}(q) WITHIN GROUP (ORDER BY col), or QUANTILE_{kind}(col, q)"
 _POPULATION = (
     "{name} is the population statistic, which is not computed; "
     "VAR_SAMP and STDDEV_SAMP (sample statistics) are"
@@ -73,6 +72,11 @@ class Item:
     aggregate: Aggregate | None = None
     level: str | None = None
     column: str | None = None
+    interpolation: Interpolation = "discrete"
+
+
+Percentile = tuple[str, str, Interpolation]
+"""A percentile's column, level and interpolation."""
 
 
 @dataclass(frozen=True)
@@ -98,25 +102,24 @@ def _level(ctx: Names, node: exp.Expression) -> str:
     return str(node.this)
 
 
-def _percentile(ctx: Names, node: exp.WithinGroup) -> tuple[str, str]:
+def _percentile(ctx: Names, node: exp.WithinGroup) -> Percentile:
     inner = node.this
-    if isinstance(inner, exp.PercentileCont):
-        raise ctx.refuse(node, _INTERPOLATED.format(name="PERCENTILE_CONT"))
-    if not isinstance(inner, exp.PercentileDisc):
-        raise ctx.refuse(node, "WITHIN GROUP is supported for PERCENTILE_DISC only")
+    if not isinstance(inner, exp.PercentileDisc | exp.PercentileCont):
+        raise ctx.refuse(node, "WITHIN GROUP is supported for PERCENTILE_DISC and _CONT only")
+    name = "percentile_cont" if isinstance(inner, exp.PercentileCont) else "percentile_disc"
     order = node.expression.expressions if node.expression is not None else []
     if len(order) != 1 or order[0].args.get("desc"):
-        raise ctx.refuse(node, "PERCENTILE_DISC orders by one column, ascending")
-    return _argument(ctx, node, order[0].this, "percentile_disc"), _level(ctx, inner.this)
+        raise ctx.refuse(node, f"{name.upper()} orders by one column, ascending")
+    column, level = _argument(ctx, node, order[0].this, name), _level(ctx, inner.this)
+    return column, level, "linear" if name == "percentile_cont" else "discrete"
 
 
-def _anonymous(ctx: Names, node: exp.Anonymous) -> tuple[str, str]:
+def _anonymous(ctx: Names, node: exp.Anonymous) -> Percentile:
     name = str(node.name).lower()
-    if name == "quantile_disc" and len(node.expressions) == 2:
+    if name in ("quantile_disc", "quantile_cont") and len(node.expressions) == 2:
         column, level = node.expressions
-        return _argument(ctx, node, column, name), _level(ctx, level)
-    if name == "quantile_cont":
-        raise ctx.refuse(node, _INTERPOLATED.format(name="QUANTILE_CONT"))
+        interpolation: Interpolation = "linear" if name == "quantile_cont" else "discrete"
+        return _argument(ctx, node, column, name), _level(ctx, level), interpolation
     if name == "std":
         raise ctx.refuse(node, _POPULATION.format(name="STD"))
     raise ctx.refuse(
@@ -124,8 +127,8 @@ def _anonymous(ctx: Names, node: exp.Anonymous) -> tuple[str, str]:
     )
 
 
-def _function(ctx: Names, node: exp.Expression) -> Aggregate | tuple[str, str]:
-    """An aggregate, or (column, level) of a percentile."""
+def _function(ctx: Names, node: exp.Expression) -> Aggregate | Percentile:
+    """An aggregate, or a percentile."""
     if isinstance(node, exp.Count):
         arg = node.this
         if isinstance(arg, exp.Distinct):
@@ -146,8 +149,15 @@ def _function(ctx: Names, node: exp.Expression) -> Aggregate | tuple[str, str]:
     if isinstance(node, exp.VariancePop | exp.StddevPop):
         name = "VAR_POP" if isinstance(node, exp.VariancePop) else "STDDEV_POP"
         raise ctx.refuse(node, _POPULATION.format(name=name))
-    if isinstance(node, exp.Median | exp.PercentileCont):
-        raise ctx.refuse(node, _INTERPOLATED.format(name="MEDIAN"))
+    if isinstance(node, exp.Median):
+        return _argument(ctx, node, node.this, "median"), "0.5", "linear"
+    if isinstance(node, exp.Quantile):  # DuckDB's QUANTILE(col, q) is QUANTILE_DISC
+        column = _argument(ctx, node, node.this, "quantile")
+        return column, _level(ctx, node.args["quantile"]), "discrete"
+    if isinstance(node, exp.PercentileCont | exp.PercentileDisc):
+        cont = isinstance(node, exp.PercentileCont)
+        name, kind = ("PERCENTILE_CONT", "CONT") if cont else ("PERCENTILE_DISC", "DISC")
+        raise ctx.refuse(node, _WITHIN_GROUP.format(name=name, kind=kind))
     if isinstance(node, exp.Filter):
         raise ctx.refuse(node, "FILTER (WHERE ...) is not supported: put the condition in WHERE")
     if isinstance(node, exp.Star):
@@ -182,10 +192,10 @@ def read_items(
         if isinstance(found, Aggregate):
             items.append(Item(node, found.label, alias, aggregate=found))
         else:
-            column, level = found
+            column, level, interpolation = found
             if alias:
                 raise ctx.refuse(entry, "a percentile is labelled by its level: no alias")
-            items.append(Item(node, level, level=level, column=column))
+            items.append(Item(node, level, level=level, column=column, interpolation=interpolation))
     return items
 
 

@@ -3,7 +3,7 @@
 :func:`read_statement` parses one ``SELECT`` with sqlglot and maps its syntax tree
 onto the existing request models, nothing else: aggregates and ``GROUP BY`` onto
 an :class:`~mpc_gateway.computations.aggregate.AggregateRequest`,
-``PERCENTILE_DISC(q) WITHIN GROUP (ORDER BY col)`` onto a
+``PERCENTILE_DISC(q)`` and ``PERCENTILE_CONT(q) WITHIN GROUP (ORDER BY col)`` onto a
 :class:`~mpc_gateway.computations.quantile.QuantileRequest`, ``WHERE`` onto the
 shared filter tree. The request is then planned and checked by policies exactly
 like the flag query's, so both have the same canonical plan and plan hash; the
@@ -26,7 +26,8 @@ from typing import Any, cast
 
 import sqlglot
 from pydantic import ValidationError
-from sqlglot import exp
+from sqlglot import exp, tokens
+from sqlglot.dialects.dialect import Dialect
 from sqlglot.errors import ParseError, TokenError
 
 from mpc_gateway.computations import Request
@@ -57,6 +58,13 @@ _REASONS = {
     "windows": "window functions are not supported: they work on individual rows",
     "laterals": "LATERAL is not supported: ask one SELECT over a dataset",
 }
+
+
+class _Analyst(Dialect):
+    """sqlglot's own dialect, with MySQL's backtick-quoted identifiers besides double quotes."""
+
+    class Tokenizer(tokens.Tokenizer):
+        IDENTIFIERS = ['"', "`"]
 
 
 @dataclass(frozen=True)
@@ -133,7 +141,7 @@ def _parse(text: str) -> exp.Expression:
             f"at most {MAX_STATEMENT_CHARS:,} are accepted"
         )
     try:
-        trees = [t for t in sqlglot.parse(text) if t is not None]
+        trees = [t for t in sqlglot.parse(text, read=_Analyst) if t is not None]
     except ParseError as err:
         first = err.errors[0] if err.errors else {}
         what = first.get("description", str(err)).split(". Line")[0].split(" but got <")[0]
@@ -233,11 +241,24 @@ def _request(ctx: _Context, items: list[Item], group_by: tuple[str, ...], **comm
             node = (others[0] if others else quantiles[-1]).node
             raise ctx.refuse(
                 node,
-                "PERCENTILE_DISC is its own computation (exact joint quantiles): ask the "
+                "percentiles are their own computation (exact joint quantiles): ask the "
                 "percentiles of one column in a statement of their own, without GROUP BY",
             )
+        interpolation = quantiles[0].interpolation
+        mixed = [item for item in quantiles if item.interpolation != interpolation]
+        if mixed:
+            raise ctx.refuse(
+                mixed[0].node,
+                "a statement asks either interpolated percentiles (PERCENTILE_CONT, MEDIAN) "
+                "or discrete ones (PERCENTILE_DISC), not both",
+            )
         levels = tuple(Decimal(str(item.level)) for item in quantiles)
-        return QuantileRequest(column=str(quantiles[0].column), levels=levels, **common)
+        return QuantileRequest(
+            column=str(quantiles[0].column),
+            levels=levels,
+            interpolation=interpolation,
+            **common,
+        )
     aggregates = []
     for item in items:
         if item.aggregate is None:

@@ -15,6 +15,7 @@ from decimal import Decimal
 from fractions import Fraction
 from pathlib import Path
 
+import duckdb
 import numpy as np
 import pytest
 
@@ -201,6 +202,32 @@ def test_quantiles_equal_numpy_inverted_cdf(alice, consortium, column, levels, w
     expected = [Decimal(reference.quantile(values, Fraction(q))) / factor for q in levels]
     assert [v for _, v in result.outcome.quantiles] == expected
     assert result.outcome.rounds >= 2
+
+
+def test_interpolated_percentiles_in_sql_equal_duckdb_over_the_pooled_rows(
+    alice, consortium
+) -> None:
+    """PERCENTILE_CONT / MEDIAN: exact against the pooled rows, and what DuckDB answers."""
+    where = "sector IN ('energy', 'retail')"
+    result = alice.sql(
+        "SELECT PERCENTILE_CONT(0.3) WITHIN GROUP (ORDER BY exposure), "
+        f"quantile_cont(exposure, 0.95) FROM loans WHERE {where}"
+    )
+    median = alice.sql(f"SELECT MEDIAN(exposure) FROM loans WHERE {where}")
+    frame = pooled_frame(consortium.files, SCHEMA, where)
+    values = frame["exposure"].tolist()
+    got = [*(v for _, v in result.outcome.quantiles), median.outcome.quantiles[0][1]]
+    levels = [Fraction("0.3"), Fraction("0.95"), Fraction("0.5")]
+    assert [Fraction(v) * 100 for v in got] == [
+        reference.interpolated_quantile(values, q) for q in levels
+    ]
+    (plain,) = duckdb.sql(
+        "SELECT quantile_cont(exposure, 0.3), quantile_cont(exposure, 0.95), median(exposure) "
+        "FROM frame"
+    ).fetchall()
+    assert [float(v) * 100 for v in got] == pytest.approx(list(plain), rel=1e-12)
+    flags = alice.quantiles("loans", "exposure", ["0.5"], where=where, interpolation="linear")
+    assert flags.plan_hash == median.plan_hash
 
 
 def test_histogram_equals_plaintext(alice, consortium) -> None:

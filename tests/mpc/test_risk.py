@@ -318,3 +318,53 @@ def test_batched_quantile_search_finds_the_exact_inverted_cdf_quantiles(books):
     found = search_quantiles(search, run_round)
     pooled = [v for p in range(len(NODES)) for v in books.encoded(p)["days_past_due"]]
     assert found == [reference.quantile(pooled, q) for q in levels]
+
+
+def test_interpolated_quantiles_are_exact_from_two_searches_and_a_sealed_weight(books):
+    """PERCENTILE_CONT at real parties: neighbours by search, weight from the last round."""
+    levels = [Fraction(1, 2), Fraction(1, 10), Fraction(999, 1000), Fraction(1)]
+    plan = quantile_layout(
+        books.schema, len(NODES), "days_past_due", levels, grid_size=16, interpolation="linear"
+    )
+    search = plan.search()
+    weights: list[int] = []
+    while not search.done:
+        last = search.last_round
+        args = []
+        for party in range(len(NODES)):
+            cursor = books.cursor(party)
+            counts, totals = local_cumulative_counts(cursor, "days_past_due", search.grids())
+            args.append(plan.program_args(counts, totals, last=last))
+        blocks = open_blocks(run_parties(PROGRAMS["quantile_round"], args))
+        assert ("weight" in blocks) == last  # sealed once, in the last round only
+        weights = blocks.get("weight", weights)
+        search.advance(blocks["bracket"])
+    found = search.results()
+    pooled = [v for p in range(len(NODES)) for v in books.encoded(p)["days_past_due"]]
+    for i, q in enumerate(levels):
+        low, high = found[2 * i], found[2 * i + 1]
+        assert low is not None
+        got = plan.interpolate(q, low, low if high is None else high, weights[i])
+        assert Fraction(got) == reference.interpolated_quantile(pooled, q)
+
+
+def test_a_withheld_interpolated_quantile_seals_no_weight(books):
+    """Below min_count the brackets are G and the weight is 0: (N - 1) a mod b stays secret."""
+    levels = [Fraction(1, 2), Fraction(1, 3)]
+    plan = quantile_layout(
+        books.schema,
+        len(NODES),
+        "days_past_due",
+        levels,
+        grid_size=8,
+        min_count=10**6,
+        interpolation="linear",
+    )
+    grids = plan.search().grids()
+    args = [
+        plan.program_args(*local_cumulative_counts(books.cursor(p), "days_past_due", grids), True)
+        for p in range(len(NODES))
+    ]
+    blocks = open_blocks(run_parties(PROGRAMS["quantile_round"], args))
+    assert blocks["bracket"] == [8] * 4
+    assert blocks["weight"] == [0, 0]

@@ -20,9 +20,11 @@ from pydantic import ValidationError
 from mpc_gateway.computations.features import FEATURES, local_entity_features
 from mpc_gateway.computations.quantile_search import (
     QuantileSearch,
+    Target,
     grid_points,
     rounds_needed,
     search_quantiles,
+    search_targets,
 )
 from mpc_gateway.computations.scoring import (
     ScoringModel,
@@ -183,12 +185,15 @@ def test_a_sealed_share_opens_only_for_its_node_and_its_model(pki):
 # --- quantile search -----------------------------------------------------------------------
 
 
-def _plain_round(values: list[int], fractions: tuple[Fraction, ...]):
+def _plain_round(values: list[int], targets: tuple[Target, ...]):
+    """The round's brackets, computed in the clear the way the MPC program does."""
+
     def run(grids: list[list[int]]) -> list[int]:
         n = len(values)
         out = []
-        for grid, q in zip(grids, fractions):
-            target = q.numerator * n + (n == 0)
+        for grid, t in zip(grids, targets):
+            q = t.level
+            target = 1 if n == 0 else q.numerator * n + t.offset
             out.append(sum(1 for g in grid if sum(v <= g for v in values) * q.denominator < target))
         return out
 
@@ -202,11 +207,44 @@ def _plain_round(values: list[int], fractions: tuple[Fraction, ...]):
     grid=st.integers(2, 70),
 )
 def test_search_finds_the_inverted_cdf_quantile_in_a_fixed_number_of_rounds(values, level, grid):
-    search = QuantileSearch(-50, 1000, (level,), grid)
+    targets = search_targets([level], "discrete")
+    search = QuantileSearch(-50, 1000, targets, grid)
     assert search.rounds == rounds_needed(-50, 1000, grid)
-    result = search_quantiles(search, _plain_round(values, (level,)))
+    result = search_quantiles(search, _plain_round(values, targets))
     assert search.rounds_done == search.rounds
     assert result == [reference.quantile(values, level)]
+
+
+@settings(max_examples=80, deadline=None)
+@given(
+    values=st.lists(st.integers(-50, 1000), max_size=40),
+    level=st.decimals(min_value="0.001", max_value=1, places=3),
+    grid=st.integers(2, 70),
+)
+def test_two_searches_and_the_weight_give_the_interpolated_quantile_exactly(values, level, grid):
+    """PERCENTILE_CONT: both neighbours searched, ``(N - 1) a mod b`` as the weight."""
+    q = Fraction(str(level))
+    targets = search_targets([q], "linear")
+    search = QuantileSearch(-50, 1000, targets, grid)
+    low, high = search_quantiles(search, _plain_round(values, targets))
+    expected = reference.interpolated_quantile(values, q)
+    if expected is None:
+        assert low is None and high is None
+        return
+    assert low is not None
+    weight = (len(values) - 1) * q.numerator % q.denominator
+    assert high is not None or weight == 0  # no value beyond: the weight is 0
+    found = low + Fraction(weight, q.denominator) * ((low if high is None else high) - low)
+    assert found == expected
+    assert float(expected) == pytest.approx(np.quantile(values, float(q), method="linear"))
+
+
+def test_a_one_value_column_still_takes_one_round():
+    assert rounds_needed(7, 7, 16) == 1
+    search = QuantileSearch(7, 7, search_targets([Fraction(1, 2)], "discrete"), 16)
+    assert search_quantiles(search, _plain_round([7, 7], search.targets)) == [7]
+    empty = QuantileSearch(7, 7, search_targets([Fraction(1, 2)], "discrete"), 16)
+    assert search_quantiles(empty, _plain_round([], empty.targets)) == [None]
 
 
 def test_grid_points_end_at_the_upper_end_and_increase():

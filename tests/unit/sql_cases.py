@@ -172,6 +172,25 @@ QUANTILES: list[tuple[str, Flags]] = [
         "SELECT QUANTILE_DISC(lgd, 0.9) FROM loans",
         {"column": "lgd", "levels": ["0.9"]},
     ),
+    ("SELECT quantile(lgd, 0.25) FROM `loans`", {"column": "lgd", "levels": ["0.25"]}),
+    (
+        "SELECT MEDIAN(exposure) FROM loans WHERE rating IN ('A', 'BB')",
+        {
+            "column": "exposure",
+            "levels": ["0.5"],
+            "where": "rating IN ('A', 'BB')",
+            "interpolation": "linear",
+        },
+    ),
+    (
+        "SELECT PERCENTILE_CONT(0.1) WITHIN GROUP (ORDER BY lgd), "
+        "PERCENTILE_CONT(0.9) WITHIN GROUP (ORDER BY loans.lgd) FROM loans",
+        {"column": "lgd", "levels": ["0.1", "0.9"], "interpolation": "linear"},
+    ),
+    (
+        "SELECT QUANTILE_CONT(`exposure`, 0.75) FROM loans",
+        {"column": "exposure", "levels": ["0.75"], "interpolation": "linear"},
+    ),
 ]
 
 REFUSED: list[tuple[str, str, str]] = [
@@ -201,11 +220,21 @@ REFUSED: list[tuple[str, str, str]] = [
     ("SELECT AVG(sector) FROM loans", "sector", "is categorical"),
     ("SELECT SUM(counterparty_lei) FROM loans", "counterparty_lei", "is an entity key"),
     ("SELECT SUM(exposure * 2) FROM loans", "exposure * 2", "not an expression"),
-    ("SELECT MEDIAN(exposure) FROM loans", "MEDIAN", "interpolates"),
+    ("SELECT MEDIAN(sector) FROM loans", "sector", "median needs a numeric column"),
     (
-        "SELECT PERCENTILE_CONT(0.5) WITHIN GROUP (ORDER BY exposure) FROM loans",
+        "SELECT PERCENTILE_CONT(exposure, 0.5) FROM loans",
         "PERCENTILE_CONT",
-        "interpolates",
+        "write PERCENTILE_CONT(q) WITHIN GROUP (ORDER BY col)",
+    ),
+    (
+        "SELECT PERCENTILE_CONT(0.5) WITHIN GROUP (ORDER BY exposure DESC) FROM loans",
+        "PERCENTILE_CONT",
+        "orders by one column, ascending",
+    ),
+    (
+        "SELECT MEDIAN(exposure), PERCENTILE_DISC(0.9) WITHIN GROUP (ORDER BY exposure) FROM loans",
+        "PERCENTILE_DISC",
+        "either interpolated percentiles (PERCENTILE_CONT, MEDIAN) or discrete ones",
     ),
     ("SELECT VAR_POP(exposure) FROM loans", "VAR_POP", "population statistic"),
     ("SELECT STDDEV_POP(exposure) FROM loans", "STDDEV_POP", "population statistic"),
@@ -242,7 +271,7 @@ REFUSED: list[tuple[str, str, str]] = [
         "SELECT sector, PERCENTILE_DISC(0.5) WITHIN GROUP (ORDER BY exposure) FROM loans "
         "GROUP BY sector",
         "sector,",
-        "PERCENTILE_DISC is its own computation",
+        "percentiles are their own computation",
     ),
     ("SELECT COUNT(*) FROM loans WHERE other.rating = 'A'", "other", "unknown table 'other'"),
     ("SELECT 1 FROM loans", "1", "group columns and aggregates"),

@@ -277,6 +277,16 @@ def test_suppressed_quantiles_and_bins_are_shown_as_such(
         16,
     )
     assert "175,146.42" in result.output and "suppressed" in result.output
+    assert job["interpolation"] == ""  # the default, discrete, is left to the gateway
+
+    result = _invoke(
+        "risk", "quantiles", "exposure", "0.5", "--interpolation", "linear", *_pki(layout)
+    )
+    assert result.exit_code == 0, result.output
+    assert gateway.calls[1]["interpolation"] == "linear"
+    del gateway.calls[1]
+    result = _invoke("risk", "quantiles", "exposure", "0.5", "--interpolation", "x", *_pki(layout))
+    assert result.exit_code == 2 and len(gateway.calls) == 1
 
     edges = [Decimal(e) for e in ("0", "1000", "5000")]
     gateway.answer = _released(

@@ -1,5 +1,7 @@
 """Property: a flag query and its SQL spelling give the same canonical plan and plan hash.
 
+So do ``risk quantiles`` (as the client sends it) and the percentile spellings.
+
 Hypothesis draws aggregates (in any order), group-by columns (a cross tab in any
 order) and a filter tree; the filter's text is valid both as ``--where`` and as a
 WHERE clause, so both readings must build the very same plan.
@@ -7,15 +9,20 @@ WHERE clause, so both readings must build the very same plan.
 
 from __future__ import annotations
 
+from decimal import Decimal
 from pathlib import Path
+from typing import Any, cast
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import mpc_gateway
+from mpc_gateway.computations import Planning, computation
 from mpc_gateway.computations.aggregate import AggregateRequest, build_plan
+from mpc_gateway.proto.v1 import gateway_pb2
 from mpc_gateway.query.schema import load_schema
 from mpc_gateway.query.where import parse_where
+from mpc_gateway.rpc.convert import request_from_proto
 from mpc_gateway.sql import read_statement
 
 LOANS = load_schema(Path(mpc_gateway.__file__).parent / "schemas" / "loans.toml")
@@ -98,3 +105,47 @@ def test_flag_query_and_its_sql_have_the_same_plan_hash(
     by_flags, by_sql = build_plan(flags, LOANS, "ana"), build_plan(request, LOANS, "ana")
     assert by_sql.canonical() == by_flags.canonical()
     assert by_sql.plan_hash == by_flags.plan_hash
+
+
+PERCENTILES = {
+    "discrete": [
+        "PERCENTILE_DISC({q}) WITHIN GROUP (ORDER BY {c})",
+        "quantile_disc({c}, {q})",
+        "QUANTILE({c}, {q})",
+    ],
+    "linear": ["PERCENTILE_CONT({q}) WITHIN GROUP (ORDER BY {c})", "quantile_cont(`{c}`, {q})"],
+}
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    column=st.sampled_from(NUMERIC),
+    levels=st.lists(
+        st.decimals(min_value="0.001", max_value=1, places=3), min_size=1, max_size=4, unique=True
+    ),
+    interpolation=st.sampled_from(["discrete", "linear"]),
+    spellings=st.lists(st.integers(0, 2), min_size=4, max_size=4),
+    where=st.one_of(st.just(""), filters),
+)
+def test_flag_percentiles_and_their_sql_have_the_same_plan_hash(
+    column: str, levels: list[Any], interpolation: str, spellings: list[int], where: str
+) -> None:
+    """The wire request the client sends for ``risk quantiles`` and any SQL spelling of it."""
+    job = computation("quantile").job_message(
+        column=column,
+        levels=[str(q) for q in levels],
+        interpolation="" if interpolation == "discrete" else interpolation,
+    )
+    flags = request_from_proto(
+        gateway_pb2.ComputationRequest(dataset="loans", where=where, quantile=job)
+    )
+    forms = PERCENTILES[interpolation]
+    selected = [forms[s % len(forms)].format(q=q, c=column) for q, s in zip(levels, spellings)]
+    if interpolation == "linear" and levels == [Decimal("0.5")] and spellings[0] == 2:
+        selected = [f"MEDIAN({column})"]
+    statement = f"SELECT {', '.join(selected)} FROM loans" + (f" WHERE {where}" if where else "")
+    by_sql = read_statement(statement, {"loans": LOANS}).request
+    planning = Planning("ana", 3, cast(Any, None))
+    plans = [computation("quantile").build(r, LOANS, planning) for r in (flags, by_sql)]
+    assert plans[0].canonical() == plans[1].canonical()
+    assert plans[0].plan_hash == plans[1].plan_hash

@@ -72,6 +72,7 @@ def test_percentile_statement_is_the_quantile_request(statement: str, flags: Fla
         levels=tuple(Decimal(q) for q in flags["levels"]),
         filter=parse_where(flags.get("where", "")),
         statement=statement,
+        interpolation=flags.get("interpolation", "discrete"),
     )
 
 

@@ -1,10 +1,12 @@
 """One round of the batched quantile search: the grid bracket that holds each quantile.
 
 Parties: all m nodes; every party inputs its cumulative counts at the round's
-grid points and its total. Output: the bracket indices only, as re-randomised
-shares for the receiver (who drives the next round with them). Leakage: the
-bracket indices; no count is opened, nor which parties hold values (a quantile
-over too few values or institutions answers exactly like one over no values).
+grid points and its total. Output: the bracket indices, as re-randomised
+shares for the receiver (who drives the next round with them), and in an
+interpolation's last round the interpolation weights, sealed to the analyst.
+Leakage: the bracket indices; no count is opened, nor which parties hold values
+(a quantile over too few values or institutions answers exactly like one over
+no values).
 Threshold: t = (m-1)//2, passive.
 """
 
@@ -52,38 +54,49 @@ def _withheld(size: Any, sizes: list[Any], bits: int, min_count: int, min_instit
 async def quantile_round(
     counts: np.ndarray,
     totals: np.ndarray,
-    fractions: Sequence[tuple[int, int]],
+    targets: Sequence[tuple[int, int, int]],
     bits: int,
     min_count: int = 0,
     min_institutions: int = 0,
+    weights: Sequence[tuple[int, int]] = (),
 ) -> dict[str, ReceiverShares]:
-    """One round of the batched quantile search: which grid bracket holds each quantile.
+    """One round of the batched quantile search: which grid bracket holds each search's value.
 
-    Inputs: ``counts`` [Q, G], this party's number of values ``<= g_{q,j}`` at each
-    of the round's G increasing grid points per quantile q; ``totals`` [Q], its
-    number of values; ``fractions[q] = (num, den)``, the quantile level q in (0, 1].
-    With C and N the joint counts, the quantile is the smallest value x with
-    ``C(x) * den >= num * N``; the round releases, per quantile, the number of grid
-    points below it (``bracket`` [Q], in 0..G; G also when N = 0, i.e. no values).
-    Leakage: exactly the bracket indices (the receiver drives the next round with
-    them, see :mod:`mpc_gateway.computations.quantile_search`); no count is opened. With
-    ``min_count > 1``, fewer than ``min_count`` joint values answer G as well (the
-    quantile is suppressed, exactly as if there were no values); with
-    ``min_institutions > 1``, so do values from fewer than ``min_institutions``
-    parties (a party holds values when its total is positive, compared in secret).
+    Inputs: ``counts`` [S, G], this party's number of values ``<= g_{s,j}`` at each
+    of the round's G increasing grid points per search s; ``totals`` [S], its
+    number of values; ``targets[s] = (num, den, offset)``. With C and N the joint
+    counts, search s looks for the smallest value x with
+    ``C(x) * den >= num * N + offset``; the round releases, per search, the number
+    of grid points below it (``bracket`` [S], in 0..G; G also when N = 0, i.e. no
+    values). Leakage: exactly the bracket indices (the receiver drives the next
+    round with them, see :mod:`mpc_gateway.computations.quantile_search`); no count
+    is opened. With ``min_count > 1``, fewer than ``min_count`` joint values answer
+    G as well (the quantile is suppressed, exactly as if there were no values);
+    with ``min_institutions > 1``, so do values from fewer than
+    ``min_institutions`` parties (a party holds values when its total is positive,
+    compared in secret). ``weights[i] = (num, den)`` (an interpolation's last round)
+    adds ``weight`` [I]: ``(N - 1) * num mod den`` per level, 0 where withheld or
+    empty, for the receiver only (it is not a bracket: it is sealed).
     """
     secint = mpc.SecInt(bits)
     q, g = counts.shape
     joint = total(input_all(secint, counts))
     sizes = input_all(secint, totals)
     size = total(sizes)
-    nums = np.array([int(num) for num, _ in fractions], dtype=object)
-    dens = np.array([[int(den)] for _, den in fractions], dtype=object)
+    nums = np.array([int(num) for num, _, _ in targets], dtype=object)
+    dens = np.array([[int(den)] for _, den, _ in targets], dtype=object)
+    offsets = np.array([int(offset) for _, _, offset in targets], dtype=object)
     empty = size == 0  # with no values no count reaches the target: the bracket is G
-    target = mpc.np_reshape(size * nums + empty, (q, 1))
+    target = mpc.np_reshape(size * nums + offsets + empty * (1 - offsets), (q, 1))
     below = mpc.np_sgn(joint * dens - target, l=bits, LT=True)
     bracket = mpc.np_sum(below, axis=1)
     withheld = _withheld(size, sizes, bits, min_count, min_institutions)
     if withheld is not None:  # a withheld quantile: every bracket becomes G
         bracket = bracket + withheld * (g - bracket)
-    return await shares_for_receiver({"bracket": bracket})
+    released = {"bracket": bracket}
+    if weights:  # every search counts the same values: its first N stands for all
+        n, none = size[0], empty[0]
+        kept = 1 - none if withheld is None else (1 - none) * (1 - withheld[0])
+        rests = [(n + none - 1) * int(num) % int(den) * kept for num, den in weights]
+        released["weight"] = mpc.np_fromlist(rests)
+    return await shares_for_receiver(released)

@@ -804,9 +804,14 @@ class QuantileJob(_message.Message):
     COLUMN_FIELD_NUMBER: _builtins.int
     LEVELS_FIELD_NUMBER: _builtins.int
     GRID_SIZE_FIELD_NUMBER: _builtins.int
+    INTERPOLATION_FIELD_NUMBER: _builtins.int
     column: _builtins.str
     grid_size: _builtins.int
     """points per search round, default 64"""
+    interpolation: _builtins.str
+    """"discrete" (the default: a value of the column, PERCENTILE_DISC) or "linear"
+    (interpolated between the two neighbouring values, PERCENTILE_CONT)
+    """
     @_builtins.property
     def levels(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
         """in (0, 1], decimal text, e.g. "0.5", "0.99" """
@@ -817,10 +822,11 @@ class QuantileJob(_message.Message):
         column: _builtins.str = ...,
         levels: _abc.Iterable[_builtins.str] | None = ...,
         grid_size: _builtins.int = ...,
+        interpolation: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["column", b"column", "grid_size", b"grid_size", "levels", b"levels"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["column", b"column", "grid_size", b"grid_size", "interpolation", b"interpolation", "levels", b"levels"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
