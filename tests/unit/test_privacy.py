@@ -150,3 +150,30 @@ def test_a_new_period_starts_a_fresh_budget() -> None:
         clock.now += timedelta(days=31)
         ledger.charge("q1", [_charge()])
         assert ledger.period(_charge()) == "2027-01"
+
+
+@pytest.mark.parametrize(
+    ("left", "cost"),
+    [("1", "0.05"), ("0.05", "0.05"), ("0.0499999", "0.05"), ("0.1", "0.1000001"), ("2", "0.7")],
+)
+def test_a_budget_admits_what_an_opendp_privacy_filter_of_what_is_left_admits(
+    left: str, cost: str
+) -> None:
+    """The ledger's check is the filter's: one query of OpenDP's stated loss into the rest."""
+    import opendp.prelude as dp
+
+    from mpc_gateway.privacy import ledger
+
+    domain, metric = dp.atom_domain(T="i64"), dp.absolute_distance(T="i64")
+    odometer = dp.c.make_fully_adaptive_composition(
+        domain, metric, dp.zero_concentrated_divergence()
+    )
+    room = float(Decimal(left)) * (1 + 1e-9)
+    queryable = dp.c.make_privacy_filter(odometer, d_in=1, d_out=room)(0)
+    scale = 1 / math.sqrt(2 * float(Decimal(cost)))
+    try:
+        queryable(dp.m.make_gaussian(domain, metric, scale=scale))
+        filtered = True
+    except dp.OpenDPException:
+        filtered = False
+    assert ledger._admits(Decimal(left), Decimal(cost)) is filtered
