@@ -26,7 +26,14 @@ import opendp.prelude as dp
 
 from mpc_gateway.errors import InvalidQueryError
 
-__all__ = ["DEFAULT_DELTA", "NoisyRelease", "calibrate", "release_cost", "epsilon_for"]
+__all__ = [
+    "DEFAULT_DELTA",
+    "NoisyRelease",
+    "calibrate",
+    "release_cost",
+    "epsilon_for",
+    "privacy_map",
+]
 
 dp.enable_features("contrib", "honest-but-curious")
 
@@ -64,7 +71,7 @@ class NoisyRelease:
     def rho(self) -> float:
         """Its zCDP cost, by OpenDP's discrete Gaussian privacy map."""
         gaussian = dp.m.make_gaussian(*_INTEGERS, scale=self.scale)
-        return float(_privacy_map(gaussian, self.sensitivity))
+        return float(privacy_map(gaussian, self.sensitivity))
 
 
 def release_cost(releases: Mapping[str, NoisyRelease] | list[NoisyRelease]) -> float:
@@ -112,10 +119,10 @@ def epsilon_for(rho: float, delta: float = DEFAULT_DELTA) -> float:
         function=lambda x: x,
         privacy_map=lambda d_in: rho,
     )
-    curve = _privacy_map(dp.c.make_zCDP_to_approxDP(measurement), 1)
+    curve = privacy_map(dp.c.make_zCDP_to_approxDP(measurement), 1)
     return float(curve.epsilon(delta))
 
 
-def _privacy_map(measurement: dp.Measurement, d_in: int) -> Any:
+def privacy_map(measurement: dp.Measurement, d_in: int) -> Any:
     """OpenDP's privacy map of ``measurement`` at ``d_in`` (its bindings leave ``map`` untyped)."""
     return measurement.map(d_in)  # type: ignore[no-untyped-call]

@@ -30,6 +30,7 @@ from typing import Literal
 import opendp.prelude as dp
 
 from mpc_gateway.errors import BudgetExhaustedError
+from mpc_gateway.privacy.accounting import privacy_map
 
 __all__ = ["Period", "Charge", "PrivacyLedger", "period_of"]
 
@@ -89,7 +90,7 @@ def _loss(rho: Decimal) -> float:
     rounded up. Built once per cost (a few hundred µs), then looked up.
     """
     gaussian = dp.m.make_gaussian(_DOMAIN, _METRIC, scale=1 / math.sqrt(2 * float(rho)))
-    return float(gaussian.map(1))
+    return float(privacy_map(gaussian, 1))
 
 
 def _admits(left: Decimal, cost: Decimal) -> bool:
