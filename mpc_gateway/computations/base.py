@@ -239,7 +239,9 @@ class LocalData:
 
     ``holds_data`` is False at a helper node: its table is empty, so its inputs are
     zeros and it is present nowhere; it adds no noise under DP either (it has no row to
-    protect), so its zeros stay exact and never count as an institution.
+    protect), so its zeros stay exact and never count as an institution. ``opened``
+    holds, per earlier step of the same query, the blocks its MPC opened to the nodes
+    only (a search's brackets): the node kept them, the driver never saw them.
     """
 
     cursor: QueryCursor
@@ -249,6 +251,7 @@ class LocalData:
     node: str
     node_key_pem: bytes
     holds_data: bool = True
+    opened: tuple[Blocks, ...] = ()
 
 
 @dataclass(frozen=True)

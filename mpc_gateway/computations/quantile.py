@@ -18,8 +18,9 @@ and the last round seals the interpolation weight to the receiver, who
 interpolates exactly (see :mod:`~mpc_gateway.computations.quantile_search`).
 
 Disclosure: the receiver learns the quantiles (interpolated: both neighbouring
-values and the weight); the bisection path, hence those values, is known to every
-node and to the gateway too (it drives the next round's grid). The weights are not.
+values and the weight), sealed; the bisection path, hence those values, is known
+to every node too (each derives the next round's grid from it: the brackets are
+opened to the nodes only). The gateway learns that the rounds ran, nothing else.
 """
 
 from __future__ import annotations
@@ -100,7 +101,7 @@ class QuantilePlan(_Levels, Plan):
         nodes_see = (
             f"the request, including any entity keys, and the search path, hence the {values}"
         )
-        gateway_sees = f"the search path it steers, hence the {values}"
+        gateway_sees = "that each round of the search ran: the nodes steer it"
         return risk_disclosure(self.analyst, what, institutions, nodes_see, gateway_sees)
 
 
@@ -185,67 +186,43 @@ class Quantiles(Computation[QuantileRequest, QuantilePlan, QuantileOutcome]):
     def local_inputs(
         self, plan: QuantilePlan, step: dict[str, Any], data: LocalData
     ) -> ProgramCall:
+        """The round's counts at grid points this node derives from the path it opened."""
         layout = self.layout(plan, data.schema, data.parties)
-        path = tuple(tuple(int(k) for k in brackets) for brackets in step.get("path", ()))
+        path = tuple(tuple(int(k) for k in opened["bracket"]) for opened in data.opened)
         search = quantile_search(layout, path)
         if search.done:
             raise IntegrityError("the quantile search has no rounds left")
-        counts, totals = local_cumulative_counts(
-            data.cursor, plan.column, search.grids(), data.where
-        )
-        args = layout.program_args(counts, totals, last=search.last_round)
+        grids = search.grids()
+        counts, totals = local_cumulative_counts(data.cursor, plan.column, grids, data.where)
+        args = layout.program_args(counts, totals, grids if search.last_round else ())
         return ProgramCall("quantile:quantile_round", args)
 
-    def visible(self, plan: QuantilePlan) -> frozenset[str]:
-        return frozenset({"bracket"})  # the search path steers the next round
-
     def run(self, plan: QuantilePlan, execution: Execution) -> Blocks:
-        """The search; its path determines the values searched, so they are public blocks.
-
-        Per level: whether it has a value, the value (the lower neighbour when
-        interpolated) and, when interpolated, the upper neighbour (the lower one
-        again where there is none beyond it, with weight 0).
-        """
-        search = self.layout(plan, execution.schema, execution.parties).search()
-        path: Path = ()
-        while not search.done:
-            blocks = execution.run_step({"path": [list(b) for b in path]})
-            brackets = tuple(block(blocks, "bracket", len(search.targets)))
-            search.advance(brackets)
-            path = (*path, brackets)
-        found = search.results()
-        lows = found[:: 2 if plan.interpolation == "linear" else 1]
-        public = {
-            "found": [int(v is not None) for v in lows],
-            "values": [0 if v is None else v for v in lows],
-            "rounds": [search.rounds],
-        }
-        if plan.interpolation == "linear":
-            public["upper"] = [
-                (lo or 0) if hi is None else hi for lo, hi in zip(found[::2], found[1::2])
-            ]
-        return public
+        """Every round, in order: the nodes steer the search, the driver only counts rounds."""
+        rounds = self.steps(plan, execution.schema, execution.parties)
+        for number in range(rounds):
+            execution.run_step({"round": number})
+        return {"rounds": [rounds]}
 
     def decode(
         self, plan: QuantilePlan, blocks: Blocks, schema: DatasetSchema, parties: int
     ) -> QuantileOutcome:
+        """Per level its value; interpolated, from both neighbours (none beyond: weight 0)."""
         layout = self.layout(plan, schema, parties)
-        n = len(plan.levels)
-        found = bits(block(blocks, "found", n), "flags")
-        values = block(blocks, "values", n)
-        if plan.interpolation == "linear":
-            uppers, weights = block(blocks, "upper", n), block(blocks, "weight", n)
-            quantiles = [
-                (q, layout.interpolate(f, lo, hi, w) if ok else None)
-                for q, f, lo, hi, w, ok in zip(
-                    plan.levels, layout.fractions, values, uppers, weights, found
-                )
-            ]
-        else:
+        searches = len(layout.targets)
+        found = bits(block(blocks, "found", searches), "flags")
+        values = block(blocks, "value", searches)
+        if plan.interpolation == "discrete":
             quantiles = [
                 (q, layout.decode(v) if ok else None)
                 for q, v, ok in zip(plan.levels, values, found)
             ]
+            return QuantileOutcome(quantiles, block(blocks, "rounds", 1)[0])
+        weights = block(blocks, "weight", len(plan.levels))
+        quantiles = []
+        for i, (q, f, w) in enumerate(zip(plan.levels, layout.fractions, weights)):
+            low, high = values[2 * i], values[2 * i + 1] if found[2 * i + 1] else values[2 * i]
+            quantiles.append((q, layout.interpolate(f, low, high, w) if found[2 * i] else None))
         return QuantileOutcome(quantiles, block(blocks, "rounds", 1)[0])
 
     def request_from_proto(

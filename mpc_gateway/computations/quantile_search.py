@@ -6,14 +6,16 @@ column) is the smallest value x, at the column's declared precision, with
 ``inverted_cdf``). The search keeps an interval ``(a, b]`` known to hold it,
 starting at ``(min - 1, max]`` of the column's declared bounds. Per round:
 
-1. the driver (the gateway) sends G increasing grid points in ``(a, b]``, the
-   last one ``b``;
+1. every node derives the round's G increasing grid points in ``(a, b]``, the
+   last one ``b``, from the brackets of the rounds before (the path, which it
+   kept: the driver only says which round it is);
 2. each node counts its values ``<= g_j`` for every grid point (one scan,
    :func:`local_cumulative_counts`) and inputs those counts and its total;
-3. the MPC (``quantile:quantile_round``) sums them and
-   releases only the bracket index k = the number of grid points with
+3. the MPC (``quantile:quantile_round``) sums them and opens, to the nodes
+   only, the bracket index k = the number of grid points with
    ``C(g_j) < q * N``, so the quantile lies in ``(g_{k-1}, g_k]``;
-4. the driver narrows the interval to that bracket.
+4. every node narrows the interval to that bracket; in the last round the MPC
+   seals the value found to the receiver instead.
 
 After ``ceil(log_G(max - min + 1))`` rounds (at least one; a public number, the
 same whatever the data) the interval is one encoded unit wide and holds the exact
@@ -30,15 +32,15 @@ or q = 1, means there is no next value, and then ``w = 0``). The weight's
 numerator ``(N - 1) a mod b`` is computed in the last round's MPC and sealed to
 the receiver, who interpolates exactly.
 
-Disclosure. The receiver of each round (the gateway, which drives the search)
-learns the bracket indices, i.e. the bisection path, which is the quantile
-itself to within the final precision, and nothing else: no count is opened.
-Because the next round's grid is derived from the previous bracket, every node
-learns the path (hence the quantile) as well. With no values at all, every
-round answers G and the result is None (the emptiness is disclosed). So it
-does, inside the MPC, over fewer than ``min_count`` values or values from fewer
-than ``min_institutions`` parties: a suppressed quantile looks exactly like an
-empty one, whichever rule withheld it.
+Disclosure. Every node learns the bracket indices, i.e. the bisection path,
+which is the quantile itself to within the final precision (it derives the next
+round's grid from them), and nothing else: no count is opened. The driver (the
+gateway) learns only that each round ran; the receiver gets the values found,
+sealed. With no values at all, every round answers G and the result is None (the
+emptiness is disclosed to the nodes and the receiver). So it does, inside the MPC,
+over fewer than ``min_count`` values or values from fewer than
+``min_institutions`` parties: a suppressed quantile looks exactly like an empty
+one, whichever rule withheld it.
 """
 
 from __future__ import annotations
@@ -194,19 +196,26 @@ class QuantileLayout:
     def search(self) -> QuantileSearch:
         return QuantileSearch(self.low, self.high, self.targets, self.grid_size)
 
+    @property
+    def value_bits(self) -> int:
+        """Bits of a signed value in ``[low - 1, high]`` (what the last round seals)."""
+        return max(abs(self.low - 1), abs(self.high)).bit_length() + 1
+
     def program_args(
-        self, counts: np.ndarray, totals: np.ndarray, last: bool = False
+        self, counts: np.ndarray, totals: np.ndarray, grids: Sequence[Sequence[int]] = ()
     ) -> dict[str, Any]:
-        """The round's arguments; the last round of an interpolation also seals the weights."""
+        """The round's arguments; the last round's ``grids`` make it seal what was found."""
         searches = len(self.targets)
         if counts.shape != (searches, self.grid_size) or totals.shape != (searches,):
             raise InvalidRequestError("local counts do not have the round's shape")
-        weighted = last and self.interpolation == "linear"
+        weighted = bool(grids) and self.interpolation == "linear"
         return {
             "counts": np.asarray(counts, dtype=object),
             "totals": np.asarray(totals, dtype=object),
             "targets": [(t.level.numerator, t.level.denominator, t.offset) for t in self.targets],
             "weights": [(q.numerator, q.denominator) for q in self.fractions] if weighted else [],
+            "grids": [[int(g) for g in row] for row in grids],
+            "value_bits": self.value_bits,
             "bits": self.bits,
             "min_count": self.min_count,
             "min_institutions": self.min_institutions,

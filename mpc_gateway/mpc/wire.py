@@ -11,9 +11,14 @@ import struct
 from dataclasses import dataclass
 from typing import IO, Any
 
-__all__ = ["WorkerConfig", "read_frame", "write_frame"]
+__all__ = ["NODES_ONLY", "WorkerConfig", "read_frame", "write_frame"]
 
 _HEADER = struct.Struct(">I")
+
+NODES_ONLY = 0
+"""The modulus of a result block every party opened in the clear: it stays at the nodes.
+
+Every other block of a job's result is ``(field modulus, this party's shares)``."""
 
 
 @dataclass(frozen=True)

@@ -38,6 +38,7 @@ from mpc_gateway.mpc.wire import WorkerConfig
 from mpc_gateway.node.release import Contribution, Releases, order_receiver, split_blocks
 from mpc_gateway.node.session import SessionSequencer, WorkerProcess
 from mpc_gateway.node.sources import DataSource, close_dataset, open_dataset
+from mpc_gateway.node.steps import StepMemory
 from mpc_gateway.orders import ExecutionOrder, Party, SessionOrder
 from mpc_gateway.pki import (
     Identity,
@@ -102,6 +103,7 @@ class Node:
             for name, src in settings.datasets.items()
         }
         self.sequencer = SessionSequencer(self._spawn)
+        self.steps = StepMemory()
         self._ca = load_ca(self.layout.ca_cert)
         schemas = {n: d.schema for n, d in self.datasets.items()}
         self.policy = load_policy(settings.policy, schemas, VOCABULARY)
@@ -358,8 +360,9 @@ class Node:
             local_ms,
             mpc_ms,
         )
+        shares = self.steps.keep(order, blocks)  # what the nodes steer a search with stays here
         # sealed even when empty (a search step): every release is then witnessed the same way
-        shown, sealed = split_blocks(blocks, computation_of(order.plan).visible(order.plan))
+        shown, sealed = split_blocks(shares, computation_of(order.plan).visible(order.plan))
         digest, size = self.releases.hold(order, sealed, receiver)
         return Contribution(shown, local_ms, mpc_ms, digest, size)
 
@@ -374,6 +377,7 @@ class Node:
             node=self.settings.name,
             node_key_pem=self.tls[2],
             holds_data=self.settings.role != "helper",
+            opened=self.steps.opened(order),
         )
         return computation_of(plan).local_inputs(plan, order.step, data)
 

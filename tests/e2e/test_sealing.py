@@ -78,6 +78,23 @@ def test_the_gateway_relays_only_ciphertexts_and_the_receiver_opens_the_result(
     assert again.rows == alice._open(relayed, None).outcome.rows
 
 
+def test_the_gateway_drives_a_quantile_search_without_learning_its_path_or_result(
+    consortium: LocalConsortium, alice: GatewayClient
+) -> None:
+    """The nodes open each round's brackets among themselves; the gateway only counts rounds."""
+    message = alice.request("quantile", "loans", column="exposure", levels=["0.5", "0.9"])
+    reply: gateway_pb2.ComputationResult = alice._call(alice._stub.Run, message)
+    relayed = result_from_proto(reply)
+    assert set(relayed.public) == {"rounds"} and relayed.public["rounds"][0] >= 2
+    quantiles = [v for _, v in alice._open(reply, None).outcome.quantiles]
+    assert all(v is not None and v > 1000 for v in quantiles)
+    texts = [t for v in quantiles for t in (str(v), str(int(v * 100)))]
+    wire = reply.SerializeToString()
+    audit = (consortium.files.root / "audit.sqlite").read_bytes()
+    gateway_log = (consortium.files.root / "logs" / "gateway.log").read_bytes()
+    assert not any(t.encode() in wire + audit + gateway_log for t in texts)
+
+
 def test_another_analysts_key_opens_nothing(
     consortium: LocalConsortium, relayed: gateway_pb2.ComputationResult
 ) -> None:

@@ -32,6 +32,7 @@ from mpc_gateway.computations.scoring import (
     score_layout,
 )
 from mpc_gateway.devnet import reference
+from mpc_gateway.mpc.wire import NODES_ONLY
 from mpc_gateway.pki import init_consortium
 from mpc_gateway.policy.controls import OutputControls
 from tests.mpc.harness import open_blocks, run_calls, run_parties
@@ -327,24 +328,26 @@ def test_interpolated_quantiles_are_exact_from_two_searches_and_a_sealed_weight(
         books.schema, len(NODES), "days_past_due", levels, grid_size=16, interpolation="linear"
     )
     search = plan.search()
-    weights: list[int] = []
     while not search.done:
-        last = search.last_round
+        last, grids = search.last_round, search.grids()
         args = []
         for party in range(len(NODES)):
-            cursor = books.cursor(party)
-            counts, totals = local_cumulative_counts(cursor, "days_past_due", search.grids())
-            args.append(plan.program_args(counts, totals, last=last))
-        blocks = open_blocks(run_parties(PROGRAMS["quantile_round"], args))
-        assert ("weight" in blocks) == last  # sealed once, in the last round only
-        weights = blocks.get("weight", weights)
+            counts, totals = local_cumulative_counts(books.cursor(party), "days_past_due", grids)
+            args.append(plan.program_args(counts, totals, grids if last else ()))
+        raw = run_parties(PROGRAMS["quantile_round"], args)
+        assert all(party["bracket"][0] == NODES_ONLY for party in raw)  # never shares
+        assert all(party["value"][0] > 0 for party in raw if last)  # shares for the receiver
+        blocks = open_blocks(raw)
+        assert ("weight" in blocks) == ("value" in blocks) == last  # sealed in the last round
         search.advance(blocks["bracket"])
     found = search.results()
+    assert blocks["found"] == [int(v is not None) for v in found]
+    assert blocks["value"] == [0 if v is None else v for v in found]
     pooled = [v for p in range(len(NODES)) for v in books.encoded(p)["days_past_due"]]
     for i, q in enumerate(levels):
         low, high = found[2 * i], found[2 * i + 1]
         assert low is not None
-        got = plan.interpolate(q, low, low if high is None else high, weights[i])
+        got = plan.interpolate(q, low, low if high is None else high, blocks["weight"][i])
         assert Fraction(got) == reference.interpolated_quantile(pooled, q)
 
 
@@ -362,9 +365,10 @@ def test_a_withheld_interpolated_quantile_seals_no_weight(books):
     )
     grids = plan.search().grids()
     args = [
-        plan.program_args(*local_cumulative_counts(books.cursor(p), "days_past_due", grids), True)
+        plan.program_args(*local_cumulative_counts(books.cursor(p), "days_past_due", grids), grids)
         for p in range(len(NODES))
     ]
     blocks = open_blocks(run_parties(PROGRAMS["quantile_round"], args))
     assert blocks["bracket"] == [8] * 4
     assert blocks["weight"] == [0, 0]
+    assert blocks["found"] == [0] * 4 and blocks["value"] == [0] * 4

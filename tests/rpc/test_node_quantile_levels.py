@@ -52,7 +52,7 @@ def test_node_refuses_a_signed_quantile_order_at_a_level_its_policy_forbids(
     )
     plan = build(request, load_schema(schema_path()), "analyst/alice", len(files.nodes))
     required = load_policy(files.policy("bank-b")).datasets["loans"].required_controls
-    forged = forge(files, plan.with_controls(required), step={"path": []})
+    forged = forge(files, plan.with_controls(required), step={"round": 0})
     stub = node_pb2_grpc.NodeServiceStub(served.channel("gateway/gateway"))
     with pytest.raises(grpc.RpcError) as caught:
         stub.Execute(forged.message(), timeout=10)
@@ -63,3 +63,23 @@ def test_node_refuses_a_signed_quantile_order_at_a_level_its_policy_forbids(
     assert f"at level {level}" in details
     refused = node.witness.log.events(kind="order.refused")[-1].event
     assert "risk.quantile_level" in str(refused.details["reason"])  # in its witness log
+
+
+@pytest.mark.parametrize("step", [{"round": 2}, {"round": 1, "path": [[3]]}, {"round": "0"}])
+def test_node_refuses_a_search_step_it_did_not_reach_itself(
+    files: ConsortiumFiles, bank_b: tuple[Node, Served], step: dict[str, object]
+) -> None:
+    """A driver cannot skip, replay or steer a search: the node keeps its own path."""
+    node, served = bank_b
+    request = QuantileRequest(
+        dataset="loans", purpose="risk monitoring", column="exposure", levels=(Decimal("0.5"),)
+    )
+    plan = build(request, load_schema(schema_path()), "analyst/alice", len(files.nodes))
+    required = load_policy(files.policy("bank-b")).datasets["loans"].required_controls
+    forged = forge(files, plan.with_controls(required), step=step)
+    stub = node_pb2_grpc.NodeServiceStub(served.channel("gateway/gateway"))
+    with pytest.raises(grpc.RpcError) as caught:
+        stub.Execute(forged.message(), timeout=10)
+    details = str(caught.value.details())
+    assert "took part in 0 of its steps: steps run once each, in order" in details, details
+    assert caught.value.code() == grpc.StatusCode.ABORTED

@@ -16,12 +16,14 @@ from typing import Any
 from mpyc import thresha
 from mpyc.runtime import mpc
 
-__all__ = ["ReceiverShares", "shares_for_receiver"]
+from mpc_gateway.mpc.wire import NODES_ONLY
+
+__all__ = ["ReceiverShares", "shares_for_receiver", "open_to_parties"]
 
 
 @dataclass(frozen=True)
 class ReceiverShares:
-    modulus: int
+    modulus: int  # NODES_ONLY: ``values`` are plain, the same at every party
     values: list[int]  # this party's share of each element, row-major
 
 
@@ -44,3 +46,13 @@ async def shares_for_receiver(secure: dict[str, Any]) -> dict[str, ReceiverShare
         masked = share.reshape(-1) + masks[name]
         result[name] = ReceiverShares(field.modulus, [int(v) for v in masked.value])
     return result
+
+
+async def open_to_parties(arr: Any) -> ReceiverShares:
+    """Open a secure array to the MPC's parties only (a search step every node must steer).
+
+    The node keeps the values for the query's next step; they are neither returned
+    to the driver nor sealed to the receiver.
+    """
+    opened = await mpc.output(arr)
+    return ReceiverShares(NODES_ONLY, [int(v) for v in opened])

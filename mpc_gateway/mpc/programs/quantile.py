@@ -1,12 +1,12 @@
 """One round of the batched quantile search: the grid bracket that holds each quantile.
 
 Parties: all m nodes; every party inputs its cumulative counts at the round's
-grid points and its total. Output: the bracket indices, as re-randomised
-shares for the receiver (who drives the next round with them), and in an
-interpolation's last round the interpolation weights, sealed to the analyst.
-Leakage: the bracket indices; no count is opened, nor which parties hold values
-(a quantile over too few values or institutions answers exactly like one over
-no values).
+grid points and its total. Output: the bracket indices, opened to the parties
+only (every node derives the next round's grid from them); in the last round the
+values found (and an interpolation's weights), sealed to the receiver.
+Leakage: the bracket indices, to the nodes; no count is opened, nor which parties
+hold values (a quantile over too few values or institutions answers exactly like
+one over no values).
 Threshold: t = (m-1)//2, passive.
 """
 
@@ -19,7 +19,11 @@ import numpy as np
 from mpyc.runtime import mpc
 
 from mpc_gateway.mpc.programs.common import at_least, input_all, total
-from mpc_gateway.mpc.programs.output import ReceiverShares, shares_for_receiver
+from mpc_gateway.mpc.programs.output import (
+    ReceiverShares,
+    open_to_parties,
+    shares_for_receiver,
+)
 
 __all__ = ["quantile_round"]
 
@@ -59,6 +63,8 @@ async def quantile_round(
     min_count: int = 0,
     min_institutions: int = 0,
     weights: Sequence[tuple[int, int]] = (),
+    grids: Sequence[Sequence[int]] = (),
+    value_bits: int = 0,
 ) -> dict[str, ReceiverShares]:
     """One round of the batched quantile search: which grid bracket holds each search's value.
 
@@ -66,17 +72,19 @@ async def quantile_round(
     of the round's G increasing grid points per search s; ``totals`` [S], its
     number of values; ``targets[s] = (num, den, offset)``. With C and N the joint
     counts, search s looks for the smallest value x with
-    ``C(x) * den >= num * N + offset``; the round releases, per search, the number
-    of grid points below it (``bracket`` [S], in 0..G; G also when N = 0, i.e. no
-    values). Leakage: exactly the bracket indices (the receiver drives the next
-    round with them, see :mod:`mpc_gateway.computations.quantile_search`); no count
-    is opened. With ``min_count > 1``, fewer than ``min_count`` joint values answer
-    G as well (the quantile is suppressed, exactly as if there were no values);
-    with ``min_institutions > 1``, so do values from fewer than
-    ``min_institutions`` parties (a party holds values when its total is positive,
-    compared in secret). ``weights[i] = (num, den)`` (an interpolation's last round)
-    adds ``weight`` [I]: ``(N - 1) * num mod den`` per level, 0 where withheld or
-    empty, for the receiver only (it is not a bracket: it is sealed).
+    ``C(x) * den >= num * N + offset``; the round opens to the parties only, per
+    search, the number of grid points below it (``bracket`` [S], in 0..G; G also
+    when N = 0, i.e. no values): every node derives the next round's grid from it
+    (see :mod:`mpc_gateway.computations.quantile_search`); no count is opened. With
+    ``min_count > 1``, fewer than ``min_count`` joint values answer G as well (the
+    quantile is suppressed, exactly as if there were no values); with
+    ``min_institutions > 1``, so do values from fewer than ``min_institutions``
+    parties (a party holds values when its total is positive, compared in secret).
+    The last round's ``grids`` (its G grid points per search, public to the
+    parties) add what the receiver gets, sealed: ``found`` [S] (1 unless the
+    bracket is G) and ``value`` [S] (the bracket's grid point, 0 if none;
+    ``value_bits`` bound it). ``weights[i] = (num, den)`` (an interpolation) adds
+    ``weight`` [I]: ``(N - 1) * num mod den`` per level, 0 where withheld or empty.
     """
     secint = mpc.SecInt(bits)
     q, g = counts.shape
@@ -93,10 +101,17 @@ async def quantile_round(
     withheld = _withheld(size, sizes, bits, min_count, min_institutions)
     if withheld is not None:  # a withheld quantile: every bracket becomes G
         bracket = bracket + withheld * (g - bracket)
-    released = {"bracket": bracket}
+    sealed = {}
     if weights:  # every search counts the same values: its first N stands for all
         n, none = size[0], empty[0]
         kept = 1 - none if withheld is None else (1 - none) * (1 - withheld[0])
         rests = [(n + none - 1) * int(num) % int(den) * kept for num, den in weights]
-        released["weight"] = mpc.np_fromlist(rests)
-    return await shares_for_receiver(released)
+        sealed["weight"] = mpc.np_fromlist(rests)
+    opened = await open_to_parties(bracket)
+    if grids:  # the last round: what the brackets found, public to the parties, sealed
+        found = [int(k < g) for k in opened.values]
+        values = [int(row[k]) if k < g else 0 for row, k in zip(grids, opened.values)]
+        found_type = mpc.SecInt(max(bits, value_bits + 2))
+        sealed["found"] = found_type.array(np.array(found, dtype=object))
+        sealed["value"] = found_type.array(np.array(values, dtype=object))
+    return {"bracket": opened, **await shares_for_receiver(sealed)}
