@@ -46,7 +46,7 @@ from mpc_gateway.audit.checkpoint import (
 )
 from mpc_gateway.audit.merkle import MerkleTree, leaf_hash
 from mpc_gateway.canonical import canonical_bytes, from_canonical
-from mpc_gateway.errors import ConfigurationError, IntegrityError
+from mpc_gateway.errors import ConfigurationError, IntegrityError, StorageUnavailableError
 
 __all__ = ["AppendedEntry", "AuditEvent", "AuditLog", "Clock", "LoggedEvent"]
 
@@ -152,6 +152,19 @@ class AuditLog(ABC):
         self._storage_watchers.append(watcher)
         watcher(self._storage_problem)
 
+    def recheck_storage(self) -> str | None:
+        """Try a write that adds no entry; watchers hear if the storage recovered. The problem.
+
+        Called while a problem stands, so health recovers once the operator fixed the
+        disk, without waiting for a write that a NOT_SERVING server may never receive.
+        """
+        with self._lock:
+            try:
+                self._probe_write()
+            except StorageUnavailableError:
+                pass  # still failing: _storage_state already says why
+            return self._storage_problem
+
     @property
     def storage_problem(self) -> str | None:
         """Why the last write failed (a full disk, ...), or None once writes succeed."""
@@ -185,6 +198,10 @@ class AuditLog(ABC):
     @abstractmethod
     def _read_tree_heads(self) -> list[str]:
         """Every stored tree head note, in signing order."""
+
+    def _probe_write(self) -> None:
+        """Write something that is no entry, reporting the result (a store that can fail)."""
+        self._storage_state(None)
 
     @abstractmethod
     def close(self) -> None:

@@ -90,6 +90,13 @@ class SqliteAuditLog(AuditLog):
         with self._lock:
             self._db.close()
 
+    def _probe_write(self) -> None:
+        # a page's worth written and deleted in one committed transaction: the WAL must grow
+        with self._transaction():
+            self._db.execute("CREATE TABLE IF NOT EXISTS storage_probe (pad BLOB)")
+            self._db.execute("INSERT INTO storage_probe VALUES (zeroblob(65536))")
+            self._db.execute("DELETE FROM storage_probe")
+
     def _stored_entries(self) -> Iterable[tuple[int, bytes, bytes]]:
         rows = self._db.execute("SELECT idx, leaf_hash, data FROM entries ORDER BY idx")
         return ((idx, _blob(leaf), _blob(data)) for idx, leaf, data in rows)

@@ -42,7 +42,7 @@ REQUEST_VIEW_BYTES = 8192  # a refused request's canonical form
 
 
 def request_refused(audit: AuditTrail, actor: str, method: str, err: GatewayError) -> None:
-    """Log a request refused before it was read (too large for its method)."""
+    """Log a request refused before it was read (too large for it, or while the gateway drains)."""
     with audit.batch():
         audit.record(
             "request.refused",

@@ -315,6 +315,7 @@ def serve_gateway(settings: GatewaySettings) -> None:
     readiness = Readiness(health, [service.name for service in services])
     readiness.hold("mpc", "the MPC session is not open yet")
     gateway.audit.log.watch_storage(readiness.storage)
+    readiness.recheck("storage", gateway.audit.log.recheck_storage)
     server.start()
     gateway.dispatcher.open_session_in_background(then=lambda: readiness.release("mpc"))
     log.info(

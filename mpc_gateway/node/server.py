@@ -120,7 +120,9 @@ def serve_node(settings: NodeSettings) -> None:
     server, port, health = build_server(
         settings.listen, node.tls, services, node.layout.trust_domain, gate=gate
     )
-    node.witness.log.watch_storage(Readiness(health, [s.name for s in services]).storage)
+    readiness = Readiness(health, [s.name for s in services])
+    node.witness.log.watch_storage(readiness.storage)
+    readiness.recheck("storage", node.witness.log.recheck_storage)
     server.start()
     log.info(
         "node %s (MPC party %d) serving on port %d; MPC port %d; datasets: %s",

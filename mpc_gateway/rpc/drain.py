@@ -47,14 +47,25 @@ class Gate:
             self._changed.notify_all()
 
     @contextmanager
-    def admit(self, method: str = "") -> Iterator[None]:
-        """Run a new call, unless the gate is closed (ShuttingDownError, UNAVAILABLE)."""
+    def admit(
+        self, method: str = "", refused: Callable[[ShuttingDownError], None] | None = None
+    ) -> Iterator[None]:
+        """Run a new call, unless the gate is closed (ShuttingDownError, UNAVAILABLE).
+
+        ``refused`` hears of a refusal before it is raised (the server records it).
+        """
         with self._changed:
+            refusal = None
             if self._closed and method not in self.always:
-                raise ShuttingDownError(
+                refusal = ShuttingDownError(
                     f"{self.what} is shutting down: try again after it restarts"
                 )
-            self._busy += 1
+            else:
+                self._busy += 1
+        if refusal is not None:
+            if refused is not None:
+                refused(refusal)
+            raise refusal
         try:
             yield
         finally:

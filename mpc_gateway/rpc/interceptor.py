@@ -17,6 +17,7 @@ while it runs, and refused (UNAVAILABLE) once the server has started draining.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from typing import TYPE_CHECKING, Any
@@ -31,6 +32,8 @@ from mpc_gateway.rpc.errors import abort_internal, abort_with
 from mpc_gateway.rpc.limits import request_limit, too_large_message
 
 __all__ = ["ANYONE", "AccessInterceptor", "allows"]
+
+log = logging.getLogger(__name__)
 
 ANYONE = "*"
 """A rule for methods any consortium certificate may call (health, reflection)."""
@@ -114,14 +117,13 @@ class AccessInterceptor(grpc.ServerInterceptor):
                 size = request.ByteSize()
                 if size > limit:
                     refusal = RequestTooLargeError(too_large_message(method, size, limit))
-                    if self._on_refusal is not None:
-                        self._on_refusal(caller, short, refusal)
+                    self._report(caller, short, refusal)
                     raise refusal
                 if rule is None:
                     raise PolicyDeniedError(f"{caller} may not call {short}: no one may")
                 if not allows(rule, caller):
                     raise PolicyDeniedError(_refusal(caller, short, rule))
-                with self._admit(short), calling_as(caller):
+                with self._admit(caller, short), calling_as(caller):
                     return behaviour(request, context)
             except GatewayError as err:
                 abort_with(context, err)
@@ -130,8 +132,23 @@ class AccessInterceptor(grpc.ServerInterceptor):
 
         return guarded
 
-    def _admit(self, method: str) -> AbstractContextManager[None]:
-        return nullcontext() if self._gate is None else self._gate.admit(method)
+    def _admit(self, caller: Identity, method: str) -> AbstractContextManager[None]:
+        if self._gate is None:
+            return nullcontext()
+        return self._gate.admit(method, lambda err: self._report(caller, method, err))
+
+    def _report(self, caller: Identity, method: str, refusal: GatewayError) -> None:
+        """Tell the refusal hook (the gateway's audit log), if any: best effort.
+
+        A store that cannot take it (full, or already closed at the end of a drain)
+        must not turn the refusal the caller gets into another error.
+        """
+        if self._on_refusal is None:
+            return
+        try:
+            self._on_refusal(caller, method, refusal)
+        except Exception:  # noqa: BLE001 - the refusal stands; only its record is lost
+            log.warning("could not record the refusal of %s by %s", method, caller, exc_info=True)
 
 
 def _refusing(handler: Handler, reason: str) -> Handler:

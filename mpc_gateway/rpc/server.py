@@ -182,6 +182,25 @@ class Readiness:
         else:
             self.hold("storage", problem)
 
+    def recheck(self, condition: str, probe: Callable[[], object], every_s: float = 5.0) -> None:
+        """While ``condition`` is held, call ``probe`` every ``every_s`` (a daemon thread).
+
+        The probe releases the condition when it finds it gone (an audit log's
+        ``recheck_storage``: the disk has room again), so health recovers by itself.
+        """
+
+        def loop() -> None:
+            while True:
+                time.sleep(every_s)
+                if condition not in self.held:
+                    continue
+                try:
+                    probe()
+                except Exception:  # noqa: BLE001 - a closed store: the server is stopping
+                    log.debug("recheck of %s failed", condition, exc_info=True)
+
+        threading.Thread(target=loop, name=f"recheck-{condition}", daemon=True).start()
+
     @property
     def held(self) -> dict[str, str]:
         with self._lock:

@@ -148,3 +148,13 @@ def test_an_unusable_identity_is_a_configuration_error() -> None:
         InMemoryAuditLog(origin="has space", signing_key=fixed_key(1), clock=StepClock())
     with pytest.raises(ConfigurationError, match="origin"):
         InMemoryAuditLog(origin="", signing_key=fixed_key(1), clock=StepClock(), key_name="k")
+
+
+def test_a_storage_recheck_adds_no_entry_and_finds_a_writable_store(log: AuditLog) -> None:
+    log.append(make_event(0))
+    before = (log.size(), log.entries(0, 1))
+    problems: list[str | None] = []
+    log.watch_storage(problems.append)
+    assert log.recheck_storage() is None
+    assert (log.size(), log.entries(0, 1)) == before
+    assert problems == [None]  # no change to report

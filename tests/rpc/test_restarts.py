@@ -29,7 +29,7 @@ from mpc_gateway.gateway.lifecycle import QueryState
 from mpc_gateway.gateway.pending import EndedQuery
 from mpc_gateway.gateway.record import QueryRecord
 from mpc_gateway.gateway.recovery import ABANDONED, LogScan
-from mpc_gateway.gateway.server import drain_gateway, gateway_services
+from mpc_gateway.gateway.server import drain_gateway, gateway_services, refusals_logged
 from mpc_gateway.gateway.service import Gateway
 from mpc_gateway.pki import Identity, load_layout, load_signing_key, tls_credentials_bytes
 from mpc_gateway.policy.ledger import usage_key
@@ -285,10 +285,16 @@ def test_a_query_still_running_after_the_grace_period_ends_unavailable_with_its_
 def test_a_draining_server_refuses_new_calls_but_not_health(
     files: ConsortiumFiles, open_gateway: Open
 ) -> None:
+    """Each refusal is in the audit log while it is open, and still a clean refusal after."""
     gateway = open_gateway()
     gate = Gate("the gateway")
     server, port, health = build_server(
-        "127.0.0.1:0", gateway.tls, gateway_services(gateway), "mpcgw.local", gate=gate
+        "127.0.0.1:0",
+        gateway.tls,
+        gateway_services(gateway),
+        "mpcgw.local",
+        gate=gate,
+        on_refusal=refusals_logged(gateway),
     )
     server.start()
     try:
@@ -303,9 +309,17 @@ def test_a_draining_server_refuses_new_calls_but_not_health(
         assert caught.value.details() == (
             "the gateway is shutting down: try again after it restarts"
         )
+        (refused,) = gateway.audit.log.events(kind="request.refused")
+        assert refused.event.actor == "analyst/alice"
+        assert refused.event.details["method"] == "ListDatasets"
+        assert "shutting down" in refused.event.details["reason"]
         probe = health_pb2_grpc.HealthStub(channel)
         reply = probe.Check(health_pb2.HealthCheckRequest(service=""), timeout=10)
         assert reply.status == health_pb2.HealthCheckResponse.NOT_SERVING
+        gateway.close()  # the end of a drain: the audit log is closed, refusals stay clean
+        with pytest.raises(grpc.RpcError) as caught:
+            stub.ListDatasets(gateway_pb2.ListDatasetsRequest(), timeout=10)
+        assert caught.value.code() == grpc.StatusCode.UNAVAILABLE
         channel.close()
     finally:
         server.stop(0)

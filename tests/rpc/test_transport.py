@@ -124,6 +124,7 @@ def test_a_full_disk_turns_health_not_serving_and_queries_unavailable(
     server, port, health = build_server("127.0.0.1:0", gateway.tls, [], "mpcgw.local")
     readiness = Readiness(health, [])
     gateway.audit.log.watch_storage(readiness.storage)  # as serve_gateway wires it
+    readiness.recheck("storage", gateway.audit.log.recheck_storage, every_s=0.2)
     server.start()
     address = f"127.0.0.1:{port}"
     tls = tls_from_pki(files.pki_dir, "auditor/audrey")
@@ -141,9 +142,16 @@ def test_a_full_disk_turns_health_not_serving_and_queries_unavailable(
             assert caught.value.status == "UNAVAILABLE"
             assert probe.status() == "NOT_SERVING"
             assert "disk full" in readiness.held["storage"]
-            (tiny_disk / "ballast").unlink()  # the operator frees space: the next write works
-            gateway.audit.record("admin.disk_freed", str(gateway.identity))
+            time.sleep(0.5)  # rechecks while the disk is still full find it full
+            assert probe.status() == "NOT_SERVING"
+            size = gateway.audit.log.size()
+            (tiny_disk / "ballast").unlink()  # the operator frees space: health recovers alone
+            deadline = time.monotonic() + 10
+            while probe.status() != "SERVING" and time.monotonic() < deadline:
+                time.sleep(0.1)
             assert probe.status() == "SERVING"
+            assert gateway.audit.log.size() == size  # by a probe that added no entry
+            gateway.audit.record("admin.disk_freed", str(gateway.identity))
     finally:
         server.stop(0)
         gateway.close()
