@@ -284,6 +284,27 @@ class GatewayClient(ServiceClient):
             interpolation="" if interpolation == "discrete" else interpolation,
         )
 
+    def check(
+        self,
+        keys: Sequence[str],
+        *,
+        members: bool = False,
+        dataset: str = "alerts",
+        key_column: str = "",
+        where: str = "",
+        purpose: str | None = None,
+    ) -> Released:
+        """Per key, whether any member flagged it (or, with ``members``, how many did)."""
+        return self.run(
+            "check",
+            dataset,
+            where=where,
+            purpose=purpose,
+            keys=keys,
+            key_column=key_column,
+            question="members" if members else "",
+        )
+
     def histogram(
         self,
         dataset: str,

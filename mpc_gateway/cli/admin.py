@@ -75,9 +75,9 @@ def pki_issue(
 
 @data_app.command("generate")
 def data_generate(
-    out: Annotated[Path, typer.Option(help="directory; writes OUT/<node>/loans.parquet")] = Path(
-        "var/data"
-    ),
+    out: Annotated[
+        Path, typer.Option(help="directory; writes OUT/<node>/loans.parquet and alerts.parquet")
+    ] = Path("var/data"),
     node: Annotated[list[str], typer.Option(help="institution (repeat)")] = [
         "bank-a",
         "bank-b",
@@ -93,8 +93,8 @@ def data_generate(
         ),
     ] = None,
 ) -> None:
-    """Write a seeded synthetic loan book for each institution."""
-    from mpc_gateway.devnet.synth import loan_book, write_loan_book
+    """Write a seeded synthetic loan book and alert book for each institution."""
+    from mpc_gateway.devnet.synth import alert_book, loan_book, write_loan_book
     from mpc_gateway.pseudonym import create_key_file, load_key
 
     key = None
@@ -107,7 +107,11 @@ def data_generate(
     for name in node:
         book = loan_book(name, rows, seed, pseudonym_key=key)
         path = write_loan_book(out / name / "loans.parquet", book)
-        console.print(f"{name}: {rows} rows -> {path}")
+        alerts = write_loan_book(
+            out / name / "alerts.parquet",
+            alert_book(name, max(rows // 50, 200), seed, pseudonym_key=key),
+        )
+        console.print(f"{name}: {rows} rows -> {path}; alerts -> {alerts}")
 
 
 @node_app.command("serve")

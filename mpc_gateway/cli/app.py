@@ -10,6 +10,7 @@ import typer
 from mpc_gateway.cli.admin import data_app, gateway_app, health_check, node_app, pki_app
 from mpc_gateway.cli.approvals import approvals_app, approve, reject
 from mpc_gateway.cli.audit import audit_app
+from mpc_gateway.cli.check import check
 from mpc_gateway.cli.common import reporting_errors
 from mpc_gateway.cli.model import model_app
 from mpc_gateway.cli.query import budget, datasets, query, status
@@ -38,6 +39,7 @@ for command, name in (
     (datasets, "datasets"),
     (query, "query"),
     (sql, "sql"),
+    (check, "check"),
     (status, "status"),
     (budget, "budget"),
     (approve, "approve"),

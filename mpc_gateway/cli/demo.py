@@ -40,6 +40,7 @@ from mpc_gateway.devnet.risk_demo import (
     run_risk_checks,
     scores_model,
 )
+from mpc_gateway.devnet.screening_demo import run_screening
 from mpc_gateway.errors import ApprovalMissingError, GatewayError
 from mpc_gateway.pki import Identity, load_layout
 from mpc_gateway.query.schema import load_schema
@@ -181,6 +182,32 @@ def _approval_flow(files: ConsortiumFiles, say: Callable[[str], None]) -> bool:
 RISK_REFUSED = "raw scores: bank-a's policy releases only decision bits or counts"
 
 
+def _show_risk(checks: list[RiskCheck], say: Callable[[str], None], as_json: bool) -> None:
+    for check in checks:
+        if as_json:
+            print(json.dumps(plain_dict(check)), flush=True)
+            continue
+        verdict = (
+            "[green]matches plaintext[/]" if check.matches else "[red]DIFFERS from plaintext[/]"
+        )
+        say(
+            f"[bold]{check.title}[/] ({check.seconds * 1000:.0f} ms, {verdict})\n"
+            f"  released: {check.said}\n  plaintext: {check.expected}"
+        )
+
+
+def _run_screening(
+    files: ConsortiumFiles, say: Callable[[str], None], as_json: bool
+) -> list[RiskCheck]:
+    """Real-time checks as analyst/alice: counterparties and persons against every alert book."""
+    with GatewayClient.from_pki(
+        files.pki_dir, "analyst/alice", files.gateway_address, purpose="aml screening"
+    ) as client:
+        checks = run_screening(client, files)
+    _show_risk(checks, say, as_json)
+    return checks
+
+
 def _run_risk(files: ConsortiumFiles, say: Callable[[str], None], as_json: bool) -> list[RiskCheck]:
     """Risk queries as analyst/alice: a batch credit score, a concentration index, a percentile."""
     with GatewayClient.from_pki(
@@ -191,17 +218,7 @@ def _run_risk(files: ConsortiumFiles, say: Callable[[str], None], as_json: bool)
         timeout_s=300,
     ) as client:
         checks = run_risk_checks(client, files)
-        for check in checks:
-            if as_json:
-                print(json.dumps(plain_dict(check)), flush=True)
-                continue
-            verdict = (
-                "[green]matches plaintext[/]" if check.matches else "[red]DIFFERS from plaintext[/]"
-            )
-            say(
-                f"[bold]{check.title}[/] ({check.seconds * 1000:.0f} ms, {verdict})\n"
-                f"  released: {check.said}\n  plaintext: {check.expected}"
-            )
+        _show_risk(checks, say, as_json)
         try:
             client.score(
                 "loans", client.register_model(scores_model("analyst/alice")), batch(files)
@@ -258,7 +275,7 @@ def run_demo(*, rows: int, seed: int, workdir: Path, as_json: bool, institutions
         )
         results = _run_queries(files, say, as_json)
         noisy, spent = _run_private(files, say, as_json)
-        risk = _run_risk(files, say, as_json)
+        risk = _run_risk(files, say, as_json) + _run_screening(files, say, as_json)
         approved = _approval_flow(files, say)
         say("[bold]Auditor audrey verifies[/] the gateway's log and every node's witness log:")
         audit = _audit(files)

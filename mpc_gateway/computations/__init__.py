@@ -5,7 +5,8 @@
 * :mod:`~mpc_gateway.computations.score`: entity scores with a registered model;
 * :mod:`~mpc_gateway.computations.concentration`: large-exposure flags and HHI;
 * :mod:`~mpc_gateway.computations.quantile`: exact joint quantiles;
-* :mod:`~mpc_gateway.computations.histogram`: joint bin counts.
+* :mod:`~mpc_gateway.computations.histogram`: joint bin counts;
+* :mod:`~mpc_gateway.computations.check`: real-time entity checks (flagged, members).
 
 What every computation owns is in :mod:`~mpc_gateway.computations.base`. To add
 one: write its module (request, plan, outcome, a :class:`Computation`), its MPC
@@ -35,6 +36,7 @@ from mpc_gateway.computations.base import (
     Released,
     Request,
 )
+from mpc_gateway.computations.check import Checks
 from mpc_gateway.computations.concentration import Concentration
 from mpc_gateway.computations.features import FEATURES
 from mpc_gateway.computations.histogram import Histograms
@@ -72,7 +74,8 @@ __all__ = [
 AnyComputation = Computation[Any, Any, Any]
 
 COMPUTATIONS: dict[str, AnyComputation] = {
-    c.kind: c for c in (Aggregates(), Scores(), Concentration(), Quantiles(), Histograms())
+    c.kind: c
+    for c in (Aggregates(), Scores(), Concentration(), Quantiles(), Histograms(), Checks())
 }
 """Every computation, by its kind (also its name on the wire)."""
 

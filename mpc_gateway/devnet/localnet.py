@@ -28,7 +28,7 @@ from typing import IO, Any, Literal
 from mpc_gateway.client import HealthClient, tls_from_pki
 from mpc_gateway.devnet.policies import DATASETS, open_policy, schema_path
 from mpc_gateway.devnet.postgres import load_table
-from mpc_gateway.devnet.synth import loan_book, write_loan_book
+from mpc_gateway.devnet.synth import alert_book, loan_book, write_loan_book
 from mpc_gateway.errors import ConfigurationError, GatewayError
 from mpc_gateway.pki import init_consortium
 from mpc_gateway.pseudonym import create_key_file, load_key
@@ -110,8 +110,9 @@ class ConsortiumFiles:
         """The institutions' shared person-pseudonym key (never given to the gateway)."""
         return self.root / "data" / "pseudonym.key"
 
-    def data_file(self, name: str) -> Path:
-        return self.root / "data" / name / "loans.parquet"
+    def data_file(self, name: str, dataset: str = "loans") -> Path:
+        """A node's rows as written (``loans_dp`` shares the loan book's file)."""
+        return self.root / "data" / name / f"{'alerts' if dataset == 'alerts' else 'loans'}.parquet"
 
     def policy(self, owner: str) -> Path:
         """The policy file of a node, or of the consortium (owner "consortium")."""
@@ -130,7 +131,10 @@ def _write_configs(
     query_timeout_s: float,
     sources: dict[str, str],
 ) -> None:
-    """``sources``: per node, the TOML lines that say where its rows are (both datasets)."""
+    """``sources``: per node, the TOML lines that say where its loan book is (both datasets).
+
+    Its alerts are always the Parquet file :func:`prepare` wrote; a helper has neither.
+    """
     nodes_toml = []
     for name in files.nodes:
         config = files.node_config(name)
@@ -144,7 +148,7 @@ def _write_configs(
             f"usage_db = {_toml_str(config.parent / 'usage.sqlite')}\n"
             + "".join(
                 f"\n[datasets.{dataset}]\nschema = {_toml_str(schema_path(dataset))}\n"
-                f"{sources[name]}"  # the same rows, both datasets
+                + _source(files, name, dataset, sources[name])
                 for dataset in DATASETS
             )
         )
@@ -167,6 +171,12 @@ def _write_configs(
         )
         + "\n".join(nodes_toml)
     )
+
+
+def _source(files: ConsortiumFiles, name: str, dataset: str, loans: str) -> str:
+    if dataset != "alerts" or name in files.helpers:
+        return loans  # the same loan book for loans and loans_dp; nothing at a helper
+    return f"source = {_toml_str(files.data_file(name, 'alerts'))}\n"
 
 
 _MARKER = ".mpcgw-localnet"
@@ -230,6 +240,8 @@ def prepare(
         book = loan_book(name, rows, seed, ill_conditioned=ill_conditioned, pseudonym_key=key)
         write_loan_book(files.data_file(name), book)  # also the demo's plaintext reference
         sources[name] = _store(files, name, book, (storage or {}).get(name, "parquet"), postgres)
+        alerts = alert_book(name, max(rows // 50, 200), seed, pseudonym_key=key)
+        write_loan_book(files.data_file(name, "alerts"), alerts)
     _write_configs(files, {name: free_port() for name in parties}, query_timeout_s, sources)
     return files
 

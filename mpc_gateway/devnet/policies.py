@@ -17,8 +17,8 @@ from mpc_gateway.query.schema import CategoricalColumn, KeyColumn, NumericColumn
 
 __all__ = ["DATASETS", "OPEN_PURPOSES", "OPEN_PRIVACY", "open_policy", "schema_path"]
 
-DATASETS = ("loans", "loans_dp")
-"""The example datasets: the loan books, and the same rows shared only under DP."""
+DATASETS = ("loans", "loans_dp", "alerts")
+"""The example datasets: the loan books, the same rows shared only under DP, the alerts."""
 
 OPEN_PURPOSES = ("risk monitoring", "supervisory review", "testing", "benchmark")
 
@@ -27,7 +27,7 @@ OPEN_PRIVACY = 'rho_per_query = 0.05\nrho_per_analyst = 100\nperiod = "day"\n'
 
 
 def schema_path(dataset: str = "loans") -> Path:
-    """The packaged schema of an example dataset (``loans`` or ``loans_dp``)."""
+    """The packaged schema of an example dataset (``loans``, ``loans_dp`` or ``alerts``)."""
     return Path(str(resources.files("mpc_gateway.schemas") / f"{dataset}.toml"))
 
 
@@ -41,7 +41,7 @@ def open_policy(owner: str, purposes: Sequence[str] = OPEN_PURPOSES) -> str:
     sections = [f'version = 1\nowner = "{owner}"\n']
     for dataset in DATASETS:
         schema = load_schema(schema_path(dataset))
-        private = dataset != "loans"
+        private = dataset == "loans_dp"
         extremes = "" if private else ', "min", "max"'
         columns = []
         for name, column in schema.columns.items():

@@ -8,12 +8,18 @@ has a personal guarantor, drawn from one shared universe of national ids and
 stored only as its keyed pseudonym (:mod:`mpc_gateway.pseudonym`), so a
 person who guarantees loans at several institutions has the same key at each.
 The data is written as Parquet (or CSV) in the schema of ``mpc_gateway/schemas/loans.toml``.
+
+Each institution also gets an alert book (``mpc_gateway/schemas/alerts.toml``):
+fraud, AML and sanctions alerts over the same universes of counterparties and
+persons, drawn so that the counterparties many institutions lend to are the ones
+several of them flag, and a small pool of persons is flagged at two or three.
 """
 
 from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 import duckdb
@@ -28,6 +34,8 @@ __all__ = [
     "REGIONS",
     "PROFILES",
     "loan_book",
+    "alert_book",
+    "day_number",
     "write_loan_book",
     "national_id",
     "synthetic_pseudonym_key",
@@ -83,6 +91,49 @@ def synthetic_pseudonym_key(seed: int) -> bytes:
     return hashlib.sha256(f"mpc-gateway synthetic pseudonym key {seed}".encode()).digest()
 
 
+def _lei(counterparty: np.ndarray) -> list[str]:
+    return [f"5493{c:012d}MPCG{c % 97:02d}" for c in counterparty]
+
+
+def day_number(day: date) -> int:
+    """``day`` as the alerts' ``raised_day``: days since 1970-01-01."""
+    return (day - date(1970, 1, 1)).days
+
+
+def alert_book(
+    institution: str,
+    rows: int,
+    seed: int = 7,
+    *,
+    today: date | None = None,
+    pseudonym_key: bytes | None = None,
+) -> pd.DataFrame:
+    """A reproducible alert book for ``institution``: ``rows`` alerts of the last two years.
+
+    Counterparties come from the loan books' universe with the same skew, so the
+    large borrowers are flagged at several institutions; persons from a pool of
+    ``rows`` // 4 + 50 national ids shared by every institution.
+    """
+    salt = sum(institution.encode()) + 1
+    rng = np.random.default_rng([seed, salt])
+    counterparty = rng.zipf(1.3, size=rows) % 50_000
+    person = rng.integers(0, rows // 4 + 50, size=rows)
+    key = synthetic_pseudonym_key(seed) if pseudonym_key is None else pseudonym_key
+    pseudonyms = {p: pseudonymise(key, national_id(p)) for p in np.unique(person)}
+    end = day_number(today or datetime.now(UTC).date())
+    return pd.DataFrame(
+        {
+            "counterparty_lei": _lei(counterparty),
+            "person_pseudonym": [pseudonyms[p] for p in person],
+            "kind": rng.choice(
+                np.asarray(["fraud", "aml", "sanctions"]), size=rows, p=[0.5, 0.4, 0.1]
+            ),
+            "raised_day": (end - rng.integers(0, 730, size=rows)).astype(np.int64),
+            "amount": np.round(np.minimum(rng.lognormal(9.0, 1.5, rows), 999_999_999), 2),
+        }
+    )
+
+
 def loan_book(
     institution: str,
     rows: int,
@@ -118,7 +169,7 @@ def loan_book(
     pseudonyms = {p: pseudonymise(key, national_id(p)) for p in np.unique(guarantor)}
     return pd.DataFrame(
         {
-            "counterparty_lei": [f"5493{c:012d}MPCG{c % 97:02d}" for c in counterparty],
+            "counterparty_lei": _lei(counterparty),
             "guarantor_pseudonym": [pseudonyms[p] for p in guarantor],
             "exposure": exposure,
             "rating": np.asarray(RATINGS)[rating],

@@ -22,7 +22,7 @@ ROOT = Path(mpc_gateway.__file__).parent.parent
 SCHEMA = load_schema(ROOT / "mpc_gateway" / "schemas" / "loans.toml")
 EXAMPLE_SCHEMAS = {  # the datasets the example policies share
     name: load_schema(ROOT / "mpc_gateway" / "schemas" / f"{name}.toml")
-    for name in ("loans", "loans_dp")
+    for name in ("loans", "loans_dp", "alerts")
 }
 NOW = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
 ALICE = Identity("analyst", "alice")

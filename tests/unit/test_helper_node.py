@@ -20,6 +20,7 @@ import pytest
 from mpc_gateway.computations import COMPUTATIONS, Request, build, computation_of
 from mpc_gateway.computations.aggregate import AggregateRequest, parse_aggregate
 from mpc_gateway.computations.base import LocalData, ProgramCall
+from mpc_gateway.computations.check import CheckRequest
 from mpc_gateway.computations.concentration import ConcentrationRequest
 from mpc_gateway.computations.histogram import HistogramRequest
 from mpc_gateway.computations.quantile import QuantileRequest
@@ -74,11 +75,16 @@ CASES: dict[str, tuple[Request, OutputControls, dict[str, Any]]] = {
     "quantile": (
         QuantileRequest(dataset="loans", column="exposure", levels=(Decimal("0.5"),), purpose="t"),
         OutputControls(min_institutions=2),
-        {"path": []},
+        {"round": 0},
     ),
     "concentration": (
         ConcentrationRequest(dataset="loans", keys=KEYS, limit=Decimal(5), purpose="t"),
         OutputControls(min_entities=1),
+        {},
+    ),
+    "check": (
+        CheckRequest(dataset="alerts", keys=KEYS, question="members", purpose="t"),
+        OutputControls(min_entities=2),  # a batch: the known-entities gate takes part too
         {},
     ),
     "score count under DP": (

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from mpc_gateway.computations import VOCABULARY, Plan, build
+from mpc_gateway.computations.check import CheckRequest
 from mpc_gateway.computations.concentration import ConcentrationRequest
 from mpc_gateway.computations.histogram import HistogramRequest
 from mpc_gateway.computations.quantile import QuantileRequest
@@ -188,3 +189,27 @@ def test_the_example_policies_differ_as_documented() -> None:
     dpd = _score(_model("analyst/alice", "decisions", "total_exposure", "max_days_past_due"))
     assert "risk.feature" in _failed(load["bank-b"], dpd)
     assert "risk.feature" not in _failed(load["bank-a"], dpd)
+
+
+def _check(dataset: str, key_column: str = "counterparty_lei", where: str = "", **job: Any) -> Plan:
+    request = CheckRequest(
+        dataset=dataset,
+        keys=KEYS[:1],
+        key_column=key_column,
+        filter=parse_where(where),
+        purpose="aml screening",
+        **job,
+    )
+    return build(request, load_schema(schema_path(dataset)), "analyst/alice", 3)
+
+
+@pytest.mark.parametrize("owner", ["bank-a", "bank-b", "broker-c", "helper"])
+def test_the_example_policies_allow_point_checks_of_alerts_and_nothing_more(owner: str) -> None:
+    """One key at a time on alerts, by kind and age; never on the loan books, nor by amount."""
+    policy = load_policy(REPO / "nodes" / owner / "policy.toml", EXAMPLE_SCHEMAS, VOCABULARY)
+    assert _failed(policy, _check("alerts", where="kind = 'aml' AND raised_day >= 20000")) == []
+    members = _check("alerts", "person_pseudonym", question="members")
+    assert _failed(policy, members) == []
+    assert "column.use" in _failed(policy, _check("alerts", where="amount > 1000"))
+    on_loans = _failed(policy, _check("loans"))
+    assert {"risk.output", "risk.batch"} <= set(on_loans)  # no check output; min_batch 50+

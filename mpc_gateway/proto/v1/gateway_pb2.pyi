@@ -480,6 +480,7 @@ class ComputationRequest(_message.Message):
     CONCENTRATION_FIELD_NUMBER: _builtins.int
     QUANTILE_FIELD_NUMBER: _builtins.int
     HISTOGRAM_FIELD_NUMBER: _builtins.int
+    CHECK_FIELD_NUMBER: _builtins.int
     dataset: _builtins.str
     purpose: _builtins.str
     where: _builtins.str
@@ -500,6 +501,8 @@ class ComputationRequest(_message.Message):
     def quantile(self) -> Global___QuantileJob: ...
     @_builtins.property
     def histogram(self) -> Global___HistogramJob: ...
+    @_builtins.property
+    def check(self) -> Global___CheckJob: ...
     def __init__(
         self,
         *,
@@ -513,12 +516,13 @@ class ComputationRequest(_message.Message):
         concentration: Global___ConcentrationJob | None = ...,
         quantile: Global___QuantileJob | None = ...,
         histogram: Global___HistogramJob | None = ...,
+        check: Global___CheckJob | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["aggregate", b"aggregate", "computation", b"computation", "concentration", b"concentration", "histogram", b"histogram", "quantile", b"quantile", "score", b"score"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["aggregate", b"aggregate", "check", b"check", "computation", b"computation", "concentration", b"concentration", "histogram", b"histogram", "quantile", b"quantile", "score", b"score"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["aggregate", b"aggregate", "computation", b"computation", "concentration", b"concentration", "dataset", b"dataset", "histogram", b"histogram", "purpose", b"purpose", "quantile", b"quantile", "receiver_certificate", b"receiver_certificate", "score", b"score", "sql", b"sql", "where", b"where"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["aggregate", b"aggregate", "check", b"check", "computation", b"computation", "concentration", b"concentration", "dataset", b"dataset", "histogram", b"histogram", "purpose", b"purpose", "quantile", b"quantile", "receiver_certificate", b"receiver_certificate", "score", b"score", "sql", b"sql", "where", b"where"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    _WhichOneofReturnType_computation: _TypeAlias = _typing.Literal["aggregate", "score", "concentration", "quantile", "histogram"]  # noqa: Y015
+    _WhichOneofReturnType_computation: _TypeAlias = _typing.Literal["aggregate", "score", "concentration", "quantile", "histogram", "check"]  # noqa: Y015
     _WhichOneofArgType_computation: _TypeAlias = _typing.Literal["computation", b"computation"]  # noqa: Y015
     def WhichOneof(self, oneof_group: _WhichOneofArgType_computation) -> _WhichOneofReturnType_computation | None: ...
 
@@ -858,6 +862,38 @@ class HistogramJob(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___HistogramJob: _TypeAlias = HistogramJob  # noqa: Y015
+
+@_typing.final
+class CheckJob(_message.Message):
+    """--- check: real-time entity checks --------------------------------------------"""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    KEYS_FIELD_NUMBER: _builtins.int
+    KEY_COLUMN_FIELD_NUMBER: _builtins.int
+    QUESTION_FIELD_NUMBER: _builtins.int
+    key_column: _builtins.str
+    """default counterparty_lei"""
+    question: _builtins.str
+    """flagged (default: whether any member holds a row of it) or members (how many)"""
+    @_builtins.property
+    def keys(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """distinct entity keys (LEIs, person pseudonyms), in the order results come back"""
+
+    def __init__(
+        self,
+        *,
+        keys: _abc.Iterable[_builtins.str] | None = ...,
+        key_column: _builtins.str = ...,
+        question: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["key_column", b"key_column", "keys", b"keys", "question", b"question"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CheckJob: _TypeAlias = CheckJob  # noqa: Y015
 
 @_typing.final
 class RegisterModelRequest(_message.Message):

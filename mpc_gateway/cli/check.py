@@ -1,0 +1,82 @@
+"""``mpcgw check``: screen counterparties or persons against every member's alerts, in real time.
+
+One computation (:mod:`mpc_gateway.computations.check`) per call: per key, only
+whether some member flagged it, or how many did (``--members``), under the
+alert kind and age asked. Persons are screened by their keyed pseudonym; with
+``--pseudonym-key`` the keys given are national ids, pseudonymised here with the
+institutions' shared key before anything is sent.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from mpc_gateway.cli.common import (
+    GATEWAY_OPTION,
+    IDENTITY_OPTION,
+    PKI_OPTION,
+    client_from_env,
+    explain_or_run,
+    reporting_errors,
+)
+from mpc_gateway.cli.risk import ExplainOption, JsonOption, KeysOption, PurposeOption, read_keys
+from mpc_gateway.computations.check import alert_filter
+from mpc_gateway.errors import InvalidQueryError
+from mpc_gateway.pseudonym import load_key, pseudonymise
+
+__all__ = ["check"]
+
+
+def check(
+    keys: Annotated[
+        list[str] | None, typer.Argument(metavar="KEY...", help="entity keys to screen")
+    ] = None,
+    keys_file: KeysOption = None,
+    members: Annotated[
+        bool, typer.Option("--members", help="how many members flagged each key (default: any)")
+    ] = False,
+    key_column: Annotated[
+        str, typer.Option(help="counterparty_lei (default) or person_pseudonym")
+    ] = "",
+    kind: Annotated[str, typer.Option(help="only alerts of this kind: fraud, aml, sanctions")] = "",
+    days: Annotated[
+        int | None, typer.Option(min=0, help="only alerts raised in the last DAYS days (UTC)")
+    ] = None,
+    pseudonym_key: Annotated[
+        Path | None,
+        typer.Option(help="the shared pseudonym key file: the keys are national ids"),
+    ] = None,
+    dataset: Annotated[str, typer.Option(help="joint dataset")] = "alerts",
+    where: Annotated[str, typer.Option(help="further filter over the alerts")] = "",
+    purpose: PurposeOption = "",
+    explain: ExplainOption = False,
+    gateway: str = GATEWAY_OPTION,
+    pki: str = PKI_OPTION,
+    identity: str = IDENTITY_OPTION,
+    as_json: JsonOption = False,
+) -> None:
+    """Is a counterparty or a person flagged at any member (or at how many)? Nothing else."""
+    with reporting_errors():
+        batch = [*(keys or []), *(read_keys(keys_file) if keys_file else [])]
+        if not batch:
+            raise InvalidQueryError("give the keys to check: KEY... or --keys FILE")
+        if pseudonym_key is not None:
+            secret = load_key(pseudonym_key)
+            batch = [pseudonymise(secret, k) for k in batch]
+            key_column = key_column or "person_pseudonym"
+    with reporting_errors(), client_from_env(gateway, pki, identity) as client:
+        explain_or_run(
+            client,
+            "check",
+            dataset,
+            where=alert_filter(kind, days, where),
+            purpose=purpose,
+            explain=explain,
+            as_json=as_json,
+            keys=batch,
+            key_column=key_column,
+            question="members" if members else "",
+        )

@@ -1,0 +1,226 @@
+"""Real-time entity checks: is a counterparty or a person flagged at any member, and at how many.
+
+For a few keys (a counterparty's LEI, a person's pseudonym) and a dataset such as
+``alerts`` (every member's fraud and AML alerts), the receiver gets per key only
+the bit "some member holds a row of it" (``question="flagged"``) or the number of
+members that do (``"members"``), under the plan's filter: ``kind = 'aml' AND
+raised_day >= ...`` asks "flagged for money laundering in the last 30 days".
+Each node inputs one bit per key, "I hold a row of it"; the MPC sums them
+(:mod:`mpc_gateway.mpc.programs.check`), so no one learns which member flagged
+it, nor any alert, date or amount. A check is a point query by design: a policy
+allows it with ``min_batch = 1`` (with a larger one the batch must be that large,
+and the MPC's known-entities bit gates the result as for every batch over keys).
+One alert can flip a bit or change a count, so no output is differentially private.
+
+Disclosure: the receiver learns the bit or count per key; every node learns the
+keys (they are in the signed order) and nothing of the result; the gateway
+learns neither the keys' results nor the keys in its audit log (the batch is
+recorded by its size and SHA-256).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Literal, Self
+
+from pydantic import BaseModel, ConfigDict, model_validator
+
+from mpc_gateway.computations.base import (
+    Blocks,
+    Computation,
+    Display,
+    Execution,
+    LocalData,
+    Outcome,
+    Plan,
+    ProgramCall,
+    Request,
+)
+from mpc_gateway.computations.features import local_presence
+from mpc_gateway.computations.known_entities import ENOUGH_KNOWN, KnownEntities, known_entities
+from mpc_gateway.computations.shared import (
+    DEFAULT_KEY_COLUMN,
+    Keys,
+    bits,
+    block,
+    check_key_column,
+    risk_disclosure,
+    without_keys,
+)
+from mpc_gateway.errors import IntegrityError
+from mpc_gateway.policy.declaration import Declaration, EntityBatch, RiskUse
+from mpc_gateway.proto.v1 import gateway_pb2
+from mpc_gateway.query.schema import ColumnName, DatasetSchema
+
+__all__ = ["CheckRequest", "CheckPlan", "CheckOutcome", "Checks", "Question", "alert_filter"]
+
+Question = Literal["flagged", "members"]
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def alert_filter(kind: str, days: int | None, where: str = "", now: datetime | None = None) -> str:
+    """A filter over a dataset shaped like ``alerts``: of ``kind``, raised in the last ``days``.
+
+    ``raised_day`` counts days since 1970-01-01 (UTC); the last 0 days is today.
+    ``where`` (any further filter) is joined with AND.
+    """
+    parts = []
+    if kind:
+        parts.append(f"kind = '{kind}'")
+    if days is not None:
+        today = ((now or datetime.now(UTC)) - _EPOCH).days
+        parts.append(f"raised_day >= {today - days}")
+    if where:
+        parts.append(f"({where})")
+    return " AND ".join(parts)
+
+
+class _Job(BaseModel):
+    """What a check request and its plan both say."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    keys: Keys
+    key_column: ColumnName = DEFAULT_KEY_COLUMN
+    question: Question = "flagged"
+
+    @model_validator(mode="after")
+    def _distinct(self) -> Self:
+        if len(set(self.keys)) != len(self.keys):
+            raise ValueError("checked keys must be distinct: a key is listed twice")
+        return self
+
+    def audit_view(self) -> dict[str, Any]:
+        return without_keys(self.model_dump(mode="json"))
+
+
+class CheckRequest(_Job, Request):
+    """Per key, whether any member holds a row of it, or how many members do."""
+
+    kind: Literal["check"] = "check"
+
+
+class CheckPlan(_Job, Plan):
+    kind: Literal["check"] = "check"
+
+    def declaration(self) -> Declaration:
+        blocker = f"{self.question} changes with a single row, which noise cannot protect"
+        risk = RiskUse((self.question,), batch=EntityBatch(self.key_column, len(self.keys)))
+        return Declaration(risk=risk, dp_blocker=blocker)
+
+    def disclosure(self, institutions: list[str]) -> list[dict[str, str]]:
+        answer = {
+            "flagged": "whether at least one institution holds a row of it",
+            "members": "how many institutions hold a row of it",
+        }[self.question]
+        what = f"for each of {len(self.keys)} {self.key_column} keys, {answer}"
+        gate = self.known_entities(len(institutions))
+        if gate is not None:
+            what += f", {gate.describe()}"
+        return risk_disclosure(self.analyst, what, institutions)
+
+    def known_entities(self, parties: int) -> KnownEntities | None:
+        """The minimum-batch check, where a policy asks a batch of more than one key."""
+        if self.controls.min_entities <= 1:
+            return None  # a point query: its answer is the very bit the gate would open
+        return known_entities(self.keys, self.controls, parties)
+
+
+@dataclass(frozen=True)
+class CheckOutcome(Outcome):
+    """Per key, the bit or the count the plan asked."""
+
+    kind = "check"
+
+    keys: list[str] = field(default_factory=list)
+    question: Question = "flagged"
+    answers: list[int] = field(default_factory=list)  # 0/1 for flagged, a count for members
+
+    def released(self) -> dict[str, Any]:
+        return {"kind": self.kind, "question": self.question, "answers": self.answers}
+
+    def withheld(self) -> list[dict[str, Any]]:
+        return []
+
+    def records(self) -> list[dict[str, Any]]:
+        value = (lambda a: bool(a)) if self.question == "flagged" else (lambda a: a)
+        return [{"key": k, self.question: value(a)} for k, a in zip(self.keys, self.answers)]
+
+    def to_json(self, request: Request | None = None) -> dict[str, Any]:
+        return {"kind": self.kind, "question": self.question, "keys": self.records()}
+
+    def display(self, request: Request | None = None) -> Display:
+        if self.question == "flagged":
+            rows = tuple((k, "yes" if a else "no") for k, a in zip(self.keys, self.answers))
+            hits = sum(1 for a in self.answers if a)
+            return Display(
+                ("key", "flagged at a member"), rows, (f"{hits} of {len(rows)} flagged",)
+            )
+        rows = tuple((k, str(a)) for k, a in zip(self.keys, self.answers))
+        return Display(("key", "members that flagged it"), rows)
+
+
+class Checks(Computation[CheckRequest, CheckPlan, CheckOutcome]):
+    """Entity checks, as the gateway, the nodes and the receiver use them."""
+
+    kind = "check"
+    request_type = CheckRequest
+    plan_type = CheckPlan
+    outcome_type = CheckOutcome
+    lane = "short"
+    outputs = ("flagged", "members")
+
+    def check(self, plan: CheckPlan, schema: DatasetSchema, parties: int) -> None:
+        plan.check_schema(schema)
+        check_key_column(schema, plan.key_column)
+
+    def local_inputs(self, plan: CheckPlan, step: dict[str, Any], data: LocalData) -> ProgramCall:
+        present = local_presence(
+            data.cursor, data.schema, plan.keys, key_column=plan.key_column, where=data.where
+        )
+        args: dict[str, Any] = {
+            "presence": present,
+            "question": plan.question,
+            "bits": (data.parties + 1).bit_length() + 1,  # |members - 1| <= m
+        }
+        gate = plan.known_entities(data.parties)
+        if gate is not None:
+            args.update(gate.program_args(present))
+        return ProgramCall("check:entity_check", args)
+
+    def visible(self, plan: CheckPlan) -> frozenset[str]:
+        return frozenset() if plan.controls.min_entities <= 1 else frozenset({ENOUGH_KNOWN})
+
+    def run(self, plan: CheckPlan, execution: Execution) -> Blocks:
+        blocks = execution.run_step({})
+        gate = plan.known_entities(execution.parties)
+        if gate is not None:
+            gate.check(blocks)
+        return {}
+
+    def decode(
+        self, plan: CheckPlan, blocks: Blocks, schema: DatasetSchema, parties: int
+    ) -> CheckOutcome:
+        answers = block(blocks, plan.question, len(plan.keys))
+        if plan.question == "flagged":
+            answers = [int(b) for b in bits(answers, "flags")]
+        elif any(not 0 <= a <= parties for a in answers):
+            raise IntegrityError("the nodes released a member count out of range")
+        return CheckOutcome(list(plan.keys), plan.question, answers)
+
+    def request_from_proto(
+        self, message: gateway_pb2.CheckJob, common: dict[str, Any]
+    ) -> CheckRequest:
+        fields: dict[str, Any] = {
+            f.name: tuple(v) if f.name == "keys" else v for f, v in message.ListFields()
+        }  # only what the caller set: defaults stay defaults
+        return CheckRequest(**fields, **common)
+
+    def job_message(
+        self, keys: Sequence[str] = (), key_column: str = "", question: str = ""
+    ) -> gateway_pb2.CheckJob:
+        """Empty values are left to the gateway's defaults (counterparty_lei, flagged)."""
+        return gateway_pb2.CheckJob(keys=keys, key_column=key_column, question=question)

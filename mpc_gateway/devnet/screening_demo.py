@@ -1,0 +1,90 @@
+"""The demo's real-time screening: counterparties and persons checked against every member's alerts.
+
+analyst/alice screens a few of the loan books' counterparties (the largest
+borrowers, some a member lent to, one unknown anywhere) and a few persons, one
+check per question, and each answer is compared with the pooled plaintext alerts
+(DuckDB over every institution's file, for the demo only).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+import duckdb
+
+from mpc_gateway.client import GatewayClient
+from mpc_gateway.computations import Released
+from mpc_gateway.computations.check import alert_filter
+from mpc_gateway.devnet.localnet import ConsortiumFiles
+from mpc_gateway.devnet.risk_demo import RiskCheck
+
+__all__ = ["UNKNOWN_LEI", "run_screening", "members_per_key"]
+
+UNKNOWN_LEI = "5493999999999999MPCG99"
+"""An LEI no member has an alert of: every check must answer "no" for it."""
+
+
+def members_per_key(files: ConsortiumFiles, column: str, where: str = "TRUE") -> dict[str, int]:
+    """The plaintext answer: per key, how many institutions hold an alert passing ``where``."""
+    counts: dict[str, int] = {}
+    with duckdb.connect(":memory:") as con:
+        for node in files.institutions:
+            path = files.data_file(node, "alerts")
+            sql = f"SELECT DISTINCT {column} FROM '{path}' WHERE {where}"
+            for (key,) in con.execute(sql).fetchall():
+                counts[key] = counts.get(key, 0) + 1
+    return counts
+
+
+def _screen(
+    title: str,
+    keys: list[str],
+    answer: Callable[[], Released],
+    plain: dict[str, int],
+    question: str,
+) -> RiskCheck:
+    started = time.perf_counter()
+    released = answer()
+    seconds = time.perf_counter() - started
+    expected: list[dict[str, Any]] = [
+        {"key": k, question: k in plain if question == "flagged" else plain.get(k, 0)} for k in keys
+    ]
+    secure = released.records()
+    said = ", ".join(f"{r['key'][-8:]}: {r[question]}" for r in secure)
+    told = ", ".join(f"{r['key'][-8:]}: {r[question]}" for r in expected)
+    query = {"computation": "check", "question": question, "keys": len(keys)}
+    return RiskCheck(title, query, {"keys": secure}, {"keys": expected}, seconds, said, told)
+
+
+def run_screening(client: GatewayClient, files: ConsortiumFiles) -> list[RiskCheck]:
+    """Screen counterparties (any alert; AML in the last 90 days) and persons (how many)."""
+    anytime = members_per_key(files, "counterparty_lei")
+    leis = [*sorted(anytime, key=lambda k: (-anytime[k], k))[:3], UNKNOWN_LEI]
+    recent = alert_filter("aml", 90)
+    persons = members_per_key(files, "person_pseudonym")
+    people = sorted(persons, key=lambda k: (-persons[k], k))[:3]
+    return [
+        _screen(
+            "Counterparties flagged at any member",
+            leis,
+            lambda: client.check(leis),
+            anytime,
+            "flagged",
+        ),
+        _screen(
+            "Members that flagged each counterparty for AML in the last 90 days",
+            leis,
+            lambda: client.check(leis, members=True, where=recent),
+            members_per_key(files, "counterparty_lei", recent),
+            "members",
+        ),
+        _screen(
+            "Members that flagged each person (by pseudonym)",
+            people,
+            lambda: client.check(people, members=True, key_column="person_pseudonym"),
+            persons,
+            "members",
+        ),
+    ]

@@ -1,0 +1,75 @@
+"""Real-time entity checks through the real consortium, against the pooled plaintext alerts.
+
+Per key only the bit "flagged at some member" or the number of members that flagged
+it reaches the analyst; the gateway relays it sealed and learns nothing (no block is
+opened to it); the filter (kind, age) applies at every node.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from mpc_gateway.client import GatewayClient
+from mpc_gateway.computations.check import alert_filter
+from mpc_gateway.devnet.localnet import LocalConsortium
+from mpc_gateway.devnet.screening_demo import UNKNOWN_LEI, members_per_key
+from mpc_gateway.proto.v1 import gateway_pb2
+from mpc_gateway.rpc.convert import result_from_proto
+from tests.e2e.conftest import client_for
+
+pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture(scope="module")
+def alice(consortium: LocalConsortium) -> Iterator[GatewayClient]:
+    with client_for(consortium, timeout_s=60) as client:
+        yield client
+
+
+def _sample(members: dict[str, int]) -> list[str]:
+    """A key flagged at each number of members present, and one flagged nowhere."""
+    picked = {n: k for k, n in sorted(members.items(), reverse=True)}
+    return [*(picked[n] for n in sorted(picked)), UNKNOWN_LEI]
+
+
+def test_members_and_flags_per_counterparty_equal_the_pooled_alerts(
+    consortium: LocalConsortium, alice: GatewayClient
+) -> None:
+    members = members_per_key(consortium.files, "counterparty_lei")
+    keys = _sample(members)
+    assert {members.get(k, 0) for k in keys} >= {0, 1, 2}  # the data overlaps across members
+    counted = alice.check(keys, members=True)
+    assert counted.records() == [{"key": k, "members": members.get(k, 0)} for k in keys]
+    flagged = alice.check(keys)
+    assert flagged.records() == [{"key": k, "flagged": k in members} for k in keys]
+
+
+def test_a_kind_and_an_age_filter_apply_at_every_member(
+    consortium: LocalConsortium, alice: GatewayClient
+) -> None:
+    where = alert_filter("aml", 60, "")
+    recent = members_per_key(consortium.files, "counterparty_lei", where)
+    anytime = members_per_key(consortium.files, "counterparty_lei")
+    keys = sorted(set(anytime) - set(recent))[:2] + sorted(recent)[:3]
+    result = alice.check(keys, members=True, where=where)
+    assert result.records() == [{"key": k, "members": recent.get(k, 0)} for k in keys]
+    assert any(recent.get(k, 0) == 0 < anytime[k] for k in keys)  # older or other alerts
+
+
+def test_persons_are_checked_by_pseudonym_and_the_gateway_learns_nothing(
+    consortium: LocalConsortium, alice: GatewayClient
+) -> None:
+    members = members_per_key(consortium.files, "person_pseudonym")
+    keys = _sample(members)
+    message = alice.request(
+        "check", "alerts", keys=keys, key_column="person_pseudonym", question="members"
+    )
+    reply: gateway_pb2.ComputationResult = alice._call(alice._stub.Run, message)
+    assert result_from_proto(reply).public == {}  # nothing was opened to the gateway
+    opened = alice._open(reply, None)
+    assert opened.records() == [{"key": k, "members": members.get(k, 0)} for k in keys]
+    audit = b"".join(p.read_bytes() for p in consortium.files.root.glob("audit.sqlite*"))
+    assert b"check" in audit  # the query is logged (the write-ahead log holds the newest)
+    assert not any(k.encode() in audit for k in keys)  # with the batch's digest, not its keys

@@ -1,0 +1,79 @@
+"""``mpcgw check``: the keys, the question and the alert filter it sends, and what it prints."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+
+from mpc_gateway.computations.check import CheckOutcome, alert_filter
+from mpc_gateway.pki import ConsortiumLayout
+from mpc_gateway.pseudonym import create_key_file, load_key, pseudonymise
+from tests.unit import cli_cases
+from tests.unit.cli_cases import _invoke, _pki, _write
+from tests.unit.test_cli_risk import Recorder, _released, gateway
+
+layout = cli_cases.layout  # the module-scoped fixture, so that pytest finds it here
+__all__ = ["gateway", "layout"]
+
+LEIS = ["5493000000000001MPCG01", "5493000000000777MPCG01"]
+
+
+def test_last_n_days_and_a_kind_become_the_alert_filter() -> None:
+    now = datetime(2026, 12, 1, 15, tzinfo=UTC)  # day 20788
+    assert alert_filter("aml", 30, "", now) == "kind = 'aml' AND raised_day >= 20758"
+    assert alert_filter("", None, "amount > 10", now) == "(amount > 10)"
+    assert alert_filter("", 0, "", now) == "raised_day >= 20788"  # today only
+
+
+def test_check_sends_the_keys_and_prints_one_answer_per_key(
+    layout: ConsortiumLayout, gateway: Recorder
+) -> None:
+    gateway.answer = _released(CheckOutcome(LEIS, "flagged", [1, 0]))
+    result = _invoke("check", *LEIS, "--kind", "fraud", "--days", "90", *_pki(layout))
+    assert result.exit_code == 0, result.output
+    job = gateway.calls[0]
+    assert (job["kind"], job["dataset"], list(job["keys"]), job["question"]) == (
+        "check",
+        "alerts",
+        LEIS,
+        "",  # the gateway's default: flagged
+    )
+    assert job["where"].startswith("kind = 'fraud' AND raised_day >= ")
+    assert "flagged at a member" in result.output and "1 of 2 flagged" in result.output
+
+    gateway.answer = _released(CheckOutcome(LEIS, "members", [2, 0]))
+    result = _invoke("check", LEIS[0], "--members", "--json", *_pki(layout))
+    assert result.exit_code == 0, result.output
+    assert gateway.calls[1]["question"] == "members"
+    assert json.loads(result.output)["keys"] == [
+        {"key": LEIS[0], "members": 2},
+        {"key": LEIS[1], "members": 0},
+    ]
+
+
+def test_national_ids_are_pseudonymised_before_anything_is_sent(
+    layout: ConsortiumLayout, gateway: Recorder, tmp_path: Path
+) -> None:
+    key_file = tmp_path / "pseudonym.key"
+    create_key_file(key_file)
+    ids = _write(tmp_path / "ids.txt", "NID-000000001\n# a comment\nNID-000000002\n")
+    gateway.answer = _released(CheckOutcome(["a", "b"], "flagged", [0, 0]))
+    result = _invoke("check", "--keys", str(ids), "--pseudonym-key", str(key_file), *_pki(layout))
+    assert result.exit_code == 0, result.output
+    job = gateway.calls[0]
+    secret = load_key(key_file)
+    assert list(job["keys"]) == [
+        pseudonymise(secret, n) for n in ("NID-000000001", "NID-000000002")
+    ]
+    assert job["key_column"] == "person_pseudonym"
+    assert "NID-" not in json.dumps(job, default=str)
+
+
+def test_a_check_without_keys_is_refused_before_anything_is_sent(
+    layout: ConsortiumLayout, gateway: Recorder
+) -> None:
+    result = _invoke("check", *_pki(layout))
+    assert result.exit_code == 2
+    assert "give the keys to check" in result.output
+    assert gateway.calls == []
