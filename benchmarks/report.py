@@ -295,12 +295,32 @@ def _risk_table(entries: list[dict[str, Any]]) -> Table:
     return table
 
 
+def _lanes_table(entries: list[dict[str, Any]]) -> Table:
+    table = Table(title="6. Short queries beside a long job (lanes)")
+    table.add_column("case")
+    for name in ("queries", "p50", "p99", "max", "long job ran", "wrong"):
+        table.add_column(name, justify="right")
+    for e in entries:
+        short = e["short_query"]
+        table.add_row(
+            e["case"],
+            str(short.get("n", 0)),
+            _p(short),
+            _p(short, "p99_ms"),
+            _p(short, "max_ms"),
+            _ms(e.get("long_job_running_ms")),
+            str(e["wrong_results"]),
+        )
+    return table
+
+
 _TABLES = {
     "latency": (_latency_table, _ratio_table, _dp_table, _sealing_table),
     "throughput": (_throughput_table,),
     "parties": (_parties_table,),
     "risk_mpc": (_risk_mpc_table,),
     "risk": (_risk_table,),
+    "lanes": (_lanes_table,),
     "sources": (_sources_table,),
 }
 

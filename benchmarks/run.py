@@ -11,7 +11,10 @@ Scenarios (``--scenarios``, all by default):
    script written the straightforward way (benchmarks/risk_bench.py).
 5. ``risk``: risk queries through the full path: scoring at each ``--risk-sizes``,
    concentration, quantiles, a histogram (benchmarks/risk_gateway.py).
-6. ``sources`` (not run unless named): one node's local pre-aggregation with its rows
+6. ``lanes``: the aggregate's latency (median, p99) while a ``--lanes-entities`` scoring
+   batch runs in the long lane, against the same with no long job, in one consortium
+   (benchmarks/lanes_bench.py).
+7. ``sources`` (not run unless named): one node's local pre-aggregation with its rows
    in PostgreSQL beside Parquet, at each ``--source-rows``, with the node's memory
    (benchmarks/sources.py).
 
@@ -36,6 +39,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from benchmarks.lanes_bench import lanes_scenario
 from benchmarks.machine import load_average, machine_info
 from benchmarks.report import note, print_report, write_json
 from benchmarks.risk_bench import risk_scoring_scenario
@@ -62,6 +66,10 @@ METHOD = {
     "entities and extrapolated linearly (~) above",
     "risk": "analyst client -> gateway -> nodes -> MPC workers, wall time at the client, one "
     "untimed run per kind first; decisions checked against the pooled plaintext",
+    "lanes": "the benchmark query back to back from one analyst, wall time at the client: first "
+    "with nothing else running, then while another analyst's scoring batch (3 secure maxima "
+    "per entity) runs in the long lane; 'during' counts only queries that started once every "
+    "node had the batch's order and ended before its answer",
 }
 
 SCENARIOS: dict[str, Callable[[argparse.Namespace], list[dict[str, Any]]]] = {
@@ -70,9 +78,10 @@ SCENARIOS: dict[str, Callable[[argparse.Namespace], list[dict[str, Any]]]] = {
     "parties": parties_scenario,
     "risk_mpc": lambda args: risk_scoring_scenario(_risk_mpc_args(args)),
     "risk": risk_gateway_scenario,
+    "lanes": lanes_scenario,
     "sources": sources_scenario,
 }
-DEFAULT_SCENARIOS = ["latency", "throughput", "parties", "risk_mpc", "risk"]
+DEFAULT_SCENARIOS = ["latency", "throughput", "parties", "risk_mpc", "risk", "lanes"]
 
 
 def _risk_mpc_args(args: argparse.Namespace) -> argparse.Namespace:
@@ -122,6 +131,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--risk-repeats", type=int, default=3, help="timed runs per risk query")
     p.add_argument("--risk-rows", type=int, default=10_000, help="rows per node (risk)")
     p.add_argument("--risk-naive-max", type=int, default=300, help="entities for the naive run")
+    p.add_argument("--lanes-rows", type=int, default=10_000, help="rows per node (lanes)")
+    p.add_argument("--lanes-repeats", type=int, default=100, help="aggregates with no long job")
+    p.add_argument("--lanes-entities", type=int, default=8000, help="the long job's batch size")
     p.add_argument(
         "--source-rows", type=_ints, default=[1_000_000, 10_000_000], help="rows (sources)"
     )

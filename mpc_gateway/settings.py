@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from mpc_gateway.errors import ConfigurationError
+from mpc_gateway.lanes import Lane
 
 __all__ = [
     "DatasetSource",
@@ -89,17 +90,36 @@ class DatasetSource(BaseModel):
         return self
 
 
+def _lane_port(lane: Lane, short: int, long: int) -> int:
+    """The MPC port of ``lane`` among a node's two (README, "MPC ports"); they must differ."""
+    if short == long:
+        raise ValueError(
+            "a node has one MPC port per lane, mpc_port (short queries) and mpc_long_port "
+            f"(long jobs), and they must differ: both are {short}"
+        )
+    return short if lane == "short" else long
+
+
 class NodeLink(BaseModel):
-    """How the gateway reaches one node (gRPC) and how peers reach its MPC port."""
+    """How the gateway reaches one node (gRPC) and how peers reach its MPC ports."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     name: str = Field(pattern=_NAME)
     address: str  # host:port of the node's gRPC service
     mpc_host: str
-    mpc_port: int = Field(ge=1, le=65535)
+    mpc_port: int = Field(ge=1, le=65535)  # the short lane's MPC session
+    mpc_long_port: int = Field(ge=1, le=65535)  # the long lane's
     policy: Path  # the policy the node's institution published (the node enforces its own copy)
     role: NodeRole = "institution"  # what the dry run tells analysts; the node's own config decides
+
+    @model_validator(mode="after")
+    def _ports_per_lane(self) -> NodeLink:
+        _lane_port("short", self.mpc_port, self.mpc_long_port)  # checks they differ
+        return self
+
+    def mpc_port_of(self, lane: Lane) -> int:
+        return _lane_port(lane, self.mpc_port, self.mpc_long_port)
 
 
 class _Settings(BaseSettings):
@@ -123,7 +143,8 @@ class NodeSettings(_Settings):
 
     name: str = Field(pattern=_NAME)
     listen: str = "127.0.0.1:50051"
-    mpc_port: int = Field(ge=1, le=65535)
+    mpc_port: int = Field(ge=1, le=65535)  # the short lane's MPC session
+    mpc_long_port: int = Field(ge=1, le=65535)  # the long lane's
     pki_dir: Path
     gateway: str = Field(default="gateway", pattern=_NAME)
     audit_db: Path = Path("audit.sqlite")  # this node's witness log
@@ -134,6 +155,14 @@ class NodeSettings(_Settings):
     role: NodeRole = "institution"  # a helper lists its datasets' schemas only, and no source
     datasets: dict[str, DatasetSource]
     log_level: str = "INFO"
+
+    @model_validator(mode="after")
+    def _ports_per_lane(self) -> NodeSettings:
+        _lane_port("short", self.mpc_port, self.mpc_long_port)  # checks they differ
+        return self
+
+    def mpc_port_of(self, lane: Lane) -> int:
+        return _lane_port(lane, self.mpc_port, self.mpc_long_port)
 
     @model_validator(mode="after")
     def _helper_holds_no_data(self) -> NodeSettings:

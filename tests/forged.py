@@ -16,9 +16,10 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from mpc_gateway.audit.evidence import DispatchEvidence, log_origin
 from mpc_gateway.audit.log import AuditEvent
 from mpc_gateway.audit.memory import InMemoryAuditLog
-from mpc_gateway.computations import AggregateRequest, Plan, Request, build
+from mpc_gateway.computations import AggregateRequest, Plan, Request, build, computation_of
 from mpc_gateway.computations.aggregate import build_plan, parse_aggregate
 from mpc_gateway.devnet.localnet import DATASETS, ConsortiumFiles, schema_path
+from mpc_gateway.lanes import Lane
 from mpc_gateway.orders import ExecutionOrder, Party
 from mpc_gateway.pki import Identity, load_layout, load_signing_key
 from mpc_gateway.policy import SignedApproval
@@ -55,9 +56,11 @@ def dispatched(files: ConsortiumFiles, request: Request, analyst: str) -> Plan:
     return governance.decide(Identity(role, name), plan).plan
 
 
-def parties(files: ConsortiumFiles) -> tuple[Party, ...]:
-    """The consortium's parties at their real MPC ports (as the nodes' configs say)."""
-    ports = {n: load_settings(NodeSettings, files.node_config(n)).mpc_port for n in files.nodes}
+def parties(files: ConsortiumFiles, lane: Lane = "short") -> tuple[Party, ...]:
+    """The consortium's parties at their real MPC ports for ``lane`` (as the nodes' configs say)."""
+    ports = {
+        n: load_settings(NodeSettings, files.node_config(n)).mpc_port_of(lane) for n in files.nodes
+    }
     return tuple(
         Party(index=i, name=n, host="127.0.0.1", port=ports[n]) for i, n in enumerate(files.nodes)
     )
@@ -99,17 +102,25 @@ def forge(
     step: dict[str, object] | None = None,
     receiver: str | None = None,
     approvals: tuple[SignedApproval, ...] = (),
+    lane: Lane | None = None,
+    epoch: int | None = None,
+    sequence: int = 0,
 ) -> Forged:
-    """``plan`` as an order signed with ``key`` (default: the gateway's), in a log it signs."""
+    """``plan`` as an order signed with ``key`` (default: the gateway's), in a log it signs.
+
+    In ``lane`` (default: the plan's computation's), at its MPC ports.
+    """
     signing = key or gateway_key(files.pki_dir)
     now = int(time.time() * 1000)
+    lane = lane or computation_of(plan).lane
     order = ExecutionOrder(
         query_id=query_id,
         plan=plan,
         plan_hash=plan.plan_hash,
-        epoch=now,
-        sequence=0,
-        parties=parties(files),
+        lane=lane,
+        epoch=now if epoch is None else epoch,
+        sequence=sequence,
+        parties=parties(files, lane),
         issued_at_ms=now,
         deadline_ms=now + 15000,  # a loaded machine connects the MPC session slowly
         step=step or {},

@@ -6,14 +6,19 @@ elsewhere (:mod:`.verify`: trees, signatures, heads). This module reads the
 
 * every order a node recorded as completed (or failed) has an outcome in the
   gateway's log for the same query id and plan hash, and a dispatch entry for the
-  same (query id, epoch, sequence, plan hash) that names the node;
+  same (query id, lane, epoch, sequence, plan hash) that names the node;
 * every dispatch entry in the gateway's log names nodes whose logs hold that
   order (received, or refused once its signature checked);
 * every release in the gateway's log is backed by the completion, at every node
-  its last dispatch names, of that (query id, epoch, sequence, plan hash);
-* each node's log is consistent in itself (one order per epoch and sequence, an
-  outcome only for an order it received) and with the other nodes' logs (the
-  same order at the same epoch and sequence everywhere).
+  its last dispatch names, of that (query id, lane, epoch, sequence, plan hash);
+* each node's log is consistent in itself (one order per lane, epoch and
+  sequence, an outcome only for an order it received) and with the other nodes'
+  logs (the same order at the same lane, epoch and sequence everywhere);
+* every query's dispatches are in one lane.
+
+Sequence numbers count per lane (:mod:`mpc_gateway.lanes`): each lane is its own
+MPC session with its own epochs. Entries written before lanes name none; they
+are read as the short lane's, which then was the only one.
 
 It assumes the entries' integrity was checked (an entry that does not decode is
 skipped here; :func:`~.verify.verify_log` reports it; :func:`decode_events` decodes a log
@@ -30,6 +35,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from mpc_gateway.audit.log import AuditEvent
+from mpc_gateway.lanes import is_lane
 
 __all__ = ["OUTCOME_KINDS", "OrderKey", "Reconciliation", "decode_events", "reconcile"]
 
@@ -40,7 +46,8 @@ OUTCOME_KINDS = frozenset(
 
 _NODE_ENDS = {"order.completed": "completed", "order.failed": "recorded as failed"}
 
-Slot = tuple[str, int, int]  # (query id, epoch, sequence): one execution order
+Slot = tuple[str, str, int, int]  # (query id, lane, epoch, sequence): one execution order
+Position = tuple[str, int, int]  # (lane, epoch, sequence): one turn in a lane's MPC order
 
 
 @dataclass(frozen=True)
@@ -48,16 +55,24 @@ class OrderKey:
     """One execution order as the logs name it."""
 
     query_id: str
+    lane: str
     epoch: int
     sequence: int
     plan_hash: str
 
     @property
     def slot(self) -> Slot:
-        return (self.query_id, self.epoch, self.sequence)
+        return (self.query_id, self.lane, self.epoch, self.sequence)
+
+    @property
+    def position(self) -> Position:
+        return (self.lane, self.epoch, self.sequence)
 
     def about(self) -> str:
-        return f"query {self.query_id} (epoch {self.epoch}, sequence {self.sequence})"
+        return (
+            f"query {self.query_id} ({self.lane} lane, epoch {self.epoch}, "
+            f"sequence {self.sequence})"
+        )
 
 
 @dataclass(frozen=True)
@@ -104,7 +119,10 @@ def _order_key(event: AuditEvent) -> OrderKey | None:
         return None
     if event.query_id is None or isinstance(epoch, bool) or isinstance(sequence, bool):
         return None
-    return OrderKey(event.query_id, epoch, sequence, plan)
+    lane = details.get("lane", "short")  # written before lanes: the one session was this one
+    if not isinstance(lane, str) or not is_lane(lane):
+        return None
+    return OrderKey(event.query_id, lane, epoch, sequence, plan)
 
 
 @dataclass
@@ -121,7 +139,7 @@ class _GatewayEvents:
                 key, nodes = _order_key(event), event.details.get("nodes")
                 if key is None or not isinstance(nodes, list):
                     found.problems.append(
-                        f"gateway entry {index} is a dispatch without query id, epoch, "
+                        f"gateway entry {index} is a dispatch without query id, lane, epoch, "
                         "sequence, plan hash and nodes"
                     )
                     continue
@@ -141,7 +159,7 @@ class _GatewayEvents:
 class _NodeEvents:
     name: str
     held: dict[Slot, OrderKey] = field(default_factory=dict)  # received, or refused
-    positions: dict[tuple[int, int], OrderKey] = field(default_factory=dict)  # (epoch, seq)
+    positions: dict[Position, OrderKey] = field(default_factory=dict)
     ends: dict[Slot, str] = field(default_factory=dict)  # slot -> order.completed | order.failed
     cosigned: dict[str, int] = field(default_factory=dict)  # query -> gateway log size cosigned
     problems: list[str] = field(default_factory=list)
@@ -164,11 +182,12 @@ class _NodeEvents:
         return found
 
     def _hold(self, key: OrderKey) -> None:
-        other = self.positions.setdefault((key.epoch, key.sequence), key)
+        other = self.positions.setdefault(key.position, key)
         if other != key:
             self.problems.append(
-                f"node {self.name} recorded two different orders at epoch {key.epoch}, "
-                f"sequence {key.sequence}: query {other.query_id} and query {key.query_id}"
+                f"node {self.name} recorded two different orders in the {key.lane} lane at "
+                f"epoch {key.epoch}, sequence {key.sequence}: query {other.query_id} and "
+                f"query {key.query_id}"
             )
         self.held.setdefault(key.slot, key)
 
@@ -200,19 +219,20 @@ class _Findings:
 
 
 def _agreement(nodes: Sequence[_NodeEvents], found: _Findings) -> int:
-    """Every node holds the same order at the same epoch and sequence; returns the orders seen."""
-    by_slot: dict[tuple[int, int], dict[str, OrderKey]] = {}
+    """Every node holds the same order at the same lane, epoch and sequence; returns the orders."""
+    by_slot: dict[Position, dict[str, OrderKey]] = {}
     for node in nodes:
         for key in node.positions.values():
-            by_slot.setdefault((key.epoch, key.sequence), {})[node.name] = key
-    for (epoch, sequence), held in sorted(by_slot.items()):
+            by_slot.setdefault(key.position, {})[node.name] = key
+    for (lane, epoch, sequence), held in sorted(by_slot.items()):
         if len(set(held.values())) > 1:
             views = ", ".join(
                 f"{name} holds query {k.query_id} (plan {k.plan_hash[:12]}…)"
                 for name, k in sorted(held.items())
             )
             found.problems.append(
-                f"nodes disagree on the order at epoch {epoch}, sequence {sequence}: {views}"
+                f"nodes disagree on the order in the {lane} lane at epoch {epoch}, "
+                f"sequence {sequence}: {views}"
             )
     return len(by_slot)
 
@@ -245,6 +265,11 @@ def _dispatches(gateway: _GatewayEvents, nodes: Mapping[str, _NodeEvents], found
     """Each dispatch names nodes that hold the order; each release is backed by completions."""
     count = 0
     for query_id, dispatches in gateway.dispatches.items():
+        lanes = sorted({d.order.lane for d in dispatches})
+        if len(lanes) > 1:  # a computation runs in one lane: every node refuses the other
+            found.problems.append(
+                f"the gateway's log dispatched query {query_id} in {' and '.join(lanes)} lanes"
+            )
         released = any(o.kind == "result.released" for o in gateway.outcomes.get(query_id, []))
         for dispatch in dispatches:
             count += 1

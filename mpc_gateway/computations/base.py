@@ -36,6 +36,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from mpc_gateway.canonical import canonical_bytes, canonical_hash
 from mpc_gateway.computations.scoring import ModelBook
 from mpc_gateway.errors import IntegrityError
+from mpc_gateway.lanes import Lane
 from mpc_gateway.policy.controls import OutputControls
 from mpc_gateway.policy.declaration import Declaration
 from mpc_gateway.privacy import NoisyRelease
@@ -59,9 +60,6 @@ __all__ = [
     "Blocks",
     "format_value",
 ]
-
-Lane = Literal["short", "long"]
-"""Short computations answer in milliseconds; long ones (large batches, searches) take seconds."""
 
 Blocks = dict[str, list[int]]
 """What one MPC step released: named blocks of signed integers."""
@@ -201,6 +199,7 @@ class Released:
     local_ms: float
     controls: OutputControls
     request: Request | None = None  # what was asked, when the receiver has it
+    lane: Lane = "short"  # the MPC lane it ran in: ``sequence`` counts in that lane
 
     @property
     def kind(self) -> str:

@@ -127,22 +127,24 @@ def _toml_str(value: object) -> str:
 
 def _write_configs(
     files: ConsortiumFiles,
-    mpc_ports: dict[str, int],
+    mpc_ports: dict[str, tuple[int, int]],
     query_timeout_s: float,
     sources: dict[str, str],
 ) -> None:
-    """``sources``: per node, the TOML lines that say where its loan book is (both datasets).
+    """``mpc_ports``: per node, its short and long lanes' MPC ports; ``sources``: per node, the
+    TOML lines that say where its loan book is (both loan datasets).
 
     Its alerts are always the Parquet file :func:`prepare` wrote; a helper has neither.
     """
     nodes_toml = []
     for name in files.nodes:
+        ports = f"mpc_port = {mpc_ports[name][0]}\nmpc_long_port = {mpc_ports[name][1]}\n"
         config = files.node_config(name)
         config.parent.mkdir(parents=True, exist_ok=True)
         role = 'role = "helper"\n' if name in files.helpers else ""  # and no source
         config.write_text(
             f"name = {_toml_str(name)}\n{role}listen = {_toml_str(files.node_addresses[name])}\n"
-            f"mpc_port = {mpc_ports[name]}\npki_dir = {_toml_str(files.pki_dir)}\n"
+            f"{ports}pki_dir = {_toml_str(files.pki_dir)}\n"
             f'gateway = "gateway"\naudit_db = {_toml_str(config.parent / "audit.sqlite")}\n'
             f"policy = {_toml_str(files.policy(name))}\n"
             f"usage_db = {_toml_str(config.parent / 'usage.sqlite')}\n"
@@ -155,7 +157,7 @@ def _write_configs(
         nodes_toml.append(
             f"[[nodes]]\nname = {_toml_str(name)}\n"
             f"address = {_toml_str(files.node_addresses[name])}\n"
-            f'mpc_host = "127.0.0.1"\nmpc_port = {mpc_ports[name]}\n'
+            f'mpc_host = "127.0.0.1"\n{ports}'
             f"policy = {_toml_str(files.policy(name))}\n{role}"
         )
     files.gateway_config.write_text(
@@ -242,7 +244,8 @@ def prepare(
         sources[name] = _store(files, name, book, (storage or {}).get(name, "parquet"), postgres)
         alerts = alert_book(name, max(rows // 50, 200), seed, pseudonym_key=key)
         write_loan_book(files.data_file(name, "alerts"), alerts)
-    _write_configs(files, {name: free_port() for name in parties}, query_timeout_s, sources)
+    ports = {name: (free_port(), free_port()) for name in parties}  # short lane, long lane
+    _write_configs(files, ports, query_timeout_s, sources)
     return files
 
 

@@ -38,6 +38,8 @@ __all__ = [
     "run_risk_checks",
     "demo_model",
     "scores_model",
+    "long_job_model",
+    "long_job_keys",
     "batch",
     "plain_dict",
     "pooled_frame",
@@ -88,6 +90,35 @@ def scores_model(owner: str) -> ScoringModel:
             "output": "scores",
         },
     )
+
+
+def long_job_model(owner: str) -> ScoringModel:
+    """A model whose batches take seconds: three secure maxima per entity, a count released.
+
+    What the lanes' tests and benchmark run as the long job beside short queries
+    (a batch of 8,000 entities takes ~15 s on a quiet 2-core machine).
+    """
+    return ScoringModel(
+        owner=owner,
+        name="slow",
+        kind="linear",
+        features=(
+            ModelFeature(name="largest_loan", scale=100_000_000),
+            ModelFeature(name="max_days_past_due", scale=30),
+            ModelFeature(name="worst_rating"),
+        ),
+        frac_bits=8,
+        weight_bits=16,
+        weights=(256, 128, 64),
+        intercept=-512,
+        threshold=Decimal(1),
+        output="count",
+    )
+
+
+def long_job_keys(count: int) -> list[str]:
+    """``count`` distinct LEI-shaped counterparty keys (most known to no institution)."""
+    return [f"5493{c:012d}MPCG{c % 97:02d}" for c in range(1, count + 1)]
 
 
 @dataclass(frozen=True)

@@ -1,14 +1,14 @@
-"""Global ordering and dispatch of signed execution orders to every node.
+"""Global ordering, per lane, and dispatch of signed execution orders to every node.
 
-The dispatcher owns the consortium's MPC sequence: an ``epoch`` (one warm MPC
-session among the nodes) and a sequence number inside it, assigned under one
-lock together with sending the orders, so every node receives work in the
-same order. When any node fails an order, the dispatcher aborts the epoch at
-every node at once (so no node waits for a peer that will never answer) and
-starts a new epoch: the next query gets a fresh session. The blocks the
-computation opens to steer itself are reconstructed from every node's
-re-randomised shares; the result stays sealed to its receiver at the nodes
-until :class:`~mpc_gateway.gateway.relay.Relay` shows them the logged release.
+The dispatcher owns the consortium's MPC sequences, one per lane
+(:mod:`mpc_gateway.lanes`; :class:`~.lanes.LaneSequence`): an ``epoch`` (one
+warm MPC session of that lane among the nodes) and a sequence number inside it,
+assigned under one lock together with sending the orders, so every node
+receives each lane's work in the same order. A plan runs in the lane its
+computation declares. When any node fails an order, the dispatcher aborts that
+lane's epoch at every node at once (so no node waits for a peer that will never
+answer) and starts a new epoch of that lane only: the other lane's session and
+the queries running in it go on. Replies are recombined by :mod:`.recombine`.
 """
 
 from __future__ import annotations
@@ -18,23 +18,24 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from dataclasses import dataclass
 from typing import Any
 
 import grpc
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from mpc_gateway.audit.evidence import DispatchEvidence
-from mpc_gateway.computations import Plan
+from mpc_gateway.computations import Plan, computation_of
 from mpc_gateway.errors import (
     ConfigurationError,
     GatewayError,
-    IntegrityError,
     ProtocolAbortedError,
     ShuttingDownError,
 )
 from mpc_gateway.gateway.blame import all_refuse, root_cause
-from mpc_gateway.orders import ExecutionOrder, Party, SessionOrder, recombine_block
+from mpc_gateway.gateway.lanes import LaneSequence, lane_parties
+from mpc_gateway.gateway.recombine import Dispatched, recombined
+from mpc_gateway.lanes import LANES, Lane
+from mpc_gateway.orders import ExecutionOrder, Party
 from mpc_gateway.pki import sign
 from mpc_gateway.policy import SignedApproval
 from mpc_gateway.proto.v1 import node_pb2, node_pb2_grpc
@@ -48,21 +49,8 @@ log = logging.getLogger(__name__)
 
 _ABORT_TIMEOUT_S = 5.0
 _STOP_CHECK_S = 0.25  # how soon a query waiting on nodes notices that the gateway stops
-MAX_IN_FLIGHT = 32  # below the nodes' 64 handler threads (rpc.server.build_server)
-
-
-@dataclass(frozen=True)
-class Dispatched:
-    """A joint result as signed integers per block, with where and how long it ran."""
-
-    order: ExecutionOrder
-    blocks: dict[str, list[int]]
-    local_ms: float
-    mpc_ms: float
-    participation: list[dict[str, object]]  # per node: name, party index, timings (audit)
-    sealed: dict[str, str]  # per node: the digest of its result shares, sealed and held there
-    sealed_bytes: int
-    cosigned: dict[str, int]  # per node: the size of our log it had cosigned last
+# queries in flight per lane: together below the nodes' 64 handler threads (rpc.server.build_server)
+MAX_IN_FLIGHT: dict[Lane, int] = {"short": 32, "long": 16}
 
 
 class Dispatcher:
@@ -80,28 +68,22 @@ class Dispatcher:
                 f"the consortium PKI has {sorted(party_order)}"
             )
         ordered = [by_name[name] for name in party_order]
-        self.parties = tuple(
-            Party(index=i, name=link.name, host=link.mpc_host, port=link.mpc_port)
-            for i, link in enumerate(ordered)
-        )
+        self._lanes = {lane: LaneSequence(lane, lane_parties(ordered, lane)) for lane in LANES}
+        self.parties: tuple[Party, ...] = self._lanes["short"].parties  # names, indices, count
         self._channels = [client_channel(link.address, tls) for link in ordered]
         self._stubs = [
             (link.name, node_pb2_grpc.NodeServiceStub(channel))
             for link, channel in zip(ordered, self._channels, strict=True)
         ]
         self._key = signing_key
-        self._pool = ThreadPoolExecutor(
-            max_workers=3 * MAX_IN_FLIGHT, thread_name_prefix="dispatch"
+        self._pool = ThreadPoolExecutor(  # a thread per node per query in flight, every lane
+            max_workers=len(ordered) * sum(MAX_IN_FLIGHT.values()), thread_name_prefix="dispatch"
         )
         # queries in flight wait at nodes for their turn, each holding a node handler thread:
-        # keep them fewer than a node's handler threads, so the query whose turn it is has one
-        self._in_flight = threading.BoundedSemaphore(MAX_IN_FLIGHT)
+        # keep them fewer than a node's handler threads, so the query whose turn it is has one;
+        # per lane, so long jobs queued in their lane never take the short queries' places
+        self._in_flight = {lane: threading.BoundedSemaphore(n) for lane, n in MAX_IN_FLIGHT.items()}
         self._lock = threading.Lock()
-        self._epoch = time.time_ns() // 1_000_000
-        self._next = 0
-        self._deadlines: dict[
-            tuple[int, int], int
-        ] = {}  # orders in flight: (epoch, seq) -> deadline
         self._stopped: str | None = None  # why no order runs any more (stop())
         self._closed = False
 
@@ -126,7 +108,7 @@ class Dispatcher:
             proof=evidence.proof,
             checkpoint=evidence.checkpoint,
         )
-        with self._in_flight:
+        with self._in_flight[computation_of(plan).lane]:
             try:
                 return self._dispatch(
                     query_id, plan, timeout_s, proof, on_dispatched, approvals, step or {}, receiver
@@ -156,11 +138,10 @@ class Dispatcher:
         step: dict[str, Any],
         receiver: str,
     ) -> Dispatched:
+        lane = self._lanes[computation_of(plan).lane]
         with self._lock:
             self._raise_if_stopped(query_id)
-            order = self._next_order(query_id, plan, timeout_s, approvals, step, receiver)
-            key = (order.epoch, order.sequence)
-            self._deadlines[key] = order.deadline_ms
+            order = lane.order(query_id, plan, timeout_s, approvals, step, receiver)
             data = order.canonical()
             request = node_pb2.SignedOrder(
                 order=data, signature=sign(self._key, data), evidence=proof
@@ -176,40 +157,10 @@ class Dispatcher:
             replies, failures = self._collect(query_id, order, calls)
         finally:
             with self._lock:
-                del self._deadlines[key]
+                lane.finished(order)
         if failures:
             raise root_cause(failures)
-        return self._reconstruct(order, replies)
-
-    def _next_order(
-        self,
-        query_id: str,
-        plan: Plan,
-        timeout_s: float,
-        approvals: tuple[SignedApproval, ...],
-        step: dict[str, Any],
-        receiver: str,
-    ) -> ExecutionOrder:
-        now_ms = time.time_ns() // 1_000_000
-        # an order runs after every order ahead of it: its own time starts when theirs ends
-        # (a query queued behind a long risk job must not time out while it waits its turn)
-        ahead = [d for (epoch, _), d in self._deadlines.items() if epoch == self._epoch]
-        starts_ms = max([now_ms, *ahead])
-        order = ExecutionOrder(
-            query_id=query_id,
-            plan=plan,
-            plan_hash=plan.plan_hash,
-            epoch=self._epoch,
-            sequence=self._next,
-            parties=self.parties,
-            issued_at_ms=now_ms,
-            deadline_ms=starts_ms + int(timeout_s * 1000),
-            approvals=approvals,
-            step=step,
-            receiver=receiver,
-        )
-        self._next += 1
-        return order
+        return recombined(order, replies)
 
     def _collect(
         self,
@@ -229,7 +180,8 @@ class Dispatcher:
                 if isinstance(outcome, GatewayError):
                     failures.append(outcome)
                     if len(failures) == 1 and not all_refuse(outcome, calls):
-                        self.abort(order.epoch, outcome.public_message)  # now, not at the deadline
+                        # now, not at the deadline; the other lane goes on
+                        self.abort(order.lane, order.epoch, outcome.public_message)
                 else:
                     replies[name] = outcome
         return replies, failures
@@ -237,13 +189,16 @@ class Dispatcher:
     def stop(self, reason: str) -> None:
         """Run no order any more: the ones under way end now with ShuttingDownError.
 
-        The current session is aborted at every node, so no node keeps computing
-        for a query whose result nobody will collect.
+        Every lane's current session is aborted at every node, so no node keeps
+        computing for a query whose result nobody will collect.
         """
         with self._lock:
             self._stopped = reason
-            epoch = self._epoch
-        for call in self.abort(epoch, reason, reopen=False):  # delivered before channels close
+            epochs = {name: lane.epoch for name, lane in self._lanes.items()}
+        aborts = [
+            c for lane, e in epochs.items() for c in self.abort(lane, e, reason, reopen=False)
+        ]
+        for call in aborts:  # delivered before the channels close
             try:
                 call.result()
             except grpc.RpcError:
@@ -267,12 +222,10 @@ class Dispatcher:
         """Every node's name and stub, in party order."""
         return self._stubs
 
-    def open_session(self, timeout_s: float = 15.0) -> bool:
-        """Connect the current epoch's MPC session at every node; True once all report it open."""
+    def open_session(self, lane: Lane, timeout_s: float = 15.0) -> bool:
+        """Connect ``lane``'s current MPC session at every node; True once all report it open."""
         with self._lock:
-            order = SessionOrder(
-                epoch=self._epoch, parties=self.parties, issued_at_ms=time.time_ns() // 1_000_000
-            )
+            order = self._lanes[lane].session_order()
         data = order.canonical()
         request = node_pb2.SignedOrder(order=data, signature=sign(self._key, data))
         calls = [
@@ -285,85 +238,57 @@ class Dispatcher:
             except grpc.RpcError as err:
                 reason = error_from_rpc(err, f"node {name}").public_message
                 log.warning(
-                    "could not open MPC session epoch %d ahead of use: %s", order.epoch, reason
+                    "could not open the %s lane's MPC session epoch %d ahead of use: %s",
+                    lane,
+                    order.epoch,
+                    reason,
                 )
-                self.abort(order.epoch, reason, reopen=False)
+                self.abort(lane, order.epoch, reason, reopen=False)
                 return False
-        log.info("MPC session epoch %d open at every node", order.epoch)
+        log.info("%s lane's MPC session epoch %d open at every node", lane, order.epoch)
         return True
 
     def open_session_in_background(
-        self, then: Callable[[], None] = lambda: None, retry_s: float = 1.0
+        self, lane: Lane, then: Callable[[], None] = lambda: None, retry_s: float = 1.0
     ) -> None:
-        """Open the session without blocking, retrying until every node has it; then ``then()``."""
+        """Open ``lane``'s session in the background, retrying until it opens; then ``then()``."""
 
         def keep_trying() -> None:
-            while not self.open_session():
+            while not self.open_session(lane):
                 if self._stopped is not None:
                     return
                 time.sleep(retry_s)
             then()
 
-        threading.Thread(target=keep_trying, name="mpc-session-open", daemon=True).start()
+        threading.Thread(target=keep_trying, name=f"mpc-{lane}-open", daemon=True).start()
 
-    def abort(self, epoch: int, reason: str, reopen: bool = True) -> list[grpc.Future[Any]]:
-        """Tear down ``epoch``'s session at every node; later queries use a new epoch.
+    def abort(
+        self, lane: Lane, epoch: int, reason: str, reopen: bool = True
+    ) -> list[grpc.Future[Any]]:
+        """Tear down ``lane``'s session of ``epoch`` at every node; its later queries use a new one.
 
-        Returns the abort calls under way (none if ``epoch`` is not the current one).
+        The other lane is not touched. Returns the abort calls under way (none if
+        ``epoch`` is not the lane's current one).
         """
         with self._lock:
-            if self._epoch != epoch or self._closed:
+            if self._closed or not self._lanes[lane].turn_over(epoch):
                 return []
-            self._epoch = max(epoch + 1, time.time_ns() // 1_000_000)
-            self._next = 0
-        log.warning("aborting MPC session epoch %d: %s", epoch, reason)
-        request = node_pb2.AbortRequest(epoch=epoch, reason=reason)
+        log.warning("aborting the %s lane's MPC session epoch %d: %s", lane, epoch, reason)
+        request = node_pb2.AbortRequest(lane=lane, epoch=epoch, reason=reason)
         aborts: list[grpc.Future[Any]] = [
             stub.AbortSession.future(request, timeout=_ABORT_TIMEOUT_S) for _, stub in self._stubs
         ]
         if reopen:  # once every node has let go of the old session, connect the next one
-            threading.Thread(target=self._reopen_after, args=(aborts,), daemon=True).start()
+            threading.Thread(target=self._reopen_after, args=(lane, aborts), daemon=True).start()
         return aborts
 
-    def _reopen_after(self, aborts: list[grpc.Future[Any]]) -> None:
+    def _reopen_after(self, lane: Lane, aborts: list[grpc.Future[Any]]) -> None:
         for call in aborts:
             try:
                 call.result()
             except grpc.RpcError:
                 pass  # an unreachable node: the next session's opening will say so
-        self.open_session()  # once: a node that stays down is reported by the next query
-
-    def _reconstruct(
-        self, order: ExecutionOrder, replies: dict[str, node_pb2.ResultShares]
-    ) -> Dispatched:
-        shares: dict[str, list[tuple[int, int, list[int]]]] = {}
-        for party in order.parties:
-            reply = replies[party.name]
-            if reply.party_index != party.index:
-                raise IntegrityError(f"node {party.name} answered as party {reply.party_index}")
-            for block in reply.blocks:
-                point = (party.index + 1, int(block.modulus), [int(v) for v in block.values])
-                shares.setdefault(block.name, []).append(point)
-        parties = len(order.parties)
-        blocks = {name: recombine_block(name, points, parties) for name, points in shares.items()}
-        return Dispatched(
-            order=order,
-            blocks=blocks,
-            local_ms=max(r.local_ms for r in replies.values()),
-            mpc_ms=max(r.mpc_ms for r in replies.values()),
-            participation=[
-                {
-                    "node": r.node,
-                    "party": r.party_index,
-                    "local_us": int(r.local_ms * 1000),
-                    "mpc_us": int(r.mpc_ms * 1000),
-                }
-                for r in sorted(replies.values(), key=lambda r: r.party_index)
-            ],
-            sealed={name: r.sealed_sha256 for name, r in replies.items()},
-            cosigned={name: r.cosigned_size for name, r in replies.items()},
-            sealed_bytes=sum(r.sealed_size for r in replies.values()),
-        )
+        self.open_session(lane)  # once: a node that stays down is reported by the next query
 
 
 def _execute(

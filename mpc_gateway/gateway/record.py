@@ -23,7 +23,7 @@ from mpc_gateway.errors import GatewayError, InternalError
 from mpc_gateway.orders import ExecutionOrder
 
 if TYPE_CHECKING:
-    from mpc_gateway.gateway.dispatch import Dispatched
+    from mpc_gateway.gateway.recombine import Dispatched
     from mpc_gateway.policy import CombinedDecision
 
 __all__ = [
@@ -57,7 +57,7 @@ class QueryRecord:
     """One query's audit trail.
 
     The submission is written and sealed before dispatch (nodes verify it); the
-    dispatch (epoch, sequence, nodes) is written with the query's outcome.
+    dispatch (lane, epoch, sequence, nodes) is written with the query's outcome.
     """
 
     def __init__(self, audit: AuditTrail, query_id: str, dataset: str, actor: str) -> None:
@@ -107,6 +107,7 @@ class QueryRecord:
                     "dispatched",
                     {
                         "plan_hash": order.plan_hash,
+                        "lane": order.lane,
                         "epoch": order.epoch,
                         "sequence": order.sequence,
                         "nodes": [p.name for p in order.parties],

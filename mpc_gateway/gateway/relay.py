@@ -24,7 +24,8 @@ from mpc_gateway.audit.evidence import DispatchEvidence
 from mpc_gateway.audit.trail import AuditTrail
 from mpc_gateway.computations import Blocks, Plan
 from mpc_gateway.errors import GatewayError
-from mpc_gateway.gateway.dispatch import Dispatched, Dispatcher
+from mpc_gateway.gateway.dispatch import Dispatcher
+from mpc_gateway.gateway.recombine import Dispatched
 from mpc_gateway.gateway.record import QueryRecord
 from mpc_gateway.orders.release import Relayed, SealedShare
 from mpc_gateway.pki import ConsortiumLayout, Identity
@@ -83,6 +84,7 @@ class Relay:
             release=replace(release, checkpoint=checkpoint),
             signing_certificates=self.signing_certificates,
             sequence=steps[-1].order.sequence,
+            lane=steps[-1].order.lane,
             rounds=len(steps),
             total_ms=total_ms + release_ms,
             mpc_ms=sum(s.mpc_ms for s in steps),

@@ -24,6 +24,7 @@ from mpc_gateway.gateway.pending import EndedQuery
 from mpc_gateway.gateway.record import request_refused
 from mpc_gateway.gateway.registry import RegisteredModel
 from mpc_gateway.gateway.service import Gateway
+from mpc_gateway.lanes import LANES
 from mpc_gateway.pki import Identity
 from mpc_gateway.pki.sealing import SealedWeights
 from mpc_gateway.policy import SignedApproval
@@ -310,14 +311,18 @@ def serve_gateway(settings: GatewaySettings) -> None:
         gate=gate,
         on_refusal=refusals_logged(gateway),
     )
-    # ready (SERVING) once the nodes' MPC session is open, so probes never send queries too
-    # early, and while the audit log can be written
+    # ready (SERVING) once every lane's MPC session is open at the nodes, so probes never send
+    # queries too early, and while the audit log can be written
     readiness = Readiness(health, [service.name for service in services])
-    readiness.hold("mpc", "the MPC session is not open yet")
+    for lane in LANES:
+        readiness.hold(f"mpc:{lane}", f"the {lane} lane's MPC session is not open yet")
     gateway.audit.log.watch_storage(readiness.storage)
     readiness.recheck("storage", gateway.audit.log.recheck_storage)
     server.start()
-    gateway.dispatcher.open_session_in_background(then=lambda: readiness.release("mpc"))
+    for lane in LANES:
+        gateway.dispatcher.open_session_in_background(
+            lane, then=functools.partial(readiness.release, f"mpc:{lane}")
+        )
     log.info(
         "gateway %s serving on port %d for nodes %s",
         settings.name,

@@ -44,10 +44,11 @@ from mpc_gateway.errors import (
     PolicyDeniedError,
     ShuttingDownError,
 )
-from mpc_gateway.gateway.dispatch import Dispatched, Dispatcher
+from mpc_gateway.gateway.dispatch import Dispatcher
 from mpc_gateway.gateway.governance import BudgetLine, Governance
 from mpc_gateway.gateway.lifecycle import QueryBook, QueryState, TrackedQuery, not_waiting
 from mpc_gateway.gateway.pending import EndedQuery, QueryStore
+from mpc_gateway.gateway.recombine import Dispatched
 from mpc_gateway.gateway.record import QueryRecord
 from mpc_gateway.gateway.recovery import LogScan, recover
 from mpc_gateway.gateway.registry import ModelRegistry, RegisteredModel, register_recorded

@@ -11,6 +11,8 @@ import struct
 from dataclasses import dataclass
 from typing import IO, Any
 
+from mpc_gateway.lanes import Lane
+
 __all__ = ["NODES_ONLY", "WorkerConfig", "read_frame", "write_frame"]
 
 _HEADER = struct.Struct(">I")
@@ -30,6 +32,7 @@ class WorkerConfig:
     identities: tuple[str, ...]  # spiffe id expected of each party's certificate
     mpc_dir: str  # holds .config/party_{pid}.crt|.key and .config/mpyc_ca.crt
     epoch: int
+    lane: Lane = "short"  # the MPC lane whose session this is
     log_level: str = "WARNING"
 
     def mpyc_argv(self) -> list[str]:

@@ -26,7 +26,7 @@ def main() -> None:
         raise SystemExit("mpc worker: first frame must be a WorkerConfig")
     logging.basicConfig(
         level=config.log_level,
-        format=f"%(asctime)s mpc-worker[{config.pid}] %(levelname)s %(message)s",
+        format=f"%(asctime)s mpc-worker[{config.pid} {config.lane}] %(levelname)s %(message)s",
     )
     os.chdir(config.mpc_dir)
     sys.argv = config.mpyc_argv()

@@ -12,6 +12,8 @@ import time
 import grpc
 
 from mpc_gateway.audit.evidence import DispatchEvidence
+from mpc_gateway.errors import IntegrityError
+from mpc_gateway.lanes import is_lane
 from mpc_gateway.node.service import Node
 from mpc_gateway.proto.v1 import node_pb2, node_pb2_grpc
 from mpc_gateway.rpc.audit_servicer import audit_service
@@ -87,13 +89,16 @@ class NodeServicer(node_pb2_grpc.NodeServiceServicer):
     def OpenSession(
         self, request: node_pb2.SignedOrder, context: grpc.ServicerContext
     ) -> node_pb2.SessionReply:
-        epoch = self.node.open_session(request.order, request.signature, context.time_remaining())
-        return node_pb2.SessionReply(epoch=epoch)
+        order = self.node.open_session(request.order, request.signature, context.time_remaining())
+        return node_pb2.SessionReply(epoch=order.epoch, lane=order.lane)
 
     def AbortSession(
         self, request: node_pb2.AbortRequest, context: grpc.ServicerContext
     ) -> node_pb2.AbortReply:
-        self.node.abort(request.epoch, request.reason)
+        lane = request.lane or "short"  # a gateway from before lanes had one session
+        if not is_lane(lane):
+            raise IntegrityError(f"there is no MPC lane {lane[:40]!r}")
+        self.node.abort(lane, request.epoch, request.reason)
         return node_pb2.AbortReply()
 
 
@@ -125,11 +130,13 @@ def serve_node(settings: NodeSettings) -> None:
     readiness.recheck("storage", node.witness.log.recheck_storage)
     server.start()
     log.info(
-        "node %s (MPC party %d) serving on port %d; MPC port %d; datasets: %s",
+        "node %s (MPC party %d) serving on port %d; MPC ports %d (short lane), %d (long); "
+        "datasets: %s",
         settings.name,
         node.party_index,
         port,
         settings.mpc_port,
+        settings.mpc_long_port,
         ", ".join(f"{n} ({d.rows} rows)" for n, d in node.datasets.items()),
     )
 

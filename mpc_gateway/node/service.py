@@ -4,12 +4,15 @@ Only the consortium's gateway reaches these methods (the server's access
 table says so). Before contributing anything the node checks, on its own: the
 Ed25519 signature on the order against the
 gateway's certified signing key; that the order places this node at its own
-party index and MPC port; that the plan is for a dataset it holds with the same
-schema; and that the plan re-validates against its own schema (a gateway that
-sends a plan it did not validate gets refused). Only then does it compute its
-local aggregates and hand them to the MPC step, in the order's sequence. A helper
-node (``role = "helper"``) checks every order the same way against its own policy;
-its datasets are empty tables, so it contributes zeros of every computation's shape.
+party index and its MPC port for the order's lane; that the lane is the one the
+plan's computation runs in (:mod:`.lanes`: a long job never gets into the short
+lane's session, nor a short query into the long one's); that the plan is for a
+dataset it holds with the same schema; and that the plan re-validates against
+its own schema (a gateway that sends a plan it did not validate gets refused).
+Only then does it compute its local aggregates and hand them to the MPC step, in
+its lane's sequence. A helper node (``role = "helper"``) checks every order the
+same way against its own policy; its datasets are empty tables, so it contributes
+zeros of every computation's shape.
 """
 
 from __future__ import annotations
@@ -34,12 +37,12 @@ from mpc_gateway.errors import (
     IntegrityError,
     InvalidQueryError,
 )
-from mpc_gateway.mpc.wire import WorkerConfig
+from mpc_gateway.lanes import Lane
+from mpc_gateway.node.lanes import LaneSessions, worker_spawner
 from mpc_gateway.node.release import Contribution, Releases, order_receiver, split_blocks
-from mpc_gateway.node.session import SessionSequencer, WorkerProcess
 from mpc_gateway.node.sources import DataSource, close_dataset, open_dataset
 from mpc_gateway.node.steps import StepMemory
-from mpc_gateway.orders import ExecutionOrder, Party, SessionOrder
+from mpc_gateway.orders import ExecutionOrder, SessionOrder
 from mpc_gateway.pki import (
     Identity,
     load_ca,
@@ -102,7 +105,14 @@ class Node:
             )
             for name, src in settings.datasets.items()
         }
-        self.sequencer = SessionSequencer(self._spawn)
+        self.sessions = LaneSessions(
+            settings.name,
+            self.party_index,
+            settings.mpc_port_of,
+            worker_spawner(
+                self.party_index, self.layout.trust_domain, self.layout.mpc_dir(settings.name)
+            ),
+        )
         self.steps = StepMemory()
         self._ca = load_ca(self.layout.ca_cert)
         schemas = {n: d.schema for n, d in self.datasets.items()}
@@ -129,44 +139,30 @@ class Node:
             self.witness,
         )
 
-    def _spawn(self, epoch: int, parties: tuple[Party, ...]) -> WorkerProcess:
-        return WorkerProcess(
-            WorkerConfig(
-                pid=self.party_index,
-                addresses=tuple((p.host, p.port) for p in parties),
-                identities=tuple(
-                    Identity("node", p.name, self.layout.trust_domain).spiffe_id for p in parties
-                ),
-                mpc_dir=str(self.layout.mpc_dir(self.settings.name)),
-                epoch=epoch,
-            )
-        )
-
-    def _check_my_party(self, parties: tuple[Party, ...]) -> None:
-        me = parties[self.party_index] if self.party_index < len(parties) else None
-        if me is None or me.name != self.settings.name or me.port != self.settings.mpc_port:
-            raise IntegrityError(
-                f"order does not place {self.settings.name} at its MPC party index "
-                f"{self.party_index} and port {self.settings.mpc_port}"
-            )
-
     def _verified_order(self, order_bytes: bytes, signature: bytes) -> ExecutionOrder:
         verify(self._gateway_key, signature, order_bytes, what="execution order")
         order = ExecutionOrder.from_bytes(order_bytes)
-        self._check_my_party(order.parties)
+        self.sessions.check_placement(order.lane, order.parties)
         return order
 
-    def open_session(self, order_bytes: bytes, signature: bytes, timeout_s: float | None) -> int:
-        """Connect the MPC session the gateway announces, ahead of its first query."""
+    def open_session(
+        self, order_bytes: bytes, signature: bytes, timeout_s: float | None
+    ) -> SessionOrder:
+        """Connect the lane's MPC session the gateway announces, ahead of its first query."""
         verify(self._gateway_key, signature, order_bytes, what="session order")
         order = SessionOrder.from_bytes(order_bytes)
-        self._check_my_party(order.parties)
-        self.sequencer.open(order.epoch, order.parties, time.monotonic() + (timeout_s or 30.0))
-        log.info("MPC session epoch %d connected ahead of use", order.epoch)
-        return order.epoch
+        self.sessions.open(order, time.monotonic() + (timeout_s or 30.0))
+        log.info("%s lane's MPC session epoch %d connected ahead of use", order.lane, order.epoch)
+        return order
 
     def _checked_plan(self, order: ExecutionOrder) -> tuple[DataSource, _Taken]:
         plan = order.plan
+        lane = computation_of(plan).lane
+        if order.lane != lane:
+            raise IntegrityError(
+                f"order puts its {plan.kind} plan in the {order.lane} lane: "
+                f"{plan.kind} runs in the {lane} lane"
+            )
         dataset = self.datasets.get(plan.dataset)
         if dataset is None:
             raise InvalidQueryError(f"{self.settings.name} holds no dataset {plan.dataset!r}")
@@ -219,7 +215,8 @@ class Node:
                 f"{plan.analyst} {limit} queries a day on {plan.dataset!r}, all taken",
                 rule="dataset.daily_limit",
             )
-        taken = _Taken(key, day, f"{order.query_id}/{order.epoch}/{order.sequence}", bool(charges))
+        slot = f"{order.query_id}/{order.lane}/{order.epoch}/{order.sequence}"
+        taken = _Taken(key, day, slot, bool(charges))
         try:
             if charges:
                 self.privacy.charge(taken.order, charges)
@@ -277,7 +274,7 @@ class Node:
                 self.witness.seal()
             if order is not None:  # the gateway's own order: its turn passes, the session stays
                 deadline = time.monotonic() + max(0.0, order.deadline_ms / 1000 - time.time())
-                self.sequencer.skip(order.epoch, order.sequence, order.parties, deadline)
+                self.sessions.skip(order, deadline)
             raise
         try:
             with self.witness.batch():  # signed at once: a head covers the receipt while it runs
@@ -344,17 +341,20 @@ class Node:
         call = self._local_inputs(order, dataset)
         local_ms = (time.perf_counter() - started) * 1000
         try:
-            blocks, mpc_ms = self.sequencer.run(
-                order.epoch, order.sequence, order.parties, call.program, call.args, deadline
-            )
+            blocks, mpc_ms = self.sessions.run(order, call.program, call.args, deadline)
         except GatewayError as err:
             log.warning(
-                "query %s (seq %d) failed: %s", order.query_id, order.sequence, err.public_message
+                "query %s (%s lane, seq %d) failed: %s",
+                order.query_id,
+                order.lane,
+                order.sequence,
+                err.public_message,
             )
             raise
         log.info(
-            "query %s (epoch %d seq %d) done: local %.1f ms, mpc %.1f ms",
+            "query %s (%s lane, epoch %d seq %d) done: local %.1f ms, mpc %.1f ms",
             order.query_id,
+            order.lane,
             order.epoch,
             order.sequence,
             local_ms,
@@ -381,14 +381,14 @@ class Node:
         )
         return computation_of(plan).local_inputs(plan, order.step, data)
 
-    def abort(self, epoch: int, reason: str) -> None:
-        if self.sequencer.abort(epoch, f"aborted by the gateway: {reason[:500]}"):
-            log.info("session epoch %d aborted by the gateway: %s", epoch, reason[:500])
+    def abort(self, lane: Lane, epoch: int, reason: str) -> None:
+        if self.sessions.abort(lane, epoch, f"aborted by the gateway: {reason[:500]}"):
+            log.info("%s lane's epoch %d aborted by the gateway: %s", lane, epoch, reason[:500])
         else:
-            log.info("abort for epoch %d ignored: it is not this node's session", epoch)
+            log.info("abort for %s lane epoch %d ignored: not this node's session", lane, epoch)
 
     def close(self) -> None:
-        self.sequencer.close()
+        self.sessions.close()
         self.witness.close()
         self.usage.close()
         self.privacy.close()

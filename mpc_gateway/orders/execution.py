@@ -1,8 +1,11 @@
 """The execution order the gateway signs and every node verifies.
 
-An order binds one query plan to its place in the consortium's global MPC
-sequence: an ``epoch`` (one warm MPC session among the nodes) and a
-``sequence`` number inside it. Nodes run MPC work strictly in sequence order,
+An order binds one query plan to its place in one lane's global MPC
+sequence: its ``lane`` (:mod:`mpc_gateway.lanes`: short queries and long jobs
+have sessions and sequences of their own), an ``epoch`` (one warm MPC session of
+that lane among the nodes) and a ``sequence`` number inside it. The lane must be
+the one the plan's computation declares: every node checks it. Nodes run each
+lane's MPC work strictly in sequence order,
 because MPyC matches messages by program counter: two parties that start
 queries in different orders silently compute garbage. The party list fixes who
 takes part and at which MPyC index.
@@ -17,6 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, SerializeAsAny, field_validat
 from mpc_gateway.canonical import canonical_bytes, from_canonical
 from mpc_gateway.computations import Plan, plan_from_dict
 from mpc_gateway.errors import GatewayError, IntegrityError
+from mpc_gateway.lanes import Lane
 from mpc_gateway.policy.approvals import SignedApproval
 
 __all__ = ["Party", "ExecutionOrder", "SessionOrder", "check_parties"]
@@ -37,11 +41,12 @@ def check_parties(parties: tuple[Party, ...]) -> None:
 
 
 class SessionOrder(BaseModel):
-    """The gateway's signed instruction to connect the MPC session of an epoch ahead of use."""
+    """The gateway's signed instruction to connect a lane's MPC session of an epoch ahead of use."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     kind: Literal["open_session"] = "open_session"
+    lane: Lane
     epoch: int = Field(ge=0)
     parties: tuple[Party, ...] = Field(min_length=3)
     issued_at_ms: int
@@ -66,6 +71,7 @@ class ExecutionOrder(BaseModel):
     query_id: str
     plan: SerializeAsAny[Plan]
     plan_hash: str
+    lane: Lane  # the plan's computation's: every node checks it
     epoch: int = Field(ge=0)
     sequence: int = Field(ge=0)
     parties: tuple[Party, ...] = Field(min_length=3)
@@ -90,7 +96,12 @@ class ExecutionOrder(BaseModel):
 
     def witness_fields(self) -> dict[str, Any]:
         """What names the order in a node's witness log (the gateway's dispatch entry agrees)."""
-        return {"plan_hash": self.plan_hash, "epoch": self.epoch, "sequence": self.sequence}
+        return {
+            "plan_hash": self.plan_hash,
+            "lane": self.lane,
+            "epoch": self.epoch,
+            "sequence": self.sequence,
+        }
 
     @classmethod
     def from_bytes(cls, data: bytes) -> ExecutionOrder:

@@ -24,6 +24,7 @@ from mpc_gateway.audit.checkpoint import verify_witnessed_checkpoint
 from mpc_gateway.audit.evidence import DispatchEvidence, log_origin, verify_logged
 from mpc_gateway.computations import Blocks, Plan, Released, Request, computation_of
 from mpc_gateway.errors import GatewayError, IntegrityError
+from mpc_gateway.lanes import Lane
 from mpc_gateway.orders.shares import recombine_block
 from mpc_gateway.pki import Identity, identity_from_certificate, load_verified_signing_cert
 from mpc_gateway.pki.receiver import ReceiverKey, open_sealed, sealing_info
@@ -63,6 +64,7 @@ class Relayed:
     mpc_ms: float
     local_ms: float
     release_ms: float  # the nodes' cosigning and handing over, as the gateway saw it
+    lane: Lane = "short"  # the MPC lane it ran in: ``sequence`` counts in that lane
 
 
 Verified = dict[bytes, tuple[Identity, Ed25519PublicKey, datetime]]
@@ -181,4 +183,5 @@ def open_relayed(
         local_ms=relayed.local_ms,
         controls=plan.controls,
         request=request,
+        lane=relayed.lane,
     )

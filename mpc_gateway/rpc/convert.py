@@ -18,6 +18,7 @@ from pydantic import ValidationError
 from mpc_gateway.audit.evidence import DispatchEvidence
 from mpc_gateway.computations import Request, computation, plan_from_json
 from mpc_gateway.errors import GatewayError, IntegrityError, InvalidQueryError
+from mpc_gateway.lanes import Lane, is_lane
 from mpc_gateway.orders.release import Relayed, SealedShare
 from mpc_gateway.proto.v1 import gateway_pb2
 from mpc_gateway.query.schema import CategoricalColumn, DatasetSchema, KeyColumn
@@ -84,6 +85,7 @@ def result_to_proto(relayed: Relayed) -> gateway_pb2.ComputationResult:
         plan_hash=relayed.plan.plan_hash,
         dataset=relayed.plan.dataset,
         sequence=relayed.sequence,
+        lane=relayed.lane,
         rounds=relayed.rounds,
         timing=gateway_pb2.Timing(
             total_ms=relayed.total_ms,
@@ -108,6 +110,14 @@ def result_to_proto(relayed: Relayed) -> gateway_pb2.ComputationResult:
             node_certificates=[pem.decode() for pem in relayed.signing_certificates],
         ),
     )
+
+
+def _lane(name: str) -> Lane:
+    if not name:
+        return "short"  # a gateway from before lanes: it had one sequence
+    if not is_lane(name):
+        raise IntegrityError(f"the gateway's result names no MPC lane: {name[:40]!r}")
+    return name
 
 
 def result_from_proto(message: gateway_pb2.ComputationResult) -> Relayed:
@@ -140,6 +150,7 @@ def result_from_proto(message: gateway_pb2.ComputationResult) -> Relayed:
         ),
         signing_certificates=tuple(pem.encode() for pem in sealed.node_certificates),
         sequence=message.sequence,
+        lane=_lane(message.lane),
         rounds=message.rounds,
         total_ms=message.timing.total_ms,
         mpc_ms=message.timing.mpc_ms,

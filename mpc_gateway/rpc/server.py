@@ -154,7 +154,7 @@ def client_channel(
 class Readiness:
     """A server's health as the conditions keeping it from serving (none: SERVING).
 
-    Each condition has a name (``"mpc"``: the MPC session is not open yet;
+    Each condition has a name (``"mpc:short"``: the short lane's MPC session is not open yet;
     ``"storage"``: the audit log cannot be written); the server reports
     NOT_SERVING, for every service, while any is held.
     """

@@ -10,7 +10,7 @@ import pytest
 from mpc_gateway.audit.log import AuditEvent
 from mpc_gateway.audit.reconcile import Reconciliation, decode_events
 from mpc_gateway.audit.reconcile import reconcile as reconcile_events
-from tests.audit.witnesses import NODES, Consortium, erase_tail, event, order, plan_of
+from tests.audit.witnesses import EPOCH, NODES, Consortium, erase_tail, event, order, plan_of
 
 GW = "gateway/gateway"
 
@@ -32,21 +32,25 @@ def reconcile(gateway: list[bytes], nodes: dict[str, list[bytes]]) -> Reconcilia
     return reconcile_events(decode_events(gateway), decoded)
 
 
-def node_log(query_id: str, sequence: int, *, end: str = "order.completed") -> list[bytes]:
-    fields = order(query_id, sequence)
+def node_log(
+    query_id: str, sequence: int, *, end: str = "order.completed", lane: str | None = "short"
+) -> list[bytes]:
+    fields = order(query_id, sequence, lane=lane)
     return entries(
         event("order.received", GW, query_id, **fields), event(end, GW, query_id, **fields)
     )
 
 
-def gateway_log(query_id: str, sequence: int, outcome: str = "result.released") -> list[bytes]:
+def gateway_log(
+    query_id: str, sequence: int, outcome: str = "result.released", lane: str | None = "short"
+) -> list[bytes]:
     return entries(
         event("query.submitted", "analyst/alice", query_id, plan_hash=plan_of(query_id)),
         event(
             "query.dispatched",
             "analyst/alice",
             query_id,
-            **order(query_id, sequence),
+            **order(query_id, sequence, lane=lane),
             nodes=list(NODES),
         ),
         event(outcome, "analyst/alice", query_id, plan_hash=plan_of(query_id)),
@@ -76,7 +80,7 @@ def test_a_tail_erased_from_the_gateways_log_names_the_missing_outcome(
     found = consortium.verify()
     assert not found.ok
     assert set(found.problems) == {
-        f"node {name} completed query q-2 (epoch {order('q-2', 1)['epoch']}, sequence 1) but "
+        f"node {name} completed query q-2 (short lane, epoch {EPOCH}, sequence 1) but "
         "the gateway's log has no outcome for it"
         for name in NODES
     }
@@ -97,7 +101,7 @@ def test_an_erased_tail_stays_caught_after_later_queries_endorse_the_cut_log(
     restarted.close()
     found = restarted.verify()
     assert [p for p in found.problems if "q-2" in p] == [
-        f"node {name} completed query q-2 (epoch {order('q-2', 1)['epoch']}, sequence 1) but "
+        f"node {name} completed query q-2 (short lane, epoch {EPOCH}, sequence 1) but "
         "the gateway's log has no outcome for it"
         for name in NODES
     ]
@@ -109,7 +113,7 @@ def test_a_release_without_every_nodes_completion_is_caught() -> None:
     nodes["bank-b"] = node_log("q-1", 0, end="order.failed")
     found = reconcile(gateway_log("q-1", 0), nodes)
     assert (
-        f"the gateway's log released query q-1 (epoch {order('q-1', 0)['epoch']}, sequence 0) "
+        f"the gateway's log released query q-1 (short lane, epoch {EPOCH}, sequence 0) "
         "but node bank-b recorded no completion of it"
     ) in found.problems
 
@@ -119,7 +123,7 @@ def test_a_dispatch_to_a_node_that_never_held_the_order_fails_a_release_warns_a_
     nodes["broker-c"] = []
     released = reconcile(gateway_log("q-1", 0), nodes)
     message = (
-        f"the gateway's log dispatched query q-1 (epoch {order('q-1', 0)['epoch']}, sequence 0) "
+        f"the gateway's log dispatched query q-1 (short lane, epoch {EPOCH}, sequence 0) "
         "to node broker-c, whose log holds no such order"
     )
     assert message in released.problems
@@ -143,9 +147,7 @@ def test_nodes_that_ran_different_orders_at_one_sequence_are_caught() -> None:
     nodes["broker-c"] = node_log("q-9", 0)
     found = reconcile(gateway_log("q-1", 0), nodes)
     assert any(
-        p.startswith(
-            f"nodes disagree on the order at epoch {order('q-1', 0)['epoch']}, sequence 0:"
-        )
+        p.startswith(f"nodes disagree on the order in the short lane at epoch {EPOCH}, sequence 0:")
         and "broker-c holds query q-9" in p
         for p in found.problems
     )
@@ -156,8 +158,8 @@ def test_a_node_log_with_two_orders_at_one_sequence_is_caught() -> None:
     nodes["bank-a"] += node_log("q-2", 0)
     found = reconcile(gateway_log("q-1", 0), nodes)
     assert (
-        f"node bank-a recorded two different orders at epoch {order('q-1', 0)['epoch']}, "
-        "sequence 0: query q-1 and query q-2"
+        "node bank-a recorded two different orders in the short lane at epoch "
+        f"{EPOCH}, sequence 0: query q-1 and query q-2"
     ) in found.problems
 
 
@@ -166,7 +168,7 @@ def test_a_run_the_gateway_did_not_log_is_caught() -> None:
     nodes = {name: node_log("q-1", 0) + node_log("q-1", 1) for name in NODES}
     found = reconcile(gateway_log("q-1", 0), nodes)
     assert sorted(found.problems) == [
-        f"node {name} completed query q-1 (epoch {order('q-1', 1)['epoch']}, sequence 1) but "
+        f"node {name} completed query q-1 (short lane, epoch {EPOCH}, sequence 1) but "
         "the gateway's log records no dispatch of it"
         for name in NODES
     ]
@@ -235,5 +237,35 @@ def test_a_malformed_dispatch_entry_is_named() -> None:
     gateway = entries(event("query.dispatched", "analyst/alice", "q-1", nodes=list(NODES)))
     found = reconcile(gateway, {})
     assert found.problems == (
-        "gateway entry 0 is a dispatch without query id, epoch, sequence, plan hash and nodes",
+        "gateway entry 0 is a dispatch without query id, lane, epoch, sequence, plan hash and "
+        "nodes",
     )
+
+
+def test_each_lane_counts_its_own_sequence_numbers() -> None:
+    """A short query and a long job at the same epoch and sequence: two lanes, no clash."""
+    nodes = {name: node_log("q-1", 0) + node_log("q-2", 0, lane="long") for name in NODES}
+    found = reconcile(gateway_log("q-1", 0) + gateway_log("q-2", 0, lane="long"), nodes)
+    assert found.problems == () and found.warnings == ()
+
+
+def test_an_order_the_nodes_hold_in_another_lane_than_the_gateway_dispatched_is_caught() -> None:
+    nodes = {name: node_log("q-1", 0, lane="long") for name in NODES}
+    found = reconcile(gateway_log("q-1", 0), nodes)
+    assert (
+        f"the gateway's log dispatched query q-1 (short lane, epoch {EPOCH}, "
+        "sequence 0) to node bank-a, whose log holds no such order"
+    ) in found.problems
+
+
+def test_a_query_dispatched_in_two_lanes_is_caught() -> None:
+    nodes = {name: node_log("q-1", 0) + node_log("q-1", 1, lane="long") for name in NODES}
+    gateway = gateway_log("q-1", 0)[:2] + gateway_log("q-1", 1, lane="long")[1:]
+    found = reconcile(gateway, nodes)
+    assert "the gateway's log dispatched query q-1 in long and short lanes" in found.problems
+
+
+def test_logs_written_before_lanes_reconcile_as_the_short_lanes() -> None:
+    nodes = {name: node_log("q-1", 0, lane=None) for name in NODES}
+    assert reconcile(gateway_log("q-1", 0), nodes).problems == ()
+    assert reconcile(gateway_log("q-1", 0, lane=None), nodes).problems == ()

@@ -36,8 +36,12 @@ def plan_of(query_id: str) -> str:
     return f"plan-of-{query_id}"
 
 
-def order(query_id: str, sequence: int, epoch: int = EPOCH) -> dict[str, Any]:
-    return {"plan_hash": plan_of(query_id), "epoch": epoch, "sequence": sequence}
+def order(
+    query_id: str, sequence: int, epoch: int = EPOCH, lane: str | None = "short"
+) -> dict[str, Any]:
+    """An order's fields as the logs name it; ``lane`` None: as written before lanes."""
+    named = {"plan_hash": plan_of(query_id), "epoch": epoch, "sequence": sequence}
+    return named if lane is None else {**named, "lane": lane}
 
 
 class Consortium:

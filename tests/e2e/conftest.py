@@ -33,6 +33,16 @@ def consortium(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalConsor
         running.stop()
 
 
+@pytest.fixture(scope="module")
+def short_deadlines(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalConsortium]:
+    """A consortium whose aggregates have 2 s to answer, risk jobs the default 600 s."""
+    running = start_consortium(tmp_path_factory.mktemp("short-deadlines"), query_timeout_s=2.0)
+    try:
+        yield running
+    finally:
+        running.stop()
+
+
 def client_for(
     consortium: LocalConsortium, identity: str = "analyst/alice", timeout_s: float = 30.0
 ) -> GatewayClient:

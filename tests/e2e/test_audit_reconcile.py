@@ -84,7 +84,7 @@ def restart(consortium: LocalConsortium, name: str, replace_log: Path | None = N
 
 
 def missing_outcome(name: str, query_id: str) -> str:
-    return f"✗ node {name} completed query {query_id} (epoch"
+    return f"✗ node {name} completed query {query_id} (short lane, epoch"
 
 
 def test_a_tail_erased_from_the_gateways_log_is_caught_before_and_after_a_restart(

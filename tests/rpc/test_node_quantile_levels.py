@@ -17,28 +17,18 @@ import pytest
 from mpc_gateway.computations import build
 from mpc_gateway.computations.quantile import QuantileRequest
 from mpc_gateway.devnet.localnet import ConsortiumFiles, schema_path
-from mpc_gateway.node.server import node_services
 from mpc_gateway.node.service import Node
 from mpc_gateway.policy import load_policy
 from mpc_gateway.proto.v1 import node_pb2_grpc
 from mpc_gateway.query.schema import load_schema
-from mpc_gateway.settings import NodeSettings, load_settings
 from tests.forged import forge
-from tests.rpc.conftest import Served, serve
+from tests.rpc.conftest import Served, own_node
 
 
 @pytest.fixture()
 def bank_b(files: ConsortiumFiles, tmp_path: Path) -> Iterator[tuple[Node, Served]]:
-    settings = load_settings(NodeSettings, files.node_config("bank-b"))
-    node = Node(
-        settings.model_copy(
-            update={"audit_db": tmp_path / "w.sqlite", "usage_db": tmp_path / "u.sqlite"}
-        )
-    )
-    served = serve(node_services(node), node.tls, files.pki_dir)
-    yield node, served
-    served.server.stop(0)
-    node.close()
+    with own_node(files, "bank-b", tmp_path) as served:
+        yield served
 
 
 @pytest.mark.parametrize("level", ["1", "0.000001"])

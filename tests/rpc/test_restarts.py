@@ -24,19 +24,19 @@ from mpc_gateway.computations import AggregateRequest
 from mpc_gateway.computations.aggregate import parse_aggregate
 from mpc_gateway.devnet.localnet import ConsortiumFiles
 from mpc_gateway.errors import InvalidRequestError, ShuttingDownError
-from mpc_gateway.gateway.dispatch import Dispatcher
 from mpc_gateway.gateway.lifecycle import QueryState
 from mpc_gateway.gateway.pending import EndedQuery
 from mpc_gateway.gateway.record import QueryRecord
 from mpc_gateway.gateway.recovery import ABANDONED, LogScan
 from mpc_gateway.gateway.server import drain_gateway, gateway_services, refusals_logged
 from mpc_gateway.gateway.service import Gateway
-from mpc_gateway.pki import Identity, load_layout, load_signing_key, tls_credentials_bytes
+from mpc_gateway.pki import Identity
 from mpc_gateway.policy.ledger import usage_key
 from mpc_gateway.proto.v1 import gateway_pb2, gateway_pb2_grpc, node_pb2, node_pb2_grpc
 from mpc_gateway.rpc.drain import Gate
-from mpc_gateway.rpc.server import Service, build_server, client_channel
+from mpc_gateway.rpc.server import build_server, client_channel
 from mpc_gateway.settings import GatewaySettings, load_settings
+from tests.rpc.conftest import dispatcher_to
 from tests.rpc.test_lifecycle import ALICE, CAROL, RecordingDispatcher, _signed, _waiting
 
 BOB = Identity("analyst", "bob")
@@ -346,37 +346,27 @@ class SilentNodes(node_pb2_grpc.NodeServiceServicer):
 def test_the_real_dispatcher_stops_a_query_the_nodes_never_answer(
     open_gateway: Open, files: ConsortiumFiles, settings: GatewaySettings
 ) -> None:
-    layout = load_layout(files.pki_dir)
     nodes = SilentNodes()
-    access = {m: ("gateway/gateway",) for m in ("Execute", "AbortSession", "OpenSession")}
-    service = Service.of(node_pb2, node_pb2_grpc, "NodeService", nodes, access)
-    node_tls = tls_credentials_bytes(layout, Identity("node", "bank-a", layout.trust_domain))
-    server, port, _ = build_server("127.0.0.1:0", node_tls, [service], layout.trust_domain)
-    server.start()
-    links = [n.model_copy(update={"address": f"127.0.0.1:{port}"}) for n in settings.nodes]
-    gateway_id = Identity("gateway", "gateway", layout.trust_domain)
-    key = load_signing_key(layout.signing_paths(gateway_id)[1])
-    dispatcher = Dispatcher(links, layout.nodes, tls_credentials_bytes(layout, gateway_id), key)
-    gateway = open_gateway(settings, dispatcher)
     request = AggregateRequest(
         dataset="loans", aggregates=(parse_aggregate("count"),), purpose="risk monitoring"
     )
     errors: list[BaseException] = []
-    thread = threading.Thread(target=lambda: _run_catching(gateway, request, errors))
-    try:
-        thread.start()
-        assert nodes.received.wait(10)
-        drain_gateway(gateway, Gate("the gateway"), time.monotonic() + 0.2)
-        thread.join(10)
-        [err] = errors
-        assert isinstance(err, ShuttingDownError) and "grace period" in err.public_message
-        told = time.monotonic() + 10  # the aborts are sent without waiting for the nodes
-        while not any("shutting down" in r for r in nodes.aborts) and time.monotonic() < told:
-            time.sleep(0.05)
-        assert any("shutting down" in reason for reason in nodes.aborts)  # nodes told to stop
-    finally:
-        nodes.release.set()
-        server.stop(0)
+    with dispatcher_to(files, nodes) as dispatcher:
+        gateway = open_gateway(settings, dispatcher)
+        thread = threading.Thread(target=lambda: _run_catching(gateway, request, errors))
+        try:
+            thread.start()
+            assert nodes.received.wait(10)
+            drain_gateway(gateway, Gate("the gateway"), time.monotonic() + 0.2)
+            thread.join(10)
+            [err] = errors
+            assert isinstance(err, ShuttingDownError) and "grace period" in err.public_message
+            told = time.monotonic() + 10  # the aborts are sent without waiting for the nodes
+            while not any("shutting down" in r for r in nodes.aborts) and time.monotonic() < told:
+                time.sleep(0.05)
+            assert any("shutting down" in reason for reason in nodes.aborts)  # nodes told to stop
+        finally:
+            nodes.release.set()
 
 
 def _run_catching(gateway: Gateway, request: AggregateRequest, errors: list[BaseException]) -> None:

@@ -19,6 +19,7 @@ ROOT = PACKAGE.parent
 LAYERS: dict[str, int] = {
     "errors": 0,
     "canonical": 0,
+    "lanes": 0,
     "proto": 0,
     "schemas": 0,
     "settings": 1,

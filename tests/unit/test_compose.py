@@ -75,7 +75,7 @@ def test_node_service_matches_its_config(compose: dict, node: str, monkeypatch) 
         gateway = load_settings(GatewaySettings, ROOT / compose_gateway)
         link = next(n for n in gateway.nodes if n.name == node)
         assert int(link.address.rsplit(":", 1)[1]) == port
-        assert link.mpc_port == settings.mpc_port
+        assert (link.mpc_port, link.mpc_long_port) == (settings.mpc_port, settings.mpc_long_port)
 
 
 def test_compose_gateway_reaches_nodes_by_service_name(compose: dict) -> None:
@@ -92,8 +92,8 @@ def test_compose_gateway_reaches_nodes_by_service_name(compose: dict) -> None:
 def test_local_and_compose_gateway_configs_differ_only_in_hosts() -> None:
     local = load_settings(GatewaySettings, ROOT / "examples/gateway.toml")
     deployed = load_settings(GatewaySettings, ROOT / "examples/compose/gateway.toml")
-    assert [(n.name, n.mpc_port) for n in local.nodes] == [
-        (n.name, n.mpc_port) for n in deployed.nodes
+    assert [(n.name, n.mpc_port, n.mpc_long_port) for n in local.nodes] == [
+        (n.name, n.mpc_port, n.mpc_long_port) for n in deployed.nodes
     ]
     assert local.pki_dir == deployed.pki_dir and local.audit_db == deployed.audit_db
     assert local.datasets == deployed.datasets

@@ -150,6 +150,7 @@ HELPER_TOML = """\
 name = "helper"
 role = "helper"
 mpc_port = 7003
+mpc_long_port = 7103
 pki_dir = "pki"
 policy = "policy.toml"
 

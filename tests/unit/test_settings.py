@@ -14,6 +14,7 @@ NODE_TOML = """\
 name = "bank-a"
 listen = "127.0.0.1:6001"
 mpc_port = 7001
+mpc_long_port = 7101
 pki_dir = "pki"
 policy = "policy.toml"
 
@@ -131,3 +132,23 @@ def test_malformed_toml_is_a_configuration_error(config: Path) -> None:
     config.write_text("name = \n")
 
     assert "is invalid" in error_for(config)
+
+
+def test_a_node_has_one_mpc_port_per_lane(config: Path) -> None:
+    settings = load_settings(NodeSettings, config)
+
+    assert (settings.mpc_port_of("short"), settings.mpc_port_of("long")) == (7001, 7101)
+
+
+def test_the_two_lanes_mpc_ports_must_differ(config: Path) -> None:
+    config.write_text(NODE_TOML.replace("mpc_long_port = 7101", "mpc_long_port = 7001"))
+
+    message = error_for(config)
+
+    assert "mpc_long_port" in message and "must differ" in message
+
+
+def test_a_config_without_the_long_lanes_port_is_refused_naming_it(config: Path) -> None:
+    config.write_text(NODE_TOML.replace("mpc_long_port = 7101\n", ""))
+
+    assert "mpc_long_port" in error_for(config)

@@ -544,15 +544,18 @@ class ComputationResult(_message.Message):
     TIMING_FIELD_NUMBER: _builtins.int
     CONTROLS_JSON_FIELD_NUMBER: _builtins.int
     SEALED_FIELD_NUMBER: _builtins.int
+    LANE_FIELD_NUMBER: _builtins.int
     query_id: _builtins.str
     plan_hash: _builtins.str
     dataset: _builtins.str
     sequence: _builtins.int
-    """of the last MPC step"""
+    """of the last MPC step, in its lane"""
     rounds: _builtins.int
     """MPC steps run (a quantile search runs several)"""
     controls_json: _builtins.str
     """the output controls the released values passed"""
+    lane: _builtins.str
+    """the MPC lane it ran in ("short" or "long"): sequence is that lane's"""
     @_builtins.property
     def timing(self) -> Global___Timing: ...
     @_builtins.property
@@ -568,10 +571,11 @@ class ComputationResult(_message.Message):
         timing: Global___Timing | None = ...,
         controls_json: _builtins.str = ...,
         sealed: Global___SealedResult | None = ...,
+        lane: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["sealed", b"sealed", "timing", b"timing"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["controls_json", b"controls_json", "dataset", b"dataset", "plan_hash", b"plan_hash", "query_id", b"query_id", "rounds", b"rounds", "sealed", b"sealed", "sequence", b"sequence", "timing", b"timing"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["controls_json", b"controls_json", "dataset", b"dataset", "lane", b"lane", "plan_hash", b"plan_hash", "query_id", b"query_id", "rounds", b"rounds", "sealed", b"sealed", "sequence", b"sequence", "timing", b"timing"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1fmpc_gateway/proto/v1/node.proto\x12\x14mpc_gateway.proto.v1\"f\n\x0bSignedOrder\x12\r\n\x05order\x18\x01 \x01(\x0c\x12\x11\n\tsignature\x18\x02 \x01(\x0c\x12\x35\n\x08\x65vidence\x18\x03 \x01(\x0b\x32#.mpc_gateway.proto.v1.AuditEvidence\"P\n\rAuditEvidence\x12\r\n\x05\x65ntry\x18\x01 \x01(\x0c\x12\r\n\x05index\x18\x02 \x01(\x04\x12\r\n\x05proof\x18\x03 \x03(\x0c\x12\x12\n\ncheckpoint\x18\x04 \x01(\t\";\n\nShareBlock\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0f\n\x07modulus\x18\x02 \x01(\t\x12\x0e\n\x06values\x18\x03 \x03(\t\"\xc8\x01\n\x0cResultShares\x12\x0c\n\x04node\x18\x01 \x01(\t\x12\x13\n\x0bparty_index\x18\x02 \x01(\r\x12\x30\n\x06\x62locks\x18\x03 \x03(\x0b\x32 .mpc_gateway.proto.v1.ShareBlock\x12\x10\n\x08local_ms\x18\x04 \x01(\x01\x12\x0e\n\x06mpc_ms\x18\x05 \x01(\x01\x12\x15\n\rsealed_sha256\x18\x06 \x01(\t\x12\x13\n\x0bsealed_size\x18\x07 \x01(\x04\x12\x15\n\rcosigned_size\x18\x08 \x01(\x04\"\x8f\x01\n\x0eReleaseRequest\x12\x10\n\x08query_id\x18\x01 \x01(\t\x12\x12\n\ncheckpoint\x18\x02 \x01(\t\x12\r\n\x05\x65ntry\x18\x03 \x01(\x0c\x12\r\n\x05index\x18\x04 \x01(\x04\x12\x11\n\tinclusion\x18\x05 \x03(\x0c\x12\x11\n\tfrom_size\x18\x06 \x01(\x04\x12\x13\n\x0b\x63onsistency\x18\x07 \x03(\x0c\"q\n\x0cSealedShares\x12\x0c\n\x04node\x18\x01 \x01(\t\x12\x13\n\x0bparty_index\x18\x02 \x01(\r\x12\x12\n\nciphertext\x18\x03 \x01(\x0c\x12\x13\n\x0b\x63osignature\x18\x04 \x01(\t\x12\x15\n\rcosigned_size\x18\x05 \x01(\x04\"-\n\x0c\x41\x62ortRequest\x12\r\n\x05\x65poch\x18\x01 \x01(\x04\x12\x0e\n\x06reason\x18\x02 \x01(\t\"\x0c\n\nAbortReply\"\x1d\n\x0cSessionReply\x12\r\n\x05\x65poch\x18\x01 \x01(\x04\x32\xe0\x02\n\x0bNodeService\x12P\n\x07\x45xecute\x12!.mpc_gateway.proto.v1.SignedOrder\x1a\".mpc_gateway.proto.v1.ResultShares\x12T\n\x0c\x41\x62ortSession\x12\".mpc_gateway.proto.v1.AbortRequest\x1a .mpc_gateway.proto.v1.AbortReply\x12T\n\x0bOpenSession\x12!.mpc_gateway.proto.v1.SignedOrder\x1a\".mpc_gateway.proto.v1.SessionReply\x12S\n\x07Release\x12$.mpc_gateway.proto.v1.ReleaseRequest\x1a\".mpc_gateway.proto.v1.SealedSharesb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1fmpc_gateway/proto/v1/node.proto\x12\x14mpc_gateway.proto.v1\"f\n\x0bSignedOrder\x12\r\n\x05order\x18\x01 \x01(\x0c\x12\x11\n\tsignature\x18\x02 \x01(\x0c\x12\x35\n\x08\x65vidence\x18\x03 \x01(\x0b\x32#.mpc_gateway.proto.v1.AuditEvidence\"P\n\rAuditEvidence\x12\r\n\x05\x65ntry\x18\x01 \x01(\x0c\x12\r\n\x05index\x18\x02 \x01(\x04\x12\r\n\x05proof\x18\x03 \x03(\x0c\x12\x12\n\ncheckpoint\x18\x04 \x01(\t\";\n\nShareBlock\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0f\n\x07modulus\x18\x02 \x01(\t\x12\x0e\n\x06values\x18\x03 \x03(\t\"\xc8\x01\n\x0cResultShares\x12\x0c\n\x04node\x18\x01 \x01(\t\x12\x13\n\x0bparty_index\x18\x02 \x01(\r\x12\x30\n\x06\x62locks\x18\x03 \x03(\x0b\x32 .mpc_gateway.proto.v1.ShareBlock\x12\x10\n\x08local_ms\x18\x04 \x01(\x01\x12\x0e\n\x06mpc_ms\x18\x05 \x01(\x01\x12\x15\n\rsealed_sha256\x18\x06 \x01(\t\x12\x13\n\x0bsealed_size\x18\x07 \x01(\x04\x12\x15\n\rcosigned_size\x18\x08 \x01(\x04\"\x8f\x01\n\x0eReleaseRequest\x12\x10\n\x08query_id\x18\x01 \x01(\t\x12\x12\n\ncheckpoint\x18\x02 \x01(\t\x12\r\n\x05\x65ntry\x18\x03 \x01(\x0c\x12\r\n\x05index\x18\x04 \x01(\x04\x12\x11\n\tinclusion\x18\x05 \x03(\x0c\x12\x11\n\tfrom_size\x18\x06 \x01(\x04\x12\x13\n\x0b\x63onsistency\x18\x07 \x03(\x0c\"q\n\x0cSealedShares\x12\x0c\n\x04node\x18\x01 \x01(\t\x12\x13\n\x0bparty_index\x18\x02 \x01(\r\x12\x12\n\nciphertext\x18\x03 \x01(\x0c\x12\x13\n\x0b\x63osignature\x18\x04 \x01(\t\x12\x15\n\rcosigned_size\x18\x05 \x01(\x04\";\n\x0c\x41\x62ortRequest\x12\r\n\x05\x65poch\x18\x01 \x01(\x04\x12\x0e\n\x06reason\x18\x02 \x01(\t\x12\x0c\n\x04lane\x18\x03 \x01(\t\"\x0c\n\nAbortReply\"+\n\x0cSessionReply\x12\r\n\x05\x65poch\x18\x01 \x01(\x04\x12\x0c\n\x04lane\x18\x02 \x01(\t2\xe0\x02\n\x0bNodeService\x12P\n\x07\x45xecute\x12!.mpc_gateway.proto.v1.SignedOrder\x1a\".mpc_gateway.proto.v1.ResultShares\x12T\n\x0c\x41\x62ortSession\x12\".mpc_gateway.proto.v1.AbortRequest\x1a .mpc_gateway.proto.v1.AbortReply\x12T\n\x0bOpenSession\x12!.mpc_gateway.proto.v1.SignedOrder\x1a\".mpc_gateway.proto.v1.SessionReply\x12S\n\x07Release\x12$.mpc_gateway.proto.v1.ReleaseRequest\x1a\".mpc_gateway.proto.v1.SealedSharesb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -44,11 +44,11 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_SEALEDSHARES']._serialized_start=653
   _globals['_SEALEDSHARES']._serialized_end=766
   _globals['_ABORTREQUEST']._serialized_start=768
-  _globals['_ABORTREQUEST']._serialized_end=813
-  _globals['_ABORTREPLY']._serialized_start=815
-  _globals['_ABORTREPLY']._serialized_end=827
-  _globals['_SESSIONREPLY']._serialized_start=829
-  _globals['_SESSIONREPLY']._serialized_end=858
-  _globals['_NODESERVICE']._serialized_start=861
-  _globals['_NODESERVICE']._serialized_end=1213
+  _globals['_ABORTREQUEST']._serialized_end=827
+  _globals['_ABORTREPLY']._serialized_start=829
+  _globals['_ABORTREPLY']._serialized_end=841
+  _globals['_SESSIONREPLY']._serialized_start=843
+  _globals['_SESSIONREPLY']._serialized_end=886
+  _globals['_NODESERVICE']._serialized_start=889
+  _globals['_NODESERVICE']._serialized_end=1241
 # @@protoc_insertion_point(module_scope)

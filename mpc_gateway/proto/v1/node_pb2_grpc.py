@@ -68,14 +68,15 @@ class NodeServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def AbortSession(self, request, context):
-        """Tear down the MPC session of the given epoch (and any earlier one).
+        """Tear down the MPC session of the given lane and epoch (and any earlier one of
+        that lane); the other lane's session goes on.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def OpenSession(self, request, context):
-        """Connect the MPC session of a new epoch ahead of its first query
+        """Connect a lane's MPC session of a new epoch ahead of its first query
         (`order` holds a signed SessionOrder; no evidence needed: nothing is computed).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)

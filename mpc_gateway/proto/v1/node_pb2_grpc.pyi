@@ -38,9 +38,11 @@ class NodeServiceStub:
     MPC step and return this node's re-randomised shares of the result.
     """
     AbortSession: _grpc.UnaryUnaryMultiCallable[_node_pb2.AbortRequest, _node_pb2.AbortReply]
-    """Tear down the MPC session of the given epoch (and any earlier one)."""
+    """Tear down the MPC session of the given lane and epoch (and any earlier one of
+    that lane); the other lane's session goes on.
+    """
     OpenSession: _grpc.UnaryUnaryMultiCallable[_node_pb2.SignedOrder, _node_pb2.SessionReply]
-    """Connect the MPC session of a new epoch ahead of its first query
+    """Connect a lane's MPC session of a new epoch ahead of its first query
     (`order` holds a signed SessionOrder; no evidence needed: nothing is computed).
     """
     Release: _grpc.UnaryUnaryMultiCallable[_node_pb2.ReleaseRequest, _node_pb2.SealedShares]
@@ -57,9 +59,11 @@ class NodeServiceAsyncStub(NodeServiceStub):
     MPC step and return this node's re-randomised shares of the result.
     """
     AbortSession: _aio.UnaryUnaryMultiCallable[_node_pb2.AbortRequest, _node_pb2.AbortReply]  # type: ignore[assignment]
-    """Tear down the MPC session of the given epoch (and any earlier one)."""
+    """Tear down the MPC session of the given lane and epoch (and any earlier one of
+    that lane); the other lane's session goes on.
+    """
     OpenSession: _aio.UnaryUnaryMultiCallable[_node_pb2.SignedOrder, _node_pb2.SessionReply]  # type: ignore[assignment]
-    """Connect the MPC session of a new epoch ahead of its first query
+    """Connect a lane's MPC session of a new epoch ahead of its first query
     (`order` holds a signed SessionOrder; no evidence needed: nothing is computed).
     """
     Release: _aio.UnaryUnaryMultiCallable[_node_pb2.ReleaseRequest, _node_pb2.SealedShares]  # type: ignore[assignment]
@@ -85,7 +89,9 @@ class NodeServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _node_pb2.AbortRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_node_pb2.AbortReply, _abc.Awaitable[_node_pb2.AbortReply]]:
-        """Tear down the MPC session of the given epoch (and any earlier one)."""
+        """Tear down the MPC session of the given lane and epoch (and any earlier one of
+        that lane); the other lane's session goes on.
+        """
 
     @_abc_1.abstractmethod
     def OpenSession(
@@ -93,7 +99,7 @@ class NodeServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _node_pb2.SignedOrder,
         context: _ServicerContext,
     ) -> _typing.Union[_node_pb2.SessionReply, _abc.Awaitable[_node_pb2.SessionReply]]:
-        """Connect the MPC session of a new epoch ahead of its first query
+        """Connect a lane's MPC session of a new epoch ahead of its first query
         (`order` holds a signed SessionOrder; no evidence needed: nothing is computed).
         """
 

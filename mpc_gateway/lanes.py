@@ -1,0 +1,28 @@
+"""The consortium's MPC lanes: independent sessions, each with its own global order.
+
+A *short* lane carries the queries that answer in milliseconds (aggregates,
+entity checks); a *long* lane carries the jobs that take seconds to minutes
+(large score batches, quantile searches, histograms). Each lane is its own MPC
+session (its own worker process at every node, on its own MPC port) with its
+own epoch and sequence numbers, so a long job never holds up a short query, and
+a failure in one lane tears down that lane's session only. Every computation
+declares its lane; every node checks that an order names the lane of the
+computation it carries.
+"""
+
+from __future__ import annotations
+
+from typing import Literal, TypeGuard
+
+__all__ = ["LANES", "Lane", "is_lane"]
+
+Lane = Literal["short", "long"]
+"""Short computations answer in milliseconds; long ones (large batches, searches) take seconds."""
+
+LANES: tuple[Lane, ...] = ("short", "long")
+"""Every lane, in the order sessions are opened."""
+
+
+def is_lane(name: str) -> TypeGuard[Lane]:
+    """Whether ``name`` (as a wire message carries it) names a lane."""
+    return name in LANES
