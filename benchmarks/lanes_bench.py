@@ -8,7 +8,9 @@ the same aggregate is sent back to back until the batch's answer arrives. Only
 the aggregates that started after the batch was running at every node and ended
 before its answer count as "during". Every reply is checked against the pooled
 plaintext. With one MPC order for everything, the aggregates would wait for the
-batch; with lanes, the short lane answers on its own.
+batch; with lanes, the short lane answers on its own. An entity check (one
+counterparty against every member's alerts, :mod:`mpc_gateway.computations.check`)
+alternates with the aggregate in both phases and is timed on its own row.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import json
 import sqlite3
 import threading
 import time
+from dataclasses import dataclass
 from typing import Any
 
 from benchmarks.consortium import client_for, first_answer, running_consortium
@@ -27,17 +30,36 @@ from benchmarks.workload import BENCH_QUERY, Reference, run_query
 from mpc_gateway.client import GatewayClient, Released
 from mpc_gateway.devnet.localnet import DEFAULT_NODES, ConsortiumFiles
 from mpc_gateway.devnet.risk_demo import long_job_keys, long_job_model
+from mpc_gateway.devnet.screening_demo import members_per_key
 from mpc_gateway.errors import GatewayError
 
 __all__ = ["lanes_scenario"]
 
-Sample = tuple[float, float, bool]  # (started, ended) on perf_counter, and whether it was right
+Sample = tuple[float, float, bool, str]  # (started, ended) on perf_counter, right, which query
 
 
-def _timed(client: GatewayClient, reference: Reference) -> Sample:
-    started = time.perf_counter()
-    result = run_query(client, BENCH_QUERY)
-    return started, time.perf_counter(), reference.matches(BENCH_QUERY, result)
+@dataclass(frozen=True)
+class ShortQueries:
+    """The short queries timed: the benchmark aggregate and an entity check, in turn."""
+
+    reference: Reference
+    lei: str  # the counterparty the check screens
+    members: int  # how many institutions hold an alert of it (the pooled plaintext)
+
+    @classmethod
+    def for_files(cls, files: ConsortiumFiles) -> ShortQueries:
+        members = members_per_key(files, "counterparty_lei")
+        lei = min(members, key=lambda k: (-members[k], k))
+        return cls(Reference.for_files(files), lei, members[lei])
+
+    def timed(self, client: GatewayClient, turn: int) -> Sample:
+        started = time.perf_counter()
+        if turn % 2:
+            answer = client.check([self.lei], members=True, purpose="benchmark")
+            right = answer.records() == [{"key": self.lei, "members": self.members}]
+            return started, time.perf_counter(), right, "check"
+        result = run_query(client, BENCH_QUERY)
+        return started, time.perf_counter(), self.reference.matches(BENCH_QUERY, result), "agg"
 
 
 def _long_job_running(files: ConsortiumFiles) -> bool:
@@ -58,7 +80,7 @@ def _during_long_job(
     alice: GatewayClient,
     bob: GatewayClient,
     entities: int,
-    reference: Reference,
+    short: ShortQueries,
 ) -> tuple[list[Sample], float, float]:
     """Aggregates sent back to back while the batch runs; its start and end (perf_counter)."""
     model_id = alice.register_model(long_job_model("analyst/alice"))
@@ -80,43 +102,48 @@ def _during_long_job(
     running_from = time.perf_counter()
     samples = []
     while job.is_alive():
-        samples.append(_timed(bob, reference))
+        samples.append(short.timed(bob, len(samples)))
     job.join()
     if not isinstance(ended["risk"], Released):
         raise RuntimeError(f"the long job failed: {ended['risk']}")
     return [s for s in samples if s[1] <= ended["at"]], running_from, ended["at"]
 
 
-def _row(case: str, samples: list[Sample], **extra: Any) -> dict[str, Any]:
-    latencies = [(end - start) * 1000 for start, end, _ in samples]
-    figures = summary(latencies)
-    figures["p99_ms"] = round(percentile(latencies, 99), 3) if latencies else None
-    return {
-        "case": case,
-        "short_query": figures,
-        "wrong_results": sum(not ok for *_, ok in samples),
-        **extra,
-    }
+def _rows(case: str, samples: list[Sample], **extra: Any) -> list[dict[str, Any]]:
+    """One row per kind of short query: the aggregate, then the entity check."""
+    rows = []
+    for kind, label in (("agg", "aggregate"), ("check", "entity check")):
+        mine = [s for s in samples if s[3] == kind]
+        latencies = [(end - start) * 1000 for start, end, _, _ in mine]
+        figures = summary(latencies)
+        figures["p99_ms"] = round(percentile(latencies, 99), 3) if latencies else None
+        rows.append(
+            {
+                "case": f"{label}, {case}",
+                "short_query": figures,
+                "wrong_results": sum(not ok for _, _, ok, _ in mine),
+                **extra,
+            }
+        )
+    return rows
 
 
 def lanes_scenario(args: argparse.Namespace) -> list[dict[str, Any]]:
     root = args.workdir / "lanes"
     with running_consortium(root, DEFAULT_NODES, args.lanes_rows, args.seed) as running:
         files = running.files
-        reference = Reference.for_files(files)
+        short = ShortQueries.for_files(files)
         with client_for(files) as alice, client_for(files, "bob") as bob:
             first_answer(bob, BENCH_QUERY)
-            for _ in range(args.warmup):
-                run_query(bob, BENCH_QUERY)
-            note(f"lanes: {args.lanes_repeats} aggregates with no long job")
-            idle = [_timed(bob, reference) for _ in range(args.lanes_repeats)]
-            note(f"lanes: aggregates while a {args.lanes_entities:,}-entity score runs")
-            during, started, ended = _during_long_job(
-                files, alice, bob, args.lanes_entities, reference
-            )
+            for turn in range(2 * args.warmup):
+                short.timed(bob, turn)
+            note(f"lanes: {args.lanes_repeats} aggregates and checks with no long job")
+            idle = [short.timed(bob, turn) for turn in range(2 * args.lanes_repeats)]
+            note(f"lanes: aggregates and checks while a {args.lanes_entities:,}-entity score runs")
+            during, started, ended = _during_long_job(files, alice, bob, args.lanes_entities, short)
     return [
-        _row("no long job", idle),
-        _row(
+        *_rows("no long job", idle),
+        *_rows(
             f"while a {args.lanes_entities:,}-entity score runs",
             during,
             long_job_running_ms=round((ended - started) * 1000, 1),
