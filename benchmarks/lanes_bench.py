@@ -55,7 +55,7 @@ class ShortQueries:
     def timed(self, client: GatewayClient, turn: int) -> Sample:
         started = time.perf_counter()
         if turn % 2:
-            answer = client.check([self.lei], members=True, purpose="benchmark")
+            answer = client.check([self.lei], "members", purpose="benchmark")
             right = answer.records() == [{"key": self.lei, "members": self.members}]
             return started, time.perf_counter(), right, "check"
         result = run_query(client, BENCH_QUERY)

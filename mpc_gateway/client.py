@@ -287,14 +287,15 @@ class GatewayClient(ServiceClient):
     def check(
         self,
         keys: Sequence[str],
+        question: str = "flagged",
         *,
-        members: bool = False,
         dataset: str = "alerts",
         key_column: str = "",
         where: str = "",
         purpose: str | None = None,
     ) -> Released:
-        """Per key, whether any member flagged it (or, with ``members``, how many did)."""
+        """Per key whether any member flagged it; ``members``: by how many; ``overlap``: only
+        how many of the keys any member flagged (a watchlist's overlap, one number)."""
         return self.run(
             "check",
             dataset,
@@ -302,7 +303,7 @@ class GatewayClient(ServiceClient):
             purpose=purpose,
             keys=keys,
             key_column=key_column,
-            question="members" if members else "",
+            question="" if question == "flagged" else question,
         )
 
     def histogram(

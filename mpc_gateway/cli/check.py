@@ -38,6 +38,10 @@ def check(
     members: Annotated[
         bool, typer.Option("--members", help="how many members flagged each key (default: any)")
     ] = False,
+    overlap: Annotated[
+        bool,
+        typer.Option("--overlap", help="only how many of the keys any member flagged (one number)"),
+    ] = False,
     key_column: Annotated[
         str, typer.Option(help="counterparty_lei (default) or person_pseudonym")
     ] = "",
@@ -63,6 +67,8 @@ def check(
         batch = [*(keys or []), *(read_keys(keys_file) if keys_file else [])]
         if not batch:
             raise InvalidQueryError("give the keys to check: KEY... or --keys FILE")
+        if members and overlap:
+            raise InvalidQueryError("ask either --members or --overlap, not both")
         if pseudonym_key is not None:
             secret = load_key(pseudonym_key)
             batch = [pseudonymise(secret, k) for k in batch]
@@ -78,5 +84,5 @@ def check(
             as_json=as_json,
             keys=batch,
             key_column=key_column,
-            question="members" if members else "",
+            question="members" if members else "overlap" if overlap else "",
         )

@@ -3,7 +3,9 @@
 For a few keys (a counterparty's LEI, a person's pseudonym) and a dataset such as
 ``alerts`` (every member's fraud and AML alerts), the receiver gets per key only
 the bit "some member holds a row of it" (``question="flagged"``) or the number of
-members that do (``"members"``), under the plan's filter: ``kind = 'aml' AND
+members that do (``"members"``), or for a whole watchlist only how many of its
+keys some member holds (``"overlap"``: the private intersection's cardinality),
+under the plan's filter: ``kind = 'aml' AND
 raised_day >= ...`` asks "flagged for money laundering in the last 30 days".
 Each node inputs one bit per key, "I hold a row of it"; the MPC sums them
 (:mod:`mpc_gateway.mpc.programs.check`), so no one learns which member flagged
@@ -56,7 +58,7 @@ from mpc_gateway.query.schema import ColumnName, DatasetSchema
 
 __all__ = ["CheckRequest", "CheckPlan", "CheckOutcome", "Checks", "Question", "alert_filter"]
 
-Question = Literal["flagged", "members"]
+Question = Literal["flagged", "members", "overlap"]
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
@@ -112,11 +114,12 @@ class CheckPlan(_Job, Plan):
         return Declaration(risk=risk, dp_blocker=blocker)
 
     def disclosure(self, institutions: list[str]) -> list[dict[str, str]]:
-        answer = {
-            "flagged": "whether at least one institution holds a row of it",
-            "members": "how many institutions hold a row of it",
+        batch = f"{len(self.keys)} {self.key_column} keys"
+        what = {
+            "flagged": f"for each of {batch}, whether at least one institution holds a row of it",
+            "members": f"for each of {batch}, how many institutions hold a row of it",
+            "overlap": f"only how many of {batch} at least one institution holds a row of",
         }[self.question]
-        what = f"for each of {len(self.keys)} {self.key_column} keys, {answer}"
         gate = self.known_entities(len(institutions))
         if gate is not None:
             what += f", {gate.describe()}"
@@ -137,7 +140,7 @@ class CheckOutcome(Outcome):
 
     keys: list[str] = field(default_factory=list)
     question: Question = "flagged"
-    answers: list[int] = field(default_factory=list)  # 0/1 for flagged, a count for members
+    answers: list[int] = field(default_factory=list)  # per key 0/1 or a count; [n] for overlap
 
     def released(self) -> dict[str, Any]:
         return {"kind": self.kind, "question": self.question, "answers": self.answers}
@@ -146,13 +149,20 @@ class CheckOutcome(Outcome):
         return []
 
     def records(self) -> list[dict[str, Any]]:
+        if self.question == "overlap":
+            return [{"keys": len(self.keys), "overlap": self.answers[0]}]
         value = (lambda a: bool(a)) if self.question == "flagged" else (lambda a: a)
         return [{"key": k, self.question: value(a)} for k, a in zip(self.keys, self.answers)]
 
     def to_json(self, request: Request | None = None) -> dict[str, Any]:
+        if self.question == "overlap":
+            return {"kind": self.kind, "question": self.question, **self.records()[0]}
         return {"kind": self.kind, "question": self.question, "keys": self.records()}
 
     def display(self, request: Request | None = None) -> Display:
+        if self.question == "overlap":
+            note = f"{self.answers[0]:,} of {len(self.keys):,} keys flagged at some member"
+            return Display((), (), (note,))
         if self.question == "flagged":
             rows = tuple((k, "yes" if a else "no") for k, a in zip(self.keys, self.answers))
             hits = sum(1 for a in self.answers if a)
@@ -171,7 +181,7 @@ class Checks(Computation[CheckRequest, CheckPlan, CheckOutcome]):
     plan_type = CheckPlan
     outcome_type = CheckOutcome
     lane = "short"
-    outputs = ("flagged", "members")
+    outputs = ("flagged", "members", "overlap")
 
     def check(self, plan: CheckPlan, schema: DatasetSchema, parties: int) -> None:
         plan.check_schema(schema)
@@ -184,7 +194,8 @@ class Checks(Computation[CheckRequest, CheckPlan, CheckOutcome]):
         args: dict[str, Any] = {
             "presence": present,
             "question": plan.question,
-            "bits": (data.parties + 1).bit_length() + 1,  # |members - 1| <= m
+            # bounds a count of members (at most m) or of keys (the overlap)
+            "bits": (max(data.parties, len(plan.keys)) + 1).bit_length() + 1,
         }
         gate = plan.known_entities(data.parties)
         if gate is not None:
@@ -204,6 +215,11 @@ class Checks(Computation[CheckRequest, CheckPlan, CheckOutcome]):
     def decode(
         self, plan: CheckPlan, blocks: Blocks, schema: DatasetSchema, parties: int
     ) -> CheckOutcome:
+        if plan.question == "overlap":
+            (overlap,) = block(blocks, "overlap", 1)
+            if not 0 <= overlap <= len(plan.keys):
+                raise IntegrityError("the nodes released an overlap out of range")
+            return CheckOutcome(list(plan.keys), plan.question, [overlap])
         answers = block(blocks, plan.question, len(plan.keys))
         if plan.question == "flagged":
             answers = [int(b) for b in bits(answers, "flags")]

@@ -76,14 +76,14 @@ def run_screening(client: GatewayClient, files: ConsortiumFiles) -> list[RiskChe
         _screen(
             "Members that flagged each counterparty for AML in the last 90 days",
             leis,
-            lambda: client.check(leis, members=True, where=recent),
+            lambda: client.check(leis, "members", where=recent),
             members_per_key(files, "counterparty_lei", recent),
             "members",
         ),
         _screen(
             "Members that flagged each person (by pseudonym)",
             people,
-            lambda: client.check(people, members=True, key_column="person_pseudonym"),
+            lambda: client.check(people, "members", key_column="person_pseudonym"),
             persons,
             "members",
         ),

@@ -40,7 +40,7 @@ def test_members_and_flags_per_counterparty_equal_the_pooled_alerts(
     members = members_per_key(consortium.files, "counterparty_lei")
     keys = _sample(members)
     assert {members.get(k, 0) for k in keys} >= {0, 1, 2}  # the data overlaps across members
-    counted = alice.check(keys, members=True)
+    counted = alice.check(keys, "members")
     assert counted.records() == [{"key": k, "members": members.get(k, 0)} for k in keys]
     flagged = alice.check(keys)
     assert flagged.records() == [{"key": k, "flagged": k in members} for k in keys]
@@ -53,7 +53,7 @@ def test_a_kind_and_an_age_filter_apply_at_every_member(
     recent = members_per_key(consortium.files, "counterparty_lei", where)
     anytime = members_per_key(consortium.files, "counterparty_lei")
     keys = sorted(set(anytime) - set(recent))[:2] + sorted(recent)[:3]
-    result = alice.check(keys, members=True, where=where)
+    result = alice.check(keys, "members", where=where)
     assert result.records() == [{"key": k, "members": recent.get(k, 0)} for k in keys]
     assert any(recent.get(k, 0) == 0 < anytime[k] for k in keys)  # older or other alerts
 
@@ -73,3 +73,13 @@ def test_persons_are_checked_by_pseudonym_and_the_gateway_learns_nothing(
     audit = b"".join(p.read_bytes() for p in consortium.files.root.glob("audit.sqlite*"))
     assert b"check" in audit  # the query is logged (the write-ahead log holds the newest)
     assert not any(k.encode() in audit for k in keys)  # with the batch's digest, not its keys
+
+
+def test_a_watchlist_releases_only_how_many_of_its_keys_any_member_flagged(
+    consortium: LocalConsortium, alice: GatewayClient
+) -> None:
+    members = members_per_key(consortium.files, "counterparty_lei")
+    watchlist = [*sorted(members)[:40], *(f"5493{i:012d}XXXX00" for i in range(60))]
+    result = alice.check(watchlist, "overlap")
+    assert result.records() == [{"keys": 100, "overlap": 40}]
+    assert result.outcome.display().notes == ("40 of 100 keys flagged at some member",)

@@ -86,7 +86,9 @@ def test_a_huge_literal_is_refused_with_its_query_id_and_the_session_stays_up(
 
 
 def test_unknown_dataset_names_the_known_ones(analyst: GatewayClient) -> None:
-    with pytest.raises(InvalidQueryError, match="unknown dataset 'trades'; known datasets: alerts, loans, loans_dp"):
+    with pytest.raises(
+        InvalidQueryError, match="unknown dataset 'trades'; known datasets: alerts, loans, loans_dp"
+    ):
         analyst.query("trades", ["count"])
 
 

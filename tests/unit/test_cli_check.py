@@ -70,10 +70,23 @@ def test_national_ids_are_pseudonymised_before_anything_is_sent(
     assert "NID-" not in json.dumps(job, default=str)
 
 
-def test_a_check_without_keys_is_refused_before_anything_is_sent(
+def test_a_check_without_keys_or_with_two_questions_is_refused_before_anything_is_sent(
     layout: ConsortiumLayout, gateway: Recorder
 ) -> None:
     result = _invoke("check", *_pki(layout))
     assert result.exit_code == 2
     assert "give the keys to check" in result.output
+    result = _invoke("check", LEIS[0], "--members", "--overlap", *_pki(layout))
+    assert result.exit_code == 2
+    assert "either --members or --overlap" in result.output
     assert gateway.calls == []
+
+
+def test_overlap_asks_one_number_for_the_whole_watchlist(
+    layout: ConsortiumLayout, gateway: Recorder
+) -> None:
+    gateway.answer = _released(CheckOutcome(LEIS, "overlap", [1]))
+    result = _invoke("check", *LEIS, "--overlap", *_pki(layout))
+    assert result.exit_code == 0, result.output
+    assert gateway.calls[0]["question"] == "overlap"
+    assert "1 of 2 keys flagged at some member" in result.output
