@@ -17,6 +17,9 @@ Scenarios (``--scenarios``, all by default):
 7. ``sources`` (not run unless named): one node's local pre-aggregation with its rows
    in PostgreSQL beside Parquet, at each ``--source-rows``, with the node's memory
    (benchmarks/sources.py).
+7. ``train`` (not run unless named): the joint training program alone (3 party
+   processes), logistic regression at each ``--train-sizes`` ``ROWSxFEATURES``, against
+   statsmodels on the pooled rows (benchmarks/train_bench.py).
 
 Prints tables and writes every figure, with the machine it ran on, as JSON
 (``--output``, default ``benchmarks/results/latest.json``). The defaults (10k and 100k
@@ -47,6 +50,7 @@ from benchmarks.risk_gateway import risk_gateway_scenario
 from benchmarks.scenarios import latency_scenario, parties_scenario
 from benchmarks.sources import sources_scenario
 from benchmarks.throughput import throughput_scenario
+from benchmarks.train_bench import train_scenario
 
 __all__ = ["main", "SCENARIOS"]
 
@@ -77,6 +81,7 @@ SCENARIOS: dict[str, Callable[[argparse.Namespace], list[dict[str, Any]]]] = {
     "throughput": throughput_scenario,
     "parties": parties_scenario,
     "risk_mpc": lambda args: risk_scoring_scenario(_risk_mpc_args(args)),
+    "train": train_scenario,
     "risk": risk_gateway_scenario,
     "lanes": lanes_scenario,
     "sources": sources_scenario,
@@ -137,6 +142,13 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--source-rows", type=_ints, default=[1_000_000, 10_000_000], help="rows (sources)"
     )
+    p.add_argument(
+        "--train-sizes",
+        type=lambda s: s.split(","),
+        default=["100000x10"],
+        help="rows per party x features (train)",
+    )
+    p.add_argument("--train-repeats", type=int, default=1, help="timed fits per size (train)")
     p.add_argument("--seed", type=int, default=7)
     p.add_argument("--workdir", type=Path, default=Path("var/bench"), help="consortia go here")
     p.add_argument("--output", type=Path, default=Path("benchmarks/results/latest.json"))

@@ -320,6 +320,45 @@ class GatewayClient(ServiceClient):
             "histogram", dataset, where=where, purpose=purpose, column=column, edges=edges
         )
 
+    def train(
+        self,
+        dataset: str,
+        label: str,
+        features: Sequence[str],
+        *,
+        kind: str = "logistic",
+        l2: str | Decimal = "1",
+        iterations: int | None = None,
+        min_rows: int | None = None,
+        min_institutions: int | None = None,
+        holdout: str | Decimal | None = None,
+        seed: int | None = None,
+        where: str = "",
+        purpose: str | None = None,
+    ) -> Released:
+        """Train a ``kind`` model (linear: ridge; logistic) of ``label`` on ``features``.
+
+        The outcome holds the exact coefficients (intercept first, a dummy per level
+        of a categorical feature but its first), as the policies allow; with ``holdout``
+        (logistic), each node holds out that share of its rows (drawn with ``seed``) and
+        the outcome's ``validation`` has the joint AUC, Gini and confusion counts.
+        """
+        return self.run(
+            "train",
+            dataset,
+            where=where,
+            purpose=purpose,
+            label=label,
+            features=features,
+            family=kind,
+            l2=l2,
+            iterations=iterations,
+            min_rows=min_rows,
+            min_institutions=min_institutions,
+            holdout=holdout,
+            seed=seed,
+        )
+
     # --- privacy budgets ---------------------------------------------------------------------
 
     def budget(self, dataset: str = "") -> list[dict[str, str]]:

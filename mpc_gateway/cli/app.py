@@ -16,6 +16,7 @@ from mpc_gateway.cli.model import model_app
 from mpc_gateway.cli.query import budget, datasets, query, status
 from mpc_gateway.cli.risk import risk_app
 from mpc_gateway.cli.sql import sql
+from mpc_gateway.cli.train import model_train
 
 __all__ = ["app"]
 
@@ -35,6 +36,7 @@ for sub, name in (
     (approvals_app, "approvals"),
 ):
     app.add_typer(sub, name=name)
+model_app.command("train")(model_train)
 for command, name in (
     (datasets, "datasets"),
     (query, "query"),

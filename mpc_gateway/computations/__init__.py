@@ -7,6 +7,7 @@
 * :mod:`~mpc_gateway.computations.quantile`: exact joint quantiles;
 * :mod:`~mpc_gateway.computations.histogram`: joint bin counts;
 * :mod:`~mpc_gateway.computations.check`: real-time entity checks (flagged, members).
+* :mod:`~mpc_gateway.computations.train`: ridge and logistic models trained in the MPC.
 
 What every computation owns is in :mod:`~mpc_gateway.computations.base`. To add
 one: write its module (request, plan, outcome, a :class:`Computation`), its MPC
@@ -43,6 +44,7 @@ from mpc_gateway.computations.histogram import Histograms
 from mpc_gateway.computations.quantile import Quantiles
 from mpc_gateway.computations.score import Scores
 from mpc_gateway.computations.scoring import ModelBook
+from mpc_gateway.computations.train import Training
 from mpc_gateway.errors import IntegrityError, InvalidQueryError
 from mpc_gateway.policy.declaration import Vocabulary
 from mpc_gateway.query.schema import DatasetSchema
@@ -75,7 +77,15 @@ AnyComputation = Computation[Any, Any, Any]
 
 COMPUTATIONS: dict[str, AnyComputation] = {
     c.kind: c
-    for c in (Aggregates(), Scores(), Concentration(), Quantiles(), Histograms(), Checks())
+    for c in (
+        Aggregates(),
+        Scores(),
+        Concentration(),
+        Quantiles(),
+        Histograms(),
+        Checks(),
+        Training(),
+    )
 }
 """Every computation, by its kind (also its name on the wire)."""
 

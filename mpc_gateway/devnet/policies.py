@@ -35,7 +35,8 @@ def open_policy(owner: str, purposes: Sequence[str] = OPEN_PURPOSES) -> str:
     """A policy letting every analyst use every column in every way, with no output controls.
 
     Risk computations too: every output and feature, anyone's models, batches of any
-    size. ``loans_dp`` the same way, but under differential privacy (no min/max there).
+    size; and training on every column (the nodes may learn the iterates). ``loans_dp``
+    the same way, but under differential privacy (no min/max there, no training).
     """
     listed = ", ".join(f'"{p}"' for p in purposes)
     sections = [f'version = 1\nowner = "{owner}"\n']
@@ -61,11 +62,17 @@ def open_policy(owner: str, purposes: Sequence[str] = OPEN_PURPOSES) -> str:
             f'model_owners = ["analyst/*"]\nkeys = {_toml_list(keys)}\n'
             f"columns = {_toml_list(numeric)}\nmin_batch = 1\n"
         )
+        categorical = [n for n, c in schema.columns.items() if isinstance(c, CategoricalColumn)]
+        training = (
+            f'\n[datasets.{dataset}.training]\nprincipals = ["analyst/*"]\n'
+            f"labels = {_toml_list(numeric)}\nfeatures = {_toml_list(numeric + categorical)}\n"
+            "iterates_to_nodes = true\nmin_rows = 1\nmin_institutions = 1\n"
+        )
         sections.append(
             f'[datasets.{dataset}]\nprincipals = ["analyst/*"]\npurposes = [{listed}]\n\n'
             f"[datasets.{dataset}.columns]\n" + "\n".join(columns) + "\n\n"
             f"[datasets.{dataset}.risk]\n{risk}"
-            + (f"\n[datasets.{dataset}.privacy]\n{OPEN_PRIVACY}" if private else "")
+            + (f"\n[datasets.{dataset}.privacy]\n{OPEN_PRIVACY}" if private else training)
         )
     return "\n".join(sections)
 

@@ -10,7 +10,10 @@ in a new way declares it here, and the policy rules apply to it unchanged.
 * :class:`RiskUse` -- a risk computation, governed by the dataset's ``risk``
   section: what it releases (``outputs``), the entity features and the model
   owner a scoring model brings, the numeric columns it reads, the levels of
-  their distribution it releases (quantiles), and the entity batch it names.
+  their distribution it releases (quantiles), and the entity batch it names;
+* :class:`TrainingUse` -- a model trained on the dataset, governed by its
+  ``training`` section: the label, the features, the model family, what the
+  result releases and what the nodes learn on the way.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ __all__ = [
     "ColumnUse",
     "EntityBatch",
     "RiskUse",
+    "TrainingUse",
     "Declaration",
     "Governed",
     "Vocabulary",
@@ -73,6 +77,24 @@ class RiskUse:
 
 
 @dataclass(frozen=True)
+class TrainingUse:
+    """A model trained on the dataset's rows.
+
+    ``releases_coefficients``: the receiver learns the coefficients;
+    ``iterates_to_nodes``: every node learns the intermediate iterates (Newton steps);
+    ``min_rows``/``min_institutions``: the minimums the MPC enforces before it trains.
+    """
+
+    family: str
+    label: str
+    features: tuple[str, ...]
+    releases_coefficients: bool
+    iterates_to_nodes: bool
+    min_rows: int
+    min_institutions: int
+
+
+@dataclass(frozen=True)
 class Declaration:
     """Every column use (filters aside) and, for a risk computation, its risk use.
 
@@ -83,6 +105,7 @@ class Declaration:
     uses: tuple[ColumnUse, ...] = ()
     risk: RiskUse | None = None
     dp_blocker: str | None = None
+    training: TrainingUse | None = None
 
 
 @dataclass(frozen=True)

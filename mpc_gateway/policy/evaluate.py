@@ -30,6 +30,7 @@ from mpc_gateway.policy.models import ColumnPolicy, OutputControls, Policy
 from mpc_gateway.policy.models import principal_matches as _matches
 from mpc_gateway.policy.privacy_rules import privacy_checks
 from mpc_gateway.policy.risk_rules import risk_checks
+from mpc_gateway.policy.training_rules import training_checks
 from mpc_gateway.query.filters import InList, filter_leaves
 
 __all__ = ["evaluate"]
@@ -226,6 +227,8 @@ def _all_checks(
     checks += _identifying(ctx)
     if ctx.declared.risk is not None:
         checks += risk_checks(ctx, ctx.declared.risk)
+    if ctx.declared.training is not None:
+        checks += training_checks(ctx, ctx.declared.training)
     checks += privacy_checks(ctx, privacy_spent)
     if check_plan_controls:
         checks.append(_plan_controls(ctx))

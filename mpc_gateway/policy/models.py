@@ -38,6 +38,7 @@ __all__ = [
     "USES",
     "AGGREGATE_FUNCS",
     "ColumnPolicy",
+    "TrainingPolicy",
     "OutputControls",
     "ApprovalRule",
     "RiskPolicy",
@@ -203,6 +204,29 @@ class RiskPolicy(_Frozen):
         return self
 
 
+class TrainingPolicy(_Frozen):
+    """Joint model training on a dataset: who, on which columns, releasing what.
+
+    ``release_coefficients`` False: no training job may release its coefficients
+    (the only release offered today, so it refuses training). ``iterates_to_nodes``:
+    whether the nodes may learn the intermediate iterates (logistic regression's
+    Newton steps need them). ``min_rows``/``min_institutions``: the least a job
+    must require of the joint rows (enforced inside the MPC).
+    """
+
+    principals: Annotated[tuple[Principal, ...], AfterValidator(_unique)] = Field(min_length=1)
+    families: Annotated[tuple[Literal["linear", "logistic"], ...], AfterValidator(_unique)] = (
+        "linear",
+        "logistic",
+    )
+    labels: Annotated[tuple[str, ...], AfterValidator(_unique)] = Field(min_length=1)
+    features: Annotated[tuple[str, ...], AfterValidator(_unique)] = Field(min_length=1)
+    release_coefficients: bool = True
+    iterates_to_nodes: bool = False
+    min_rows: int = Field(default=100, ge=1)
+    min_institutions: int = Field(default=2, ge=1)
+
+
 class OrganisationBudget(_Frozen):
     """A budget the analysts of one organisation share (those ``principals`` match)."""
 
@@ -270,6 +294,7 @@ class DatasetPolicy(_Frozen):
     approval: ApprovalRule | None = None
     risk: RiskPolicy | None = None
     privacy: PrivacyPolicy | None = None
+    training: TrainingPolicy | None = None
 
     @property
     def required_controls(self) -> OutputControls:

@@ -64,7 +64,7 @@ def request_from_proto(
     if which is None:
         raise InvalidQueryError(
             "a request names one computation: aggregate, score, "
-            "concentration, quantile or histogram"
+            "concentration, quantile, histogram or train"
         )
     common = {
         "dataset": message.dataset,

@@ -115,4 +115,10 @@ def _transport_error(
         )
     if code == grpc.StatusCode.DEADLINE_EXCEEDED:
         return NoAnswerError(f"{peer} did not answer before the deadline", query_id)
+    if code == grpc.StatusCode.CANCELLED:  # e.g. a server stopping with the call under way
+        return NodeUnavailableError(
+            f"{peer} ended the call before it answered (it was stopping, or the call was "
+            f"cancelled): {details}",
+            query_id,
+        )
     return None

@@ -31,7 +31,7 @@ def test_demo_json_gives_each_query_and_both_results_as_data(tmp_path: Path) -> 
     noisy = [line for line in everything if "noisy" in line]
     (budget,) = [line for line in everything if "budget_after" in line]
     lines = [line for line in everything if "secure" in line]
-    assert len(lines) == 12  # 5 aggregate queries (one in SQL), 4 risk queries, 3 screenings
+    assert len(lines) == 13  # 5 aggregates (one in SQL), 4 risk queries, 1 training, 3 screenings
     for line in lines:
         assert {"title", "query", "secure", "plaintext", "match"} <= set(line)
         assert isinstance(line["query"], dict)
@@ -40,7 +40,7 @@ def test_demo_json_gives_each_query_and_both_results_as_data(tmp_path: Path) -> 
         assert line["match"] is True, line["title"]  # means and deviations: within 1e-9
     risk = [line for line in lines if "computation" in line["query"]]
     computations = {line["query"]["computation"] for line in risk}
-    assert computations == {"score", "concentration", "quantile", "check"}
+    assert computations == {"score", "concentration", "quantile", "train", "check"}
     assert all(line["secure"] == line["plaintext"] for line in risk)
 
     # differential privacy on loans_dp: noisy beside exact, within the declared noise

@@ -140,6 +140,13 @@ def test_a_failed_handshake_is_explained() -> None:
     )
 
 
+def test_a_call_the_stopping_peer_cancelled_is_unavailable_not_internal() -> None:
+    """A node stopped with SIGTERM cancels the calls it still runs: retry, not a bug."""
+    err = error_from_rpc(FailedCall(grpc.StatusCode.CANCELLED, "CANCELLED", ()), "node bank-a")
+    assert isinstance(err, errors.NodeUnavailableError) and err.status == "UNAVAILABLE"
+    assert err.public_message.startswith("node bank-a ended the call before it answered")
+
+
 def test_unexpected_error_becomes_internal_with_a_reference_and_no_details(
     caplog: pytest.LogCaptureFixture,
 ) -> None:

@@ -26,6 +26,7 @@ from mpc_gateway.computations.histogram import HistogramRequest
 from mpc_gateway.computations.quantile import QuantileRequest
 from mpc_gateway.computations.score import ScoreRequest
 from mpc_gateway.computations.scoring import ModelCatalog, ModelFeature, ScoringModel
+from mpc_gateway.computations.train import TrainRequest
 from mpc_gateway.devnet.localnet import schema_path
 from mpc_gateway.errors import ConfigurationError
 from mpc_gateway.node.data import LocalDataset
@@ -45,7 +46,15 @@ MODEL = ScoringModel(
     threshold=Decimal(1),
     output="count",
 )
-DATA_ARRAYS = {"additive", "presence", "counts", "totals", "exposures", "features_local"}
+DATA_ARRAYS = {
+    "additive",
+    "presence",
+    "counts",
+    "totals",
+    "exposures",
+    "features_local",
+    "design",
+}
 SECRET_BITS = {"presence", "known_local", "noise_local"}
 
 
@@ -92,6 +101,13 @@ CASES: dict[str, tuple[Request, OutputControls, dict[str, Any]]] = {
         OutputControls(min_entities=1, dp_rho=RHO),
         {},
     ),
+    "train": (  # no rows: its worker inputs zero statistics and a row count of 0
+        TrainRequest(
+            dataset="loans", label="defaulted", features=("exposure", "sector"), purpose="t"
+        ),
+        OutputControls(min_institutions=2),
+        {},
+    ),
 }
 
 
@@ -128,7 +144,8 @@ def test_a_helper_gives_every_computation_exact_zeros_of_an_institutions_shape(c
         expected = {"minima": sentinel, "maxima": -sentinel}.get(name, 0)  # empty extremes
         assert all(int(v) == expected for v in value.flat), f"{case}: {name}"
     assert DATA_ARRAYS & set(helper.args)
-    assert SECRET_BITS & set(helper.args) or case == "quantile"  # quantile: totals decide
+    # quantile: totals decide; train: the row count (0) its worker derives from the design
+    assert SECRET_BITS & set(helper.args) or case in ("quantile", "train")
 
 
 @pytest.mark.parametrize(

@@ -480,6 +480,7 @@ class ComputationRequest(_message.Message):
     CONCENTRATION_FIELD_NUMBER: _builtins.int
     QUANTILE_FIELD_NUMBER: _builtins.int
     HISTOGRAM_FIELD_NUMBER: _builtins.int
+    TRAIN_FIELD_NUMBER: _builtins.int
     CHECK_FIELD_NUMBER: _builtins.int
     dataset: _builtins.str
     purpose: _builtins.str
@@ -502,6 +503,8 @@ class ComputationRequest(_message.Message):
     @_builtins.property
     def histogram(self) -> Global___HistogramJob: ...
     @_builtins.property
+    def train(self) -> Global___TrainJob: ...
+    @_builtins.property
     def check(self) -> Global___CheckJob: ...
     def __init__(
         self,
@@ -516,13 +519,14 @@ class ComputationRequest(_message.Message):
         concentration: Global___ConcentrationJob | None = ...,
         quantile: Global___QuantileJob | None = ...,
         histogram: Global___HistogramJob | None = ...,
+        train: Global___TrainJob | None = ...,
         check: Global___CheckJob | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["aggregate", b"aggregate", "check", b"check", "computation", b"computation", "concentration", b"concentration", "histogram", b"histogram", "quantile", b"quantile", "score", b"score"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["aggregate", b"aggregate", "check", b"check", "computation", b"computation", "concentration", b"concentration", "histogram", b"histogram", "quantile", b"quantile", "score", b"score", "train", b"train"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["aggregate", b"aggregate", "check", b"check", "computation", b"computation", "concentration", b"concentration", "dataset", b"dataset", "histogram", b"histogram", "purpose", b"purpose", "quantile", b"quantile", "receiver_certificate", b"receiver_certificate", "score", b"score", "sql", b"sql", "where", b"where"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["aggregate", b"aggregate", "check", b"check", "computation", b"computation", "concentration", b"concentration", "dataset", b"dataset", "histogram", b"histogram", "purpose", b"purpose", "quantile", b"quantile", "receiver_certificate", b"receiver_certificate", "score", b"score", "sql", b"sql", "train", b"train", "where", b"where"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    _WhichOneofReturnType_computation: _TypeAlias = _typing.Literal["aggregate", "score", "concentration", "quantile", "histogram", "check"]  # noqa: Y015
+    _WhichOneofReturnType_computation: _TypeAlias = _typing.Literal["aggregate", "score", "concentration", "quantile", "histogram", "train", "check"]  # noqa: Y015
     _WhichOneofArgType_computation: _TypeAlias = _typing.Literal["computation", b"computation"]  # noqa: Y015
     def WhichOneof(self, oneof_group: _WhichOneofArgType_computation) -> _WhichOneofReturnType_computation | None: ...
 
@@ -879,7 +883,7 @@ class CheckJob(_message.Message):
     key_column: _builtins.str
     """default counterparty_lei"""
     question: _builtins.str
-    """flagged (default: whether any member holds a row of it) or members (how many)"""
+    """flagged (default: any member holds a row of it), members (how many), overlap (only how many keys)"""
     @_builtins.property
     def keys(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
         """distinct entity keys (LEIs, person pseudonyms), in the order results come back"""
@@ -898,6 +902,88 @@ class CheckJob(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___CheckJob: _TypeAlias = CheckJob  # noqa: Y015
+
+@_typing.final
+class TrainJob(_message.Message):
+    """--- train: a model fitted inside the MPC ---------------------------------------"""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    LABEL_FIELD_NUMBER: _builtins.int
+    FEATURES_FIELD_NUMBER: _builtins.int
+    FAMILY_FIELD_NUMBER: _builtins.int
+    L2_FIELD_NUMBER: _builtins.int
+    ITERATIONS_FIELD_NUMBER: _builtins.int
+    MIN_ROWS_FIELD_NUMBER: _builtins.int
+    MIN_INSTITUTIONS_FIELD_NUMBER: _builtins.int
+    HOLDOUT_FIELD_NUMBER: _builtins.int
+    SEED_FIELD_NUMBER: _builtins.int
+    label: _builtins.str
+    family: _builtins.str
+    """linear (ridge) or logistic (default)"""
+    l2: _builtins.str
+    """decimal text: penalty (l2/2) sum (sigma_j beta_j)^2, default 1"""
+    iterations: _builtins.int
+    """logistic: Newton steps, default 12"""
+    min_rows: _builtins.int
+    """joint rows required, default 1000"""
+    min_institutions: _builtins.int
+    """institutions with rows required, default 2"""
+    holdout: _builtins.str
+    """decimal text in [0, 0.5]: each node's held-out share (validation)"""
+    seed: _builtins.int
+    """of each node's held-out draw"""
+    @_builtins.property
+    def features(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """numeric or categorical columns (one-hot, first level dropped)"""
+
+    def __init__(
+        self,
+        *,
+        label: _builtins.str = ...,
+        features: _abc.Iterable[_builtins.str] | None = ...,
+        family: _builtins.str | None = ...,
+        l2: _builtins.str | None = ...,
+        iterations: _builtins.int | None = ...,
+        min_rows: _builtins.int | None = ...,
+        min_institutions: _builtins.int | None = ...,
+        holdout: _builtins.str | None = ...,
+        seed: _builtins.int | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_family", b"_family", "_holdout", b"_holdout", "_iterations", b"_iterations", "_l2", b"_l2", "_min_institutions", b"_min_institutions", "_min_rows", b"_min_rows", "_seed", b"_seed", "family", b"family", "holdout", b"holdout", "iterations", b"iterations", "l2", b"l2", "min_institutions", b"min_institutions", "min_rows", b"min_rows", "seed", b"seed"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_family", b"_family", "_holdout", b"_holdout", "_iterations", b"_iterations", "_l2", b"_l2", "_min_institutions", b"_min_institutions", "_min_rows", b"_min_rows", "_seed", b"_seed", "family", b"family", "features", b"features", "holdout", b"holdout", "iterations", b"iterations", "l2", b"l2", "label", b"label", "min_institutions", b"min_institutions", "min_rows", b"min_rows", "seed", b"seed"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType__family: _TypeAlias = _typing.Literal["family"]  # noqa: Y015
+    _WhichOneofArgType__family: _TypeAlias = _typing.Literal["_family", b"_family"]  # noqa: Y015
+    _WhichOneofReturnType__holdout: _TypeAlias = _typing.Literal["holdout"]  # noqa: Y015
+    _WhichOneofArgType__holdout: _TypeAlias = _typing.Literal["_holdout", b"_holdout"]  # noqa: Y015
+    _WhichOneofReturnType__iterations: _TypeAlias = _typing.Literal["iterations"]  # noqa: Y015
+    _WhichOneofArgType__iterations: _TypeAlias = _typing.Literal["_iterations", b"_iterations"]  # noqa: Y015
+    _WhichOneofReturnType__l2: _TypeAlias = _typing.Literal["l2"]  # noqa: Y015
+    _WhichOneofArgType__l2: _TypeAlias = _typing.Literal["_l2", b"_l2"]  # noqa: Y015
+    _WhichOneofReturnType__min_institutions: _TypeAlias = _typing.Literal["min_institutions"]  # noqa: Y015
+    _WhichOneofArgType__min_institutions: _TypeAlias = _typing.Literal["_min_institutions", b"_min_institutions"]  # noqa: Y015
+    _WhichOneofReturnType__min_rows: _TypeAlias = _typing.Literal["min_rows"]  # noqa: Y015
+    _WhichOneofArgType__min_rows: _TypeAlias = _typing.Literal["_min_rows", b"_min_rows"]  # noqa: Y015
+    _WhichOneofReturnType__seed: _TypeAlias = _typing.Literal["seed"]  # noqa: Y015
+    _WhichOneofArgType__seed: _TypeAlias = _typing.Literal["_seed", b"_seed"]  # noqa: Y015
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__family) -> _WhichOneofReturnType__family | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__holdout) -> _WhichOneofReturnType__holdout | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__iterations) -> _WhichOneofReturnType__iterations | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__l2) -> _WhichOneofReturnType__l2 | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__min_institutions) -> _WhichOneofReturnType__min_institutions | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__min_rows) -> _WhichOneofReturnType__min_rows | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__seed) -> _WhichOneofReturnType__seed | None: ...
+
+Global___TrainJob: _TypeAlias = TrainJob  # noqa: Y015
 
 @_typing.final
 class RegisterModelRequest(_message.Message):

@@ -1,0 +1,198 @@
+"""Joint training's plan, layout, policy rules, wire form and decoding (no MPC here)."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from fractions import Fraction
+from typing import Any
+
+import gmpy2
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from scipy.stats import mannwhitneyu
+
+from mpc_gateway.computations import build, computation
+from mpc_gateway.computations.train import TrainOutcome, TrainPlan, TrainRequest
+from mpc_gateway.computations.train_layout import PRIMES, field_modulus, rational, train_layout
+from mpc_gateway.computations.train_validation import validation
+from mpc_gateway.errors import InvalidQueryError
+from mpc_gateway.policy import evaluate
+from tests.unit.policy_cases import ALICE, NOW, SCHEMA, failed, make_policy
+
+FEATURES = ("exposure", "lgd", "rating", "sector")
+TRAINING = {
+    "principals": ["analyst/alice"],
+    "labels": ["defaulted"],
+    "features": list(FEATURES),
+    "iterates_to_nodes": True,
+    "min_rows": 1000,
+}
+
+
+def _plan(**fields: Any) -> TrainPlan:
+    request = TrainRequest(
+        dataset="loans",
+        label=fields.pop("label", "defaulted"),
+        features=fields.pop("features", FEATURES),
+        purpose="risk monitoring",
+        **fields,
+    )
+    plan = build(request, SCHEMA, str(ALICE), 3)
+    assert isinstance(plan, TrainPlan)
+    return plan
+
+
+def _failed_rules(plan: TrainPlan, **training: Any) -> set[str]:
+    policy = make_policy(training={**TRAINING, **training})
+    return {rule for rule, _ in failed(evaluate(policy, plan, ALICE, NOW, 0))}
+
+
+def test_a_plan_within_the_training_section_passes() -> None:
+    assert _failed_rules(_plan()) == set()
+
+
+@pytest.mark.parametrize(
+    ("plan", "training", "rule"),
+    [
+        (dict(label="lgd", family="linear", features=("exposure",)), {}, "training.label"),
+        (dict(features=("exposure", "region")), {}, "training.feature"),
+        ({}, {"release_coefficients": False}, "training.release"),
+        ({}, {"iterates_to_nodes": False}, "training.iterates"),
+        ({}, {"families": ["linear"]}, "training.family"),
+        ({}, {"principals": ["analyst/bob"]}, "training.principal"),
+        (dict(min_rows=999), {}, "training.min_rows"),
+        (dict(min_institutions=1), {}, "training.min_institutions"),
+    ],
+)
+def test_each_training_rule_refuses_what_it_guards(
+    plan: dict[str, Any], training: dict[str, Any], rule: str
+) -> None:
+    assert rule in _failed_rules(_plan(**plan), **training)
+
+
+def test_ridge_discloses_no_iterate_so_needs_no_leave_to() -> None:
+    plan = _plan(family="linear")
+    assert "training.iterates" not in _failed_rules(plan, iterates_to_nodes=False)
+    assert plan.declaration().training is not None
+    assert not plan.declaration().training.iterates_to_nodes
+
+
+def test_without_a_training_section_nothing_trains() -> None:
+    decision = evaluate(make_policy(), _plan(), ALICE, NOW, 0)
+    assert ("training.allowed", "bank-a's policy allows no training on 'loans'") in failed(decision)
+
+
+def test_the_disclosure_names_the_iterates_the_nodes_learn() -> None:
+    texts = " ".join(d["text"] for d in _plan(iterations=5).disclosure(["bank-a", "bank-b"]))
+    assert "the 4 iterates before the released coefficients" in texts
+    assert "never an iterate" in texts
+    ridge = " ".join(d["text"] for d in _plan(family="linear").disclosure(["bank-a"]))
+    assert "iterates" not in ridge and "ridge regression" in ridge
+
+
+@pytest.mark.parametrize(
+    ("fields", "message"),
+    [
+        (dict(label="region"), "is not a numeric column"),
+        (dict(label="days_past_due", features=("exposure",)), "a logistic label is 0 or 1"),
+        (dict(features=("exposure", "defaulted")), "the label is not a feature"),
+        (dict(features=("counterparty_lei",)), "is not a numeric or categorical column"),
+    ],
+)
+def test_a_plan_that_does_not_fit_the_schema_is_refused(
+    fields: dict[str, Any], message: str
+) -> None:
+    with pytest.raises(InvalidQueryError, match=message):
+        _plan(**fields)
+
+
+def test_the_design_has_an_intercept_numerics_and_all_levels_but_the_first() -> None:
+    layout = train_layout(SCHEMA, 3, "defaulted", FEATURES, True, Decimal(1), 12, 1000, 2)
+    rating = SCHEMA.categorical("rating").domain
+    assert layout.columns[:3] == ("intercept", "exposure", "lgd")
+    assert layout.columns[3 : 3 + len(rating) - 1] == tuple(f"rating={v}" for v in rating[1:])
+    assert len(layout.columns) == 3 + 6 + 9
+    assert gmpy2.is_prime(layout.modulus)
+
+
+def test_every_field_of_the_table_is_prime() -> None:
+    for bits, offset in PRIMES.items():
+        assert gmpy2.is_prime((1 << bits) + offset, 25), bits
+    assert field_modulus(1 << 100) == (1 << 1024) + PRIMES[1024]
+
+
+@given(st.integers(-(10**40), 10**40), st.integers(1, 10**40))
+def test_rational_reconstruction_recovers_every_fraction_within_the_bound(a: int, b: int) -> None:
+    p = (1 << 1024) + PRIMES[1024]
+    value = a * pow(b, -1, p) % p
+    assert rational(value, p) == Fraction(a, b)
+
+
+def test_the_job_message_carries_the_request_unchanged() -> None:
+    train = computation("train")
+    message = train.job_message(
+        label="defaulted", features=FEATURES, family="linear", l2="0.5", min_rows=2000
+    )
+    common = {"dataset": "loans", "purpose": "p", "filter": None}
+    request = train.request_from_proto(message, common)
+    assert request == TrainRequest(
+        label="defaulted",
+        features=FEATURES,
+        family="linear",
+        l2=Decimal("0.5"),
+        min_rows=2000,
+        **common,
+    )
+    assert (
+        train.request_from_proto(train.job_message("defaulted", ["lgd"]), common).iterations == 12
+    )
+
+
+def test_decode_gives_the_exact_coefficients_and_whether_they_converged() -> None:
+    plan = _plan(features=("exposure", "lgd"))
+    train = computation("train")
+    p = train.layout(plan, SCHEMA, 3).modulus
+    beta = [Fraction(-7, 3), Fraction(1, 10**9), Fraction(5, 2)]
+    moved = [beta[0] + Fraction(1, 10**3), beta[1], beta[2]]
+
+    def residues(values: list[Fraction]) -> list[int]:
+        return [v.numerator * pow(v.denominator, -1, p) % p for v in values]
+
+    blocks = {"coefficients": residues(beta), "singular": [0], "enough": [1]}
+    done = train.decode(plan, {**blocks, "previous": residues(beta)}, SCHEMA, 3)
+    assert isinstance(done, TrainOutcome) and done.coefficients == beta and done.converged
+    assert not train.decode(plan, {**blocks, "previous": residues(moved)}, SCHEMA, 3).converged
+    singular = train.decode(plan, {**blocks, "singular": [1], "previous": [0] * 3}, SCHEMA, 3)
+    assert singular.singular and not singular.coefficients
+
+
+@given(
+    st.lists(st.integers(0, 9), min_size=1, max_size=40),
+    st.lists(st.integers(0, 9), min_size=1, max_size=40),
+)
+def test_the_auc_of_a_histogram_is_the_mann_whitney_statistic(
+    negatives: list[int], positives: list[int]
+) -> None:
+    histogram = [0] * 20
+    for b in negatives:
+        histogram[b] += 1
+    for b in positives:
+        histogram[10 + b] += 1
+    found = validation(histogram)
+    u = mannwhitneyu(positives, negatives).statistic
+    assert found.auc == pytest.approx(u / (len(positives) * len(negatives)))
+    confusion = found.confusion()
+    assert confusion["true_positive"] == sum(b >= 5 for b in positives)
+    assert confusion["false_positive"] == sum(b >= 5 for b in negatives)
+
+
+def test_a_held_out_split_needs_a_logistic_model_and_is_disclosed() -> None:
+    with pytest.raises(InvalidQueryError, match="needs a logistic model"):
+        _plan(family="linear", holdout=Decimal("0.2"))
+    plan = _plan(holdout=Decimal("0.2"), seed=3)
+    texts = " ".join(d["text"] for d in plan.disclosure(["bank-a"]))
+    assert "held-out rows" in texts and "the released coefficients (to score" in texts
+    ridge = _plan(family="linear")
+    assert not ridge.validated and plan.declaration().training is not None
+    assert plan.declaration().training.iterates_to_nodes
