@@ -18,11 +18,14 @@ from mpc_gateway.cli.common import (
     GATEWAY_OPTION,
     IDENTITY_OPTION,
     PKI_OPTION,
+    ExplainOption,
+    JsonOption,
+    PurposeOption,
     client_from_env,
     explain_or_run,
     reporting_errors,
 )
-from mpc_gateway.cli.risk import ExplainOption, JsonOption, KeysOption, PurposeOption, read_keys
+from mpc_gateway.cli.risk import KeysOption, read_keys
 from mpc_gateway.computations.check import alert_filter
 from mpc_gateway.errors import InvalidQueryError
 from mpc_gateway.pseudonym import load_key, pseudonymise

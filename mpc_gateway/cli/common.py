@@ -8,7 +8,7 @@ import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from decimal import Decimal
-from typing import Any
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -53,6 +53,14 @@ def setup_logging(level: str) -> None:
         level=level.upper(), format="%(asctime)s %(name)s %(levelname)s %(message)s"
     )
 
+
+PurposeOption = Annotated[
+    str, typer.Option(help="why you ask: a purpose the policies allow (audited)")
+]
+ExplainOption = Annotated[
+    bool, typer.Option("--explain", help="dry run: rules, approvals, disclosure")
+]
+JsonOption = Annotated[bool, typer.Option("--json", help="print JSON")]
 
 GATEWAY_OPTION = typer.Option(
     os.environ.get("MPCGW_GATEWAY", "127.0.0.1:50050"),

@@ -21,6 +21,7 @@ from mpc_gateway.cli.common import (
     GATEWAY_OPTION,
     IDENTITY_OPTION,
     PKI_OPTION,
+    JsonOption,
     client_from_env,
     console,
     err_console,
@@ -35,7 +36,6 @@ __all__ = ["model_app", "read_text", "load_model_file", "load_weights_file", "se
 model_app = typer.Typer(
     help="Scoring models: register yours, list the registered ones.", no_args_is_help=True
 )
-JsonOption = Annotated[bool, typer.Option("--json", help="print JSON")]
 
 
 def read_text(path: Path | str, what: str) -> str:

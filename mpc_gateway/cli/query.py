@@ -12,6 +12,9 @@ from mpc_gateway.cli.common import (
     GATEWAY_OPTION,
     IDENTITY_OPTION,
     PKI_OPTION,
+    ExplainOption,
+    JsonOption,
+    PurposeOption,
     client_from_env,
     console,
     explain_or_run,
@@ -26,7 +29,7 @@ def datasets(
     gateway: str = GATEWAY_OPTION,
     pki: str = PKI_OPTION,
     identity: str = IDENTITY_OPTION,
-    as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
+    as_json: JsonOption = False,
 ) -> None:
     """List the joint datasets and their schemas (never data)."""
     with reporting_errors(), client_from_env(gateway, pki, identity) as client:
@@ -72,16 +75,12 @@ def query(
         list[str] | None,
         typer.Option(help="categorical column; repeat or comma-separate for a cross tab"),
     ] = None,
-    purpose: Annotated[
-        str, typer.Option(help="why you ask: a purpose the policies allow (audited)")
-    ] = "",
-    explain: Annotated[
-        bool, typer.Option("--explain", help="dry run: rules, approvals, disclosure")
-    ] = False,
+    purpose: PurposeOption = "",
+    explain: ExplainOption = False,
     gateway: str = GATEWAY_OPTION,
     pki: str = PKI_OPTION,
     identity: str = IDENTITY_OPTION,
-    as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
+    as_json: JsonOption = False,
 ) -> None:
     """Run a joint query as an analyst (or, with --explain, see what would happen)."""
     with reporting_errors(), client_from_env(gateway, pki, identity) as client:
@@ -106,7 +105,7 @@ def status(
     gateway: str = GATEWAY_OPTION,
     pki: str = PKI_OPTION,
     identity: str = IDENTITY_OPTION,
-    as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
+    as_json: JsonOption = False,
 ) -> None:
     """Where a query that needed approval stands; its result once it ran."""
     with reporting_errors(), client_from_env(gateway, pki, identity) as client:
@@ -130,7 +129,7 @@ def budget(
     gateway: str = GATEWAY_OPTION,
     pki: str = PKI_OPTION,
     identity: str = IDENTITY_OPTION,
-    as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
+    as_json: JsonOption = False,
 ) -> None:
     """Your privacy budgets on datasets under differential privacy: spent and left (zCDP ρ)."""
     with reporting_errors(), client_from_env(gateway, pki, identity) as client:

@@ -17,6 +17,9 @@ from mpc_gateway.cli.common import (
     GATEWAY_OPTION,
     IDENTITY_OPTION,
     PKI_OPTION,
+    ExplainOption,
+    JsonOption,
+    PurposeOption,
     client_from_env,
     explain_or_run,
     reporting_errors,
@@ -35,13 +38,6 @@ DatasetOption = Annotated[str, typer.Option(help="joint dataset")]
 WhereOption = Annotated[
     str, typer.Option(help="filter over rows, e.g. \"sector IN ('energy')\" (as for query)")
 ]
-PurposeOption = Annotated[
-    str, typer.Option(help="why you ask: a purpose the policies allow (audited)")
-]
-ExplainOption = Annotated[
-    bool, typer.Option("--explain", help="dry run: rules, approvals, disclosure")
-]
-JsonOption = Annotated[bool, typer.Option("--json", help="print JSON")]
 KeysOption = Annotated[
     str | None,
     typer.Option("--keys", help="file with one entity key per line ('-': stdin; # comments)"),

@@ -10,6 +10,9 @@ from mpc_gateway.cli.common import (
     GATEWAY_OPTION,
     IDENTITY_OPTION,
     PKI_OPTION,
+    ExplainOption,
+    JsonOption,
+    PurposeOption,
     client_from_env,
     explain_or_run,
     reporting_errors,
@@ -48,16 +51,12 @@ def model_train(
     ] = None,
     seed: Annotated[int | None, typer.Option(help="seed of the held-out draw")] = None,
     where: Annotated[str, typer.Option(help="train on the rows this filter selects")] = "",
-    purpose: Annotated[
-        str, typer.Option(help="why you ask: a purpose the policies allow (audited)")
-    ] = "",
-    explain: Annotated[
-        bool, typer.Option("--explain", help="dry run: rules, approvals, disclosure")
-    ] = False,
+    purpose: PurposeOption = "",
+    explain: ExplainOption = False,
     gateway: str = GATEWAY_OPTION,
     pki: str = PKI_OPTION,
     identity: str = IDENTITY_OPTION,
-    as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
+    as_json: JsonOption = False,
 ) -> None:
     """Train a model on every institution's rows; no row leaves its node."""
     with reporting_errors(), client_from_env(gateway, pki, identity) as client:

@@ -37,6 +37,7 @@ LAYERS: dict[str, int] = {
     "gateway": 6,
     "node": 6,
     "client": 7,
+    "client_calls": 6,
     "auditor": 7,
     "devnet": 8,
     "cli": 9,
