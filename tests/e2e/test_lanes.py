@@ -33,7 +33,7 @@ from tests.e2e.conftest import ROWS, client_for
 pytestmark = pytest.mark.e2e
 
 ROWS_ALL = 3 * ROWS  # every node's rows
-KEYS = long_job_keys(8000)
+KEYS = long_job_keys(3000)  # a job of several seconds: short queries fit well inside it
 
 
 def _entries(path: Path) -> list[dict[str, Any]]:
@@ -166,7 +166,7 @@ def test_a_long_lane_failure_leaves_short_queries_running_and_the_lane_reopens(
     with alice, bob:
         model_id = alice.register_model(long_job_model("analyst/alice"))
         started = len(_witnessed(lanes, victim))
-        worker, outcome = _score_in_background(alice, model_id, KEYS[:5000])
+        worker, outcome = _score_in_background(alice, model_id, KEYS[:2500])
         _wait_for_long_order(lanes, victim, started)
         done, seen = threading.Event(), []
         shorts = threading.Thread(target=_short_queries_until, args=(bob, done, seen))
