@@ -48,6 +48,7 @@ from mpc_gateway.computations.shared import (
     bits,
     block,
     check_key_column,
+    fields_set,
     risk_disclosure,
     without_keys,
 )
@@ -230,10 +231,7 @@ class Checks(Computation[CheckRequest, CheckPlan, CheckOutcome]):
     def request_from_proto(
         self, message: gateway_pb2.CheckJob, common: dict[str, Any]
     ) -> CheckRequest:
-        fields: dict[str, Any] = {
-            f.name: tuple(v) if f.name == "keys" else v for f, v in message.ListFields()
-        }  # only what the caller set: defaults stay defaults
-        return CheckRequest(**fields, **common)
+        return CheckRequest(**fields_set(message), **common)
 
     def job_message(
         self, keys: Sequence[str] = (), key_column: str = "", question: str = ""

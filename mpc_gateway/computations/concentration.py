@@ -51,6 +51,7 @@ from mpc_gateway.computations.shared import (
     bits,
     block,
     check_key_column,
+    fields_set,
     risk_disclosure,
     without_keys,
 )
@@ -290,10 +291,7 @@ class Concentration(Computation[ConcentrationRequest, ConcentrationPlan, Concent
     def request_from_proto(
         self, message: gateway_pb2.ConcentrationJob, common: dict[str, Any]
     ) -> ConcentrationRequest:
-        fields: dict[str, Any] = {
-            f.name: tuple(v) if f.name == "keys" else v for f, v in message.ListFields()
-        }  # only what the caller set: defaults stay defaults
-        return ConcentrationRequest(**fields, **common)
+        return ConcentrationRequest(**fields_set(message), **common)
 
     def job_message(
         self,

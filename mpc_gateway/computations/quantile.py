@@ -51,7 +51,7 @@ from mpc_gateway.computations.quantile_search import (
     local_cumulative_counts,
     quantile_layout,
 )
-from mpc_gateway.computations.shared import bits, block, risk_disclosure
+from mpc_gateway.computations.shared import bits, block, fields_set, risk_disclosure
 from mpc_gateway.errors import IntegrityError
 from mpc_gateway.policy.declaration import Declaration, RiskUse
 from mpc_gateway.proto.v1 import gateway_pb2
@@ -228,10 +228,7 @@ class Quantiles(Computation[QuantileRequest, QuantilePlan, QuantileOutcome]):
     def request_from_proto(
         self, message: gateway_pb2.QuantileJob, common: dict[str, Any]
     ) -> QuantileRequest:
-        fields: dict[str, Any] = {
-            f.name: tuple(v) if f.name == "levels" else v for f, v in message.ListFields()
-        }
-        return QuantileRequest(**fields, **common)
+        return QuantileRequest(**fields_set(message), **common)
 
     def job_message(
         self,

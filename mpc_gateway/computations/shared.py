@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from decimal import Decimal, InvalidOperation
 from typing import Annotated, Any
 
+from google.protobuf.message import Message
 from pydantic import Field
 
 from mpc_gateway.canonical import canonical_bytes
@@ -43,6 +44,7 @@ __all__ = [
     "bits",
     "released_count",
     "risk_disclosure",
+    "fields_set",
 ]
 
 DEFAULT_KEY_COLUMN = "counterparty_lei"
@@ -52,6 +54,11 @@ Keys = Annotated[
     Field(min_length=1, max_length=MAX_BATCH),
 ]
 """A batch of entity keys (LEIs, person pseudonyms): its shape is public and fixed."""
+
+
+def fields_set(message: Message) -> dict[str, Any]:
+    """The fields a job message's sender set (repeated ones as tuples): defaults stay defaults."""
+    return {f.name: tuple(v) if f.is_repeated else v for f, v in message.ListFields()}
 
 
 def key_batch_hash(keys: Sequence[str]) -> str:

@@ -47,7 +47,7 @@ from mpc_gateway.computations.base import (
     ProgramCall,
     Request,
 )
-from mpc_gateway.computations.shared import bits, block, risk_disclosure
+from mpc_gateway.computations.shared import bits, block, fields_set, risk_disclosure
 from mpc_gateway.computations.train_layout import (
     VALIDATION_BINS,
     TrainLayout,
@@ -282,10 +282,7 @@ class Training(Computation[TrainRequest, TrainPlan, TrainOutcome]):
     def request_from_proto(
         self, message: gateway_pb2.TrainJob, common: dict[str, Any]
     ) -> TrainRequest:
-        fields: dict[str, Any] = {
-            f.name: tuple(v) if f.name == "features" else v for f, v in message.ListFields()
-        }
-        return TrainRequest(**fields, **common)
+        return TrainRequest(**fields_set(message), **common)
 
     def job_message(
         self,
