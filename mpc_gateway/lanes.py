@@ -14,13 +14,19 @@ from __future__ import annotations
 
 from typing import Literal, TypeGuard
 
-__all__ = ["LANES", "Lane", "is_lane"]
+__all__ = ["LANES", "Lane", "NICENESS", "is_lane"]
 
 Lane = Literal["short", "long"]
 """Short computations answer in milliseconds; long ones (large batches, searches) take seconds."""
 
 LANES: tuple[Lane, ...] = ("short", "long")
 """Every lane, in the order sessions are opened."""
+
+NICENESS: dict[Lane, int] = {"short": 0, "long": 10}
+"""The CPU niceness of each lane's MPC workers (``os.nice``). A long job's workers yield
+the processor to a short query's: on a node with fewer cores than busy workers, a
+short query would otherwise wait its turn for the CPU behind the long job, which keeps
+every cycle nobody else wants (the long lane's benchmark, benchmarks/lanes_bench.py)."""
 
 
 def is_lane(name: str) -> TypeGuard[Lane]:

@@ -13,6 +13,7 @@ import logging
 import os
 import sys
 
+from mpc_gateway.lanes import NICENESS
 from mpc_gateway.mpc.wire import WorkerConfig, read_frame
 
 __all__ = ["main"]
@@ -28,6 +29,8 @@ def main() -> None:
         level=config.log_level,
         format=f"%(asctime)s mpc-worker[{config.pid} {config.lane}] %(levelname)s %(message)s",
     )
+    if NICENESS[config.lane]:
+        os.nice(NICENESS[config.lane])  # a long job's worker yields the CPU to a short query's
     os.chdir(config.mpc_dir)
     sys.argv = config.mpyc_argv()
     from mpc_gateway.mpc.programs.session import serve

@@ -27,6 +27,7 @@ from mpc_gateway.client import GatewayClient, Released
 from mpc_gateway.devnet.localnet import LocalConsortium
 from mpc_gateway.devnet.risk_demo import long_job_keys, long_job_model
 from mpc_gateway.errors import GatewayError
+from mpc_gateway.lanes import NICENESS
 from mpc_gateway.settings import NodeSettings, load_settings
 from tests.e2e.conftest import ROWS, client_for
 
@@ -96,6 +97,7 @@ def test_short_queries_complete_while_a_long_job_runs(lanes: LocalConsortium) ->
         _wait_for_long_order(lanes, "bank-a", started)
         counted = [bob.query("loans", ["count"]) for _ in range(3)]
         running = worker.is_alive()
+        niceness = _niceness_of_workers(lanes, "bank-b")
         worker.join(timeout=300)
     risk = outcome.get("risk")
     assert isinstance(risk, Released), risk
@@ -105,6 +107,7 @@ def test_short_queries_complete_while_a_long_job_runs(lanes: LocalConsortium) ->
     assert {c.lane for c in counted} == {"short"}
     assert [c.sequence for c in counted] == [counted[0].sequence + i for i in range(3)]
     assert running, "the short queries waited for the long job"
+    assert niceness == NICENESS  # the long job's worker yields the CPU to the short lane's
     for node in lanes.files.nodes:  # each node completed the short queries before the long job
         completed = [
             e["query_id"] for e in _witnessed(lanes, node) if e["kind"] == "order.completed"
@@ -147,6 +150,18 @@ def _worker_at(node_pid: int, port: int) -> int:
         if {f"socket:[{i}]" for i in inodes} & links:
             return child
     raise AssertionError(f"no worker of node {node_pid} is connected at port {port}")
+
+
+def _niceness_of_workers(consortium: LocalConsortium, node: str) -> dict[str, int]:
+    """The CPU niceness of ``node``'s worker in each lane."""
+    settings = load_settings(NodeSettings, consortium.files.node_config(node))
+    ports = {"short": settings.mpc_port, "long": settings.mpc_long_port}
+    pid = consortium.processes[node].pid
+    return {
+        lane: os.getpriority(os.PRIO_PROCESS, _worker_at(pid, port))
+        - os.getpriority(os.PRIO_PROCESS, pid)
+        for lane, port in ports.items()
+    }
 
 
 def _short_queries_until(client: GatewayClient, done: threading.Event, seen: list[Any]) -> None:
