@@ -110,7 +110,7 @@ class Governance:
         if usage_db is not None:
             usage_db.parent.mkdir(parents=True, exist_ok=True)
         self.ledger = UsageLedger(usage_db)
-        self.privacy = PrivacyLedger(usage_db)  # its own table, in the same durable file
+        self.privacy = PrivacyLedger(usage_db)  # same file: one sync for both
 
     def versions(self) -> dict[str, str]:
         return {policy.owner: policy.version_hash for policy in self.policies}
@@ -177,13 +177,13 @@ class Governance:
         """
         key, day = usage_key(plan.dataset, str(caller)), self.ledger.today()
         limit = self._limit(plan.dataset)
-        if not self.ledger.record_if_below(key, limit, day, count=steps):
+        charges = privacy_charges(self.policies, plan, str(caller))
+        if not self.ledger.record_if_below(key, limit, day, count=steps, durable=not charges):
             raise BudgetExhaustedError(
                 f"refused by rule dataset.daily_limit: {caller} has used today's {limit} "
                 f"queries on {plan.dataset!r} (this one takes {steps})",
                 rule="dataset.daily_limit",
             )
-        charges = privacy_charges(self.policies, plan, str(caller))
         try:
             if charges:
                 self.privacy.charge(query_id, charges)

@@ -123,7 +123,7 @@ class Node:
             )
         settings.usage_db.parent.mkdir(parents=True, exist_ok=True)
         self.usage = UsageLedger(settings.usage_db)
-        self.privacy = PrivacyLedger(settings.usage_db)  # its own table, in the same file
+        self.privacy = PrivacyLedger(settings.usage_db)  # same file: one sync for both
         td = self.layout.trust_domain
         self._gateway_log = log_origin(td, "gateway", settings.gateway)
         _, node_key = self.layout.signing_paths(self.identity)
@@ -209,7 +209,7 @@ class Node:
     def _take(self, order: ExecutionOrder, key: str, charges: list[Charge]) -> _Taken:
         plan, day = order.plan, self.usage.today()
         limit = self.policy.datasets[plan.dataset].max_queries_per_day
-        if not self.usage.record_if_below(key, limit, day):
+        if not self.usage.record_if_below(key, limit, day, durable=not charges):
             raise BudgetExhaustedError(
                 f"refused by rule dataset.daily_limit: {self.settings.name} allows "
                 f"{plan.analyst} {limit} queries a day on {plan.dataset!r}, all taken",

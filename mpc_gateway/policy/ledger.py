@@ -55,6 +55,7 @@ class UsageLedger:
             Path(path).parent.mkdir(parents=True, exist_ok=True)
             self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
             self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=FULL")  # every commit synced, unless told
             self._db.execute(_SCHEMA)
 
     def today(self) -> date:
@@ -77,15 +78,21 @@ class UsageLedger:
         ).fetchone()
         return int(row[0]) if row else 0
 
-    def _increment(self, key: tuple[str, str], by: int = 1) -> int:
+    def _increment(self, key: tuple[str, str], by: int = 1, *, durable: bool = True) -> int:
         if self._db is None:
             self._memory[key] = max(self._memory.get(key, 0) + by, 0)
             return self._memory[key]
-        self._db.execute(
-            "INSERT INTO usage (analyst, day, count) VALUES (?, ?, max(?, 0)) "
-            "ON CONFLICT (analyst, day) DO UPDATE SET count = max(count + ?, 0)",
-            (*key, by, by),
-        )
+        if not durable:  # written, not yet synced: a later commit to the file syncs it
+            self._db.execute("PRAGMA synchronous=NORMAL")
+        try:
+            self._db.execute(
+                "INSERT INTO usage (analyst, day, count) VALUES (?, ?, max(?, 0)) "
+                "ON CONFLICT (analyst, day) DO UPDATE SET count = max(count + ?, 0)",
+                (*key, by, by),
+            )
+        finally:
+            if not durable:
+                self._db.execute("PRAGMA synchronous=FULL")
         return self._get(key)
 
     def count(self, analyst: str, day: date | None = None) -> int:
@@ -99,17 +106,26 @@ class UsageLedger:
             return self._increment(self._key(analyst, day))
 
     def record_if_below(
-        self, analyst: str, limit: int | None, day: date | None = None, count: int = 1
+        self,
+        analyst: str,
+        limit: int | None,
+        day: date | None = None,
+        count: int = 1,
+        *,
+        durable: bool = True,
     ) -> bool:
         """Count ``count`` more unless that would take ``analyst`` past ``limit`` that day.
 
-        ``None`` is no limit. Returns whether they were counted.
+        ``None`` is no limit. Returns whether they were counted. ``durable=False``
+        saves the fsync when the caller commits to the same file next (the privacy
+        ledger's charge, synced with ``synchronous=FULL``): one sync of the
+        write-ahead log makes both durable, since it holds this write too.
         """
         with self._lock:
             key = self._key(analyst, day)
             if limit is not None and self._get(key) + count > limit:
                 return False
-            self._increment(key, count)
+            self._increment(key, count, durable=durable)
             return True
 
     def release(self, analyst: str, count: int = 1, day: date | None = None) -> None:

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import math
+import shutil
+import subprocess
+import sys
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -11,6 +14,7 @@ import numpy as np
 import pytest
 
 from mpc_gateway.errors import BudgetExhaustedError, InvalidQueryError
+from mpc_gateway.policy import UsageLedger
 from mpc_gateway.privacy import (
     Charge,
     NoisyRelease,
@@ -177,3 +181,44 @@ def test_a_budget_admits_what_an_opendp_privacy_filter_of_what_is_left_admits(
     except dp.OpenDPException:
         filtered = False
     assert ledger._admits(Decimal(left), Decimal(cost)) is filtered
+
+
+_SYNCS = """
+import sys
+from decimal import Decimal
+from pathlib import Path
+from mpc_gateway.policy import UsageLedger
+from mpc_gateway.privacy import Charge, PrivacyLedger
+path, durable = Path(sys.argv[1]), sys.argv[2] == "durable"
+usage, privacy = UsageLedger(path), PrivacyLedger(path)
+charge = Charge("bank-a", "loans", "a", "a", "month", Decimal(1), Decimal("0.01"))
+for n in range(20):
+    usage.record_if_below("a", None, durable=durable)
+    privacy.charge(f"q{n}", [charge])
+print(usage.count("a"), privacy.spent(charge))
+"""
+
+
+def _syncs(tmp_path: Path, mode: str) -> tuple[int, str]:
+    """How many times SQLite synced a file while the script charged 20 queries (strace -c)."""
+    path, report = tmp_path / f"{mode}.sqlite", tmp_path / f"{mode}.strace"
+    done = subprocess.run(
+        ["strace", "-f", "-c", "-o", str(report), "-e", "trace=fsync,fdatasync"]
+        + [sys.executable, "-c", _SYNCS, str(path), mode],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    calls = [line.split() for line in report.read_text().splitlines()]
+    return sum(int(c[3]) for c in calls if c and c[-1] in ("fsync", "fdatasync")), done.stdout
+
+
+@pytest.mark.skipif(shutil.which("strace") is None, reason="strace is not installed")
+def test_a_query_s_usage_count_and_privacy_charge_share_one_sync(tmp_path: Path) -> None:
+    """The usage count written without a sync is made durable by the charge's sync."""
+    both, answer = _syncs(tmp_path, "durable")
+    shared, same_answer = _syncs(tmp_path, "shared")
+    assert answer == same_answer == "20 0.20\n"
+    assert both - shared == 20, (both, shared)  # one sync fewer per query
+    with UsageLedger(tmp_path / "shared.sqlite") as reopened:  # and the count is on disk
+        assert reopened.count("a") == 20
