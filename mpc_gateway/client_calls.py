@@ -178,7 +178,7 @@ class ComputationCalls:
         The outcome holds the exact coefficients (intercept first, a dummy per level
         of a categorical feature but its first), as the policies allow; with ``holdout``
         (logistic), each node holds out that share of its rows (drawn with ``seed``) and
-        the outcome's ``validation`` has the joint AUC, Gini and confusion counts.
+        the outcome's ``validation`` has the joint AUC, Gini, confusion counts and calibration.
         """
         return self.run(
             "train",

@@ -202,7 +202,20 @@ class TrainOutcome(Outcome):
         v = self.validation
         if v is not None and v.auc is not None and v.gini is not None:
             notes.append(f"held out: AUC {v.auc:.4f}, Gini {v.gini:.4f}, at 0.5: {v.confusion()}")
+            notes.extend(_calibration_notes(v))
         return Display(("column", "coefficient"), rows, tuple(notes), self.family)
+
+
+def _calibration_notes(v: Validation) -> list[str]:
+    """The calibration table, one line per band that holds rows."""
+    lines = ["calibration (band: rows, positives, observed rate, mean predicted):"]
+    for b in v.calibration():
+        if b.rows and b.observed is not None and b.predicted is not None:
+            lines.append(
+                f"  [{b.low:.1f}, {b.high:.1f}): {b.rows} rows, {b.positives} positive, "
+                f"observed {b.observed:.4f}, predicted {b.predicted:.4f}"
+            )
+    return lines
 
 
 def _decimal(value: Fraction) -> Decimal:

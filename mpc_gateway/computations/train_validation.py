@@ -6,7 +6,10 @@ per (label, bin of the predicted probability); the MPC sums the counts (rounded
 as the plan's controls round counts) and only the joint histogram is released.
 From it the receiver computes the AUC (the Mann-Whitney statistic, ties within
 a bin counted one half: exact for the binned scores), the Gini coefficient
-``2 AUC - 1``, and the confusion counts at the threshold 0.5 (a bin edge).
+``2 AUC - 1``, the confusion counts at the threshold 0.5 (a bin edge), and a
+calibration table: per band of predicted probability (ten by default, each a run
+of whole bins), the rows, the positives, the observed rate, and the mean predicted
+probability (each row at its bin's midpoint: within half a bin's width, 0.005).
 """
 
 from __future__ import annotations
@@ -17,7 +20,33 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["Validation", "local_histogram", "split_rows", "validation"]
+__all__ = ["Band", "Validation", "local_histogram", "split_rows", "validation"]
+
+
+@dataclass(frozen=True)
+class Band:
+    """One row of a calibration table: held-out rows predicted in ``[low, high)``."""
+
+    low: float
+    high: float
+    rows: int
+    positives: int
+    predicted: float | None  # the mean predicted probability (bin midpoints); None: no rows
+
+    @property
+    def observed(self) -> float | None:
+        """The share of positives among the band's rows; None when it has none."""
+        return self.positives / self.rows if self.rows else None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "low": self.low,
+            "high": self.high,
+            "rows": self.rows,
+            "positives": self.positives,
+            "observed": self.observed,
+            "predicted": self.predicted,
+        }
 
 
 @dataclass(frozen=True)
@@ -52,12 +81,36 @@ class Validation:
             "true_negative": sum(self.negatives[:half]),
         }
 
+    def calibration(self, bands: int = 10) -> list[Band]:
+        """Observed against predicted, per band of ``len(bins) / bands`` adjacent bins."""
+        bins = len(self.positives)
+        if bands < 1 or bins % bands:
+            raise ValueError(f"{bins} bins do not split into {bands} bands")
+        width = bins // bands
+        table = []
+        for k in range(bands):
+            span = range(k * width, (k + 1) * width)
+            counts = [self.negatives[b] + self.positives[b] for b in span]
+            rows = sum(counts)
+            mass = sum(c * (b + 0.5) / bins for c, b in zip(counts, span))
+            table.append(
+                Band(
+                    low=span[0] / bins,
+                    high=(span[-1] + 1) / bins,
+                    rows=rows,
+                    positives=sum(self.positives[b] for b in span),
+                    predicted=mass / rows if rows else None,
+                )
+            )
+        return table
+
     def to_json(self) -> dict[str, Any]:
         return {
             "rows": sum(self.positives) + sum(self.negatives),
             "auc": self.auc,
             "gini": self.gini,
             "confusion_at_0.5": self.confusion(),
+            "calibration": [band.to_json() for band in self.calibration()],
             "histogram": {"label_0": self.negatives, "label_1": self.positives},
         }
 

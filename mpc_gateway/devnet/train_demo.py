@@ -21,7 +21,12 @@ import numpy as np
 from mpc_gateway.client import GatewayClient
 from mpc_gateway.computations.train import TrainOutcome
 from mpc_gateway.computations.train_layout import VALIDATION_BINS, local_rows, train_layout
-from mpc_gateway.computations.train_validation import local_histogram, split_rows, validation
+from mpc_gateway.computations.train_validation import (
+    Validation,
+    local_histogram,
+    split_rows,
+    validation,
+)
 from mpc_gateway.devnet.localnet import ConsortiumFiles, schema_path
 from mpc_gateway.devnet.risk_demo import RiskCheck
 from mpc_gateway.node.data import LocalDataset
@@ -53,11 +58,11 @@ def pooled_logistic(
     return np.concatenate(([beta[0] - float(slopes @ mean)], slopes))
 
 
-def _pooled(files: ConsortiumFiles, round_to: int) -> tuple[np.ndarray, float | None]:
-    """The pooled fit on every node's training rows, and its AUC on the held-out ones.
+def _pooled(files: ConsortiumFiles, round_to: int) -> tuple[np.ndarray, Validation]:
+    """The pooled fit on every node's training rows, and its validation on the held-out ones.
 
-    The AUC is that of the held-out histogram rounded as the released one is (the
-    policies' ``round_counts_to``).
+    From the held-out histogram rounded as the released one is (the policies'
+    ``round_counts_to``).
     """
     schema = load_schema(schema_path())
     layout = train_layout(schema, 3, "defaulted", DEMO_FEATURES, True, L2, STEPS, 1, 1)
@@ -75,7 +80,16 @@ def _pooled(files: ConsortiumFiles, round_to: int) -> tuple[np.ndarray, float | 
     design, label = np.vstack([d for d, _ in held]), np.concatenate([y for _, y in held])
     counts = local_histogram(design, label, beta, VALIDATION_BINS)
     rounded = [(int(c) + round_to // 2) // round_to * round_to for c in counts]
-    return beta, validation(rounded).auc
+    return beta, validation(rounded)
+
+
+def _summary(v: Validation | None) -> tuple[str | None, list[tuple[int, int]]]:
+    """The AUC to four places, and the calibration table's rows and positives per band."""
+    if v is None:
+        return None, []
+    return (None if v.auc is None else f"{v.auc:.4f}"), [
+        (b.rows, b.positives) for b in v.calibration()
+    ]
 
 
 def training_check(client: GatewayClient, files: ConsortiumFiles) -> RiskCheck:
@@ -95,17 +109,26 @@ def training_check(client: GatewayClient, files: ConsortiumFiles) -> RiskCheck:
     outcome = released.outcome
     assert isinstance(outcome, TrainOutcome)
     secure = [f"{v:.6g}" for v in outcome.values()]
-    beta, plain_auc = _pooled(files, released.controls.round_counts_to)
+    beta, pooled = _pooled(files, released.controls.round_counts_to)
     plain = [f"{v:.6g}" for v in beta]
-    auc = None if outcome.validation is None else outcome.validation.auc
-    secure_auc, pooled_auc = (None if a is None else f"{a:.4f}" for a in (auc, plain_auc))
+    (secure_auc, secure_bands), (pooled_auc, pooled_bands) = map(
+        _summary, (outcome.validation, pooled)
+    )
     state = "converged" if outcome.converged else "NOT converged"
     return RiskCheck(
         f"PD model trained across the institutions (logistic, l2 {L2}, {outcome.steps} "
         f"Newton steps, {state}; coefficients released to analyst/alice)",
         {"computation": "train", "label": "defaulted", "features": list(DEMO_FEATURES)},
-        {"coefficients": dict(zip(outcome.columns, secure)), "held_out_auc": secure_auc},
-        {"coefficients": dict(zip(outcome.columns, plain)), "held_out_auc": pooled_auc},
+        {
+            "coefficients": dict(zip(outcome.columns, secure)),
+            "held_out_auc": secure_auc,
+            "calibration": secure_bands,
+        },
+        {
+            "coefficients": dict(zip(outcome.columns, plain)),
+            "held_out_auc": pooled_auc,
+            "calibration": pooled_bands,
+        },
         seconds,
         f"held-out AUC {secure_auc} (counts rounded to {released.controls.round_counts_to}); "
         + ", ".join(f"{n} {v}" for n, v in zip(outcome.columns, secure)),

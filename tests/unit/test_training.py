@@ -7,6 +7,7 @@ from fractions import Fraction
 from typing import Any
 
 import gmpy2
+import numpy as np
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -185,6 +186,19 @@ def test_the_auc_of_a_histogram_is_the_mann_whitney_statistic(
     confusion = found.confusion()
     assert confusion["true_positive"] == sum(b >= 5 for b in positives)
     assert confusion["false_positive"] == sum(b >= 5 for b in negatives)
+    table = found.calibration(bands=5)  # bands of two bins: [0, 0.2), [0.2, 0.4), ...
+    for k, band in enumerate(table):
+        rows = [b for b in negatives + positives if b // 2 == k]
+        assert (band.low, band.high) == pytest.approx((k / 5, (k + 1) / 5))
+        assert band.rows == len(rows) and band.positives == sum(b // 2 == k for b in positives)
+        if rows:
+            assert band.predicted == pytest.approx(np.mean([(b + 0.5) / 10 for b in rows]))
+            assert band.low < band.predicted < band.high
+            assert band.observed == band.positives / band.rows
+        else:
+            assert band.predicted is None and band.observed is None
+    with pytest.raises(ValueError, match="do not split into 3 bands"):
+        found.calibration(bands=3)
 
 
 def test_a_held_out_split_needs_a_logistic_model_and_is_disclosed() -> None:
