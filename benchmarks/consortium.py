@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,16 +27,24 @@ class Running:
 
 @contextmanager
 def running_consortium(
-    root: Path, nodes: Sequence[str], rows: int, seed: int, query_timeout_s: float = 60.0
+    root: Path,
+    nodes: Sequence[str],
+    rows: int,
+    seed: int,
+    query_timeout_s: float = 60.0,
+    data: Callable[[ConsortiumFiles], None] | None = None,
 ) -> Iterator[Running]:
     """Gateway and nodes as processes over fresh PKI and data; stopped whatever happens.
 
     Open policies: every analyst may run the benchmark query, no output controls.
+    ``data`` may rewrite the prepared data files before the nodes start.
     """
     started = time.perf_counter()
     files = prepare(
         root, nodes=nodes, rows=rows, seed=seed, query_timeout_s=query_timeout_s, policies="open"
     )
+    if data is not None:
+        data(files)
     prepared = time.perf_counter()
     consortium = LocalConsortium(files)
     try:
@@ -46,9 +54,11 @@ def running_consortium(
         consortium.stop()
 
 
-def client_for(files: ConsortiumFiles, analyst: str = "alice") -> GatewayClient:
+def client_for(
+    files: ConsortiumFiles, analyst: str = "alice", timeout_s: float = 120.0
+) -> GatewayClient:
     return GatewayClient.from_pki(
-        files.pki_dir, f"analyst/{analyst}", files.gateway_address, timeout_s=120.0
+        files.pki_dir, f"analyst/{analyst}", files.gateway_address, timeout_s=timeout_s
     )
 
 

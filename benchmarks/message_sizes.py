@@ -35,6 +35,16 @@ def score_request(keys: int, key_chars: int) -> int:
     return message.ByteSize()
 
 
+def watchlist_request(keys: int, key_chars: int) -> int:
+    job = computation("check").job_message(
+        keys=[str(i).zfill(key_chars) for i in range(keys)], question="overlap"
+    )
+    message = gateway_pb2.ComputationRequest(
+        dataset="alerts", purpose="p" * 500, where="", check=job
+    )
+    return message.ByteSize()
+
+
 def sealed_registration(nodes: int) -> int:
     names = [f"node-{i}" for i in range(nodes)]
     with tempfile.TemporaryDirectory() as tmp:
@@ -85,6 +95,8 @@ def main() -> None:
         ("Run: 10,000 LEIs (20 chars)", score_request(10_000, 20), run),
         ("Run: 10,000 keys of 128 chars", score_request(10_000, 128), run),
         ("Run: 100,000 LEIs", score_request(100_000, 20), run),
+        ("Run: a watchlist of 1,000,000 LEIs (overlap)", watchlist_request(1_000_000, 20), run),
+        ("Run: a watchlist of 500,000 pseudonyms", watchlist_request(500_000, 64), run),
         (
             f"RegisterModel: {len(FEATURES)} secret 128-bit weights, {args.nodes} nodes",
             sealed_registration(args.nodes),

@@ -314,6 +314,26 @@ def _lanes_table(entries: list[dict[str, Any]]) -> Table:
     return table
 
 
+def _watchlist_table(entries: list[dict[str, Any]]) -> Table:
+    table = Table(title="7. A watchlist's overlap with every member's alerts")
+    table.add_column("case")
+    for name in ("overlap", "p50", "gateway", "nodes' join", "MPC", "hash join", "ratio", "wrong"):
+        table.add_column(name, justify="right")
+    for e in entries:
+        table.add_row(
+            e["case"],
+            f"{e['overlap']:,}",
+            _p(e["secure"]),
+            _ms(e["gateway_ms"]),
+            _ms(e["local_ms"]),
+            _ms(e["mpc_ms"]),
+            _ms(e["hash_join_ms"]),
+            f"{e['secure_over_join']}×",
+            str(e["wrong_results"]),
+        )
+    return table
+
+
 _TABLES = {
     "latency": (_latency_table, _ratio_table, _dp_table, _sealing_table),
     "throughput": (_throughput_table,),
@@ -321,6 +341,7 @@ _TABLES = {
     "risk_mpc": (_risk_mpc_table,),
     "risk": (_risk_table,),
     "lanes": (_lanes_table,),
+    "watchlist": (_watchlist_table,),
     "sources": (_sources_table,),
 }
 

@@ -14,10 +14,13 @@ Scenarios (``--scenarios``, all by default):
 6. ``lanes``: the aggregate's latency (median, p99) while a ``--lanes-entities`` scoring
    batch runs in the long lane, against the same with no long job, in one consortium
    (benchmarks/lanes_bench.py).
-7. ``sources`` (not run unless named): one node's local pre-aggregation with its rows
+7. ``watchlist``: a watchlist's overlap (``--watchlist-keys`` LEIs) with every member's
+   alerts (``--watchlist-alerts`` counterparties each), through the full path, against a
+   plain hash join over the pooled alerts (benchmarks/watchlist_bench.py).
+8. ``sources`` (not run unless named): one node's local pre-aggregation with its rows
    in PostgreSQL beside Parquet, at each ``--source-rows``, with the node's memory
    (benchmarks/sources.py).
-7. ``train`` (not run unless named): the joint training program alone (3 party
+9. ``train`` (not run unless named): the joint training program alone (3 party
    processes), logistic regression at each ``--train-sizes`` ``ROWSxFEATURES``, against
    statsmodels on the pooled rows (benchmarks/train_bench.py).
 
@@ -51,6 +54,7 @@ from benchmarks.scenarios import latency_scenario, parties_scenario
 from benchmarks.sources import sources_scenario
 from benchmarks.throughput import throughput_scenario
 from benchmarks.train_bench import train_scenario
+from benchmarks.watchlist_bench import watchlist_scenario
 
 __all__ = ["main", "SCENARIOS"]
 
@@ -74,6 +78,9 @@ METHOD = {
     "with nothing else running, then while another analyst's scoring batch (3 secure maxima "
     "per entity) runs in the long lane; 'during' counts only queries that started once every "
     "node had the batch's order and ended before its answer",
+    "watchlist": "mpcgw check --keys FILE --overlap from one analyst: every node joins the keys "
+    "against its alerts (DuckDB) and inputs a bit per key, the MPC ORs and sums them; wall time "
+    "at the client; hash join: DuckDB, the keys against the pooled alerts, no privacy",
 }
 
 SCENARIOS: dict[str, Callable[[argparse.Namespace], list[dict[str, Any]]]] = {
@@ -84,9 +91,10 @@ SCENARIOS: dict[str, Callable[[argparse.Namespace], list[dict[str, Any]]]] = {
     "train": train_scenario,
     "risk": risk_gateway_scenario,
     "lanes": lanes_scenario,
+    "watchlist": watchlist_scenario,
     "sources": sources_scenario,
 }
-DEFAULT_SCENARIOS = ["latency", "throughput", "parties", "risk_mpc", "risk", "lanes"]
+DEFAULT_SCENARIOS = ["latency", "throughput", "parties", "risk_mpc", "risk", "lanes", "watchlist"]
 
 
 def _risk_mpc_args(args: argparse.Namespace) -> argparse.Namespace:
@@ -138,7 +146,10 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--risk-naive-max", type=int, default=300, help="entities for the naive run")
     p.add_argument("--lanes-rows", type=int, default=10_000, help="rows per node (lanes)")
     p.add_argument("--lanes-repeats", type=int, default=100, help="aggregates with no long job")
-    p.add_argument("--lanes-entities", type=int, default=8000, help="the long job's batch size")
+    p.add_argument("--lanes-entities", type=int, default=10_000, help="the long job's batch")
+    p.add_argument("--watchlist-keys", type=int, default=1_000_000, help="keys (watchlist)")
+    p.add_argument("--watchlist-alerts", type=int, default=1_000_000, help="alerts per member")
+    p.add_argument("--watchlist-repeats", type=int, default=1, help="timed overlap checks")
     p.add_argument(
         "--source-rows", type=_ints, default=[1_000_000, 10_000_000], help="rows (sources)"
     )

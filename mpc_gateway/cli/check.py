@@ -28,6 +28,7 @@ from mpc_gateway.cli.common import (
 from mpc_gateway.cli.risk import KeysOption, read_keys
 from mpc_gateway.computations.check import alert_filter
 from mpc_gateway.errors import InvalidQueryError
+from mpc_gateway.policy.models import MAX_BATCH, MAX_WATCHLIST
 from mpc_gateway.pseudonym import load_key, pseudonymise
 
 __all__ = ["check"]
@@ -67,7 +68,8 @@ def check(
 ) -> None:
     """Is a counterparty or a person flagged at any member (or at how many)? Nothing else."""
     with reporting_errors():
-        batch = [*(keys or []), *(read_keys(keys_file) if keys_file else [])]
+        limit = MAX_WATCHLIST if overlap else MAX_BATCH
+        batch = [*(keys or []), *(read_keys(keys_file, limit) if keys_file else [])]
         if not batch:
             raise InvalidQueryError("give the keys to check: KEY... or --keys FILE")
         if members and overlap:

@@ -58,20 +58,21 @@ class Interpolation(StrEnum):
     linear = "linear"
 
 
-def read_keys(source: str) -> list[str]:
+def read_keys(source: str, limit: int = MAX_BATCH) -> list[str]:
     """Entity keys, one per line, from file ``source`` (``-``: stdin), in order.
 
     Surrounding whitespace is dropped; blank lines and lines starting with ``#``
-    are skipped. Duplicates are kept (a scoring batch may repeat a key).
+    are skipped. Duplicates are kept (a scoring batch may repeat a key). More than
+    ``limit`` keys is refused.
     """
     text = sys.stdin.read() if source == "-" else read_text(source, "keys file")
     where = "stdin" if source == "-" else source
     keys = [k for k in (line.strip() for line in text.splitlines()) if k and not k.startswith("#")]
     if not keys:
         raise InvalidQueryError(f"no keys in {where}: give one entity key per line")
-    if len(keys) > MAX_BATCH:
+    if len(keys) > limit:
         raise InvalidQueryError(
-            f"{where} holds {len(keys):,} keys; a batch takes at most {MAX_BATCH:,}"
+            f"{where} holds {len(keys):,} keys; a batch takes at most {limit:,}"
         )
     too_long = next((k for k in keys if len(k) > 128), None)
     if too_long is not None:

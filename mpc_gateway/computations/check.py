@@ -44,7 +44,7 @@ from mpc_gateway.computations.features import local_presence
 from mpc_gateway.computations.known_entities import ENOUGH_KNOWN, KnownEntities, known_entities
 from mpc_gateway.computations.shared import (
     DEFAULT_KEY_COLUMN,
-    Keys,
+    Watchlist,
     bits,
     block,
     check_key_column,
@@ -54,6 +54,7 @@ from mpc_gateway.computations.shared import (
 )
 from mpc_gateway.errors import IntegrityError
 from mpc_gateway.policy.declaration import Declaration, EntityBatch, RiskUse
+from mpc_gateway.policy.models import MAX_BATCH, MAX_WATCHLIST
 from mpc_gateway.proto.v1 import gateway_pb2
 from mpc_gateway.query.schema import ColumnName, DatasetSchema
 
@@ -86,7 +87,7 @@ class _Job(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    keys: Keys
+    keys: Watchlist
     key_column: ColumnName = DEFAULT_KEY_COLUMN
     question: Question = "flagged"
 
@@ -94,6 +95,11 @@ class _Job(BaseModel):
     def _distinct(self) -> Self:
         if len(set(self.keys)) != len(self.keys):
             raise ValueError("checked keys must be distinct: a key is listed twice")
+        if self.question != "overlap" and len(self.keys) > MAX_BATCH:
+            raise ValueError(
+                f"a check answering per key takes at most {MAX_BATCH:,} keys (got "
+                f"{len(self.keys):,}); a watchlist's overlap takes up to {MAX_WATCHLIST:,}"
+            )
         return self
 
     def audit_view(self) -> dict[str, Any]:
@@ -190,7 +196,12 @@ class Checks(Computation[CheckRequest, CheckPlan, CheckOutcome]):
 
     def local_inputs(self, plan: CheckPlan, step: dict[str, Any], data: LocalData) -> ProgramCall:
         present = local_presence(
-            data.cursor, data.schema, plan.keys, key_column=plan.key_column, where=data.where
+            data.cursor,
+            data.schema,
+            plan.keys,
+            key_column=plan.key_column,
+            where=data.where,
+            max_keys=MAX_WATCHLIST,
         )
         args: dict[str, Any] = {
             "presence": present,

@@ -253,6 +253,7 @@ def local_entity_features(
     key_column: str = "counterparty_lei",
     where: Where | None = None,
     table: str = "data",
+    max_keys: int = MAX_BATCH,
 ) -> np.ndarray:
     """This node's ``[len(keys), len(features)]`` integer matrix, rows in ``keys`` order.
 
@@ -262,8 +263,8 @@ def local_entity_features(
     of zeros; a repeated key gets the same row each time. One join, whatever the
     batch size; the keys never leave this function.
     """
-    if len(keys) > MAX_BATCH:
-        raise InvalidRequestError(f"a batch carries at most {MAX_BATCH} entity keys")
+    if len(keys) > max_keys:
+        raise InvalidRequestError(f"a batch carries at most {max_keys} entity keys")
     _check_key_column(schema, key_column)
     specs = [feature_spec(name) for name in features]
     for spec in specs:
@@ -302,6 +303,7 @@ def local_presence(
     key_column: str = "counterparty_lei",
     where: Where | None = None,
     table: str = "data",
+    max_keys: int = MAX_BATCH,
 ) -> np.ndarray:
     """This node's 0/1 vector over the batch's distinct keys (first occurrence order).
 
@@ -309,6 +311,14 @@ def local_presence(
     ``lenders`` feature): what the minimum batch counts, so a repeated key counts once.
     """
     distinct = list(dict.fromkeys(keys))
-    return local_entity_features(
-        cursor, schema, distinct, ["lenders"], key_column=key_column, where=where, table=table
-    )[:, 0]
+    features = local_entity_features(
+        cursor,
+        schema,
+        distinct,
+        ["lenders"],
+        key_column=key_column,
+        where=where,
+        table=table,
+        max_keys=max_keys,
+    )
+    return features[:, 0]

@@ -23,7 +23,7 @@ from mpc_gateway.computations.base import Blocks
 from mpc_gateway.computations.disclosure import gateway_relays, nodes_learn
 from mpc_gateway.errors import IntegrityError, InvalidQueryError, InvalidRequestError
 from mpc_gateway.policy.controls import OutputControls
-from mpc_gateway.policy.models import MAX_BATCH
+from mpc_gateway.policy.models import MAX_BATCH, MAX_WATCHLIST
 from mpc_gateway.query.schema import (
     EXACT_SUM_LIMIT,
     DatasetSchema,
@@ -35,6 +35,7 @@ from mpc_gateway.query.schema import (
 __all__ = [
     "Keys",
     "DEFAULT_KEY_COLUMN",
+    "Watchlist",
     "key_batch_hash",
     "without_keys",
     "check_key_column",
@@ -54,6 +55,12 @@ Keys = Annotated[
     Field(min_length=1, max_length=MAX_BATCH),
 ]
 """A batch of entity keys (LEIs, person pseudonyms): its shape is public and fixed."""
+
+Watchlist = Annotated[
+    tuple[Annotated[str, Field(min_length=1, max_length=128)], ...],
+    Field(min_length=1, max_length=MAX_WATCHLIST),
+]
+"""The keys of an entity check: up to :data:`MAX_WATCHLIST` when only their overlap is released."""
 
 
 def fields_set(message: Message) -> dict[str, Any]:

@@ -48,6 +48,7 @@ __all__ = [
     "DatasetPolicy",
     "Policy",
     "MAX_BATCH",
+    "MAX_WATCHLIST",
     "normalise_purpose",
     "principal_matches",
 ]
@@ -59,6 +60,9 @@ AGGREGATE_FUNCS: tuple[str, ...] = ("count", "sum", "mean", "var", "stddev", "mi
 
 MAX_BATCH = 100_000
 """Most entity keys one batch may carry (its shape is public and fixed)."""
+
+MAX_WATCHLIST = 1_000_000
+"""Most keys a watchlist overlap check may carry: its answer is one number, not one per key."""
 
 _NAME = r"[a-z0-9][a-z0-9._-]{0,62}"
 _OWNER = re.compile(_NAME)

@@ -9,7 +9,8 @@ largest limit of the methods it serves before any code runs; the access
 interceptor refuses anything above its own method's limit. Both end the call
 with RESOURCE_EXHAUSTED. The large cases, measured with
 ``benchmarks/message_sizes.py``: a score batch of 10,000 keys of the longest
-allowed length (128 characters) is 1.3 MB, 100,000 LEIs 2.2 MB; a secret-weight
+allowed length (128 characters) is 1.3 MB, 100,000 LEIs 2.2 MB, a watchlist of
+1,000,000 LEIs (an overlap check) 22 MB; a secret-weight
 model's registration sealed to 8 nodes 8 KB; an execution
 order carries that plan to every node; a node's result shares for 100,000
 entities are about 4 MB per released block.
@@ -44,16 +45,16 @@ DEFAULT_REQUEST_BYTES = 16 * KiB
 """The limit of every method :data:`REQUEST_BYTES` does not name (lists, status, audit reads)."""
 
 REQUEST_BYTES: dict[str, int] = {
-    # analysts: a score batch carries its entity keys
-    "/mpc_gateway.proto.v1.GatewayService/Run": 4 * MiB,
-    "/mpc_gateway.proto.v1.GatewayService/Explain": 4 * MiB,
+    # analysts: a score batch carries its entity keys, a watchlist up to a million LEIs
+    "/mpc_gateway.proto.v1.GatewayService/Run": 32 * MiB,
+    "/mpc_gateway.proto.v1.GatewayService/Explain": 32 * MiB,
     # a model (each registered feature at most once) and one sealed weight vector per node:
     # 8 KB for 128-bit weights sealed to 8 nodes
     "/mpc_gateway.proto.v1.GatewayService/RegisterModel": 64 * KiB,
     # a signed decision carries the approver's certificate (16 KiB at most)
     "/mpc_gateway.proto.v1.ApprovalService/Decide": 64 * KiB,
     # the gateway to a node: an order carries the plan, keys included, and the audit evidence
-    "/mpc_gateway.proto.v1.NodeService/Execute": 16 * MiB,
+    "/mpc_gateway.proto.v1.NodeService/Execute": 48 * MiB,
 }
 """Request size limits, by full method name, in bytes of the serialized request."""
 

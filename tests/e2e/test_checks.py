@@ -15,6 +15,8 @@ from mpc_gateway.client import GatewayClient
 from mpc_gateway.computations.check import alert_filter
 from mpc_gateway.devnet.localnet import LocalConsortium
 from mpc_gateway.devnet.screening_demo import UNKNOWN_LEI, members_per_key
+from mpc_gateway.errors import InvalidQueryError
+from mpc_gateway.policy.models import MAX_BATCH
 from mpc_gateway.proto.v1 import gateway_pb2
 from mpc_gateway.rpc.convert import result_from_proto
 from tests.e2e.conftest import client_for
@@ -83,3 +85,18 @@ def test_a_watchlist_releases_only_how_many_of_its_keys_any_member_flagged(
     result = alice.check(watchlist, "overlap")
     assert result.records() == [{"keys": 100, "overlap": 40}]
     assert result.outcome.display().notes == ("40 of 100 keys flagged at some member",)
+
+
+def test_a_watchlist_larger_than_a_batch_and_the_old_transport_limit_is_screened(
+    consortium: LocalConsortium, alice: GatewayClient
+) -> None:
+    """200,000 LEIs (4.4 MB): over the per-key answers' 100,000 keys and over 4 MiB."""
+    members = members_per_key(consortium.files, "counterparty_lei")
+    known = sorted(members)
+    unknown = [f"5493{i:012d}XXXX00" for i in range(MAX_BATCH * 2 - len(known))]
+    watchlist = [*known, *unknown]
+    assert len(watchlist) > MAX_BATCH and sum(len(k) for k in watchlist) > 4 * 1024 * 1024
+    with pytest.raises(InvalidQueryError, match="at most 100,000 keys .* overlap takes up to"):
+        alice.check(watchlist)  # an answer per key: a batch's size at most
+    result = alice.check(watchlist, "overlap")
+    assert result.records() == [{"keys": len(watchlist), "overlap": len(known)}]

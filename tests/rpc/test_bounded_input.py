@@ -17,9 +17,11 @@ from mpc_gateway.errors import InvalidQueryError, RequestTooLargeError
 from mpc_gateway.gateway.service import Gateway
 from mpc_gateway.proto.v1 import gateway_pb2, gateway_pb2_grpc, node_pb2_grpc
 from mpc_gateway.rpc.errors import QUERY_ID_KEY, error_from_rpc
-from mpc_gateway.rpc.limits import DEFAULT_REQUEST_BYTES
+from mpc_gateway.rpc.limits import DEFAULT_REQUEST_BYTES, request_limit
 from tests.forged import count_plan, forge
 from tests.rpc.conftest import Served
+
+_RUN = "/mpc_gateway.proto.v1.GatewayService/Run"
 
 
 def _client(served: Served) -> GatewayClient:
@@ -58,7 +60,8 @@ def test_a_request_over_the_servers_largest_limit_is_refused_by_the_transport(
 ) -> None:
     with _client(gateway_server) as client:
         with pytest.raises(RequestTooLargeError, match="docs/limits.md"):
-            client.run("aggregate", "loans", aggregates=["count"], purpose="p" * (5 << 20))
+            purpose = "p" * (request_limit(_RUN) + (1 << 20))
+            client.run("aggregate", "loans", aggregates=["count"], purpose=purpose)
 
 
 def test_a_refused_query_with_a_huge_dataset_name_costs_the_log_a_few_kilobytes(

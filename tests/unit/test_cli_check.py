@@ -8,6 +8,7 @@ from pathlib import Path
 
 from mpc_gateway.computations.check import CheckOutcome, alert_filter
 from mpc_gateway.pki import ConsortiumLayout
+from mpc_gateway.policy.models import MAX_BATCH
 from mpc_gateway.pseudonym import create_key_file, load_key, pseudonymise
 from tests.unit import cli_cases
 from tests.unit.cli_cases import _invoke, _pki, _write
@@ -90,3 +91,19 @@ def test_overlap_asks_one_number_for_the_whole_watchlist(
     assert result.exit_code == 0, result.output
     assert gateway.calls[0]["question"] == "overlap"
     assert "1 of 2 keys flagged at some member" in result.output
+
+
+def test_a_watchlist_file_may_exceed_a_batch_only_for_its_overlap(
+    layout: ConsortiumLayout, gateway: Recorder, tmp_path: Path
+) -> None:
+    keys = [f"5493{i:012d}MPCG00" for i in range(MAX_BATCH + 1)]
+    path = _write(tmp_path / "watchlist.txt", "\n".join(keys))
+    result = _invoke("check", "--keys", str(path), *_pki(layout))
+    assert result.exit_code == 2
+    assert f"holds {MAX_BATCH + 1:,} keys; a batch takes at most {MAX_BATCH:,}" in result.output
+    assert gateway.calls == []
+    gateway.answer = _released(CheckOutcome(keys, "overlap", [7]))
+    result = _invoke("check", "--keys", str(path), "--overlap", *_pki(layout))
+    assert result.exit_code == 0, result.output
+    assert len(gateway.calls[0]["keys"]) == MAX_BATCH + 1
+    assert f"7 of {MAX_BATCH + 1:,} keys flagged at some member" in result.output
