@@ -10,6 +10,9 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from benchmarks.cells import figure, ms, times
+from benchmarks.netns_table import netns_table
+
 __all__ = ["note", "print_report", "write_json"]
 
 # wide enough for every table when the output goes to a file or a pipe
@@ -22,28 +25,6 @@ def note(message: str) -> None:
     progress.print(f"[dim]·[/] {message}")
 
 
-def _ms(value: float | None) -> str:
-    if value is None:
-        return "–"
-    if abs(value) < 10:
-        return f"{value:.2f}"
-    if abs(value) < 100:
-        return f"{value:.1f}"
-    return f"{value:,.0f}"
-
-
-def _x(value: float | None) -> str:
-    return "–" if value is None else f"{value:,.1f}×" if value >= 10 else f"{value:.2f}×"
-
-
-def _p(block: dict[str, Any] | None, key: str = "median_ms") -> str:
-    if not block:
-        return "–"
-    if "skipped" in block:
-        return "skipped"
-    return _ms(block.get(key))
-
-
 def _latency_table(entries: list[dict[str, Any]]) -> Table:
     table = Table(title="1. Aggregate query latency, ms (3 nodes)")
     for name in ("rows/node", "full p50", "full p95", "scan p50", "full−scan", "DuckDB p50"):
@@ -54,14 +35,14 @@ def _latency_table(entries: list[dict[str, Any]]) -> Table:
         fixed = e["full_path"]["median_ms"] - e["local_scan"]["median_ms"]
         table.add_row(
             f"{e['rows_per_node']:,}",
-            _p(e["full_path"]),
-            _p(e["full_path"], "p95_ms"),
-            _p(e["local_scan"]),
-            _ms(fixed),
-            _p(e["duckdb"]),
-            _p(e["duckdb"], "p95_ms"),
-            _p(e["naive"]),
-            _p(e["naive"], "p95_ms"),
+            figure(e["full_path"]),
+            figure(e["full_path"], "p95_ms"),
+            figure(e["local_scan"]),
+            ms(fixed),
+            figure(e["duckdb"]),
+            figure(e["duckdb"], "p95_ms"),
+            figure(e["naive"]),
+            figure(e["naive"], "p95_ms"),
         )
     table.caption = (
         "count, mean(exposure), stddev(exposure) by sector where exposure > 1000. "
@@ -76,7 +57,7 @@ def _latency_table(entries: list[dict[str, Any]]) -> Table:
 
 def _first(entry: dict[str, Any]) -> str:
     failed = len(entry.get("startup_failures", ()))
-    return _ms(entry["first_query_ms"]) + (f" ({failed} failed)" if failed else "")
+    return ms(entry["first_query_ms"]) + (f" ({failed} failed)" if failed else "")
 
 
 def _relative_error(naive: dict[str, Any]) -> str:
@@ -98,14 +79,14 @@ def _ratio_table(entries: list[dict[str, Any]]) -> Table:
             skipped.append(f"{e['rows_per_node']:,} rows/node: naive {e['naive']['skipped']}")
         table.add_row(
             f"{e['rows_per_node']:,}",
-            _x(r["naive_over_full"]),
-            _x(r["full_over_duckdb"]),
-            _x(r["full_over_local_scan"]),
-            _ms(e["growth_vs_smallest_ms"]["full_path"]),
-            _ms(e["growth_vs_smallest_ms"]["local_scan"]),
-            _p(e["gateway_reported"]),
-            _p(e["mpc_reported"]),
-            _p(e.get("local_scan_reported")),
+            times(r["naive_over_full"]),
+            times(r["full_over_duckdb"]),
+            times(r["full_over_local_scan"]),
+            ms(e["growth_vs_smallest_ms"]["full_path"]),
+            ms(e["growth_vs_smallest_ms"]["local_scan"]),
+            figure(e["gateway_reported"]),
+            figure(e["mpc_reported"]),
+            figure(e.get("local_scan_reported")),
             _first(e),
             str(e["wrong_results"]),
             _relative_error(e["naive"]),
@@ -130,11 +111,11 @@ def _dp_table(entries: list[dict[str, Any]]) -> Table:
             continue
         table.add_row(
             f"{e['rows_per_node']:,}",
-            _p(dp["exact"]),
-            _p(dp["dp"]),
-            _p(dp["dp"], "p95_ms"),
-            _ms(dp["dp_added_median_ms"]),
-            _x(dp["dp_over_exact"]),
+            figure(dp["exact"]),
+            figure(dp["dp"]),
+            figure(dp["dp"], "p95_ms"),
+            ms(dp["dp_added_median_ms"]),
+            times(dp["dp_over_exact"]),
         )
     table.caption = (
         "the same query on the same rows, exact (loans) and under DP (loans_dp, ρ 0.05: every "
@@ -156,11 +137,11 @@ def _sealing_table(entries: list[dict[str, Any]]) -> Table:
             continue
         table.add_row(
             f"{e['rows_per_node']:,}",
-            _p(s["release"]),
-            _p(s["seal"]),
-            _p(s["open"]),
-            _ms(s["added_median_ms"]),
-            _p(s["full_path"]),
+            figure(s["release"]),
+            figure(s["seal"]),
+            figure(s["open"]),
+            ms(s["added_median_ms"]),
+            figure(s["full_path"]),
             f"{100 * s['added_share_of_full_path']:.0f}%",
         )
     table.caption = (
@@ -183,8 +164,8 @@ def _sources_table(entries: list[dict[str, Any]]) -> Table:
                 f"{e['rows']:,}",
                 kind,
                 f"{run['open_s']:.2f}",
-                _p(run["local_inputs"]),
-                _p(run["local_inputs"], "p95_ms"),
+                figure(run["local_inputs"]),
+                figure(run["local_inputs"], "p95_ms"),
                 f"{run['rss_mb_opened']:.0f} / {run['rss_mb_end']:.0f}",
             )
     table.caption = (
@@ -215,8 +196,8 @@ def _throughput_table(entries: list[dict[str, Any]]) -> Table:
         table.add_row(
             str(e["concurrency"]),
             f"{e['qps']:.1f}" if e["qps"] is not None else "–",
-            _p(e["latency"]),
-            _p(e["latency"], "p95_ms"),
+            figure(e["latency"]),
+            figure(e["latency"], "p95_ms"),
             *(str(e[k]) for k in ("requests", "replies", "correct", "wrong")),
             errors,
             str(e["lost"] + e["hung_analysts"]),
@@ -246,10 +227,10 @@ def _parties_table(entries: list[dict[str, Any]]) -> Table:
             str(e["parties"]),
             str(e["threshold"]),
             f"{e['rows_per_node']:,}",
-            _p(e["full_path"]),
-            _p(e["full_path"], "p95_ms"),
-            _x(e["vs_first"]),
-            _p(e["mpc_reported"]),
+            figure(e["full_path"]),
+            figure(e["full_path"], "p95_ms"),
+            times(e["vs_first"]),
+            figure(e["mpc_reported"]),
             _first(e),
             str(e["wrong_results"]),
         )
@@ -266,11 +247,11 @@ def _risk_mpc_table(entries: list[dict[str, Any]]) -> Table:
         wrong = "/".join(str(e[k].get("wrong", "-")) for k in ("public", "secret", "naive"))
         table.add_row(
             f"{e['entities']:,}",
-            _p(e["public"]),
-            _p(e["secret"]),
-            _x(e["secret_vs_public"]),
-            approx + _p(e["naive"]),
-            approx + _x(e["naive_vs_public"]),
+            figure(e["public"]),
+            figure(e["secret"]),
+            times(e["secret_vs_public"]),
+            approx + figure(e["naive"]),
+            approx + times(e["naive_vs_public"]),
             wrong,
         )
     return table
@@ -285,9 +266,9 @@ def _risk_table(entries: list[dict[str, Any]]) -> Table:
         full, mpc = e["full_path"]["median_ms"], e["mpc_reported"]["median_ms"]
         table.add_row(
             e["query"],
-            _p(e["full_path"]),
-            _p(e["full_path"], "p95_ms"),
-            _p(e["mpc_reported"]),
+            figure(e["full_path"]),
+            figure(e["full_path"], "p95_ms"),
+            figure(e["mpc_reported"]),
             f"{100 * mpc / full:.0f}%" if full else "-",
             str(e["rounds"]),
             str(e["wrong_results"]),
@@ -305,10 +286,10 @@ def _lanes_table(entries: list[dict[str, Any]]) -> Table:
         table.add_row(
             e["case"],
             str(short.get("n", 0)),
-            _p(short),
-            _p(short, "p99_ms"),
-            _p(short, "max_ms"),
-            _ms(e.get("long_job_running_ms")),
+            figure(short),
+            figure(short, "p99_ms"),
+            figure(short, "max_ms"),
+            ms(e.get("long_job_running_ms")),
             str(e["wrong_results"]),
         )
     return table
@@ -323,12 +304,12 @@ def _watchlist_table(entries: list[dict[str, Any]]) -> Table:
         table.add_row(
             e["case"],
             f"{e['overlap']:,}",
-            _p(e["secure"]),
-            _ms(e["gateway_ms"]),
-            _ms(e["local_ms"]),
-            _ms(e["mpc_ms"]),
-            _ms(e["hash_join_ms"]),
-            f"{e['secure_over_join']}×",
+            figure(e["secure"]),
+            ms(e["gateway_ms"]),
+            ms(e["local_ms"]),
+            ms(e["mpc_ms"]),
+            ms(e["hash_join_ms"]),
+            times(e["secure_over_join"]),
             str(e["wrong_results"]),
         )
     return table
@@ -343,6 +324,7 @@ _TABLES = {
     "lanes": (_lanes_table,),
     "watchlist": (_watchlist_table,),
     "sources": (_sources_table,),
+    "netns": (netns_table,),
 }
 
 

@@ -23,6 +23,10 @@ Scenarios (``--scenarios``, all by default):
 9. ``train`` (not run unless named): the joint training program alone (3 party
    processes), logistic regression at each ``--train-sizes`` ``ROWSxFEATURES``, against
    statsmodels on the pooled rows (benchmarks/train_bench.py).
+10. ``netns`` (not run unless named; needs root, skipped without): the aggregate with
+   every node in its own network namespace, directly and through delaying relays at
+   each ``--netns-rtts`` round-trip time, with the communication rounds it needs
+   (benchmarks/netns_bench.py).
 
 Prints tables and writes every figure, with the machine it ran on, as JSON
 (``--output``, default ``benchmarks/results/latest.json``). The defaults (10k and 100k
@@ -47,6 +51,7 @@ from typing import Any
 
 from benchmarks.lanes_bench import lanes_scenario
 from benchmarks.machine import load_average, machine_info
+from benchmarks.netns_bench import netns_scenario
 from benchmarks.report import note, print_report, write_json
 from benchmarks.risk_bench import risk_scoring_scenario
 from benchmarks.risk_gateway import risk_gateway_scenario
@@ -81,6 +86,11 @@ METHOD = {
     "watchlist": "mpcgw check --keys FILE --overlap from one analyst: every node joins the keys "
     "against its alerts (DuckDB) and inputs a bit per key, the MPC ORs and sums them; wall time "
     "at the client; hash join: DuckDB, the keys against the pooled alerts, no privacy",
+    "netns": "the benchmark query back to back from one analyst, wall time at the client; every "
+    "node in its own network namespace; relays hold each chunk RTT/2 each way in front of every "
+    "node's gRPC and MPC ports; hops: per query the longest chain of relayed messages each sent "
+    "by the receiver of the one before once it arrived (an upper bound on its sequential one-way "
+    "trips), the fewest over the queries",
 }
 
 SCENARIOS: dict[str, Callable[[argparse.Namespace], list[dict[str, Any]]]] = {
@@ -93,6 +103,7 @@ SCENARIOS: dict[str, Callable[[argparse.Namespace], list[dict[str, Any]]]] = {
     "lanes": lanes_scenario,
     "watchlist": watchlist_scenario,
     "sources": sources_scenario,
+    "netns": netns_scenario,
 }
 DEFAULT_SCENARIOS = ["latency", "throughput", "parties", "risk_mpc", "risk", "lanes", "watchlist"]
 
@@ -160,6 +171,9 @@ def _parser() -> argparse.ArgumentParser:
         help="rows per party x features (train)",
     )
     p.add_argument("--train-repeats", type=int, default=1, help="timed fits per size (train)")
+    p.add_argument("--netns-rtts", type=_ints, default=[0, 10, 50], help="round trips, ms")
+    p.add_argument("--netns-repeats", type=int, default=30, help="aggregates per RTT (netns)")
+    p.add_argument("--netns-rows", type=int, default=10_000, help="rows per node (netns)")
     p.add_argument("--seed", type=int, default=7)
     p.add_argument("--workdir", type=Path, default=Path("var/bench"), help="consortia go here")
     p.add_argument("--output", type=Path, default=Path("benchmarks/results/latest.json"))

@@ -1,7 +1,9 @@
 """A consortium on one machine, for the demo, the tests and the benchmarks (not the product).
 
 * :mod:`~mpc_gateway.devnet.localnet`: PKI, data, configs and processes of a
-  loopback consortium;
+  loopback consortium (:mod:`~mpc_gateway.devnet.configs`: the files it writes);
+* :mod:`~mpc_gateway.devnet.netns`: the same with every node in its own network
+  namespace, and :mod:`~mpc_gateway.devnet.relay`, a TCP relay that adds latency;
 * :mod:`~mpc_gateway.devnet.synth`: seeded synthetic loan books;
 * :mod:`~mpc_gateway.devnet.reference`: plaintext references over pooled rows;
 * :mod:`~mpc_gateway.devnet.demo` and :mod:`~mpc_gateway.devnet.risk_demo`: the

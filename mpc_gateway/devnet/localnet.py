@@ -1,4 +1,4 @@
-"""A whole consortium on one machine: files, then processes, on loopback.
+"""A whole consortium on one machine: files, then processes, on loopback by default.
 
 :func:`prepare` writes what a consortium needs into one directory: the PKI, a
 seeded loan book per institution, every node's config and the gateway's. A
@@ -8,7 +8,10 @@ that m = 3: its config has ``role = "helper"`` and lists schemas, no data.
 process with exactly the commands an institution would run
 (``mpcgw node serve --config ...``, ``mpcgw gateway serve --config ...``),
 waits until their gRPC health services report SERVING, and stops them
-cleanly. The demo and the end-to-end tests both use it.
+cleanly. The demo and the end-to-end tests both use it. Given addresses
+(``hosts``) and a command to start each process under (``launch``), the same
+consortium runs with every node in its own network namespace
+(:mod:`~mpc_gateway.devnet.netns`).
 """
 
 from __future__ import annotations
@@ -26,11 +29,20 @@ from pathlib import Path
 from typing import IO, Any, Literal
 
 from mpc_gateway.client import HealthClient, tls_from_pki
+from mpc_gateway.devnet.configs import (
+    LOOPBACK,
+    ConsortiumFiles,
+    host_of,
+    host_port,
+    toml_str,
+    write_configs,
+)
 from mpc_gateway.devnet.policies import DATASETS, open_policy, schema_path
 from mpc_gateway.devnet.postgres import load_table
 from mpc_gateway.devnet.synth import alert_book, loan_book, write_loan_book
 from mpc_gateway.errors import ConfigurationError, GatewayError
 from mpc_gateway.pki import init_consortium
+from mpc_gateway.pki.ca import DEFAULT_HOSTS
 from mpc_gateway.pseudonym import create_key_file, load_key
 from mpc_gateway.query.schema import load_schema
 
@@ -81,106 +93,6 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-@dataclass(frozen=True)
-class ConsortiumFiles:
-    root: Path
-    nodes: tuple[str, ...]  # every MPC party, in party order (helpers last)
-    gateway_address: str
-    node_addresses: dict[str, str]
-    helpers: tuple[str, ...] = ()  # the nodes that hold no data
-
-    @property
-    def institutions(self) -> tuple[str, ...]:
-        """The nodes that hold data (each has a loan book, :meth:`data_file`)."""
-        return tuple(n for n in self.nodes if n not in self.helpers)
-
-    @property
-    def pki_dir(self) -> Path:
-        return self.root / "pki"
-
-    @property
-    def gateway_config(self) -> Path:
-        return self.root / "gateway.toml"
-
-    def node_config(self, name: str) -> Path:
-        return self.root / "nodes" / name / "node.toml"
-
-    @property
-    def pseudonym_key(self) -> Path:
-        """The institutions' shared person-pseudonym key (never given to the gateway)."""
-        return self.root / "data" / "pseudonym.key"
-
-    def data_file(self, name: str, dataset: str = "loans") -> Path:
-        """A node's rows as written (``loans_dp`` shares the loan book's file)."""
-        return self.root / "data" / name / f"{'alerts' if dataset == 'alerts' else 'loans'}.parquet"
-
-    def policy(self, owner: str) -> Path:
-        """The policy file of a node, or of the consortium (owner "consortium")."""
-        if owner == "consortium":
-            return self.root / "consortium-policy.toml"
-        return self.root / "nodes" / owner / "policy.toml"
-
-
-def _toml_str(value: object) -> str:
-    return '"' + str(value).replace("\\", "\\\\").replace('"', '\\"') + '"'
-
-
-def _write_configs(
-    files: ConsortiumFiles,
-    mpc_ports: dict[str, tuple[int, int]],
-    query_timeout_s: float,
-    sources: dict[str, str],
-) -> None:
-    """``mpc_ports``: per node, its short and long lanes' MPC ports; ``sources``: per node, the
-    TOML lines that say where its loan book is (both loan datasets).
-
-    Its alerts are always the Parquet file :func:`prepare` wrote; a helper has neither.
-    """
-    nodes_toml = []
-    for name in files.nodes:
-        ports = f"mpc_port = {mpc_ports[name][0]}\nmpc_long_port = {mpc_ports[name][1]}\n"
-        config = files.node_config(name)
-        config.parent.mkdir(parents=True, exist_ok=True)
-        role = 'role = "helper"\n' if name in files.helpers else ""  # and no source
-        config.write_text(
-            f"name = {_toml_str(name)}\n{role}listen = {_toml_str(files.node_addresses[name])}\n"
-            f"{ports}pki_dir = {_toml_str(files.pki_dir)}\n"
-            f'gateway = "gateway"\naudit_db = {_toml_str(config.parent / "audit.sqlite")}\n'
-            f"policy = {_toml_str(files.policy(name))}\n"
-            f"usage_db = {_toml_str(config.parent / 'usage.sqlite')}\n"
-            + "".join(
-                f"\n[datasets.{dataset}]\nschema = {_toml_str(schema_path(dataset))}\n"
-                + _source(files, name, dataset, sources[name])
-                for dataset in DATASETS
-            )
-        )
-        nodes_toml.append(
-            f"[[nodes]]\nname = {_toml_str(name)}\n"
-            f"address = {_toml_str(files.node_addresses[name])}\n"
-            f'mpc_host = "127.0.0.1"\n{ports}'
-            f"policy = {_toml_str(files.policy(name))}\n{role}"
-        )
-    files.gateway_config.write_text(
-        f'name = "gateway"\nlisten = {_toml_str(files.gateway_address)}\n'
-        f"pki_dir = {_toml_str(files.pki_dir)}\n"
-        f"audit_db = {_toml_str(files.root / 'audit.sqlite')}\n"
-        f"consortium_policy = {_toml_str(files.policy('consortium'))}\n"
-        f"usage_db = {_toml_str(files.root / 'usage.sqlite')}\n"
-        f"query_timeout_s = {query_timeout_s}\n\n"
-        + "".join(
-            f"[datasets.{dataset}]\nschema = {_toml_str(schema_path(dataset))}\n\n"
-            for dataset in DATASETS
-        )
-        + "\n".join(nodes_toml)
-    )
-
-
-def _source(files: ConsortiumFiles, name: str, dataset: str, loans: str) -> str:
-    if dataset != "alerts" or name in files.helpers:
-        return loans  # the same loan book for loans and loans_dp; nothing at a helper
-    return f"source = {_toml_str(files.data_file(name, 'alerts'))}\n"
-
-
 _MARKER = ".mpcgw-localnet"
 
 
@@ -208,22 +120,22 @@ def prepare(
     storage: Mapping[str, Storage] | None = None,
     postgres: str | None = None,
     helpers: Sequence[str] = (),
+    hosts: Mapping[str, str] | None = None,
+    dial_hosts: Mapping[str, str] | None = None,
 ) -> ConsortiumFiles:
-    """Write PKI, data and configs for a loopback consortium under ``root`` (made afresh).
+    """Write PKI, data and configs for a consortium under ``root`` (made afresh).
 
     Each node keeps its loan book as Parquet unless ``storage`` says CSV, or
     PostgreSQL (a table loaded into the server at the connection string ``postgres``).
     ``helpers`` are data-less nodes after ``nodes`` in party order: no loan book.
+    ``hosts``: per process (``"gateway"`` or a node), the address it listens at,
+    loopback if not named; ``dial_hosts``: per node, the host the gateway and the
+    other nodes dial instead (a relay there forwards to it, at the same ports).
+    Every server's certificate names each host it listens or is dialled at.
     """
     _fresh_directory(root)
     parties = (*nodes, *helpers)
-    files = ConsortiumFiles(
-        root=root.resolve(),
-        nodes=parties,
-        gateway_address=f"127.0.0.1:{free_port()}",
-        node_addresses={name: f"127.0.0.1:{free_port()}" for name in parties},
-        helpers=tuple(helpers),
-    )
+    files = _placed(root, parties, tuple(helpers), hosts or {}, dial_hosts or {})
     _write_policies(files, policies)
     init_consortium(
         files.pki_dir,
@@ -231,6 +143,7 @@ def prepare(
         analysts=("alice", "bob"),
         auditors=("audrey",),
         approvers=("carol",),
+        host_names=_certificate_hosts(files),
         overwrite=True,
     )
     if not files.pseudonym_key.exists():
@@ -245,8 +158,45 @@ def prepare(
         alerts = alert_book(name, max(rows // 50, 200), seed, pseudonym_key=key)
         write_loan_book(files.data_file(name, "alerts"), alerts)
     ports = {name: (free_port(), free_port()) for name in parties}  # short lane, long lane
-    _write_configs(files, ports, query_timeout_s, sources)
+    write_configs(files, ports, query_timeout_s, sources)
     return files
+
+
+def _placed(
+    root: Path,
+    parties: tuple[str, ...],
+    helpers: tuple[str, ...],
+    hosts: Mapping[str, str],
+    dial_hosts: Mapping[str, str],
+) -> ConsortiumFiles:
+    """The consortium's files, with where each process listens and is dialled."""
+    unknown = sorted(({*hosts} - {"gateway", *parties}) | ({*dial_hosts} - {*parties}))
+    if unknown:
+        raise ConfigurationError(f"hosts for processes not in the consortium: {unknown}")
+    listen = {name: hosts.get(name, LOOPBACK) for name in ("gateway", *parties)}
+    dial = {name: dial_hosts.get(name, listen[name]) for name in parties}
+    ports = {name: free_port() for name in ("gateway", *parties)}  # one gRPC port each
+    return ConsortiumFiles(
+        root=root.resolve(),
+        nodes=parties,
+        gateway_address=host_port(listen["gateway"], ports["gateway"]),
+        node_addresses={n: host_port(dial[n], ports[n]) for n in parties},
+        helpers=helpers,
+        node_listen={n: host_port(listen[n], ports[n]) for n in parties if dial[n] != listen[n]},
+    )
+
+
+def _certificate_hosts(files: ConsortiumFiles) -> dict[str, tuple[str, ...]]:
+    """Per server, the hosts its certificate names: loopback's names, or its own addresses."""
+    where = {
+        "gateway": [files.gateway_address],
+        **{n: [files.listen_address(n), files.node_addresses[n]] for n in files.nodes},
+    }
+    named = {}
+    for name, addresses in where.items():
+        hosts = [host_of(a) for a in addresses]
+        named[name] = tuple(dict.fromkeys([*(DEFAULT_HOSTS if LOOPBACK in hosts else ()), *hosts]))
+    return named
 
 
 def _store(
@@ -254,11 +204,11 @@ def _store(
 ) -> str:
     """Keep a node's loan book where ``storage`` says; the node config's lines for it."""
     if storage == "parquet":
-        return f"source = {_toml_str(files.data_file(name))}\n"
+        return f"source = {toml_str(files.data_file(name))}\n"
     if storage == "csv":
         path = files.data_file(name).with_suffix(".csv")
         write_loan_book(path, book)
-        return f"source = {_toml_str(path)}\n"
+        return f"source = {toml_str(path)}\n"
     if postgres is None:
         raise ConfigurationError(f"{name} keeps its rows in PostgreSQL: give a connection string")
     table = "loans_" + name.replace("-", "_").replace(".", "_")
@@ -267,7 +217,7 @@ def _store(
     dsn.parent.mkdir(parents=True, exist_ok=True)
     dsn.touch(mode=0o600)
     dsn.write_text(postgres + "\n")
-    return f"postgres = {{ table = {_toml_str(table)}, dsn_file = {_toml_str(dsn)} }}\n"
+    return f"postgres = {{ table = {toml_str(table)}, dsn_file = {toml_str(dsn)} }}\n"
 
 
 @dataclass
@@ -275,6 +225,8 @@ class LocalConsortium:
     """The consortium's processes: start, wait until healthy, kill one, stop all."""
 
     files: ConsortiumFiles
+    # per process, the command it runs under (``ip netns exec NAME``: in a network namespace)
+    launch: Mapping[str, Sequence[str]] = field(default_factory=dict)
     processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
     _logs: dict[str, IO[bytes]] = field(default_factory=dict)
 
@@ -286,7 +238,10 @@ class LocalConsortium:
         self._logs[name] = open(log_dir / f"{name}.log", "ab")  # noqa: SIM115 - closed in stop()
         env = {**os.environ, "PYTHONUNBUFFERED": "1"}
         self.processes[name] = subprocess.Popen(
-            [sys.executable, "-m", "mpc_gateway.cli", role, "serve", "--config", str(config)],
+            [
+                *self.launch.get(name, ()),
+                *(sys.executable, "-m", "mpc_gateway.cli", role, "serve", "--config", str(config)),
+            ],
             stdout=self._logs[name],
             stderr=subprocess.STDOUT,
             env=env,

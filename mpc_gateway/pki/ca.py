@@ -11,7 +11,7 @@ institution only its own ``<role>/<name>`` directory plus ``ca.crt``.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -118,6 +118,7 @@ def init_consortium(
     gateway: str = "gateway",
     trust_domain: str = DEFAULT_TRUST_DOMAIN,
     hosts: Sequence[str] = DEFAULT_HOSTS,
+    host_names: Mapping[str, Sequence[str]] | None = None,
     valid_days: int = 365,
     ca_valid_days: int | None = None,
     overwrite: bool = False,
@@ -127,7 +128,8 @@ def init_consortium(
 
     ``nodes`` are MPyC parties in order: ``nodes[i]`` becomes ``MPyC party {i}``.
     ``hosts`` go into the gateway's and nodes' TLS certificates (with each one's own
-    name, its compose service name). The CA lives ``ca_valid_days`` (default: the
+    name, its compose service name), unless ``host_names`` lists the hosts of that
+    gateway or node (each at its own address). The CA lives ``ca_valid_days`` (default: the
     larger of ``valid_days`` and five years) so identities can be issued later;
     leaves live ``valid_days``. ``now`` fixes the clock (tests).
 
@@ -167,7 +169,8 @@ def init_consortium(
     write_private_file(layout.ca_key, private_key_pem(ca.key))
     write_public_file(layout.ca_cert, certificate_pem(ca.cert))
     for identity in identities:
-        _write_identity(ca, layout, identity, hosts=hosts, now=clock, valid_days=valid_days)
+        own = (host_names or {}).get(identity.name, hosts)
+        _write_identity(ca, layout, identity, hosts=own, now=clock, valid_days=valid_days)
     save_layout(layout)
     return layout
 
