@@ -315,6 +315,27 @@ def _watchlist_table(entries: list[dict[str, Any]]) -> Table:
     return table
 
 
+def _oprf_table(entries: list[dict[str, Any]]) -> Table:
+    table = Table(title="8. Persons' pseudonyms by a threshold OPRF, per key (µs)")
+    table.add_column("case")
+    columns = ("blind", "evaluate", "finish", "HMAC today", "OPRF/HMAC", "1M: requester, node")
+    for name in (*columns, "wrong"):
+        table.add_column(name, justify="right")
+    for e in entries:
+        step = e["per_key_us"]
+        table.add_row(
+            e["case"],
+            ms(step["blind"]),
+            ms(step["evaluate"]),
+            ms(step["finish"]),
+            ms(step["hmac"]),
+            times(e["oprf_over_hmac"]),
+            f"{e['million_requester_s']} s, {e['million_evaluator_s']} s",
+            str(e["wrong_results"]),
+        )
+    return table
+
+
 _TABLES = {
     "latency": (_latency_table, _ratio_table, _dp_table, _sealing_table),
     "throughput": (_throughput_table,),
@@ -323,6 +344,7 @@ _TABLES = {
     "risk": (_risk_table,),
     "lanes": (_lanes_table,),
     "watchlist": (_watchlist_table,),
+    "oprf": (_oprf_table,),
     "sources": (_sources_table,),
     "netns": (netns_table,),
 }

@@ -28,6 +28,9 @@ Scenarios (``--scenarios``, all by default):
    each ``--netns-rtts`` round-trip time, with the communication rounds it needs
    (benchmarks/netns_bench.py).
 
+11. ``oprf``: what a threshold OPRF for persons' pseudonyms would cost per key (the key
+   Shamir-shared among the nodes), against today's keyed HMAC (benchmarks/oprf_bench.py).
+
 Prints tables and writes every figure, with the machine it ran on, as JSON
 (``--output``, default ``benchmarks/results/latest.json``). The defaults (10k and 100k
 rows per node) took 77 s on a busy 2-core machine, and the two risk scenarios about 100 s
@@ -52,6 +55,7 @@ from typing import Any
 from benchmarks.lanes_bench import lanes_scenario
 from benchmarks.machine import load_average, machine_info
 from benchmarks.netns_bench import netns_scenario
+from benchmarks.oprf_bench import oprf_scenario
 from benchmarks.report import note, print_report, write_json
 from benchmarks.risk_bench import risk_scoring_scenario
 from benchmarks.risk_gateway import risk_gateway_scenario
@@ -102,10 +106,20 @@ SCENARIOS: dict[str, Callable[[argparse.Namespace], list[dict[str, Any]]]] = {
     "risk": risk_gateway_scenario,
     "lanes": lanes_scenario,
     "watchlist": watchlist_scenario,
+    "oprf": oprf_scenario,
     "sources": sources_scenario,
     "netns": netns_scenario,
 }
-DEFAULT_SCENARIOS = ["latency", "throughput", "parties", "risk_mpc", "risk", "lanes", "watchlist"]
+DEFAULT_SCENARIOS = [
+    "latency",
+    "throughput",
+    "parties",
+    "risk_mpc",
+    "risk",
+    "lanes",
+    "watchlist",
+    "oprf",
+]
 
 
 def _risk_mpc_args(args: argparse.Namespace) -> argparse.Namespace:
@@ -161,6 +175,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--watchlist-keys", type=int, default=1_000_000, help="keys (watchlist)")
     p.add_argument("--watchlist-alerts", type=int, default=1_000_000, help="alerts per member")
     p.add_argument("--watchlist-repeats", type=int, default=1, help="timed overlap checks")
+    p.add_argument("--oprf-keys", type=int, default=2000, help="national ids (oprf)")
+    p.add_argument("--oprf-repeats", type=int, default=5, help="timed runs per step (oprf)")
     p.add_argument(
         "--source-rows", type=_ints, default=[1_000_000, 10_000_000], help="rows (sources)"
     )
