@@ -57,9 +57,12 @@ class NoteSignature(NamedTuple):
     signature: bytes
 
 
+_NOT_IN_KEY_NAME = re.compile(r"[\s+\x00-\x1f]")  # whitespace (Unicode's too), '+', controls
+
+
 def check_key_name(name: str) -> str:
     """Return ``name`` if it is a valid note key name (non-empty, no spaces, no ``+``)."""
-    if not name or "+" in name or any(c.isspace() or ord(c) < 0x20 for c in name):
+    if not name or _NOT_IN_KEY_NAME.search(name):
         raise IntegrityError(f"key name {name!r} must be non-empty, without spaces or '+'")
     return name
 
