@@ -37,6 +37,16 @@ That is under the open policies measured here, with no output controls: a cell
 threshold or dominance rule adds secure comparisons, node → node rounds of
 their own (not measured here). The issue's target (latency ≤ rounds × RTT +
 10 ms) is printed beside the figures, with the counted rounds.
+
+Then, at the largest RTT, every other computation the same way, once each (the
+demo's scoring registers its model, which it can do once), every answer checked
+against the pooled plaintext: an entity check
+(one LEI against every member's alerts), the demo's risk queries (scoring,
+concentration, a quantile search, :data:`~mpc_gateway.devnet.risk_demo.RISK_CHECKS`)
+and its joint training (logistic, 12 Newton steps, held-out AUC). A quantile
+search or a training run is a sequence of MPC steps, each its own ``Execute``
+round with the gateway; their secure comparisons and products add node → node
+rounds inside each step.
 """
 
 from __future__ import annotations
@@ -53,7 +63,7 @@ from benchmarks.report import note
 from benchmarks.stats import percentile, summary
 from benchmarks.workload import BENCH_QUERY, Reference, run_query
 from mpc_gateway.client import GatewayClient
-from mpc_gateway.devnet.localnet import DEFAULT_NODES
+from mpc_gateway.devnet.localnet import DEFAULT_NODES, ConsortiumFiles, schema_path
 from mpc_gateway.devnet.netns import (
     NamespacedConsortium,
     NamespaceNetwork,
@@ -62,6 +72,10 @@ from mpc_gateway.devnet.netns import (
     node_namespaces,
 )
 from mpc_gateway.devnet.relay import Flight, critical_path
+from mpc_gateway.devnet.risk_demo import RISK_CHECKS, RiskCheck
+from mpc_gateway.devnet.screening_demo import members_per_key
+from mpc_gateway.devnet.train_demo import training_check
+from mpc_gateway.query.schema import load_schema
 
 __all__ = ["netns_scenario"]
 
@@ -123,6 +137,48 @@ def _measure(
     return entry | _rounds_counted(paths)
 
 
+def _entity_check(client: GatewayClient, files: ConsortiumFiles) -> RiskCheck:
+    """One counterparty flagged at two members, screened against every member's alerts."""
+    members = members_per_key(files, "counterparty_lei")
+    lei = max(members, key=lambda k: (members[k], k))
+    started = time.perf_counter()
+    found = client.check([lei], "members").records()
+    seconds = time.perf_counter() - started
+    plain = [{"key": lei, "members": members[lei]}]
+    return RiskCheck("entity check", {}, {"keys": found}, {"keys": plain}, seconds, "", "")
+
+
+def _each_computation(client: GatewayClient, relayed: NamespacedConsortium) -> list[dict[str, Any]]:
+    """Every other computation at the relay's current RTT: hops, latency, answers checked."""
+    assert relayed.relay is not None
+    schema = load_schema(schema_path())
+    client.purpose = "benchmark"  # the demo's queries state none of their own
+    runs = {
+        "check": lambda: _entity_check(client, relayed.files),
+        **{n: (lambda c=c: c(client, relayed.files, schema)) for n, c in RISK_CHECKS.items()},
+        "train": lambda: training_check(client, relayed.files),
+    }
+    rtt_ms = relayed.relay.delay_s * 2000
+    entries = []
+    for name, run in runs.items():
+        note(f"netns: {name}, RTT {rtt_ms:g} ms")
+        relayed.relay.take()
+        checked = run()
+        flights, _ = relayed.relay.take()
+        hops = len(_path(flights, relayed.relay.delay_s, relayed.net))
+        entries.append(
+            {
+                "case": name,
+                "rtt_ms": round(rtt_ms),
+                "latency": summary([checked.seconds * 1000]),
+                "hops": hops,
+                "counted_rounds": hops / 2,
+                "wrong_results": int(not checked.matches),
+            }
+        )
+    return entries
+
+
 def _loopback(args: Any) -> dict[str, Any]:
     """The same aggregate with every process on loopback, for comparison."""
     with running_consortium(
@@ -161,6 +217,8 @@ def _namespaced(
                 note(f"netns: {args.netns_repeats} aggregates, {case}, RTT {rtt} ms")
                 entry = _measure(client, reference, args, running if relayed else None)
                 entries.append({"case": case, "rtt_ms": rtt, **entry})
+            if relayed and args.netns_each:
+                entries += _each_computation(client, running)
     return entries
 
 
@@ -169,7 +227,7 @@ def _rounds(entries: list[dict[str, Any]]) -> None:
     base = next((e for e in entries if e["case"] == "netns + relays" and e["rtt_ms"] == 0), None)
     for entry in entries:
         rtt = entry["rtt_ms"]
-        if not rtt or base is None:
+        if entry["case"] != "netns + relays" or not rtt or base is None:
             continue
         added = entry["latency"]["median_ms"] - base["latency"]["median_ms"]
         entry["implied_rounds"] = round(added / rtt, 2)

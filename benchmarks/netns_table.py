@@ -12,7 +12,7 @@ __all__ = ["netns_table"]
 
 
 def netns_table(entries: list[dict[str, Any]]) -> Table:
-    table = Table(title="9. Aggregate latency over a network: every node in its own namespace")
+    table = Table(title="9. Latency over a network: every node in its own namespace")
     for name in ("case", "RTT", "queries", "p50", "p99", "implied rounds", "hops", "rounds"):
         table.add_column(name, justify="left" if name == "case" else "right")
     for name in ("target", "met", "relay late", "wrong"):

@@ -190,6 +190,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--netns-rtts", type=_ints, default=[0, 10, 50], help="round trips, ms")
     p.add_argument("--netns-repeats", type=int, default=30, help="aggregates per RTT (netns)")
     p.add_argument("--netns-rows", type=int, default=10_000, help="rows per node (netns)")
+    p.add_argument(
+        "--netns-each", type=int, default=1, help="1: also time every other computation once"
+    )
     p.add_argument("--seed", type=int, default=7)
     p.add_argument("--workdir", type=Path, default=Path("var/bench"), help="consortia go here")
     p.add_argument("--output", type=Path, default=Path("benchmarks/results/latest.json"))

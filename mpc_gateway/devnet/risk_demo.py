@@ -11,6 +11,7 @@ pooled rows of all institutions (:mod:`mpc_gateway.risk.reference`).
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal
 from fractions import Fraction
@@ -35,6 +36,7 @@ from mpc_gateway.query.schema import DatasetSchema, NumericColumn, load_schema
 
 __all__ = [
     "RiskCheck",
+    "RISK_CHECKS",
     "run_risk_checks",
     "demo_model",
     "scores_model",
@@ -340,12 +342,18 @@ def _percentile(client: GatewayClient, files: ConsortiumFiles, schema: DatasetSc
     )
 
 
+RISK_CHECKS: dict[str, Callable[[GatewayClient, ConsortiumFiles, DatasetSchema], RiskCheck]] = {
+    "score": _score,
+    "score (over-indebted persons)": _over_indebted,
+    "concentration": _concentration,
+    "quantile": _percentile,
+}
+"""The demo's risk queries by computation, each checked against the pooled plaintext."""
+
+
 def run_risk_checks(client: GatewayClient, files: ConsortiumFiles) -> list[RiskCheck]:
     schema = load_schema(schema_path())
-    return [
-        check(client, files, schema)
-        for check in (_score, _over_indebted, _concentration, _percentile)
-    ]
+    return [check(client, files, schema) for check in RISK_CHECKS.values()]
 
 
 def plain_dict(check: RiskCheck) -> dict[str, Any]:
