@@ -12,6 +12,7 @@ from rich.table import Table
 
 from benchmarks.cells import figure, ms, times
 from benchmarks.netns_table import netns_table
+from benchmarks.screening_tables import oprf_table, watchlist_table
 
 __all__ = ["note", "print_report", "write_json"]
 
@@ -295,47 +296,6 @@ def _lanes_table(entries: list[dict[str, Any]]) -> Table:
     return table
 
 
-def _watchlist_table(entries: list[dict[str, Any]]) -> Table:
-    table = Table(title="7. A watchlist's overlap with every member's alerts")
-    table.add_column("case")
-    for name in ("overlap", "p50", "gateway", "nodes' join", "MPC", "hash join", "ratio", "wrong"):
-        table.add_column(name, justify="right")
-    for e in entries:
-        table.add_row(
-            e["case"],
-            f"{e['overlap']:,}",
-            figure(e["secure"]),
-            ms(e["gateway_ms"]),
-            ms(e["local_ms"]),
-            ms(e["mpc_ms"]),
-            ms(e["hash_join_ms"]),
-            times(e["secure_over_join"]),
-            str(e["wrong_results"]),
-        )
-    return table
-
-
-def _oprf_table(entries: list[dict[str, Any]]) -> Table:
-    table = Table(title="8. Persons' pseudonyms by a threshold OPRF, per key (µs)")
-    table.add_column("case")
-    columns = ("blind", "evaluate", "finish", "HMAC today", "OPRF/HMAC", "1M: requester, node")
-    for name in (*columns, "wrong"):
-        table.add_column(name, justify="right")
-    for e in entries:
-        step = e["per_key_us"]
-        table.add_row(
-            e["case"],
-            ms(step["blind"]),
-            ms(step["evaluate"]),
-            ms(step["finish"]),
-            ms(step["hmac"]),
-            times(e["oprf_over_hmac"]),
-            f"{e['million_requester_s']} s, {e['million_evaluator_s']} s",
-            str(e["wrong_results"]),
-        )
-    return table
-
-
 _TABLES = {
     "latency": (_latency_table, _ratio_table, _dp_table, _sealing_table),
     "throughput": (_throughput_table,),
@@ -343,8 +303,8 @@ _TABLES = {
     "risk_mpc": (_risk_mpc_table,),
     "risk": (_risk_table,),
     "lanes": (_lanes_table,),
-    "watchlist": (_watchlist_table,),
-    "oprf": (_oprf_table,),
+    "watchlist": (watchlist_table,),
+    "oprf": (oprf_table,),
     "sources": (_sources_table,),
     "netns": (netns_table,),
 }

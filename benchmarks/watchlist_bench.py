@@ -5,11 +5,13 @@ One consortium (three nodes, open policies) whose alert books each hold
 times that size, so members overlap), and a watchlist of ``--watchlist-keys``
 distinct LEIs, half of them drawn from the members' universe. The analyst asks
 only how many of the watchlist's keys some member holds an alert of
-(``mpcgw check --keys FILE --overlap``): the private intersection's cardinality.
-Every node joins the keys against its own alerts (DuckDB) and inputs one bit per
-key; the MPC ORs the bits and sums them. Timed at the client, checked against the
-pooled plaintext, beside the floor with no privacy at all: a plain hash join
-(DuckDB, the keys against the union of the members' alerts). The gateway's own
+(``mpcgw check --keys FILE --overlap``): the private intersection's cardinality;
+then also the members' alert amounts on those keys, summed (``--amount``: the
+intersection-sum). Every node joins the keys against its own alerts (DuckDB) and
+inputs one bit per key (and its own total); the MPC ORs the bits and sums them.
+Timed at the client, checked against the pooled plaintext, beside the floor with
+no privacy at all: a plain hash join (DuckDB, the keys against the union of the
+members' alerts). The gateway's own
 figures split the time: its whole handling of the query, and the MPC step in it.
 """
 
@@ -18,6 +20,7 @@ from __future__ import annotations
 import argparse
 import statistics
 import time
+from decimal import Decimal
 from typing import Any
 
 import duckdb
@@ -27,6 +30,7 @@ import pandas as pd
 from benchmarks.consortium import client_for, running_consortium
 from benchmarks.report import note
 from benchmarks.stats import summary
+from mpc_gateway.client import GatewayClient
 from mpc_gateway.computations.check import CheckOutcome
 from mpc_gateway.devnet.localnet import DEFAULT_NODES, ConsortiumFiles
 from mpc_gateway.devnet.synth import day_number, write_loan_book
@@ -51,7 +55,7 @@ def alerts_of(institution: int, alerts: int, seed: int) -> pd.DataFrame:
             "person_pseudonym": _PERSON,
             "kind": "aml",
             "raised_day": np.full(alerts, today, dtype=np.int64),
-            "amount": np.full(alerts, 1000.0),
+            "amount": np.round(rng.uniform(1, 1_000_000, size=alerts), 2),
         }
     )
 
@@ -64,17 +68,44 @@ def watchlist(keys: int, alerts: int, seed: int) -> list[str]:
     return _lei(np.concatenate([inside, outside]))
 
 
-def _hash_join(files: ConsortiumFiles, keys: list[str]) -> tuple[int, float]:
-    """The overlap by a plain DuckDB join over the pooled alerts, and its seconds."""
+def _hash_join(files: ConsortiumFiles, keys: list[str]) -> tuple[int, Decimal, float]:
+    """The overlap and its amount by a plain DuckDB join over the pooled alerts; its seconds."""
     con = duckdb.connect(":memory:")
     books = ", ".join(f"'{files.data_file(n, 'alerts')}'" for n in files.institutions)
-    con.execute(f"CREATE TABLE alerts AS SELECT counterparty_lei FROM read_parquet([{books}])")
+    con.execute(
+        "CREATE TABLE alerts AS SELECT counterparty_lei AS k, "
+        f"CAST(round(amount * 100) AS BIGINT) AS cents FROM read_parquet([{books}])"
+    )
     started = time.perf_counter()
     con.register("watch", pd.DataFrame({"k": keys}))
-    (count,) = con.execute(
-        "SELECT count(*) FROM watch WHERE k IN (SELECT counterparty_lei FROM alerts)"
-    ).fetchone() or (0,)
-    return int(count), time.perf_counter() - started
+    count, cents = con.execute(
+        "SELECT count(DISTINCT k), sum(cents) FROM alerts WHERE k IN (SELECT k FROM watch)"
+    ).fetchone() or (0, 0)
+    return int(count), Decimal(int(cents or 0)).scaleb(-2), time.perf_counter() - started
+
+
+def _timed(
+    alice: GatewayClient, keys: list[str], amount: bool, expected: CheckOutcome, repeats: int
+) -> dict[str, Any]:
+    """``repeats`` overlap checks (with the amount, if asked), each checked against ``expected``."""
+    times, gateway_ms, mpc_ms, local_ms, wrong = [], [], [], [], 0
+    for _ in range(repeats):
+        started = time.perf_counter()
+        released = alice.check(keys, "overlap", purpose="benchmark", amount=amount)
+        times.append((time.perf_counter() - started) * 1000)
+        gateway_ms.append(released.total_ms)
+        mpc_ms.append(released.mpc_ms)
+        local_ms.append(released.local_ms)
+        outcome = released.outcome
+        assert isinstance(outcome, CheckOutcome)
+        wrong += (outcome.answers, outcome.amount) != (expected.answers, expected.amount)
+    return {
+        "secure": summary(times),
+        "gateway_ms": statistics.median(gateway_ms),
+        "mpc_ms": statistics.median(mpc_ms),
+        "local_ms": statistics.median(local_ms),
+        "wrong_results": wrong,
+    }
 
 
 def watchlist_scenario(args: argparse.Namespace) -> list[dict[str, Any]]:
@@ -85,34 +116,25 @@ def watchlist_scenario(args: argparse.Namespace) -> list[dict[str, Any]]:
             write_loan_book(files.data_file(name, "alerts"), alerts_of(i, alerts_n, args.seed))
 
     root = args.workdir / "watchlist"
+    entries = []
     with running_consortium(root, DEFAULT_NODES, 1000, args.seed, 600.0, write_alerts) as running:
         files = running.files
         keys = watchlist(keys_n, alerts_n, args.seed)
-        expected, join_s = _hash_join(files, keys)
-        note(f"watchlist: {keys_n:,} keys against {alerts_n:,} alerts per member")
-        times, gateway_ms, mpc_ms, local_ms, wrong = [], [], [], [], 0
+        overlap, amount, join_s = _hash_join(files, keys)
         with client_for(files, timeout_s=600.0) as alice:
-            for _ in range(args.watchlist_repeats):
-                started = time.perf_counter()
-                released = alice.check(keys, "overlap", purpose="benchmark")
-                times.append(time.perf_counter() - started)
-                gateway_ms.append(released.total_ms)
-                mpc_ms.append(released.mpc_ms)
-                local_ms.append(released.local_ms)
-                outcome = released.outcome
-                assert isinstance(outcome, CheckOutcome)
-                wrong += outcome.answers != [expected]
-    secure = statistics.median(times)
-    return [
-        {
-            "case": f"{keys_n:,} keys × {alerts_n:,} alerts per member",
-            "overlap": expected,
-            "secure": summary([t * 1000 for t in times]),
-            "gateway_ms": statistics.median(gateway_ms),
-            "mpc_ms": statistics.median(mpc_ms),
-            "local_ms": statistics.median(local_ms),
-            "hash_join_ms": round(join_s * 1000, 3),
-            "secure_over_join": round(secure / join_s, 1) if join_s else None,
-            "wrong_results": wrong,
-        }
-    ]
+            for with_amount in (False, True):
+                asked = "overlap and amount" if with_amount else "overlap"
+                note(f"watchlist: {asked}, {keys_n:,} keys against {alerts_n:,} alerts per member")
+                expected = CheckOutcome(keys, "overlap", [overlap], amount if with_amount else None)
+                timed = _timed(alice, keys, with_amount, expected, args.watchlist_repeats)
+                entries.append(
+                    {
+                        "case": f"{asked}: {keys_n:,} keys × {alerts_n:,} alerts per member",
+                        "overlap": overlap,
+                        "amount": str(amount) if with_amount else None,
+                        **timed,
+                        "hash_join_ms": round(join_s * 1000, 3),
+                        "secure_over_join": round(timed["secure"]["median_ms"] / 1000 / join_s, 1),
+                    }
+                )
+    return entries

@@ -130,9 +130,11 @@ class ComputationCalls:
         key_column: str = "",
         where: str = "",
         purpose: str | None = None,
+        amount: bool = False,
     ) -> Released:
         """Per key whether any member flagged it; ``members``: by how many; ``overlap``: only
-        how many of the keys any member flagged (a watchlist's overlap, one number)."""
+        how many of the keys any member flagged (a watchlist's overlap, one number), with
+        ``amount`` also the members' alert amounts on the keys, summed."""
         return self.run(
             "check",
             dataset,
@@ -141,6 +143,7 @@ class ComputationCalls:
             keys=keys,
             key_column=key_column,
             question="" if question == "flagged" else question,
+            amount=amount,
         )
 
     def histogram(

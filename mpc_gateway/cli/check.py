@@ -46,6 +46,10 @@ def check(
         bool,
         typer.Option("--overlap", help="only how many of the keys any member flagged (one number)"),
     ] = False,
+    amount: Annotated[
+        bool,
+        typer.Option("--amount", help="with --overlap: also the flagged alerts' amounts, summed"),
+    ] = False,
     key_column: Annotated[
         str, typer.Option(help="counterparty_lei (default) or person_pseudonym")
     ] = "",
@@ -74,6 +78,8 @@ def check(
             raise InvalidQueryError("give the keys to check: KEY... or --keys FILE")
         if members and overlap:
             raise InvalidQueryError("ask either --members or --overlap, not both")
+        if amount and not overlap:
+            raise InvalidQueryError("--amount sums a watchlist's overlap: give --overlap too")
         if pseudonym_key is not None:
             secret = load_key(pseudonym_key)
             batch = [pseudonymise(secret, k) for k in batch]
@@ -90,4 +96,5 @@ def check(
             keys=batch,
             key_column=key_column,
             question="members" if members else "overlap" if overlap else "",
+            amount=amount,
         )

@@ -5,7 +5,8 @@ For a few keys (a counterparty's LEI, a person's pseudonym) and a dataset such a
 the bit "some member holds a row of it" (``question="flagged"``) or the number of
 members that do (``"members"``), or for a whole watchlist only how many of its
 keys some member holds (``"overlap"``: the private intersection's cardinality),
-under the plan's filter: ``kind = 'aml' AND
+with ``amount`` also the members' alert amounts summed over the watchlist's keys
+(the intersection-sum over the members' values), under the plan's filter: ``kind = 'aml' AND
 raised_day >= ...`` asks "flagged for money laundering in the last 30 days".
 Each node inputs one bit per key, "I hold a row of it"; the MPC sums them
 (:mod:`mpc_gateway.mpc.programs.check`), so no one learns which member flagged
@@ -25,6 +26,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from decimal import Decimal
 from typing import Any, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, model_validator
@@ -40,7 +42,7 @@ from mpc_gateway.computations.base import (
     ProgramCall,
     Request,
 )
-from mpc_gateway.computations.features import local_presence
+from mpc_gateway.computations.features import feature_spec, local_entity_features, local_presence
 from mpc_gateway.computations.known_entities import ENOUGH_KNOWN, KnownEntities, known_entities
 from mpc_gateway.computations.shared import (
     DEFAULT_KEY_COLUMN,
@@ -61,6 +63,8 @@ from mpc_gateway.query.schema import ColumnName, DatasetSchema
 __all__ = ["CheckRequest", "CheckPlan", "CheckOutcome", "Checks", "Question", "alert_filter"]
 
 Question = Literal["flagged", "members", "overlap"]
+
+_AMOUNT = feature_spec("alert_amount")
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
@@ -90,11 +94,14 @@ class _Job(BaseModel):
     keys: Watchlist
     key_column: ColumnName = DEFAULT_KEY_COLUMN
     question: Question = "flagged"
+    amount: bool = False  # with "overlap": also the members' amounts on the keys, summed
 
     @model_validator(mode="after")
     def _distinct(self) -> Self:
         if len(set(self.keys)) != len(self.keys):
             raise ValueError("checked keys must be distinct: a key is listed twice")
+        if self.amount and self.question != "overlap":
+            raise ValueError("an amount is summed over a watchlist's overlap only: ask overlap")
         if self.question != "overlap" and len(self.keys) > MAX_BATCH:
             raise ValueError(
                 f"a check answering per key takes at most {MAX_BATCH:,} keys (got "
@@ -117,7 +124,8 @@ class CheckPlan(_Job, Plan):
 
     def declaration(self) -> Declaration:
         blocker = f"{self.question} changes with a single row, which noise cannot protect"
-        risk = RiskUse((self.question,), batch=EntityBatch(self.key_column, len(self.keys)))
+        outputs = (self.question, "amount") if self.amount else (self.question,)
+        risk = RiskUse(outputs, batch=EntityBatch(self.key_column, len(self.keys)))
         return Declaration(risk=risk, dp_blocker=blocker)
 
     def disclosure(self, institutions: list[str]) -> list[dict[str, str]]:
@@ -127,6 +135,8 @@ class CheckPlan(_Job, Plan):
             "members": f"for each of {batch}, how many institutions hold a row of it",
             "overlap": f"only how many of {batch} at least one institution holds a row of",
         }[self.question]
+        if self.amount:
+            what += ", and the amount of their rows at every institution, summed"
         gate = self.known_entities(len(institutions))
         if gate is not None:
             what += f", {gate.describe()}"
@@ -148,16 +158,19 @@ class CheckOutcome(Outcome):
     keys: list[str] = field(default_factory=list)
     question: Question = "flagged"
     answers: list[int] = field(default_factory=list)  # per key 0/1 or a count; [n] for overlap
+    amount: Decimal | None = None  # the members' amounts on the keys, summed (if asked)
 
     def released(self) -> dict[str, Any]:
-        return {"kind": self.kind, "question": self.question, "answers": self.answers}
+        released = {"kind": self.kind, "question": self.question, "answers": self.answers}
+        return released if self.amount is None else {**released, "amount": str(self.amount)}
 
     def withheld(self) -> list[dict[str, Any]]:
         return []
 
     def records(self) -> list[dict[str, Any]]:
         if self.question == "overlap":
-            return [{"keys": len(self.keys), "overlap": self.answers[0]}]
+            record: dict[str, Any] = {"keys": len(self.keys), "overlap": self.answers[0]}
+            return [record if self.amount is None else {**record, "amount": str(self.amount)}]
         value = (lambda a: bool(a)) if self.question == "flagged" else (lambda a: a)
         return [{"key": k, self.question: value(a)} for k, a in zip(self.keys, self.answers)]
 
@@ -169,6 +182,8 @@ class CheckOutcome(Outcome):
     def display(self, request: Request | None = None) -> Display:
         if self.question == "overlap":
             note = f"{self.answers[0]:,} of {len(self.keys):,} keys flagged at some member"
+            if self.amount is not None:
+                note += f"; their alerts' amounts total {self.amount:,}"
             return Display((), (), (note,))
         if self.question == "flagged":
             rows = tuple((k, "yes" if a else "no") for k, a in zip(self.keys, self.answers))
@@ -188,27 +203,45 @@ class Checks(Computation[CheckRequest, CheckPlan, CheckOutcome]):
     plan_type = CheckPlan
     outcome_type = CheckOutcome
     lane = "short"
-    outputs = ("flagged", "members", "overlap")
+    outputs = ("flagged", "members", "overlap", "amount")
 
     def check(self, plan: CheckPlan, schema: DatasetSchema, parties: int) -> None:
         plan.check_schema(schema)
         check_key_column(schema, plan.key_column)
+        if plan.amount:
+            _AMOUNT.check_schema(schema)
 
     def local_inputs(self, plan: CheckPlan, step: dict[str, Any], data: LocalData) -> ProgramCall:
-        present = local_presence(
-            data.cursor,
-            data.schema,
-            plan.keys,
-            key_column=plan.key_column,
-            where=data.where,
-            max_keys=MAX_WATCHLIST,
-        )
+        where, column = data.where, plan.key_column
         args: dict[str, Any] = {
-            "presence": present,
             "question": plan.question,
             # bounds a count of members (at most m) or of keys (the overlap)
             "bits": (max(data.parties, len(plan.keys)) + 1).bit_length() + 1,
         }
+        if plan.amount:  # the keys are distinct: one row each, in order
+            features = ["lenders", _AMOUNT.name]
+            local = local_entity_features(
+                data.cursor,
+                data.schema,
+                plan.keys,
+                features,
+                key_column=column,
+                where=where,
+                max_keys=MAX_WATCHLIST,
+            )
+            present = local[:, 0]
+            args["amount"] = int(sum(local[:, 1]))
+            args["amount_bits"] = _AMOUNT.joint_bound(data.schema, data.parties).bit_length() + 2
+        else:
+            present = local_presence(
+                data.cursor,
+                data.schema,
+                plan.keys,
+                key_column=column,
+                where=where,
+                max_keys=MAX_WATCHLIST,
+            )
+        args["presence"] = present
         gate = plan.known_entities(data.parties)
         if gate is not None:
             args.update(gate.program_args(present))
@@ -231,7 +264,13 @@ class Checks(Computation[CheckRequest, CheckPlan, CheckOutcome]):
             (overlap,) = block(blocks, "overlap", 1)
             if not 0 <= overlap <= len(plan.keys):
                 raise IntegrityError("the nodes released an overlap out of range")
-            return CheckOutcome(list(plan.keys), plan.question, [overlap])
+            amount = None
+            if plan.amount:
+                (total,) = block(blocks, "amount", 1)
+                if total < 0:
+                    raise IntegrityError("the nodes released a negative amount")
+                amount = Decimal(total).scaleb(-schema.numeric("amount").scale)
+            return CheckOutcome(list(plan.keys), plan.question, [overlap], amount)
         answers = block(blocks, plan.question, len(plan.keys))
         if plan.question == "flagged":
             answers = [int(b) for b in bits(answers, "flags")]
@@ -245,7 +284,13 @@ class Checks(Computation[CheckRequest, CheckPlan, CheckOutcome]):
         return CheckRequest(**fields_set(message), **common)
 
     def job_message(
-        self, keys: Sequence[str] = (), key_column: str = "", question: str = ""
+        self,
+        keys: Sequence[str] = (),
+        key_column: str = "",
+        question: str = "",
+        amount: bool = False,
     ) -> gateway_pb2.CheckJob:
         """Empty values are left to the gateway's defaults (counterparty_lei, flagged)."""
-        return gateway_pb2.CheckJob(keys=keys, key_column=key_column, question=question)
+        return gateway_pb2.CheckJob(
+            keys=keys, key_column=key_column, question=question, amount=amount
+        )

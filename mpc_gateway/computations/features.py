@@ -216,6 +216,15 @@ FEATURES: dict[str, FeatureSpec] = {
             lambda s: _rows(s) * _EXPOSURE(s),
         ),
         _spec(
+            "alert_amount",
+            "sum",
+            "amount encoding (EUR cents)",
+            "amount of the entity's alerts, summed over every institution (an alerts dataset)",
+            ("amount",),
+            lambda s: f"sum({_col('amount')})",
+            lambda s: _rows(s) * _magnitude("amount")(s),
+        ),
+        _spec(
             "lgd_weighted_exposure",
             "sum",
             "exposure x LGD encoding (EUR 1e-6)",

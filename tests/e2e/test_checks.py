@@ -8,7 +8,9 @@ opened to it); the filter (kind, age) applies at every node.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from decimal import Decimal
 
+import duckdb
 import pytest
 
 from mpc_gateway.client import GatewayClient
@@ -90,13 +92,37 @@ def test_a_watchlist_releases_only_how_many_of_its_keys_any_member_flagged(
 def test_a_watchlist_larger_than_a_batch_and_the_old_transport_limit_is_screened(
     consortium: LocalConsortium, alice: GatewayClient
 ) -> None:
-    """200,000 LEIs (4.4 MB): over the per-key answers' 100,000 keys and over 4 MiB."""
+    """100,001 keys in 4.4 MB: over the per-key answers' 100,000 keys and over 4 MiB."""
     members = members_per_key(consortium.files, "counterparty_lei")
     known = sorted(members)
-    unknown = [f"5493{i:012d}XXXX00" for i in range(MAX_BATCH * 2 - len(known))]
+    unknown = [
+        f"5493{i:012d}XXXX00/not-a-member's-{i:08d}" for i in range(MAX_BATCH + 1 - len(known))
+    ]
     watchlist = [*known, *unknown]
     assert len(watchlist) > MAX_BATCH and sum(len(k) for k in watchlist) > 4 * 1024 * 1024
     with pytest.raises(InvalidQueryError, match="at most 100,000 keys .* overlap takes up to"):
         alice.check(watchlist)  # an answer per key: a batch's size at most
     result = alice.check(watchlist, "overlap")
     assert result.records() == [{"keys": len(watchlist), "overlap": len(known)}]
+
+
+def test_a_watchlist_s_amount_is_the_members_alerts_on_its_keys_summed(
+    consortium: LocalConsortium, alice: GatewayClient
+) -> None:
+    """The intersection-sum: every member's alert amounts on the watchlist's keys, one total."""
+    where = alert_filter("aml", None, "")
+    members = members_per_key(consortium.files, "counterparty_lei", where)
+    watchlist = [*sorted(members)[:25], *(f"5493{i:012d}XXXX00" for i in range(25))]
+    books = [str(consortium.files.data_file(n, "alerts")) for n in consortium.files.institutions]
+    with duckdb.connect(":memory:") as con:
+        (total,) = con.execute(
+            f"SELECT sum(CAST(round(amount * 100) AS BIGINT)) FROM read_parquet(?) WHERE {where} "
+            "AND counterparty_lei IN "
+            "(SELECT unnest(?))",
+            [books, watchlist],
+        ).fetchone() or (None,)
+    result = alice.check(watchlist, "overlap", where=where, amount=True)
+    amount = str(Decimal(total).scaleb(-2))  # cents, summed exactly
+    assert result.records() == [{"keys": 50, "overlap": 25, "amount": amount}]
+    with pytest.raises(InvalidQueryError, match="summed over a watchlist's overlap only"):
+        alice.check(watchlist, "members", amount=True)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime
+from decimal import Decimal
 from pathlib import Path
 
 from mpc_gateway.computations.check import CheckOutcome, alert_filter
@@ -107,3 +108,19 @@ def test_a_watchlist_file_may_exceed_a_batch_only_for_its_overlap(
     assert result.exit_code == 0, result.output
     assert len(gateway.calls[0]["keys"]) == MAX_BATCH + 1
     assert f"7 of {MAX_BATCH + 1:,} keys flagged at some member" in result.output
+
+
+def test_amount_asks_the_overlap_s_summed_alert_amounts_and_needs_overlap(
+    layout: ConsortiumLayout, gateway: Recorder
+) -> None:
+    result = _invoke("check", *LEIS, "--amount", *_pki(layout))
+    assert result.exit_code == 2
+    assert "--amount sums a watchlist's overlap: give --overlap too" in result.output
+    assert gateway.calls == []
+    gateway.answer = _released(CheckOutcome(LEIS, "overlap", [1], Decimal("1234.50")))
+    result = _invoke("check", *LEIS, "--overlap", "--amount", *_pki(layout))
+    assert result.exit_code == 0, result.output
+    assert gateway.calls[0]["question"] == "overlap" and gateway.calls[0]["amount"] is True
+    assert "1 of 2 keys flagged at some member; their alerts' amounts total 1,234.50" in (
+        result.output
+    )

@@ -5,9 +5,12 @@ keys, 1 where it holds at least one row of the key (an alert, under the plan's
 filter, e.g. raised in the last 30 days). Output (to the receiver only, sealed):
 per key the number of parties holding it (``members`` [n]) or only the bit "at
 least one does" (``flagged`` [n]), or for a watchlist only how many of its keys
-some party holds (``overlap`` [1], the intersection's cardinality). Leakage:
-exactly that block; never which parties hold a key. With ``known_local``, the minimum-batch bit of
-:mod:`mpc_gateway.mpc.programs.known` gates the block and is released with it.
+some party holds (``overlap`` [1], the intersection's cardinality), with
+``amount`` also the parties' rows' amounts summed over the watchlist's keys
+(``amount`` [1]: each party inputs its own total, one number). Leakage: exactly
+those blocks; never which parties hold a key, nor any party's total. With
+``known_local``, the minimum-batch bit of :mod:`mpc_gateway.mpc.programs.known`
+gates the blocks and is released with them.
 Threshold: t = (m-1)//2, passive.
 """
 
@@ -32,6 +35,8 @@ async def entity_check(
     known_local: np.ndarray | None = None,
     min_entities: int = 1,
     known_bits: int = 2,
+    amount: int | None = None,
+    amount_bits: int = 0,
 ) -> dict[str, ReceiverShares]:
     """Per key ``members`` (the number of parties with a row of it) or ``flagged`` (any), or
     for the whole batch only ``overlap`` [1]: how many of its keys some party holds.
@@ -41,7 +46,9 @@ async def entity_check(
     """
     if question not in ("members", "flagged", "overlap"):
         raise ValueError(f"unknown check {question!r}")
-    secint = mpc.SecInt(max(bits, known_bits))
+    if (amount is not None) != (question == "overlap" and amount_bits > 0):
+        raise ValueError("an amount goes with a watchlist's overlap and its bit length")
+    secint = mpc.SecInt(max(bits, known_bits, amount_bits))
     parts = input_all(secint, presence)
     if question == "members":
         secure: dict[str, Any] = {"members": total(parts)}
@@ -52,6 +59,8 @@ async def entity_check(
         flagged = 1 - unknown
         overlap = mpc.np_sum(flagged, keepdims=True)
         secure = {"flagged": flagged} if question == "flagged" else {"overlap": overlap}
+    if amount is not None:
+        secure["amount"] = total(input_all(secint, np.array([amount], dtype=object)))
     if known_local is not None:
         ok = enough_known(secint, known_local, min_entities, known_bits)
         secure = {name: value * ok for name, value in secure.items()}

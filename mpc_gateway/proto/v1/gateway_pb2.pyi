@@ -880,10 +880,13 @@ class CheckJob(_message.Message):
     KEYS_FIELD_NUMBER: _builtins.int
     KEY_COLUMN_FIELD_NUMBER: _builtins.int
     QUESTION_FIELD_NUMBER: _builtins.int
+    AMOUNT_FIELD_NUMBER: _builtins.int
     key_column: _builtins.str
     """default counterparty_lei"""
     question: _builtins.str
     """flagged (default: any member holds a row of it), members (how many), overlap (only how many keys)"""
+    amount: _builtins.bool
+    """with overlap: also the members' alert amounts on the keys, summed"""
     @_builtins.property
     def keys(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
         """distinct entity keys (LEIs, person pseudonyms), in the order results come back"""
@@ -894,10 +897,11 @@ class CheckJob(_message.Message):
         keys: _abc.Iterable[_builtins.str] | None = ...,
         key_column: _builtins.str = ...,
         question: _builtins.str = ...,
+        amount: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["key_column", b"key_column", "keys", b"keys", "question", b"question"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["amount", b"amount", "key_column", b"key_column", "keys", b"keys", "question", b"question"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
