@@ -2,14 +2,17 @@
 
 analyst/alice screens a few of the loan books' counterparties (the largest
 borrowers, some a member lent to, one unknown anywhere) and a few persons, one
-check per question, and each answer is compared with the pooled plaintext alerts
-(DuckDB over every institution's file, for the demo only).
+check per question, then a watchlist of 2,000 LEIs in one batch (only how many of
+them some member flagged for AML, and those alerts' amounts summed), and each
+answer is compared with the pooled plaintext alerts (DuckDB over every
+institution's file, for the demo only).
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from decimal import Decimal
 from typing import Any
 
 import duckdb
@@ -20,7 +23,9 @@ from mpc_gateway.computations.check import alert_filter
 from mpc_gateway.devnet.localnet import ConsortiumFiles
 from mpc_gateway.devnet.risk_demo import RiskCheck
 
-__all__ = ["UNKNOWN_LEI", "run_screening", "members_per_key"]
+__all__ = ["UNKNOWN_LEI", "run_screening", "members_per_key", "watchlist_overlap"]
+
+WATCHLIST = 2000  # LEIs in the demo's watchlist: half from the members' alerts, half unknown
 
 UNKNOWN_LEI = "5493999999999999MPCG99"
 """An LEI no member has an alert of: every check must answer "no" for it."""
@@ -36,6 +41,43 @@ def members_per_key(files: ConsortiumFiles, column: str, where: str = "TRUE") ->
             for (key,) in con.execute(sql).fetchall():
                 counts[key] = counts.get(key, 0) + 1
     return counts
+
+
+def watchlist_overlap(
+    files: ConsortiumFiles, keys: Sequence[str], where: str = "TRUE"
+) -> tuple[int, Decimal]:
+    """The plaintext answer: how many ``keys`` some member holds an alert of (passing ``where``),
+    and the amount of those alerts at every member, summed exactly (in cents)."""
+    books = [str(files.data_file(n, "alerts")) for n in files.institutions]
+    with duckdb.connect(":memory:") as con:
+        con.execute("CREATE TABLE watch AS SELECT unnest(?) AS k", [list(keys)])
+        count, cents = con.execute(
+            "SELECT count(DISTINCT counterparty_lei), sum(CAST(round(amount * 100) AS BIGINT)) "
+            f"FROM read_parquet(?) WHERE ({where}) AND counterparty_lei IN (SELECT k FROM watch)",
+            [books],
+        ).fetchone() or (0, 0)
+    return int(count), Decimal(int(cents or 0)).scaleb(-2)
+
+
+def _watchlist(client: GatewayClient, files: ConsortiumFiles) -> RiskCheck:
+    where = alert_filter("aml", None)
+    flagged = sorted(members_per_key(files, "counterparty_lei", where))[: WATCHLIST // 2]
+    keys = [*flagged, *(f"5493{i:012d}MPCG98" for i in range(WATCHLIST - len(flagged)))]
+    started = time.perf_counter()
+    released = client.check(keys, "overlap", where=where, amount=True)
+    seconds = time.perf_counter() - started
+    (secure,) = released.records()
+    count, amount = watchlist_overlap(files, keys, where)
+    plain = {"keys": len(keys), "overlap": count, "amount": str(amount)}
+    return RiskCheck(
+        f"A watchlist of {len(keys):,} LEIs: how many flagged for AML, and their alerts' amount",
+        {"computation": "check", "question": "overlap", "amount": True, "keys": len(keys)},
+        secure,
+        plain,
+        seconds,
+        f"{secure['overlap']:,} flagged, EUR {Decimal(secure['amount']):,} in all",
+        f"{count:,} flagged, EUR {amount:,} in all",
+    )
 
 
 def _screen(
@@ -87,4 +129,5 @@ def run_screening(client: GatewayClient, files: ConsortiumFiles) -> list[RiskChe
             persons,
             "members",
         ),
+        _watchlist(client, files),
     ]

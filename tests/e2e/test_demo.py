@@ -31,7 +31,7 @@ def test_demo_json_gives_each_query_and_both_results_as_data(tmp_path: Path) -> 
     noisy = [line for line in everything if "noisy" in line]
     (budget,) = [line for line in everything if "budget_after" in line]
     lines = [line for line in everything if "secure" in line]
-    assert len(lines) == 13  # 5 aggregates (one in SQL), 4 risk queries, 1 training, 3 screenings
+    assert len(lines) == 14  # 5 aggregates (one in SQL), 4 risk queries, 1 training, 4 screenings
     for line in lines:
         assert {"title", "query", "secure", "plaintext", "match"} <= set(line)
         assert isinstance(line["query"], dict)
