@@ -1,9 +1,12 @@
-"""Launch the naive MPyC baseline (``naive_mpyc.py``): one process per party, once per query.
+"""Launch the naive MPyC baselines: one process per party, once per query or fit.
 
-One query's time is the wall time from launching every party's process to the
-last one exiting: interpreter start, imports, reading the data, connecting,
-the MPC and shutdown, which is what a team pays per query without a warm
-session. Parties talk plain TCP on loopback (no TLS).
+:func:`launch` starts an MPyC script at every party (``-M``/``-I``/``-P`` on
+loopback) and returns party 0's JSON line; :func:`run_naive` runs
+``naive_mpyc.py`` (one aggregate query) with it, :mod:`benchmarks.naive_train`
+the training baseline. One run's time is the wall time from launching every
+party's process to the last one exiting: interpreter start, imports, reading
+the data, connecting, the MPC and shutdown, which is what a team pays per
+query without a warm session. Parties talk plain TCP on loopback (no TLS).
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ import math
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
@@ -20,7 +24,7 @@ from typing import IO, Any
 from mpc_gateway.devnet.demo import ExampleQuery
 from mpc_gateway.devnet.localnet import ConsortiumFiles, free_port
 
-__all__ = ["NaiveRun", "NaiveFailed", "run_naive", "max_relative_error"]
+__all__ = ["NaiveRun", "NaiveFailed", "launch", "mpyc_arguments", "run_naive", "max_relative_error"]
 
 SCRIPT = Path(__file__).with_name("naive_mpyc.py")
 
@@ -36,6 +40,20 @@ class NaiveRun:
     groups: dict[str, list[Any]]  # group -> [count, mean, stddev]
 
 
+def mpyc_arguments(pid: int, ports: list[int]) -> list[str]:
+    """MPyC's own options for party ``pid`` of ``len(ports)``, plain TCP on loopback."""
+    return [f"-M{len(ports)}", f"-I{pid}", *[a for p in ports for a in ("-P", f"localhost:{p}")]]
+
+
+def _ports(count: int) -> list[int]:
+    ports: list[int] = []
+    while len(ports) < count:
+        port = free_port()
+        if port not in ports:
+            ports.append(port)
+    return ports
+
+
 def _command(
     files: ConsortiumFiles, query: ExampleQuery, groups: list[str], ports: list[int], pid: int
 ) -> list[str]:
@@ -43,9 +61,7 @@ def _command(
     return [
         sys.executable,
         str(SCRIPT),
-        f"-M{len(files.nodes)}",
-        f"-I{pid}",
-        *[arg for port in ports for arg in ("-P", f"localhost:{port}")],
+        *mpyc_arguments(pid, ports),
         "--data",
         str(files.data_file(files.nodes[pid])),
         "--column",
@@ -73,20 +89,24 @@ def _parse(output: bytes, log: Path) -> dict[str, Any]:
     return dict(json.loads(lines[-1]))
 
 
-def run_naive(
-    files: ConsortiumFiles, query: ExampleQuery, groups: list[str], timeout_s: float, log: Path
-) -> NaiveRun:
-    """Run the naive script once at every party; raises NaiveFailed on timeout or error."""
-    ports = [free_port() for _ in files.nodes]
-    commands = [_command(files, query, groups, ports, pid) for pid in range(len(ports))]
+def launch(
+    command: Callable[[int, list[int]], list[str]], parties: int, timeout_s: float, log: Path
+) -> tuple[float, dict[str, Any]]:
+    """Run ``command(pid, ports)`` at every party; the wall ms and party 0's last JSON line.
+
+    Raises NaiveFailed on a timeout, a failed party or no result; the parties' stderr
+    is appended to ``log``.
+    """
+    ports = _ports(parties)
+    commands = [command(pid, ports) for pid in range(parties)]
     processes: list[subprocess.Popen[bytes]] = []
     log.parent.mkdir(parents=True, exist_ok=True)
     with open(log, "ab") as errors:
         started = time.perf_counter()
         try:
-            for pid, command in enumerate(commands):
+            for pid, argv in enumerate(commands):
                 out: int | IO[bytes] = subprocess.PIPE if pid == 0 else subprocess.DEVNULL
-                processes.append(subprocess.Popen(command, stdout=out, stderr=errors))
+                processes.append(subprocess.Popen(argv, stdout=out, stderr=errors))
             output = _wait_all(processes, time.monotonic() + timeout_s)
         except subprocess.TimeoutExpired:
             raise NaiveFailed(f"timed out after {timeout_s:.0f} s") from None
@@ -99,7 +119,18 @@ def run_naive(
     codes = [p.returncode for p in processes]
     if any(codes):
         raise NaiveFailed(f"exit codes {codes}; see {log}")
-    parsed = _parse(output, log)
+    return wall_ms, _parse(output, log)
+
+
+def run_naive(
+    files: ConsortiumFiles, query: ExampleQuery, groups: list[str], timeout_s: float, log: Path
+) -> NaiveRun:
+    """Run the naive script once at every party; raises NaiveFailed on timeout or error."""
+
+    def command(pid: int, ports: list[int]) -> list[str]:
+        return _command(files, query, groups, ports, pid)
+
+    wall_ms, parsed = launch(command, len(files.nodes), timeout_s, log)
     return NaiveRun(wall_ms, parsed["timings"], parsed["groups"])
 
 
