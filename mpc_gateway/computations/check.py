@@ -42,7 +42,12 @@ from mpc_gateway.computations.base import (
     ProgramCall,
     Request,
 )
-from mpc_gateway.computations.features import feature_spec, local_entity_features, local_presence
+from mpc_gateway.computations.features import (
+    ALERT_AMOUNT,
+    FeatureSpec,
+    local_entity_features,
+    local_presence,
+)
 from mpc_gateway.computations.known_entities import ENOUGH_KNOWN, KnownEntities, known_entities
 from mpc_gateway.computations.shared import (
     DEFAULT_KEY_COLUMN,
@@ -64,7 +69,6 @@ __all__ = ["CheckRequest", "CheckPlan", "CheckOutcome", "Checks", "Question", "a
 
 Question = Literal["flagged", "members", "overlap"]
 
-_AMOUNT = feature_spec("alert_amount")
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
@@ -209,7 +213,7 @@ class Checks(Computation[CheckRequest, CheckPlan, CheckOutcome]):
         plan.check_schema(schema)
         check_key_column(schema, plan.key_column)
         if plan.amount:
-            _AMOUNT.check_schema(schema)
+            ALERT_AMOUNT.check_schema(schema)
 
     def local_inputs(self, plan: CheckPlan, step: dict[str, Any], data: LocalData) -> ProgramCall:
         where, column = data.where, plan.key_column
@@ -219,7 +223,7 @@ class Checks(Computation[CheckRequest, CheckPlan, CheckOutcome]):
             "bits": (max(data.parties, len(plan.keys)) + 1).bit_length() + 1,
         }
         if plan.amount:  # the keys are distinct: one row each, in order
-            features = ["lenders", _AMOUNT.name]
+            features: list[str | FeatureSpec] = ["lenders", ALERT_AMOUNT]
             local = local_entity_features(
                 data.cursor,
                 data.schema,
@@ -231,7 +235,9 @@ class Checks(Computation[CheckRequest, CheckPlan, CheckOutcome]):
             )
             present = local[:, 0]
             args["amount"] = int(sum(local[:, 1]))
-            args["amount_bits"] = _AMOUNT.joint_bound(data.schema, data.parties).bit_length() + 2
+            args["amount_bits"] = (
+                ALERT_AMOUNT.joint_bound(data.schema, data.parties).bit_length() + 2
+            )
         else:
             present = local_presence(
                 data.cursor,

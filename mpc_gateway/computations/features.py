@@ -32,6 +32,7 @@ from mpc_gateway.query.schema import CategoricalColumn, DatasetSchema, KeyColumn
 from mpc_gateway.query.sql import QueryCursor, Where
 
 __all__ = [
+    "ALERT_AMOUNT",
     "Combine",
     "FeatureSpec",
     "FEATURES",
@@ -216,15 +217,6 @@ FEATURES: dict[str, FeatureSpec] = {
             lambda s: _rows(s) * _EXPOSURE(s),
         ),
         _spec(
-            "alert_amount",
-            "sum",
-            "amount encoding (EUR cents)",
-            "amount of the entity's alerts, summed over every institution (an alerts dataset)",
-            ("amount",),
-            lambda s: f"sum({_col('amount')})",
-            lambda s: _rows(s) * _magnitude("amount")(s),
-        ),
-        _spec(
             "lgd_weighted_exposure",
             "sum",
             "exposure x LGD encoding (EUR 1e-6)",
@@ -253,11 +245,24 @@ def _check_key_column(schema: DatasetSchema, key_column: str) -> None:
         )
 
 
+ALERT_AMOUNT = _spec(
+    "alert_amount",
+    "sum",
+    "amount encoding (EUR cents)",
+    "amount of the entity's alerts, summed over every institution",
+    ("amount",),
+    lambda s: f"sum({_col('amount')})",
+    lambda s: _rows(s) * _magnitude("amount")(s),
+)
+"""An alerts dataset's amount per entity: what a watchlist's overlap sums (not a risk feature:
+the scoring models' features are over the loan books, :data:`FEATURES`)."""
+
+
 def local_entity_features(
     cursor: QueryCursor,
     schema: DatasetSchema,
     keys: Sequence[str],
-    features: Sequence[str],
+    features: Sequence[str | FeatureSpec],
     *,
     key_column: str = "counterparty_lei",
     where: Where | None = None,
@@ -275,7 +280,7 @@ def local_entity_features(
     if len(keys) > max_keys:
         raise InvalidRequestError(f"a batch carries at most {max_keys} entity keys")
     _check_key_column(schema, key_column)
-    specs = [feature_spec(name) for name in features]
+    specs = [f if isinstance(f, FeatureSpec) else feature_spec(f) for f in features]
     for spec in specs:
         spec.check_schema(schema)
     out = np.zeros((len(keys), len(specs)), dtype=object)

@@ -19,7 +19,7 @@ def test_demo_of_two_institutions_and_a_helper_matches_the_two_banks_plaintext(
     lines = [line for line in everything if "secure" in line]
     noisy = [line for line in everything if "noisy" in line]
     (budget,) = [line for line in everything if "budget_after" in line]
-    assert len(lines) == 13  # 5 aggregates (one in SQL), 4 risk queries, 1 training, 3 screenings
+    assert len(lines) == 14  # 5 aggregates (one in SQL), 4 risk queries, 1 training, 4 screenings
     for line in lines:
         assert line["match"] is True, line["title"]
     assert {line["query"].get("computation") for line in lines} == {
