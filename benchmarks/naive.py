@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from mpc_gateway.devnet.demo import ExampleQuery
-from mpc_gateway.devnet.localnet import ConsortiumFiles, free_port
+from mpc_gateway.devnet.localnet import ConsortiumFiles, free_ports
 
 __all__ = ["NaiveRun", "NaiveFailed", "launch", "mpyc_arguments", "run_naive", "max_relative_error"]
 
@@ -43,15 +43,6 @@ class NaiveRun:
 def mpyc_arguments(pid: int, ports: list[int]) -> list[str]:
     """MPyC's own options for party ``pid`` of ``len(ports)``, plain TCP on loopback."""
     return [f"-M{len(ports)}", f"-I{pid}", *[a for p in ports for a in ("-P", f"localhost:{p}")]]
-
-
-def _ports(count: int) -> list[int]:
-    ports: list[int] = []
-    while len(ports) < count:
-        port = free_port()
-        if port not in ports:
-            ports.append(port)
-    return ports
 
 
 def _command(
@@ -97,7 +88,7 @@ def launch(
     Raises NaiveFailed on a timeout, a failed party or no result; the parties' stderr
     is appended to ``log``.
     """
-    ports = _ports(parties)
+    ports = free_ports(parties)
     commands = [command(pid, ports) for pid in range(parties)]
     processes: list[subprocess.Popen[bytes]] = []
     log.parent.mkdir(parents=True, exist_ok=True)

@@ -68,10 +68,6 @@ def oprf_scenario(args: argparse.Namespace) -> list[dict[str, Any]]:
             "oprf_over_hmac": round((requester + (T + 1) * steps["evaluate"]) / steps["hmac"], 1),
             # one person screened in real time: requester and node CPU, before the round trip
             "one_key_cpu_ms": round((requester + steps["evaluate"]) / 1000, 3),
-            # a million persons pseudonymised by their node: its own CPU, and each evaluator's
-            # (µs per key times a million keys is that many seconds)
-            "million_requester_s": round(requester, 1),
-            "million_evaluator_s": round(steps["evaluate"], 1),
             "wrong_results": wrong,
         }
     ]

@@ -54,6 +54,8 @@ __all__ = [
     "ConsortiumFiles",
     "LocalConsortium",
     "prepare",
+    "free_port",
+    "free_ports",
     "schema_path",
 ]
 
@@ -91,6 +93,16 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+def free_ports(count: int) -> list[int]:
+    """``count`` distinct free loopback ports (one per party of an MPyC run)."""
+    ports: list[int] = []
+    while len(ports) < count:
+        port = free_port()
+        if port not in ports:
+            ports.append(port)
+    return ports
 
 
 _MARKER = ".mpcgw-localnet"

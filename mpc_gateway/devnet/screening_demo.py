@@ -16,6 +16,7 @@ from decimal import Decimal
 from typing import Any
 
 import duckdb
+import pandas as pd
 
 from mpc_gateway.client import GatewayClient
 from mpc_gateway.computations import Released
@@ -23,7 +24,14 @@ from mpc_gateway.computations.check import alert_filter
 from mpc_gateway.devnet.localnet import ConsortiumFiles
 from mpc_gateway.devnet.risk_demo import RiskCheck
 
-__all__ = ["UNKNOWN_LEI", "run_screening", "members_per_key", "watchlist_overlap"]
+__all__ = [
+    "UNKNOWN_LEI",
+    "run_screening",
+    "members_per_key",
+    "load_alerts",
+    "overlap_of",
+    "watchlist_overlap",
+]
 
 WATCHLIST = 2000  # LEIs in the demo's watchlist: half from the members' alerts, half unknown
 
@@ -43,20 +51,38 @@ def members_per_key(files: ConsortiumFiles, column: str, where: str = "TRUE") ->
     return counts
 
 
+def load_alerts(
+    con: duckdb.DuckDBPyConnection, files: ConsortiumFiles, where: str = "TRUE"
+) -> None:
+    """Every member's alerts passing ``where``, pooled in table ``alerts`` (key, cents)."""
+    books = [str(files.data_file(n, "alerts")) for n in files.institutions]
+    con.execute(
+        "CREATE TABLE alerts AS SELECT counterparty_lei AS k, "
+        f"CAST(round(amount * 100) AS BIGINT) AS cents FROM read_parquet(?) WHERE ({where})",
+        [books],
+    )
+
+
+def overlap_of(con: duckdb.DuckDBPyConnection, keys: Sequence[str]) -> tuple[int, Decimal]:
+    """How many ``keys`` the pooled ``alerts`` hold, and those alerts' amounts summed exactly."""
+    con.register("watch", pd.DataFrame({"k": list(keys)}))
+    try:
+        ((count, cents),) = con.execute(
+            "SELECT count(DISTINCT k), sum(cents) FROM alerts WHERE k IN (SELECT k FROM watch)"
+        ).fetchall()
+    finally:
+        con.unregister("watch")
+    return int(count), Decimal(int(cents or 0)).scaleb(-2)
+
+
 def watchlist_overlap(
     files: ConsortiumFiles, keys: Sequence[str], where: str = "TRUE"
 ) -> tuple[int, Decimal]:
     """The plaintext answer: how many ``keys`` some member holds an alert of (passing ``where``),
     and the amount of those alerts at every member, summed exactly (in cents)."""
-    books = [str(files.data_file(n, "alerts")) for n in files.institutions]
     with duckdb.connect(":memory:") as con:
-        con.execute("CREATE TABLE watch AS SELECT unnest(?) AS k", [list(keys)])
-        count, cents = con.execute(
-            "SELECT count(DISTINCT counterparty_lei), sum(CAST(round(amount * 100) AS BIGINT)) "
-            f"FROM read_parquet(?) WHERE ({where}) AND counterparty_lei IN (SELECT k FROM watch)",
-            [books],
-        ).fetchone() or (0, 0)
-    return int(count), Decimal(int(cents or 0)).scaleb(-2)
+        load_alerts(con, files, where)
+        return overlap_of(con, keys)
 
 
 def _watchlist(client: GatewayClient, files: ConsortiumFiles) -> RiskCheck:

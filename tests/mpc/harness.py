@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from mpc_gateway.devnet.localnet import free_port
+from mpc_gateway.devnet.localnet import free_ports
 from mpc_gateway.mpc.wire import NODES_ONLY
 from mpc_gateway.orders import recombine_shares, signed
 
@@ -43,15 +43,6 @@ class PartyOutcome:
 
     result: Any
     seconds: float
-
-
-def _free_ports(count: int) -> list[int]:
-    ports: list[int] = []
-    while len(ports) < count:
-        port = free_port()
-        if port not in ports:
-            ports.append(port)
-    return ports
 
 
 def _wait(procs: list[subprocess.Popen[bytes]], deadline: float, tmp: str) -> None:
@@ -80,7 +71,7 @@ def run_calls(
     Returns, per party, one :class:`PartyOutcome` per call, in call order.
     """
     parties = len(calls_per_party)
-    ports = _free_ports(parties)
+    ports = free_ports(parties)
     env = {
         **os.environ,
         "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]),
