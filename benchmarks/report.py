@@ -188,13 +188,14 @@ def _cpu(cpu: dict[str, float | None]) -> str:
 
 def _throughput_table(entries: list[dict[str, Any]]) -> Table:
     table = Table(title="2. Throughput: concurrent analysts, each with its own client")
-    for name in ("analysts", "qps", "p50 ms", "p95 ms", "requests", "replies", "correct"):
+    for name in ("batch", "analysts", "qps", "p50 ms", "p95 ms", "requests", "replies", "correct"):
         table.add_column(name, justify="right")
     for name in ("wrong", "errors", "lost", "dup. ids", "conn. errors", "CPU ms/query"):
         table.add_column(name, justify="right")
     for e in entries:
         errors = ", ".join(f"{k}: {v}" for k, v in e["errors"].items()) or "0"
         table.add_row(
+            str(e.get("batch_max", 1)),
             str(e["concurrency"]),
             f"{e['qps']:.1f}" if e["qps"] is not None else "–",
             figure(e["latency"]),
@@ -212,7 +213,8 @@ def _throughput_table(entries: list[dict[str, Any]]) -> Table:
             f"{entries[0]['distinct_queries']} distinct filters; every reply checked against "
             "plaintext. Clients connect (untimed) before the clock starts; analyst threads "
             "share the cores with the consortium. CPU ms/query: gateway / all nodes / all "
-            "MPC workers / analysts (this process) = total."
+            "MPC workers / analysts (this process) = total. batch: the most queries the "
+            "gateway sends the nodes as one batch (1: each alone, the baseline)."
         )
     return table
 

@@ -162,6 +162,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--duration", type=float, default=10.0, help="seconds per concurrency level")
     p.add_argument("--count", type=int, default=0, help="queries per analyst instead of duration")
     p.add_argument("--throughput-rows", type=int, default=10_000, help="rows per node")
+    p.add_argument(
+        "--batch-max", type=_ints, default=[16, 1], help="gateway batch sizes (1: no batching)"
+    )
     p.add_argument("--parties", type=_ints, default=[3, 5, 7], help="node counts")
     p.add_argument("--parties-rows", type=int, default=10_000, help="rows per node")
     p.add_argument("--parties-repeats", type=int, default=20, help="timed queries per count")

@@ -1,4 +1,4 @@
-"""Scenario 2: queries per second with 1, 8, 32, ... concurrent analysts.
+"""Scenario 2: queries per second with 1, 8, 32, ... concurrent analysts, batched and not.
 
 Each analyst is a thread with its own GatewayClient (alternately analyst/alice
 and analyst/bob) running the benchmark query with a few distinct filters, for
@@ -12,9 +12,12 @@ consortium: on a small machine their own CPU use is part of what is measured.
 from __future__ import annotations
 
 import argparse
+import os
 import threading
 import time
 from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -29,6 +32,8 @@ from mpc_gateway.devnet.demo import ExampleQuery
 from mpc_gateway.devnet.localnet import DEFAULT_NODES
 
 __all__ = ["throughput_scenario"]
+
+BATCH_ENV = "MPCGW_GATEWAY_BATCH_MAX"  # settings.GatewaySettings.batch_max, from the environment
 
 
 @dataclass
@@ -168,12 +173,35 @@ def _at_concurrency(
     }
 
 
+@contextmanager
+def _gateway_batches(batch_max: int) -> Iterator[None]:
+    """The gateway started in this block batches at most ``batch_max`` queries (1: none)."""
+    saved = os.environ.get(BATCH_ENV)
+    os.environ[BATCH_ENV] = str(batch_max)
+    try:
+        yield
+    finally:
+        if saved is None:
+            del os.environ[BATCH_ENV]
+        else:
+            os.environ[BATCH_ENV] = saved
+
+
 def throughput_scenario(args: argparse.Namespace) -> list[dict[str, Any]]:
-    """One entry per --concurrency value, over one consortium of --throughput-rows rows/node."""
-    root = args.workdir / "throughput"
-    rows = args.throughput_rows
-    note(f"throughput: starting a consortium with {rows:,} rows/node")
-    with running_consortium(root, DEFAULT_NODES, rows, args.seed) as run:
+    """One entry per --concurrency value and --batch-max, each over a consortium of its own.
+
+    ``--batch-max 1`` is the baseline: every query goes to the nodes alone.
+    """
+    return [entry for batch_max in args.batch_max for entry in _batching(args, batch_max)]
+
+
+def _batching(args: argparse.Namespace, batch_max: int) -> list[dict[str, Any]]:
+    rows, root = args.throughput_rows, args.workdir / f"throughput-batch-{batch_max}"
+    note(f"throughput: a consortium with {rows:,} rows/node, batches of {batch_max} at most")
+    with (
+        _gateway_batches(batch_max),
+        running_consortium(root, DEFAULT_NODES, rows, args.seed) as run,
+    ):
         reference = Reference.for_files(run.files)
         for query in throughput_queries():
             reference.answer(query)
@@ -183,7 +211,8 @@ def throughput_scenario(args: argparse.Namespace) -> list[dict[str, Any]]:
 
         def level(concurrency: int) -> dict[str, Any]:
             note(f"throughput: {concurrency} concurrent analysts, {what}")
-            return {"rows_per_node": rows, **_at_concurrency(run, reference, concurrency, args)}
+            measured = _at_concurrency(run, reference, concurrency, args)
+            return {"rows_per_node": rows, "batch_max": batch_max, **measured}
 
         entries = each("concurrency", args.concurrency, level)
     entries[0]["startup_failures"] = first.failures  # reported once, with the first level

@@ -192,6 +192,11 @@ class GatewaySettings(_Settings):
     shutdown_grace_s: float = Field(default=30.0, ge=0, le=3600)  # SIGTERM: queries may finish
     query_timeout_s: float = Field(default=30.0, gt=0, le=3600)
     risk_timeout_s: float = Field(default=600.0, gt=0, le=3600)  # per MPC job of a risk query
+    # short queries queued at the same moment go to the nodes as one batch of at most this
+    # many, with at most batches_in_flight batches under way (gateway/batching.py); releases
+    # queued together share a checkpoint (gateway/relay.py); 1: every query alone, both times
+    batch_max: int = Field(default=16, ge=1, le=32)  # 32: orders.MAX_BATCH
+    batches_in_flight: int = Field(default=2, ge=1, le=32)
     models_dir: Path = Path("models")  # registered scoring models (public records, sealed weights)
     nodes: tuple[NodeLink, ...] = Field(min_length=3)
     datasets: dict[str, DatasetSource]

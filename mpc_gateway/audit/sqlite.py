@@ -125,12 +125,12 @@ class SqliteAuditLog(AuditLog):
 
     @contextmanager
     def _store_batch(self) -> Iterator[None]:
-        with self._transaction():
-            self._in_batch = True
+        with self._transaction():  # a batch inside a batch is part of the outer one
+            outer, self._in_batch = self._in_batch, True
             try:
                 yield
             finally:
-                self._in_batch = False
+                self._in_batch = outer
 
     @contextmanager
     def _transaction(self) -> Iterator[None]:

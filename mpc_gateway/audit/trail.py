@@ -69,7 +69,10 @@ class AuditTrail:
 
     def evidence(self, appended: AppendedEntry) -> DispatchEvidence:
         """A signed head covering ``appended`` and the proof that it is included."""
-        checkpoint = self.seal()
+        return self.included(appended, self.seal())
+
+    def included(self, appended: AppendedEntry, checkpoint: str) -> DispatchEvidence:
+        """The proof that ``appended`` is in the log ``checkpoint`` (sealed since) signs."""
         size = parse_checkpoint(parse_note(checkpoint)[0]).size
         return DispatchEvidence(
             entry=self.log.entry(appended.index),

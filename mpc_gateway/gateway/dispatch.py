@@ -28,18 +28,21 @@ from mpc_gateway.computations import Plan, computation_of
 from mpc_gateway.errors import (
     ConfigurationError,
     GatewayError,
+    IntegrityError,
     ProtocolAbortedError,
     ShuttingDownError,
 )
-from mpc_gateway.gateway.blame import all_refuse, root_cause
+from mpc_gateway.gateway.batching import Batcher, Dispatch, Member
+from mpc_gateway.gateway.blame import all_refuse, root_cause, worth_again
 from mpc_gateway.gateway.lanes import LaneSequence, lane_parties
 from mpc_gateway.gateway.recombine import Dispatched, recombined
 from mpc_gateway.lanes import LANES, Lane
-from mpc_gateway.orders import ExecutionOrder, Party
+from mpc_gateway.orders import MAX_BATCH, ExecutionOrder, Party, batch_message
 from mpc_gateway.pki import sign
 from mpc_gateway.policy import SignedApproval
 from mpc_gateway.proto.v1 import node_pb2, node_pb2_grpc
 from mpc_gateway.rpc.errors import error_from_rpc
+from mpc_gateway.rpc.limits import MiB
 from mpc_gateway.rpc.server import TlsMaterial, client_channel
 from mpc_gateway.settings import NodeLink
 
@@ -51,6 +54,9 @@ _ABORT_TIMEOUT_S = 5.0
 _STOP_CHECK_S = 0.25  # how soon a query waiting on nodes notices that the gateway stops
 # queries in flight per lane: together below the nodes' 64 handler threads (rpc.server.build_server)
 MAX_IN_FLIGHT: dict[Lane, int] = {"short": 32, "long": 16}
+BATCH_BYTES = 4 * MiB  # the orders of one batch together at most; a larger order goes alone
+
+Shares = list[node_pb2.ResultShares]  # one node's reply: its shares of each order of a message
 
 
 class Dispatcher:
@@ -60,7 +66,11 @@ class Dispatcher:
         party_order: Sequence[str],
         tls: TlsMaterial,
         signing_key: Ed25519PrivateKey,
+        batch_max: int = 1,
+        batches_in_flight: int = 2,
     ) -> None:
+        """``batch_max`` > 1: the short lane's queries queued together go out as one batch
+        (:mod:`.batching`) of at most that many, ``batches_in_flight`` at a time."""
         by_name = {link.name: link for link in links}
         if sorted(by_name) != sorted(party_order):
             raise ConfigurationError(
@@ -84,6 +94,12 @@ class Dispatcher:
         # per lane, so long jobs queued in their lane never take the short queries' places
         self._in_flight = {lane: threading.BoundedSemaphore(n) for lane, n in MAX_IN_FLIGHT.items()}
         self._lock = threading.Lock()
+        # the long lane's jobs are few and long: each goes alone
+        self._batcher = (
+            Batcher(self._send, min(batch_max, MAX_BATCH), batches_in_flight)
+            if batch_max > 1
+            else None
+        )
         self._stopped: str | None = None  # why no order runs any more (stop())
         self._closed = False
 
@@ -93,7 +109,7 @@ class Dispatcher:
         plan: Plan,
         timeout_s: float,
         evidence: DispatchEvidence,
-        on_dispatched: Callable[[ExecutionOrder], None] = lambda order: None,
+        on_dispatched: Dispatch = lambda order, batch: None,
         approvals: tuple[SignedApproval, ...] = (),
         step: dict[str, Any] | None = None,
         receiver: str = "",
@@ -108,73 +124,126 @@ class Dispatcher:
             proof=evidence.proof,
             checkpoint=evidence.checkpoint,
         )
-        with self._in_flight[computation_of(plan).lane]:
-            try:
-                return self._dispatch(
-                    query_id, plan, timeout_s, proof, on_dispatched, approvals, step or {}, receiver
-                )
-            except ProtocolAbortedError as err:
-                self._raise_if_stopped(query_id)
-                # every node answered ABORTED: its session was torn down under it (another
-                # query's failure, a stale session opening), not by this query or a bad node.
-                # Nothing was released; run it once more in the session that replaced it.
-                log.info(
-                    "query %s met a torn-down MPC session (%s); retrying once",
-                    query_id,
-                    err.public_message,
-                )
-                return self._dispatch(
-                    query_id, plan, timeout_s, proof, on_dispatched, approvals, step or {}, receiver
-                )
+        member = Member(
+            query_id, plan, timeout_s, proof, on_dispatched, approvals, step or {}, receiver
+        )
+        if self._batcher is not None and computation_of(plan).lane == "short":
+            self._batcher.submit(member)
+        else:
+            self._send([member])
+        result: Dispatched = member.outcome.result()
+        return result
+
+    def _send(self, members: Sequence[Member]) -> list[Member]:
+        """Dispatch the first of ``members`` that fit one message and end each; the rest back.
+
+        A member fails with its own copy of the batch's error; once more in a new
+        session if every node found the session torn down under them (nothing was
+        released), or without a member a node refused, for the others' sake.
+        """
+        lane = self._lanes[computation_of(members[0].plan).lane]
+        with self._in_flight[lane.lane]:
+            sent, outcome = self._dispatch(lane, members)
+            batch, retried = list(members[:sent]), False
+            while isinstance(outcome, GatewayError):
+                if isinstance(outcome, ProtocolAbortedError) and self._stopped is not None:
+                    outcome = ShuttingDownError(self._stopped)  # stop() aborted the session
+                again = [] if retried or self._stopped is not None else worth_again(batch, outcome)
+                if not again:
+                    for member in batch:
+                        if not member.outcome.done():
+                            member.fail(outcome)
+                    return list(members[sent:])
+                batch, retried = again, True
+                _, outcome = self._dispatch(lane, batch)  # it fit before: it fits again
+            for member, result in zip(batch, outcome, strict=True):
+                member.succeed(result)
+        return list(members[sent:])
 
     def _dispatch(
-        self,
-        query_id: str,
-        plan: Plan,
-        timeout_s: float,
-        proof: node_pb2.AuditEvidence,
-        on_dispatched: Callable[[ExecutionOrder], None],
-        approvals: tuple[SignedApproval, ...],
-        step: dict[str, Any],
-        receiver: str,
-    ) -> Dispatched:
-        lane = self._lanes[computation_of(plan).lane]
+        self, lane: LaneSequence, members: Sequence[Member]
+    ) -> tuple[int, list[Dispatched] | GatewayError]:
+        """Order the first members that fit one message (at least one) at every node.
+
+        Returns how many it ordered, and their results or the error that ended them.
+        """
         with self._lock:
-            self._raise_if_stopped(query_id)
-            order = lane.order(query_id, plan, timeout_s, approvals, step, receiver)
-            data = order.canonical()
-            request = node_pb2.SignedOrder(
-                order=data, signature=sign(self._key, data), evidence=proof
-            )
-            wait_s = (order.deadline_ms - order.issued_at_ms) / 1000 + 1
+            if self._stopped is not None:
+                return len(members), ShuttingDownError(self._stopped)
+            orders, datas = self._orders(lane, members)
+            proofs = [m.proof for m in members[: len(orders)]]
+            request: node_pb2.SignedOrder | node_pb2.SignedBatch
+            if len(orders) == 1:
+                request = node_pb2.SignedOrder(
+                    order=datas[0], signature=sign(self._key, datas[0]), evidence=proofs[0]
+                )
+            else:
+                signature = sign(self._key, batch_message(datas))
+                request = node_pb2.SignedBatch(orders=datas, signature=signature, evidence=proofs)
+            wait_s = max(o.deadline_ms - o.issued_at_ms for o in orders) / 1000 + 1
             # blocking calls on long-lived threads: a gRPC future starts a thread per call
             calls = [
                 self._pool.submit(_execute, name, stub, request, wait_s)
                 for name, stub in self._stubs
             ]
         try:
-            on_dispatched(order)
-            replies, failures = self._collect(query_id, order, calls)
+            for member, order in zip(members, orders):
+                member.on_dispatched(order, (orders[0].sequence, len(orders)))
+            replies, failures = self._collect(orders[0], calls)
+        except GatewayError as err:
+            return len(orders), err
         finally:
             with self._lock:
-                lane.finished(order)
+                for order in orders:
+                    lane.finished(order)
         if failures:
-            raise root_cause(failures)
-        return recombined(order, replies)
+            return len(orders), root_cause(failures)
+        try:
+            return len(orders), [
+                recombined(order, {name: shares[i] for name, shares in replies.items()})
+                for i, order in enumerate(orders)
+            ]
+        except GatewayError as err:
+            return len(orders), err
+
+    def _orders(
+        self, lane: LaneSequence, members: Sequence[Member]
+    ) -> tuple[list[ExecutionOrder], list[bytes]]:
+        """Consecutive orders for the first members that fit one message (under the lock)."""
+        orders: list[ExecutionOrder] = []
+        datas: list[bytes] = []
+        for member in members:
+            order = lane.order(
+                member.query_id,
+                member.plan,
+                member.timeout_s,
+                member.approvals,
+                member.step,
+                member.receiver,
+                starts_ms=orders[0].deadline_ms - int(members[0].timeout_s * 1000)
+                if orders
+                else None,
+            )
+            data = order.canonical()
+            full = len(orders) == MAX_BATCH or sum(map(len, datas)) + len(data) > BATCH_BYTES
+            if orders and full:
+                lane.withdraw(order)
+                break
+            orders.append(order)
+            datas.append(data)
+        return orders, datas
 
     def _collect(
-        self,
-        query_id: str,
-        order: ExecutionOrder,
-        calls: list[Future[tuple[str, node_pb2.ResultShares | GatewayError]]],
-    ) -> tuple[dict[str, node_pb2.ResultShares], list[GatewayError]]:
-        replies: dict[str, node_pb2.ResultShares] = {}
+        self, order: ExecutionOrder, calls: list[Future[tuple[str, Shares | GatewayError]]]
+    ) -> tuple[dict[str, Shares], list[GatewayError]]:
+        """Every node's replies to the message ``order`` leads; on a failure, abort its session."""
+        replies: dict[str, Shares] = {}
         failures: list[GatewayError] = []
         waiting = set(calls)
         while waiting:
             done, waiting = wait(waiting, timeout=_STOP_CHECK_S, return_when=FIRST_COMPLETED)
             if not done:
-                self._raise_if_stopped(query_id)  # stop() has aborted the session already
+                self._raise_if_stopped(order.query_id)  # stop() has aborted the session already
             for call in done:
                 name, outcome = call.result()
                 if isinstance(outcome, GatewayError):
@@ -215,7 +284,8 @@ class Dispatcher:
 
     def _raise_if_stopped(self, query_id: str) -> None:
         if self._stopped is not None:
-            raise ShuttingDownError(f"query {query_id}: {self._stopped}", query_id=query_id)
+            # each member of a batch gets its own copy, naming its own query (batching.Member)
+            raise ShuttingDownError(self._stopped, query_id=query_id)
 
     @property
     def stubs(self) -> list[tuple[str, node_pb2_grpc.NodeServiceStub]]:
@@ -288,13 +358,27 @@ class Dispatcher:
                 call.result()
             except grpc.RpcError:
                 pass  # an unreachable node: the next session's opening will say so
-        self.open_session(lane)  # once: a node that stays down is reported by the next query
+        try:
+            self.open_session(lane)  # once: a node that stays down is reported by the next query
+        except ValueError:  # the channels were closed under it: the gateway has stopped
+            log.info("the %s lane's session was not reopened: the gateway has stopped", lane)
 
 
 def _execute(
-    name: str, stub: node_pb2_grpc.NodeServiceStub, request: node_pb2.SignedOrder, timeout_s: float
-) -> tuple[str, node_pb2.ResultShares | GatewayError]:
+    name: str,
+    stub: node_pb2_grpc.NodeServiceStub,
+    request: node_pb2.SignedOrder | node_pb2.SignedBatch,
+    timeout_s: float,
+) -> tuple[str, Shares | GatewayError]:
+    """One node's shares of every order in ``request`` (one order, or a batch), in order."""
     try:
-        return name, stub.Execute(request, timeout=timeout_s)
+        if isinstance(request, node_pb2.SignedOrder):
+            return name, [stub.Execute(request, timeout=timeout_s)]
+        results = list(stub.ExecuteBatch(request, timeout=timeout_s).results)
     except grpc.RpcError as err:
         return name, error_from_rpc(err, f"node {name}")
+    if len(results) != len(request.orders):
+        return name, IntegrityError(
+            f"node {name} answered {len(results)} of a batch's {len(request.orders)} orders"
+        )
+    return name, results

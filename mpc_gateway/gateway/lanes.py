@@ -54,13 +54,19 @@ class LaneSequence:
         approvals: tuple[SignedApproval, ...],
         step: dict[str, Any],
         receiver: str,
+        starts_ms: int | None = None,
     ) -> ExecutionOrder:
-        """The next order of this lane, in flight until :meth:`finished`."""
+        """The next order of this lane, in flight until :meth:`finished`.
+
+        ``starts_ms``: when its time starts, if not after every order ahead of it (the
+        members of a batch after the first start with the first: they run as one job).
+        """
         now_ms = _now_ms()
-        # an order runs after every order ahead of it in its lane: its own time starts when
-        # theirs ends (a job queued behind a long one must not time out while it waits its turn)
-        ahead = [d for (epoch, _), d in self.deadlines.items() if epoch == self.epoch]
-        starts_ms = max([now_ms, *ahead])
+        if starts_ms is None:
+            # an order runs after every order ahead of it in its lane: its own time starts when
+            # theirs end (a job queued behind a long one must not time out waiting its turn)
+            ahead = [d for (epoch, _), d in self.deadlines.items() if epoch == self.epoch]
+            starts_ms = max([now_ms, *ahead])
         order = ExecutionOrder(
             query_id=query_id,
             plan=plan,
@@ -81,6 +87,13 @@ class LaneSequence:
 
     def finished(self, order: ExecutionOrder) -> None:
         del self.deadlines[(order.epoch, order.sequence)]
+
+    def withdraw(self, order: ExecutionOrder) -> None:
+        """Take back the last order issued, never sent: its sequence number is issued again."""
+        if (order.epoch, order.sequence) != (self.epoch, self.next - 1):
+            raise ValueError("only the last order issued can be withdrawn")
+        self.finished(order)
+        self.next -= 1
 
     def turn_over(self, epoch: int) -> bool:
         """Leave ``epoch`` for a new one (its session is torn down); False if it is not current."""

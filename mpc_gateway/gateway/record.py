@@ -63,7 +63,9 @@ class QueryRecord:
     def __init__(self, audit: AuditTrail, query_id: str, dataset: str, actor: str) -> None:
         self.audit, self.query_id, self.dataset, self.actor = audit, query_id, dataset, actor
         self.plan_hash: str | None = None
-        self.orders: list[ExecutionOrder] = []  # one per dispatch (a quantile search has several)
+        # one per dispatch (a quantile search has several), each with its batch's first
+        # sequence number and size (1: it went alone)
+        self.orders: list[tuple[ExecutionOrder, int, int]] = []
         self.closed = False
         self._decision: dict[str, Any] | None = None  # written with the next entry, in its batch
 
@@ -99,22 +101,25 @@ class QueryRecord:
 
     def _close(self, kind: str, decision: str, details: dict[str, Any]) -> DispatchEvidence:
         """Write the dispatches and the outcome, and seal a checkpoint proving the outcome."""
+        with self.audit.batch():
+            return self.audit.evidence(self._ending(kind, decision, details))
+
+    def _ending(self, kind: str, decision: str, details: dict[str, Any]) -> AppendedEntry:
+        """Write the dispatches and the outcome (in the caller's batch); the outcome's entry."""
         self.closed = True
         with self.audit.batch():
-            for order in self.orders:
-                self._record(
-                    "query.dispatched",
-                    "dispatched",
-                    {
-                        "plan_hash": order.plan_hash,
-                        "lane": order.lane,
-                        "epoch": order.epoch,
-                        "sequence": order.sequence,
-                        "nodes": [p.name for p in order.parties],
-                    },
-                )
-            appended = self._record(kind, decision, details)
-            return self.audit.evidence(appended)
+            for order, first, size in self.orders:
+                dispatch = {
+                    "plan_hash": order.plan_hash,
+                    "lane": order.lane,
+                    "epoch": order.epoch,
+                    "sequence": order.sequence,
+                    "nodes": [p.name for p in order.parties],
+                }
+                if size > 1:  # the sequence numbers its batch ran as one MPC job
+                    dispatch["batch"] = {"first": first, "size": size}
+                self._record("query.dispatched", "dispatched", dispatch)
+            return self._record(kind, decision, details)
 
     def refused(
         self,
@@ -199,13 +204,17 @@ class QueryRecord:
             appended = self._record("query.submitted", "allowed", details)
             return self.audit.evidence(appended)
 
-    def dispatched(self, order: ExecutionOrder) -> None:
-        self.orders.append(order)
+    def dispatched(self, order: ExecutionOrder, batch: tuple[int, int] = (0, 1)) -> None:
+        """``order`` went to the nodes in the batch of ``batch`` (first sequence, size)."""
+        self.orders.append((order, *batch))
 
     def released(
         self, plan: Plan, public: Blocks, dispatched: Sequence[Dispatched], total_ms: float
-    ) -> DispatchEvidence:
-        """The release to the receiver: every node's sealed shares by digest (nodes check it)."""
+    ) -> AppendedEntry:
+        """The release to the receiver: every node's sealed shares by digest (nodes check it).
+
+        Written in the caller's batch, unsealed: one checkpoint covers a batch of releases.
+        """
         participation = [p for d in dispatched for p in d.participation]
         details: dict[str, Any] = {
             "plan_hash": plan.plan_hash,
@@ -217,7 +226,7 @@ class QueryRecord:
         }
         if public:
             details["public"] = public
-        return self._close("result.released", "released", details)
+        return self._ending("result.released", "released", details)
 
     def undelivered(self, err: GatewayError) -> None:
         """The release was logged, but the nodes did not hand the sealed shares over."""

@@ -5,17 +5,19 @@ Once a plan's MPC steps are done, the gateway writes the query's
 seals a checkpoint over it. Every node then checks that checkpoint extends the
 last one it cosigned (an RFC 9162 consistency proof from the size it reports),
 cosigns it, records that in its witness log and hands over its shares, still
-sealed to the receiver (``NodeService.Release``). Releases go one at a time, so
-the checkpoints each node cosigns only grow. What the receiver gets is a
+sealed to the receiver (``NodeService.Release``). Releases go one batch at a
+time, so the checkpoints each node cosigns only grow; the releases that queue
+meanwhile share the next checkpoint and one request to every node
+(``NodeService.ReleaseBatch``: one cosignature, one witness-log write). What the receiver gets is a
 :class:`~mpc_gateway.orders.release.Relayed`: the gateway has no key to open it.
 """
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
+from typing import Any
 
 import grpc
 
@@ -23,25 +25,58 @@ from mpc_gateway.audit.checkpoint import append_signature, parse_checkpoint, par
 from mpc_gateway.audit.evidence import DispatchEvidence
 from mpc_gateway.audit.trail import AuditTrail
 from mpc_gateway.computations import Blocks, Plan
-from mpc_gateway.errors import GatewayError
+from mpc_gateway.errors import GatewayError, IntegrityError
+from mpc_gateway.gateway.batching import Batcher, Queued
 from mpc_gateway.gateway.dispatch import Dispatcher
 from mpc_gateway.gateway.recombine import Dispatched
 from mpc_gateway.gateway.record import QueryRecord
 from mpc_gateway.orders.release import Relayed, SealedShare
 from mpc_gateway.pki import ConsortiumLayout, Identity
-from mpc_gateway.proto.v1 import node_pb2
+from mpc_gateway.proto.v1 import node_pb2, node_pb2_grpc
+from mpc_gateway.proto.v1.node_pb2 import SealedShares
 from mpc_gateway.query.schema import DatasetSchema
 from mpc_gateway.rpc.errors import error_from_rpc
 
-__all__ = ["Relay"]
+__all__ = ["Relay", "RELEASE_BATCH"]
 
 _RELEASE_TIMEOUT_S = 10.0
+RELEASE_BATCH = 32  # releases waiting together share one checkpoint, at most this many
+
+
+@dataclass(eq=False)
+class _Pending(Queued):
+    """A query whose MPC steps are done, waiting for its release to be logged and witnessed."""
+
+    record: QueryRecord
+    plan: Plan
+    public: Blocks
+    steps: Sequence[Dispatched]
+    total_ms: float
+
+
+@dataclass(frozen=True)
+class _Witnessed:
+    release: DispatchEvidence  # the query's release entry, in the cosigned checkpoint
+    shares: tuple[SealedShare, ...]  # every node's, in party order
 
 
 class Relay:
+    """Releases one batch at a time, so the checkpoints each node cosigns only grow.
+
+    Releases that queue while one is being witnessed go together (:mod:`.batching`):
+    one checkpoint over all their release entries, one request to every node, one
+    cosignature each; every query still gets its own entry, proof and sealed shares.
+    """
+
     def __init__(
-        self, dispatcher: Dispatcher, audit: AuditTrail, layout: ConsortiumLayout, gateway: Identity
+        self,
+        dispatcher: Dispatcher,
+        audit: AuditTrail,
+        layout: ConsortiumLayout,
+        gateway: Identity,
+        batch_max: int = RELEASE_BATCH,
     ) -> None:
+        """``batch_max``: the most releases one checkpoint covers (1: each has its own)."""
         self.dispatcher, self.audit = dispatcher, audit
         signers = [gateway, *(Identity("node", n, layout.trust_domain) for n in layout.nodes)]
         # what the receiver checks the gateway's signature and the cosignatures with
@@ -49,7 +84,7 @@ class Relay:
             layout.signing_paths(who)[0].read_bytes() for who in signers
         )
         self._cosigned: dict[str, int] = {}  # per node: the size of our log it cosigned last
-        self._lock = threading.Lock()
+        self._batcher = Batcher(self._release_all, min(batch_max, RELEASE_BATCH), in_flight=1)
 
     def release(
         self,
@@ -61,27 +96,19 @@ class Relay:
         total_ms: float,
     ) -> Relayed:
         """Log the release, have every node witness it, and return the sealed result."""
-        with self._lock:
-            for name, size in steps[-1].cosigned.items():
-                self._cosigned.setdefault(name, size)
-            release = query.released(plan, public, steps, total_ms)
-            started = time.perf_counter()
-            try:
-                checkpoint, shares = self._witnessed(
-                    query.query_id, release, self.audit.log.consistency_proof
-                )
-            except GatewayError as err:
-                query.undelivered(err)
-                raise
-            release_ms = (time.perf_counter() - started) * 1000
+        started = time.perf_counter()
+        witnessed: _Witnessed = self._batcher.submit(
+            _Pending(query.query_id, query, plan, public, steps, total_ms)
+        )
+        release_ms = (time.perf_counter() - started) * 1000
         return Relayed(
             query_id=query.query_id,
             plan=plan,
             schema=schema,
             parties=len(self.dispatcher.parties),
             public=public,
-            shares=shares,
-            release=replace(release, checkpoint=checkpoint),
+            shares=witnessed.shares,
+            release=witnessed.release,
             signing_certificates=self.signing_certificates,
             sequence=steps[-1].order.sequence,
             lane=steps[-1].order.lane,
@@ -92,37 +119,99 @@ class Relay:
             release_ms=release_ms,
         )
 
+    def _release_all(self, batch: Sequence[_Pending]) -> list[_Pending]:
+        """Log every release under one checkpoint, have every node witness it; end each."""
+        for pending in batch:
+            for name, size in pending.steps[-1].cosigned.items():
+                self._cosigned.setdefault(name, size)
+        try:
+            with self.audit.batch():
+                entries = [p.record.released(p.plan, p.public, p.steps, p.total_ms) for p in batch]
+                checkpoint = self.audit.seal()
+        except GatewayError as err:  # an unwritable log: nothing was released
+            for pending in batch:
+                pending.fail(err)
+            return []
+        releases = [self.audit.included(entry, checkpoint) for entry in entries]
+        try:
+            note, shares = self._witnessed(batch, releases, self.audit.log.consistency_proof)
+        except GatewayError as err:
+            for pending in batch:
+                pending.record.undelivered(err)
+                pending.fail(err)
+            return []
+        for pending, release, own in zip(batch, releases, shares, strict=True):
+            pending.succeed(_Witnessed(replace(release, checkpoint=note), own))
+        return []
+
     def _witnessed(
         self,
-        query_id: str,
-        release: DispatchEvidence,
+        batch: Sequence[_Pending],
+        releases: Sequence[DispatchEvidence],
         consistency: Callable[[int, int], list[bytes]],
-    ) -> tuple[str, tuple[SealedShare, ...]]:
-        """Every node's cosignature on the release's checkpoint, and its sealed shares."""
-        size = parse_checkpoint(parse_note(release.checkpoint)[0]).size
+    ) -> tuple[str, list[tuple[SealedShare, ...]]]:
+        """Every node's cosignature on the releases' checkpoint, and each one's sealed shares."""
+        checkpoint = releases[0].checkpoint
+        size = parse_checkpoint(parse_note(checkpoint)[0]).size
         calls = []
         for name, stub in self.dispatcher.stubs:
             start = self._cosigned.get(name, 0)
-            request = node_pb2.ReleaseRequest(
-                query_id=query_id,
-                checkpoint=release.checkpoint,
-                entry=release.entry,
-                index=release.index,
-                inclusion=release.proof,
-                from_size=start,
-                consistency=consistency(start, size) if start <= size else [],  # a cut log
-            )
-            calls.append((name, stub.Release.future(request, timeout=_RELEASE_TIMEOUT_S)))
-        note, shares, failures = release.checkpoint, [], []
+            proof = consistency(start, size) if start <= size else []  # a cut log
+            calls.append((name, _ask(stub, batch, releases, start, proof)))
+        note, shares, failures = checkpoint, [], []
         for name, call in calls:
             try:
                 reply = call.result()
             except grpc.RpcError as err:
                 failures.append(error_from_rpc(err, f"node {name}"))
                 continue
+            ciphertexts = (
+                [reply.ciphertext] if isinstance(reply, SealedShares) else reply.ciphertexts
+            )
+            if len(ciphertexts) != len(batch):
+                failures.append(
+                    IntegrityError(
+                        f"node {name} handed over {len(ciphertexts)} of {len(batch)} sealed results"
+                    )
+                )
+                continue
             self._cosigned[name] = reply.cosigned_size
             note = append_signature(note, reply.cosignature)
-            shares.append(SealedShare(reply.node, reply.party_index, reply.ciphertext))
+            shares.append([SealedShare(reply.node, reply.party_index, c) for c in ciphertexts])
         if failures:
             raise failures[0]
-        return note, tuple(shares)
+        return note, [tuple(node[i] for node in shares) for i in range(len(batch))]
+
+
+def _ask(
+    stub: node_pb2_grpc.NodeServiceStub,
+    batch: Sequence[_Pending],
+    releases: Sequence[DispatchEvidence],
+    start: int,
+    proof: list[bytes],
+) -> grpc.Future[Any]:
+    """One node's release call: one query alone, or a batch under one checkpoint."""
+    if len(batch) == 1:
+        release = releases[0]
+        request = node_pb2.ReleaseRequest(
+            query_id=batch[0].query_id,
+            checkpoint=release.checkpoint,
+            entry=release.entry,
+            index=release.index,
+            inclusion=release.proof,
+            from_size=start,
+            consistency=proof,
+        )
+        return stub.Release.future(request, timeout=_RELEASE_TIMEOUT_S)
+    many = node_pb2.ReleaseBatchRequest(
+        checkpoint=releases[0].checkpoint,
+        from_size=start,
+        consistency=proof,
+        releases=[
+            node_pb2.ReleasedEntry(
+                query_id=p.query_id, entry=r.entry, index=r.index, inclusion=r.proof
+            )
+            for p, r in zip(batch, releases, strict=True)
+        ],
+    )
+    return stub.ReleaseBatch.future(many, timeout=_RELEASE_TIMEOUT_S)

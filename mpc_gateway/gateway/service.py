@@ -95,12 +95,19 @@ class Gateway:
         self.book = QueryBook(store=self.store)
         self.executions = Gate("the gateway")  # queries running, drained on SIGTERM
         self.dispatcher = dispatcher or Dispatcher(
-            settings.nodes, self.layout.nodes, self.tls, signing_key
+            settings.nodes,
+            self.layout.nodes,
+            self.tls,
+            signing_key,
+            settings.batch_max,
+            settings.batches_in_flight,
         )
         self.models = ModelRegistry(settings.models_dir, self.layout.nodes)
         origin = log_origin(td, "gateway", settings.name)
         self.audit = AuditTrail.open(settings.audit_db, signing_key, origin)
-        self.relay = Relay(self.dispatcher, self.audit, self.layout, self.identity)
+        self.relay = Relay(  # batch_max = 1: each query alone, to the nodes and at its release
+            self.dispatcher, self.audit, self.layout, self.identity, settings.batch_max
+        )
         with self.audit.batch():
             self.audit.record(
                 "admin.gateway_started",

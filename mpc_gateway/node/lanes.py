@@ -75,15 +75,24 @@ class LaneSessions:
         self._lanes[order.lane].open(order.epoch, order.parties, deadline)
 
     def run(
-        self, order: ExecutionOrder, program: str, args: dict[str, Any], deadline: float
+        self,
+        order: ExecutionOrder,
+        program: str,
+        args: dict[str, Any],
+        deadline: float,
+        turns: int = 1,
     ) -> tuple[dict[str, Any], float]:
-        """Run the order's MPC job at its place in its lane's order."""
+        """Run the order's MPC job at its place in its lane's order (a batch: ``turns`` places)."""
         sequencer = self._lanes[order.lane]
-        return sequencer.run(order.epoch, order.sequence, order.parties, program, args, deadline)
+        return sequencer.run(
+            order.epoch, order.sequence, order.parties, program, args, deadline, turns
+        )
 
-    def skip(self, order: ExecutionOrder, deadline: float) -> bool:
-        """Pass over the turn of an order this node refused (its lane's session goes on)."""
-        return self._lanes[order.lane].skip(order.epoch, order.sequence, order.parties, deadline)
+    def skip(self, order: ExecutionOrder, deadline: float, turns: int = 1) -> bool:
+        """Pass over the turns of orders this node refused (its lane's session goes on)."""
+        return self._lanes[order.lane].skip(
+            order.epoch, order.sequence, order.parties, deadline, turns
+        )
 
     def abort(self, lane: Lane, epoch: int, reason: str) -> bool:
         """Tear down ``lane``'s session of ``epoch``; the other lane is not touched."""

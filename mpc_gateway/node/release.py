@@ -24,6 +24,7 @@ from __future__ import annotations
 import hashlib
 import threading
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -31,7 +32,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PublicKey
 
-from mpc_gateway.audit.checkpoint import cosign, parse_checkpoint, parse_note
+from mpc_gateway.audit.checkpoint import Checkpoint, cosign, parse_checkpoint, parse_note
 from mpc_gateway.audit.evidence import DispatchEvidence, verify_logged
 from mpc_gateway.audit.log import AuditEvent
 from mpc_gateway.audit.merkle import EMPTY_ROOT, verify_consistency
@@ -146,50 +147,82 @@ class Releases:
         self, query_id: str, evidence: DispatchEvidence, from_size: int, consistency: list[bytes]
     ) -> Handed:
         """Cosign the checkpoint that logs ``query_id``'s release; hand over its ciphertext."""
+        ciphertexts, cosignature, size = self.release_all(
+            [(query_id, evidence)], from_size, consistency
+        )
+        return Handed(ciphertexts[0], cosignature, size)
+
+    def release_all(
+        self,
+        releases: Sequence[tuple[str, DispatchEvidence]],
+        from_size: int,
+        consistency: list[bytes],
+    ) -> tuple[list[bytes], str, int]:
+        """Cosign the one checkpoint that logs every query's release; hand over each ciphertext.
+
+        Each query is checked as if it came alone, before anything is cosigned or handed
+        over: one that does not check refuses them all (its query named). Returns the
+        ciphertexts, in order, the cosignature and the size of the log it covers.
+        """
+        notes = {evidence.checkpoint for _, evidence in releases}
+        if not releases or len(notes) != 1:
+            raise IntegrityError("the releases of one request must share one checkpoint")
+        if len({query_id for query_id, _ in releases}) != len(releases):
+            raise IntegrityError("a release request names one query twice")
         with self._lock:
-            held = self._held.get(query_id)
-            if held is None:
-                raise InvalidRequestError(
-                    f"node {self.node} holds no sealed result of query {query_id}: it never "
-                    "completed here, was already handed over, or expired"
-                )
-            head, event = verify_logged(
-                evidence, query_id, "result.released", self._gateway_key, self._gateway_log
-            )
-            details = event.details
-            sealed = details.get("sealed")
-            if (
-                details.get("plan_hash") != held.plan_hash
-                or details.get("receiver") != held.receiver
-                or not isinstance(sealed, dict)
-                or sealed.get(self.node) != held.digest
-            ):
-                raise IntegrityError(
-                    f"the gateway's release entry of query {query_id} does not name this "
-                    f"node's sealed result ({held.digest[:12]}), its plan and its receiver"
-                )
+            checked = [self._checked(query_id, evidence) for query_id, evidence in releases]
+            head = checked[0][1]
             self._check_extends(head.size, head.root_hash, from_size, consistency)
-            body = parse_note(evidence.checkpoint)[0]
-            cosignature = cosign(body, int(time.time()), self._name, self._key)
+            note = notes.pop()
+            cosignature = cosign(parse_note(note)[0], int(time.time()), self._name, self._key)
             with self._witness.batch():
-                self._witness.record(
-                    "result.released",
-                    held.receiver,
-                    query_id=query_id,
-                    decision="released",
-                    details={
-                        "plan_hash": held.plan_hash,
-                        "sealed_sha256": held.digest,
-                        "gateway_checkpoint": evidence.checkpoint,
-                        "cosignature": cosignature,
-                        "gateway_log_size": head.size,
-                        "release_index": evidence.index,
-                    },
-                )
+                for (query_id, evidence), (held, _) in zip(releases, checked, strict=True):
+                    self._witness.record(
+                        "result.released",
+                        held.receiver,
+                        query_id=query_id,
+                        decision="released",
+                        details={
+                            "plan_hash": held.plan_hash,
+                            "sealed_sha256": held.digest,
+                            "gateway_checkpoint": note,
+                            "cosignature": cosignature,
+                            "gateway_log_size": head.size,
+                            "release_index": evidence.index,
+                        },
+                    )
                 self._witness.seal()
             self._size, self._root = head.size, head.root_hash
-            del self._held[query_id]
-            return Handed(held.ciphertext, cosignature, head.size)
+            for query_id, _ in releases:
+                del self._held[query_id]
+            return [held.ciphertext for held, _ in checked], cosignature, head.size
+
+    def _checked(self, query_id: str, evidence: DispatchEvidence) -> tuple[_Held, Checkpoint]:
+        """What this node holds of ``query_id``, and the checkpoint logging its release."""
+        held = self._held.get(query_id)
+        if held is None:
+            raise InvalidRequestError(
+                f"node {self.node} holds no sealed result of query {query_id}: it never "
+                "completed here, was already handed over, or expired",
+                query_id=query_id,
+            )
+        head, event = verify_logged(
+            evidence, query_id, "result.released", self._gateway_key, self._gateway_log
+        )
+        details = event.details
+        sealed = details.get("sealed")
+        if (
+            details.get("plan_hash") != held.plan_hash
+            or details.get("receiver") != held.receiver
+            or not isinstance(sealed, dict)
+            or sealed.get(self.node) != held.digest
+        ):
+            raise IntegrityError(
+                f"the gateway's release entry of query {query_id} does not name this "
+                f"node's sealed result ({held.digest[:12]}), its plan and its receiver",
+                query_id=query_id,
+            )
+        return held, head
 
     def _check_extends(self, size: int, root: bytes, from_size: int, proof: list[bytes]) -> None:
         if size < self._size:

@@ -14,7 +14,7 @@ import grpc
 from mpc_gateway.audit.evidence import DispatchEvidence
 from mpc_gateway.errors import IntegrityError
 from mpc_gateway.lanes import is_lane
-from mpc_gateway.node.service import Node
+from mpc_gateway.node.service import Contribution, Node
 from mpc_gateway.proto.v1 import node_pb2, node_pb2_grpc
 from mpc_gateway.rpc.audit_servicer import audit_service
 from mpc_gateway.rpc.auth import current_caller
@@ -31,7 +31,14 @@ def node_access(gateway: str) -> dict[str, tuple[str, ...]]:
     """Every node method is for the consortium's gateway ``gateway/<gateway>`` only."""
     return {
         method: (f"gateway/{gateway}",)
-        for method in ("Execute", "AbortSession", "OpenSession", "Release")
+        for method in (
+            "Execute",
+            "ExecuteBatch",
+            "AbortSession",
+            "OpenSession",
+            "Release",
+            "ReleaseBatch",
+        )
     }
 
 
@@ -42,15 +49,28 @@ class NodeServicer(node_pb2_grpc.NodeServiceServicer):
     def Execute(
         self, request: node_pb2.SignedOrder, context: grpc.ServicerContext
     ) -> node_pb2.ResultShares:
-        evidence = DispatchEvidence(
-            entry=request.evidence.entry,
-            index=request.evidence.index,
-            proof=tuple(request.evidence.proof),
-            checkpoint=request.evidence.checkpoint,
-        )
         done = self.node.execute(
-            current_caller(), request.order, request.signature, evidence, context.time_remaining()
+            current_caller(),
+            request.order,
+            request.signature,
+            _evidence(request.evidence),
+            context.time_remaining(),
         )
+        return self._shares(done)
+
+    def ExecuteBatch(
+        self, request: node_pb2.SignedBatch, context: grpc.ServicerContext
+    ) -> node_pb2.BatchShares:
+        done = self.node.execute_batch(
+            current_caller(),
+            list(request.orders),
+            request.signature,
+            [_evidence(e) for e in request.evidence],
+            context.time_remaining(),
+        )
+        return node_pb2.BatchShares(results=[self._shares(d) for d in done])
+
+    def _shares(self, done: Contribution) -> node_pb2.ResultShares:
         blocks = [
             node_pb2.ShareBlock(name=name, modulus=str(modulus), values=[str(v) for v in values])
             for name, (modulus, values) in done.blocks.items()
@@ -86,6 +106,32 @@ class NodeServicer(node_pb2_grpc.NodeServiceServicer):
             cosigned_size=handed.cosigned_size,
         )
 
+    def ReleaseBatch(
+        self, request: node_pb2.ReleaseBatchRequest, context: grpc.ServicerContext
+    ) -> node_pb2.SealedBatch:
+        releases = [
+            (
+                r.query_id,
+                DispatchEvidence(
+                    entry=r.entry,
+                    index=r.index,
+                    proof=tuple(r.inclusion),
+                    checkpoint=request.checkpoint,
+                ),
+            )
+            for r in request.releases
+        ]
+        ciphertexts, cosignature, size = self.node.releases.release_all(
+            releases, request.from_size, list(request.consistency)
+        )
+        return node_pb2.SealedBatch(
+            node=self.node.settings.name,
+            party_index=self.node.party_index,
+            ciphertexts=ciphertexts,
+            cosignature=cosignature,
+            cosigned_size=size,
+        )
+
     def OpenSession(
         self, request: node_pb2.SignedOrder, context: grpc.ServicerContext
     ) -> node_pb2.SessionReply:
@@ -100,6 +146,12 @@ class NodeServicer(node_pb2_grpc.NodeServiceServicer):
             raise IntegrityError(f"there is no MPC lane {lane[:40]!r}")
         self.node.abort(lane, request.epoch, request.reason)
         return node_pb2.AbortReply()
+
+
+def _evidence(proof: node_pb2.AuditEvidence) -> DispatchEvidence:
+    return DispatchEvidence(
+        entry=proof.entry, index=proof.index, proof=tuple(proof.proof), checkpoint=proof.checkpoint
+    )
 
 
 def node_services(node: Node) -> list[Service]:
@@ -121,7 +173,7 @@ def serve_node(settings: NodeSettings) -> None:
     services = node_services(node)
     # a draining node still lets the gateway abort a session and collect the sealed shares of
     # an order it completed: those end work, they start none
-    gate = Gate(f"node {settings.name}", always=("AbortSession", "Release"))
+    gate = Gate(f"node {settings.name}", always=("AbortSession", "Release", "ReleaseBatch"))
     server, port, health = build_server(
         settings.listen, node.tls, services, node.layout.trust_domain, gate=gate
     )

@@ -17,11 +17,10 @@ zeros of every computation's shape.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
 from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PublicKey
@@ -30,7 +29,6 @@ from mpc_gateway.audit.evidence import DispatchEvidence, log_origin, verify_evid
 from mpc_gateway.audit.trail import AuditTrail
 from mpc_gateway.computations import VOCABULARY, LocalData, ProgramCall, computation_of
 from mpc_gateway.errors import (
-    BudgetExhaustedError,
     ConfigurationError,
     DeadlineExceededError,
     GatewayError,
@@ -38,11 +36,19 @@ from mpc_gateway.errors import (
     InvalidQueryError,
 )
 from mpc_gateway.lanes import Lane
+from mpc_gateway.node.admission import Admission, Taken
 from mpc_gateway.node.lanes import LaneSessions, worker_spawner
 from mpc_gateway.node.release import Contribution, Releases, order_receiver, split_blocks
 from mpc_gateway.node.sources import DataSource, close_dataset, open_dataset
 from mpc_gateway.node.steps import StepMemory
-from mpc_gateway.orders import ExecutionOrder, SessionOrder
+from mpc_gateway.node.witness import outcomes, received, refused
+from mpc_gateway.orders import (
+    MAX_BATCH,
+    ExecutionOrder,
+    SessionOrder,
+    batch_message,
+    check_batch,
+)
 from mpc_gateway.pki import (
     Identity,
     load_ca,
@@ -52,16 +58,8 @@ from mpc_gateway.pki import (
     tls_credentials_bytes,
     verify,
 )
-from mpc_gateway.policy import (
-    RequiredApproval,
-    UsageLedger,
-    evaluate,
-    load_policy,
-    privacy_charges,
-    require_approvals,
-    usage_key,
-)
-from mpc_gateway.privacy import Charge, PrivacyLedger
+from mpc_gateway.policy import UsageLedger, load_policy
+from mpc_gateway.privacy import PrivacyLedger
 from mpc_gateway.query.schema import load_schema
 from mpc_gateway.query.sql import where_sql
 from mpc_gateway.settings import NodeSettings
@@ -70,15 +68,19 @@ __all__ = ["Node", "Contribution"]
 
 log = logging.getLogger(__name__)
 
+BATCH_PROGRAM = "batch:run_all"  # runs a batch's members as one MPC job
+
 
 @dataclass(frozen=True)
-class _Taken:
-    """What one order took of the daily limit and privacy budgets (given back if it fails)."""
+class _Admitted:
+    """A member order that passed every check, with what it took and whom it is sealed to."""
 
-    key: str
-    day: date
-    order: str
-    charged: bool
+    order: ExecutionOrder
+    evidence: DispatchEvidence
+    log_size: int  # of the gateway's log, by the checkpoint the order came with
+    dataset: DataSource
+    taken: Taken
+    receiver: X25519PublicKey
 
 
 class Node:
@@ -124,6 +126,14 @@ class Node:
         settings.usage_db.parent.mkdir(parents=True, exist_ok=True)
         self.usage = UsageLedger(settings.usage_db)
         self.privacy = PrivacyLedger(settings.usage_db)  # same file: one sync for both
+        self.admission = Admission(
+            settings.name,
+            self.policy,
+            self.usage,
+            self.privacy,
+            self._ca,
+            self.layout.trust_domain,
+        )
         td = self.layout.trust_domain
         self._gateway_log = log_origin(td, "gateway", settings.gateway)
         _, node_key = self.layout.signing_paths(self.identity)
@@ -139,8 +149,7 @@ class Node:
             self.witness,
         )
 
-    def _verified_order(self, order_bytes: bytes, signature: bytes) -> ExecutionOrder:
-        verify(self._gateway_key, signature, order_bytes, what="execution order")
+    def _placed(self, order_bytes: bytes) -> ExecutionOrder:
         order = ExecutionOrder.from_bytes(order_bytes)
         self.sessions.check_placement(order.lane, order.parties)
         return order
@@ -155,7 +164,7 @@ class Node:
         log.info("%s lane's MPC session epoch %d connected ahead of use", order.lane, order.epoch)
         return order
 
-    def _checked_plan(self, order: ExecutionOrder) -> tuple[DataSource, _Taken]:
+    def _checked_plan(self, order: ExecutionOrder) -> tuple[DataSource, Taken]:
         plan = order.plan
         lane = computation_of(plan).lane
         if order.lane != lane:
@@ -172,64 +181,24 @@ class Node:
             )
         # refuses what does not fit this node's own schema
         computation_of(plan).check(plan, dataset.schema, len(order.parties))
-        return dataset, self._check_policy(order)
+        return dataset, self.admission.admit(order)
 
-    def _check_policy(self, order: ExecutionOrder) -> _Taken:
-        """This institution's own policy, on the signed order: whatever the gateway decided.
-
-        Every order it lets run counts once on the daily limit (a quantile search
-        counts each round) and pays its privacy cost from this node's own budgets.
-        """
-        plan, now = order.plan, datetime.now(UTC)
-        key = usage_key(plan.dataset, plan.analyst)
-        charges = privacy_charges([self.policy], plan, plan.analyst)
-        decision = evaluate(
-            self.policy,
-            plan,
-            plan.analyst,
-            now,
-            self.usage.count(key),
-            check_plan_controls=True,
-            privacy_spent=self.privacy.spent_by_holder(charges),
-        )
-        decision.raise_if_denied()
-        if decision.approval is not None:
-            need = RequiredApproval(decision.owner, decision.approval)
-            require_approvals(
-                [need],
-                order.approvals,
-                plan.plan_hash,
-                self._ca,
-                now,
-                trust_domain=self.layout.trust_domain,
-                query_id=order.query_id,  # a decision approves the one query it was given on
-            )
-        return self._take(order, key, charges)
-
-    def _take(self, order: ExecutionOrder, key: str, charges: list[Charge]) -> _Taken:
-        plan, day = order.plan, self.usage.today()
-        limit = self.policy.datasets[plan.dataset].max_queries_per_day
-        if not self.usage.record_if_below(key, limit, day, durable=not charges):
-            raise BudgetExhaustedError(
-                f"refused by rule dataset.daily_limit: {self.settings.name} allows "
-                f"{plan.analyst} {limit} queries a day on {plan.dataset!r}, all taken",
-                rule="dataset.daily_limit",
-            )
-        slot = f"{order.query_id}/{order.lane}/{order.epoch}/{order.sequence}"
-        taken = _Taken(key, day, slot, bool(charges))
+    def _admit(self, order: ExecutionOrder, evidence: DispatchEvidence) -> _Admitted:
+        """Every check of one order, on its own; the error names the order's query."""
         try:
-            if charges:
-                self.privacy.charge(taken.order, charges)
-        except BudgetExhaustedError:
-            self.usage.release(key, 1, day)
+            head = verify_evidence(
+                evidence, order.query_id, order.plan_hash, self._gateway_key, self._gateway_log
+            )
+            dataset, taken = self._checked_plan(order)
+            try:
+                receiver = order_receiver(order, self._ca, self.layout.trust_domain)
+            except GatewayError:
+                self.admission.give_back(taken)
+                raise
+        except GatewayError as err:
+            err.query_id = err.query_id or order.query_id
             raise
-        return taken
-
-    def _give_back(self, taken: _Taken) -> None:
-        """An order this node did not complete released nothing: it counts nowhere."""
-        self.usage.release(taken.key, 1, taken.day)
-        if taken.charged:
-            self.privacy.refund(taken.order)
+        return _Admitted(order, evidence, head.size, dataset, taken, receiver)
 
     def execute(
         self,
@@ -239,132 +208,138 @@ class Node:
         evidence: DispatchEvidence,
         timeout_s: float | None,
     ) -> Contribution:
-        """Contribute to one signed order; raises a GatewayError on any refusal or failure.
+        """Contribute to one signed order; raises a GatewayError on any refusal or failure."""
+
+        def verified() -> None:
+            verify(self._gateway_key, signature, order_bytes, what="execution order")
+
+        return self._execute(caller, [order_bytes], [evidence], timeout_s, verified)[0]
+
+    def execute_batch(
+        self,
+        caller: Identity,
+        orders: Sequence[bytes],
+        signature: bytes,
+        evidence: Sequence[DispatchEvidence],
+        timeout_s: float | None,
+    ) -> list[Contribution]:
+        """Contribute to a signed batch: consecutive orders of one lane, run as one MPC job.
+
+        Every member is checked as if it had come alone; one refused member refuses
+        the batch (the error names its query), and the batch's turns pass.
+        """
+
+        def verified() -> None:
+            if not 1 <= len(orders) <= MAX_BATCH or len(evidence) != len(orders):
+                raise IntegrityError(
+                    f"a batch holds 1 to {MAX_BATCH} orders, each with its evidence: "
+                    f"this one has {len(orders)} orders and {len(evidence)} evidences"
+                )
+            verify(self._gateway_key, signature, batch_message(orders), what="batch order")
+
+        return self._execute(caller, orders, evidence, timeout_s, verified)
+
+    def _execute(
+        self,
+        caller: Identity,
+        order_bytes: Sequence[bytes],
+        evidence: Sequence[DispatchEvidence],
+        timeout_s: float | None,
+        verified: Callable[[], None],
+    ) -> list[Contribution]:
+        """Check, record, run and seal the orders of one message (a batch, or one order).
 
         Every order is recorded in this node's witness log before anything runs,
         with the gateway's signed tree head that came with it, and so is its outcome.
         """
-        order: ExecutionOrder | None = None
+        orders: list[ExecutionOrder] = []
+        members: list[_Admitted] = []
+        in_turn = False  # the orders hold consecutive turns of one session: they can be passed
         try:
-            order = self._verified_order(order_bytes, signature)
-            head = verify_evidence(
-                evidence, order.query_id, order.plan_hash, self._gateway_key, self._gateway_log
-            )
-            dataset, taken = self._checked_plan(order)
-            try:
-                receiver = order_receiver(order, self._ca, self.layout.trust_domain)
-            except GatewayError:
-                self._give_back(taken)
-                raise
+            verified()
+            orders = [self._placed(data) for data in order_bytes]
+            check_batch(orders)
+            in_turn = True
+            for order, proof in zip(orders, evidence, strict=True):
+                members.append(self._admit(order, proof))  # given back below if one is refused
         except GatewayError as err:
-            # an order whose signature checked is named, so auditors can match the dispatch
-            named = {} if order is None else order.witness_fields()
-            with self.witness.batch():
-                self.witness.record(
-                    "order.refused",
-                    str(caller),
-                    query_id=None if order is None else order.query_id,
-                    decision="refused",
-                    details={
-                        "reason": err.public_message,
-                        "order_sha256": hashlib.sha256(order_bytes).hexdigest(),
-                        **named,
-                    },
-                )
-                self.witness.seal()
-            if order is not None:  # the gateway's own order: its turn passes, the session stays
-                deadline = time.monotonic() + max(0.0, order.deadline_ms / 1000 - time.time())
-                self.sessions.skip(order, deadline)
+            self._give_back(members)
+            refused(self.witness, str(caller), order_bytes, orders, err.public_message)
+            if in_turn:  # the gateway's own orders: their turns pass, the session stays
+                first = orders[0]
+                deadline = time.monotonic() + max(0.0, first.deadline_ms / 1000 - time.time())
+                self.sessions.skip(first, deadline, turns=len(orders))
             raise
         try:
-            with self.witness.batch():  # signed at once: a head covers the receipt while it runs
-                self.witness.record(
-                    "order.received",
-                    str(caller),
-                    query_id=order.query_id,
-                    dataset=order.plan.dataset,
-                    decision="accepted",
-                    details={
-                        **order.witness_fields(),
-                        "gateway_checkpoint": evidence.checkpoint,
-                        "gateway_log_size": head.size,
-                        "submission_index": evidence.index,
-                    },
-                )
-                self.witness.seal()
-        except GatewayError:  # an unwritable witness log (a full disk): the order counts nowhere
-            self._give_back(taken)
+            received(
+                self.witness, str(caller), [(m.order, m.evidence, m.log_size) for m in members]
+            )
+        except GatewayError:  # an unwritable witness log (a full disk): the orders count nowhere
+            self._give_back(members)
             raise
         try:
-            done = self._contribute(order, dataset, timeout_s, receiver)
+            done = self._contribute(members, timeout_s)
         except Exception as err:
-            self._give_back(taken)
+            self._give_back(members)
             reason = err.public_message if isinstance(err, GatewayError) else "internal error"
-            self._outcome(order, "order.failed", "failed", {"reason": reason})
+            outcomes(self.witness, str(self.gateway), orders, "order.failed", [{"reason": reason}])
             raise
-        self._outcome(
-            order,
-            "order.completed",
-            "contributed",
-            {"local_us": int(done.local_ms * 1000), "mpc_us": int(done.mpc_ms * 1000)},
-        )
+        timings = [
+            {"local_us": int(d.local_ms * 1000), "mpc_us": int(d.mpc_ms * 1000)} for d in done
+        ]
+        outcomes(self.witness, str(self.gateway), orders, "order.completed", timings)
         return done
 
-    def _outcome(
-        self, order: ExecutionOrder, kind: str, decision: str, details: dict[str, Any]
-    ) -> None:
-        with self.witness.batch():
-            self.witness.record(
-                kind,
-                str(self.gateway),
-                query_id=order.query_id,
-                dataset=order.plan.dataset,
-                decision=decision,
-                details={**order.witness_fields(), **details},
-            )
-            self.witness.seal()
+    def _give_back(self, members: Sequence[_Admitted]) -> None:
+        for member in members:
+            self.admission.give_back(member.taken)
 
     def _contribute(
-        self,
-        order: ExecutionOrder,
-        dataset: DataSource,
-        timeout_s: float | None,
-        receiver: X25519PublicKey,
-    ) -> Contribution:
-        remaining = order.deadline_ms / 1000 - time.time()
+        self, members: Sequence[_Admitted], timeout_s: float | None
+    ) -> list[Contribution]:
+        """Every member's local inputs, one MPC job for them all, each one's shares sealed."""
+        first = members[0].order
+        remaining = min(m.order.deadline_ms for m in members) / 1000 - time.time()
         if timeout_s is not None:
             remaining = min(remaining, timeout_s)
         if remaining <= 0:
-            raise DeadlineExceededError(f"order {order.query_id} arrived after its deadline")
+            raise DeadlineExceededError(f"order {first.query_id} arrived after its deadline")
         deadline = time.monotonic() + remaining
-        started = time.perf_counter()
-        call = self._local_inputs(order, dataset)
-        local_ms = (time.perf_counter() - started) * 1000
+        calls, local_ms = [], []
+        for member in members:
+            started = time.perf_counter()
+            calls.append(self._local_inputs(member.order, member.dataset))
+            local_ms.append((time.perf_counter() - started) * 1000)
+        if len(calls) == 1:
+            program, args = calls[0].program, calls[0].args
+        else:
+            program = BATCH_PROGRAM
+            args = {"jobs": [{"program": c.program, "args": c.args} for c in calls]}
+        what = f"{first.lane} lane, epoch {first.epoch} seq {first.sequence}"
+        if len(members) > 1:
+            what += f"..{first.sequence + len(members) - 1}"
         try:
-            blocks, mpc_ms = self.sessions.run(order, call.program, call.args, deadline)
+            blocks, mpc_ms = self.sessions.run(first, program, args, deadline, len(members))
         except GatewayError as err:
-            log.warning(
-                "query %s (%s lane, seq %d) failed: %s",
-                order.query_id,
-                order.lane,
-                order.sequence,
-                err.public_message,
-            )
+            log.warning("query %s (%s) failed: %s", first.query_id, what, err.public_message)
             raise
         log.info(
-            "query %s (%s lane, epoch %d seq %d) done: local %.1f ms, mpc %.1f ms",
-            order.query_id,
-            order.lane,
-            order.epoch,
-            order.sequence,
-            local_ms,
+            "queries %s (%s) done: local %.1f ms, mpc %.1f ms",
+            ", ".join(m.order.query_id for m in members),
+            what,
+            sum(local_ms),
             mpc_ms,
         )
-        shares = self.steps.keep(order, blocks)  # what the nodes steer a search with stays here
-        # sealed even when empty (a search step): every release is then witnessed the same way
-        shown, sealed = split_blocks(shares, computation_of(order.plan).visible(order.plan))
-        digest, size = self.releases.hold(order, sealed, receiver)
-        return Contribution(shown, local_ms, mpc_ms, digest, size)
+        done = []
+        for position, (member, local) in enumerate(zip(members, local_ms, strict=True)):
+            own = blocks if len(members) == 1 else _member_blocks(blocks, position)
+            order = member.order
+            shares = self.steps.keep(order, own)  # what the nodes steer a search with stays here
+            # sealed even when empty (a search step): every release is then witnessed the same way
+            shown, sealed = split_blocks(shares, computation_of(order.plan).visible(order.plan))
+            digest, size = self.releases.hold(order, sealed, member.receiver)
+            done.append(Contribution(shown, local, mpc_ms, digest, size))
+        return done
 
     def _local_inputs(self, order: ExecutionOrder, dataset: DataSource) -> ProgramCall:
         """The MPC program and this node's fixed-shape inputs to it, computed locally."""
@@ -394,3 +369,9 @@ class Node:
         self.privacy.close()
         for dataset in self.datasets.values():
             close_dataset(dataset)
+
+
+def _member_blocks(blocks: dict[str, Any], position: int) -> dict[str, Any]:
+    """The blocks of a batch's member at ``position`` (the batch program names them so)."""
+    prefix = f"{position}:"
+    return {name[len(prefix) :]: b for name, b in blocks.items() if name.startswith(prefix)}

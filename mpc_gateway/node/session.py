@@ -177,8 +177,12 @@ class SessionSequencer:
         program: str,
         args: dict[str, Any],
         deadline: float,
+        turns: int = 1,
     ) -> tuple[dict[str, Any], float]:
-        """Run one job at its place in the global order; raises on any failure."""
+        """Run one job at its place in the global order; raises on any failure.
+
+        A batch of ``turns`` consecutive orders (from ``sequence`` on) runs as one job.
+        """
         with self._cond:
             self._enter(epoch, parties)
             worker = self._await_turn(epoch, sequence, deadline)
@@ -194,11 +198,13 @@ class SessionSequencer:
             raise type(err)(reason) from err
         with self._cond:
             if self._epoch == epoch:
-                self._next += 1
+                self._next += turns
                 self._cond.notify_all()
         return result
 
-    def skip(self, epoch: int, sequence: int, parties: Any, deadline: float) -> bool:
+    def skip(
+        self, epoch: int, sequence: int, parties: Any, deadline: float, turns: int = 1
+    ) -> bool:
         """Pass over the turn of an order this node refused before joining its MPC step.
 
         Every node checks every order identically, so all of them refuse it and the
@@ -211,7 +217,7 @@ class SessionSequencer:
                 self._await_turn(epoch, sequence, deadline, spawn=False)
             except GatewayError:
                 return False
-            self._next += 1
+            self._next += turns
             self._cond.notify_all()
             return True
 

@@ -13,6 +13,8 @@ takes part and at which MPyC index.
 
 from __future__ import annotations
 
+import hashlib
+from collections.abc import Sequence
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SerializeAsAny, field_validator
@@ -23,7 +25,18 @@ from mpc_gateway.errors import GatewayError, IntegrityError
 from mpc_gateway.lanes import Lane
 from mpc_gateway.policy.approvals import SignedApproval
 
-__all__ = ["Party", "ExecutionOrder", "SessionOrder", "check_parties"]
+__all__ = [
+    "Party",
+    "ExecutionOrder",
+    "SessionOrder",
+    "check_parties",
+    "MAX_BATCH",
+    "batch_message",
+    "check_batch",
+]
+
+MAX_BATCH = 32
+"""The most orders one batch may hold (the gateway's batches are smaller: settings.py)."""
 
 
 class Party(BaseModel):
@@ -114,3 +127,31 @@ class ExecutionOrder(BaseModel):
             raise IntegrityError("execution order's plan hash does not match its plan")
         check_parties(order.parties)
         return order
+
+
+def batch_message(orders: Sequence[bytes]) -> bytes:
+    """What the gateway signs for a batch: every member order's digest, in the batch's order.
+
+    A batch is one message to every node for several orders, consecutive in one
+    lane's sequence, run as one MPC job; each order stays whole (its own query,
+    plan, approvals and receiver), so each node checks every member as if it had
+    come alone. No order's canonical form has this shape.
+    """
+    return canonical_bytes(
+        {"kind": "batch", "orders": [hashlib.sha256(order).hexdigest() for order in orders]}
+    )
+
+
+def check_batch(orders: Sequence[ExecutionOrder]) -> None:
+    """IntegrityError unless ``orders`` are consecutive orders of one lane's session, each once."""
+    if not 1 <= len(orders) <= MAX_BATCH:
+        raise IntegrityError(f"a batch holds 1 to {MAX_BATCH} orders, not {len(orders)}")
+    first = orders[0]
+    for position, order in enumerate(orders):
+        place = (order.lane, order.epoch, order.parties, order.sequence - position)
+        if place != (first.lane, first.epoch, first.parties, first.sequence):
+            raise IntegrityError(
+                "a batch's orders are not consecutive orders of one lane's MPC session"
+            )
+    if len({order.query_id for order in orders}) != len(orders):
+        raise IntegrityError("a batch holds one query twice")

@@ -55,6 +55,11 @@ REQUEST_BYTES: dict[str, int] = {
     "/mpc_gateway.proto.v1.ApprovalService/Decide": 64 * KiB,
     # the gateway to a node: an order carries the plan, keys included, and the audit evidence
     "/mpc_gateway.proto.v1.NodeService/Execute": 48 * MiB,
+    # a batch of small orders (gateway.dispatch.BATCH_BYTES of orders, then their evidence)
+    "/mpc_gateway.proto.v1.NodeService/ExecuteBatch": 8 * MiB,
+    # releases under one checkpoint (gateway.relay.RELEASE_BATCH of them), each within what
+    # a release alone may be (the default limit)
+    "/mpc_gateway.proto.v1.NodeService/ReleaseBatch": 1 * MiB,
 }
 """Request size limits, by full method name, in bytes of the serialized request."""
 

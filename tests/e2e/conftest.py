@@ -14,7 +14,10 @@ import pytest
 
 from mpc_gateway.client import GatewayClient
 from mpc_gateway.devnet.localnet import LocalConsortium, prepare, schema_path
+from mpc_gateway.pki import Identity, load_layout, tls_credentials_bytes
+from mpc_gateway.proto.v1 import node_pb2_grpc
 from mpc_gateway.query.schema import load_schema
+from mpc_gateway.rpc.server import client_channel
 
 ROWS = 3000
 
@@ -61,3 +64,10 @@ def analyst(consortium: LocalConsortium) -> Iterator[GatewayClient]:
 @pytest.fixture(scope="session")
 def loans_columns() -> dict[str, object]:
     return dict(load_schema(schema_path()).columns)
+
+
+def gateway_stub(consortium: LocalConsortium, node: str) -> node_pb2_grpc.NodeServiceStub:
+    """A stub to ``node`` holding the gateway's TLS identity (what a compromised gateway sends)."""
+    layout = load_layout(consortium.files.pki_dir)
+    tls = tls_credentials_bytes(layout, Identity("gateway", "gateway", layout.trust_domain))
+    return node_pb2_grpc.NodeServiceStub(client_channel(consortium.files.node_addresses[node], tls))

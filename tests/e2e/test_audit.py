@@ -20,8 +20,7 @@ from mpc_gateway.devnet.localnet import LocalConsortium
 from mpc_gateway.errors import InvalidQueryError
 from mpc_gateway.pki import Identity, load_layout, load_signing_key
 from mpc_gateway.proto.v1 import node_pb2
-from tests.e2e.conftest import client_for
-from tests.e2e.test_failures import _gateway_stub
+from tests.e2e.conftest import client_for, gateway_stub
 from tests.forged import count_plan, forge
 
 pytestmark = pytest.mark.e2e
@@ -214,7 +213,7 @@ def test_node_refuses_an_order_the_gateway_did_not_log(audited: LocalConsortium)
     forged = forge(audited.files, count_plan())
     request = node_pb2.SignedOrder(order=forged.data, signature=forged.signature)  # no evidence
     with pytest.raises(grpc.RpcError) as caught:
-        _gateway_stub(audited, "bank-a").Execute(request, timeout=10)
+        gateway_stub(audited, "bank-a").Execute(request, timeout=10)
     assert caught.value.code() == grpc.StatusCode.UNAUTHENTICATED
     events = [
         AuditEvent.from_entry(d) for d in _entries(audited.files.root / "nodes/bank-a/audit.sqlite")

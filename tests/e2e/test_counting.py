@@ -20,7 +20,7 @@ from mpc_gateway.computations.quantile import QuantileRequest
 from mpc_gateway.devnet.localnet import LocalConsortium, prepare, schema_path
 from mpc_gateway.proto.v1 import node_pb2
 from mpc_gateway.query.schema import load_schema
-from tests.e2e.test_failures import _gateway_stub
+from tests.e2e.conftest import gateway_stub
 from tests.forged import Forged, forge
 
 pytestmark = pytest.mark.e2e
@@ -57,7 +57,7 @@ def _send(consortium: LocalConsortium, forged: Forged, nodes: list[str]) -> list
 
     def one(node: str) -> object:
         try:
-            return _gateway_stub(consortium, node).Execute(forged.message(), timeout=15)
+            return gateway_stub(consortium, node).Execute(forged.message(), timeout=15)
         except grpc.RpcError as err:
             return err
 

@@ -11,6 +11,8 @@ import grpc
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from mpc_gateway.audit.log import AuditEvent
+from mpc_gateway.audit.sqlite import load_raw
 from mpc_gateway.client import GatewayClient
 from mpc_gateway.devnet.localnet import LocalConsortium
 from mpc_gateway.errors import (
@@ -21,6 +23,7 @@ from mpc_gateway.errors import (
     PolicyDeniedError,
     UnauthenticatedError,
 )
+from mpc_gateway.orders import batch_message
 from mpc_gateway.pki import (
     Identity,
     init_consortium,
@@ -29,8 +32,10 @@ from mpc_gateway.pki import (
 )
 from mpc_gateway.proto.v1 import gateway_pb2, gateway_pb2_grpc, node_pb2, node_pb2_grpc
 from mpc_gateway.rpc.server import client_channel
-from tests.e2e.conftest import client_for
-from tests.forged import count_plan, forge
+from tests.e2e.conftest import client_for, gateway_stub
+from tests.e2e.test_audit import Outcome
+from tests.e2e.test_audit_reconcile import verify_args
+from tests.forged import count_plan, forge, gateway_key
 
 pytestmark = pytest.mark.e2e
 
@@ -125,16 +130,10 @@ def test_analyst_may_not_call_a_node(consortium) -> None:
     assert "only gateway/gateway may" in caught.value.details()
 
 
-def _gateway_stub(consortium: LocalConsortium, node: str) -> node_pb2_grpc.NodeServiceStub:
-    layout = load_layout(consortium.files.pki_dir)
-    tls = tls_credentials_bytes(layout, Identity("gateway", "gateway", layout.trust_domain))
-    return node_pb2_grpc.NodeServiceStub(client_channel(consortium.files.node_addresses[node], tls))
-
-
 def test_node_refuses_an_order_signed_by_another_key(consortium) -> None:
     forged = forge(consortium.files, count_plan(), key=Ed25519PrivateKey.generate())
     with pytest.raises(grpc.RpcError) as caught:
-        _gateway_stub(consortium, "bank-b").Execute(forged.message(), timeout=10)
+        gateway_stub(consortium, "bank-b").Execute(forged.message(), timeout=10)
     assert caught.value.code() == grpc.StatusCode.UNAUTHENTICATED
     assert "signature does not verify" in caught.value.details()
 
@@ -145,10 +144,33 @@ def test_node_refuses_a_tampered_order(consortium) -> None:
     tampered = data.replace(b'"analyst/alice"', b'"analyst/mallory"')
     assert tampered != data
     with pytest.raises(grpc.RpcError) as caught:
-        _gateway_stub(consortium, "bank-b").Execute(
+        gateway_stub(consortium, "bank-b").Execute(
             node_pb2.SignedOrder(order=tampered, signature=signature), timeout=10
         )
     assert caught.value.code() == grpc.StatusCode.UNAUTHENTICATED
+
+
+def test_node_refuses_a_batch_changed_after_signing_or_out_of_sequence(consortium) -> None:
+    files, stub = consortium.files, gateway_stub(consortium, "broker-c")
+    epoch = int(time.time() * 1000) + 10**9  # a session of its own, ahead of the real one
+    one, two, other = (
+        forge(files, count_plan(), query_id=q, epoch=epoch, sequence=s)
+        for q, s in (("b1", 0), ("b2", 1), ("b3", 1))
+    )
+
+    def batch(signed: list[bytes], sent: list[bytes]) -> node_pb2.SignedBatch:
+        evidence = [one.message().evidence, two.message().evidence]
+        signature = gateway_key(files.pki_dir).sign(batch_message(signed))
+        return node_pb2.SignedBatch(orders=sent, signature=signature, evidence=evidence)
+
+    with pytest.raises(grpc.RpcError) as swapped:  # the gateway signed b1, b2; b3 took b2's place
+        stub.ExecuteBatch(batch([one.data, two.data], [one.data, other.data]), timeout=10)
+    assert swapped.value.code() == grpc.StatusCode.UNAUTHENTICATED
+    assert "signature does not verify" in swapped.value.details()
+    with pytest.raises(grpc.RpcError) as reordered:  # signed so, by a gateway gone wrong
+        stub.ExecuteBatch(batch([two.data, one.data], [two.data, one.data]), timeout=10)
+    assert reordered.value.code() == grpc.StatusCode.UNAUTHENTICATED
+    assert "not consecutive orders" in reordered.value.details()
 
 
 def test_health_and_reflection_are_served(consortium) -> None:
@@ -224,3 +246,109 @@ def test_node_that_never_answers_fails_the_query_by_its_deadline(consortium, ana
     finally:
         consortium.kill("broker-c")
     _recovers(consortium, "broker-c", analyst)
+
+
+BATCHED = [  # (analyst, filter): a different answer each, so a result handed to another shows
+    ("analyst/alice" if i % 2 else "analyst/bob", f"sector = '{sector}'")
+    for i, sector in enumerate(["energy", "retail", "transport", "financials"] * 3)
+]
+
+
+def _all_at_once(consortium: LocalConsortium, queries: list[tuple[str, str]]) -> list[object]:
+    """Every query from its own client and thread, released together; results or errors."""
+    clients = {who: client_for(consortium, who) for who in {who for who, _ in queries}}
+    ended: list[object] = [None] * len(queries)
+    start = threading.Barrier(len(queries))
+
+    def one(i: int, who: str, where: str) -> None:
+        start.wait()
+        try:
+            ended[i] = clients[who].query("loans", ["count", "sum:exposure"], where=where)
+        except GatewayError as err:
+            ended[i] = err
+
+    threads = [threading.Thread(target=one, args=(i, *q)) for i, q in enumerate(queries)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+        assert not thread.is_alive(), "a query of a batch never ended"
+    for client in clients.values():
+        client.close()
+    return ended
+
+
+def _dispatches(consortium: LocalConsortium) -> dict[str, dict[str, object]]:
+    raw = load_raw(consortium.files.root / "audit.sqlite")
+    events = [AuditEvent.from_entry(entry) for entry in raw.entries]
+    return {e.query_id: e.details for e in events if e.kind == "query.dispatched" and e.query_id}
+
+
+def _released_together(consortium: LocalConsortium, node: str) -> list[set[str]]:
+    """The queries each checkpoint ``node`` cosigned released, as its witness log says."""
+    raw = load_raw(consortium.files.root / "nodes" / node / "audit.sqlite")
+    together: dict[str, set[str]] = {}
+    for event in (AuditEvent.from_entry(entry) for entry in raw.entries):
+        if event.kind == "result.released" and event.query_id:
+            together.setdefault(str(event.details["gateway_checkpoint"]), set()).add(event.query_id)
+    return list(together.values())
+
+
+def test_two_analysts_queries_share_batches_and_each_gets_its_own_answer(
+    consortium, tmp_path
+) -> None:
+    with client_for(consortium) as alice:  # one at a time: nothing to batch
+        answers = {
+            where: alice.query("loans", ["count", "sum:exposure"], where=where).outcome.rows
+            for where in {where for _, where in BATCHED}
+        }
+    for _ in range(3):  # on a quiet machine, the first queries may each find the lane free
+        ended = _all_at_once(consortium, BATCHED)
+        dispatches = _dispatches(consortium)
+        batches: dict[tuple[object, object], set[str]] = {}
+        for (who, where), result in zip(BATCHED, ended, strict=True):
+            assert not isinstance(result, GatewayError), result
+            assert result.outcome.rows == answers[where], (who, where)  # its own, no other's
+            details = dispatches[result.query_id]
+            batch = details.get("batch")
+            if isinstance(batch, dict):
+                batches.setdefault((details["epoch"], batch["first"]), set()).add(who)
+        mixed = any(len(analysts) == 2 for analysts in batches.values())
+        if mixed and any(len(q) > 1 for q in _released_together(consortium, "bank-a")):
+            break
+    else:
+        raise AssertionError("no batch held both analysts' queries, or no release was shared")
+    audited = Outcome(verify_args(consortium, tmp_path / "auditor.json"))  # batches reconcile
+    assert audited.exit_code == 0, audited.output
+
+
+def test_a_node_dying_under_a_batch_fails_each_of_its_queries_cleanly(consortium) -> None:
+    with client_for(consortium) as alice:
+        alice.query("loans", ["count"])  # a warm session exists
+        victim = consortium.processes["bank-b"]
+        os.kill(victim.pid, signal.SIGSTOP)  # its peers wait for it; the next queries queue
+        queries = BATCHED[:8]
+        run = threading.Thread(target=lambda: ended.extend(_all_at_once(consortium, queries)))
+        ended: list[object] = []
+        run.start()
+        time.sleep(1.5)
+        consortium.kill("bank-b")
+        run.join(60)
+        assert len(ended) == len(queries)
+        ids = set()
+        for outcome in ended:
+            assert isinstance(outcome, GatewayError), outcome
+            assert "bank-b" in outcome.public_message, outcome.public_message
+            assert outcome.query_id
+            ids.add(outcome.query_id)
+        assert len(ids) == len(queries)  # each error names its own query
+        raw = load_raw(consortium.files.root / "audit.sqlite")
+        failed = {
+            e.query_id
+            for e in (AuditEvent.from_entry(entry) for entry in raw.entries)
+            if e.kind == "query.failed"
+        }
+        assert ids <= failed  # every query of the batch has its outcome in the log
+        dispatches = _dispatches(consortium)
+        assert any(isinstance(dispatches[q].get("batch"), dict) for q in ids), "no batch formed"
+        _recovers(consortium, "bank-b", alice)

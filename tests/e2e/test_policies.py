@@ -21,8 +21,7 @@ from mpc_gateway.policy import ApprovalBody, OutputControls, sign_approval
 from mpc_gateway.proto.v1 import node_pb2
 from mpc_gateway.query.schema import load_schema
 from mpc_gateway.query.where import parse_where
-from tests.e2e.conftest import start_consortium
-from tests.e2e.test_failures import _gateway_stub
+from tests.e2e.conftest import gateway_stub, start_consortium
 from tests.forged import forge
 
 pytestmark = pytest.mark.e2e
@@ -147,7 +146,7 @@ def _refusal(
     consortium: LocalConsortium, node: str, request: node_pb2.SignedOrder
 ) -> grpc.RpcError:
     with pytest.raises(grpc.RpcError) as caught:
-        _gateway_stub(consortium, node).Execute(request, timeout=10)
+        gateway_stub(consortium, node).Execute(request, timeout=10)
     return caught.value
 
 

@@ -21,8 +21,7 @@ from mpc_gateway.computations.aggregate import parse_aggregate
 from mpc_gateway.computations.aggregate_result import AggregateOutcome
 from mpc_gateway.devnet.localnet import LocalConsortium
 from mpc_gateway.errors import BudgetExhaustedError, PolicyDeniedError
-from tests.e2e.conftest import start_consortium
-from tests.e2e.test_failures import _gateway_stub
+from tests.e2e.conftest import gateway_stub, start_consortium
 from tests.forged import dispatched, forge
 
 pytestmark = pytest.mark.e2e
@@ -202,6 +201,6 @@ def test_a_spent_budget_is_refused_at_the_gateway_and_by_the_node_whose_budget_i
     assert plan.controls.dp_rho == Decimal("0.05")
     forged = forge(files, plan, query_id="over-budget")
     with pytest.raises(grpc.RpcError) as caught:
-        _gateway_stub(governed, "bank-a").Execute(forged.message(), timeout=10)
+        gateway_stub(governed, "bank-a").Execute(forged.message(), timeout=10)
     assert caught.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
     assert "privacy.budget" in str(caught.value.details())

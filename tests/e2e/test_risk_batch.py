@@ -27,8 +27,7 @@ from mpc_gateway.devnet.risk_demo import batch
 from mpc_gateway.errors import PolicyDeniedError
 from mpc_gateway.policy import OutputControls
 from mpc_gateway.query.schema import load_schema
-from tests.e2e.conftest import ROWS, client_for
-from tests.e2e.test_failures import _gateway_stub
+from tests.e2e.conftest import ROWS, client_for, gateway_stub
 from tests.forged import forge
 
 pytestmark = pytest.mark.e2e
@@ -133,7 +132,7 @@ def test_a_node_refuses_an_order_lowering_the_minimum_below_its_own_policy(
     )
     order = forge(consortium.files, plan, query_id="lowered-minimum").message()
     with pytest.raises(grpc.RpcError) as caught:
-        _gateway_stub(consortium, "bank-b").Execute(order, timeout=10)
+        gateway_stub(consortium, "bank-b").Execute(order, timeout=10)
     assert caught.value.code() == grpc.StatusCode.PERMISSION_DENIED
     details = caught.value.details() or ""
     assert "output.controls" in details and "min_entities" in details and "bank-b" in details

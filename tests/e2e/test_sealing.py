@@ -26,8 +26,7 @@ from mpc_gateway.pki.receiver import ReceiverKey, load_receiver_key
 from mpc_gateway.proto.v1 import gateway_pb2, node_pb2
 from mpc_gateway.query.schema import load_schema
 from mpc_gateway.rpc.convert import result_from_proto
-from tests.e2e.conftest import client_for
-from tests.e2e.test_failures import _gateway_stub
+from tests.e2e.conftest import client_for, gateway_stub
 from tests.forged import forge, receiver_certificate
 
 pytestmark = pytest.mark.e2e
@@ -152,7 +151,7 @@ def test_a_node_refuses_to_seal_to_a_key_not_certified_for_the_plans_analyst(
     bobs = receiver_certificate(consortium.files, "analyst/bob")
     forged = forge(consortium.files, _plan(), query_id="swapped-receiver", receiver=bobs)
     with pytest.raises(grpc.RpcError) as caught:
-        _gateway_stub(consortium, "bank-a").Execute(forged.message(), timeout=15)
+        gateway_stub(consortium, "bank-a").Execute(forged.message(), timeout=15)
     assert caught.value.code() == grpc.StatusCode.UNAUTHENTICATED
     assert "sealing certificate is for" in str(caught.value.details())
     assert "analyst/bob, expected" in str(caught.value.details())
@@ -162,7 +161,7 @@ def test_a_node_hands_over_nothing_without_a_logged_release(consortium: LocalCon
     forged = forge(consortium.files, _plan(), query_id="never-released")
     with ThreadPoolExecutor(3) as pool:
         calls = [
-            pool.submit(_gateway_stub(consortium, n).Execute, forged.message(), timeout=30)
+            pool.submit(gateway_stub(consortium, n).Execute, forged.message(), timeout=30)
             for n in consortium.files.nodes
         ]
         replies = [call.result() for call in calls]
@@ -178,12 +177,12 @@ def test_a_node_hands_over_nothing_without_a_logged_release(consortium: LocalCon
         from_size=replies[0].cosigned_size,
     )
     with pytest.raises(grpc.RpcError) as caught:
-        _gateway_stub(consortium, "bank-a").Release(request, timeout=10)
+        gateway_stub(consortium, "bank-a").Release(request, timeout=10)
     assert caught.value.code() == grpc.StatusCode.UNAUTHENTICATED
     assert "is not the result.released entry of query never-released" in str(caught.value.details())
     unknown = node_pb2.ReleaseRequest(query_id="no-such-query")
     with pytest.raises(grpc.RpcError) as caught:
-        _gateway_stub(consortium, "bank-a").Release(unknown, timeout=10)
+        gateway_stub(consortium, "bank-a").Release(unknown, timeout=10)
     assert "holds no sealed result of query no-such-query" in str(caught.value.details())
 
 

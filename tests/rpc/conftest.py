@@ -8,7 +8,7 @@ UNAVAILABLE, which is all a test of who may call what needs.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -76,25 +76,44 @@ def own_node(files: ConsortiumFiles, name: str, tmp_path: Path) -> Iterator[tupl
 
 @contextmanager
 def dispatcher_to(
-    files: ConsortiumFiles, nodes: node_pb2_grpc.NodeServiceServicer
+    files: ConsortiumFiles,
+    nodes: node_pb2_grpc.NodeServiceServicer | Sequence[node_pb2_grpc.NodeServiceServicer],
+    **batching: int,
 ) -> Iterator[Dispatcher]:
-    """The real dispatcher, every node's link pointing at ``nodes`` (one stand-in) on port 0."""
+    """The real dispatcher, its links pointing at stand-ins on port 0.
+
+    ``nodes``: one stand-in behind every link, or one per node in party order.
+    ``batching``: the dispatcher's ``batch_max`` and ``batches_in_flight``.
+    """
     layout = load_layout(files.pki_dir)
-    access = {m: ("gateway/gateway",) for m in ("Execute", "AbortSession", "OpenSession")}
-    service = Service.of(node_pb2, node_pb2_grpc, "NodeService", nodes, access)
+    methods = ("Execute", "ExecuteBatch", "AbortSession", "OpenSession")
+    access = {m: ("gateway/gateway",) for m in methods}
     node_tls = tls_credentials_bytes(layout, Identity("node", "bank-a", layout.trust_domain))
-    server, port, _ = build_server("127.0.0.1:0", node_tls, [service], layout.trust_domain)
-    server.start()
+    each = [nodes] * len(layout.nodes) if not isinstance(nodes, Sequence) else list(nodes)
+    servers, ports = [], []
+    for servicer in dict.fromkeys(each):  # one server per distinct stand-in
+        service = Service.of(node_pb2, node_pb2_grpc, "NodeService", servicer, access)
+        server, port, _ = build_server("127.0.0.1:0", node_tls, [service], layout.trust_domain)
+        server.start()
+        servers.append(server)
+        ports.append(port)
+    port_of = dict(zip(dict.fromkeys(each), ports, strict=True))
     settings = load_settings(GatewaySettings, files.gateway_config)
-    links = [n.model_copy(update={"address": f"127.0.0.1:{port}"}) for n in settings.nodes]
+    by_name = {n.name: n for n in settings.nodes}
+    links = [
+        by_name[name].model_copy(update={"address": f"127.0.0.1:{port_of[servicer]}"})
+        for name, servicer in zip(layout.nodes, each, strict=True)
+    ]
     gateway_id = Identity("gateway", "gateway", layout.trust_domain)
     key = load_signing_key(layout.signing_paths(gateway_id)[1])
-    dispatcher = Dispatcher(links, layout.nodes, tls_credentials_bytes(layout, gateway_id), key)
+    tls = tls_credentials_bytes(layout, gateway_id)
+    dispatcher = Dispatcher(links, layout.nodes, tls, key, **batching)
     try:
         yield dispatcher
     finally:
         dispatcher.close()
-        server.stop(0)
+        for server in servers:
+            server.stop(0)
 
 
 @pytest.fixture(scope="session")

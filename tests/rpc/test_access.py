@@ -66,9 +66,11 @@ AUDIT = {
 }
 NODE = {  # only the consortium's gateway
     "Execute": ({"gateway"}, node_pb2.SignedOrder(order=b"{}", signature=b"x" * 64)),
+    "ExecuteBatch": ({"gateway"}, node_pb2.SignedBatch(orders=[b"{}"], signature=b"x" * 64)),
     "AbortSession": ({"gateway"}, node_pb2.AbortRequest(epoch=1, reason="test")),
     "OpenSession": ({"gateway"}, node_pb2.SignedOrder(order=b"{}", signature=b"x" * 64)),
     "Release": ({"gateway"}, node_pb2.ReleaseRequest(query_id="none")),
+    "ReleaseBatch": ({"gateway"}, node_pb2.ReleaseBatchRequest(checkpoint="none")),
 }
 
 

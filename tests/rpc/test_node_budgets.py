@@ -19,11 +19,12 @@ from mpc_gateway.computations.aggregate import parse_aggregate
 from mpc_gateway.devnet.localnet import ConsortiumFiles
 from mpc_gateway.node.server import node_services
 from mpc_gateway.node.service import Node
-from mpc_gateway.policy import load_policy, privacy_charges
+from mpc_gateway.orders import batch_message
+from mpc_gateway.policy import load_policy, privacy_charges, usage_key
 from mpc_gateway.privacy import PrivacyLedger
-from mpc_gateway.proto.v1 import node_pb2_grpc
+from mpc_gateway.proto.v1 import node_pb2, node_pb2_grpc
 from mpc_gateway.settings import NodeSettings, load_settings
-from tests.forged import dispatched, forge
+from tests.forged import dispatched, forge, gateway_key
 from tests.rpc.conftest import serve
 
 PRIVATE = "loans_dp"
@@ -94,3 +95,51 @@ def test_a_node_refuses_a_dp_order_that_carries_no_noise(
         node.close()
     assert caught.value.code() == grpc.StatusCode.PERMISSION_DENIED
     assert "output.controls" in str(caught.value.details())
+
+
+def test_a_batch_one_member_cannot_pay_for_is_refused_whole_and_charges_nothing(
+    files: ConsortiumFiles, tmp_path: Path
+) -> None:
+    """The first member fits the budget, the second does not: neither counts nor pays."""
+    plan = _dispatched(files)
+    usage = tmp_path / "usage.sqlite"
+    charges = privacy_charges([load_policy(files.policy("bank-a"))], plan, "analyst/alice")
+    analyst = next(c for c in charges if c.holder == "analyst/alice")
+    cost = plan.controls.dp_rho
+    assert cost is not None
+    with PrivacyLedger(usage) as ledger:  # room for exactly one more query
+        spent = Decimal(0)
+        while spent + 2 * cost <= analyst.budget:
+            ledger.charge(f"earlier-{spent}", charges)
+            spent += cost
+    settings = load_settings(NodeSettings, files.node_config("bank-a"))
+    node = Node(settings.model_copy(update={"audit_db": tmp_path / "w.sqlite", "usage_db": usage}))
+    before = (
+        node.privacy.spent_by_holder(charges),
+        node.usage.count(usage_key(PRIVATE, plan.analyst)),
+    )
+    served = serve(node_services(node), node.tls, files.pki_dir)
+    try:
+        stub = node_pb2_grpc.NodeServiceStub(served.channel("gateway/gateway"))
+        first = forge(files, plan, query_id="fits", epoch=5, sequence=0)
+        second = forge(files, plan, query_id="over-budget", epoch=5, sequence=1)
+        datas = [first.data, second.data]
+        batch = node_pb2.SignedBatch(
+            orders=datas,
+            signature=gateway_key(files.pki_dir).sign(batch_message(datas)),
+            evidence=[first.message().evidence, second.message().evidence],
+        )
+        with pytest.raises(grpc.RpcError) as caught:
+            stub.ExecuteBatch(batch, timeout=10)
+        refused = [e.event for e in node.witness.log.events(kind="order.refused")]
+        after = (
+            node.privacy.spent_by_holder(charges),
+            node.usage.count(usage_key(PRIVATE, plan.analyst)),
+        )
+    finally:
+        served.server.stop(0)
+        node.close()
+    assert caught.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED, caught.value.details()
+    assert "privacy.budget" in str(caught.value.details())
+    assert after == before  # the member that fitted was given back what it took
+    assert [e.query_id for e in refused] == ["fits", "over-budget"]  # both named, for auditors

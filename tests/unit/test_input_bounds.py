@@ -10,6 +10,7 @@ from mpc_gateway.canonical import digest_if_long
 from mpc_gateway.computations import computation
 from mpc_gateway.computations.shared import encode_value
 from mpc_gateway.errors import InvalidQueryError, InvalidRequestError
+from mpc_gateway.gateway.relay import RELEASE_BATCH
 from mpc_gateway.proto.v1 import audit_pb2, gateway_pb2, node_pb2
 from mpc_gateway.query.filters import MAX_LITERAL_CHARS, validate_filter
 from mpc_gateway.query.schema import DatasetSchema, load_schema
@@ -126,3 +127,10 @@ def test_a_large_but_reachable_limit_is_encoded_exactly(loans: DatasetSchema) ->
     assert encode_value(loans, "exposure", "123456789012345678901234567.89") == (
         12345678901234567890123456789
     )
+
+
+def test_a_full_batch_of_releases_fits_what_a_node_accepts() -> None:
+    """Every release of a batch is as large as one alone may be, and the batch still fits."""
+    one = request_limit("/mpc_gateway.proto.v1.NodeService/Release")
+    batch = request_limit("/mpc_gateway.proto.v1.NodeService/ReleaseBatch")
+    assert RELEASE_BATCH * one + 64 * 1024 <= batch  # and room for the checkpoint and proof

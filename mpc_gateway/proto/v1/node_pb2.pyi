@@ -49,6 +49,60 @@ class SignedOrder(_message.Message):
 Global___SignedOrder: _TypeAlias = SignedOrder  # noqa: Y015
 
 @_typing.final
+class SignedBatch(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ORDERS_FIELD_NUMBER: _builtins.int
+    SIGNATURE_FIELD_NUMBER: _builtins.int
+    EVIDENCE_FIELD_NUMBER: _builtins.int
+    signature: _builtins.bytes
+    """Ed25519 over orders.batch_message(orders)"""
+    @_builtins.property
+    def orders(self) -> _containers.RepeatedScalarFieldContainer[_builtins.bytes]:
+        """canonical JSON of each order, in sequence order"""
+
+    @_builtins.property
+    def evidence(self) -> _containers.RepeatedCompositeFieldContainer[Global___AuditEvidence]:
+        """one per order"""
+
+    def __init__(
+        self,
+        *,
+        orders: _abc.Iterable[_builtins.bytes] | None = ...,
+        signature: _builtins.bytes = ...,
+        evidence: _abc.Iterable[Global___AuditEvidence] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["evidence", b"evidence", "orders", b"orders", "signature", b"signature"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SignedBatch: _TypeAlias = SignedBatch  # noqa: Y015
+
+@_typing.final
+class BatchShares(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    RESULTS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def results(self) -> _containers.RepeatedCompositeFieldContainer[Global___ResultShares]:
+        """one per order, in the batch's order"""
+
+    def __init__(
+        self,
+        *,
+        results: _abc.Iterable[Global___ResultShares] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["results", b"results"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___BatchShares: _TypeAlias = BatchShares  # noqa: Y015
+
+@_typing.final
 class AuditEvidence(_message.Message):
     """Proof that the gateway logged the query before dispatching it: the
     submission entry, its inclusion proof and the signed head it leads to.
@@ -294,3 +348,102 @@ class SessionReply(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___SessionReply: _TypeAlias = SessionReply  # noqa: Y015
+
+@_typing.final
+class ReleasedEntry(_message.Message):
+    """One query's release entry and its inclusion proof, in a batch's checkpoint."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    QUERY_ID_FIELD_NUMBER: _builtins.int
+    ENTRY_FIELD_NUMBER: _builtins.int
+    INDEX_FIELD_NUMBER: _builtins.int
+    INCLUSION_FIELD_NUMBER: _builtins.int
+    query_id: _builtins.str
+    entry: _builtins.bytes
+    """the release entry, canonical JSON"""
+    index: _builtins.int
+    @_builtins.property
+    def inclusion(self) -> _containers.RepeatedScalarFieldContainer[_builtins.bytes]: ...
+    def __init__(
+        self,
+        *,
+        query_id: _builtins.str = ...,
+        entry: _builtins.bytes = ...,
+        index: _builtins.int = ...,
+        inclusion: _abc.Iterable[_builtins.bytes] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["entry", b"entry", "inclusion", b"inclusion", "index", b"index", "query_id", b"query_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ReleasedEntry: _TypeAlias = ReleasedEntry  # noqa: Y015
+
+@_typing.final
+class ReleaseBatchRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CHECKPOINT_FIELD_NUMBER: _builtins.int
+    FROM_SIZE_FIELD_NUMBER: _builtins.int
+    CONSISTENCY_FIELD_NUMBER: _builtins.int
+    RELEASES_FIELD_NUMBER: _builtins.int
+    checkpoint: _builtins.str
+    """signed by the gateway, covering every release entry"""
+    from_size: _builtins.int
+    """the node's last cosigned size, where `consistency` starts"""
+    @_builtins.property
+    def consistency(self) -> _containers.RepeatedScalarFieldContainer[_builtins.bytes]: ...
+    @_builtins.property
+    def releases(self) -> _containers.RepeatedCompositeFieldContainer[Global___ReleasedEntry]: ...
+    def __init__(
+        self,
+        *,
+        checkpoint: _builtins.str = ...,
+        from_size: _builtins.int = ...,
+        consistency: _abc.Iterable[_builtins.bytes] | None = ...,
+        releases: _abc.Iterable[Global___ReleasedEntry] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["checkpoint", b"checkpoint", "consistency", b"consistency", "from_size", b"from_size", "releases", b"releases"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ReleaseBatchRequest: _TypeAlias = ReleaseBatchRequest  # noqa: Y015
+
+@_typing.final
+class SealedBatch(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NODE_FIELD_NUMBER: _builtins.int
+    PARTY_INDEX_FIELD_NUMBER: _builtins.int
+    CIPHERTEXTS_FIELD_NUMBER: _builtins.int
+    COSIGNATURE_FIELD_NUMBER: _builtins.int
+    COSIGNED_SIZE_FIELD_NUMBER: _builtins.int
+    node: _builtins.str
+    party_index: _builtins.int
+    cosignature: _builtins.str
+    """C2SP tlog-cosignature line on the checkpoint"""
+    cosigned_size: _builtins.int
+    @_builtins.property
+    def ciphertexts(self) -> _containers.RepeatedScalarFieldContainer[_builtins.bytes]:
+        """one per release, in the request's order"""
+
+    def __init__(
+        self,
+        *,
+        node: _builtins.str = ...,
+        party_index: _builtins.int = ...,
+        ciphertexts: _abc.Iterable[_builtins.bytes] | None = ...,
+        cosignature: _builtins.str = ...,
+        cosigned_size: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["ciphertexts", b"ciphertexts", "cosignature", b"cosignature", "cosigned_size", b"cosigned_size", "node", b"node", "party_index", b"party_index"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SealedBatch: _TypeAlias = SealedBatch  # noqa: Y015

@@ -39,6 +39,11 @@ class NodeServiceStub:
                 request_serializer=mpc__gateway_dot_proto_dot_v1_dot_node__pb2.SignedOrder.SerializeToString,
                 response_deserializer=mpc__gateway_dot_proto_dot_v1_dot_node__pb2.ResultShares.FromString,
                 _registered_method=True)
+        self.ExecuteBatch = channel.unary_unary(
+                '/mpc_gateway.proto.v1.NodeService/ExecuteBatch',
+                request_serializer=mpc__gateway_dot_proto_dot_v1_dot_node__pb2.SignedBatch.SerializeToString,
+                response_deserializer=mpc__gateway_dot_proto_dot_v1_dot_node__pb2.BatchShares.FromString,
+                _registered_method=True)
         self.AbortSession = channel.unary_unary(
                 '/mpc_gateway.proto.v1.NodeService/AbortSession',
                 request_serializer=mpc__gateway_dot_proto_dot_v1_dot_node__pb2.AbortRequest.SerializeToString,
@@ -54,6 +59,11 @@ class NodeServiceStub:
                 request_serializer=mpc__gateway_dot_proto_dot_v1_dot_node__pb2.ReleaseRequest.SerializeToString,
                 response_deserializer=mpc__gateway_dot_proto_dot_v1_dot_node__pb2.SealedShares.FromString,
                 _registered_method=True)
+        self.ReleaseBatch = channel.unary_unary(
+                '/mpc_gateway.proto.v1.NodeService/ReleaseBatch',
+                request_serializer=mpc__gateway_dot_proto_dot_v1_dot_node__pb2.ReleaseBatchRequest.SerializeToString,
+                response_deserializer=mpc__gateway_dot_proto_dot_v1_dot_node__pb2.SealedBatch.FromString,
+                _registered_method=True)
 
 
 class NodeServiceServicer:
@@ -62,6 +72,14 @@ class NodeServiceServicer:
     def Execute(self, request, context):
         """Verify a signed execution order, pre-aggregate locally, take part in the
         MPC step and return this node's re-randomised shares of the result.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ExecuteBatch(self, request, context):
+        """The same for a batch: consecutive orders of one lane, each checked on its
+        own, run as one MPC job; one reply per order, in the batch's order.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -92,6 +110,14 @@ class NodeServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ReleaseBatch(self, request, context):
+        """The same for several queries whose release entries one checkpoint covers:
+        one cosignature and one witness-log write for them all, each one's shares.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_NodeServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -99,6 +125,11 @@ def add_NodeServiceServicer_to_server(servicer, server):
                     servicer.Execute,
                     request_deserializer=mpc__gateway_dot_proto_dot_v1_dot_node__pb2.SignedOrder.FromString,
                     response_serializer=mpc__gateway_dot_proto_dot_v1_dot_node__pb2.ResultShares.SerializeToString,
+            ),
+            'ExecuteBatch': grpc.unary_unary_rpc_method_handler(
+                    servicer.ExecuteBatch,
+                    request_deserializer=mpc__gateway_dot_proto_dot_v1_dot_node__pb2.SignedBatch.FromString,
+                    response_serializer=mpc__gateway_dot_proto_dot_v1_dot_node__pb2.BatchShares.SerializeToString,
             ),
             'AbortSession': grpc.unary_unary_rpc_method_handler(
                     servicer.AbortSession,
@@ -114,6 +145,11 @@ def add_NodeServiceServicer_to_server(servicer, server):
                     servicer.Release,
                     request_deserializer=mpc__gateway_dot_proto_dot_v1_dot_node__pb2.ReleaseRequest.FromString,
                     response_serializer=mpc__gateway_dot_proto_dot_v1_dot_node__pb2.SealedShares.SerializeToString,
+            ),
+            'ReleaseBatch': grpc.unary_unary_rpc_method_handler(
+                    servicer.ReleaseBatch,
+                    request_deserializer=mpc__gateway_dot_proto_dot_v1_dot_node__pb2.ReleaseBatchRequest.FromString,
+                    response_serializer=mpc__gateway_dot_proto_dot_v1_dot_node__pb2.SealedBatch.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -143,6 +179,33 @@ class NodeService:
             '/mpc_gateway.proto.v1.NodeService/Execute',
             mpc__gateway_dot_proto_dot_v1_dot_node__pb2.SignedOrder.SerializeToString,
             mpc__gateway_dot_proto_dot_v1_dot_node__pb2.ResultShares.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ExecuteBatch(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/mpc_gateway.proto.v1.NodeService/ExecuteBatch',
+            mpc__gateway_dot_proto_dot_v1_dot_node__pb2.SignedBatch.SerializeToString,
+            mpc__gateway_dot_proto_dot_v1_dot_node__pb2.BatchShares.FromString,
             options,
             channel_credentials,
             insecure,
@@ -224,6 +287,33 @@ class NodeService:
             '/mpc_gateway.proto.v1.NodeService/Release',
             mpc__gateway_dot_proto_dot_v1_dot_node__pb2.ReleaseRequest.SerializeToString,
             mpc__gateway_dot_proto_dot_v1_dot_node__pb2.SealedShares.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ReleaseBatch(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/mpc_gateway.proto.v1.NodeService/ReleaseBatch',
+            mpc__gateway_dot_proto_dot_v1_dot_node__pb2.ReleaseBatchRequest.SerializeToString,
+            mpc__gateway_dot_proto_dot_v1_dot_node__pb2.SealedBatch.FromString,
             options,
             channel_credentials,
             insecure,

@@ -37,6 +37,10 @@ class NodeServiceStub:
     """Verify a signed execution order, pre-aggregate locally, take part in the
     MPC step and return this node's re-randomised shares of the result.
     """
+    ExecuteBatch: _grpc.UnaryUnaryMultiCallable[_node_pb2.SignedBatch, _node_pb2.BatchShares]
+    """The same for a batch: consecutive orders of one lane, each checked on its
+    own, run as one MPC job; one reply per order, in the batch's order.
+    """
     AbortSession: _grpc.UnaryUnaryMultiCallable[_node_pb2.AbortRequest, _node_pb2.AbortReply]
     """Tear down the MPC session of the given lane and epoch (and any earlier one of
     that lane); the other lane's session goes on.
@@ -50,6 +54,10 @@ class NodeServiceStub:
     this node completed, and hand over its shares of the result, sealed to the
     receiver: nothing is openable before the release is logged and witnessed.
     """
+    ReleaseBatch: _grpc.UnaryUnaryMultiCallable[_node_pb2.ReleaseBatchRequest, _node_pb2.SealedBatch]
+    """The same for several queries whose release entries one checkpoint covers:
+    one cosignature and one witness-log write for them all, each one's shares.
+    """
 
 @_typing.type_check_only
 class NodeServiceAsyncStub(NodeServiceStub):
@@ -57,6 +65,10 @@ class NodeServiceAsyncStub(NodeServiceStub):
     Execute: _aio.UnaryUnaryMultiCallable[_node_pb2.SignedOrder, _node_pb2.ResultShares]  # type: ignore[assignment]
     """Verify a signed execution order, pre-aggregate locally, take part in the
     MPC step and return this node's re-randomised shares of the result.
+    """
+    ExecuteBatch: _aio.UnaryUnaryMultiCallable[_node_pb2.SignedBatch, _node_pb2.BatchShares]  # type: ignore[assignment]
+    """The same for a batch: consecutive orders of one lane, each checked on its
+    own, run as one MPC job; one reply per order, in the batch's order.
     """
     AbortSession: _aio.UnaryUnaryMultiCallable[_node_pb2.AbortRequest, _node_pb2.AbortReply]  # type: ignore[assignment]
     """Tear down the MPC session of the given lane and epoch (and any earlier one of
@@ -71,6 +83,10 @@ class NodeServiceAsyncStub(NodeServiceStub):
     this node completed, and hand over its shares of the result, sealed to the
     receiver: nothing is openable before the release is logged and witnessed.
     """
+    ReleaseBatch: _aio.UnaryUnaryMultiCallable[_node_pb2.ReleaseBatchRequest, _node_pb2.SealedBatch]  # type: ignore[assignment]
+    """The same for several queries whose release entries one checkpoint covers:
+    one cosignature and one witness-log write for them all, each one's shares.
+    """
 
 class NodeServiceServicer(metaclass=_abc_1.ABCMeta):
     @_abc_1.abstractmethod
@@ -81,6 +97,16 @@ class NodeServiceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_node_pb2.ResultShares, _abc.Awaitable[_node_pb2.ResultShares]]:
         """Verify a signed execution order, pre-aggregate locally, take part in the
         MPC step and return this node's re-randomised shares of the result.
+        """
+
+    @_abc_1.abstractmethod
+    def ExecuteBatch(
+        self,
+        request: _node_pb2.SignedBatch,
+        context: _ServicerContext,
+    ) -> _typing.Union[_node_pb2.BatchShares, _abc.Awaitable[_node_pb2.BatchShares]]:
+        """The same for a batch: consecutive orders of one lane, each checked on its
+        own, run as one MPC job; one reply per order, in the batch's order.
         """
 
     @_abc_1.abstractmethod
@@ -112,6 +138,16 @@ class NodeServiceServicer(metaclass=_abc_1.ABCMeta):
         """Cosign the gateway's checkpoint that includes the release entry of a query
         this node completed, and hand over its shares of the result, sealed to the
         receiver: nothing is openable before the release is logged and witnessed.
+        """
+
+    @_abc_1.abstractmethod
+    def ReleaseBatch(
+        self,
+        request: _node_pb2.ReleaseBatchRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_node_pb2.SealedBatch, _abc.Awaitable[_node_pb2.SealedBatch]]:
+        """The same for several queries whose release entries one checkpoint covers:
+        one cosignature and one witness-log write for them all, each one's shares.
         """
 
 def add_NodeServiceServicer_to_server(servicer: NodeServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
