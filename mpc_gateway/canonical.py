@@ -16,14 +16,28 @@ __all__ = ["canonical_bytes", "canonical_hash", "digest_if_long", "from_canonica
 
 
 def _fine(value: Any) -> bool:
-    """Whether ``value`` has a canonical encoding (fast: no paths built)."""
-    if value is None or isinstance(value, (bool, int, str)):
-        return True
-    if isinstance(value, (list, tuple)):
-        return all(map(_fine, value))
-    if isinstance(value, dict):
-        return all(isinstance(k, str) and _fine(v) for k, v in value.items())
-    return False
+    """Whether ``value`` has a canonical encoding (fast: no paths built, no recursion)."""
+    pending = [value]
+    while pending:
+        item = pending.pop()
+        kind = type(item)
+        if kind is str or kind is int or kind is bool or item is None:
+            continue
+        if kind is dict:
+            if not all(type(key) is str for key in item) and not all(
+                isinstance(key, str) for key in item
+            ):
+                return False
+            pending.extend(item.values())
+        elif kind is list or kind is tuple:
+            pending.extend(item)
+        elif isinstance(item, bool | int | str):  # a subclass: an enum member, say
+            continue
+        elif isinstance(item, list | tuple | dict):
+            pending.append(dict(item) if isinstance(item, dict) else list(item))
+        else:
+            return False
+    return True
 
 
 def _check(value: Any, path: str = "$") -> None:
@@ -50,6 +64,10 @@ def _check(value: Any, path: str = "$") -> None:
 def canonical_bytes(value: Any) -> bytes:
     """The canonical encoding of ``value``; equal values give equal bytes."""
     _check(value)
+    return _encode(value)
+
+
+def _encode(value: Any) -> bytes:
     return json.dumps(
         value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
     ).encode("utf-8")
@@ -60,10 +78,16 @@ def canonical_hash(value: Any) -> str:
     return hashlib.sha256(canonical_bytes(value)).hexdigest()
 
 
+def _no_float(text: str) -> Any:
+    raise ValueError(f"{text[:20]} has no canonical encoding: canonical bytes carry no floats")
+
+
 def from_canonical(data: bytes) -> Any:
     """Decode canonical bytes, refusing anything that would not re-encode identically."""
-    value = json.loads(data.decode("utf-8"))
-    if canonical_bytes(value) != data:
+    # JSON gives only strings, integers, booleans, nulls, lists and string-keyed objects,
+    # and floats are refused as they are read: what is left needs no check before encoding
+    value = json.loads(data.decode("utf-8"), parse_float=_no_float, parse_constant=_no_float)
+    if _encode(value) != data:
         raise ValueError("bytes are not in canonical form")
     return value
 

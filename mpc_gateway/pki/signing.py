@@ -14,12 +14,14 @@ expected identity (expired, another identity, wrong key type or usage) is an
 
 from __future__ import annotations
 
+import threading
+from collections import OrderedDict
 from datetime import UTC, datetime
 from pathlib import Path
 
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
 from mpc_gateway.errors import ConfigurationError, IntegrityError, UnauthenticatedError
@@ -80,6 +82,17 @@ def _check_usage(cert: x509.Certificate, what: str, *, key_agreement: bool) -> N
         raise UnauthenticatedError(f"{what} does not allow digital signatures")
 
 
+_VERIFIED_MAX = 1024  # certificates remembered as verified, the least recently used dropped
+_verified: OrderedDict[tuple[bytes, bytes, str, bool], tuple[x509.Certificate, datetime]] = (
+    OrderedDict()
+)
+_verified_lock = threading.Lock()
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
 def verified_certificate(
     cert_pem: bytes,
     ca_cert: x509.Certificate,
@@ -95,7 +108,38 @@ def verified_certificate(
     are valid at ``now`` (default: the current time), the certificate carries
     exactly ``expected.spiffe_id``, is not a CA, and allows digital signatures (or,
     with ``key_agreement``, key agreement).
+
+    At the current time, a certificate that checked out for the same CA, identity
+    and usage is not checked again until the earlier of its and the CA's expiry:
+    nothing else the checks read can change (a node sees the same analyst's
+    certificate with every order). A failure is never remembered.
     """
+    if now is not None:
+        return _verified_now(cert_pem, ca_cert, expected, kind, key_agreement, now)
+    key = (cert_pem, ca_cert.fingerprint(hashes.SHA256()), expected.spiffe_id, key_agreement)
+    moment = _now()
+    with _verified_lock:
+        known = _verified.get(key)
+        if known is not None and moment <= known[1]:
+            _verified.move_to_end(key)
+            return known[0]
+    cert = _verified_now(cert_pem, ca_cert, expected, kind, key_agreement, moment)
+    expires = min(cert.not_valid_after_utc, ca_cert.not_valid_after_utc)
+    with _verified_lock:
+        _verified[key] = (cert, expires)
+        while len(_verified) > _VERIFIED_MAX:
+            _verified.popitem(last=False)
+    return cert
+
+
+def _verified_now(
+    cert_pem: bytes,
+    ca_cert: x509.Certificate,
+    expected: Identity,
+    kind: str,
+    key_agreement: bool,
+    now: datetime,
+) -> x509.Certificate:
     who = str(expected)
     what = f"{kind} certificate of {who}"
     try:
@@ -105,11 +149,10 @@ def verified_certificate(
             f"{kind} certificate presented for {who} is not a PEM X.509 certificate"
         ) from None
     _check_issued_by(cert, ca_cert, who)
-    if now is not None and now.tzinfo is None:
+    if now.tzinfo is None:
         raise ValueError("now must be timezone-aware")
-    moment = datetime.now(UTC) if now is None else now
-    _check_period(ca_cert, moment, "the consortium CA certificate")
-    _check_period(cert, moment, what)
+    _check_period(ca_cert, now, "the consortium CA certificate")
+    _check_period(cert, now, what)
     actual = identity_from_certificate(cert)
     if actual != expected:
         raise UnauthenticatedError(

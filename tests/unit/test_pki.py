@@ -25,6 +25,7 @@ from mpc_gateway.pki import (
     load_signing_key,
     load_verified_signing_cert,
     sign,
+    signing,
     verify,
 )
 from tests.unit import pki_cases
@@ -271,3 +272,26 @@ def test_expired_and_future_signing_certs_are_unauthenticated(tmp_path: Path) ->
     with pytest.raises(UnauthenticatedError, match="not valid before"):
         load_verified_signing_cert(cert_pem, ca, old, now=early)
     load_verified_signing_cert(cert_pem, ca, old, now=datetime.now(UTC) - timedelta(hours=60))
+
+
+def test_a_certificate_is_checked_once_while_valid_and_again_once_expired(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    init_consortium(tmp_path, nodes=("a",))
+    carol = Identity("approver", "carol")
+    layout = issue_identity(tmp_path, carol, valid_days=1)
+    cert_pem, ca = layout.signing_paths(carol)[0].read_bytes(), load_ca(layout.ca_cert)
+    checked: list[str] = []
+    real = signing._check_issued_by
+    monkeypatch.setattr(
+        signing, "_check_issued_by", lambda c, a, who: checked.append(who) or real(c, a, who)
+    )
+    for _ in range(3):
+        load_verified_signing_cert(cert_pem, ca, carol)
+    assert checked == ["approver/carol"]  # the CA's signature, verified once
+    with pytest.raises(UnauthenticatedError, match="is for spiffe://mpcgw.local/approver/carol"):
+        load_verified_signing_cert(cert_pem, ca, BOB)  # remembered for carol only
+    later = datetime.now(UTC) + timedelta(days=2)
+    monkeypatch.setattr(signing, "_now", lambda: later)
+    with pytest.raises(UnauthenticatedError, match="approver/carol expired"):
+        load_verified_signing_cert(cert_pem, ca, carol)  # past its expiry: checked, and refused
