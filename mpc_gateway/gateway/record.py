@@ -12,6 +12,8 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from mpc_gateway.audit.evidence import DispatchEvidence
@@ -20,6 +22,7 @@ from mpc_gateway.audit.trail import AuditTrail
 from mpc_gateway.canonical import digest_if_long
 from mpc_gateway.computations import Blocks, Plan, Request
 from mpc_gateway.errors import GatewayError, InternalError
+from mpc_gateway.gateway.batching import Batcher, Queued
 from mpc_gateway.orders import ExecutionOrder
 
 if TYPE_CHECKING:
@@ -28,6 +31,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "QueryRecord",
+    "Submissions",
     "request_refused",
     "DATASET_CHARS",
     "REASON_CHARS",
@@ -188,8 +192,12 @@ class QueryRecord:
 
     def submitted(
         self, plan: Plan, request: Request, certificate: str, privacy: list[dict[str, str]]
-    ) -> DispatchEvidence:
-        """Record the query as it will run, with the privacy budgets it spends (if any)."""
+    ) -> AppendedEntry:
+        """Record the query as it will run, with the privacy budgets it spends (if any).
+
+        Written in the caller's batch, unsealed: the submissions written together share
+        one checkpoint (:class:`Submissions`).
+        """
         self.plan_hash = plan.plan_hash
         details: dict[str, Any] = {
             "plan": plan.audit_view(),
@@ -200,9 +208,7 @@ class QueryRecord:
         }
         if request.statement:  # the SQL text as submitted, beside the plan it was read into
             details["statement"] = request.statement
-        with self.audit.batch():
-            appended = self._record("query.submitted", "allowed", details)
-            return self.audit.evidence(appended)
+        return self._record("query.submitted", "allowed", details)
 
     def dispatched(self, order: ExecutionOrder, batch: tuple[int, int] = (0, 1)) -> None:
         """``order`` went to the nodes in the batch of ``batch`` (first sequence, size)."""
@@ -251,3 +257,49 @@ class QueryRecord:
     def abandoned(self, reason: str) -> None:
         """The query was left without an outcome (the gateway stopped under it): say so."""
         self._close("query.abandoned", "abandoned", {"reason": reason, "plan_hash": self.plan_hash})
+
+
+@dataclass(eq=False)
+class _Submission(Queued):
+    record: QueryRecord
+    plan: Plan
+    request: Request
+    certificate: str
+    privacy: list[dict[str, str]]
+
+
+class Submissions:
+    """Submissions written together: the queries admitted while one submission is being
+    written share its next durable write and signed checkpoint (a group commit), each
+    with its own entry and inclusion proof, the evidence every node demands."""
+
+    def __init__(self, audit: AuditTrail, batch_max: int) -> None:
+        self.audit = audit
+        self._batcher = Batcher(self._write_all, batch_max, in_flight=1)
+
+    def submit(
+        self,
+        record: QueryRecord,
+        plan: Plan,
+        request: Request,
+        certificate: str,
+        privacy: list[dict[str, str]],
+    ) -> DispatchEvidence:
+        """``record``'s submission, logged and sealed (with whatever else queued with it)."""
+        pending = _Submission(record.query_id, record, plan, request, certificate, privacy)
+        evidence: DispatchEvidence = self._batcher.submit(pending)
+        return evidence
+
+    def _write_all(self, batch: Sequence[_Submission]) -> list[_Submission]:
+        writes = [
+            partial(s.record.submitted, s.plan, s.request, s.certificate, s.privacy) for s in batch
+        ]
+        try:
+            evidence = self.audit.sealed(writes)
+        except GatewayError as err:  # an unwritable log: none of them runs
+            for submission in batch:
+                submission.fail(err)
+            return []
+        for submission, proof in zip(batch, evidence, strict=True):
+            submission.succeed(proof)
+        return []

@@ -17,6 +17,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
+from functools import partial
 from typing import Any
 
 import grpc
@@ -124,15 +125,13 @@ class Relay:
         for pending in batch:
             for name, size in pending.steps[-1].cosigned.items():
                 self._cosigned.setdefault(name, size)
+        writes = [partial(p.record.released, p.plan, p.public, p.steps, p.total_ms) for p in batch]
         try:
-            with self.audit.batch():
-                entries = [p.record.released(p.plan, p.public, p.steps, p.total_ms) for p in batch]
-                checkpoint = self.audit.seal()
+            releases = self.audit.sealed(writes)
         except GatewayError as err:  # an unwritable log: nothing was released
             for pending in batch:
                 pending.fail(err)
             return []
-        releases = [self.audit.included(entry, checkpoint) for entry in entries]
         try:
             note, shares = self._witnessed(batch, releases, self.audit.log.consistency_proof)
         except GatewayError as err:

@@ -49,7 +49,7 @@ from mpc_gateway.gateway.governance import BudgetLine, Governance
 from mpc_gateway.gateway.lifecycle import QueryBook, QueryState, TrackedQuery, not_waiting
 from mpc_gateway.gateway.pending import EndedQuery, QueryStore
 from mpc_gateway.gateway.recombine import Dispatched
-from mpc_gateway.gateway.record import QueryRecord
+from mpc_gateway.gateway.record import QueryRecord, Submissions
 from mpc_gateway.gateway.recovery import LogScan, recover
 from mpc_gateway.gateway.registry import ModelRegistry, RegisteredModel, register_recorded
 from mpc_gateway.gateway.relay import Relay
@@ -105,6 +105,7 @@ class Gateway:
         self.models = ModelRegistry(settings.models_dir, self.layout.nodes)
         origin = log_origin(td, "gateway", settings.name)
         self.audit = AuditTrail.open(settings.audit_db, signing_key, origin)
+        self.submissions = Submissions(self.audit, settings.batch_max)
         self.relay = Relay(  # batch_max = 1: each query alone, to the nodes and at its release
             self.dispatcher, self.audit, self.layout, self.identity, settings.batch_max
         )
@@ -257,7 +258,9 @@ class Gateway:
             raise
         steps: list[Dispatched] = []
         try:
-            evidence = query.submitted(plan, request, certificate, reservation.audit_view())
+            evidence = self.submissions.submit(
+                query, plan, request, certificate, reservation.audit_view()
+            )
 
             def run_step(step: dict[str, Any]) -> dict[str, list[int]]:
                 steps.append(

@@ -182,7 +182,7 @@ def test_a_crash_leaves_no_submission_without_an_outcome(open_gateway: Open) -> 
     running = QueryRecord(gateway.audit, "q-running", "loans", str(ALICE))
     request = AggregateRequest(dataset="loans", aggregates=(parse_aggregate("count"),))
     plan = gateway.explain(ALICE, request)[0].plan
-    running.submitted(plan, request, "", [])
+    gateway.submissions.submit(running, plan, request, "", [])
     started = _waiting(gateway)
     gateway.status(ALICE, started).transition(QueryState.WAITING, QueryState.RUNNING)
     gateway.book.store.started(started)  # type: ignore[union-attr]  # approved, then the crash

@@ -8,10 +8,16 @@ from collections.abc import Sequence
 from typing import Any
 
 import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from mpc_gateway.computations import Plan
+from mpc_gateway.audit.evidence import DispatchEvidence, verify_evidence
+from mpc_gateway.audit.memory import InMemoryAuditLog
+from mpc_gateway.audit.trail import AuditTrail
+from mpc_gateway.computations import AggregateRequest, Plan
+from mpc_gateway.computations.aggregate import parse_aggregate
 from mpc_gateway.errors import GatewayError, IntegrityError, NodeUnavailableError
 from mpc_gateway.gateway.batching import Batcher, Member
+from mpc_gateway.gateway.record import QueryRecord, Submissions
 from mpc_gateway.orders import MAX_BATCH, ExecutionOrder, Party, batch_message, check_batch
 from mpc_gateway.proto.v1 import node_pb2
 from tests.forged import count_plan
@@ -159,3 +165,37 @@ def test_the_batch_signature_covers_every_order_and_their_order() -> None:
     assert batch_message([a, b]) != batch_message([b, a])
     assert batch_message([a, b]) != batch_message([a])
     assert batch_message([a, b]) != batch_message([a, b + b" "])
+
+
+def test_submissions_written_together_share_one_checkpoint_each_with_its_own_proof() -> None:
+    key = Ed25519PrivateKey.generate()
+    origin = "mpc.example/gateway/gateway"
+    audit = AuditTrail(InMemoryAuditLog(origin=origin, signing_key=key, clock=lambda: 1))
+    seal, first = audit.seal, threading.Event()
+
+    def slow_first_seal() -> str:  # the first write takes a while: the others queue behind it
+        if not first.is_set():
+            first.set()
+            time.sleep(0.3)
+        return seal()
+
+    audit.seal = slow_first_seal  # type: ignore[method-assign]
+    submissions = Submissions(audit, batch_max=8)
+    request = AggregateRequest(dataset="loans", aggregates=(parse_aggregate("count"),))
+    proofs: dict[str, DispatchEvidence] = {}
+
+    def submit(query_id: str) -> None:
+        record = QueryRecord(audit, query_id, "loans", "analyst/alice")
+        proofs[query_id] = submissions.submit(record, PLAN, request, "", [])
+
+    threads = [threading.Thread(target=submit, args=(f"q{i}",)) for i in range(5)]
+    for thread in threads:
+        thread.start()
+        time.sleep(0.05)
+    for thread in threads:
+        thread.join(10)
+    assert len({proofs[f"q{i}"].checkpoint for i in range(1, 5)}) == 1  # one head for four
+    assert proofs["q0"].checkpoint != proofs["q1"].checkpoint
+    assert len(audit.log.tree_heads()) == 2
+    for query_id, proof in proofs.items():  # what each node checks, query by query
+        verify_evidence(proof, query_id, PLAN.plan_hash, key.public_key(), origin)
