@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import signal
+import sys
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -20,6 +21,7 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
+from mpc_gateway.lanes import SWITCH_INTERVAL_S
 from mpc_gateway.rpc.drain import Gate
 from mpc_gateway.rpc.interceptor import ANYONE, AccessInterceptor, RefusalHook
 from mpc_gateway.rpc.limits import KEEPALIVE_MS, client_options, server_options
@@ -230,6 +232,7 @@ def serve_until_signalled(
     under way finish by then, ends what cannot, and closes the service's stores; the
     server stops once the calls still answering have answered.
     """
+    sys.setswitchinterval(SWITCH_INTERVAL_S)  # a call hops between threads: lanes.py says why
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
