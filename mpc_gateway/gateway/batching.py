@@ -13,6 +13,7 @@ the error, naming its query.
 from __future__ import annotations
 
 import copy
+import logging
 import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future
@@ -26,6 +27,8 @@ from mpc_gateway.policy import SignedApproval
 from mpc_gateway.proto.v1 import node_pb2
 
 __all__ = ["Batcher", "Dispatch", "Member", "Queued"]
+
+log = logging.getLogger(__name__)
 
 Dispatch = Callable[[ExecutionOrder, tuple[int, int]], None]
 """Told each order as it goes out, with its batch: (first sequence number, size)."""
@@ -108,6 +111,8 @@ class Batcher(Generic[Q]):
             while batch:
                 batch = self._send(batch)
         except BaseException as err:  # a bug in send: no member may wait for ever
+            if not isinstance(err, GatewayError):
+                log.exception("a batch of %d failed", len(batch))
             failure = err if isinstance(err, GatewayError) else GatewayError("internal error")
             for member in batch:
                 if not member.outcome.done():

@@ -8,8 +8,9 @@ cosigns it, records that in its witness log and hands over its shares, still
 sealed to the receiver (``NodeService.Release``). Releases go one batch at a
 time, so the checkpoints each node cosigns only grow; the releases that queue
 meanwhile share the next checkpoint and one request to every node
-(``NodeService.ReleaseBatch``: one cosignature, one witness-log write). What the receiver gets is a
-:class:`~mpc_gateway.orders.release.Relayed`: the gateway has no key to open it.
+(``NodeService.ReleaseBatch``: one cosignature, one witness-log write). What the
+receiver gets is a :class:`~mpc_gateway.orders.release.Relayed`: the gateway has
+no key to open it.
 """
 
 from __future__ import annotations
