@@ -34,9 +34,11 @@ SWITCH_INTERVAL_S = 0.0005
 (``sys.setswitchinterval``), in the gateway, every node and every MPC worker. A query
 hops between threads (gRPC handlers, a worker's pipe reader, the MPC event loop) in
 every process on its path; with Python's default of 5 ms each hop may wait that long
-behind a busy thread. Measured (benchmarks, throughput scenario, one analyst, three
-paired runs): a median of 45, 40 and 45 ms a query at 0.5 ms against 49, 66 and 55 ms
-at 5 ms, and 48 against 43 queries/s with 32 analysts."""
+behind a busy thread. Measured on this 2-core machine while it was shared (load average
+2 to 5): one analyst's median in the throughput benchmark was lower at 0.5 ms in all
+five paired runs (45, 40, 45, 46, 44 ms against 49, 66, 55, 50, 47 ms at 5 ms), and 48
+against 43 queries/s with 32 analysts; in one pair of the lanes benchmark the idle
+aggregate's median was 55 against 50 ms, within that benchmark's noise."""
 
 
 def is_lane(name: str) -> TypeGuard[Lane]:
