@@ -14,6 +14,7 @@ from mpc_gateway.cli.common import (
     reporting_errors,
     setup_logging,
 )
+from mpc_gateway.errors import ConfigurationError
 
 __all__ = ["pki_app", "node_app", "gateway_app", "data_app", "health_check"]
 
@@ -37,6 +38,13 @@ def pki_init(
     host: Annotated[
         list[str], typer.Option(help="extra DNS name or IP for server certificates")
     ] = ["localhost", "127.0.0.1"],  # noqa: B006
+    server_host: Annotated[
+        list[str],
+        typer.Option(
+            help="NAME=HOST: where the gateway or node NAME listens (repeat); its certificate "
+            "then names these hosts (and NAME) instead of every --host"
+        ),
+    ] = [],  # noqa: B006
     overwrite: Annotated[bool, typer.Option(help="replace an existing CA")] = False,
 ) -> None:
     """Create a consortium CA and certificates for the gateway, nodes and people."""
@@ -50,6 +58,7 @@ def pki_init(
             auditors=auditor,
             approvers=approver,
             hosts=host,
+            host_names=_server_hosts(server_host, servers=("gateway", *node)),
             overwrite=overwrite,
         )
     console.print(
@@ -150,3 +159,18 @@ def health_check(
         status = probe.status()
     console.print(f"{address}: {status}")
     raise typer.Exit(0 if status == "SERVING" else 4)
+
+
+def _server_hosts(pairs: list[str], servers: tuple[str, ...]) -> dict[str, list[str]]:
+    """``NAME=HOST`` pairs as each server's hosts; a name that is no server is refused."""
+    hosts: dict[str, list[str]] = {}
+    for pair in pairs:
+        name, sep, where = pair.partition("=")
+        if not sep or not name or not where:
+            raise ConfigurationError(f"--server-host takes NAME=HOST, not {pair!r}")
+        if name not in servers:
+            raise ConfigurationError(
+                f"--server-host names {name!r}: servers are {', '.join(servers)}"
+            )
+        hosts.setdefault(name, []).append(where)
+    return hosts

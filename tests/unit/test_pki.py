@@ -29,6 +29,7 @@ from mpc_gateway.pki import (
     verify,
 )
 from tests.unit import pki_cases
+from tests.unit.cli_cases import _invoke
 from tests.unit.pki_cases import ALICE, BOB, GATEWAY, NODES
 
 # the module-scoped fixtures, so that pytest finds them here
@@ -295,3 +296,28 @@ def test_a_certificate_is_checked_once_while_valid_and_again_once_expired(
     monkeypatch.setattr(signing, "_now", lambda: later)
     with pytest.raises(UnauthenticatedError, match="approver/carol expired"):
         load_verified_signing_cert(cert_pem, ca, carol)  # past its expiry: checked, and refused
+
+
+def _sans(layout: ConsortiumLayout, who: Identity) -> set[str]:
+    cert = _cert(layout.tls_paths(who)[0])
+    names = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    return {str(n) for n in names.get_values_for_type(x509.DNSName)} | {
+        str(n) for n in names.get_values_for_type(x509.IPAddress)
+    }
+
+
+def test_pki_init_names_each_servers_own_hosts(tmp_path: Path) -> None:
+    out = tmp_path / "pki"
+    nodes = [arg for n in NODES for arg in ("--node", n)]
+    hosts = ["--server-host", "bank-a=10.1.0.5", "--server-host", "bank-a=bank-a.example"]
+    result = _invoke("pki", "init", "--out", str(out), *nodes, *hosts)
+    assert result.exit_code == 0, result.output
+    layout = load_layout(out)
+    assert _sans(layout, Identity("node", "bank-a")) == {"10.1.0.5", "bank-a.example", "bank-a"}
+    assert _sans(layout, Identity("node", "bank-b")) == {"localhost", "127.0.0.1", "bank-b"}
+    refused = _invoke(
+        "pki", "init", "--out", str(tmp_path / "x"), *nodes, "--server-host", "bank-z=h"
+    )
+    assert refused.exit_code == 5 and "servers are gateway, bank-a" in refused.output
+    malformed = _invoke("pki", "init", "--out", str(tmp_path / "y"), "--server-host", "bank-a")
+    assert malformed.exit_code == 5 and "NAME=HOST" in malformed.output
