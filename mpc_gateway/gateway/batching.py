@@ -1,13 +1,16 @@
-"""Group commit for a lane's orders: queries queued at the same moment go out as one batch.
+"""Group commit: queries queued at the same moment go as one batch.
 
-A query that finds fewer than ``in_flight`` batches of its lane under way leads
-at once: it takes every query queued before it (up to ``max_size``) and sends
-them as one batch, one signed message per node and one MPC job, while the
-others wait for their own result. A query that finds the lane busy queues, and
-the next free leader takes it. An idle lane therefore sends each query alone,
-at once (no waiting for company), and a busy one sends what piled up while it
-was busy. Each member still ends on its own: its own result, or its own copy of
-the error, naming its query.
+What is batched is the caller's: a lane's orders (one signed message per node
+and one MPC job, :mod:`.dispatch`), submissions (one durable write and signed
+checkpoint, :class:`~.record.Submissions`), releases (one checkpoint cosigned
+once, :mod:`.relay`). A query that finds fewer than ``in_flight`` batches under
+way leads at once: it takes every query queued before it (up to ``max_size``)
+and sends them as one batch, while the others wait for their own result. A
+query that finds the batches all under way queues, and the next free leader
+takes it. An idle gateway therefore sends each query alone, at once (no waiting
+for company), and a busy one sends what piled up while it was busy. Each member
+still ends on its own: its own result, or its own copy of the error, naming its
+query.
 """
 
 from __future__ import annotations

@@ -212,6 +212,7 @@ class Dispatcher:
         """Consecutive orders for the first members that fit one message (under the lock)."""
         orders: list[ExecutionOrder] = []
         datas: list[bytes] = []
+        starts = lane.starts_ms()
         for member in members:
             order = lane.order(
                 member.query_id,
@@ -220,13 +221,10 @@ class Dispatcher:
                 member.approvals,
                 member.step,
                 member.receiver,
-                starts_ms=orders[0].deadline_ms - int(members[0].timeout_s * 1000)
-                if orders
-                else None,
+                starts,
             )
             data = order.canonical()
-            full = len(orders) == MAX_BATCH or sum(map(len, datas)) + len(data) > BATCH_BYTES
-            if orders and full:
+            if orders and sum(map(len, datas)) + len(data) > BATCH_BYTES:
                 lane.withdraw(order)
                 break
             orders.append(order)

@@ -56,17 +56,11 @@ class LaneSequence:
         receiver: str,
         starts_ms: int | None = None,
     ) -> ExecutionOrder:
-        """The next order of this lane, in flight until :meth:`finished`.
-
-        ``starts_ms``: when its time starts, if not after every order ahead of it (the
-        members of a batch after the first start with the first: they run as one job).
-        """
+        """The next order of this lane, in flight until :meth:`finished`; its time counts
+        from ``starts_ms`` (default: :meth:`starts_ms`, after every order ahead of it)."""
         now_ms = _now_ms()
         if starts_ms is None:
-            # an order runs after every order ahead of it in its lane: its own time starts when
-            # theirs end (a job queued behind a long one must not time out waiting its turn)
-            ahead = [d for (epoch, _), d in self.deadlines.items() if epoch == self.epoch]
-            starts_ms = max([now_ms, *ahead])
+            starts_ms = self.starts_ms()
         order = ExecutionOrder(
             query_id=query_id,
             plan=plan,
@@ -84,6 +78,15 @@ class LaneSequence:
         self.next += 1
         self.deadlines[(order.epoch, order.sequence)] = order.deadline_ms
         return order
+
+    def starts_ms(self) -> int:
+        """When the next message's time starts: after every order ahead of it in its lane.
+
+        A job queued behind a long one must not time out while it waits its turn; the
+        orders of one batch all start together, as they run as one job.
+        """
+        ahead = [d for (epoch, _), d in self.deadlines.items() if epoch == self.epoch]
+        return max([_now_ms(), *ahead])
 
     def finished(self, order: ExecutionOrder) -> None:
         del self.deadlines[(order.epoch, order.sequence)]

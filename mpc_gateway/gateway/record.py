@@ -111,19 +111,18 @@ class QueryRecord:
     def _ending(self, kind: str, decision: str, details: dict[str, Any]) -> AppendedEntry:
         """Write the dispatches and the outcome (in the caller's batch); the outcome's entry."""
         self.closed = True
-        with self.audit.batch():
-            for order, first, size in self.orders:
-                dispatch = {
-                    "plan_hash": order.plan_hash,
-                    "lane": order.lane,
-                    "epoch": order.epoch,
-                    "sequence": order.sequence,
-                    "nodes": [p.name for p in order.parties],
-                }
-                if size > 1:  # the sequence numbers its batch ran as one MPC job
-                    dispatch["batch"] = {"first": first, "size": size}
-                self._record("query.dispatched", "dispatched", dispatch)
-            return self._record(kind, decision, details)
+        for order, first, size in self.orders:
+            dispatch = {
+                "plan_hash": order.plan_hash,
+                "lane": order.lane,
+                "epoch": order.epoch,
+                "sequence": order.sequence,
+                "nodes": [p.name for p in order.parties],
+            }
+            if size > 1:  # the sequence numbers its batch ran as one MPC job
+                dispatch["batch"] = {"first": first, "size": size}
+            self._record("query.dispatched", "dispatched", dispatch)
+        return self._record(kind, decision, details)
 
     def refused(
         self,

@@ -89,14 +89,11 @@ class NodeServicer(node_pb2_grpc.NodeServiceServicer):
     def Release(
         self, request: node_pb2.ReleaseRequest, context: grpc.ServicerContext
     ) -> node_pb2.SealedShares:
-        evidence = DispatchEvidence(
-            entry=request.entry,
-            index=request.index,
-            proof=tuple(request.inclusion),
-            checkpoint=request.checkpoint,
-        )
         handed = self.node.releases.release(
-            request.query_id, evidence, request.from_size, list(request.consistency)
+            request.query_id,
+            _released(request, request.checkpoint),
+            request.from_size,
+            list(request.consistency),
         )
         return node_pb2.SealedShares(
             node=self.node.settings.name,
@@ -109,18 +106,7 @@ class NodeServicer(node_pb2_grpc.NodeServiceServicer):
     def ReleaseBatch(
         self, request: node_pb2.ReleaseBatchRequest, context: grpc.ServicerContext
     ) -> node_pb2.SealedBatch:
-        releases = [
-            (
-                r.query_id,
-                DispatchEvidence(
-                    entry=r.entry,
-                    index=r.index,
-                    proof=tuple(r.inclusion),
-                    checkpoint=request.checkpoint,
-                ),
-            )
-            for r in request.releases
-        ]
+        releases = [(r.query_id, _released(r, request.checkpoint)) for r in request.releases]
         ciphertexts, cosignature, size = self.node.releases.release_all(
             releases, request.from_size, list(request.consistency)
         )
@@ -146,6 +132,18 @@ class NodeServicer(node_pb2_grpc.NodeServiceServicer):
             raise IntegrityError(f"there is no MPC lane {lane[:40]!r}")
         self.node.abort(lane, request.epoch, request.reason)
         return node_pb2.AbortReply()
+
+
+def _released(
+    release: node_pb2.ReleaseRequest | node_pb2.ReleasedEntry, checkpoint: str
+) -> DispatchEvidence:
+    """A release entry and its inclusion proof, in ``checkpoint``."""
+    return DispatchEvidence(
+        entry=release.entry,
+        index=release.index,
+        proof=tuple(release.inclusion),
+        checkpoint=checkpoint,
+    )
 
 
 def _evidence(proof: node_pb2.AuditEvidence) -> DispatchEvidence:

@@ -43,7 +43,6 @@ from mpc_gateway.node.sources import DataSource, close_dataset, open_dataset
 from mpc_gateway.node.steps import StepMemory
 from mpc_gateway.node.witness import outcomes, received, refused
 from mpc_gateway.orders import (
-    MAX_BATCH,
     ExecutionOrder,
     SessionOrder,
     batch_message,
@@ -230,10 +229,10 @@ class Node:
         """
 
         def verified() -> None:
-            if not 1 <= len(orders) <= MAX_BATCH or len(evidence) != len(orders):
+            if len(evidence) != len(orders):  # how many orders a batch may hold: check_batch
                 raise IntegrityError(
-                    f"a batch holds 1 to {MAX_BATCH} orders, each with its evidence: "
-                    f"this one has {len(orders)} orders and {len(evidence)} evidences"
+                    f"a batch's orders each come with their evidence: this one has "
+                    f"{len(orders)} orders and {len(evidence)} evidences"
                 )
             verify(self._gateway_key, signature, batch_message(orders), what="batch order")
 
@@ -282,7 +281,8 @@ class Node:
         except Exception as err:
             self._give_back(members)
             reason = err.public_message if isinstance(err, GatewayError) else "internal error"
-            outcomes(self.witness, str(self.gateway), orders, "order.failed", [{"reason": reason}])
+            failed = [{"reason": reason}] * len(orders)
+            outcomes(self.witness, str(self.gateway), orders, "order.failed", failed)
             raise
         timings = [
             {"local_us": int(d.local_ms * 1000), "mpc_us": int(d.mpc_ms * 1000)} for d in done

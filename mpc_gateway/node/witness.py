@@ -74,10 +74,9 @@ def outcomes(
     kind: str,
     details: Sequence[dict[str, Any]],
 ) -> None:
-    """Each order's outcome ``kind``, with its own ``details`` (or one for all, when one)."""
-    every = list(details) * len(orders) if len(details) == 1 else details
+    """Each order's outcome ``kind``, with its own ``details``."""
     with witness.batch():
-        for order, more in zip(orders, every, strict=True):
+        for order, more in zip(orders, details, strict=True):
             witness.record(
                 kind,
                 gateway,

@@ -35,3 +35,17 @@ def test_failed_batch_stores_nothing_and_keeps_the_tree_consistent(
         log.append(make_event(2))  # the log goes on from where the store is
     raw = load_raw(db_path)
     assert len(raw.entries) == 2 and raw.tree_heads == []
+
+
+def test_a_batch_inside_a_batch_is_part_of_the_outer_one(
+    db_path: Path, log_key: Ed25519PrivateKey, clock
+) -> None:
+    """The inner batch's end leaves the outer transaction open: a later failure undoes all."""
+    with SqliteAuditLog(db_path, origin=ORIGIN, signing_key=log_key, clock=clock) as log:
+        with pytest.raises(RuntimeError), log.batch():
+            with log.batch():
+                log.append(make_event(1))
+            log.append(make_event(2))  # still inside the outer batch
+            raise RuntimeError("crash after the inner batch")
+        assert log.size() == 0
+    assert load_raw(db_path).entries == []
