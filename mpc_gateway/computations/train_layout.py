@@ -147,7 +147,8 @@ def _feature(schema: DatasetSchema, name: str) -> tuple[list[str], list[str], li
         if len(spec.domain) < 2:
             raise InvalidQueryError(f"feature {name!r} has a single level: it predicts nothing")
         levels = list(spec.domain[1:])  # the first level is the reference
-        sql = [f"CAST({ident(name)} = ? AS DOUBLE)" for _ in levels]
+        # CASE, not a cast of the comparison: PostgreSQL casts no boolean to a float
+        sql = [f"CASE WHEN {ident(name)} = ? THEN 1.0 ELSE 0.0 END" for _ in levels]
         return [f"{name}={level}" for level in levels], sql, levels, [1] * len(levels)
     raise InvalidQueryError(f"{name!r} is not a numeric or categorical column of {schema.name!r}")
 

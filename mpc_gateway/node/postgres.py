@@ -14,7 +14,8 @@ BIGINT, NUMERIC where that could overflow, in exact NUMERIC arithmetic; clamped
 where the schema clips), a batch of entity keys becomes arrays bound as
 parameters, and sqlglot transpiles the statement to PostgreSQL (HUGEINT becomes
 NUMERIC). Values are always
-parameters and identifiers quoted. Only the fixed-shape aggregates come back.
+parameters and identifiers quoted. Only the fixed-shape aggregates come back, except for
+training, whose design rows come back to the node's MPC worker (and never leave it).
 
 Every thread has its own connection, read-only (``default_transaction_read_only``).
 A warehouse with another SQL dialect (Trino, Spark, Snowflake) plugs in the

@@ -31,6 +31,7 @@ from mpc_gateway.computations.histogram import HistogramRequest
 from mpc_gateway.computations.quantile import QuantileRequest
 from mpc_gateway.computations.score import ScoreRequest
 from mpc_gateway.computations.scoring import ModelCatalog, ModelFeature, ScoringModel
+from mpc_gateway.computations.train import TrainRequest
 from mpc_gateway.devnet.localnet import schema_path
 from mpc_gateway.devnet.postgres import PostgresServer, load_table
 from mpc_gateway.devnet.synth import loan_book, write_loan_book
@@ -107,6 +108,12 @@ def _plans(keys: list[str]) -> dict[str, Plan]:
         ),
         "concentration_keys": ConcentrationRequest(column="exposure", keys=tuple(keys), **common),
         "score": ScoreRequest(model_id=model.model_id, keys=tuple(keys), **filtered),
+        "train": TrainRequest(  # its rows: column by column from DuckDB, row by row here
+            label="defaulted",
+            features=("exposure", "lgd", "days_past_due", "rating", "sector"),
+            holdout=Decimal("0.25"),
+            **filtered,
+        ),
     }
     return {
         name: build(request, SCHEMA, "analyst/alice", 3, ModelCatalog(model))
@@ -124,7 +131,13 @@ def _inputs(dataset: LocalDataset | PostgresDataset, plan: Plan) -> dict[str, An
         node_key_pem=b"",
     )
     call = computation_of(plan).local_inputs(plan, {}, data)
-    return {k: v.tolist() if isinstance(v, np.ndarray) else v for k, v in call.args.items()}
+    return {k: _plain(v) for k, v in call.args.items()}
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    return [_plain(v) for v in value] if isinstance(value, tuple) else value
 
 
 def test_every_computation_gets_the_same_local_inputs_from_postgresql_as_from_duckdb(
