@@ -15,10 +15,21 @@ from scipy.stats import mannwhitneyu
 
 from mpc_gateway.computations import build, computation
 from mpc_gateway.computations.train import TrainOutcome, TrainPlan, TrainRequest
-from mpc_gateway.computations.train_layout import PRIMES, field_modulus, rational, train_layout
+from mpc_gateway.computations.train_layout import (
+    FRAC_BITS,
+    PRIMES,
+    _entry_bounds,
+    centred,
+    field_modulus,
+    local_moments,
+    local_step,
+    rational,
+    train_layout,
+)
 from mpc_gateway.computations.train_validation import validation
 from mpc_gateway.errors import InvalidQueryError
 from mpc_gateway.policy import evaluate
+from mpc_gateway.query.schema import DatasetSchema, NumericColumn
 from tests.unit.policy_cases import ALICE, NOW, SCHEMA, failed, make_policy
 
 FEATURES = ("exposure", "lgd", "rating", "sector")
@@ -125,6 +136,70 @@ def test_every_field_of_the_table_is_prime() -> None:
         n = (1 << bits) + offset
         assert gmpy2.powmod(2, n - 1, n) == 1, bits
     assert field_modulus(1 << 100) == (1 << 1024) + PRIMES[1024]
+
+
+def test_the_system_solved_is_integral_and_within_its_bounds_at_the_worst_data() -> None:
+    # every node full, every value at a bound: the integer system the field must hold
+    # (entries and Cramer's bound) is the one the summed statistics give, divided by 2**F
+    rows, parties, numeric = 5, 3, NumericColumn(scale=2, min=Decimal(-40), max=Decimal(40))
+    label = NumericColumn(scale=0, min=Decimal(0), max=Decimal(1))
+    schema = DatasetSchema(
+        name="worst", max_rows_per_node=rows, columns={"x": numeric, "z": numeric, "y": label}
+    )
+    layout = train_layout(schema, parties, "y", ("x", "z"), True, Decimal("0.25"), 3, 1, 1)
+    rng = np.random.default_rng(3)
+    parts = [
+        (
+            np.column_stack([np.ones(rows), rng.choice([-40.0, 40.0], (rows, 2))]),
+            rng.integers(0, 2, rows).astype(float),
+        )
+        for _ in range(parties)
+    ]
+    beta = np.array([0.0, 0.01, -0.02])
+    moments = sum(local_moments(centred(d), FRAC_BITS) for d, _ in parts)
+    steps = [local_step(centred(d), y, beta, FRAC_BITS) for d, y in parts]
+    h, r = sum(s[0] for s in steps), sum(s[1] for s in steps)
+    n, s1, s2 = moments[0], moments[1:3], moments[3:]
+    l_num, l_den = layout.l2
+    scale = Fraction(l_den * n * n, 1 << FRAC_BITS)
+    a = np.array(
+        [
+            [
+                h[j][k] * scale + (l_num * (n * s2[j - 1] - s1[j - 1] ** 2) if j == k and j else 0)
+                for k in range(3)
+            ]
+            for j in range(3)
+        ],
+        dtype=object,
+    )
+    b = np.array([v * scale for v in r], dtype=object)
+    assert all(v.denominator == 1 for v in (*a.ravel(), *b))
+    bound_a, bound_b = _entry_bounds([1, 40, 40], 2, rows * parties, parties, layout.l2)
+    assert (abs(a) <= np.array(bound_a, dtype=object)).all()
+    assert (abs(b) <= np.array(bound_b, dtype=object)).all()
+    solution = _exact_solve(a, b)
+    p = layout.modulus
+    for value in solution:  # the residue the MPC releases decodes to exactly this fraction
+        assert rational(value.numerator * pow(value.denominator, -1, p) % p, p) == value
+
+
+def _exact_solve(a: np.ndarray, b: np.ndarray) -> list[Fraction]:
+    """``a^-1 b`` in fractions, by Cramer's rule (3 x 3)."""
+
+    def det(m: np.ndarray) -> Fraction:
+        return Fraction(
+            m[0][0] * (m[1][1] * m[2][2] - m[1][2] * m[2][1])
+            - m[0][1] * (m[1][0] * m[2][2] - m[1][2] * m[2][0])
+            + m[0][2] * (m[1][0] * m[2][1] - m[1][1] * m[2][0])
+        )
+
+    whole = det(a)
+    out = []
+    for k in range(3):
+        replaced = a.copy()
+        replaced[:, k] = b
+        out.append(det(replaced) / whole)
+    return out
 
 
 @given(st.integers(-(10**40), 10**40), st.integers(1, 10**40))

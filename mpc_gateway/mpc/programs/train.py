@@ -12,14 +12,17 @@ secure integer for the minimums.
 The penalty is ``(l2/2) * sum_j (sigma_j * beta_j)**2`` over the non-intercept
 columns, sigma_j the joint (population) deviation: the L2 penalty on the
 coefficients of standardised features. With ``V_j = n S2_j - S1_j**2`` (so
-``sigma_j**2 = V_j / n**2``) every step solves, over the prime field, the
-integer system ``(l_den n**2 H + 2**F l_num diag(V)) beta = l_den n**2 r``
-exactly: a random secret matrix R and pad s mask it, ``M = RA`` and
+``sigma_j**2 = V_j / n**2``) every step solves the system
+``(l_den n**2 H + 2**F l_num diag(V)) beta = l_den n**2 r`` exactly over the prime
+field, in the form ``(H + diag(q)) beta = r`` with ``q = 2**F l_num V / (l_den n**2)``
+(one secure reciprocal before the first step, so no step multiplies two secret
+matrices): a random secret matrix R and pad s mask it, ``M = RA`` and
 ``c = RB + Ms`` are opened (uniformly random: they reveal nothing but that A is
 invertible), ``M^-1 c`` is solved in the clear, and ``beta = M^-1 c - s`` stays
 secret (for an iterate the parties learn anyway, s = 0). The field is large
 enough that the rational solution is recovered from its residue by rational
-reconstruction.
+reconstruction (its bound is that of the integer system, see
+:mod:`~mpc_gateway.computations.train_layout`).
 
 Output. Before anything else, one bit: whether the joint rows reach
 ``min_rows`` and come from at least ``min_institutions`` nodes (opened to the
@@ -44,61 +47,12 @@ import gmpy2
 import numpy as np
 from mpyc.runtime import mpc
 
-from mpc_gateway.computations.train_layout import rational
+from mpc_gateway.computations.train_layout import centred, local_moments, local_step, rational
 from mpc_gateway.computations.train_validation import local_histogram
 from mpc_gateway.mpc.programs.common import at_least, input_all, rounded, total
 from mpc_gateway.mpc.programs.output import ReceiverShares, shares_for_receiver
 
-__all__ = ["fit"]  # the program; the local statistics are its own helpers
-
-
-def _scaled(values: np.ndarray, frac_bits: int) -> np.ndarray:
-    """Float statistics times 2**F, rounded to exact integers (object array)."""
-    out: np.ndarray = np.array(
-        [int(v) for v in np.rint(np.ldexp(values, frac_bits)).ravel()], dtype=object
-    ).reshape(values.shape)
-    return out
-
-
-def _centred(design: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """``(design - c, c)``: c the local means rounded to integers (0 for the intercept).
-
-    Statistics of the centred rows in floats keep the digits a column's spread
-    needs (an exposure of 10,000,000 plus cents loses them uncentred); the shift
-    back by the integer c is then exact integer arithmetic on the scaled values.
-    """
-    centre = np.rint(design.mean(axis=0)) if design.shape[0] else np.zeros(design.shape[1])
-    centre[0] = 0.0
-    return design - centre, np.array([int(v) for v in centre], dtype=object)
-
-
-def local_moments(design: np.ndarray, frac_bits: int) -> np.ndarray:
-    """``(n, sum x_j, sum x_j**2)`` of this node's rows (non-intercept columns), scaled."""
-    shifted, centre = _centred(design)
-    rest, c = shifted[:, 1:], centre[1:]
-    n = design.shape[0] << frac_bits
-    s1 = _scaled(rest.sum(axis=0), frac_bits)
-    s2 = _scaled((rest * rest).sum(axis=0), frac_bits) + 2 * c * s1 + n * c * c
-    return np.concatenate(([n], s1 + n * c, s2))
-
-
-def local_step(
-    design: np.ndarray, label: np.ndarray, beta: np.ndarray | None, frac_bits: int
-) -> tuple[np.ndarray, np.ndarray]:
-    """This node's ``(H, r)`` at ``beta`` (None: least squares), scaled to integers."""
-    shifted, c = _centred(design)
-    if beta is None:
-        weight, working = np.ones(design.shape[0]), label
-    else:
-        eta = shifted @ beta + float(np.dot(c.astype(float), beta))
-        p = 0.5 * (1.0 + np.tanh(0.5 * eta))  # the logistic function, without overflow
-        weight = p * (1.0 - p)
-        working = weight * eta + label - p
-    u = _scaled(shifted.T @ weight, frac_bits)
-    h = _scaled(shifted.T @ (shifted * weight[:, None]), frac_bits)
-    h = h + np.outer(c, u) + np.outer(u, c) + _scaled(weight.sum(), frac_bits) * np.outer(c, c)
-    r = _scaled(shifted.T @ working, frac_bits) + c * _scaled(working.sum(), frac_bits)
-    return h, r
+__all__ = ["fit"]
 
 
 def _enough(rows: int, count_bits: int, min_rows: int, min_institutions: int) -> Any:
@@ -120,9 +74,9 @@ async def _solve(field_type: Any, a: Any, b: Any, secret: bool) -> Any | None:
     ``(M | c)`` then replaces any secure division.
     """
     d = b.shape[0]
-    mask = mpc.np_reshape(mpc.np_fromlist(mpc._randoms(field_type, d * d)), (d, d))
+    mask = mpc.np_reshape(mpc._np_randoms(field_type, d * d), (d, d))
     masked = await mpc.output(_product(mask, a))
-    pad = mpc.np_fromlist(mpc._randoms(field_type, d)) if secret else None
+    pad = mpc._np_randoms(field_type, d) if secret else None
     rhs = mask @ b if pad is None else mask @ b + masked @ pad
     opened = await mpc.output(rhs)
     modulus = field_type.field.modulus
@@ -153,7 +107,11 @@ async def _product(x: Any, y: Any):  # type: ignore[no-untyped-def]
 
 
 def _gauss(a: list[list[int]], b: list[int], modulus: int) -> list[int] | None:
-    """``a^-1 b`` modulo a prime by Gaussian elimination in GMP integers; None if singular."""
+    """``a^-1 b`` modulo a prime in GMP integers; None if singular.
+
+    Forward elimination on the columns right of each pivot only, then back
+    substitution: about d**3/3 products of field elements (Gauss-Jordan takes d**3).
+    """
     p = gmpy2.mpz(modulus)
     rows = [[gmpy2.mpz(v) for v in row] + [gmpy2.mpz(bv)] for row, bv in zip(a, b)]
     d = len(rows)
@@ -163,19 +121,30 @@ def _gauss(a: list[list[int]], b: list[int], modulus: int) -> list[int] | None:
             return None
         rows[k], rows[pivot] = rows[pivot], rows[k]
         inverse = gmpy2.invert(rows[k][k], p)
-        rows[k] = [v * inverse % p for v in rows[k]]
-        for i in range(d):
+        rows[k][k:] = [v * inverse % p for v in rows[k][k:]]
+        for i in range(k + 1, d):
             factor = rows[i][k]
-            if i != k and factor:
-                rows[i] = [(v - factor * w) % p for v, w in zip(rows[i], rows[k])]
-    return [int(row[d]) for row in rows]
+            if factor:
+                rows[i][k:] = [(v - factor * w) % p for v, w in zip(rows[i][k:], rows[k][k:])]
+    solution = [gmpy2.mpz(0)] * d
+    for k in reversed(range(d)):
+        known = sum((rows[k][j] * solution[j] for j in range(k + 1, d)), gmpy2.mpz(0))
+        solution[k] = (rows[k][d] - known) % p
+    return [int(v) for v in solution]
 
 
-def _penalised(field_type: Any, h: Any, pen: Any, scale: Any) -> Any:
-    d = h.shape[0]
-    diagonal = mpc.np_fromlist([field_type(0), *mpc.np_tolist(pen)])
+def _penalty(field_type: Any, moments: Any, d: int, l2: tuple[int, int], frac_bits: int) -> Any:
+    """The diagonal ``(0, q_1 .. q_{d-1})`` to add to the summed Hessian, as a (d, d) matrix.
+
+    ``q_j = 2**F l_num V_j / (l_den n**2)`` from the summed moments ``(n, S1, S2)``
+    (all scaled by 2**F, so ``V_j = n S2_j - S1_j**2`` carries 2**(2F) and ``n**2``
+    as well): one secure reciprocal and d products, once per fit.
+    """
+    n, s1, s2 = moments[0], moments[1:d], moments[d:]
+    ratio = (n * s2 - s1 * s1) * (l2[0] << frac_bits) * mpc.reciprocal(n * n * l2[1])
+    diagonal = mpc.np_concatenate((field_type.array(np.zeros(1, dtype=object)), ratio))
     eye = field_type.field.array(np.eye(d, dtype=object))  # public: a cheap product
-    return h * scale + eye * diagonal
+    return eye * diagonal
 
 
 async def fit(
@@ -235,20 +204,19 @@ async def _iterate(
     ``beta_T`` is opened to the parties too only with ``open_last`` (else None).
     """
     d = design.shape[1]
-    moments = total(input_all(secfld, local_moments(design, frac_bits)))
-    n, s1, s2 = moments[0], moments[1:d], moments[d:]
-    pen = (n * s2 - s1 * s1) * (l2[0] << frac_bits)
-    scale = n * n * l2[1]
+    rows = centred(design)
+    moments = total(input_all(secfld, local_moments(rows, frac_bits)))
+    penalty = _penalty(secfld, moments, d, l2, frac_bits)
     beta: np.ndarray | None = np.zeros(d) if logistic else None
     opened = np.zeros(d, dtype=object)
     previous = secfld.array(opened)
     for step in range(iterations):
-        h_local, r_local = local_step(design, label, beta, frac_bits)
+        h_local, r_local = local_step(rows, label, beta, frac_bits)
         h = total(input_all(secfld, h_local))
         r = total(input_all(secfld, r_local))
         last = step == iterations - 1
         secret = last and not open_last
-        solution = await _solve(secfld, _penalised(secfld, h, pen, scale), r * scale, secret)
+        solution = await _solve(secfld, h + penalty, r, secret)
         if solution is None:
             return 1, previous * 0, previous * 0, None
         if secret:
