@@ -46,17 +46,18 @@ class PartyOutcome:
 
 
 def _wait(procs: list[subprocess.Popen[bytes]], deadline: float, tmp: str) -> None:
+    """Until every party has exited, or one failed (the others are then killed), or the deadline."""
     try:
-        for proc in procs:
-            proc.wait(timeout=max(0.1, deadline - time.monotonic()))
-    except subprocess.TimeoutExpired:
-        raise PartyRunError("a party did not finish before the deadline") from None
+        while any(p.poll() is None for p in procs) and all(p.poll() in (None, 0) for p in procs):
+            if time.monotonic() > deadline:
+                raise PartyRunError("a party did not finish before the deadline")
+            time.sleep(0.02)
     finally:
-        for proc in procs:
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait()
-    failed = [(i, p) for i, p in enumerate(procs) if p.returncode != 0]
+        killed = [p for p in procs if p.poll() is None]
+        for proc in killed:
+            proc.kill()
+            proc.wait()
+    failed = [(i, p) for i, p in enumerate(procs) if p.returncode != 0 and p not in killed]
     if failed:
         i, proc = failed[0]
         stderr = Path(tmp, f"err{i}.txt").read_text(errors="replace")

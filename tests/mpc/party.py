@@ -12,9 +12,11 @@ ints (``{block: (modulus, values)}``) with the seconds each took to
 from __future__ import annotations
 
 import importlib
+import os
 import pickle
 import sys
 import time
+import traceback
 from pathlib import Path
 from typing import Any
 
@@ -53,7 +55,12 @@ def main(job_file: str) -> None:
     sys.argv = _mpyc_argv(job["pid"], job["ports"])
     from mpyc.runtime import mpc
 
-    outcomes = mpc.run(_session(mpc, job["calls"]))
+    try:
+        outcomes = mpc.run(_session(mpc, job["calls"]))
+    except BaseException:  # exit at once: MPyC's open connections would keep the process alive
+        traceback.print_exc()
+        sys.stderr.flush()
+        os._exit(1)
     Path(job["out"]).write_bytes(pickle.dumps(outcomes))
 
 
