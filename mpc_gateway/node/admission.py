@@ -51,8 +51,13 @@ class Admission:
     ca: x509.Certificate
     trust_domain: str
 
-    def admit(self, order: ExecutionOrder) -> Taken:
-        """Refuse what this institution's policy refuses; otherwise count and charge the order."""
+    def admit(self, order: ExecutionOrder, *, synced: bool = True) -> Taken:
+        """Refuse what this institution's policy refuses; otherwise count and charge the order.
+
+        ``synced=False``: the count is written but not yet synced to disk, for a
+        batch's members before its last one, whose synced count (or a refusal's
+        synced giving back) makes every write before it durable: one fsync per batch.
+        """
         plan, now = order.plan, datetime.now(UTC)
         key = usage_key(plan.dataset, plan.analyst)
         charges = privacy_charges([self.policy], plan, plan.analyst)
@@ -77,12 +82,13 @@ class Admission:
                 trust_domain=self.trust_domain,
                 query_id=order.query_id,  # a decision approves the one query it was given on
             )
-        return self._take(order, key, charges)
+        return self._take(order, key, charges, synced)
 
-    def _take(self, order: ExecutionOrder, key: str, charges: list[Charge]) -> Taken:
+    def _take(self, order: ExecutionOrder, key: str, charges: list[Charge], synced: bool) -> Taken:
         plan, day = order.plan, self.usage.today()
         limit = self.policy.datasets[plan.dataset].max_queries_per_day
-        if not self.usage.record_if_below(key, limit, day, durable=not charges):
+        # a charge's commit syncs the count too: both ledgers are in one file
+        if not self.usage.record_if_below(key, limit, day, durable=synced and not charges):
             raise BudgetExhaustedError(
                 f"refused by rule dataset.daily_limit: {self.name} allows "
                 f"{plan.analyst} {limit} queries a day on {plan.dataset!r}, all taken",

@@ -163,7 +163,7 @@ class Node:
         log.info("%s lane's MPC session epoch %d connected ahead of use", order.lane, order.epoch)
         return order
 
-    def _checked_plan(self, order: ExecutionOrder) -> tuple[DataSource, Taken]:
+    def _checked_plan(self, order: ExecutionOrder, synced: bool) -> tuple[DataSource, Taken]:
         plan = order.plan
         lane = computation_of(plan).lane
         if order.lane != lane:
@@ -180,15 +180,20 @@ class Node:
             )
         # refuses what does not fit this node's own schema
         computation_of(plan).check(plan, dataset.schema, len(order.parties))
-        return dataset, self.admission.admit(order)
+        return dataset, self.admission.admit(order, synced=synced)
 
-    def _admit(self, order: ExecutionOrder, evidence: DispatchEvidence) -> _Admitted:
-        """Every check of one order, on its own; the error names the order's query."""
+    def _admit(
+        self, order: ExecutionOrder, evidence: DispatchEvidence, synced: bool
+    ) -> _Admitted:
+        """Every check of one order, on its own; the error names the order's query.
+
+        ``synced``: its count is synced to disk, with every count written before it.
+        """
         try:
             head = verify_evidence(
                 evidence, order.query_id, order.plan_hash, self._gateway_key, self._gateway_log
             )
-            dataset, taken = self._checked_plan(order)
+            dataset, taken = self._checked_plan(order, synced)
             try:
                 receiver = order_receiver(order, self._ca, self.layout.trust_domain)
             except GatewayError:
@@ -259,8 +264,9 @@ class Node:
             orders = [self._placed(data) for data in order_bytes]
             check_batch(orders)
             in_turn = True
-            for order, proof in zip(orders, evidence, strict=True):
-                members.append(self._admit(order, proof))  # given back below if one is refused
+            for i, (order, proof) in enumerate(zip(orders, evidence, strict=True)):
+                # given back below if one is refused; the last count syncs them all (one fsync)
+                members.append(self._admit(order, proof, synced=i == len(orders) - 1))
         except GatewayError as err:
             self._give_back(members)
             refused(self.witness, str(caller), order_bytes, orders, err.public_message)

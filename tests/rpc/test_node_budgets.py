@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import grpc
 import pytest
@@ -17,10 +18,11 @@ import pytest
 from mpc_gateway.computations import AggregateRequest, Plan
 from mpc_gateway.computations.aggregate import parse_aggregate
 from mpc_gateway.devnet.localnet import ConsortiumFiles
+from mpc_gateway.errors import StorageUnavailableError
 from mpc_gateway.node.server import node_services
 from mpc_gateway.node.service import Node
 from mpc_gateway.orders import batch_message
-from mpc_gateway.policy import load_policy, privacy_charges, usage_key
+from mpc_gateway.policy import UsageLedger, load_policy, privacy_charges, usage_key
 from mpc_gateway.privacy import PrivacyLedger
 from mpc_gateway.proto.v1 import node_pb2, node_pb2_grpc
 from mpc_gateway.settings import NodeSettings, load_settings
@@ -143,3 +145,51 @@ def test_a_batch_one_member_cannot_pay_for_is_refused_whole_and_charges_nothing(
     assert "privacy.budget" in str(caught.value.details())
     assert after == before  # the member that fitted was given back what it took
     assert [e.query_id for e in refused] == ["fits", "over-budget"]  # both named, for auditors
+
+
+def test_a_batch_syncs_its_counts_once_and_a_failed_batch_gives_every_count_back(
+    files: ConsortiumFiles, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each member's count is written; only the last one's is synced, and with it all before.
+
+    The witness log then cannot be written (a full disk): the batch runs nowhere and its
+    members count nowhere, durably.
+    """
+    request = AggregateRequest(
+        dataset="loans", aggregates=(parse_aggregate("count"),), purpose="risk monitoring"
+    )
+    plan = dispatched(files, request, "analyst/alice")
+    settings = load_settings(NodeSettings, files.node_config("bank-a"))
+    usage = tmp_path / "usage.sqlite"
+    node = Node(settings.model_copy(update={"audit_db": tmp_path / "w.sqlite", "usage_db": usage}))
+    synced: list[bool] = []
+    record = node.usage.record_if_below
+
+    def spy(*args: Any, **kwargs: Any) -> bool:
+        synced.append(kwargs.get("durable", True))
+        return record(*args, **kwargs)
+
+    def full_disk(*args: Any) -> None:
+        raise StorageUnavailableError("the witness log cannot be written: disk full")
+
+    monkeypatch.setattr(node.usage, "record_if_below", spy)
+    monkeypatch.setattr("mpc_gateway.node.service.received", full_disk)
+    served = serve(node_services(node), node.tls, files.pki_dir)
+    try:
+        stub = node_pb2_grpc.NodeServiceStub(served.channel("gateway/gateway"))
+        members = [forge(files, plan, query_id=f"q{i}", epoch=5, sequence=i) for i in range(3)]
+        datas = [m.data for m in members]
+        batch = node_pb2.SignedBatch(
+            orders=datas,
+            signature=gateway_key(files.pki_dir).sign(batch_message(datas)),
+            evidence=[m.message().evidence for m in members],
+        )
+        with pytest.raises(grpc.RpcError) as caught:
+            stub.ExecuteBatch(batch, timeout=10)
+    finally:
+        served.server.stop(0)
+        node.close()
+    assert caught.value.code() == grpc.StatusCode.UNAVAILABLE, caught.value.details()
+    assert synced == [False, False, True]  # one fsync for the batch's counts, not one each
+    with UsageLedger(usage) as reopened:  # what they took was given back
+        assert reopened.count(usage_key("loans", plan.analyst)) == 0
