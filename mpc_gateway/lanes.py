@@ -12,9 +12,10 @@ computation it carries.
 
 from __future__ import annotations
 
+import os
 from typing import Literal, TypeGuard
 
-__all__ = ["LANES", "Lane", "NICENESS", "SWITCH_INTERVAL_S", "is_lane"]
+__all__ = ["IDLE", "LANES", "Lane", "NICENESS", "SWITCH_INTERVAL_S", "is_lane", "lower_priority"]
 
 Lane = Literal["short", "long"]
 """Short computations answer in milliseconds; long ones (large batches, searches) take seconds."""
@@ -27,6 +28,22 @@ NICENESS: dict[Lane, int] = {"short": 0, "long": 10}
 the processor to a short query's: on a node with fewer cores than busy workers, a
 short query would otherwise wait its turn for the CPU behind the long job, which keeps
 every cycle nobody else wants (the long lane's benchmark, benchmarks/lanes_bench.py)."""
+
+IDLE: dict[Lane, bool] = {"short": False, "long": True}
+"""Whether a lane's MPC workers run under Linux's ``SCHED_IDLE`` policy as well: the
+kernel then preempts them the moment any other process wakes up, where niceness only
+shrinks their share (a short query wakes a dozen processes on its way, and each waited
+behind a long job's worker for the rest of its time slice). A long job then gets the
+CPU that short queries leave; beside a load that keeps every core busy it can run
+past its deadline and fail, releasing nothing."""
+
+
+def lower_priority(lane: Lane) -> None:
+    """Give this process (a lane's MPC worker) its lane's CPU priority."""
+    if NICENESS[lane]:
+        os.nice(NICENESS[lane])
+    if IDLE[lane] and hasattr(os, "sched_setscheduler"):  # Linux; elsewhere niceness only
+        os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
 
 
 SWITCH_INTERVAL_S = 0.0005

@@ -13,7 +13,7 @@ import logging
 import os
 import sys
 
-from mpc_gateway.lanes import NICENESS, SWITCH_INTERVAL_S
+from mpc_gateway.lanes import SWITCH_INTERVAL_S, lower_priority
 from mpc_gateway.mpc.wire import WorkerConfig, read_frame
 
 __all__ = ["main"]
@@ -29,8 +29,7 @@ def main() -> None:
         level=config.log_level,
         format=f"%(asctime)s mpc-worker[{config.pid} {config.lane}] %(levelname)s %(message)s",
     )
-    if NICENESS[config.lane]:
-        os.nice(NICENESS[config.lane])  # a long job's worker yields the CPU to a short query's
+    lower_priority(config.lane)  # a long job's worker yields the CPU to a short query's
     sys.setswitchinterval(SWITCH_INTERVAL_S)  # its pipe reader hands each job to the event loop
     os.chdir(config.mpc_dir)
     sys.argv = config.mpyc_argv()

@@ -182,9 +182,7 @@ class Node:
         computation_of(plan).check(plan, dataset.schema, len(order.parties))
         return dataset, self.admission.admit(order, synced=synced)
 
-    def _admit(
-        self, order: ExecutionOrder, evidence: DispatchEvidence, synced: bool
-    ) -> _Admitted:
+    def _admit(self, order: ExecutionOrder, evidence: DispatchEvidence, synced: bool) -> _Admitted:
         """Every check of one order, on its own; the error names the order's query.
 
         ``synced``: its count is synced to disk, with every count written before it.
