@@ -275,7 +275,7 @@ def local_rows(
 ) -> tuple[np.ndarray, np.ndarray]:
     """This node's ``(design, label)`` rows, in floats (they stay in its MPC worker).
 
-    Column by column where the result offers it (DuckDB's ``fetchnumpy``: 6x faster
+    Column by column where the result offers it (DuckDB's ``fetchnumpy``: 4x faster
     than tuples at a million rows), else row by row.
     """
     condition, params = where
