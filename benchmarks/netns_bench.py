@@ -4,26 +4,30 @@ Every node runs in its own network namespace (:mod:`mpc_gateway.devnet.netns`:
 a veth link each to a bridge, private 10.x addresses), the gateway and the
 analyst in the root namespace. First with nothing between them ("netns,
 direct"); then, in a second consortium over the same namespaces, with a relay
-process (:mod:`mpc_gateway.devnet.relay`) in front of every node's gRPC port and
-both its MPC ports: the gateway reaches each node, and each node the others,
-only through it. The kernel here has no ``netem``, so the relay makes the
-latency: it holds every chunk, in each direction, for half the round-trip time
-(RTT), so every request/answer between gateway and node and every message
-between two parties costs what it would over such a link (client → gateway is
-not delayed). ``--netns-repeats`` benchmark aggregates per RTT in ``--netns-rtts``
-(0 first: the relays' own cost), each reply checked against the pooled plaintext.
+process (:mod:`mpc_gateway.devnet.relay`) in front of every node's gRPC port,
+both its MPC ports and the gateway's port: the analyst reaches the gateway, the
+gateway each node, and each node the others, only through it. The kernel here
+has no ``netem``, so the relay makes the latency: it holds every chunk, in each
+direction, for half the round-trip time (RTT), so every request and answer,
+analyst to gateway, gateway to node and between two parties, costs what it would
+over such a link. ``--netns-repeats`` benchmark aggregates per RTT in
+``--netns-rtts`` (0 first: the relays' own cost), each reply checked against the
+pooled plaintext.
 
 Rounds are counted twice. *Implied*: (median at RTT − median at 0 through the
 relays) / RTT. *Counted*: the relay records every flight (a run of chunks one
 way on one connection) and :func:`~mpc_gateway.devnet.relay.critical_path`
 chains those each sent by the receiver of the one before once that one had
 arrived; the chain's length is the number of sequential one-way trips (hops),
-half as many round trips. Each query's chain is an upper bound (a node late
-for lack of CPU looks like one waiting for a message), so the table gives the
-shortest. An aggregate on a warm session takes 5 hops, 2.5 round trips (MPyC's
-connection set-up, the TLS handshakes and gRPC channels are all made before the
-first query; none happens per query):
+half as many round trips. A query's chain can be one too long (a node late for
+lack of CPU looks like one waiting for a message) or one too short (a keepalive
+ping sent just before a message joins its flight and seems to leave too early),
+so the table gives the length most queries' chains had. An aggregate on a warm
+session takes 7 hops, 3.5 round trips (MPyC's connection set-up, the TLS
+handshakes and gRPC channels are all made before the first query; none happens
+per query):
 
+0. analyst → gateway: ``Run``, the request;
 1. gateway → nodes: ``Execute``, the signed order, to every node at once;
 2. node → node: input sharing, each party's Shamir shares of its pre-aggregates
    to each other party: the only MPC round (the sums are local, the result's
@@ -31,7 +35,8 @@ first query; none happens per query):
    nothing is opened);
 3. nodes → gateway: ``Execute``'s answer;
 4. gateway → nodes: ``Release``, the checkpoint over the release entry to cosign;
-5. nodes → gateway: the cosignature and the sealed shares.
+5. nodes → gateway: the cosignature and the sealed shares;
+6. gateway → analyst: ``Run``'s answer, the sealed result.
 
 That is under the open policies measured here, with no output controls: a cell
 threshold or dominance rule adds secure comparisons, node → node rounds of
@@ -55,6 +60,7 @@ import argparse
 import statistics
 import time
 from collections import Counter
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -65,13 +71,14 @@ from benchmarks.workload import BENCH_QUERY, Reference, run_query
 from mpc_gateway.client import GatewayClient
 from mpc_gateway.devnet.localnet import DEFAULT_NODES, ConsortiumFiles, schema_path
 from mpc_gateway.devnet.netns import (
+    GATEWAY_ROUTE,
     NamespacedConsortium,
     NamespaceNetwork,
     namespaced_consortium,
     namespaces_unavailable,
     node_namespaces,
 )
-from mpc_gateway.devnet.relay import Flight, critical_path
+from mpc_gateway.devnet.relay import Flight, RelayProcess, critical_path
 from mpc_gateway.devnet.risk_demo import RISK_CHECKS, RiskCheck
 from mpc_gateway.devnet.screening_demo import members_per_key
 from mpc_gateway.devnet.train_demo import training_check
@@ -87,9 +94,17 @@ CONTROL_FRAME_BYTES = 64
 
 
 def _path(flights: list[Flight], one_way_s: float, net: NamespaceNetwork) -> tuple[str, ...]:
-    """The query's critical path, hop by hop, every node named ``node``: ``gw→node``, ..."""
+    """The query's critical path, hop by hop, every node named ``node``: ``gw→node``, ...
+
+    The analyst dials from the gateway's own host: its side of the relay's route in
+    front of the gateway is named ``analyst``.
+    """
     names = {net.host_address: "gw", **{net.address(n): "node" for n in net.namespaces}}
-    messages = [f for f in flights if f.size > CONTROL_FRAME_BYTES]
+    messages = [
+        replace(f, client="analyst") if f.route == GATEWAY_ROUTE else f
+        for f in flights
+        if f.size > CONTROL_FRAME_BYTES
+    ]
     return tuple(
         f"{names.get(hop.sender, hop.sender)}→{names.get(hop.receiver, hop.receiver)}"
         for hop in critical_path(messages, one_way_s)
@@ -97,13 +112,25 @@ def _path(flights: list[Flight], one_way_s: float, net: NamespaceNetwork) -> tup
 
 
 def _rounds_counted(paths: list[tuple[str, ...]]) -> dict[str, Any]:
-    """The fewest hops any query's chain had (each is an upper bound), and that chain."""
+    """The hops most queries' chains had (the fewer of a tie), and the most common such chain."""
     if not paths:
         return {}
-    hops = min(len(path) for path in paths)
-    shortest = Counter(path for path in paths if len(path) == hops).most_common(1)[0][0]
     seen = Counter(len(path) for path in paths)
-    return {"hops": hops, "path": ", ".join(shortest), "hops_seen": dict(sorted(seen.items()))}
+    hops = min(seen, key=lambda n: (-seen[n], n))
+    typical = Counter(path for path in paths if len(path) == hops).most_common(1)[0][0]
+    return {"hops": hops, "path": ", ".join(typical), "hops_seen": dict(sorted(seen.items()))}
+
+
+def _fresh(relay: RelayProcess) -> None:
+    """Forget the flights so far, once the last query's stragglers are over.
+
+    A client's flow-control frames and its ack of a ping that came with its answer
+    follow the answer by up to a round trip. After two round trips of quiet the next
+    request starts a flight of its own (a flight ends after a pause of half the
+    delay), counted with its query.
+    """
+    time.sleep(4 * relay.delay_s)
+    relay.take()
 
 
 def _measure(
@@ -119,7 +146,7 @@ def _measure(
     latencies, paths, late, wrong = [], [], [], 0
     for _ in range(args.netns_repeats):
         if relay is not None:
-            relay.take()  # only this query's flights count
+            _fresh(relay)  # only this query's flights count
         started = time.perf_counter()
         result = run_query(client, BENCH_QUERY)
         latencies.append((time.perf_counter() - started) * 1000)
@@ -162,7 +189,7 @@ def _each_computation(client: GatewayClient, relayed: NamespacedConsortium) -> l
     entries = []
     for name, run in runs.items():
         note(f"netns: {name}, RTT {rtt_ms:g} ms")
-        relayed.relay.take()
+        _fresh(relayed.relay)
         checked = run()
         flights, _ = relayed.relay.take()
         hops = len(_path(flights, relayed.relay.delay_s, relayed.net))
@@ -209,7 +236,9 @@ def _namespaced(
         start_timeout_s=300.0,
     ) as running:
         reference = Reference.for_files(running.files)
-        with client_for(running.files) as client:
+        with GatewayClient.from_pki(
+            running.files.pki_dir, "analyst/alice", running.analyst_address, timeout_s=120.0
+        ) as client:
             first_answer(client, BENCH_QUERY)
             for rtt in rtts or [0]:
                 if running.relay is not None:

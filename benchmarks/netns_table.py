@@ -38,7 +38,7 @@ def netns_table(entries: list[dict[str, Any]]) -> Table:
     shown = "; ".join(f"{path} (at {', '.join(rtts)} ms)" for path, rtts in paths.items() if path)
     table.caption = (
         "implied rounds: (p50 − p50 through the relays at 0 ms) / RTT. hops: sequential one-way "
-        "trips, the shortest chain of relayed messages any query had; rounds = hops / 2. target: "
+        "trips, the chain of relayed messages most queries had; rounds = hops / 2. target: "
         "rounds × RTT + 10 ms, met if p50 ≤ it. relay late: mean delivery after its due time. "
         f"Critical path: {shown or '–'}"
     )

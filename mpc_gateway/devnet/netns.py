@@ -32,11 +32,12 @@ from pathlib import Path
 from typing import Any
 
 from mpc_gateway.devnet.configs import ConsortiumFiles, host_of
-from mpc_gateway.devnet.localnet import DEFAULT_NODES, LocalConsortium, prepare
+from mpc_gateway.devnet.localnet import DEFAULT_NODES, LocalConsortium, free_port, prepare
 from mpc_gateway.devnet.relay import RelayProcess, Route
 from mpc_gateway.settings import GatewaySettings, load_settings
 
 __all__ = [
+    "GATEWAY_ROUTE",
     "NamespaceNetwork",
     "NamespacedConsortium",
     "NetworkSetupError",
@@ -155,14 +156,22 @@ def node_namespaces(nodes: Sequence[str] = DEFAULT_NODES) -> Iterator[NamespaceN
         yield net
 
 
-def relay_routes(files: ConsortiumFiles) -> list[Route]:
+GATEWAY_ROUTE = "gateway grpc"
+
+
+def relay_routes(files: ConsortiumFiles, gateway_front: int | None = None) -> list[Route]:
     """A relay route in front of each node's gRPC port and both its MPC ports.
 
     Each listens at the host the node is dialled at, on the node's own port, and
     forwards to where the node listens: the ports an order names stay the node's.
+    With ``gateway_front``, one more (:data:`GATEWAY_ROUTE`) in front of the
+    gateway, at its host on that port, for the analysts to dial.
     """
     settings = load_settings(GatewaySettings, files.gateway_config)
     routes = []
+    if gateway_front is not None:
+        host, _, gateway_port = files.gateway_address.rpartition(":")
+        routes.append(Route(GATEWAY_ROUTE, (host, gateway_front), (host, int(gateway_port))))
     for link in settings.nodes:
         target = host_of(files.listen_address(link.name))
         for kind, port in (
@@ -180,11 +189,19 @@ class NamespacedConsortium:
 
     consortium: LocalConsortium
     net: NamespaceNetwork
-    relay: RelayProcess | None  # in front of every node's ports, if relayed
+    relay: RelayProcess | None  # in front of every node's ports and the gateway's, if relayed
+    gateway_front: int | None = None  # the relay's port in front of the gateway, if relayed
 
     @property
     def files(self) -> ConsortiumFiles:
         return self.consortium.files
+
+    @property
+    def analyst_address(self) -> str:
+        """Where an analyst dials the gateway: through the relay if there is one."""
+        if self.gateway_front is None:
+            return self.files.gateway_address
+        return f"{self.files.gateway_address.rpartition(':')[0]}:{self.gateway_front}"
 
 
 @contextmanager
@@ -200,7 +217,9 @@ def namespaced_consortium(
     (its nodes are ``net``'s: those in ``helpers`` are its helpers).
 
     With ``relayed``, the gateway and the nodes dial each other through one relay
-    process (no delay until its ``delay_s`` is set); stopped, all of it, at the end.
+    process (no delay until its ``delay_s`` is set), and analysts may dial the
+    gateway through it (:attr:`NamespacedConsortium.analyst_address`); stopped, all
+    of it, at the end.
     """
     dial = dict.fromkeys(net.namespaces, net.host_address) if relayed else None
     helpers = tuple(options.pop("helpers", ()))
@@ -209,8 +228,9 @@ def namespaced_consortium(
         root, nodes=nodes, helpers=helpers, hosts=net.hosts(), dial_hosts=dial, **options
     )
     with ExitStack() as stack:
-        relay = stack.enter_context(RelayProcess(relay_routes(files))) if relayed else None
+        front = free_port() if relayed else None
+        relay = stack.enter_context(RelayProcess(relay_routes(files, front))) if relayed else None
         consortium = LocalConsortium(files, launch=net.launch())
         stack.callback(consortium.stop)
         consortium.start(timeout_s=start_timeout_s)
-        yield NamespacedConsortium(consortium, net, relay)
+        yield NamespacedConsortium(consortium, net, relay, front)

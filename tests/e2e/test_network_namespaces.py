@@ -3,8 +3,9 @@
 Each node runs inside a namespace of its own (its own veth link to a bridge, a
 private address, not even a loopback interface up), the gateway and the analyst
 in the root namespace; a relay there stands in front of every node's gRPC and
-MPC ports, so the gateway reaches the nodes, and the nodes each other, only
-across the namespaces' links. Nothing is mocked: the MPC runs between the node
+MPC ports and the gateway's, so the analyst reaches the gateway, the gateway the
+nodes, and the nodes each other, only across the namespaces' links (and, in the
+10 ms test, the relay). Nothing is mocked: the MPC runs between the node
 processes over those links. Needs root (``ip netns``); skipped, saying why,
 without it.
 """
@@ -17,9 +18,11 @@ from collections.abc import Iterator
 
 import pytest
 
+from mpc_gateway.client import GatewayClient
 from mpc_gateway.devnet.demo import ExampleQuery, run_checked
 from mpc_gateway.devnet.localnet import DEFAULT_NODES
 from mpc_gateway.devnet.netns import (
+    GATEWAY_ROUTE,
     NamespacedConsortium,
     namespaced_consortium,
     namespaces_unavailable,
@@ -81,9 +84,16 @@ def test_an_aggregate_across_the_namespaces_equals_the_pooled_plaintext(
 def test_the_same_aggregate_through_10ms_round_trips_gives_the_same_answer(
     namespaced: NamespacedConsortium, loans_columns: dict[str, object]
 ) -> None:
-    relay = namespaced.relay
+    relay, files = namespaced.relay, namespaced.files
     assert relay is not None
-    with client_for(namespaced.consortium) as analyst:
+    through_relay = GatewayClient.from_pki(
+        files.pki_dir,
+        "analyst/alice",
+        namespaced.analyst_address,
+        timeout_s=30.0,
+        purpose="testing",
+    )
+    with through_relay as analyst:
         run_checked(analyst, namespaced.files, QUERY, loans_columns)  # the channel is up
         relay.delay_s = ONE_WAY_S
         relay.take()
@@ -95,7 +105,12 @@ def test_the_same_aggregate_through_10ms_round_trips_gives_the_same_answer(
         finally:
             relay.delay_s = 0.0
     assert checked.matches, checked.as_json()
-    assert elapsed >= 2 * ONE_WAY_S  # the gateway's order to the nodes and their answers at least
+    assert elapsed >= 4 * ONE_WAY_S  # the request and answer, the order and the nodes' answers
     crossed = {flight.route for flight in flights}
-    # the nodes' gRPC services and the MPC listeners (party 0 only dials) all saw the query
-    assert crossed >= {"bank-a grpc", "bank-b grpc", "broker-c grpc", "bank-b mpc", "broker-c mpc"}
+    # the analyst's call, the nodes' gRPC services and the MPC listeners (party 0 only dials)
+    assert crossed >= {
+        GATEWAY_ROUTE,
+        *(f"{node} grpc" for node in DEFAULT_NODES),
+        "bank-b mpc",
+        "broker-c mpc",
+    }
