@@ -38,12 +38,23 @@ CPU that short queries leave; beside a load that keeps every core busy it can ru
 past its deadline and fail, releasing nothing."""
 
 
-def lower_priority(lane: Lane) -> None:
-    """Give this process (a lane's MPC worker) its lane's CPU priority."""
+def lower_priority(lane: Lane) -> str | None:
+    """Give this process (a lane's MPC worker) its lane's CPU priority.
+
+    Returns why ``SCHED_IDLE`` could not be set where the lane asks for it (not
+    Linux, or a sandbox that refuses the call), None otherwise: niceness still holds.
+    """
     if NICENESS[lane]:
         os.nice(NICENESS[lane])
-    if IDLE[lane] and hasattr(os, "sched_setscheduler"):  # Linux; elsewhere niceness only
+    if not IDLE[lane]:
+        return None
+    if not hasattr(os, "sched_setscheduler"):
+        return "this system has no SCHED_IDLE"
+    try:
         os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
+    except OSError as err:
+        return f"SCHED_IDLE refused: {err}"
+    return None
 
 
 SWITCH_INTERVAL_S = 0.0005

@@ -29,7 +29,9 @@ def main() -> None:
         level=config.log_level,
         format=f"%(asctime)s mpc-worker[{config.pid} {config.lane}] %(levelname)s %(message)s",
     )
-    lower_priority(config.lane)  # a long job's worker yields the CPU to a short query's
+    unset = lower_priority(config.lane)  # a long job's worker yields the CPU to a short query's
+    if unset is not None:
+        logging.getLogger(__name__).warning("%s; the worker runs niced only", unset)
     sys.setswitchinterval(SWITCH_INTERVAL_S)  # its pipe reader hands each job to the event loop
     os.chdir(config.mpc_dir)
     sys.argv = config.mpyc_argv()

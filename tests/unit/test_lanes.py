@@ -6,15 +6,19 @@ A node's :class:`LaneSessions` with stand-in workers (no MPC), and the gateway's
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import threading
 import time
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from mpc_gateway.errors import IntegrityError, ProtocolAbortedError
 from mpc_gateway.gateway.lanes import LaneSequence
-from mpc_gateway.lanes import LANES, Lane
+from mpc_gateway.lanes import LANES, NICENESS, Lane
 from mpc_gateway.node.lanes import LaneSessions
 from mpc_gateway.node.session import WorkerProcess
 from mpc_gateway.orders import ExecutionOrder, Party
@@ -190,3 +194,42 @@ def test_turning_one_lanes_epoch_over_leaves_the_other_as_it_is() -> None:
     assert lanes["long"].epoch > long_epoch and lanes["long"].next == 0
     assert (lanes["short"].epoch, lanes["short"].next) == (short_epoch, 1)
     assert lanes["long"].turn_over(long_epoch) is False  # not the current epoch any more
+
+
+_PRIORITY = """
+import os, sys
+if sys.argv[1] == "refused":
+    def refuse(*args):
+        raise PermissionError(1, "Operation not permitted")
+    os.sched_setscheduler = refuse
+from mpc_gateway.lanes import lower_priority
+base = os.nice(0)
+unset = lower_priority(sys.argv[2])
+print(unset, os.sched_getscheduler(0) == os.SCHED_IDLE, os.nice(0) - base)
+"""
+
+
+@pytest.mark.skipif(not hasattr(os, "SCHED_IDLE"), reason="SCHED_IDLE is Linux's")
+@pytest.mark.parametrize(
+    ("how", "lane", "printed"),
+    [
+        ("real", "long", f"None True {NICENESS['long']}"),
+        ("real", "short", "None False 0"),
+        (
+            "refused",
+            "long",
+            f"SCHED_IDLE refused: [Errno 1] Operation not permitted False {NICENESS['long']}",
+        ),
+    ],
+)
+def test_a_long_lanes_worker_runs_idle_and_niced_and_niced_only_where_idle_is_refused(
+    how: str, lane: str, printed: str
+) -> None:
+    done = subprocess.run(
+        [sys.executable, "-c", _PRIORITY, how, lane],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])},
+    )
+    assert done.stdout.strip() == printed
