@@ -55,10 +55,14 @@ def running_consortium(
 
 
 def client_for(
-    files: ConsortiumFiles, analyst: str = "alice", timeout_s: float = 120.0
+    files: ConsortiumFiles,
+    analyst: str = "alice",
+    timeout_s: float = 120.0,
+    address: str | None = None,
 ) -> GatewayClient:
+    """An analyst's client of the gateway, at ``address`` (default: where it listens)."""
     return GatewayClient.from_pki(
-        files.pki_dir, f"analyst/{analyst}", files.gateway_address, timeout_s=timeout_s
+        files.pki_dir, f"analyst/{analyst}", address or files.gateway_address, timeout_s=timeout_s
     )
 
 

@@ -236,9 +236,7 @@ def _namespaced(
         start_timeout_s=300.0,
     ) as running:
         reference = Reference.for_files(running.files)
-        with GatewayClient.from_pki(
-            running.files.pki_dir, "analyst/alice", running.analyst_address, timeout_s=120.0
-        ) as client:
+        with client_for(running.files, address=running.analyst_address) as client:
             first_answer(client, BENCH_QUERY)
             for rtt in rtts or [0]:
                 if running.relay is not None:

@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from mpc_gateway.devnet.configs import ConsortiumFiles, host_of
+from mpc_gateway.devnet.configs import ConsortiumFiles, host_of, host_port
 from mpc_gateway.devnet.localnet import DEFAULT_NODES, LocalConsortium, free_port, prepare
 from mpc_gateway.devnet.relay import RelayProcess, Route
 from mpc_gateway.settings import GatewaySettings, load_settings
@@ -170,8 +170,8 @@ def relay_routes(files: ConsortiumFiles, gateway_front: int | None = None) -> li
     settings = load_settings(GatewaySettings, files.gateway_config)
     routes = []
     if gateway_front is not None:
-        host, _, gateway_port = files.gateway_address.rpartition(":")
-        routes.append(Route(GATEWAY_ROUTE, (host, gateway_front), (host, int(gateway_port))))
+        host, port = host_of(files.gateway_address), int(files.gateway_address.rpartition(":")[2])
+        routes.append(Route(GATEWAY_ROUTE, (host, gateway_front), (host, port)))
     for link in settings.nodes:
         target = host_of(files.listen_address(link.name))
         for kind, port in (
@@ -201,7 +201,7 @@ class NamespacedConsortium:
         """Where an analyst dials the gateway: through the relay if there is one."""
         if self.gateway_front is None:
             return self.files.gateway_address
-        return f"{self.files.gateway_address.rpartition(':')[0]}:{self.gateway_front}"
+        return host_port(host_of(self.files.gateway_address), self.gateway_front)
 
 
 @contextmanager

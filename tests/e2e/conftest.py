@@ -47,11 +47,16 @@ def short_deadlines(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalC
 
 
 def client_for(
-    consortium: LocalConsortium, identity: str = "analyst/alice", timeout_s: float = 30.0
+    consortium: LocalConsortium,
+    identity: str = "analyst/alice",
+    timeout_s: float = 30.0,
+    address: str | None = None,
 ) -> GatewayClient:
+    """``identity``'s client of the gateway, at ``address`` (default: where it listens)."""
     files = consortium.files
+    where = address or files.gateway_address
     return GatewayClient.from_pki(
-        files.pki_dir, identity, files.gateway_address, timeout_s=timeout_s, purpose="testing"
+        files.pki_dir, identity, where, timeout_s=timeout_s, purpose="testing"
     )
 
 

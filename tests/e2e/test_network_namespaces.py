@@ -18,7 +18,6 @@ from collections.abc import Iterator
 
 import pytest
 
-from mpc_gateway.client import GatewayClient
 from mpc_gateway.devnet.demo import ExampleQuery, run_checked
 from mpc_gateway.devnet.localnet import DEFAULT_NODES
 from mpc_gateway.devnet.netns import (
@@ -84,16 +83,9 @@ def test_an_aggregate_across_the_namespaces_equals_the_pooled_plaintext(
 def test_the_same_aggregate_through_10ms_round_trips_gives_the_same_answer(
     namespaced: NamespacedConsortium, loans_columns: dict[str, object]
 ) -> None:
-    relay, files = namespaced.relay, namespaced.files
+    relay = namespaced.relay
     assert relay is not None
-    through_relay = GatewayClient.from_pki(
-        files.pki_dir,
-        "analyst/alice",
-        namespaced.analyst_address,
-        timeout_s=30.0,
-        purpose="testing",
-    )
-    with through_relay as analyst:
+    with client_for(namespaced.consortium, address=namespaced.analyst_address) as analyst:
         run_checked(analyst, namespaced.files, QUERY, loans_columns)  # the channel is up
         relay.delay_s = ONE_WAY_S
         relay.take()
