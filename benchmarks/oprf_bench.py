@@ -1,29 +1,50 @@
-"""Scenario 11: what a threshold OPRF for persons' pseudonyms would cost, beside today's HMAC.
+"""Scenario 11: what persons' pseudonyms under the nodes' joint key cost, per national id.
 
-The protocol (benchmarks/threshold_oprf.py): the pseudonym key Shamir-shared among
-the three nodes at the MPC's threshold t = 1, so any two evaluate and no one holds
-it. Timed per key, in this process, on ``--oprf-keys`` national ids: the
-requester's blinding (hash to the group, one exponentiation), one node's evaluation
-(a point check, one exponentiation), the requester's combination of t + 1 answers
-(t + 1 exponentiations, the unblinding folded in), and today's keyed HMAC-SHA256
-(:func:`mpc_gateway.pseudonym.pseudonymise`). Every pseudonym is checked against the
-one the whole key gives. Not timed here, because not built: the round trip that
-carries the blinded points to t + 1 nodes (for an analyst, through the gateway).
+The protocol (:mod:`mpc_gateway.oprf`): the key Shamir-shared among the three nodes
+at the MPC's threshold t = 1, no one holding it. Timed per id, in this process, on
+``--oprf-keys`` national ids: the requester's blinding (hash to the group, one
+exponentiation), one node's evaluation (a point check, one exponentiation), the
+requester's combination of all three answers (t + 1 exponentiations with the
+unblinding folded in, and t + 1 more to check the third node's answer), and, as the
+baseline it replaced, a keyed HMAC-SHA256 under one key every node held. Every
+pseudonym is checked against the one the whole key gives.
+
+Then the full path, on a local consortium (``--oprf-repeats`` × 8 times): one person's
+pseudonym through the gateway and every node, the check of that pseudonym against
+every member's alerts, both in turn (what ``mpcgw check --national-ids`` does), and
+``--oprf-keys`` ids in one request; each pseudonym checked against the data's, each
+check against the plaintext count of members that flagged the person.
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
+import hmac
 import secrets
 import statistics
 import time
 from collections.abc import Callable
 from typing import Any
 
-from benchmarks.threshold_oprf import blind, deal, evaluate, finish, pseudonym_with_key
-from mpc_gateway.pseudonym import pseudonymise
+from benchmarks.consortium import client_for, running_consortium
+from benchmarks.report import note
+from benchmarks.stats import summary
+from mpc_gateway.computations.check import CheckOutcome
+from mpc_gateway.devnet.localnet import DEFAULT_NODES
+from mpc_gateway.devnet.screening_demo import members_per_key
+from mpc_gateway.devnet.synth import national_id
+from mpc_gateway.oprf import (
+    blind,
+    evaluate,
+    finish,
+    joint_key,
+    load_key_share,
+    pseudonyms_with_key,
+    shares_in_one_process,
+)
 
-__all__ = ["oprf_scenario"]
+__all__ = ["oprf_scenario", "oprf_entries"]
 
 NODES, T = 3, 1
 
@@ -42,32 +63,88 @@ def _per_key_us(step: Callable[[int], object], keys: int, repeats: int) -> float
 def oprf_scenario(args: argparse.Namespace) -> list[dict[str, Any]]:
     keys, repeats = args.oprf_keys, args.oprf_repeats
     ids = [f"NID-{n:09d}" for n in range(keys)]
-    key, shares = deal(NODES, T)
-    evaluators = (1, 2)  # any t + 1 of the three
+    shares = shares_in_one_process(NODES, T)
     blinded = [blind(x) for x in ids]
-    answers = [{i: evaluate(shares.shares[i], b) for i in evaluators} for _, b in blinded]
-    wrong = sum(
-        finish(x, r, a, T) != pseudonym_with_key(x, key)
-        for x, (r, _), a in zip(ids, blinded, answers)
-    )
+    answers = [{k.party: [evaluate(k.share, b.point)] for k in shares} for b in blinded]
+    expected = pseudonyms_with_key(ids, joint_key(shares))
+    got = [finish([b], a, T)[0] for b, a in zip(blinded, answers, strict=True)]
+    wrong = sum(g != e for g, e in zip(got, expected, strict=True))
     hmac_key = secrets.token_bytes(32)
     steps = {
         "blind": _per_key_us(lambda n: blind(ids[n]), keys, repeats),
-        "evaluate": _per_key_us(lambda n: evaluate(shares.shares[1], blinded[n][1]), keys, repeats),
-        "finish": _per_key_us(
-            lambda n: finish(ids[n], blinded[n][0], answers[n], T), keys, repeats
+        "evaluate": _per_key_us(
+            lambda n: evaluate(shares[0].share, blinded[n].point), keys, repeats
         ),
-        "hmac": _per_key_us(lambda n: pseudonymise(hmac_key, ids[n]), keys, repeats),
+        "finish": _per_key_us(lambda n: finish([blinded[n]], answers[n], T), keys, repeats),
+        "hmac": _per_key_us(
+            lambda n: hmac.new(hmac_key, ids[n].encode(), hashlib.sha256).hexdigest(), keys, repeats
+        ),
     }
     requester = steps["blind"] + steps["finish"]
     return [
         {
+            "part": "arithmetic",
             "case": f"{keys:,} national ids, m = {NODES}, t = {T}",
             "per_key_us": {k: round(v, 2) for k, v in steps.items()},
             "requester_us": round(requester, 2),
-            "oprf_over_hmac": round((requester + (T + 1) * steps["evaluate"]) / steps["hmac"], 1),
-            # one person screened in real time: requester and node CPU, before the round trip
-            "one_key_cpu_ms": round((requester + steps["evaluate"]) / 1000, 3),
+            "oprf_over_hmac": round((requester + NODES * steps["evaluate"]) / steps["hmac"], 1),
+            # one person screened in real time: requester and every node's CPU, before the trip
+            "one_key_cpu_ms": round((requester + NODES * steps["evaluate"]) / 1000, 3),
             "wrong_results": wrong,
         }
     ]
+
+
+def _ms_since(started: float) -> float:
+    return (time.perf_counter() - started) * 1000
+
+
+def _through_the_gateway(args: argparse.Namespace) -> list[dict[str, Any]]:
+    root, repeats, many = args.workdir / "oprf", 8 * args.oprf_repeats, args.oprf_keys
+    with running_consortium(root, DEFAULT_NODES, 2000, args.seed) as running:
+        files = running.files
+        key = joint_key([load_key_share(files.key_share(n)) for n in files.nodes])
+        flagged = members_per_key(files, "person_pseudonym")
+        ids = [national_id(p) for p in range(many)]
+        expected = pseudonyms_with_key(ids, key)
+        with client_for(files) as alice:
+            alice.pseudonyms(ids[:1], purpose="benchmark")  # channels and sessions warm
+            one, check, both, wrong = [], [], [], 0
+            note(f"oprf: {repeats} persons screened through the gateway")
+            for n in range(repeats):
+                started = time.perf_counter()
+                pseudonym = alice.pseudonyms([ids[n]], purpose="benchmark")
+                one.append(_ms_since(started))
+                checking = time.perf_counter()
+                released = alice.check(
+                    pseudonym, "members", key_column="person_pseudonym", purpose="benchmark"
+                )
+                check.append(_ms_since(checking))
+                both.append(_ms_since(started))
+                outcome = released.outcome
+                assert isinstance(outcome, CheckOutcome)
+                wrong += pseudonym != [expected[n]]
+                wrong += outcome.answers != [flagged.get(expected[n], 0)]
+            note(f"oprf: {many:,} national ids in one request")
+            batch = []
+            for _ in range(3):
+                started = time.perf_counter()
+                wrong += alice.pseudonyms(ids, purpose="benchmark") != expected
+                batch.append(_ms_since(started))
+    return [
+        {
+            "part": "gateway",
+            "case": "one person, through the gateway and 3 nodes",
+            "pseudonym": summary(one),
+            "check": summary(check),
+            "both": summary(both),
+            "per_id_ms": round(statistics.median(batch) / many, 3),
+            "ids_per_request": many,
+            "wrong_results": wrong,
+        }
+    ]
+
+
+def oprf_entries(args: argparse.Namespace) -> list[dict[str, Any]]:
+    """The arithmetic per id, then the full path."""
+    return [*oprf_scenario(args), *_through_the_gateway(args)]

@@ -12,7 +12,7 @@ from rich.table import Table
 
 from benchmarks.cells import figure, ms, times
 from benchmarks.netns_table import netns_table
-from benchmarks.screening_tables import oprf_table, watchlist_table
+from benchmarks.screening_tables import oprf_gateway_table, oprf_table, watchlist_table
 
 __all__ = ["note", "print_report", "write_json"]
 
@@ -306,7 +306,7 @@ _TABLES = {
     "risk": (_risk_table,),
     "lanes": (_lanes_table,),
     "watchlist": (watchlist_table,),
-    "oprf": (oprf_table,),
+    "oprf": (oprf_table, oprf_gateway_table),
     "sources": (_sources_table,),
     "netns": (netns_table,),
 }

@@ -28,8 +28,9 @@ Scenarios (``--scenarios``, all by default):
    each ``--netns-rtts`` round-trip time, with the communication rounds it needs
    (benchmarks/netns_bench.py).
 
-11. ``oprf``: what a threshold OPRF for persons' pseudonyms would cost per key (the key
-   Shamir-shared among the nodes), against today's keyed HMAC (benchmarks/oprf_bench.py).
+11. ``oprf``: persons' pseudonyms under the nodes' joint key (a threshold OPRF), per id
+   against a keyed HMAC under one shared key, then through the gateway: one person's
+   pseudonym, its check, and a thousand ids in a request (benchmarks/oprf_bench.py).
 
 Prints tables and writes every figure, with the machine it ran on, as JSON
 (``--output``, default ``benchmarks/results/latest.json``). The defaults (10k and 100k
@@ -55,7 +56,7 @@ from typing import Any
 from benchmarks.lanes_bench import lanes_scenario
 from benchmarks.machine import load_average, machine_info
 from benchmarks.netns_bench import netns_scenario
-from benchmarks.oprf_bench import oprf_scenario
+from benchmarks.oprf_bench import oprf_entries
 from benchmarks.report import note, print_report, write_json
 from benchmarks.risk_bench import risk_scoring_scenario
 from benchmarks.risk_gateway import risk_gateway_scenario
@@ -106,7 +107,7 @@ SCENARIOS: dict[str, Callable[[argparse.Namespace], list[dict[str, Any]]]] = {
     "risk": risk_gateway_scenario,
     "lanes": lanes_scenario,
     "watchlist": watchlist_scenario,
-    "oprf": oprf_scenario,
+    "oprf": oprf_entries,
     "sources": sources_scenario,
     "netns": netns_scenario,
 }

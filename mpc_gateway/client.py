@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -37,9 +38,11 @@ from mpc_gateway.errors import (
     ConfigurationError,
     DeadlineExceededError,
     GatewayError,
+    IntegrityError,
     PolicyDeniedError,
     ProtocolAbortedError,
 )
+from mpc_gateway.oprf import MAX_POINTS, blind, finish
 from mpc_gateway.orders.release import Verified, open_relayed
 from mpc_gateway.pki import (
     identity_from_certificate,
@@ -206,6 +209,30 @@ class GatewayClient(ComputationCalls, ServiceClient):
     def models(self) -> list[ScoringModel]:
         reply = self._call(self._stub.ListModels, gateway_pb2.ListModelsRequest())
         return [ScoringModel.model_validate_json(m.model_json) for m in reply.models]
+
+    # --- persons' pseudonyms ----------------------------------------------------------------
+
+    def pseudonyms(self, national_ids: Sequence[str], *, purpose: str | None = None) -> list[str]:
+        """The pseudonyms of ``national_ids`` under the nodes' joint key (:mod:`mpc_gateway.oprf`).
+
+        Each id is blinded here: the gateway and the nodes see uniform group points
+        only. Sent in requests of at most ``MAX_POINTS`` ids; every node's answers
+        are checked against the others' (a node that used a wrong share is caught).
+        """
+        out: list[str] = []
+        for start in range(0, len(national_ids), MAX_POINTS):
+            blinded = [blind(x) for x in national_ids[start : start + MAX_POINTS]]
+            request = gateway_pb2.PseudonymRequest(
+                points=[b.point for b in blinded],
+                purpose=self.purpose if purpose is None else purpose,
+            )
+            reply = self._call(self._stub.Pseudonymise, request)
+            try:
+                out += finish(blinded, {a.party: a.points for a in reply.answers}, reply.threshold)
+            except IntegrityError as err:
+                err.query_id = reply.query_id
+                raise
+        return out
 
     # --- queries that needed approval --------------------------------------------------------
 

@@ -119,7 +119,10 @@ class BudgetExhaustedError(GatewayError):
     ) -> None:
         super().__init__(public_message, query_id)
         # across the wire only the message travels, and it names the rule
-        named = re.search(r"refused by rule (privacy\.budget|dataset\.daily_limit)", public_message)
+        named = re.search(
+            r"refused by rule (privacy\.budget|dataset\.daily_limit|pseudonyms\.daily_limit)",
+            public_message,
+        )
         self.rule = rule or (named.group(1) if named else "dataset.daily_limit")
 
 

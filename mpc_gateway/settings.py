@@ -150,6 +150,8 @@ class NodeSettings(_Settings):
     audit_db: Path = Path("audit.sqlite")  # this node's witness log
     policy: Path  # this institution's policy file
     usage_db: Path = Path("usage.sqlite")  # daily query counts and privacy budgets spent
+    # this node's share of the persons' pseudonym key (mpcgw oprf); none: it evaluates none
+    pseudonym_key_share: Path | None = None
     scan_threads: int = Field(default=1, ge=1, le=256)  # DuckDB threads for local pre-aggregation
     shutdown_grace_s: float = Field(default=30.0, ge=0, le=3600)  # SIGTERM: orders may finish
     role: NodeRole = "institution"  # a helper lists its datasets' schemas only, and no source

@@ -14,7 +14,9 @@ elsewhere (:mod:`.verify`: trees, signatures, heads). This module reads the
 * each node's log is consistent in itself (one order per lane, epoch and
   sequence, an outcome only for an order it received) and with the other nodes'
   logs (the same order at the same lane, epoch and sequence everywhere);
-* every query's dispatches are in one lane.
+* every query's dispatches are in one lane;
+* every persons' pseudonym evaluation a node recorded is a request the gateway
+  logged, with its outcome (:mod:`.reconcile_pseudonyms`).
 
 Sequence numbers count per lane (:mod:`mpc_gateway.lanes`): each lane is its own
 MPC session with its own epochs. Entries written before lanes name none; they
@@ -35,6 +37,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from mpc_gateway.audit.log import AuditEvent
+from mpc_gateway.audit.reconcile_pseudonyms import reconcile_pseudonyms
 from mpc_gateway.lanes import is_lane
 
 __all__ = ["OUTCOME_KINDS", "OrderKey", "Reconciliation", "decode_events", "reconcile"]
@@ -355,11 +358,14 @@ def reconcile(
     dispatched = _dispatches(gateway, nodes, found)
     released = _releases(gateway, nodes, found)
     cosigned = _cosigned(gateway, nodes, found)
+    evaluations, problems = reconcile_pseudonyms(gateway_events, node_events)
+    found.problems += problems
     checked = [
         f"events reconciled: {orders} orders held alike by the nodes, {ends} node outcomes "
         f"matched to the gateway's outcomes and dispatches, {dispatched} dispatches and "
         f"{released} releases matched to the nodes' orders and completions, {cosigned} "
-        "cosigned releases found in the gateway's log"
+        f"cosigned releases found in the gateway's log, {evaluations} pseudonym evaluations "
+        "matched to the gateway's requests and outcomes"
     ]
     if found.unchecked:
         found.warnings.append(

@@ -94,31 +94,29 @@ def data_generate(
     ],  # noqa: B006
     rows: Annotated[int, typer.Option(min=1)] = 100_000,
     seed: int = 7,
-    pseudonym_key: Annotated[
+    key_dir: Annotated[
         Path | None,
         typer.Option(
-            help="the institutions' shared person-pseudonym key file, created if missing "
-            "(default: a key derived from the seed, for synthetic data only)"
+            help="the key shares `mpcgw oprf ceremony` wrote: persons are pseudonymised under "
+            "that consortium's key (default: a key derived from the seed, synthetic data only)"
         ),
     ] = None,
 ) -> None:
     """Write a seeded synthetic loan book and alert book for each institution."""
-    from mpc_gateway.devnet.synth import alert_book, loan_book, write_loan_book
-    from mpc_gateway.pseudonym import create_key_file, load_key
+    from mpc_gateway.devnet.synth import alert_book, key_pseudonyms, loan_book, write_loan_book
+    from mpc_gateway.oprf import joint_key, load_key_share
 
-    key = None
-    if pseudonym_key is not None:
+    pseudonyms = None
+    if key_dir is not None:
         with reporting_errors():
-            if not pseudonym_key.exists():
-                pseudonym_key.parent.mkdir(parents=True, exist_ok=True)
-                create_key_file(pseudonym_key)
-            key = load_key(pseudonym_key)
+            shares = [load_key_share(p) for p in sorted(key_dir.glob("*.json"))]
+            pseudonyms = key_pseudonyms(joint_key(shares))
     for name in node:
-        book = loan_book(name, rows, seed, pseudonym_key=key)
+        book = loan_book(name, rows, seed, pseudonyms=pseudonyms)
         path = write_loan_book(out / name / "loans.parquet", book)
         alerts = write_loan_book(
             out / name / "alerts.parquet",
-            alert_book(name, max(rows // 50, 200), seed, pseudonym_key=key),
+            alert_book(name, max(rows // 50, 200), seed, pseudonyms=pseudonyms),
         )
         console.print(f"{name}: {rows} rows -> {path}; alerts -> {alerts}")
 

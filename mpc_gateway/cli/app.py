@@ -13,6 +13,7 @@ from mpc_gateway.cli.audit import audit_app
 from mpc_gateway.cli.check import check
 from mpc_gateway.cli.common import reporting_errors
 from mpc_gateway.cli.model import model_app
+from mpc_gateway.cli.oprf import oprf_app
 from mpc_gateway.cli.query import budget, datasets, query, status
 from mpc_gateway.cli.risk import risk_app
 from mpc_gateway.cli.sql import sql
@@ -34,6 +35,7 @@ for sub, name in (
     (model_app, "model"),
     (risk_app, "risk"),
     (approvals_app, "approvals"),
+    (oprf_app, "oprf"),
 ):
     app.add_typer(sub, name=name)
 model_app.command("train")(model_train)

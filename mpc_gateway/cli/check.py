@@ -2,14 +2,14 @@
 
 One computation (:mod:`mpc_gateway.computations.check`) per call: per key, only
 whether some member flagged it, or how many did (``--members``), under the
-alert kind and age asked. Persons are screened by their keyed pseudonym; with
-``--pseudonym-key`` the keys given are national ids, pseudonymised here with the
-institutions' shared key before anything is sent.
+alert kind and age asked. Persons are screened by their pseudonym; with
+``--national-ids`` the keys given are national ids, pseudonymised first under the
+nodes' joint key (:mod:`mpc_gateway.oprf`: blinded here, so neither the gateway nor
+any node learns an id or its pseudonym).
 """
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -29,7 +29,6 @@ from mpc_gateway.cli.risk import KeysOption, read_keys
 from mpc_gateway.computations.check import alert_filter
 from mpc_gateway.errors import InvalidQueryError
 from mpc_gateway.policy.models import MAX_BATCH, MAX_WATCHLIST
-from mpc_gateway.pseudonym import load_key, pseudonymise
 
 __all__ = ["check"]
 
@@ -57,10 +56,12 @@ def check(
     days: Annotated[
         int | None, typer.Option(min=0, help="only alerts raised in the last DAYS days (UTC)")
     ] = None,
-    pseudonym_key: Annotated[
-        Path | None,
-        typer.Option(help="the shared pseudonym key file: the keys are national ids"),
-    ] = None,
+    national_ids: Annotated[
+        bool,
+        typer.Option(
+            "--national-ids", help="the keys are persons' national ids: pseudonymise them first"
+        ),
+    ] = False,
     dataset: Annotated[str, typer.Option(help="joint dataset")] = "alerts",
     where: Annotated[str, typer.Option(help="further filter over the alerts")] = "",
     purpose: PurposeOption = "",
@@ -80,11 +81,10 @@ def check(
             raise InvalidQueryError("ask either --members or --overlap, not both")
         if amount and not overlap:
             raise InvalidQueryError("--amount sums a watchlist's overlap: give --overlap too")
-        if pseudonym_key is not None:
-            secret = load_key(pseudonym_key)
-            batch = [pseudonymise(secret, k) for k in batch]
-            key_column = key_column or "person_pseudonym"
     with reporting_errors(), client_from_env(gateway, pki, identity) as client:
+        if national_ids:
+            batch = client.pseudonyms(batch, purpose=purpose or None)
+            key_column = key_column or "person_pseudonym"
         explain_or_run(
             client,
             "check",

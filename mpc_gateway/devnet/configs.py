@@ -60,10 +60,13 @@ class ConsortiumFiles:
     def node_config(self, name: str) -> Path:
         return self.root / "nodes" / name / "node.toml"
 
-    @property
-    def pseudonym_key(self) -> Path:
-        """The institutions' shared person-pseudonym key (never given to the gateway)."""
-        return self.root / "data" / "pseudonym.key"
+    def key_share(self, name: str) -> Path:
+        """Node ``name``'s share of the persons' pseudonym key (``mpcgw oprf combine``)."""
+        return self.root / "nodes" / name / "pseudonym-key.json"
+
+    def deal(self, name: str) -> Path:
+        """Node ``name``'s contribution to the pseudonym key's ceremony (``mpcgw oprf deal``)."""
+        return self.root / "ceremony" / f"{name}.deal.json"
 
     def data_file(self, name: str, dataset: str = "loans") -> Path:
         """A node's rows as written (``loans_dp`` shares the loan book's file)."""
@@ -104,6 +107,7 @@ def write_configs(
             f'gateway = "gateway"\naudit_db = {toml_str(config.parent / "audit.sqlite")}\n'
             f"policy = {toml_str(files.policy(name))}\n"
             f"usage_db = {toml_str(config.parent / 'usage.sqlite')}\n"
+            f"pseudonym_key_share = {toml_str(files.key_share(name))}\n"
             + "".join(
                 f"\n[datasets.{dataset}]\nschema = {toml_str(schema_path(dataset))}\n"
                 + _source(files, name, dataset, sources[name])

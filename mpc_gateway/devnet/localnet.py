@@ -39,11 +39,12 @@ from mpc_gateway.devnet.configs import (
 )
 from mpc_gateway.devnet.policies import DATASETS, open_policy, schema_path
 from mpc_gateway.devnet.postgres import load_table
-from mpc_gateway.devnet.synth import alert_book, loan_book, write_loan_book
+from mpc_gateway.devnet.synth import alert_book, key_pseudonyms, loan_book, write_loan_book
 from mpc_gateway.errors import ConfigurationError, GatewayError
+from mpc_gateway.oprf import joint_key
+from mpc_gateway.oprf_ceremony import whole_ceremony
 from mpc_gateway.pki import init_consortium
 from mpc_gateway.pki.ca import DEFAULT_HOSTS
-from mpc_gateway.pseudonym import create_key_file, load_key
 from mpc_gateway.query.schema import load_schema
 
 __all__ = [
@@ -158,16 +159,14 @@ def prepare(
         host_names=_certificate_hosts(files),
         overwrite=True,
     )
-    if not files.pseudonym_key.exists():
-        files.pseudonym_key.parent.mkdir(parents=True, exist_ok=True)
-        create_key_file(files.pseudonym_key)
-    key = load_key(files.pseudonym_key)
+    keys = whole_ceremony(files.pki_dir, files.deal, files.key_share)  # no file holds the key
+    pseudonyms = key_pseudonyms(joint_key(keys))
     sources = dict.fromkeys(helpers, "")
     for name in nodes:
-        book = loan_book(name, rows, seed, ill_conditioned=ill_conditioned, pseudonym_key=key)
+        book = loan_book(name, rows, seed, ill_conditioned=ill_conditioned, pseudonyms=pseudonyms)
         write_loan_book(files.data_file(name), book)  # also the demo's plaintext reference
         sources[name] = _store(files, name, book, (storage or {}).get(name, "parquet"), postgres)
-        alerts = alert_book(name, max(rows // 50, 200), seed, pseudonym_key=key)
+        alerts = alert_book(name, max(rows // 50, 200), seed, pseudonyms=pseudonyms)
         write_loan_book(files.data_file(name, "alerts"), alerts)
     ports = {name: (free_port(), free_port()) for name in parties}  # short lane, long lane
     write_configs(files, ports, query_timeout_s, sources)

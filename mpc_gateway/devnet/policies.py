@@ -37,6 +37,7 @@ def open_policy(owner: str, purposes: Sequence[str] = OPEN_PURPOSES) -> str:
     Risk computations too: every output and feature, anyone's models, batches of any
     size; and training on every column (the nodes may learn the iterates). ``loans_dp``
     the same way, but under differential privacy (no min/max there, no training).
+    Persons' pseudonyms for every analyst and node, ten million a day.
     """
     listed = ", ".join(f'"{p}"' for p in purposes)
     sections = [f'version = 1\nowner = "{owner}"\n']
@@ -74,6 +75,10 @@ def open_policy(owner: str, purposes: Sequence[str] = OPEN_PURPOSES) -> str:
             f"[datasets.{dataset}.risk]\n{risk}"
             + (f"\n[datasets.{dataset}.privacy]\n{OPEN_PRIVACY}" if private else training)
         )
+    sections.append(
+        f'[pseudonyms]\nprincipals = ["analyst/*", "node/*"]\npurposes = [{listed}]\n'
+        "max_per_day = 10000000\n"
+    )
     return "\n".join(sections)
 
 

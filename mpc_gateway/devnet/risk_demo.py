@@ -31,7 +31,6 @@ from mpc_gateway.computations.scoring import ModelFeature, ScoringModel, seal_fo
 from mpc_gateway.devnet import reference
 from mpc_gateway.devnet.localnet import ConsortiumFiles, schema_path
 from mpc_gateway.devnet.synth import national_id
-from mpc_gateway.pseudonym import load_key, pseudonymise_many
 from mpc_gateway.query.schema import DatasetSchema, NumericColumn, load_schema
 
 __all__ = [
@@ -233,8 +232,9 @@ PERSONS = 300  # applicants bank-a asks about
 def _over_indebted(
     client: GatewayClient, files: ConsortiumFiles, schema: DatasetSchema
 ) -> RiskCheck:
-    """bank-a pseudonymises its applicants' national ids with the institutions' key and asks
-    how many are over-indebted across all lenders: only that count is released."""
+    """The analyst pseudonymises applicants' national ids under the nodes' joint key (blinded:
+    no one else learns them) and asks how many are over-indebted across all lenders: only
+    that count is released."""
     model = ScoringModel(
         owner="analyst/alice",
         name="over-indebted",
@@ -251,8 +251,7 @@ def _over_indebted(
         output="count",
     )
     model_id = client.register_model(model)
-    key = load_key(files.pseudonym_key)  # held by the institutions, never by the gateway
-    keys = pseudonymise_many(key, (national_id(p) for p in range(PERSONS)))
+    keys = client.pseudonyms([national_id(p) for p in range(PERSONS)], purpose="risk monitoring")
     started = time.perf_counter()
     result = client.score("loans", model_id, keys, key_column="guarantor_pseudonym")
     seconds = time.perf_counter() - started

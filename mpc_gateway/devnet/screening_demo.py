@@ -23,6 +23,8 @@ from mpc_gateway.computations import Released
 from mpc_gateway.computations.check import alert_filter
 from mpc_gateway.devnet.localnet import ConsortiumFiles
 from mpc_gateway.devnet.risk_demo import RiskCheck
+from mpc_gateway.devnet.synth import national_id
+from mpc_gateway.oprf import joint_key, load_key_share, pseudonyms_with_key
 
 __all__ = [
     "UNKNOWN_LEI",
@@ -36,6 +38,7 @@ __all__ = [
 WATCHLIST = 2000  # LEIs in the demo's watchlist: half from the members' alerts, half unknown
 
 UNKNOWN_LEI = "5493999999999999MPCG99"
+PERSONS_SCANNED = 200  # national ids the demo looks among for persons several members flagged
 """An LEI no member has an alert of: every check must answer "no" for it."""
 
 
@@ -126,13 +129,23 @@ def _screen(
     return RiskCheck(title, query, {"keys": secure}, {"keys": expected}, seconds, said, told)
 
 
+def _national_ids(files: ConsortiumFiles, persons: dict[str, int]) -> tuple[list[str], list[str]]:
+    """The national ids of the persons most members flagged, and one no member knows, with the
+    pseudonyms the data holds for them (the reference: the example data's joint key)."""
+    key = joint_key([load_key_share(files.key_share(n)) for n in files.nodes])
+    pool = [national_id(p) for p in range(PERSONS_SCANNED)]
+    named = dict(zip(pool, pseudonyms_with_key(pool, key), strict=True))
+    ids = sorted(pool, key=lambda n: (-persons.get(named[n], 0), n))[:3] + ["NID-999999999"]
+    return ids, pseudonyms_with_key(ids, key)
+
+
 def run_screening(client: GatewayClient, files: ConsortiumFiles) -> list[RiskCheck]:
     """Screen counterparties (any alert; AML in the last 90 days) and persons (how many)."""
     anytime = members_per_key(files, "counterparty_lei")
     leis = [*sorted(anytime, key=lambda k: (-anytime[k], k))[:3], UNKNOWN_LEI]
     recent = alert_filter("aml", 90)
     persons = members_per_key(files, "person_pseudonym")
-    people = sorted(persons, key=lambda k: (-persons[k], k))[:3]
+    ids, pseudonyms = _national_ids(files, persons)
     return [
         _screen(
             "Counterparties flagged at any member",
@@ -149,9 +162,9 @@ def run_screening(client: GatewayClient, files: ConsortiumFiles) -> list[RiskChe
             "members",
         ),
         _screen(
-            "Members that flagged each person (by pseudonym)",
-            people,
-            lambda: client.check(people, "members", key_column="person_pseudonym"),
+            "Members that flagged each person, asked by national id (blinded, then checked)",
+            pseudonyms,
+            lambda: client.check(client.pseudonyms(ids), "members", key_column="person_pseudonym"),
             persons,
             "members",
         ),

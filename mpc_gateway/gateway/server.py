@@ -62,6 +62,8 @@ GATEWAY_ACCESS = {
     "GetBudget": ("analyst/*",),
     "RegisterModel": ("analyst/*",),
     "ListModels": _READERS,
+    # an institution pseudonymises its customers' national ids as its node
+    "Pseudonymise": ("analyst/*", "node/*"),
 }
 APPROVAL_ACCESS = {"ListPending": ("approver/*",), "Decide": ("approver/*",)}
 
@@ -143,6 +145,21 @@ class GatewayServicer(gateway_pb2_grpc.GatewayServiceServicer):
     ) -> gateway_pb2.ListModelsResponse:
         models = self.gateway.registered_models()
         return gateway_pb2.ListModelsResponse(models=[model_to_proto(m) for m in models])
+
+    def Pseudonymise(
+        self, request: gateway_pb2.PseudonymRequest, context: grpc.ServicerContext
+    ) -> gateway_pb2.PseudonymReply:
+        answers = self.gateway.pseudonyms.pseudonymise(
+            current_caller(), list(request.points), request.purpose
+        )
+        return gateway_pb2.PseudonymReply(
+            query_id=answers.query_id,
+            threshold=answers.threshold,
+            answers=[
+                gateway_pb2.NodePseudonyms(node=a.node, party=a.party, points=a.points)
+                for a in answers.nodes
+            ],
+        )
 
     def GetQueryStatus(
         self, request: gateway_pb2.QueryStatusRequest, context: grpc.ServicerContext

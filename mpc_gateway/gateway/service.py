@@ -48,6 +48,7 @@ from mpc_gateway.gateway.dispatch import Dispatcher
 from mpc_gateway.gateway.governance import BudgetLine, Governance
 from mpc_gateway.gateway.lifecycle import QueryBook, QueryState, TrackedQuery, not_waiting
 from mpc_gateway.gateway.pending import EndedQuery, QueryStore
+from mpc_gateway.gateway.pseudonyms import PseudonymRelay
 from mpc_gateway.gateway.recombine import Dispatched
 from mpc_gateway.gateway.record import QueryRecord, Submissions
 from mpc_gateway.gateway.recovery import LogScan, recover
@@ -126,6 +127,9 @@ class Gateway:
                 )
             self.audit.seal()
         decide = lambda c, r: self.governance.decide(c, self._plan(c, r))  # noqa: E731
+        self.pseudonyms = PseudonymRelay(
+            self.governance, self.audit, self.dispatcher, settings.query_timeout_s
+        )
         self.recovered = recover(self.audit, self.store, self.book, decide, self.ca)
         self.scan = LogScan(self.audit.log, self.store)
 

@@ -38,6 +38,7 @@ def node_access(gateway: str) -> dict[str, tuple[str, ...]]:
             "OpenSession",
             "Release",
             "ReleaseBatch",
+            "Pseudonymise",
         )
     }
 
@@ -116,6 +117,16 @@ class NodeServicer(node_pb2_grpc.NodeServiceServicer):
             ciphertexts=ciphertexts,
             cosignature=cosignature,
             cosigned_size=size,
+        )
+
+    def Pseudonymise(
+        self, request: node_pb2.PseudonymOrder, context: grpc.ServicerContext
+    ) -> node_pb2.PseudonymAnswers:
+        key, points = self.node.pseudonyms.answer(
+            str(current_caller()), request.query_id, _evidence(request.evidence), request.points
+        )
+        return node_pb2.PseudonymAnswers(
+            node=self.node.settings.name, party=key.party, threshold=key.threshold, points=points
         )
 
     def OpenSession(

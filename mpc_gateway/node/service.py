@@ -38,6 +38,7 @@ from mpc_gateway.errors import (
 from mpc_gateway.lanes import Lane
 from mpc_gateway.node.admission import Admission, Taken
 from mpc_gateway.node.lanes import LaneSessions, worker_spawner
+from mpc_gateway.node.pseudonyms import Evaluator
 from mpc_gateway.node.release import Contribution, Releases, order_receiver, split_blocks
 from mpc_gateway.node.sources import DataSource, close_dataset, open_dataset
 from mpc_gateway.node.steps import StepMemory
@@ -138,6 +139,17 @@ class Node:
         _, node_key = self.layout.signing_paths(self.identity)
         signing_key, witness_log = load_signing_key(node_key), log_origin(td, "node", settings.name)
         self.witness = AuditTrail.open(settings.audit_db, signing_key, witness_log)
+        self.pseudonyms = Evaluator(
+            settings.name,
+            self.party_index + 1,
+            len(self.layout.nodes),
+            settings.pseudonym_key_share,
+            self.policy,
+            self.usage,
+            self.witness,
+            self._gateway_key,
+            self._gateway_log,
+        )
         self.releases = Releases(
             settings.name,
             self.party_index,

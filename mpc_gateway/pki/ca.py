@@ -30,7 +30,7 @@ from mpc_gateway.pki.issuance import (
 )
 from mpc_gateway.pki.layout import (
     MANIFEST_NAME,
-    RECEIVING_ROLES,
+    SEALING_ROLES,
     ConsortiumLayout,
     load_layout,
     save_layout,
@@ -94,7 +94,7 @@ def _write_identity(
         cert_path, key_path = layout.signing_paths(identity)
         write_private_file(key_path, private_key_pem(signing_key))
         write_public_file(cert_path, certificate_pem(signing_cert))
-    if identity.role in RECEIVING_ROLES:
+    if identity.role in SEALING_ROLES:
         sealing_cert, sealing_key = ca.issue_key_agreement(identity, now=now, valid_days=valid_days)
         cert_path, key_path = layout.sealing_paths(identity)
         write_private_file(key_path, private_key_pem(sealing_key))

@@ -7,7 +7,8 @@ Layout under the consortium directory::
     <role>/<name>/tls.crt, tls.key           gRPC mutual TLS, one per identity
     <role>/<name>/signing.crt, signing.key   Ed25519: gateway, nodes and approvers
     <role>/<name>/sealing.crt, sealing.key   X25519 key agreement: analysts (results
-                                             are sealed to it, see pki.receiver)
+                                             are sealed to it, see pki.receiver) and
+                                             nodes (the pseudonym key's ceremony)
     node/<name>/mpc/.config/party_{i}.crt    MPyC --ssl material, run the worker
     node/<name>/mpc/.config/party_{i}.key      with node/<name>/mpc as working
     node/<name>/mpc/.config/mpyc_ca.crt        directory
@@ -29,12 +30,23 @@ from mpc_gateway.errors import ConfigurationError
 from mpc_gateway.pki.identity import SIGNING_ROLES, Identity
 from mpc_gateway.pki.issuance import write_public_file
 
-__all__ = ["MANIFEST_NAME", "RECEIVING_ROLES", "ConsortiumLayout", "load_layout", "save_layout"]
+__all__ = [
+    "MANIFEST_NAME",
+    "RECEIVING_ROLES",
+    "SEALING_ROLES",
+    "ConsortiumLayout",
+    "load_layout",
+    "save_layout",
+]
 
 MANIFEST_NAME = "consortium.json"
 
 RECEIVING_ROLES: tuple[str, ...] = ("analyst",)
-"""Roles that receive sealed results, so also get an X25519 key-agreement certificate."""
+"""Roles that receive sealed results."""
+
+SEALING_ROLES: tuple[str, ...] = (*RECEIVING_ROLES, "node")
+"""Roles with an X25519 key-agreement certificate: receivers, and nodes for the values
+of the pseudonym key's ceremony (:mod:`mpc_gateway.oprf_ceremony`)."""
 
 
 class _NodeEntry(BaseModel):
@@ -114,11 +126,11 @@ class ConsortiumLayout:
         return self._dir(identity) / "signing.crt", self._dir(identity) / "signing.key"
 
     def sealing_paths(self, identity: Identity) -> tuple[Path, Path]:
-        """``(sealing.crt, sealing.key)`` of a receiver of sealed results (an analyst)."""
+        """``(sealing.crt, sealing.key)`` of an analyst or a node."""
         self._require(identity)
-        if identity.role not in RECEIVING_ROLES:
+        if identity.role not in SEALING_ROLES:
             raise ConfigurationError(
-                f"{identity} has no sealing key: only {', '.join(RECEIVING_ROLES)} receive results"
+                f"{identity} has no sealing key: only {', '.join(SEALING_ROLES)} have one"
             )
         return self._dir(identity) / "sealing.crt", self._dir(identity) / "sealing.key"
 
@@ -175,7 +187,7 @@ def _manifest_of(layout: ConsortiumLayout) -> _Manifest:
                 "signing_cert": _relative(layout, cert),
                 "signing_key": _relative(layout, key),
             }
-        if identity.role in RECEIVING_ROLES:
+        if identity.role in SEALING_ROLES:
             cert, key = layout.sealing_paths(identity)
             signing = {
                 **signing,

@@ -43,6 +43,7 @@ __all__ = [
     "ApprovalRule",
     "RiskPolicy",
     "PrivacyPolicy",
+    "PseudonymPolicy",
     "OrganisationBudget",
     "EVERYONE",
     "DatasetPolicy",
@@ -341,12 +342,53 @@ class DatasetPolicy(_Frozen):
         return normalise_purpose(purpose) in {normalise_purpose(p) for p in self.purposes}
 
 
+class PseudonymPolicy(_Frozen):
+    """Who may have national ids pseudonymised under the nodes' joint key, why, how many a day.
+
+    Every evaluation is one guess at a national id for whoever asks, so the daily
+    allowance is what bounds an attempt to enumerate national ids through the nodes.
+    A policy without this section allows no evaluations.
+    """
+
+    principals: Annotated[tuple[Principal, ...], AfterValidator(_unique)] = Field(min_length=1)
+    purposes: Purposes = Field(min_length=1)
+    max_per_day: int = Field(default=10_000, ge=1, le=100_000_000)
+    # a principal's own allowance (an institution loading its customers as its node)
+    max_per_day_for: dict[Principal, Annotated[int, Field(ge=1, le=100_000_000)]] = {}
+
+    def limit(self, who: str) -> int:
+        """How many ids a day ``who`` may have evaluated: its own allowance, or the default."""
+        own = [n for p, n in self.max_per_day_for.items() if principal_matches(p, who)]
+        return min(own, default=self.max_per_day)
+
+    def refusal(self, owner: str, who: str, purpose: str) -> str | None:
+        """Why ``owner``'s policy refuses ``who`` evaluations for ``purpose``; None if it allows."""
+        if not any(principal_matches(p, who) for p in self.principals):
+            return (
+                f"refused by rule pseudonyms.principals: {owner}'s policy allows {who} no "
+                "pseudonym evaluations"
+            )
+        if normalise_purpose(purpose) not in {normalise_purpose(p) for p in self.purposes}:
+            return (
+                f"refused by rule pseudonyms.purpose: {owner}'s policy allows pseudonym "
+                f"evaluations for {', '.join(self.purposes)}, not for {purpose[:100]!r}"
+            )
+        return None
+
+
 class Policy(_Frozen):
     """One owner's policy: an institution's (its node's) or the consortium's."""
 
     version: Literal[1] = 1
     owner: str = Field(pattern=rf"^{_NAME}$")
     datasets: dict[str, DatasetPolicy] = {}
+    pseudonyms: PseudonymPolicy | None = None
+
+    def pseudonym_refusal(self, who: str, purpose: str) -> str | None:
+        """Why this policy refuses ``who`` pseudonym evaluations for ``purpose``, or None."""
+        if self.pseudonyms is None:
+            return f"refused by rule pseudonyms.allowed: {self.owner}'s policy allows none"
+        return self.pseudonyms.refusal(self.owner, who, purpose)
 
     @cached_property
     def version_hash(self) -> str:

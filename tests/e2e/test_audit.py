@@ -33,6 +33,7 @@ def audited(consortium: LocalConsortium) -> LocalConsortium:
     with client_for(consortium) as alice, client_for(consortium, "analyst/bob") as bob:
         alice.query("loans", ["count", "mean:exposure"], group_by="sector", purpose="testing")
         bob.query("loans", ["count"], where="defaulted = 1")
+        alice.pseudonyms(["NID-000000001", "NID-000000002"])  # every node evaluates, logged
         with pytest.raises(InvalidQueryError):
             alice.query("loans", ["mean:salary"])
     return consortium
@@ -70,6 +71,7 @@ def test_verify_passes_on_an_intact_consortium(audited: LocalConsortium, tmp_pat
     result = _cli(audited, "audit", "verify", *_node_args(audited), "--state", str(state))
     assert result.exit_code == 0, result.output
     assert "verified" in result.output and "witness log" in result.output
+    assert "3 pseudonym evaluations matched to the gateway's requests" in result.output
     assert state.exists()
     again = _cli(audited, "audit", "verify", "--state", str(state))  # consistent with last seen
     assert again.exit_code == 0, again.output

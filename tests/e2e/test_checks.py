@@ -7,19 +7,24 @@ opened to it); the filter (kind, age) applies at every node.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 
+import grpc
 import pytest
 
+from mpc_gateway.audit.sqlite import load_raw
 from mpc_gateway.client import GatewayClient
 from mpc_gateway.computations.check import alert_filter
 from mpc_gateway.devnet.localnet import LocalConsortium
 from mpc_gateway.devnet.screening_demo import UNKNOWN_LEI, members_per_key, watchlist_overlap
-from mpc_gateway.errors import InvalidQueryError
+from mpc_gateway.devnet.synth import national_id
+from mpc_gateway.errors import InvalidQueryError, InvalidRequestError, PolicyDeniedError
+from mpc_gateway.oprf import blind, joint_key, load_key_share, pseudonyms_with_key
 from mpc_gateway.policy.models import MAX_BATCH
-from mpc_gateway.proto.v1 import gateway_pb2
+from mpc_gateway.proto.v1 import gateway_pb2, node_pb2
 from mpc_gateway.rpc.convert import result_from_proto
-from tests.e2e.conftest import client_for
+from tests.e2e.conftest import client_for, gateway_stub
 
 pytestmark = pytest.mark.e2e
 
@@ -75,6 +80,53 @@ def test_persons_are_checked_by_pseudonym_and_the_gateway_learns_nothing(
     audit = b"".join(p.read_bytes() for p in consortium.files.root.glob("audit.sqlite*"))
     assert b"check" in audit  # the query is logged (the write-ahead log holds the newest)
     assert not any(k.encode() in audit for k in keys)  # with the batch's digest, not its keys
+
+
+def test_persons_are_screened_by_national_id_and_no_one_else_sees_an_id_or_a_pseudonym(
+    consortium: LocalConsortium, alice: GatewayClient
+) -> None:
+    files = consortium.files
+    key = joint_key([load_key_share(files.key_share(n)) for n in files.nodes])
+    members = members_per_key(files, "person_pseudonym")
+    ids = [national_id(p) for p in range(60)] + ["NID-999999999"]  # the alerts' persons, and one
+    pseudonyms = alice.pseudonyms(ids)
+    assert pseudonyms == pseudonyms_with_key(ids, key)  # the pseudonyms the data holds
+    result = alice.check(pseudonyms, "members", key_column="person_pseudonym")
+    assert result.records() == [{"key": p, "members": members.get(p, 0)} for p in pseudonyms]
+    assert {members.get(p, 0) for p in pseudonyms} >= {0, 1, 2}
+    # no file of the consortium (logs, audit and usage databases, data, keys) holds an id,
+    # and no log a pseudonym asked about
+    for path in (p for p in files.root.rglob("*") if p.is_file()):
+        data = path.read_bytes()
+        assert b"NID-0000000" not in data and b"NID0000000" not in data, path
+        if path.suffix != ".parquet":
+            assert not any(p.encode() in data for p in pseudonyms), path
+    events = [json.loads(e) for e in load_raw(files.root / "audit.sqlite").entries]
+    [asked] = [e for e in events if e["kind"] == "pseudonyms.requested"][-1:]
+    [answered] = [e for e in events if e["query_id"] == asked["query_id"]][1:]
+    assert (asked["details"]["count"], answered["kind"]) == (len(ids), "pseudonyms.answered")
+    assert asked["actor"] == "analyst/alice" and asked["details"]["purpose"] == "testing"
+
+
+def test_pseudonym_requests_are_refused_at_the_gateway_and_at_a_node(
+    consortium: LocalConsortium, alice: GatewayClient
+) -> None:
+    with pytest.raises(PolicyDeniedError, match="pseudonym evaluations for") as refused:
+        alice.pseudonyms(["NID-000000001"], purpose="marketing")
+    assert refused.value.query_id
+    bad = gateway_pb2.PseudonymRequest(points=[bytes(32)], purpose="testing")
+    with pytest.raises(InvalidRequestError, match="not a point of edwards25519"):
+        alice._call(alice._stub.Pseudonymise, bad)
+    with client_for(consortium, "auditor/audrey") as audrey:
+        with pytest.raises(PolicyDeniedError, match="Pseudonymise"):
+            audrey.pseudonyms(["NID-000000001"])
+    # what a compromised gateway sends: points no request it logged names
+    stub = gateway_stub(consortium, "bank-a")
+    order = node_pb2.PseudonymOrder(query_id="f" * 32, points=[blind("NID-1").point])
+    with pytest.raises(grpc.RpcError) as err:
+        stub.Pseudonymise(order, timeout=10)
+    assert err.value.code() == grpc.StatusCode.UNAUTHENTICATED  # no signed head covers it
+    assert "signatures" in str(err.value.details())
 
 
 def test_a_watchlist_releases_only_how_many_of_its_keys_any_member_flagged(

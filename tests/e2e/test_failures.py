@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import threading
@@ -226,6 +227,22 @@ def test_node_killed_mid_query_fails_cleanly_then_recovers(consortium, analyst) 
     with pytest.raises(NodeUnavailableError, match="node bank-b is unavailable"):
         analyst.query("loans", ["count"])  # while it is down: fails fast and says who
     _recovers(consortium, "bank-b", analyst)
+
+
+def test_pseudonyms_with_a_node_down_fail_naming_it_are_logged_then_recover(
+    consortium: LocalConsortium, analyst: GatewayClient
+) -> None:
+    before = analyst.pseudonyms(["NID-000000007"])
+    consortium.kill("broker-c")
+    started = time.monotonic()
+    with pytest.raises(NodeUnavailableError, match="node broker-c is unavailable") as err:
+        analyst.pseudonyms(["NID-000000007"])
+    assert time.monotonic() - started < 8.0 and err.value.query_id
+    events = [json.loads(e) for e in load_raw(consortium.files.root / "audit.sqlite").entries]
+    [failed] = [e for e in events if e["query_id"] == err.value.query_id][1:]
+    assert failed["kind"] == "pseudonyms.failed" and "broker-c" in failed["details"]["reason"]
+    _recovers(consortium, "broker-c", analyst)
+    assert analyst.pseudonyms(["NID-000000007"]) == before  # the same key, shares intact
 
 
 def test_node_that_never_answers_fails_the_query_by_its_deadline(consortium, analyst) -> None:

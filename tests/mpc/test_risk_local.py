@@ -7,9 +7,7 @@ from __future__ import annotations
 
 import base64
 import json
-import os
 from fractions import Fraction
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -33,10 +31,10 @@ from mpc_gateway.computations.scoring import (
     seal_model_weights,
 )
 from mpc_gateway.devnet import reference
-from mpc_gateway.errors import ConfigurationError, IntegrityError, InvalidRequestError
+from mpc_gateway.errors import IntegrityError, InvalidRequestError
 from mpc_gateway.pki import init_consortium
 from mpc_gateway.pki.sealing import decrypt_share, split_secret_weights
-from mpc_gateway.pseudonym import create_key_file, load_key, pseudonymise
+from mpc_gateway.pseudonym import normalise_national_id
 from tests.mpc.risk_data import Books, make_books
 from tests.mpc.risk_models import NODES, model, node_pem, seal
 
@@ -255,16 +253,8 @@ def test_grid_points_end_at_the_upper_end_and_increase():
 # --- pseudonyms ----------------------------------------------------------------------------
 
 
-def test_pseudonyms_are_keyed_normalised_and_the_key_file_is_private(tmp_path: Path):
-    path = tmp_path / "pseudonym.key"
-    create_key_file(path)
-    assert path.stat().st_mode & 0o777 == 0o600
-    key = load_key(path)
-    assert pseudonymise(key, "850101-1234") == pseudonymise(key, " 850101 1234 ")
-    assert pseudonymise(key, "850101-1234") != pseudonymise(os.urandom(32), "850101-1234")
-    assert len(pseudonymise(key, "x")) == 64
-    with pytest.raises(ConfigurationError, match="never overwritten"):
-        create_key_file(path)
-    path.chmod(0o644)
-    with pytest.raises(ConfigurationError, match="chmod 600"):
-        load_key(path)
+def test_a_national_id_is_one_person_however_it_is_written():
+    assert normalise_national_id("850101-1234") == normalise_national_id(" 850101 1234 ")
+    assert normalise_national_id("ab.12/3") == "AB123"
+    with pytest.raises(InvalidRequestError, match="empty"):
+        normalise_national_id(" -/ ")

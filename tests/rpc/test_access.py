@@ -52,6 +52,8 @@ GATEWAY = {
     "GetBudget": ({"analyst"}, gateway_pb2.BudgetRequest()),
     "RegisterModel": ({"analyst"}, gateway_pb2.RegisterModelRequest(model_json="{}")),
     "ListModels": (ANYONE_READING, gateway_pb2.ListModelsRequest()),
+    # an institution pseudonymises its customers as its node
+    "Pseudonymise": ({"analyst", "node"}, gateway_pb2.PseudonymRequest(purpose="testing")),
 }
 APPROVAL = {
     "ListPending": ({"approver"}, gateway_pb2.ListPendingRequest()),
@@ -71,6 +73,7 @@ NODE = {  # only the consortium's gateway
     "OpenSession": ({"gateway"}, node_pb2.SignedOrder(order=b"{}", signature=b"x" * 64)),
     "Release": ({"gateway"}, node_pb2.ReleaseRequest(query_id="none")),
     "ReleaseBatch": ({"gateway"}, node_pb2.ReleaseBatchRequest(checkpoint="none")),
+    "Pseudonymise": ({"gateway"}, node_pb2.PseudonymOrder(query_id="q")),
 }
 
 

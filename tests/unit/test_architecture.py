@@ -27,6 +27,8 @@ LAYERS: dict[str, int] = {
     "query": 1,
     "audit": 1,
     "pseudonym": 1,
+    "oprf": 2,
+    "oprf_ceremony": 3,
     "policy": 2,
     "privacy": 1,
     "sql": 4,

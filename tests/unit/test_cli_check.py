@@ -7,10 +7,14 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 
+import pytest
+
+from mpc_gateway.client import GatewayClient
 from mpc_gateway.computations.check import CheckOutcome, alert_filter
+from mpc_gateway.oprf import evaluate, joint_key, pseudonyms_with_key, shares_in_one_process
 from mpc_gateway.pki import ConsortiumLayout
 from mpc_gateway.policy.models import MAX_BATCH
-from mpc_gateway.pseudonym import create_key_file, load_key, pseudonymise
+from mpc_gateway.proto.v1 import gateway_pb2
 from tests.unit import cli_cases
 from tests.unit.cli_cases import _invoke, _pki, _write
 from tests.unit.test_cli_risk import Recorder, _released, gateway
@@ -54,22 +58,38 @@ def test_check_sends_the_keys_and_prints_one_answer_per_key(
     ]
 
 
-def test_national_ids_are_pseudonymised_before_anything_is_sent(
-    layout: ConsortiumLayout, gateway: Recorder, tmp_path: Path
+def test_national_ids_are_pseudonymised_blinded_before_anything_is_sent(
+    layout: ConsortiumLayout, gateway: Recorder, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    key_file = tmp_path / "pseudonym.key"
-    create_key_file(key_file)
+    keys = shares_in_one_process(3, 1)
+    sent: list[gateway_pb2.PseudonymRequest] = []
+
+    def nodes(
+        client: GatewayClient, method: object, request: gateway_pb2.PseudonymRequest
+    ) -> object:
+        sent.append(request)  # as the gateway relays it: every node raises every point
+        answers = [
+            gateway_pb2.NodePseudonyms(
+                node=f"n{k.party}",
+                party=k.party,
+                points=[evaluate(k.share, p) for p in request.points],
+            )
+            for k in keys
+        ]
+        return gateway_pb2.PseudonymReply(query_id="q" * 32, threshold=1, answers=answers)
+
+    monkeypatch.setattr(GatewayClient, "_call", nodes)
     ids = _write(tmp_path / "ids.txt", "NID-000000001\n# a comment\nNID-000000002\n")
     gateway.answer = _released(CheckOutcome(["a", "b"], "flagged", [0, 0]))
-    result = _invoke("check", "--keys", str(ids), "--pseudonym-key", str(key_file), *_pki(layout))
+    result = _invoke("check", "--keys", str(ids), "--national-ids", *_pki(layout))
     assert result.exit_code == 0, result.output
     job = gateway.calls[0]
-    secret = load_key(key_file)
-    assert list(job["keys"]) == [
-        pseudonymise(secret, n) for n in ("NID-000000001", "NID-000000002")
-    ]
+    assert list(job["keys"]) == pseudonyms_with_key(
+        ["NID-000000001", "NID-000000002"], joint_key(keys)
+    )
     assert job["key_column"] == "person_pseudonym"
     assert "NID-" not in json.dumps(job, default=str)
+    assert len(sent) == 1 and len(sent[0].points) == 2 and b"NID" not in sent[0].SerializeToString()
 
 
 def test_a_check_without_keys_or_with_two_questions_is_refused_before_anything_is_sent(

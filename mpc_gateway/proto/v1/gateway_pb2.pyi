@@ -21,6 +21,85 @@ else:
 DESCRIPTOR: _descriptor.FileDescriptor
 
 @_typing.final
+class PseudonymRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    POINTS_FIELD_NUMBER: _builtins.int
+    PURPOSE_FIELD_NUMBER: _builtins.int
+    purpose: _builtins.str
+    @_builtins.property
+    def points(self) -> _containers.RepeatedScalarFieldContainer[_builtins.bytes]:
+        """blinded ids: 32-byte edwards25519 points"""
+
+    def __init__(
+        self,
+        *,
+        points: _abc.Iterable[_builtins.bytes] | None = ...,
+        purpose: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["points", b"points", "purpose", b"purpose"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___PseudonymRequest: _TypeAlias = PseudonymRequest  # noqa: Y015
+
+@_typing.final
+class NodePseudonyms(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NODE_FIELD_NUMBER: _builtins.int
+    PARTY_FIELD_NUMBER: _builtins.int
+    POINTS_FIELD_NUMBER: _builtins.int
+    node: _builtins.str
+    party: _builtins.int
+    """party index + 1"""
+    @_builtins.property
+    def points(self) -> _containers.RepeatedScalarFieldContainer[_builtins.bytes]: ...
+    def __init__(
+        self,
+        *,
+        node: _builtins.str = ...,
+        party: _builtins.int = ...,
+        points: _abc.Iterable[_builtins.bytes] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["node", b"node", "party", b"party", "points", b"points"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___NodePseudonyms: _TypeAlias = NodePseudonyms  # noqa: Y015
+
+@_typing.final
+class PseudonymReply(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    QUERY_ID_FIELD_NUMBER: _builtins.int
+    THRESHOLD_FIELD_NUMBER: _builtins.int
+    ANSWERS_FIELD_NUMBER: _builtins.int
+    query_id: _builtins.str
+    threshold: _builtins.int
+    """any threshold + 1 nodes' answers give the pseudonyms"""
+    @_builtins.property
+    def answers(self) -> _containers.RepeatedCompositeFieldContainer[Global___NodePseudonyms]: ...
+    def __init__(
+        self,
+        *,
+        query_id: _builtins.str = ...,
+        threshold: _builtins.int = ...,
+        answers: _abc.Iterable[Global___NodePseudonyms] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["answers", b"answers", "query_id", b"query_id", "threshold", b"threshold"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___PseudonymReply: _TypeAlias = PseudonymReply  # noqa: Y015
+
+@_typing.final
 class QueryExplanation(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 

@@ -69,6 +69,11 @@ class GatewayServiceStub:
                 request_serializer=mpc__gateway_dot_proto_dot_v1_dot_gateway__pb2.ListModelsRequest.SerializeToString,
                 response_deserializer=mpc__gateway_dot_proto_dot_v1_dot_gateway__pb2.ListModelsResponse.FromString,
                 _registered_method=True)
+        self.Pseudonymise = channel.unary_unary(
+                '/mpc_gateway.proto.v1.GatewayService/Pseudonymise',
+                request_serializer=mpc__gateway_dot_proto_dot_v1_dot_gateway__pb2.PseudonymRequest.SerializeToString,
+                response_deserializer=mpc__gateway_dot_proto_dot_v1_dot_gateway__pb2.PseudonymReply.FromString,
+                _registered_method=True)
 
 
 class GatewayServiceServicer:
@@ -127,6 +132,15 @@ class GatewayServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Pseudonymise(self, request, context):
+        """Persons' pseudonyms under the nodes' joint key (a threshold OPRF): the
+        caller sends national ids blinded, every node answers with its key share,
+        the caller combines and unblinds. No one learns an id or a pseudonym.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_GatewayServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -164,6 +178,11 @@ def add_GatewayServiceServicer_to_server(servicer, server):
                     servicer.ListModels,
                     request_deserializer=mpc__gateway_dot_proto_dot_v1_dot_gateway__pb2.ListModelsRequest.FromString,
                     response_serializer=mpc__gateway_dot_proto_dot_v1_dot_gateway__pb2.ListModelsResponse.SerializeToString,
+            ),
+            'Pseudonymise': grpc.unary_unary_rpc_method_handler(
+                    servicer.Pseudonymise,
+                    request_deserializer=mpc__gateway_dot_proto_dot_v1_dot_gateway__pb2.PseudonymRequest.FromString,
+                    response_serializer=mpc__gateway_dot_proto_dot_v1_dot_gateway__pb2.PseudonymReply.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -355,6 +374,33 @@ class GatewayService:
             '/mpc_gateway.proto.v1.GatewayService/ListModels',
             mpc__gateway_dot_proto_dot_v1_dot_gateway__pb2.ListModelsRequest.SerializeToString,
             mpc__gateway_dot_proto_dot_v1_dot_gateway__pb2.ListModelsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Pseudonymise(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/mpc_gateway.proto.v1.GatewayService/Pseudonymise',
+            mpc__gateway_dot_proto_dot_v1_dot_gateway__pb2.PseudonymRequest.SerializeToString,
+            mpc__gateway_dot_proto_dot_v1_dot_gateway__pb2.PseudonymReply.FromString,
             options,
             channel_credentials,
             insecure,

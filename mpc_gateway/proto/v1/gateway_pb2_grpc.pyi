@@ -54,6 +54,11 @@ class GatewayServiceStub:
     secret weights sealed per node so that neither gateway nor nodes see them).
     """
     ListModels: _grpc.UnaryUnaryMultiCallable[_gateway_pb2.ListModelsRequest, _gateway_pb2.ListModelsResponse]
+    Pseudonymise: _grpc.UnaryUnaryMultiCallable[_gateway_pb2.PseudonymRequest, _gateway_pb2.PseudonymReply]
+    """Persons' pseudonyms under the nodes' joint key (a threshold OPRF): the
+    caller sends national ids blinded, every node answers with its key share,
+    the caller combines and unblinds. No one learns an id or a pseudonym.
+    """
 
 @_typing.type_check_only
 class GatewayServiceAsyncStub(GatewayServiceStub):
@@ -79,6 +84,11 @@ class GatewayServiceAsyncStub(GatewayServiceStub):
     secret weights sealed per node so that neither gateway nor nodes see them).
     """
     ListModels: _aio.UnaryUnaryMultiCallable[_gateway_pb2.ListModelsRequest, _gateway_pb2.ListModelsResponse]  # type: ignore[assignment]
+    Pseudonymise: _aio.UnaryUnaryMultiCallable[_gateway_pb2.PseudonymRequest, _gateway_pb2.PseudonymReply]  # type: ignore[assignment]
+    """Persons' pseudonyms under the nodes' joint key (a threshold OPRF): the
+    caller sends national ids blinded, every node answers with its key share,
+    the caller combines and unblinds. No one learns an id or a pseudonym.
+    """
 
 class GatewayServiceServicer(metaclass=_abc_1.ABCMeta):
     @_abc_1.abstractmethod
@@ -143,6 +153,17 @@ class GatewayServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _gateway_pb2.ListModelsRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_gateway_pb2.ListModelsResponse, _abc.Awaitable[_gateway_pb2.ListModelsResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def Pseudonymise(
+        self,
+        request: _gateway_pb2.PseudonymRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_gateway_pb2.PseudonymReply, _abc.Awaitable[_gateway_pb2.PseudonymReply]]:
+        """Persons' pseudonyms under the nodes' joint key (a threshold OPRF): the
+        caller sends national ids blinded, every node answers with its key share,
+        the caller combines and unblinds. No one learns an id or a pseudonym.
+        """
 
 def add_GatewayServiceServicer_to_server(servicer: GatewayServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
 

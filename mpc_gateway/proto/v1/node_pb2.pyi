@@ -21,6 +21,69 @@ else:
 DESCRIPTOR: _descriptor.FileDescriptor
 
 @_typing.final
+class PseudonymOrder(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    QUERY_ID_FIELD_NUMBER: _builtins.int
+    EVIDENCE_FIELD_NUMBER: _builtins.int
+    POINTS_FIELD_NUMBER: _builtins.int
+    query_id: _builtins.str
+    @_builtins.property
+    def evidence(self) -> Global___AuditEvidence:
+        """the gateway's pseudonyms.requested entry"""
+
+    @_builtins.property
+    def points(self) -> _containers.RepeatedScalarFieldContainer[_builtins.bytes]:
+        """blinded ids: 32-byte edwards25519 points"""
+
+    def __init__(
+        self,
+        *,
+        query_id: _builtins.str = ...,
+        evidence: Global___AuditEvidence | None = ...,
+        points: _abc.Iterable[_builtins.bytes] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["evidence", b"evidence"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["evidence", b"evidence", "points", b"points", "query_id", b"query_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___PseudonymOrder: _TypeAlias = PseudonymOrder  # noqa: Y015
+
+@_typing.final
+class PseudonymAnswers(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NODE_FIELD_NUMBER: _builtins.int
+    PARTY_FIELD_NUMBER: _builtins.int
+    THRESHOLD_FIELD_NUMBER: _builtins.int
+    POINTS_FIELD_NUMBER: _builtins.int
+    node: _builtins.str
+    party: _builtins.int
+    """party index + 1: the share's point"""
+    threshold: _builtins.int
+    @_builtins.property
+    def points(self) -> _containers.RepeatedScalarFieldContainer[_builtins.bytes]:
+        """each point raised to the key share, in order"""
+
+    def __init__(
+        self,
+        *,
+        node: _builtins.str = ...,
+        party: _builtins.int = ...,
+        threshold: _builtins.int = ...,
+        points: _abc.Iterable[_builtins.bytes] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["node", b"node", "party", b"party", "points", b"points", "threshold", b"threshold"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___PseudonymAnswers: _TypeAlias = PseudonymAnswers  # noqa: Y015
+
+@_typing.final
 class SignedOrder(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 

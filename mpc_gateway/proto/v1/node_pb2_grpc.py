@@ -64,6 +64,11 @@ class NodeServiceStub:
                 request_serializer=mpc__gateway_dot_proto_dot_v1_dot_node__pb2.ReleaseBatchRequest.SerializeToString,
                 response_deserializer=mpc__gateway_dot_proto_dot_v1_dot_node__pb2.SealedBatch.FromString,
                 _registered_method=True)
+        self.Pseudonymise = channel.unary_unary(
+                '/mpc_gateway.proto.v1.NodeService/Pseudonymise',
+                request_serializer=mpc__gateway_dot_proto_dot_v1_dot_node__pb2.PseudonymOrder.SerializeToString,
+                response_deserializer=mpc__gateway_dot_proto_dot_v1_dot_node__pb2.PseudonymAnswers.FromString,
+                _registered_method=True)
 
 
 class NodeServiceServicer:
@@ -118,6 +123,15 @@ class NodeServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Pseudonymise(self, request, context):
+        """Raise blinded national ids to this node's share of the persons' pseudonym
+        key (a threshold OPRF), for a request the gateway proves it logged; counted
+        against the requester's daily allowance in this node's policy.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_NodeServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -150,6 +164,11 @@ def add_NodeServiceServicer_to_server(servicer, server):
                     servicer.ReleaseBatch,
                     request_deserializer=mpc__gateway_dot_proto_dot_v1_dot_node__pb2.ReleaseBatchRequest.FromString,
                     response_serializer=mpc__gateway_dot_proto_dot_v1_dot_node__pb2.SealedBatch.SerializeToString,
+            ),
+            'Pseudonymise': grpc.unary_unary_rpc_method_handler(
+                    servicer.Pseudonymise,
+                    request_deserializer=mpc__gateway_dot_proto_dot_v1_dot_node__pb2.PseudonymOrder.FromString,
+                    response_serializer=mpc__gateway_dot_proto_dot_v1_dot_node__pb2.PseudonymAnswers.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -314,6 +333,33 @@ class NodeService:
             '/mpc_gateway.proto.v1.NodeService/ReleaseBatch',
             mpc__gateway_dot_proto_dot_v1_dot_node__pb2.ReleaseBatchRequest.SerializeToString,
             mpc__gateway_dot_proto_dot_v1_dot_node__pb2.SealedBatch.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Pseudonymise(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/mpc_gateway.proto.v1.NodeService/Pseudonymise',
+            mpc__gateway_dot_proto_dot_v1_dot_node__pb2.PseudonymOrder.SerializeToString,
+            mpc__gateway_dot_proto_dot_v1_dot_node__pb2.PseudonymAnswers.FromString,
             options,
             channel_credentials,
             insecure,

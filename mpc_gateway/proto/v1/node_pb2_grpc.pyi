@@ -58,6 +58,11 @@ class NodeServiceStub:
     """The same for several queries whose release entries one checkpoint covers:
     one cosignature and one witness-log write for them all, each one's shares.
     """
+    Pseudonymise: _grpc.UnaryUnaryMultiCallable[_node_pb2.PseudonymOrder, _node_pb2.PseudonymAnswers]
+    """Raise blinded national ids to this node's share of the persons' pseudonym
+    key (a threshold OPRF), for a request the gateway proves it logged; counted
+    against the requester's daily allowance in this node's policy.
+    """
 
 @_typing.type_check_only
 class NodeServiceAsyncStub(NodeServiceStub):
@@ -86,6 +91,11 @@ class NodeServiceAsyncStub(NodeServiceStub):
     ReleaseBatch: _aio.UnaryUnaryMultiCallable[_node_pb2.ReleaseBatchRequest, _node_pb2.SealedBatch]  # type: ignore[assignment]
     """The same for several queries whose release entries one checkpoint covers:
     one cosignature and one witness-log write for them all, each one's shares.
+    """
+    Pseudonymise: _aio.UnaryUnaryMultiCallable[_node_pb2.PseudonymOrder, _node_pb2.PseudonymAnswers]  # type: ignore[assignment]
+    """Raise blinded national ids to this node's share of the persons' pseudonym
+    key (a threshold OPRF), for a request the gateway proves it logged; counted
+    against the requester's daily allowance in this node's policy.
     """
 
 class NodeServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -148,6 +158,17 @@ class NodeServiceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_node_pb2.SealedBatch, _abc.Awaitable[_node_pb2.SealedBatch]]:
         """The same for several queries whose release entries one checkpoint covers:
         one cosignature and one witness-log write for them all, each one's shares.
+        """
+
+    @_abc_1.abstractmethod
+    def Pseudonymise(
+        self,
+        request: _node_pb2.PseudonymOrder,
+        context: _ServicerContext,
+    ) -> _typing.Union[_node_pb2.PseudonymAnswers, _abc.Awaitable[_node_pb2.PseudonymAnswers]]:
+        """Raise blinded national ids to this node's share of the persons' pseudonym
+        key (a threshold OPRF), for a request the gateway proves it logged; counted
+        against the requester's daily allowance in this node's policy.
         """
 
 def add_NodeServiceServicer_to_server(servicer: NodeServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -1,0 +1,150 @@
+"""A node's part in persons' pseudonyms: raise blinded ids to its share of the joint key.
+
+The gateway forwards a requester's blinded national ids (:mod:`mpc_gateway.oprf`)
+with the proof that it logged the request: its ``pseudonyms.requested`` entry,
+which names the requester, the purpose, how many points and their digest, the
+inclusion proof and the signed checkpoint. The node checks all of it, then its
+own policy's ``pseudonyms`` section (who, why) and the requester's daily
+allowance, records the evaluation in its witness log, and only then answers.
+It never sees a national id or a pseudonym: each point is uniform in the group.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+from mpc_gateway.audit.evidence import DispatchEvidence, verify_logged
+from mpc_gateway.audit.trail import AuditTrail
+from mpc_gateway.errors import (
+    BudgetExhaustedError,
+    ConfigurationError,
+    GatewayError,
+    IntegrityError,
+    PolicyDeniedError,
+)
+from mpc_gateway.oprf import (
+    MAX_POINTS,
+    REQUESTED,
+    KeyShare,
+    check_points,
+    evaluate,
+    load_key_share,
+    points_sha256,
+)
+from mpc_gateway.policy import Policy, UsageLedger, usage_key
+
+__all__ = ["Evaluated", "Evaluator"]
+
+Evaluated = tuple[KeyShare, list[bytes]]
+
+
+class Evaluator:
+    """Everything a node checks and records before it evaluates blinded ids."""
+
+    def __init__(
+        self,
+        node: str,
+        party: int,
+        parties: int,
+        key_path: Path | None,
+        policy: Policy,
+        usage: UsageLedger,
+        witness: AuditTrail,
+        gateway_key: Ed25519PublicKey,
+        gateway_log: str,
+    ) -> None:
+        self.node, self.policy, self.usage, self.witness = node, policy, usage, witness
+        self._gateway_key, self._gateway_log = gateway_key, gateway_log
+        self.key = None if key_path is None else load_key_share(key_path)
+        if self.key is not None and (self.key.party, self.key.parties) != (party, parties):
+            raise ConfigurationError(
+                f"{key_path} is party {self.key.party}'s share among {self.key.parties} nodes; "
+                f"{node} is party {party} of {parties}"
+            )
+
+    def answer(
+        self, caller: str, query_id: str, evidence: DispatchEvidence, points: Sequence[bytes]
+    ) -> Evaluated:
+        """This node's answers, once every check passed; refusals are witnessed too."""
+        try:
+            requester, taken = self._admit(query_id, evidence, points)
+        except GatewayError as err:
+            err.query_id = err.query_id or query_id
+            reason = err.public_message[:2000]
+            self._witness(
+                caller, query_id, "pseudonyms.refused", "refused", len(points), reason=reason
+            )
+            raise
+        key = self.key
+        assert key is not None  # _admit refuses without one
+        try:
+            self._witness(
+                caller,
+                query_id,
+                "pseudonyms.evaluated",
+                "contributed",
+                len(points),
+                requester=requester,
+                points_sha256=points_sha256(points),
+                gateway_checkpoint=evidence.checkpoint,
+                request_index=evidence.index,
+            )
+            return key, [evaluate(key.share, point) for point in points]
+        except BaseException:
+            self.usage.release(usage_key("pseudonyms", requester), taken)
+            raise
+
+    def _admit(
+        self, query_id: str, evidence: DispatchEvidence, points: Sequence[bytes]
+    ) -> tuple[str, int]:
+        if self.key is None:
+            raise ConfigurationError(
+                f"{self.node} holds no share of the pseudonym key: run the key ceremony "
+                "(mpcgw oprf deal, then combine) and set pseudonym_key_share"
+            )
+        _, event = verify_logged(
+            evidence, query_id, REQUESTED, self._gateway_key, self._gateway_log
+        )
+        details = event.details
+        if (
+            not 1 <= len(points) <= MAX_POINTS
+            or details.get("count") != len(points)
+            or (details.get("points_sha256") != points_sha256(points))
+        ):
+            raise IntegrityError(
+                f"the points sent are not the {details.get('count')} the gateway logged for "
+                f"query {query_id}"
+            )
+        check_points(points)
+        requester, purpose = event.actor, str(details.get("purpose", ""))
+        refusal = self.policy.pseudonym_refusal(requester, purpose)
+        if refusal is not None:
+            raise PolicyDeniedError(refusal)
+        assert self.policy.pseudonyms is not None  # else refused above
+        limit = self.policy.pseudonyms.limit(requester)
+        if not self.usage.record_if_below(
+            usage_key("pseudonyms", requester), limit, count=len(points)
+        ):
+            raise BudgetExhaustedError(
+                f"refused by rule pseudonyms.daily_limit: {self.node} evaluates {limit} national "
+                f"ids a day for {requester}; {len(points)} more would pass it",
+                rule="pseudonyms.daily_limit",
+            )
+        return requester, len(points)
+
+    def _witness(
+        self,
+        caller: str,
+        query_id: str,
+        kind: str,
+        decision: str,
+        count: int,
+        **details: object,
+    ) -> None:
+        details["count"] = count
+        with self.witness.batch():
+            self.witness.record(kind, caller, query_id=query_id, decision=decision, details=details)
+            self.witness.seal()
