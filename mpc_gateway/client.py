@@ -42,12 +42,13 @@ from mpc_gateway.errors import (
     PolicyDeniedError,
     ProtocolAbortedError,
 )
-from mpc_gateway.oprf import MAX_POINTS, blind, finish
-from mpc_gateway.orders.release import Verified, open_relayed
+from mpc_gateway.oprf import MAX_POINTS, Answer, PublicKey, blind, finish, read_key_statement
+from mpc_gateway.orders.release import Verified, open_relayed, verified_signers
 from mpc_gateway.pki import (
     identity_from_certificate,
     load_layout,
 )
+from mpc_gateway.pki import verify as verify_signature
 from mpc_gateway.pki.ca import tls_from_pki
 from mpc_gateway.pki.layout import RECEIVING_ROLES
 from mpc_gateway.pki.receiver import ReceiverKey, load_receiver_key
@@ -216,8 +217,9 @@ class GatewayClient(ComputationCalls, ServiceClient):
         """The pseudonyms of ``national_ids`` under the nodes' joint key (:mod:`mpc_gateway.oprf`).
 
         Each id is blinded here: the gateway and the nodes see uniform group points
-        only. Sent in requests of at most ``MAX_POINTS`` ids; every node's answers
-        are checked against the others' (a node that used a wrong share is caught).
+        only. Sent in requests of at most ``MAX_POINTS`` ids. Every node's answers are
+        checked with its proof against the key's public values, which every node signed
+        (a node that used a wrong share, or answers replaced on the way, are caught).
         """
         out: list[str] = []
         for start in range(0, len(national_ids), MAX_POINTS):
@@ -228,7 +230,9 @@ class GatewayClient(ComputationCalls, ServiceClient):
             )
             reply = self._call(self._stub.Pseudonymise, request)
             try:
-                out += finish(blinded, {a.party: a.points for a in reply.answers}, reply.threshold)
+                public = _signed_key(reply, self._ca, self._verified, self._identity.trust_domain)
+                answers = {a.party: Answer(a.points, a.proof) for a in reply.answers}
+                out += finish(blinded, answers, public)
             except IntegrityError as err:
                 err.query_id = reply.query_id
                 raise
@@ -262,6 +266,27 @@ class GatewayClient(ComputationCalls, ServiceClient):
                 )
                 raise DeadlineExceededError(f"query {query_id} is still {status.state}{waiting}")
             time.sleep(poll_s)
+
+
+def _signed_key(
+    reply: gateway_pb2.PseudonymReply, ca: x509.Certificate, verified: Verified, domain: str
+) -> PublicKey:
+    """The key's public values, as every answering node signed them alike; IntegrityError if not."""
+    signers = verified_signers([a.signing_certificate for a in reply.answers], ca, verified)
+    nodes = {i.name: k for i, k in signers.items() if (i.role, i.trust_domain) == ("node", domain)}
+    publics = set()
+    for answer in reply.answers:
+        node, party, public = read_key_statement(answer.key_statement)
+        key = nodes.get(answer.node)
+        if key is None or (node, party) != (answer.node, answer.party):
+            raise IntegrityError(f"node {answer.node[:60]}'s answers carry another node's key")
+        verify_signature(key, answer.key_signature, answer.key_statement, what="key statement")
+        publics.add(public)
+    if len(publics) != 1:
+        raise IntegrityError("the nodes hold shares of different pseudonym keys")
+    public = publics.pop()
+    public.check()
+    return public
 
 
 def _accepted(message: gateway_pb2.ComputationRequest) -> Request | None:

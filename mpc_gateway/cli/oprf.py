@@ -43,7 +43,7 @@ def deal(
     ] = None,
 ) -> None:
     """A node's deal: commitments, and a value for every node sealed to it, signed."""
-    from mpc_gateway.oprf_ceremony import write_deal
+    from mpc_gateway.oprf.ceremony import write_deal
 
     with reporting_errors():
         console.print(f"{node}'s deal -> {write_deal(pki, node, out, threshold)}")
@@ -57,7 +57,7 @@ def combine(
     pki: PkiDir = Path("var/pki"),
 ) -> None:
     """A node's key share from every node's deal, each checked against its commitments."""
-    from mpc_gateway.oprf_ceremony import combine_ceremony
+    from mpc_gateway.oprf.ceremony import combine_ceremony
 
     with reporting_errors():
         key = combine_ceremony(pki, node, deals, out)
@@ -75,7 +75,7 @@ def ceremony(
     pki: PkiDir = Path("var/pki"),
 ) -> None:
     """Every node's deal and combination in turn: only where one operator runs every node."""
-    from mpc_gateway.oprf_ceremony import whole_ceremony
+    from mpc_gateway.oprf.ceremony import whole_ceremony
 
     with reporting_errors():
         keys = whole_ceremony(

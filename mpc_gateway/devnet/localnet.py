@@ -42,7 +42,7 @@ from mpc_gateway.devnet.postgres import load_table
 from mpc_gateway.devnet.synth import alert_book, key_pseudonyms, loan_book, write_loan_book
 from mpc_gateway.errors import ConfigurationError, GatewayError
 from mpc_gateway.oprf import joint_key
-from mpc_gateway.oprf_ceremony import whole_ceremony
+from mpc_gateway.oprf.ceremony import whole_ceremony
 from mpc_gateway.pki import init_consortium
 from mpc_gateway.pki.ca import DEFAULT_HOSTS
 from mpc_gateway.query.schema import load_schema

@@ -156,7 +156,15 @@ class GatewayServicer(gateway_pb2_grpc.GatewayServiceServicer):
             query_id=answers.query_id,
             threshold=answers.threshold,
             answers=[
-                gateway_pb2.NodePseudonyms(node=a.node, party=a.party, points=a.points)
+                gateway_pb2.NodePseudonyms(
+                    node=a.node,
+                    party=a.party,
+                    points=a.points,
+                    proof=a.proof,
+                    key_statement=a.key_statement,
+                    key_signature=a.key_signature,
+                    signing_certificate=a.signing_certificate,
+                )
                 for a in answers.nodes
             ],
         )

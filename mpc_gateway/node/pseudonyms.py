@@ -7,14 +7,18 @@ inclusion proof and the signed checkpoint. The node checks all of it, then its
 own policy's ``pseudonyms`` section (who, why) and the requester's daily
 allowance, records the evaluation in its witness log, and only then answers.
 It never sees a national id or a pseudonym: each point is uniform in the group.
+With its answers it sends a proof that they use its key share, and its signed
+statement of the key's public values (:mod:`mpc_gateway.oprf.proof`), so the
+requester can check every answer against the key itself.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from mpc_gateway.audit.evidence import DispatchEvidence, verify_logged
 from mpc_gateway.audit.trail import AuditTrail
@@ -31,14 +35,33 @@ from mpc_gateway.oprf import (
     KeyShare,
     check_points,
     evaluate,
+    key_statement,
     load_key_share,
     points_sha256,
+    prove,
 )
 from mpc_gateway.policy import Policy, UsageLedger, usage_key
 
-__all__ = ["Evaluated", "Evaluator"]
+__all__ = ["Evaluated", "Evaluator", "KeyIdentity"]
 
-Evaluated = tuple[KeyShare, list[bytes]]
+
+@dataclass(frozen=True)
+class KeyIdentity:
+    """What a node shows with every answer: its statement of the key, signed, and its cert."""
+
+    statement: bytes
+    signature: bytes
+    signing_certificate: bytes
+
+
+@dataclass(frozen=True)
+class Evaluated:
+    """One request's answers, their proof, and who answered with which share."""
+
+    key: KeyShare
+    points: list[bytes]
+    proof: bytes
+    shown: KeyIdentity
 
 
 class Evaluator:
@@ -55,6 +78,7 @@ class Evaluator:
         witness: AuditTrail,
         gateway_key: Ed25519PublicKey,
         gateway_log: str,
+        signing: tuple[Ed25519PrivateKey, bytes],  # the node's signing key and its cert (PEM)
     ) -> None:
         self.node, self.policy, self.usage, self.witness = node, policy, usage, witness
         self._gateway_key, self._gateway_log = gateway_key, gateway_log
@@ -64,6 +88,10 @@ class Evaluator:
                 f"{key_path} is party {self.key.party}'s share among {self.key.parties} nodes; "
                 f"{node} is party {party} of {parties}"
             )
+        self._shown: KeyIdentity | None = None
+        if self.key is not None:
+            statement = key_statement(node, party, self.key.public)
+            self._shown = KeyIdentity(statement, signing[0].sign(statement), signing[1])
 
     def answer(
         self, caller: str, query_id: str, evidence: DispatchEvidence, points: Sequence[bytes]
@@ -78,8 +106,8 @@ class Evaluator:
                 caller, query_id, "pseudonyms.refused", "refused", len(points), reason=reason
             )
             raise
-        key = self.key
-        assert key is not None  # _admit refuses without one
+        key, shown = self.key, self._shown
+        assert key is not None and shown is not None  # _admit refuses without one
         try:
             self._witness(
                 caller,
@@ -92,7 +120,8 @@ class Evaluator:
                 gateway_checkpoint=evidence.checkpoint,
                 request_index=evidence.index,
             )
-            return key, [evaluate(key.share, point) for point in points]
+            answers = [evaluate(key.share, point) for point in points]
+            return Evaluated(key, answers, prove(key.share, points, answers), shown)
         except BaseException:
             self.usage.release(usage_key("pseudonyms", requester), taken)
             raise

@@ -122,11 +122,18 @@ class NodeServicer(node_pb2_grpc.NodeServiceServicer):
     def Pseudonymise(
         self, request: node_pb2.PseudonymOrder, context: grpc.ServicerContext
     ) -> node_pb2.PseudonymAnswers:
-        key, points = self.node.pseudonyms.answer(
+        done = self.node.pseudonyms.answer(
             str(current_caller()), request.query_id, _evidence(request.evidence), request.points
         )
         return node_pb2.PseudonymAnswers(
-            node=self.node.settings.name, party=key.party, threshold=key.threshold, points=points
+            node=self.node.settings.name,
+            party=done.key.party,
+            threshold=done.key.threshold,
+            points=done.points,
+            proof=done.proof,
+            key_statement=done.shown.statement,
+            key_signature=done.shown.signature,
+            signing_certificate=done.shown.signing_certificate,
         )
 
     def OpenSession(

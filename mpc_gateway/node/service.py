@@ -149,6 +149,7 @@ class Node:
             self.witness,
             self._gateway_key,
             self._gateway_log,
+            (signing_key, self.layout.signing_paths(self.identity)[0].read_bytes()),
         )
         self.releases = Releases(
             settings.name,

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -30,7 +31,7 @@ from mpc_gateway.pki import Identity, identity_from_certificate, load_verified_s
 from mpc_gateway.pki.receiver import ReceiverKey, open_sealed, sealing_info
 from mpc_gateway.query.schema import DatasetSchema
 
-__all__ = ["SealedShare", "Relayed", "Verified", "open_relayed"]
+__all__ = ["SealedShare", "Relayed", "Verified", "open_relayed", "verified_signers"]
 
 
 @dataclass(frozen=True)
@@ -74,9 +75,16 @@ Verified = dict[bytes, tuple[Identity, Ed25519PublicKey, datetime]]
 def _signers(
     relayed: Relayed, ca: x509.Certificate, verified: Verified
 ) -> dict[Identity, Ed25519PublicKey]:
+    return verified_signers(relayed.signing_certificates, ca, verified)
+
+
+def verified_signers(
+    pems: Sequence[bytes], ca: x509.Certificate, verified: Verified
+) -> dict[Identity, Ed25519PublicKey]:
+    """Each signing certificate's identity and key, checked against the CA (or remembered)."""
     keys = {}
     now = datetime.now(UTC)
-    for pem in relayed.signing_certificates:
+    for pem in pems:
         known = verified.get(pem)
         if known is not None and now < known[2]:
             keys[known[0]] = known[1]
@@ -84,7 +92,7 @@ def _signers(
         try:
             cert = x509.load_pem_x509_certificate(pem)
         except ValueError:
-            raise IntegrityError("a signing certificate in the result is not PEM X.509") from None
+            raise IntegrityError("a signing certificate relayed is not PEM X.509") from None
         who = identity_from_certificate(cert)
         keys[who] = load_verified_signing_cert(pem, ca, who, now)
         verified[pem] = (who, keys[who], min(cert.not_valid_after_utc, ca.not_valid_after_utc))

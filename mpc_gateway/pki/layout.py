@@ -46,7 +46,7 @@ RECEIVING_ROLES: tuple[str, ...] = ("analyst",)
 
 SEALING_ROLES: tuple[str, ...] = (*RECEIVING_ROLES, "node")
 """Roles with an X25519 key-agreement certificate: receivers, and nodes for the values
-of the pseudonym key's ceremony (:mod:`mpc_gateway.oprf_ceremony`)."""
+of the pseudonym key's ceremony (:mod:`mpc_gateway.oprf.ceremony`)."""
 
 
 class _NodeEntry(BaseModel):

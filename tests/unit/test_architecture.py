@@ -28,7 +28,6 @@ LAYERS: dict[str, int] = {
     "audit": 1,
     "pseudonym": 1,
     "oprf": 2,
-    "oprf_ceremony": 3,
     "policy": 2,
     "privacy": 1,
     "sql": 4,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -11,10 +12,12 @@ import pytest
 
 from mpc_gateway.client import GatewayClient
 from mpc_gateway.computations.check import CheckOutcome, alert_filter
-from mpc_gateway.oprf import evaluate, joint_key, pseudonyms_with_key, shares_in_one_process
+from mpc_gateway.errors import IntegrityError
+from mpc_gateway.oprf import joint_key, pseudonyms_with_key, shares_in_one_process
 from mpc_gateway.pki import ConsortiumLayout
 from mpc_gateway.policy.models import MAX_BATCH
 from mpc_gateway.proto.v1 import gateway_pb2
+from tests.oprf_nodes import node_answers
 from tests.unit import cli_cases
 from tests.unit.cli_cases import _invoke, _pki, _write
 from tests.unit.test_cli_risk import Recorder, _released, gateway
@@ -68,14 +71,7 @@ def test_national_ids_are_pseudonymised_blinded_before_anything_is_sent(
         client: GatewayClient, method: object, request: gateway_pb2.PseudonymRequest
     ) -> object:
         sent.append(request)  # as the gateway relays it: every node raises every point
-        answers = [
-            gateway_pb2.NodePseudonyms(
-                node=f"n{k.party}",
-                party=k.party,
-                points=[evaluate(k.share, p) for p in request.points],
-            )
-            for k in keys
-        ]
+        answers = node_answers(layout, keys, request.points)
         return gateway_pb2.PseudonymReply(query_id="q" * 32, threshold=1, answers=answers)
 
     monkeypatch.setattr(GatewayClient, "_call", nodes)
@@ -90,6 +86,57 @@ def test_national_ids_are_pseudonymised_blinded_before_anything_is_sent(
     assert job["key_column"] == "person_pseudonym"
     assert "NID-" not in json.dumps(job, default=str)
     assert len(sent) == 1 and len(sent[0].points) == 2 and b"NID" not in sent[0].SerializeToString()
+
+
+def test_answers_whose_key_statement_is_not_the_nodes_own_are_refused(
+    layout: ConsortiumLayout, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    keys, other = shares_in_one_process(3, 1), shares_in_one_process(3, 1)
+    Answers = list[gateway_pb2.NodePseudonyms]
+    tamper: list[Callable[[Answers, Sequence[bytes]], None]] = []
+
+    def nodes(
+        client: GatewayClient, method: object, request: gateway_pb2.PseudonymRequest
+    ) -> object:
+        answers = node_answers(layout, keys, request.points)
+        for change in tamper:
+            change(answers, request.points)
+        return gateway_pb2.PseudonymReply(query_id="q" * 32, threshold=1, answers=answers)
+
+    monkeypatch.setattr(GatewayClient, "_call", nodes)
+    client = GatewayClient.from_pki(layout.root, "analyst/alice", "127.0.0.1:1", purpose="t")
+    assert client.pseudonyms(["NID-1"]) == pseudonyms_with_key(["NID-1"], joint_key(keys))
+
+    def signed_by_another(answers: Answers, points: Sequence[bytes]) -> None:
+        answers[1].key_signature, answers[1].signing_certificate = (
+            answers[0].key_signature,
+            answers[0].signing_certificate,
+        )
+
+    def statement_changed(answers: Answers, points: Sequence[bytes]) -> None:
+        answers[2].key_statement = node_answers(layout, other, points)[2].key_statement
+
+    def every_node_states_another_key(answers: Answers, points: Sequence[bytes]) -> None:
+        for mine, theirs in zip(answers, node_answers(layout, other, points), strict=True):
+            mine.key_statement, mine.key_signature = theirs.key_statement, theirs.key_signature
+
+    def one_node_states_another_key(answers: Answers, points: Sequence[bytes]) -> None:
+        theirs = node_answers(layout, other, points)[0]
+        answers[0].key_statement, answers[0].key_signature = (
+            theirs.key_statement,
+            theirs.key_signature,
+        )
+
+    for change, message in (
+        (signed_by_another, "another node's key"),
+        (statement_changed, "key statement"),
+        (every_node_states_another_key, "party 1, 2, 3's answers do not prove"),
+        (one_node_states_another_key, "different pseudonym keys"),
+    ):
+        tamper[:] = [change]
+        with pytest.raises(IntegrityError, match=message) as err:
+            client.pseudonyms(["NID-1"])
+        assert err.value.query_id == "q" * 32
 
 
 def test_a_check_without_keys_or_with_two_questions_is_refused_before_anything_is_sent(

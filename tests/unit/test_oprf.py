@@ -11,8 +11,11 @@ import pytest
 
 from mpc_gateway.errors import ConfigurationError, IntegrityError, InvalidRequestError
 from mpc_gateway.oprf import (
+    Answer,
+    Blinded,
     KeyShare,
     L,
+    PublicKey,
     blind,
     check_share,
     combine_deals,
@@ -21,11 +24,12 @@ from mpc_gateway.oprf import (
     finish,
     joint_key,
     load_key_share,
+    prove,
     pseudonyms_with_key,
     save_key_share,
     shares_in_one_process,
 )
-from mpc_gateway.oprf_ceremony import _info, combine_ceremony, write_deal
+from mpc_gateway.oprf.ceremony import _info, combine_ceremony, write_deal
 from mpc_gateway.pki import Identity, init_consortium
 from mpc_gateway.pki.receiver import load_receiver_key, open_sealed
 
@@ -37,8 +41,15 @@ def _keys(m: int, t: int) -> list[KeyShare]:
     return shares_in_one_process(m, t)
 
 
-def _answers(keys: list[KeyShare], xs: tuple[int, ...], blinded: list) -> dict[int, list[bytes]]:
-    return {x: [evaluate(keys[x - 1].share, b.point) for b in blinded] for x in xs}
+def _answer(share: int, blinded: list[Blinded]) -> Answer:
+    """What a node sends: every point raised to its share, and its proof."""
+    points = [b.point for b in blinded]
+    answers = [evaluate(share, p) for p in points]
+    return Answer(answers, prove(share, points, answers))
+
+
+def _answers(keys: list[KeyShare], xs: tuple[int, ...], blinded: list) -> dict[int, Answer]:
+    return {x: _answer(keys[x - 1].share, blinded) for x in xs}
 
 
 def test_any_t_plus_1_nodes_give_the_pseudonyms_of_the_joint_key() -> None:
@@ -47,23 +58,52 @@ def test_any_t_plus_1_nodes_give_the_pseudonyms_of_the_joint_key() -> None:
     assert expected[0] != expected[1] and len(expected[0]) == 64
     for xs in combinations(range(1, 6), 3):
         blinded = [blind(x) for x in IDS]
-        assert finish(blinded, _answers(keys, xs, blinded), 2) == expected
+        assert finish(blinded, _answers(keys, xs, blinded), keys[0].public) == expected
     # a national id is normalised as the institutions write it
-    assert finish([b := blind("nid 000000042")], _answers(keys, (1, 2, 3), [b]), 2) == expected[:1]
+    one = [blind("nid 000000042")]
+    assert finish(one, _answers(keys, (1, 2, 3), one), keys[4].public) == expected[:1]
 
 
-def test_t_nodes_are_not_enough_and_a_node_with_a_wrong_share_is_caught() -> None:
+def test_t_nodes_are_not_enough_and_a_wrong_or_replaced_answer_is_caught() -> None:
     keys = _keys(3, 1)
+    public = keys[0].public
     blinded = [blind(x) for x in IDS]
     with pytest.raises(IntegrityError, match="t \\+ 1 = 2"):
-        finish(blinded, _answers(keys, (1,), blinded), 1)
-    answers = _answers(keys, (1, 2, 3), blinded)
-    answers[3] = [evaluate(keys[2].share + 1, b.point) for b in blinded]
-    with pytest.raises(IntegrityError, match="wrong key share"):
-        finish(blinded, answers, 1)
-    answers[3] = answers[3][:1]
+        finish(blinded, _answers(keys, (1,), blinded), public)
+    answers = _answers(keys, (1, 2), blinded)  # only t + 1 answer: each is still checked
+    answers[2] = _answer(keys[1].share + 1, blinded)  # a node with a wrong share, proving it
+    with pytest.raises(IntegrityError, match="party 2's answers do not prove"):
+        finish(blinded, answers, public)
+    honest = _answer(keys[1].share, blinded)
+    for forged in (
+        Answer(list(reversed(honest.points)), honest.proof),  # answers swapped on the way
+        Answer(honest.points, honest.proof[:32] + bytes(32)),
+        Answer(honest.points, _answer(keys[2].share, blinded).proof),  # another node's proof
+    ):
+        with pytest.raises(IntegrityError, match="party 2's answers do not prove"):
+            finish(blinded, {1: answers[1], 2: forged}, public)
     with pytest.raises(IntegrityError, match="answered 1 of 2"):
-        finish(blinded, answers, 1)
+        finish(blinded, {1: answers[1], 2: Answer(honest.points[:1], honest.proof)}, public)
+    # with a third node, one wrong answer is outvoted: the two that prove theirs give the result
+    three = {**answers, 3: _answer(keys[2].share, blinded)}
+    assert finish(blinded, three, public) == pseudonyms_with_key(IDS, joint_key(keys))
+    three[1] = Answer(honest.points, honest.proof)  # party 1 now sends party 2's answers
+    with pytest.raises(IntegrityError, match="party 1, 2's answers do not prove"):
+        finish(blinded, three, public)
+    assert finish(blinded, {1: answers[1], 2: honest}, public) == pseudonyms_with_key(
+        IDS, joint_key(keys)
+    )
+
+
+def test_public_shares_must_be_shares_of_the_public_key() -> None:
+    keys = _keys(3, 1)
+    keys[0].public.check()
+    shares = list(keys[0].public_shares)
+    shares[2] = shares[1]
+    with pytest.raises(IntegrityError, match="not shares of the public key"):
+        PublicKey(1, keys[0].public_key, tuple(shares)).check()
+    with pytest.raises(IntegrityError, match="not shares of the public key"):
+        PublicKey(1, keys[0].public_shares[0], keys[0].public_shares).check()
 
 
 def test_blinded_ids_are_fresh_and_nodes_refuse_what_is_not_a_group_point() -> None:
@@ -124,9 +164,9 @@ def test_the_ceremony_in_files_gives_every_node_a_share_of_one_key(tmp_path: Pat
     assert [k.party for k in keys] == [1, 2, 3] and keys[0].threshold == 1
     assert joint_key(keys[:2]) == joint_key(keys[1:])
     blinded = [blind(x) for x in IDS]
-    assert finish(blinded, _answers(keys, (1, 2, 3), blinded), 1) == pseudonyms_with_key(
-        IDS, joint_key(keys)
-    )
+    assert finish(
+        blinded, _answers(keys, (1, 2, 3), blinded), keys[1].public
+    ) == pseudonyms_with_key(IDS, joint_key(keys))
 
 
 def test_the_ceremony_refuses_a_forged_or_replayed_deal(tmp_path: Path) -> None:

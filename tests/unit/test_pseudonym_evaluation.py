@@ -26,8 +26,10 @@ from mpc_gateway.oprf import (
     blind,
     evaluate,
     points_sha256,
+    read_key_statement,
     save_key_share,
     shares_in_one_process,
+    verify,
 )
 from mpc_gateway.policy import Policy, UsageLedger
 from mpc_gateway.policy.models import PseudonymPolicy
@@ -42,6 +44,9 @@ POLICY = Policy(
         max_per_day_for={"node/*": 100},
     ),
 )
+
+NODE_KEY = Ed25519PrivateKey.generate()
+NODE_SIGNING = (NODE_KEY, b"-----BEGIN CERTIFICATE-----")  # the key is what these tests check
 
 Request = Callable[..., tuple[str, DispatchEvidence, list[bytes]]]
 
@@ -65,6 +70,7 @@ def setup(tmp_path: Path) -> tuple[Evaluator, Request, AuditTrail]:
         witness,
         gateway_key.public_key(),
         ORIGIN,
+        NODE_SIGNING,
     )
 
     def request(
@@ -90,8 +96,12 @@ def _kinds(witness: AuditTrail) -> list[str]:
 def test_a_logged_request_is_evaluated_with_the_node_s_share_and_witnessed(setup) -> None:
     node, request, witness = setup
     query_id, evidence, points = request(3)
-    key, answers = node.answer("gateway/gateway", query_id, evidence, points)
-    assert answers == [evaluate(key.share, p) for p in points] and key.party == 1
+    done = node.answer("gateway/gateway", query_id, evidence, points)
+    key = done.key
+    assert done.points == [evaluate(key.share, p) for p in points] and key.party == 1
+    assert verify(key.public.shares[0], points, done.points, done.proof)
+    NODE_KEY.public_key().verify(done.shown.signature, done.shown.statement)
+    assert read_key_statement(done.shown.statement) == ("bank-a", 1, key.public)
     [entry] = [AuditEvent.from_entry(e) for e in witness.log.entries()]
     assert (entry.kind, entry.query_id, entry.details["count"]) == (
         "pseudonyms.evaluated",
@@ -142,7 +152,16 @@ def test_policy_purpose_allowance_and_points_are_checked_before_anything_counts(
 def test_a_node_without_a_key_share_or_with_another_party_s_refuses(setup, tmp_path: Path) -> None:
     node, request, witness = setup
     keyless = Evaluator(
-        "bank-a", 1, 3, None, POLICY, UsageLedger(), witness, node._gateway_key, ORIGIN
+        "bank-a",
+        1,
+        3,
+        None,
+        POLICY,
+        UsageLedger(),
+        witness,
+        node._gateway_key,
+        ORIGIN,
+        NODE_SIGNING,
     )
     with pytest.raises(ConfigurationError, match="holds no share of the pseudonym key"):
         keyless.answer("gateway/gateway", *request(1))
@@ -159,6 +178,7 @@ def test_a_node_without_a_key_share_or_with_another_party_s_refuses(setup, tmp_p
             witness,
             node._gateway_key,
             ORIGIN,
+            NODE_SIGNING,
         )
 
 

@@ -47,14 +47,28 @@ Global___PseudonymRequest: _TypeAlias = PseudonymRequest  # noqa: Y015
 
 @_typing.final
 class NodePseudonyms(_message.Message):
+    """a node's answers, relayed as it sent them"""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     NODE_FIELD_NUMBER: _builtins.int
     PARTY_FIELD_NUMBER: _builtins.int
     POINTS_FIELD_NUMBER: _builtins.int
+    PROOF_FIELD_NUMBER: _builtins.int
+    KEY_STATEMENT_FIELD_NUMBER: _builtins.int
+    KEY_SIGNATURE_FIELD_NUMBER: _builtins.int
+    SIGNING_CERTIFICATE_FIELD_NUMBER: _builtins.int
     node: _builtins.str
     party: _builtins.int
     """party index + 1"""
+    proof: _builtins.bytes
+    """that every answer uses the share key_statement names"""
+    key_statement: _builtins.bytes
+    """canonical JSON: node, party, the key's public values"""
+    key_signature: _builtins.bytes
+    """Ed25519 over key_statement, by the node's signing key"""
+    signing_certificate: _builtins.bytes
+    """PEM: that key, certified by the consortium CA"""
     @_builtins.property
     def points(self) -> _containers.RepeatedScalarFieldContainer[_builtins.bytes]: ...
     def __init__(
@@ -63,10 +77,14 @@ class NodePseudonyms(_message.Message):
         node: _builtins.str = ...,
         party: _builtins.int = ...,
         points: _abc.Iterable[_builtins.bytes] | None = ...,
+        proof: _builtins.bytes = ...,
+        key_statement: _builtins.bytes = ...,
+        key_signature: _builtins.bytes = ...,
+        signing_certificate: _builtins.bytes = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["node", b"node", "party", b"party", "points", b"points"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["key_signature", b"key_signature", "key_statement", b"key_statement", "node", b"node", "party", b"party", "points", b"points", "proof", b"proof", "signing_certificate", b"signing_certificate"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -59,10 +59,22 @@ class PseudonymAnswers(_message.Message):
     PARTY_FIELD_NUMBER: _builtins.int
     THRESHOLD_FIELD_NUMBER: _builtins.int
     POINTS_FIELD_NUMBER: _builtins.int
+    PROOF_FIELD_NUMBER: _builtins.int
+    KEY_STATEMENT_FIELD_NUMBER: _builtins.int
+    KEY_SIGNATURE_FIELD_NUMBER: _builtins.int
+    SIGNING_CERTIFICATE_FIELD_NUMBER: _builtins.int
     node: _builtins.str
     party: _builtins.int
     """party index + 1: the share's point"""
     threshold: _builtins.int
+    proof: _builtins.bytes
+    """that every answer uses the share key_statement names (oprf.proof)"""
+    key_statement: _builtins.bytes
+    """canonical JSON: node, party, the key's public values"""
+    key_signature: _builtins.bytes
+    """Ed25519 over key_statement, by the node's signing key"""
+    signing_certificate: _builtins.bytes
+    """PEM: that key, certified by the consortium CA"""
     @_builtins.property
     def points(self) -> _containers.RepeatedScalarFieldContainer[_builtins.bytes]:
         """each point raised to the key share, in order"""
@@ -74,10 +86,14 @@ class PseudonymAnswers(_message.Message):
         party: _builtins.int = ...,
         threshold: _builtins.int = ...,
         points: _abc.Iterable[_builtins.bytes] | None = ...,
+        proof: _builtins.bytes = ...,
+        key_statement: _builtins.bytes = ...,
+        key_signature: _builtins.bytes = ...,
+        signing_certificate: _builtins.bytes = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["node", b"node", "party", b"party", "points", b"points", "threshold", b"threshold"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["key_signature", b"key_signature", "key_statement", b"key_statement", "node", b"node", "party", b"party", "points", b"points", "proof", b"proof", "signing_certificate", b"signing_certificate", "threshold", b"threshold"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

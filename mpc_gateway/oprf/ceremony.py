@@ -23,7 +23,7 @@ from typing import Any
 
 from mpc_gateway.canonical import canonical_bytes
 from mpc_gateway.errors import ConfigurationError, GatewayError, IntegrityError
-from mpc_gateway.oprf import KeyShare, combine_deals, deal, save_key_share
+from mpc_gateway.oprf.keys import KeyShare, combine_deals, deal, save_key_share
 from mpc_gateway.pki import (
     Identity,
     load_ca,
