@@ -8,8 +8,8 @@ how many points and their digest; never a point), seals it under a signed head
 and sends the points with that evidence to every node. It relays every node's
 answers and logs the outcome. What it sees is uniform group points: it learns
 how many ids were asked, by whom and why, nothing of the ids or pseudonyms.
-Every node must answer (one more than the threshold would do, the rest let the
-requester catch a node that answered with a wrong share).
+Every node must answer: t + 1 proved answers give the pseudonyms, and the rest
+outvote a node whose answers do not prove out.
 """
 
 from __future__ import annotations
