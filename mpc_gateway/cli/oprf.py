@@ -96,26 +96,33 @@ def pseudonymise(
     identity: Annotated[str, typer.Option(help="role/name: node/<yours> to load data")] = "",
 ) -> None:
     """Replace a column of national ids by their pseudonyms (the nodes evaluate, blinded)."""
-    import pandas as pd
+    import duckdb
 
     with reporting_errors():
         if not identity:
             raise InvalidRequestError("give --identity (node/<your node> to load your data)")
         if source.suffix not in (".csv", ".parquet") or out.suffix not in (".csv", ".parquet"):
             raise InvalidRequestError("read and write .csv or .parquet files")
-        frame = (
-            pd.read_csv(source, dtype=str) if source.suffix == ".csv" else pd.read_parquet(source)
-        )
-        if column not in frame.columns:
-            raise InvalidRequestError(f"{source} has no column {column!r}")
-        with client_from_env(gateway, pki, identity) as client:
-            ids = frame[column].astype(str).tolist()
-            frame = frame.drop(columns=[column]).assign(
-                **{target: client.pseudonyms(ids, purpose=purpose)}
+        with duckdb.connect(":memory:") as con:
+            reader = (
+                "read_csv(?, all_varchar = true)" if source.suffix == ".csv" else "read_parquet(?)"
             )
-        out.parent.mkdir(parents=True, exist_ok=True)
-        if out.suffix == ".csv":
-            frame.to_csv(out, index=False)
-        else:
-            frame.to_parquet(out, index=False)
+            try:
+                frame = con.execute(f"SELECT * FROM {reader}", [str(source)]).df()
+            except duckdb.Error as err:
+                raise InvalidRequestError(f"{source} cannot be read: {err}") from None
+            if column not in frame.columns:
+                raise InvalidRequestError(f"{source} has no column {column!r}")
+            with client_from_env(gateway, pki, identity) as client:
+                ids = frame[column].astype(str).tolist()
+                pseudonyms = client.pseudonyms(ids, purpose=purpose)
+            frame = frame.drop(columns=[column]).assign(**{target: pseudonyms})
+            out.parent.mkdir(parents=True, exist_ok=True)
+            con.register("pseudonymised", frame)
+            kind = "CSV, HEADER" if out.suffix == ".csv" else "PARQUET"
+            con.execute(f"COPY pseudonymised TO '{_quoted(out)}' (FORMAT {kind})")
     console.print(f"{len(frame)} rows: {column} -> {target} in {out}")
+
+
+def _quoted(path: Path) -> str:
+    return str(path).replace("'", "''")

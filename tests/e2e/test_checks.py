@@ -9,11 +9,16 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from pathlib import Path
 
+import duckdb
 import grpc
+import pandas as pd
 import pytest
+from typer.testing import CliRunner
 
 from mpc_gateway.audit.sqlite import load_raw
+from mpc_gateway.cli.app import app
 from mpc_gateway.client import GatewayClient
 from mpc_gateway.computations.check import alert_filter
 from mpc_gateway.devnet.localnet import LocalConsortium
@@ -106,6 +111,28 @@ def test_persons_are_screened_by_national_id_and_no_one_else_sees_an_id_or_a_pse
     [answered] = [e for e in events if e["query_id"] == asked["query_id"]][1:]
     assert (asked["details"]["count"], answered["kind"]) == (len(ids), "pseudonyms.answered")
     assert asked["actor"] == "analyst/alice" and asked["details"]["purpose"] == "testing"
+
+
+def test_an_institution_pseudonymises_its_customers_file_as_its_node(
+    consortium: LocalConsortium, tmp_path: Path
+) -> None:
+    files = consortium.files
+    ids = ["NID-000000003", "nid 000000004", "NID-000000005"]
+    source = tmp_path / "customers.csv"
+    pd.DataFrame({"customer": ["a", "b", "c"], "national_id": ids}).to_csv(source, index=False)
+    out = tmp_path / "customers.parquet"
+    result = CliRunner().invoke(
+        app,
+        ["oprf", "pseudonymise", str(source), "--out", str(out), "--identity", "node/bank-a"]
+        + ["--gateway", files.gateway_address, "--pki", str(files.pki_dir), "--purpose", "testing"],
+    )
+    assert result.exit_code == 0, result.output
+    written = duckdb.sql(f"SELECT * FROM '{out}'").df()
+    assert list(written.columns) == ["customer", "person_pseudonym"]
+    key = joint_key([load_key_share(files.key_share(n)) for n in files.nodes])
+    assert list(written["person_pseudonym"]) == pseudonyms_with_key(ids, key)
+    events = [json.loads(e) for e in load_raw(files.root / "audit.sqlite").entries]
+    assert events[-2]["kind"] == "pseudonyms.requested" and events[-2]["actor"] == "node/bank-a"
 
 
 def test_pseudonym_requests_are_refused_at_the_gateway_and_at_a_node(

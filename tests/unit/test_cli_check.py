@@ -191,3 +191,18 @@ def test_amount_asks_the_overlap_s_summed_alert_amounts_and_needs_overlap(
     assert "1 of 2 keys flagged at some member; their alerts' amounts total 1,234.50" in (
         result.output
     )
+
+
+def test_pseudonymising_a_file_without_its_id_column_or_identity_is_refused(
+    layout: ConsortiumLayout, tmp_path: Path
+) -> None:
+    source = _write(tmp_path / "customers.csv", "customer,nid\na,NID-1\n")
+    out = tmp_path / "out.parquet"
+    result = _invoke("oprf", "pseudonymise", str(source), "--out", str(out), *_pki(layout))
+    assert result.exit_code == 2 and "give --identity" in result.output
+    args = ["oprf", "pseudonymise", str(source), "--out", str(out), "--identity", "node/bank-a"]
+    result = _invoke(*args, *_pki(layout))
+    assert result.exit_code == 2 and "has no column 'national_id'" in result.output
+    result = _invoke(*args[:4], str(tmp_path / "out.json"), *args[5:], *_pki(layout))
+    assert result.exit_code == 2 and "read and write .csv or .parquet" in result.output
+    assert not out.exists()
