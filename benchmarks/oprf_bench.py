@@ -52,17 +52,6 @@ __all__ = ["oprf_scenario", "oprf_entries"]
 NODES, T = 3, 1
 
 
-def _per_key_us(step: Callable[[int], object], keys: int, repeats: int) -> float:
-    """The median over ``repeats`` runs of ``step`` over every key, per key, in µs."""
-    runs = []
-    for _ in range(repeats):
-        started = time.perf_counter()
-        for n in range(keys):
-            step(n)
-        runs.append((time.perf_counter() - started) / keys * 1e6)
-    return statistics.median(runs)
-
-
 def _node(share: int, points: list[bytes]) -> Answer:
     """A node's work on a request: raise every point, prove it used its share."""
     answers = [evaluate(share, p) for p in points]
@@ -87,8 +76,12 @@ def oprf_scenario(args: argparse.Namespace) -> list[dict[str, Any]]:
     public = shares[0].public
     expected = pseudonyms_with_key(ids, joint_key(shares))
     hmac_key = secrets.token_bytes(32)
-    hmac_us = _per_key_us(
-        lambda n: hmac.new(hmac_key, ids[n].encode(), hashlib.sha256).hexdigest(), keys, repeats
+    hmac_us = (
+        _timed(
+            repeats,
+            lambda: [hmac.new(hmac_key, x.encode(), hashlib.sha256).hexdigest() for x in ids],
+        )
+        / keys
     )
     entries = []
     for size, runs in ((1, 20 * repeats), (keys, repeats)):

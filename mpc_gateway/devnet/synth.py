@@ -125,8 +125,10 @@ def _synthetic(seed: int) -> Pseudonymiser:
 
     A real consortium's key is made by its nodes' ceremony (``mpcgw oprf``): no one holds it.
     """
-    digest = hashlib.sha512(f"mpc-gateway synthetic pseudonym key {seed}".encode()).digest()
-    return _SYNTHETIC.setdefault(seed, key_pseudonyms(int.from_bytes(digest) % L or 1))
+    if seed not in _SYNTHETIC:
+        digest = hashlib.sha512(f"mpc-gateway synthetic pseudonym key {seed}".encode()).digest()
+        _SYNTHETIC[seed] = key_pseudonyms(int.from_bytes(digest) % L or 1)
+    return _SYNTHETIC[seed]
 
 
 _SYNTHETIC: dict[int, Pseudonymiser] = {}

@@ -98,7 +98,7 @@ class Evaluator:
     ) -> Evaluated:
         """This node's answers, once every check passed; refusals are witnessed too."""
         try:
-            requester, taken = self._admit(query_id, evidence, points)
+            requester, digest = self._admit(query_id, evidence, points)
         except GatewayError as err:
             err.query_id = err.query_id or query_id
             reason = err.public_message[:2000]
@@ -116,19 +116,20 @@ class Evaluator:
                 "contributed",
                 len(points),
                 requester=requester,
-                points_sha256=points_sha256(points),
+                points_sha256=digest,
                 gateway_checkpoint=evidence.checkpoint,
                 request_index=evidence.index,
             )
             answers = [evaluate(key.share, point) for point in points]
             return Evaluated(key, answers, prove(key.share, points, answers), shown)
         except BaseException:
-            self.usage.release(usage_key("pseudonyms", requester), taken)
+            self.usage.release(usage_key("pseudonyms", requester), len(points))
             raise
 
     def _admit(
         self, query_id: str, evidence: DispatchEvidence, points: Sequence[bytes]
-    ) -> tuple[str, int]:
+    ) -> tuple[str, str]:
+        """The requester and the points' digest, once every check passed and the ids counted."""
         if self.key is None:
             raise ConfigurationError(
                 f"{self.node} holds no share of the pseudonym key: run the key ceremony "
@@ -137,11 +138,11 @@ class Evaluator:
         _, event = verify_logged(
             evidence, query_id, REQUESTED, self._gateway_key, self._gateway_log
         )
-        details = event.details
+        details, digest = event.details, points_sha256(points)
         if (
             not 1 <= len(points) <= MAX_POINTS
             or details.get("count") != len(points)
-            or (details.get("points_sha256") != points_sha256(points))
+            or details.get("points_sha256") != digest
         ):
             raise IntegrityError(
                 f"the points sent are not the {details.get('count')} the gateway logged for "
@@ -162,7 +163,7 @@ class Evaluator:
                 f"ids a day for {requester}; {len(points)} more would pass it",
                 rule="pseudonyms.daily_limit",
             )
-        return requester, len(points)
+        return requester, digest
 
     def _witness(
         self,

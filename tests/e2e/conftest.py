@@ -7,11 +7,14 @@ processes over mutual TLS.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from mpc_gateway.audit.sqlite import load_raw
 from mpc_gateway.client import GatewayClient
 from mpc_gateway.devnet.localnet import LocalConsortium, prepare, schema_path
 from mpc_gateway.pki import Identity, load_layout, tls_credentials_bytes
@@ -69,6 +72,11 @@ def analyst(consortium: LocalConsortium) -> Iterator[GatewayClient]:
 @pytest.fixture(scope="session")
 def loans_columns() -> dict[str, object]:
     return dict(load_schema(schema_path()).columns)
+
+
+def gateway_events(consortium: LocalConsortium) -> list[dict[str, Any]]:
+    """The gateway's audit entries, read from its file (as an auditor holding a copy)."""
+    return [json.loads(e) for e in load_raw(consortium.files.root / "audit.sqlite").entries]
 
 
 def gateway_stub(consortium: LocalConsortium, node: str) -> node_pb2_grpc.NodeServiceStub:

@@ -7,7 +7,6 @@ opened to it); the filter (kind, age) applies at every node.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -17,7 +16,6 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from mpc_gateway.audit.sqlite import load_raw
 from mpc_gateway.cli.app import app
 from mpc_gateway.client import GatewayClient
 from mpc_gateway.computations.check import alert_filter
@@ -29,7 +27,7 @@ from mpc_gateway.oprf import blind, joint_key, load_key_share, pseudonyms_with_k
 from mpc_gateway.policy.models import MAX_BATCH
 from mpc_gateway.proto.v1 import gateway_pb2, node_pb2
 from mpc_gateway.rpc.convert import result_from_proto
-from tests.e2e.conftest import client_for, gateway_stub
+from tests.e2e.conftest import client_for, gateway_events, gateway_stub
 
 pytestmark = pytest.mark.e2e
 
@@ -106,7 +104,7 @@ def test_persons_are_screened_by_national_id_and_no_one_else_sees_an_id_or_a_pse
         assert b"NID-0000000" not in data and b"NID0000000" not in data, path
         if path.suffix != ".parquet":
             assert not any(p.encode() in data for p in pseudonyms), path
-    events = [json.loads(e) for e in load_raw(files.root / "audit.sqlite").entries]
+    events = gateway_events(consortium)
     [asked] = [e for e in events if e["kind"] == "pseudonyms.requested"][-1:]
     [answered] = [e for e in events if e["query_id"] == asked["query_id"]][1:]
     assert (asked["details"]["count"], answered["kind"]) == (len(ids), "pseudonyms.answered")
@@ -131,7 +129,7 @@ def test_an_institution_pseudonymises_its_customers_file_as_its_node(
     assert list(written.columns) == ["customer", "person_pseudonym"]
     key = joint_key([load_key_share(files.key_share(n)) for n in files.nodes])
     assert list(written["person_pseudonym"]) == pseudonyms_with_key(ids, key)
-    events = [json.loads(e) for e in load_raw(files.root / "audit.sqlite").entries]
+    events = gateway_events(consortium)
     assert events[-2]["kind"] == "pseudonyms.requested" and events[-2]["actor"] == "node/bank-a"
 
 

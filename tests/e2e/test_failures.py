@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import threading
@@ -33,7 +32,7 @@ from mpc_gateway.pki import (
 )
 from mpc_gateway.proto.v1 import gateway_pb2, gateway_pb2_grpc, node_pb2, node_pb2_grpc
 from mpc_gateway.rpc.server import client_channel
-from tests.e2e.conftest import client_for, gateway_stub
+from tests.e2e.conftest import client_for, gateway_events, gateway_stub
 from tests.e2e.test_audit import Outcome
 from tests.e2e.test_audit_reconcile import verify_args
 from tests.forged import count_plan, forge, gateway_key
@@ -238,7 +237,7 @@ def test_pseudonyms_with_a_node_down_fail_naming_it_are_logged_then_recover(
     with pytest.raises(NodeUnavailableError, match="node broker-c is unavailable") as err:
         analyst.pseudonyms(["NID-000000007"])
     assert time.monotonic() - started < 8.0 and err.value.query_id
-    events = [json.loads(e) for e in load_raw(consortium.files.root / "audit.sqlite").entries]
+    events = gateway_events(consortium)
     [failed] = [e for e in events if e["query_id"] == err.value.query_id][1:]
     assert failed["kind"] == "pseudonyms.failed" and "broker-c" in failed["details"]["reason"]
     _recovers(consortium, "broker-c", analyst)

@@ -7,7 +7,6 @@ against the gateway and every node's witness log.
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import threading
@@ -18,13 +17,12 @@ from typing import Any
 
 import pytest
 
-from mpc_gateway.audit.sqlite import load_raw
 from mpc_gateway.client import ApproverClient, GatewayClient
 from mpc_gateway.devnet.localnet import LocalConsortium, prepare
 from mpc_gateway.errors import ApprovalMissingError, GatewayError
 from mpc_gateway.gateway.recovery import ABANDONED, CLOSING
 from mpc_gateway.rpc.client import HealthClient
-from tests.e2e.conftest import ROWS, client_for
+from tests.e2e.conftest import ROWS, client_for, gateway_events
 from tests.e2e.test_audit import _cli, _node_args
 
 pytestmark = pytest.mark.e2e
@@ -51,13 +49,8 @@ def consortium(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalConsor
         running.stop()
 
 
-def _events(consortium: LocalConsortium) -> list[dict[str, Any]]:
-    """The gateway's audit entries, read from its file (as an auditor holding a copy)."""
-    return [json.loads(e) for e in load_raw(consortium.files.root / "audit.sqlite").entries]
-
-
 def _open_submissions(consortium: LocalConsortium) -> list[str]:
-    events = _events(consortium)
+    events = gateway_events(consortium)
     closed = {e["query_id"] for e in events if e["kind"] in CLOSING}
     return [
         e["query_id"]
@@ -68,7 +61,7 @@ def _open_submissions(consortium: LocalConsortium) -> list[str]:
 
 def _outcome(consortium: LocalConsortium, query_id: str) -> dict[str, Any]:
     [ending] = [
-        e for e in _events(consortium) if e["query_id"] == query_id and e["kind"] in CLOSING
+        e for e in gateway_events(consortium) if e["query_id"] == query_id and e["kind"] in CLOSING
     ]
     return ending
 

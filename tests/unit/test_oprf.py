@@ -37,10 +37,6 @@ IDS = ["NID-000000042", "NID-000000043"]
 NODES = ("bank-a", "bank-b", "broker-c")
 
 
-def _keys(m: int, t: int) -> list[KeyShare]:
-    return shares_in_one_process(m, t)
-
-
 def _answer(share: int, blinded: list[Blinded]) -> Answer:
     """What a node sends: every point raised to its share, and its proof."""
     points = [b.point for b in blinded]
@@ -53,7 +49,7 @@ def _answers(keys: list[KeyShare], xs: tuple[int, ...], blinded: list) -> dict[i
 
 
 def test_any_t_plus_1_nodes_give_the_pseudonyms_of_the_joint_key() -> None:
-    keys = _keys(5, 2)
+    keys = shares_in_one_process(5, 2)
     expected = pseudonyms_with_key(IDS, joint_key(keys[2:]))  # another set of shares, the same key
     assert expected[0] != expected[1] and len(expected[0]) == 64
     for xs in combinations(range(1, 6), 3):
@@ -65,7 +61,7 @@ def test_any_t_plus_1_nodes_give_the_pseudonyms_of_the_joint_key() -> None:
 
 
 def test_t_nodes_are_not_enough_and_a_wrong_or_replaced_answer_is_caught() -> None:
-    keys = _keys(3, 1)
+    keys = shares_in_one_process(3, 1)
     public = keys[0].public
     blinded = [blind(x) for x in IDS]
     with pytest.raises(IntegrityError, match="t \\+ 1 = 2"):
@@ -96,7 +92,7 @@ def test_t_nodes_are_not_enough_and_a_wrong_or_replaced_answer_is_caught() -> No
 
 
 def test_public_shares_must_be_shares_of_the_public_key() -> None:
-    keys = _keys(3, 1)
+    keys = shares_in_one_process(3, 1)
     keys[0].public.check()
     shares = list(keys[0].public_shares)
     shares[2] = shares[1]
@@ -107,7 +103,7 @@ def test_public_shares_must_be_shares_of_the_public_key() -> None:
 
 
 def test_blinded_ids_are_fresh_and_nodes_refuse_what_is_not_a_group_point() -> None:
-    keys = _keys(3, 1)
+    keys = shares_in_one_process(3, 1)
     assert blind(IDS[0]).point != blind(IDS[0]).point  # a node cannot link two requests
     for bad in (bytes(32), b"\x01" * 31, b"\xff" * 32):  # small order, short, not on the curve
         with pytest.raises(InvalidRequestError, match="prime-order subgroup"):
@@ -128,7 +124,7 @@ def test_a_dealer_whose_value_does_not_match_its_commitments_is_named() -> None:
 
 
 def test_a_key_share_file_is_private_and_checked(tmp_path: Path) -> None:
-    key = _keys(3, 1)[0]
+    key = shares_in_one_process(3, 1)[0]
     path = tmp_path / "share.json"
     save_key_share(path, key)
     assert load_key_share(path) == key
