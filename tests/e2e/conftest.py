@@ -30,8 +30,29 @@ def start_consortium(root: Path, **options: object) -> LocalConsortium:
     return LocalConsortium(files).start()
 
 
+@pytest.fixture(scope="session")
+def shared_consortium(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalConsortium]:
+    """One consortium for every module that only queries it (``QUERIES_ONLY = True``)."""
+    running = start_consortium(tmp_path_factory.mktemp("shared-consortium"))
+    try:
+        yield running
+    finally:
+        running.stop()
+
+
 @pytest.fixture(scope="module")
-def consortium(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalConsortium]:
+def consortium(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[LocalConsortium]:
+    """The module's own consortium, or the shared one if the module only queries it.
+
+    A module that stops, kills or restarts a process, changes a file of the
+    consortium, or checks its whole audit log starts its own (each start costs
+    about 10 s of the suite).
+    """
+    if getattr(request.module, "QUERIES_ONLY", False):
+        yield request.getfixturevalue("shared_consortium")
+        return
     running = start_consortium(tmp_path_factory.mktemp("consortium"))
     try:
         yield running

@@ -30,6 +30,7 @@ from mpc_gateway.rpc.convert import result_from_proto
 from tests.e2e.conftest import client_for, gateway_events, gateway_stub
 
 pytestmark = pytest.mark.e2e
+QUERIES_ONLY = True  # the session's shared consortium (conftest)
 
 
 @pytest.fixture(scope="module")

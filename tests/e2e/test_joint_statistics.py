@@ -13,6 +13,7 @@ from mpc_gateway.devnet.localnet import LocalConsortium
 from tests.e2e.conftest import client_for, start_consortium
 
 pytestmark = pytest.mark.e2e
+QUERIES_ONLY = True  # the session's shared consortium (conftest)
 
 
 @pytest.mark.parametrize("query", EXAMPLE_QUERIES, ids=[q.title for q in EXAMPLE_QUERIES])

@@ -30,6 +30,7 @@ from mpc_gateway.query.schema import DatasetSchema, load_schema
 from tests.e2e.conftest import client_for
 
 pytestmark = pytest.mark.e2e
+QUERIES_ONLY = True  # the session's shared consortium (conftest)
 
 SCHEMA: DatasetSchema = load_schema(schema_path())
 FRAC = 24

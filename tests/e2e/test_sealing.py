@@ -30,6 +30,7 @@ from tests.e2e.conftest import client_for, gateway_stub
 from tests.forged import forge, receiver_certificate
 
 pytestmark = pytest.mark.e2e
+QUERIES_ONLY = True  # the session's shared consortium (conftest)
 
 AGGREGATES = ["count", "sum:exposure", "mean:exposure"]
 

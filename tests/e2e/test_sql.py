@@ -24,6 +24,7 @@ from mpc_gateway.client import GatewayClient
 from mpc_gateway.devnet.localnet import LocalConsortium
 
 pytestmark = pytest.mark.e2e
+QUERIES_ONLY = True  # the session's shared consortium (conftest)
 
 CROSS = (
     "SELECT sector, region, COUNT(*) AS n, SUM(exposure) FROM loans "
