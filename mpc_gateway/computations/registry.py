@@ -5,7 +5,6 @@ defines), so an MPC worker that needs one layout module does not load every
 computation and its models.
 """
 
-
 from __future__ import annotations
 
 import json
