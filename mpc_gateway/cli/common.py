@@ -126,10 +126,12 @@ def print_released(released: Released, as_json: bool = False, title: str = "") -
 
 def explain_or_run(
     client: GatewayClient, kind: str, dataset: str, *, explain: bool, as_json: bool, **fields: Any
-) -> None:
-    """Run computation ``kind`` and print what it released, or (``explain``) its dry run."""
+) -> Released:
+    """Run computation ``kind``, print what it released and return it; or print its dry run."""
     if explain:
         report = client.explain(kind, dataset, **fields)
         print(json.dumps(report, indent=2)) if as_json else print_explanation(report)
         raise typer.Exit(0 if report["allowed"] else 3)
-    print_released(client.run(kind, dataset, **fields), as_json)
+    released = client.run(kind, dataset, **fields)
+    print_released(released, as_json)
+    return released

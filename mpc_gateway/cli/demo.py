@@ -181,8 +181,9 @@ def _approval_flow(files: ConsortiumFiles, say: Callable[[str], None]) -> bool:
 
 
 NOT_YET = (
-    "scoring a batch with the trained model (scoring models take entity features, not loan "
-    "rows) is not built yet"
+    "a trained model kept secret-shared among the nodes (its coefficients are released), "
+    "and scoring entities with it in `mpcgw risk score` (scoring models take entity features, "
+    "not loan rows)"
 )
 RISK_REFUSED = "raw scores: bank-a's policy releases only decision bits or counts"
 

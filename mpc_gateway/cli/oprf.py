@@ -24,6 +24,7 @@ from mpc_gateway.cli.common import (
     reporting_errors,
 )
 from mpc_gateway.errors import InvalidRequestError
+from mpc_gateway.tables import check_suffixes, read_rows, write_rows
 
 __all__ = ["oprf_app"]
 
@@ -96,33 +97,15 @@ def pseudonymise(
     identity: Annotated[str, typer.Option(help="role/name: node/<yours> to load data")] = "",
 ) -> None:
     """Replace a column of national ids by their pseudonyms (the nodes evaluate, blinded)."""
-    import duckdb
-
     with reporting_errors():
         if not identity:
             raise InvalidRequestError("give --identity (node/<your node> to load your data)")
-        if source.suffix not in (".csv", ".parquet") or out.suffix not in (".csv", ".parquet"):
-            raise InvalidRequestError("read and write .csv or .parquet files")
-        with duckdb.connect(":memory:") as con:
-            reader = (
-                "read_csv(?, all_varchar = true)" if source.suffix == ".csv" else "read_parquet(?)"
-            )
-            try:
-                frame = con.execute(f"SELECT * FROM {reader}", [str(source)]).df()
-            except duckdb.Error as err:
-                raise InvalidRequestError(f"{source} cannot be read: {err}") from None
-            if column not in frame.columns:
-                raise InvalidRequestError(f"{source} has no column {column!r}")
-            with client_from_env(gateway, pki, identity) as client:
-                ids = frame[column].astype(str).tolist()
-                pseudonyms = client.pseudonyms(ids, purpose=purpose)
-            frame = frame.drop(columns=[column]).assign(**{target: pseudonyms})
-            out.parent.mkdir(parents=True, exist_ok=True)
-            con.register("pseudonymised", frame)
-            kind = "CSV, HEADER" if out.suffix == ".csv" else "PARQUET"
-            con.execute(f"COPY pseudonymised TO '{_quoted(out)}' (FORMAT {kind})")
+        check_suffixes(source, out)
+        frame = read_rows(source)
+        if column not in frame.columns:
+            raise InvalidRequestError(f"{source} has no column {column!r}")
+        with client_from_env(gateway, pki, identity) as client:
+            pseudonyms = client.pseudonyms(frame[column].astype(str).tolist(), purpose=purpose)
+        frame = frame.drop(columns=[column]).assign(**{target: pseudonyms})
+        write_rows(frame, out)
     console.print(f"{len(frame)} rows: {column} -> {target} in {out}")
-
-
-def _quoted(path: Path) -> str:
-    return str(path).replace("'", "''")

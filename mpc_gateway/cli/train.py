@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated, Literal
 
 import typer
@@ -14,9 +15,13 @@ from mpc_gateway.cli.common import (
     JsonOption,
     PurposeOption,
     client_from_env,
+    err_console,
     explain_or_run,
     reporting_errors,
 )
+from mpc_gateway.computations.train import TrainOutcome
+from mpc_gateway.errors import InvalidRequestError
+from mpc_gateway.tables import check_suffixes, read_rows, records, write_rows
 
 __all__ = ["model_train"]
 
@@ -51,6 +56,13 @@ def model_train(
     ] = None,
     seed: Annotated[int | None, typer.Option(help="seed of the held-out draw")] = None,
     where: Annotated[str, typer.Option(help="train on the rows this filter selects")] = "",
+    score: Annotated[
+        Path | None,
+        typer.Option(help="then score these rows (CSV or Parquet, the features in their units)"),
+    ] = None,
+    scores_out: Annotated[
+        Path | None, typer.Option(help="where the scored rows go (with --score)")
+    ] = None,
     purpose: PurposeOption = "",
     explain: ExplainOption = False,
     gateway: str = GATEWAY_OPTION,
@@ -60,7 +72,16 @@ def model_train(
 ) -> None:
     """Train a model on every institution's rows; no row leaves its node."""
     with reporting_errors(), client_from_env(gateway, pki, identity) as client:
-        explain_or_run(
+        if (score is None) != (scores_out is None):
+            raise InvalidRequestError("--score and --scores-out go together")
+        rows = None
+        if score is not None and scores_out is not None and not explain:
+            check_suffixes(score, scores_out)
+            rows = read_rows(score)  # read before training: a bad file costs no training run
+            missing = [f for f in _columns(features) if f not in rows.columns]
+            if missing:
+                raise InvalidRequestError(f"{score} has no column {', '.join(missing)}")
+        released = explain_or_run(
             client,
             "train",
             dataset,
@@ -78,3 +99,10 @@ def model_train(
             holdout=holdout,
             seed=seed,
         )
+        if rows is not None and scores_out is not None:
+            outcome = released.outcome
+            assert isinstance(outcome, TrainOutcome)
+            scored = rows.assign(prediction=outcome.predict(records(rows)))
+            write_rows(scored, scores_out)
+            what = "probability of 1" if outcome.family == "logistic" else "predicted value"
+            err_console.print(f"{len(scored)} rows scored ({what} in 'prediction') in {scores_out}")

@@ -28,7 +28,8 @@ function per row) is not offered.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import math
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Context, Decimal
 from fractions import Fraction
@@ -58,9 +59,9 @@ from mpc_gateway.computations.train_validation import Validation, split_rows, va
 from mpc_gateway.errors import InvalidQueryError, PolicyDeniedError
 from mpc_gateway.policy.declaration import Declaration, TrainingUse
 from mpc_gateway.proto.v1 import gateway_pb2
-from mpc_gateway.query.schema import ColumnName, DatasetSchema
+from mpc_gateway.query.schema import CategoricalColumn, ColumnName, DatasetSchema
 
-__all__ = ["TrainRequest", "TrainPlan", "TrainOutcome", "Training", "CONVERGED"]
+__all__ = ["TrainRequest", "TrainPlan", "TrainOutcome", "Training", "CONVERGED", "sigmoid"]
 
 ENOUGH = "enough"
 CONVERGED = 1e-6
@@ -159,10 +160,45 @@ class TrainOutcome(Outcome):
     singular: bool = False
     steps: int = 1
     validation: Validation | None = None
+    features: list[str] = field(default_factory=list)
+    levels: dict[str, list[str]] = field(default_factory=dict)  # categorical features' domains
 
     @property
     def converged(self) -> bool:
         return not self.singular and (self.family == "linear" or self.last_step <= CONVERGED)
+
+    def scores(self, rows: Iterable[Mapping[str, object]]) -> list[Fraction]:
+        """Each row's linear predictor, exactly, from its features' values in their units.
+
+        A numeric feature is a number or a decimal string (EUR, not cents); a
+        categorical one a level of its declared domain. Extra keys are ignored.
+        """
+        if self.singular or not self.coefficients:
+            raise InvalidQueryError("there is no model to score with: the system was singular")
+        weight = dict(zip(self.columns, self.coefficients))
+        scores = []
+        for i, row in enumerate(rows):
+            score = weight["intercept"]
+            for name in self.features:
+                if name not in row:
+                    raise InvalidQueryError(f"row {i} has no value of the feature {name!r}")
+                value = row[name]
+                if name in self.levels:
+                    if not isinstance(value, str) or value not in self.levels[name]:
+                        known = ", ".join(self.levels[name])
+                        raise InvalidQueryError(f"row {i}: {name} = {value!r}: not one of {known}")
+                    score += weight.get(f"{name}={value}", 0)  # the first level: none
+                else:
+                    score += weight[name] * _number(value, f"row {i}: {name}")
+            scores.append(score)
+        return scores
+
+    def predict(self, rows: Iterable[Mapping[str, object]]) -> list[float]:
+        """Each row's prediction: the linear model's value, or the logistic model's probability."""
+        scores = self.scores(rows)
+        if self.family == "logistic":
+            return [sigmoid(s) for s in scores]
+        return [float(s) for s in scores]
 
     def values(self) -> list[float]:
         return [float(c) for c in self.coefficients]
@@ -216,6 +252,23 @@ def _calibration_notes(v: Validation) -> list[str]:
                 f"observed {b.observed:.4f}, predicted {b.predicted:.4f}"
             )
     return lines
+
+
+def sigmoid(score: Fraction | float) -> float:
+    """The logistic function, without overflow for scores of any size."""
+    x = float(score)
+    return 1 / (1 + math.exp(-x)) if x >= 0 else math.exp(x) / (1 + math.exp(x))
+
+
+def _number(value: object, what: str) -> Fraction:
+    """``value`` exactly: an int, a finite float (as printed), a Decimal or a decimal string."""
+    if isinstance(value, bool) or not isinstance(value, int | float | Decimal | str):
+        raise InvalidQueryError(f"{what} is not a number: {value!r}")
+    try:
+        number = Fraction(str(value).strip())
+    except (ValueError, ZeroDivisionError):
+        raise InvalidQueryError(f"{what} is not a finite number: {value!r}") from None
+    return number
 
 
 def _decimal(value: Fraction) -> Decimal:
@@ -280,8 +333,16 @@ class Training(Computation[TrainRequest, TrainPlan, TrainOutcome]):
         layout = self.layout(plan, schema, parties)
         d = len(layout.columns)
         singular = bits(block(blocks, "singular", 1), "singular flag")[0]
+        levels = {
+            name: list(spec.domain)
+            for name in plan.features
+            if isinstance(spec := schema.columns.get(name), CategoricalColumn)
+        }
+        features = list(plan.features)
         if singular:
-            return TrainOutcome(plan.family, list(layout.columns), singular=True)
+            return TrainOutcome(
+                plan.family, list(layout.columns), singular=True, features=features, levels=levels
+            )
         beta = layout.coefficients(block(blocks, "coefficients", d))
         last = layout.coefficients(block(blocks, "previous", d))
         step = max(float(abs(b - a)) / (1 + float(abs(b))) for a, b in zip(last, beta))
@@ -289,7 +350,15 @@ class Training(Computation[TrainRequest, TrainPlan, TrainOutcome]):
         if plan.validated:
             checked = validation(block(blocks, "histogram", 2 * VALIDATION_BINS))
         return TrainOutcome(
-            plan.family, list(layout.columns), beta, step, False, layout.iterations, checked
+            plan.family,
+            list(layout.columns),
+            beta,
+            step,
+            False,
+            layout.iterations,
+            checked,
+            features,
+            levels,
         )
 
     def request_from_proto(

@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 
 from mpc_gateway.computations.scoring import ScoringModel
+from mpc_gateway.computations.train import sigmoid
 from mpc_gateway.query.schema import DatasetSchema
 
 __all__ = [
@@ -112,10 +113,6 @@ def real_scores(
     ]
 
 
-def _sigmoid(x: float) -> float:
-    return 1 / (1 + math.exp(-x)) if x >= 0 else math.exp(x) / (1 + math.exp(x))
-
-
 def decisions(model: ScoringModel, scores: Sequence[Fraction]) -> list[int]:
     """Linear: score >= threshold, exactly. Logistic: sigmoid(score) >= p in floating point."""
     assert model.threshold is not None
@@ -123,7 +120,7 @@ def decisions(model: ScoringModel, scores: Sequence[Fraction]) -> list[int]:
         threshold = Fraction(model.threshold)
         return [int(s >= threshold) for s in scores]
     p = float(model.threshold)
-    return [int(_sigmoid(float(s)) >= p) for s in scores]
+    return [int(sigmoid(s) >= p) for s in scores]
 
 
 def concentration(

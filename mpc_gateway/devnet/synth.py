@@ -26,11 +26,11 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
 
-import duckdb
 import numpy as np
 import pandas as pd
 
 from mpc_gateway.oprf import L, pseudonyms_with_key
+from mpc_gateway.tables import write_rows
 
 __all__ = [
     "RATINGS",
@@ -234,10 +234,5 @@ def loan_book(
 
 def write_loan_book(path: Path, frame: pd.DataFrame) -> Path:
     """Write ``frame`` as Parquet or CSV, by the path's suffix."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fmt = "FORMAT PARQUET" if path.suffix == ".parquet" else "FORMAT CSV, HEADER"
-    con = duckdb.connect(":memory:")
-    con.register("book", frame)
-    con.execute(f"COPY (SELECT * FROM book) TO '{path}' ({fmt})")
-    con.close()
+    write_rows(frame, path)
     return path

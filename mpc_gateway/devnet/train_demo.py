@@ -7,14 +7,17 @@ AUC on them comes from per-label histograms. For the demo only, the released
 coefficients and AUC are compared with the same penalised fit over the pooled
 training rows, by Newton's method in numpy on the standardised design
 (:func:`pooled_logistic`), and its AUC on the pooled held-out rows; the tests
-compare with statsmodels. The model cannot yet score a batch through ``mpcgw risk
-score``: scoring models take entity features (docs/risk.md), not loan rows.
+compare with statsmodels. Then alice scores a batch of 200 loan applications with
+the released model (:meth:`TrainOutcome.predict`, as ``mpcgw model train --score``
+does), beside the pooled fit's probabilities. The model cannot score through ``mpcgw
+risk score``: scoring models take entity features (docs/risk.md), not loan rows.
 """
 
 from __future__ import annotations
 
 import time
 from decimal import Decimal
+from pathlib import Path
 
 import numpy as np
 
@@ -29,8 +32,10 @@ from mpc_gateway.computations.train_validation import (
 )
 from mpc_gateway.devnet.localnet import ConsortiumFiles, schema_path
 from mpc_gateway.devnet.risk_demo import RiskCheck
+from mpc_gateway.devnet.synth import loan_book, write_loan_book
 from mpc_gateway.node.data import LocalDataset
 from mpc_gateway.query.schema import load_schema
+from mpc_gateway.tables import read_rows, records
 
 __all__ = ["DEMO_FEATURES", "pooled_logistic", "training_check"]
 
@@ -39,6 +44,8 @@ L2 = Decimal(1)
 HOLDOUT = Decimal("0.2")  # each node holds out a fifth of its rows for the joint AUC
 SEED = 7
 STEPS = 20  # Newton steps: rare defaults in a small demo book converge slowly
+APPLICANTS = 200  # loan applications alice scores with the released model
+WATCHED = Decimal("0.05")  # applicants above this probability of default are counted
 
 
 def pooled_logistic(
@@ -56,6 +63,23 @@ def pooled_logistic(
         beta = beta + np.linalg.solve(hessian, gradient)
     slopes = beta[1:] / deviation
     return np.concatenate(([beta[0] - float(slopes @ mean)], slopes))
+
+
+def _applicants(files: ConsortiumFiles) -> tuple[Path, np.ndarray]:
+    """A file of loan applications (any institution's shape), and their design rows."""
+    path = write_loan_book(files.root / "applicants.parquet", loan_book("applicants", APPLICANTS))
+    schema = load_schema(schema_path())
+    layout = train_layout(schema, 3, "defaulted", DEMO_FEATURES, True, L2, 1, 1, 1)
+    design, _ = local_rows(LocalDataset(schema, path).cursor(), layout, ("TRUE", []))
+    return path, design
+
+
+def _batch(probabilities: list[float]) -> dict[str, str | int]:
+    """A scored batch in brief: the mean probability (6 digits) and how many are above WATCHED."""
+    return {
+        "mean_pd": f"{sum(probabilities) / len(probabilities):.6g}",
+        "above": sum(p >= float(WATCHED) for p in probabilities),
+    }
 
 
 def _pooled(files: ConsortiumFiles, round_to: int) -> tuple[np.ndarray, Validation]:
@@ -114,24 +138,39 @@ def training_check(client: GatewayClient, files: ConsortiumFiles) -> RiskCheck:
     (secure_auc, secure_bands), (pooled_auc, pooled_bands) = map(
         _summary, (outcome.validation, pooled)
     )
+    path, design = _applicants(files)
+    scored = _batch(outcome.predict(records(read_rows(path))))
+    pooled_scored = _batch([float(p) for p in 1 / (1 + np.exp(-(design @ beta)))])
     state = "converged" if outcome.converged else "NOT converged"
     return RiskCheck(
         f"PD model trained across the institutions (logistic, l2 {L2}, {outcome.steps} "
-        f"Newton steps, {state}; coefficients released to analyst/alice)",
+        f"Newton steps, {state}; coefficients released to analyst/alice, who then scores "
+        f"{APPLICANTS} loan applications with them)",
         {"computation": "train", "label": "defaulted", "features": list(DEMO_FEATURES)},
         {
             "coefficients": dict(zip(outcome.columns, secure)),
             "held_out_auc": secure_auc,
             "calibration": secure_bands,
+            "applicants": scored,
         },
         {
             "coefficients": dict(zip(outcome.columns, plain)),
             "held_out_auc": pooled_auc,
             "calibration": pooled_bands,
+            "applicants": pooled_scored,
         },
         seconds,
         f"held-out AUC {secure_auc} (counts rounded to {released.controls.round_counts_to}); "
-        + ", ".join(f"{n} {v}" for n, v in zip(outcome.columns, secure)),
+        + ", ".join(f"{n} {v}" for n, v in zip(outcome.columns, secure))
+        + _said(scored),
         f"held-out AUC {pooled_auc}; "
-        + ", ".join(f"{n} {v}" for n, v in zip(outcome.columns, plain)),
+        + ", ".join(f"{n} {v}" for n, v in zip(outcome.columns, plain))
+        + _said(pooled_scored),
+    )
+
+
+def _said(batch: dict[str, str | int]) -> str:
+    return (
+        f"; {APPLICANTS} applications scored: mean PD {batch['mean_pd']}, "
+        f"{batch['above']} above {WATCHED}"
     )

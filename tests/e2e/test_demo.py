@@ -42,6 +42,8 @@ def test_demo_json_gives_each_query_and_both_results_as_data(tmp_path: Path) -> 
     computations = {line["query"]["computation"] for line in risk}
     assert computations == {"score", "concentration", "quantile", "train", "check"}
     assert all(line["secure"] == line["plaintext"] for line in risk)
+    (trained,) = [line for line in risk if line["query"]["computation"] == "train"]
+    assert 0 < trained["secure"]["applicants"]["above"] < 200  # the batch the model scored
 
     # differential privacy on loans_dp: noisy beside exact, within the declared noise
     assert len(noisy) == 2

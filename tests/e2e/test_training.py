@@ -24,6 +24,7 @@ from mpc_gateway.devnet.localnet import LocalConsortium, schema_path
 from mpc_gateway.errors import GatewayError, PolicyDeniedError
 from mpc_gateway.node.data import LocalDataset
 from mpc_gateway.query.schema import load_schema
+from mpc_gateway.tables import read_rows, records
 from tests.e2e.conftest import client_for, start_consortium
 from tests.train_oracle import pooled_fit, relative_error
 
@@ -75,6 +76,11 @@ def test_logistic_pd_model_matches_statsmodels_on_the_pooled_books(trainers, ali
     design, label = _pooled(trainers, "logistic", "defaulted", FEATURES)
     expected = pooled_fit(design, label, "logistic", Decimal(1))
     assert relative_error(np.array(outcome.values()), expected) < 1e-6
+    # scoring a batch with the released model: bank-a's loans as a user's file gives them
+    rows = read_rows(trainers.files.data_file("bank-a")).head(300)
+    found = outcome.predict(records(rows))
+    plain = 1 / (1 + np.exp(-(design[:300] @ expected)))  # its first rows: bank-a's, in order
+    assert np.abs(np.array(found) - plain).max() < 1e-9
 
 
 def test_explain_states_what_the_nodes_and_the_gateway_learn(alice) -> None:

@@ -27,6 +27,7 @@ LAYERS: dict[str, int] = {
     "query": 1,
     "audit": 1,
     "pseudonym": 1,
+    "tables": 1,
     "oprf": 2,
     "policy": 2,
     "privacy": 1,
