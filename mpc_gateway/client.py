@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from cryptography import x509
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from mpc_gateway.client_calls import ComputationCalls
 from mpc_gateway.computations import Released, Request, computation
@@ -42,7 +43,15 @@ from mpc_gateway.errors import (
     PolicyDeniedError,
     ProtocolAbortedError,
 )
-from mpc_gateway.oprf import MAX_POINTS, Answer, PublicKey, blind, finish, read_key_statement
+from mpc_gateway.oprf import (
+    MAX_POINTS,
+    Answer,
+    PublicKey,
+    blind,
+    finish,
+    read_key_statement,
+    sign_request,
+)
 from mpc_gateway.orders.release import Verified, open_relayed, verified_signers
 from mpc_gateway.pki import (
     identity_from_certificate,
@@ -50,9 +59,11 @@ from mpc_gateway.pki import (
 )
 from mpc_gateway.pki import verify as verify_signature
 from mpc_gateway.pki.ca import tls_from_pki
+from mpc_gateway.pki.identity import SIGNING_ROLES
 from mpc_gateway.pki.layout import RECEIVING_ROLES
 from mpc_gateway.pki.receiver import ReceiverKey, load_receiver_key
 from mpc_gateway.pki.sealing import SealedWeights
+from mpc_gateway.pki.signing import load_signing_key
 from mpc_gateway.proto.v1 import gateway_pb2, gateway_pb2_grpc
 from mpc_gateway.rpc.approver import ApproverClient, PendingQuery
 from mpc_gateway.rpc.client import HealthClient, ServiceClient
@@ -90,11 +101,14 @@ class GatewayClient(ComputationCalls, ServiceClient):
         timeout_s: float = 120.0,
         purpose: str = "",
         receiver: ReceiverKey | None = None,
+        signer: tuple[Ed25519PrivateKey, bytes] | None = None,
     ) -> None:
-        """``receiver``: the analyst's key-agreement key, which results are sealed to."""
+        """``receiver``: the analyst's key-agreement key, which results are sealed to;
+        ``signer``: its signing key and certificate (PEM), which pseudonym requests are signed with.
+        """
         super().__init__(address, tls, timeout_s, f"gateway at {address}")
         self.purpose = purpose  # declared with every query that names none
-        self.receiver = receiver
+        self.receiver, self.signer = receiver, signer
         self._ca = x509.load_pem_x509_certificate(tls[0])
         self._identity = identity_from_certificate(tls[1])
         self._verified: Verified = {}  # signing certificates checked against the CA
@@ -108,8 +122,13 @@ class GatewayClient(ComputationCalls, ServiceClient):
         """A client using ``identity`` (``"role/name"``) from a consortium PKI directory."""
         tls = tls_from_pki(pki_dir, identity)
         who = identity_from_certificate(tls[1])
+        layout = load_layout(Path(pki_dir))
         if who.role in RECEIVING_ROLES and "receiver" not in kwargs:
-            kwargs["receiver"] = load_receiver_key(*load_layout(Path(pki_dir)).sealing_paths(who))
+            kwargs["receiver"] = load_receiver_key(*layout.sealing_paths(who))
+        if who.role in SIGNING_ROLES and "signer" not in kwargs:
+            cert, key = layout.signing_paths(who)
+            if key.exists():  # an analyst issued before analysts signed has none
+                kwargs["signer"] = (load_signing_key(key), cert.read_bytes())
         return cls(address, tls, **kwargs)
 
     def _open(self, message: gateway_pb2.ComputationResult, request: Request | None) -> Released:
@@ -222,13 +241,17 @@ class GatewayClient(ComputationCalls, ServiceClient):
         checked with its proof against the key's public values, which every node signed
         (a node that used a wrong share, or answers replaced on the way, are caught).
         """
+        why = self.purpose if purpose is None else purpose
         out: list[str] = []
         for start in range(0, len(national_ids), MAX_POINTS):
             blinded = [blind(x) for x in national_ids[start : start + MAX_POINTS]]
-            request = gateway_pb2.PseudonymRequest(
-                points=[b.point for b in blinded],
-                purpose=self.purpose if purpose is None else purpose,
-            )
+            points = [b.point for b in blinded]
+            request = gateway_pb2.PseudonymRequest(points=points, purpose=why)
+            if self.signer is not None:  # unsigned, the gateway says why it refuses
+                signed = sign_request(self._identity, *self.signer, why, points)
+                request.signed.body = signed.body
+                request.signed.signature = signed.signature
+                request.signed.signing_certificate = signed.certificate
             reply = self._call(self._stub.Pseudonymise, request)
             try:
                 public = _signed_key(reply, self._ca, self._verified, self._identity.trust_domain)

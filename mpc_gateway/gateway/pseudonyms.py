@@ -2,10 +2,13 @@
 
 A requester (an analyst screening a person, an institution pseudonymising its
 customers as ``node/<name>``) sends national ids blinded (:mod:`mpc_gateway.oprf`).
-The gateway checks the points and every policy's ``pseudonyms`` section and
-daily allowance, logs a ``pseudonyms.requested`` entry (the requester, purpose,
-how many points and their digest; never a point), seals it under a signed head
-and sends the points with that evidence to every node. It relays every node's
+The gateway checks the requester's signature on the request
+(:mod:`mpc_gateway.oprf.request`; every node checks it again, so the gateway
+cannot ask in anyone's name), the points and every policy's ``pseudonyms``
+section and daily allowance, logs a ``pseudonyms.requested`` entry (the
+requester, purpose, how many points, their digest and the signed request's;
+never a point), seals it under a signed head and sends the points, the signed
+request and that evidence to every node. It relays every node's
 answers and logs the outcome. What it sees is uniform group points: it learns
 how many ids were asked, by whom and why, nothing of the ids or pseudonyms.
 Every node must answer: t + 1 proved answers give the pseudonyms, and the rest
@@ -19,6 +22,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import grpc
+from cryptography import x509
 
 from mpc_gateway.audit.trail import AuditTrail
 from mpc_gateway.canonical import digest_if_long
@@ -32,7 +36,15 @@ from mpc_gateway.errors import (
 from mpc_gateway.gateway.blame import root_cause
 from mpc_gateway.gateway.dispatch import Dispatcher
 from mpc_gateway.gateway.governance import Governance
-from mpc_gateway.oprf import MAX_POINTS, REQUESTED, check_points, points_sha256
+from mpc_gateway.oprf import (
+    MAX_POINTS,
+    REQUESTED,
+    SignedRequest,
+    check_points,
+    check_request,
+    points_sha256,
+    request_sha256,
+)
 from mpc_gateway.pki import Identity
 from mpc_gateway.policy import usage_key
 from mpc_gateway.proto.v1 import node_pb2
@@ -59,14 +71,19 @@ class PseudonymRelay:
         audit: AuditTrail,
         dispatcher: Dispatcher,
         timeout_s: float,
+        ca: x509.Certificate,
     ) -> None:
         self.policies, self.ledger = governance.policies, governance.ledger
         self.audit, self.dispatcher, self.timeout_s = audit, dispatcher, timeout_s
+        self.ca = ca
 
-    def pseudonymise(self, caller: Identity, points: Sequence[bytes], purpose: str) -> Answers:
+    def pseudonymise(
+        self, caller: Identity, points: Sequence[bytes], purpose: str, signed: SignedRequest
+    ) -> Answers:
         """Every node's answers for ``points``; a refusal or failure is logged and raised."""
         query_id, who = uuid.uuid4().hex, str(caller)
         try:
+            check_request(signed, self.ca, caller.trust_domain, who, purpose, points)
             self._admit(who, points, purpose)
         except GatewayError as err:
             err.query_id = query_id
@@ -84,6 +101,7 @@ class PseudonymRelay:
                             "purpose": purpose,
                             "count": len(points),
                             "points_sha256": points_sha256(points),
+                            "request_sha256": request_sha256(signed),
                         },
                     )
                 ]
@@ -97,6 +115,9 @@ class PseudonymRelay:
                     checkpoint=evidence.checkpoint,
                 ),
                 points=list(points),
+                request=signed.body,
+                request_signature=signed.signature,
+                requester_certificate=signed.certificate,
             )
             answers = self._ask_every_node(order)
         except GatewayError as err:

@@ -25,6 +25,7 @@ from mpc_gateway.gateway.record import request_refused
 from mpc_gateway.gateway.registry import RegisteredModel
 from mpc_gateway.gateway.service import Gateway
 from mpc_gateway.lanes import LANES
+from mpc_gateway.oprf import SignedRequest
 from mpc_gateway.pki import Identity
 from mpc_gateway.pki.sealing import SealedWeights
 from mpc_gateway.policy import SignedApproval
@@ -149,8 +150,12 @@ class GatewayServicer(gateway_pb2_grpc.GatewayServiceServicer):
     def Pseudonymise(
         self, request: gateway_pb2.PseudonymRequest, context: grpc.ServicerContext
     ) -> gateway_pb2.PseudonymReply:
+        signed = request.signed
         answers = self.gateway.pseudonyms.pseudonymise(
-            current_caller(), list(request.points), request.purpose
+            current_caller(),
+            list(request.points),
+            request.purpose,
+            SignedRequest(signed.body, signed.signature, signed.signing_certificate),
         )
         return gateway_pb2.PseudonymReply(
             query_id=answers.query_id,

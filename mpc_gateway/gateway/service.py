@@ -128,7 +128,7 @@ class Gateway:
             self.audit.seal()
         decide = lambda c, r: self.governance.decide(c, self._plan(c, r))  # noqa: E731
         self.pseudonyms = PseudonymRelay(
-            self.governance, self.audit, self.dispatcher, settings.query_timeout_s
+            self.governance, self.audit, self.dispatcher, settings.query_timeout_s, self.ca
         )
         self.recovered = recover(self.audit, self.store, self.book, decide, self.ca)
         self.scan = LogScan(self.audit.log, self.store)

@@ -1,9 +1,11 @@
 """A node's part in persons' pseudonyms: raise blinded ids to its share of the joint key.
 
 The gateway forwards a requester's blinded national ids (:mod:`mpc_gateway.oprf`)
-with the proof that it logged the request: its ``pseudonyms.requested`` entry,
-which names the requester, the purpose, how many points and their digest, the
-inclusion proof and the signed checkpoint. The node checks all of it, then its
+with the requester's signed request and the proof that it logged the request:
+its ``pseudonyms.requested`` entry, which names the requester, the purpose, how
+many points, their digest and the signed request's, the inclusion proof and the
+signed checkpoint. The node checks all of it (the signature: the gateway cannot
+ask in the name of a requester who did not, :mod:`mpc_gateway.oprf.request`), then its
 own policy's ``pseudonyms`` section (who, why) and the requester's daily
 allowance, records the evaluation in its witness log, and only then answers.
 It never sees a national id or a pseudonym: each point is uniform in the group.
@@ -18,6 +20,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from mpc_gateway.audit.evidence import DispatchEvidence, verify_logged
@@ -33,12 +36,15 @@ from mpc_gateway.oprf import (
     MAX_POINTS,
     REQUESTED,
     KeyShare,
+    SignedRequest,
     check_points,
+    check_request,
     evaluate,
     key_statement,
     load_key_share,
     points_sha256,
     prove,
+    request_sha256,
 )
 from mpc_gateway.policy import Policy, UsageLedger, usage_key
 
@@ -79,8 +85,11 @@ class Evaluator:
         gateway_key: Ed25519PublicKey,
         gateway_log: str,
         signing: tuple[Ed25519PrivateKey, bytes],  # the node's signing key and its cert (PEM)
+        ca: x509.Certificate,
+        trust_domain: str,
     ) -> None:
         self.node, self.policy, self.usage, self.witness = node, policy, usage, witness
+        self._ca, self._domain = ca, trust_domain
         self._gateway_key, self._gateway_log = gateway_key, gateway_log
         self.key = None if key_path is None else load_key_share(key_path)
         if self.key is not None and (self.key.party, self.key.parties) != (party, parties):
@@ -94,11 +103,16 @@ class Evaluator:
             self._shown = KeyIdentity(statement, signing[0].sign(statement), signing[1])
 
     def answer(
-        self, caller: str, query_id: str, evidence: DispatchEvidence, points: Sequence[bytes]
+        self,
+        caller: str,
+        query_id: str,
+        evidence: DispatchEvidence,
+        points: Sequence[bytes],
+        signed: SignedRequest,
     ) -> Evaluated:
         """This node's answers, once every check passed; refusals are witnessed too."""
         try:
-            requester, digest = self._admit(query_id, evidence, points)
+            requester, digest = self._admit(query_id, evidence, points, signed)
         except GatewayError as err:
             err.query_id = err.query_id or query_id
             reason = err.public_message[:2000]
@@ -117,6 +131,7 @@ class Evaluator:
                 len(points),
                 requester=requester,
                 points_sha256=digest,
+                request_sha256=request_sha256(signed),
                 gateway_checkpoint=evidence.checkpoint,
                 request_index=evidence.index,
             )
@@ -127,7 +142,11 @@ class Evaluator:
             raise
 
     def _admit(
-        self, query_id: str, evidence: DispatchEvidence, points: Sequence[bytes]
+        self,
+        query_id: str,
+        evidence: DispatchEvidence,
+        points: Sequence[bytes],
+        signed: SignedRequest,
     ) -> tuple[str, str]:
         """The requester and the points' digest, once every check passed and the ids counted."""
         if self.key is None:
@@ -150,6 +169,12 @@ class Evaluator:
             )
         check_points(points)
         requester, purpose = event.actor, str(details.get("purpose", ""))
+        check_request(signed, self._ca, self._domain, requester, purpose, points)
+        if details.get("request_sha256") != request_sha256(signed):
+            raise IntegrityError(
+                f"the request {requester} signed is not the one the gateway logged for "
+                f"query {query_id}"
+            )
         refusal = self.policy.pseudonym_refusal(requester, purpose)
         if refusal is not None:
             raise PolicyDeniedError(refusal)

@@ -15,6 +15,7 @@ from mpc_gateway.audit.evidence import DispatchEvidence
 from mpc_gateway.errors import IntegrityError
 from mpc_gateway.lanes import is_lane
 from mpc_gateway.node.service import Contribution, Node
+from mpc_gateway.oprf import SignedRequest
 from mpc_gateway.proto.v1 import node_pb2, node_pb2_grpc
 from mpc_gateway.rpc.audit_servicer import audit_service
 from mpc_gateway.rpc.auth import current_caller
@@ -123,7 +124,13 @@ class NodeServicer(node_pb2_grpc.NodeServiceServicer):
         self, request: node_pb2.PseudonymOrder, context: grpc.ServicerContext
     ) -> node_pb2.PseudonymAnswers:
         done = self.node.pseudonyms.answer(
-            str(current_caller()), request.query_id, _evidence(request.evidence), request.points
+            str(current_caller()),
+            request.query_id,
+            _evidence(request.evidence),
+            request.points,
+            SignedRequest(
+                request.request, request.request_signature, request.requester_certificate
+            ),
         )
         return node_pb2.PseudonymAnswers(
             node=self.node.settings.name,

@@ -150,6 +150,8 @@ class Node:
             self._gateway_key,
             self._gateway_log,
             (signing_key, self.layout.signing_paths(self.identity)[0].read_bytes()),
+            self._ca,
+            td,
         )
         self.releases = Releases(
             settings.name,

@@ -37,7 +37,8 @@ Group arithmetic is libsodium's (PyNaCl), scalars modulo the group order L.
 Modules: :mod:`.group` (the group), :mod:`.keys` (shares, ceremony arithmetic, files),
 :mod:`.protocol` (blind, evaluate, finish), :mod:`.proof` (each node's proof that it
 used its share, and its signed statement of the public key), :mod:`.ceremony`
-(the ceremony in signed, sealed files).
+(the ceremony in signed, sealed files), :mod:`.request` (the requester's signature on what it
+asks, which the gateway and every node check).
 """
 
 from __future__ import annotations
@@ -67,6 +68,7 @@ from mpc_gateway.oprf.protocol import (
     points_sha256,
     pseudonyms_with_key,
 )
+from mpc_gateway.oprf.request import SignedRequest, check_request, request_sha256, sign_request
 
 __all__ = [
     "L",
@@ -78,6 +80,10 @@ __all__ = [
     "Deal",
     "KeyShare",
     "PublicKey",
+    "SignedRequest",
+    "check_request",
+    "request_sha256",
+    "sign_request",
     "blind",
     "check_points",
     "check_share",

@@ -36,7 +36,7 @@ __all__ = [
 ROLES: tuple[str, ...] = ("gateway", "node", "analyst", "auditor", "approver")
 """Every role a certificate can carry."""
 
-SIGNING_ROLES: tuple[str, ...] = ("gateway", "node", "approver")
+SIGNING_ROLES: tuple[str, ...] = ("gateway", "node", "approver", "analyst")
 """Roles that also get an Ed25519 signing key (execution orders, approvals, checkpoints)."""
 
 DEFAULT_TRUST_DOMAIN = "mpcgw.local"

@@ -5,7 +5,7 @@ Layout under the consortium directory::
     ca.crt, ca.key                           the consortium CA
     consortium.json                          trust domain, nodes in party order, identities
     <role>/<name>/tls.crt, tls.key           gRPC mutual TLS, one per identity
-    <role>/<name>/signing.crt, signing.key   Ed25519: gateway, nodes and approvers
+    <role>/<name>/signing.crt, signing.key   Ed25519: gateway, nodes, approvers, analysts
     <role>/<name>/sealing.crt, sealing.key   X25519 key agreement: analysts (results
                                              are sealed to it, see pki.receiver) and
                                              nodes (the pseudonym key's ceremony)
@@ -117,7 +117,7 @@ class ConsortiumLayout:
         return self._dir(identity) / "tls.crt", self._dir(identity) / "tls.key"
 
     def signing_paths(self, identity: Identity) -> tuple[Path, Path]:
-        """``(signing.crt, signing.key)`` of a gateway or approver."""
+        """``(signing.crt, signing.key)`` of a signing identity (SIGNING_ROLES)."""
         self._require(identity)
         if identity.role not in SIGNING_ROLES:
             raise ConfigurationError(

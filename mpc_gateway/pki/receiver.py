@@ -18,6 +18,10 @@ issue analyst NAME``) and rotated by reissuing it (``mpcgw pki issue analyst NAM
 --overwrite``): nodes seal to whichever certificate the query carries, as long as
 the CA signed it for that analyst and it is valid, so a rotation takes effect at
 the next query; results are opened on receipt, so no old key needs keeping.
+The same issue gives the analyst an Ed25519 signing certificate
+(``signing.crt``, digital signatures only), with which it signs its pseudonym
+requests (:mod:`mpc_gateway.oprf.request`); an analyst issued before that has
+none, and its requests are refused until it is reissued.
 """
 
 from __future__ import annotations

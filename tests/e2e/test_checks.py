@@ -22,8 +22,13 @@ from mpc_gateway.computations.check import alert_filter
 from mpc_gateway.devnet.localnet import LocalConsortium
 from mpc_gateway.devnet.screening_demo import UNKNOWN_LEI, members_per_key, watchlist_overlap
 from mpc_gateway.devnet.synth import national_id
-from mpc_gateway.errors import InvalidQueryError, InvalidRequestError, PolicyDeniedError
-from mpc_gateway.oprf import blind, joint_key, load_key_share, pseudonyms_with_key
+from mpc_gateway.errors import (
+    InvalidQueryError,
+    InvalidRequestError,
+    PolicyDeniedError,
+    UnauthenticatedError,
+)
+from mpc_gateway.oprf import blind, joint_key, load_key_share, pseudonyms_with_key, sign_request
 from mpc_gateway.policy.models import MAX_BATCH
 from mpc_gateway.proto.v1 import gateway_pb2, node_pb2
 from mpc_gateway.rpc.convert import result_from_proto
@@ -140,9 +145,23 @@ def test_pseudonym_requests_are_refused_at_the_gateway_and_at_a_node(
     with pytest.raises(PolicyDeniedError, match="pseudonym evaluations for") as refused:
         alice.pseudonyms(["NID-000000001"], purpose="marketing")
     assert refused.value.query_id
-    bad = gateway_pb2.PseudonymRequest(points=[bytes(32)], purpose="testing")
+    assert alice.signer is not None
+    signed = sign_request(alice._identity, *alice.signer, "testing", [bytes(32)])
+    bad = gateway_pb2.PseudonymRequest(
+        points=[bytes(32)],
+        purpose="testing",
+        signed=gateway_pb2.SignedPseudonymRequest(
+            body=signed.body, signature=signed.signature, signing_certificate=signed.certificate
+        ),
+    )
     with pytest.raises(InvalidRequestError, match="not a point of edwards25519"):
         alice._call(alice._stub.Pseudonymise, bad)
+    # what a compromised gateway would do: ask in alice's name for points of its own choosing
+    unsigned = gateway_pb2.PseudonymRequest(points=[blind("NID-1").point], purpose="testing")
+    with pytest.raises(UnauthenticatedError, match="not signed by analyst/alice") as refused:
+        alice._call(alice._stub.Pseudonymise, unsigned)
+    refusal = [e for e in gateway_events(consortium) if e["query_id"] == refused.value.query_id]
+    assert [e["kind"] for e in refusal] == ["pseudonyms.refused"]
     with client_for(consortium, "auditor/audrey") as audrey:
         with pytest.raises(PolicyDeniedError, match="Pseudonymise"):
             audrey.pseudonyms(["NID-000000001"])

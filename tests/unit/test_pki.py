@@ -105,7 +105,7 @@ def test_tls_certificates_name_their_hosts_only_for_servers(layout: ConsortiumLa
 def test_signing_certificates_hold_ed25519_keys_without_tls_usage(
     layout: ConsortiumLayout,
 ) -> None:
-    for identity in (GATEWAY, BOB):
+    for identity in (GATEWAY, BOB, ALICE):  # analysts sign their pseudonym requests
         cert = _cert(layout.signing_paths(identity)[0])
         assert isinstance(cert.public_key(), ed25519.Ed25519PublicKey)
         with pytest.raises(x509.ExtensionNotFound):
@@ -114,7 +114,7 @@ def test_signing_certificates_hold_ed25519_keys_without_tls_usage(
         assert usage.critical and usage.value.digital_signature
         assert identity_from_certificate(cert) == identity
     with pytest.raises(ConfigurationError, match="no signing key"):
-        layout.signing_paths(ALICE)
+        layout.signing_paths(Identity("auditor", "audrey"))
 
 
 def test_party_certificates_carry_mpyc_name_and_node_identity(layout: ConsortiumLayout) -> None:

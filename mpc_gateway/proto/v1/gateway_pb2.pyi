@@ -26,24 +26,60 @@ class PseudonymRequest(_message.Message):
 
     POINTS_FIELD_NUMBER: _builtins.int
     PURPOSE_FIELD_NUMBER: _builtins.int
+    SIGNED_FIELD_NUMBER: _builtins.int
     purpose: _builtins.str
     @_builtins.property
     def points(self) -> _containers.RepeatedScalarFieldContainer[_builtins.bytes]:
         """blinded ids: 32-byte edwards25519 points"""
+
+    @_builtins.property
+    def signed(self) -> Global___SignedPseudonymRequest:
+        """by the requester: the gateway cannot ask in its name"""
 
     def __init__(
         self,
         *,
         points: _abc.Iterable[_builtins.bytes] | None = ...,
         purpose: _builtins.str = ...,
+        signed: Global___SignedPseudonymRequest | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["signed", b"signed"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["points", b"points", "purpose", b"purpose"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["points", b"points", "purpose", b"purpose", "signed", b"signed"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___PseudonymRequest: _TypeAlias = PseudonymRequest  # noqa: Y015
+
+@_typing.final
+class SignedPseudonymRequest(_message.Message):
+    """oprf.request: checked by the gateway and every node"""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    BODY_FIELD_NUMBER: _builtins.int
+    SIGNATURE_FIELD_NUMBER: _builtins.int
+    SIGNING_CERTIFICATE_FIELD_NUMBER: _builtins.int
+    body: _builtins.bytes
+    """canonical JSON: requester, purpose, count, points_sha256, issued_ms"""
+    signature: _builtins.bytes
+    """Ed25519 over body, by the requester's signing key"""
+    signing_certificate: _builtins.bytes
+    """PEM: that key, certified by the consortium CA"""
+    def __init__(
+        self,
+        *,
+        body: _builtins.bytes = ...,
+        signature: _builtins.bytes = ...,
+        signing_certificate: _builtins.bytes = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["body", b"body", "signature", b"signature", "signing_certificate", b"signing_certificate"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SignedPseudonymRequest: _TypeAlias = SignedPseudonymRequest  # noqa: Y015
 
 @_typing.final
 class NodePseudonyms(_message.Message):

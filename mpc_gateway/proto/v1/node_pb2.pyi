@@ -27,7 +27,18 @@ class PseudonymOrder(_message.Message):
     QUERY_ID_FIELD_NUMBER: _builtins.int
     EVIDENCE_FIELD_NUMBER: _builtins.int
     POINTS_FIELD_NUMBER: _builtins.int
+    REQUEST_FIELD_NUMBER: _builtins.int
+    REQUEST_SIGNATURE_FIELD_NUMBER: _builtins.int
+    REQUESTER_CERTIFICATE_FIELD_NUMBER: _builtins.int
     query_id: _builtins.str
+    request: _builtins.bytes
+    """the requester's signed request, as it sent it (oprf.request): checked here too
+    canonical JSON: requester, purpose, count, points_sha256, issued_ms
+    """
+    request_signature: _builtins.bytes
+    """Ed25519 over request, by the requester's signing key"""
+    requester_certificate: _builtins.bytes
+    """PEM: that key, certified by the consortium CA"""
     @_builtins.property
     def evidence(self) -> Global___AuditEvidence:
         """the gateway's pseudonyms.requested entry"""
@@ -42,10 +53,13 @@ class PseudonymOrder(_message.Message):
         query_id: _builtins.str = ...,
         evidence: Global___AuditEvidence | None = ...,
         points: _abc.Iterable[_builtins.bytes] | None = ...,
+        request: _builtins.bytes = ...,
+        request_signature: _builtins.bytes = ...,
+        requester_certificate: _builtins.bytes = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["evidence", b"evidence"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["evidence", b"evidence", "points", b"points", "query_id", b"query_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["evidence", b"evidence", "points", b"points", "query_id", b"query_id", "request", b"request", "request_signature", b"request_signature", "requester_certificate", b"requester_certificate"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
