@@ -83,7 +83,8 @@ class PseudonymRelay:
         """Every node's answers for ``points``; a refusal or failure is logged and raised."""
         query_id, who = uuid.uuid4().hex, str(caller)
         try:
-            check_request(signed, self.ca, caller.trust_domain, who, purpose, points)
+            digest = points_sha256(points)
+            check_request(signed, self.ca, caller.trust_domain, who, purpose, len(points), digest)
             self._admit(who, points, purpose)
         except GatewayError as err:
             err.query_id = query_id
@@ -100,7 +101,7 @@ class PseudonymRelay:
                         details={
                             "purpose": purpose,
                             "count": len(points),
-                            "points_sha256": points_sha256(points),
+                            "points_sha256": digest,
                             "request_sha256": request_sha256(signed),
                         },
                     )

@@ -112,7 +112,7 @@ class Evaluator:
     ) -> Evaluated:
         """This node's answers, once every check passed; refusals are witnessed too."""
         try:
-            requester, digest = self._admit(query_id, evidence, points, signed)
+            requester, digest, request_digest = self._admit(query_id, evidence, points, signed)
         except GatewayError as err:
             err.query_id = err.query_id or query_id
             reason = err.public_message[:2000]
@@ -131,7 +131,7 @@ class Evaluator:
                 len(points),
                 requester=requester,
                 points_sha256=digest,
-                request_sha256=request_sha256(signed),
+                request_sha256=request_digest,
                 gateway_checkpoint=evidence.checkpoint,
                 request_index=evidence.index,
             )
@@ -147,8 +147,9 @@ class Evaluator:
         evidence: DispatchEvidence,
         points: Sequence[bytes],
         signed: SignedRequest,
-    ) -> tuple[str, str]:
-        """The requester and the points' digest, once every check passed and the ids counted."""
+    ) -> tuple[str, str, str]:
+        """The requester, the points' and the signed request's digests, once every check passed
+        and the ids counted."""
         if self.key is None:
             raise ConfigurationError(
                 f"{self.node} holds no share of the pseudonym key: run the key ceremony "
@@ -169,8 +170,9 @@ class Evaluator:
             )
         check_points(points)
         requester, purpose = event.actor, str(details.get("purpose", ""))
-        check_request(signed, self._ca, self._domain, requester, purpose, points)
-        if details.get("request_sha256") != request_sha256(signed):
+        check_request(signed, self._ca, self._domain, requester, purpose, len(points), digest)
+        request_digest = request_sha256(signed)
+        if details.get("request_sha256") != request_digest:
             raise IntegrityError(
                 f"the request {requester} signed is not the one the gateway logged for "
                 f"query {query_id}"
@@ -188,7 +190,7 @@ class Evaluator:
                 f"ids a day for {requester}; {len(points)} more would pass it",
                 rule="pseudonyms.daily_limit",
             )
-        return requester, digest
+        return requester, digest, request_digest
 
     def _witness(
         self,

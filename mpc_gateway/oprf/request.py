@@ -82,10 +82,12 @@ def check_request(
     trust_domain: str,
     requester: str,
     purpose: str,
-    points: Sequence[bytes],
+    count: int,
+    digest: str,
     now_ms: int | None = None,
 ) -> None:
-    """Raise unless ``requester`` (``role/name``) signed, lately, a request for these points.
+    """Raise unless ``requester`` (``role/name``) signed, lately, a request for ``count`` points
+    whose :func:`points_sha256` is ``digest`` (the caller hashes them once, for the log too).
 
     UnauthenticatedError: no signature, a certificate not the requester's, a request
     out of its time; IntegrityError: a signature that does not verify, or a body
@@ -107,8 +109,8 @@ def check_request(
         "kind": _KIND,
         "requester": requester,
         "purpose": purpose,
-        "count": len(points),
-        "points_sha256": points_sha256(points),
+        "count": count,
+        "points_sha256": digest,
     }
     differs = sorted(k for k, v in expected.items() if body.get(k) != v)
     if differs:

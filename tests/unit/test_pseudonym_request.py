@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from mpc_gateway.errors import IntegrityError, UnauthenticatedError
-from mpc_gateway.oprf import SignedRequest, blind, check_request, sign_request
+from mpc_gateway.oprf import SignedRequest, blind, check_request, points_sha256, sign_request
 from mpc_gateway.oprf.request import FRESH_MS
 from mpc_gateway.pki import ConsortiumLayout, load_ca, load_signing_key
 from tests.unit import pki_cases
@@ -22,8 +22,23 @@ def _signed(pki: ConsortiumLayout, purpose: str = "aml", now_ms: int = NOW) -> S
 
 
 def _check(pki: ConsortiumLayout, signed: SignedRequest, now_ms: int = NOW, **kw: object) -> None:
-    args = {"requester": "analyst/alice", "purpose": "aml", "points": POINTS, **kw}
-    check_request(signed, load_ca(pki.ca_cert), pki.trust_domain, now_ms=now_ms, **args)  # type: ignore[arg-type]
+    args: dict[str, object] = {
+        "requester": "analyst/alice",
+        "purpose": "aml",
+        "points": POINTS,
+        **kw,
+    }
+    points = args.pop("points", POINTS)
+    assert isinstance(points, list)
+    check_request(
+        signed,
+        load_ca(pki.ca_cert),
+        pki.trust_domain,
+        count=len(points),
+        digest=points_sha256(points),
+        now_ms=now_ms,
+        **args,  # type: ignore[arg-type]
+    )
 
 
 def test_a_signed_request_checks_within_its_time_either_side(layout: ConsortiumLayout) -> None:
