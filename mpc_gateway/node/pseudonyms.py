@@ -6,8 +6,10 @@ its ``pseudonyms.requested`` entry, which names the requester, the purpose, how
 many points, their digest and the signed request's, the inclusion proof and the
 signed checkpoint. The node checks all of it (the signature: the gateway cannot
 ask in the name of a requester who did not, :mod:`mpc_gateway.oprf.request`), then its
-own policy's ``pseudonyms`` section (who, why) and the requester's daily
-allowance, records the evaluation in its witness log, and only then answers.
+own policy's ``pseudonyms`` section (who, why), that it has not answered this
+signed request before (a gateway replaying one within its time, under a new
+log entry, would spend the requester's allowance again), and the requester's
+daily allowance, records the evaluation in its witness log, and only then answers.
 It never sees a national id or a pseudonym: each point is uniform in the group.
 With its answers it sends a proof that they use its key share, and its signed
 statement of the key's public values (:mod:`mpc_gateway.oprf.proof`), so the
@@ -18,6 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
 from cryptography import x509
@@ -170,7 +173,9 @@ class Evaluator:
             )
         check_points(points)
         requester, purpose = event.actor, str(details.get("purpose", ""))
-        check_request(signed, self._ca, self._domain, requester, purpose, len(points), digest)
+        issued = check_request(
+            signed, self._ca, self._domain, requester, purpose, len(points), digest
+        )
         request_digest = request_sha256(signed)
         if details.get("request_sha256") != request_digest:
             raise IntegrityError(
@@ -181,6 +186,17 @@ class Evaluator:
         if refusal is not None:
             raise PolicyDeniedError(refusal)
         assert self.policy.pseudonyms is not None  # else refused above
+        # under the day it was issued, so a replay after midnight finds it; not synced on its
+        # own: the allowance's write below syncs the file, and nothing is answered before it
+        issued_day = datetime.fromtimestamp(issued / 1000, UTC).date()
+        if not self.usage.record_if_below(
+            f"pseudonym-request:{request_digest}", 1, day=issued_day, durable=False
+        ):
+            raise IntegrityError(
+                f"{self.node} answered the request {requester} signed (sha256 "
+                f"{request_digest[:16]}...) already: each signed request is answered once; "
+                "a new one must be signed"
+            )
         limit = self.policy.pseudonyms.limit(requester)
         if not self.usage.record_if_below(
             usage_key("pseudonyms", requester), limit, count=len(points)

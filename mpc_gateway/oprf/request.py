@@ -11,9 +11,11 @@ evaluate anything. The body is canonical JSON: what is signed is what is
 checked, byte for byte.
 
 A signed request is good for :data:`FRESH_MS` either side of the checker's
-clock, so one captured long ago cannot be spent again; a replay within that
-window only repeats answers its sender already had (the same points give the
-same answers) and counts against the requester's allowance again.
+clock, so one captured long ago cannot be spent again; within that window
+every node answers it once (it records the signed request's digest under the
+day it was issued, :mod:`mpc_gateway.node.pseudonyms`), so a replay cannot
+spend the requester's allowance again (it would only repeat answers its sender
+already had: the same points give the same answers).
 """
 
 from __future__ import annotations
@@ -85,9 +87,10 @@ def check_request(
     count: int,
     digest: str,
     now_ms: int | None = None,
-) -> None:
-    """Raise unless ``requester`` (``role/name``) signed, lately, a request for ``count`` points
-    whose :func:`points_sha256` is ``digest`` (the caller hashes them once, for the log too).
+) -> int:
+    """When (ms) the request was issued; raise unless ``requester`` (``role/name``) signed,
+    lately, a request for ``count`` points whose :func:`points_sha256` is ``digest`` (the
+    caller hashes them once, for the log too).
 
     UnauthenticatedError: no signature, a certificate not the requester's, a request
     out of its time; IntegrityError: a signature that does not verify, or a body
@@ -124,6 +127,7 @@ def check_request(
             f"the pseudonym request {requester} signed is out of its time ({age}; a request "
             f"is good for {FRESH_MS // 1000} s either side of this clock): sign it again"
         )
+    return issued
 
 
 def _body(data: bytes) -> dict[str, Any]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -210,6 +211,63 @@ def test_a_request_its_requester_did_not_sign_as_it_was_logged_is_refused(
         node.answer("gateway/gateway", *request(1, signed=altered, points=points))
     assert _kinds(witness) == ["pseudonyms.refused"] * 7
     node.answer("gateway/gateway", *request(1))  # alice's own request still goes through
+
+
+def test_a_signed_request_replayed_under_a_new_log_entry_is_refused(
+    setup, pki: ConsortiumLayout
+) -> None:
+    """The gateway logs alice's request again and resends it: it would drain her allowance."""
+    node, request, witness = setup
+    points = [blind(f"NID-{i}").point for i in range(2)]
+    alices = signed_by(pki, "analyst/alice", "aml screening", points)
+    node.answer("gateway/gateway", *request(2, signed=alices, points=points))
+    for _ in range(2):  # a fresh entry (new query id, checkpoint, proof) each time
+        with pytest.raises(IntegrityError, match="answered the request analyst/alice signed"):
+            node.answer("gateway/gateway", *request(2, signed=alices, points=points))
+    assert _kinds(witness) == ["pseudonyms.evaluated"] + ["pseudonyms.refused"] * 2
+    node.answer("gateway/gateway", *request(3))  # 2 + 3 of her 5 a day: replays spent nothing
+
+
+def test_a_replay_is_found_after_midnight_by_a_restarted_node(
+    tmp_path: Path, pki: ConsortiumLayout
+) -> None:
+    """The request is remembered, on disk, under the day it was issued, not the day it returns."""
+    save_key_share(tmp_path / "share.json", shares_in_one_process(3, 1)[0])
+    gateway_key = Ed25519PrivateKey.generate()
+    gateway = AuditTrail.open(tmp_path / "gateway.sqlite", gateway_key, ORIGIN)
+    witness = AuditTrail.open(tmp_path / "w.sqlite", Ed25519PrivateKey.generate(), "o/w")
+    points = [blind("NID-9").point]
+    signed = signed_by(pki, "analyst/alice", "aml screening", points)
+    details = {
+        "purpose": "aml screening",
+        "count": 1,
+        "points_sha256": points_sha256(points),
+        "request_sha256": request_sha256(signed),
+    }
+
+    def send(ledger: UsageLedger) -> None:
+        node = _evaluator(
+            pki,
+            "bank-a",
+            1,
+            tmp_path / "share.json",
+            witness=witness,
+            gateway_key=gateway_key.public_key(),
+        )
+        node.usage = ledger
+        query_id = uuid.uuid4().hex
+        record = lambda: gateway.record(  # noqa: E731
+            REQUESTED, "analyst/alice", query_id=query_id, details=details
+        )
+        try:
+            node.answer("gateway/gateway", query_id, gateway.sealed([record])[0], points, signed)
+        finally:
+            ledger.close()
+
+    send(UsageLedger(tmp_path / "usage.sqlite"))
+    tomorrow = datetime.now(UTC) + timedelta(days=1)
+    with pytest.raises(IntegrityError, match="answered the request analyst/alice signed"):
+        send(UsageLedger(tmp_path / "usage.sqlite", clock=lambda: tomorrow))
 
 
 def test_policy_purpose_allowance_and_points_are_checked_before_anything_counts(setup) -> None:
