@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 from cryptography import x509
@@ -52,6 +52,9 @@ from mpc_gateway.oprf import (
 from mpc_gateway.policy import Policy, UsageLedger, usage_key
 
 __all__ = ["Evaluated", "Evaluator", "KeyIdentity"]
+
+_ANSWERED = "pseudonym-request:"
+"""The usage ledger's key prefix of the signed requests a node answered (their digests)."""
 
 
 @dataclass(frozen=True)
@@ -101,6 +104,7 @@ class Evaluator:
                 f"{node} is party {party} of {parties}"
             )
         self._shown: KeyIdentity | None = None
+        self._pruned: date | None = None
         if self.key is not None:
             statement = key_statement(node, party, self.key.public)
             self._shown = KeyIdentity(statement, signing[0].sign(statement), signing[1])
@@ -188,9 +192,10 @@ class Evaluator:
         assert self.policy.pseudonyms is not None  # else refused above
         # under the day it was issued, so a replay after midnight finds it; not synced on its
         # own: the allowance's write below syncs the file, and nothing is answered before it
+        self._forget_stale()
         issued_day = datetime.fromtimestamp(issued / 1000, UTC).date()
         if not self.usage.record_if_below(
-            f"pseudonym-request:{request_digest}", 1, day=issued_day, durable=False
+            _ANSWERED + request_digest, 1, day=issued_day, durable=False
         ):
             raise IntegrityError(
                 f"{self.node} answered the request {requester} signed (sha256 "
@@ -207,6 +212,13 @@ class Evaluator:
                 rule="pseudonyms.daily_limit",
             )
         return requester, digest, request_digest
+
+    def _forget_stale(self) -> None:
+        """Once a day, forget the requests too old to be fresh (issued before yesterday)."""
+        today = self.usage.today()
+        if self._pruned != today:
+            self.usage.forget(_ANSWERED, before=today - timedelta(days=1))
+            self._pruned = today
 
     def _witness(
         self,

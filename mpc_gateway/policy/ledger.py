@@ -133,6 +133,19 @@ class UsageLedger:
         with self._lock:
             self._increment(self._key(analyst, day), -count)
 
+    def forget(self, prefix: str, before: date) -> None:
+        """Drop the counts of keys starting with ``prefix`` on days before ``before``."""
+        with self._lock:
+            cutoff = before.isoformat()
+            if self._db is None:
+                for key in [k for k in self._memory if k[0].startswith(prefix) and k[1] < cutoff]:
+                    del self._memory[key]
+                return
+            self._db.execute(
+                "DELETE FROM usage WHERE substr(analyst, 1, ?) = ? AND day < ?",
+                (len(prefix), prefix, cutoff),
+            )
+
     def close(self) -> None:
         with self._lock:
             if self._db is not None:

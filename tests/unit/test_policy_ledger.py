@@ -71,3 +71,21 @@ def test_ledger_persists_in_sqlite_across_restarts(tmp_path: Path) -> None:
     ledger.close()
     with pytest.raises(RuntimeError, match="closed"):
         ledger.count("analyst/alice")
+
+
+@pytest.mark.parametrize("persistent", [False, True])
+def test_forget_drops_only_the_prefix_s_keys_before_the_day(
+    tmp_path: Path, persistent: bool
+) -> None:
+    ledger = UsageLedger(tmp_path / "u.sqlite" if persistent else None)
+    old, new = date(2026, 1, 1), date(2026, 1, 3)
+    for day in (old, new):
+        ledger.record("pseudonym-request:ab", day)
+        ledger.record("pseudonym-request_x", day)  # "_" is no wildcard
+        ledger.record("loans:analyst/alice", day)
+    ledger.forget("pseudonym-request:", before=new)
+    assert ledger.count("pseudonym-request:ab", old) == 0
+    assert ledger.count("pseudonym-request:ab", new) == 1
+    assert ledger.count("pseudonym-request_x", old) == 1
+    assert ledger.count("loans:analyst/alice", old) == 1
+    ledger.close()

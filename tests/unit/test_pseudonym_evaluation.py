@@ -245,7 +245,7 @@ def test_a_replay_is_found_after_midnight_by_a_restarted_node(
         "request_sha256": request_sha256(signed),
     }
 
-    def send(ledger: UsageLedger) -> None:
+    def node_on(ledger: UsageLedger) -> Evaluator:
         node = _evaluator(
             pki,
             "bank-a",
@@ -255,12 +255,16 @@ def test_a_replay_is_found_after_midnight_by_a_restarted_node(
             gateway_key=gateway_key.public_key(),
         )
         node.usage = ledger
+        return node
+
+    def send(ledger: UsageLedger) -> None:
         query_id = uuid.uuid4().hex
         record = lambda: gateway.record(  # noqa: E731
             REQUESTED, "analyst/alice", query_id=query_id, details=details
         )
+        evidence = gateway.sealed([record])[0]
         try:
-            node.answer("gateway/gateway", query_id, gateway.sealed([record])[0], points, signed)
+            node_on(ledger).answer("gateway/gateway", query_id, evidence, points, signed)
         finally:
             ledger.close()
 
@@ -268,6 +272,13 @@ def test_a_replay_is_found_after_midnight_by_a_restarted_node(
     tomorrow = datetime.now(UTC) + timedelta(days=1)
     with pytest.raises(IntegrityError, match="answered the request analyst/alice signed"):
         send(UsageLedger(tmp_path / "usage.sqlite", clock=lambda: tomorrow))
+    # two days on, long out of its time, the node forgets the request
+    key, today = "pseudonym-request:" + request_sha256(signed), datetime.now(UTC).date()
+    later = datetime.now(UTC) + timedelta(days=2)
+    with UsageLedger(tmp_path / "usage.sqlite", clock=lambda: later) as ledger:
+        assert ledger.count(key, today) == 1
+        node_on(ledger)._forget_stale()
+        assert ledger.count(key, today) == 0
 
 
 def test_policy_purpose_allowance_and_points_are_checked_before_anything_counts(setup) -> None:
