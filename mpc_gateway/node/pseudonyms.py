@@ -190,9 +190,9 @@ class Evaluator:
         if refusal is not None:
             raise PolicyDeniedError(refusal)
         assert self.policy.pseudonyms is not None  # else refused above
+        self._forget_stale()
         # under the day it was issued, so a replay after midnight finds it; not synced on its
         # own: the allowance's write below syncs the file, and nothing is answered before it
-        self._forget_stale()
         issued_day = datetime.fromtimestamp(issued / 1000, UTC).date()
         if not self.usage.record_if_below(
             _ANSWERED + request_digest, 1, day=issued_day, durable=False

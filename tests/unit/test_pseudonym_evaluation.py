@@ -229,56 +229,24 @@ def test_a_signed_request_replayed_under_a_new_log_entry_is_refused(
 
 
 def test_a_replay_is_found_after_midnight_by_a_restarted_node(
-    tmp_path: Path, pki: ConsortiumLayout
+    setup, tmp_path: Path, pki: ConsortiumLayout
 ) -> None:
     """The request is remembered, on disk, under the day it was issued, not the day it returns."""
-    save_key_share(tmp_path / "share.json", shares_in_one_process(3, 1)[0])
-    gateway_key = Ed25519PrivateKey.generate()
-    gateway = AuditTrail.open(tmp_path / "gateway.sqlite", gateway_key, ORIGIN)
-    witness = AuditTrail.open(tmp_path / "w.sqlite", Ed25519PrivateKey.generate(), "o/w")
+    node, request, _ = setup
     points = [blind("NID-9").point]
     signed = signed_by(pki, "analyst/alice", "aml screening", points)
-    details = {
-        "purpose": "aml screening",
-        "count": 1,
-        "points_sha256": points_sha256(points),
-        "request_sha256": request_sha256(signed),
-    }
-
-    def node_on(ledger: UsageLedger) -> Evaluator:
-        node = _evaluator(
-            pki,
-            "bank-a",
-            1,
-            tmp_path / "share.json",
-            witness=witness,
-            gateway_key=gateway_key.public_key(),
-        )
-        node.usage = ledger
-        return node
-
-    def send(ledger: UsageLedger) -> None:
-        query_id = uuid.uuid4().hex
-        record = lambda: gateway.record(  # noqa: E731
-            REQUESTED, "analyst/alice", query_id=query_id, details=details
-        )
-        evidence = gateway.sealed([record])[0]
-        try:
-            node_on(ledger).answer("gateway/gateway", query_id, evidence, points, signed)
-        finally:
-            ledger.close()
-
-    send(UsageLedger(tmp_path / "usage.sqlite"))
-    tomorrow = datetime.now(UTC) + timedelta(days=1)
-    with pytest.raises(IntegrityError, match="answered the request analyst/alice signed"):
-        send(UsageLedger(tmp_path / "usage.sqlite", clock=lambda: tomorrow))
-    # two days on, long out of its time, the node forgets the request
     key, today = "pseudonym-request:" + request_sha256(signed), datetime.now(UTC).date()
-    later = datetime.now(UTC) + timedelta(days=2)
-    with UsageLedger(tmp_path / "usage.sqlite", clock=lambda: later) as ledger:
-        assert ledger.count(key, today) == 1
-        node_on(ledger)._forget_stale()
-        assert ledger.count(key, today) == 0
+    with UsageLedger(tmp_path / "usage.sqlite") as node.usage:
+        node.answer("gateway/gateway", *request(1, signed=signed, points=points))
+    tomorrow = datetime.now(UTC) + timedelta(days=1)
+    with UsageLedger(tmp_path / "usage.sqlite", clock=lambda: tomorrow) as node.usage:
+        with pytest.raises(IntegrityError, match="answered the request analyst/alice signed"):
+            node.answer("gateway/gateway", *request(1, signed=signed, points=points))
+        assert node.usage.count(key, today) == 1
+    later = datetime.now(UTC) + timedelta(days=2)  # long out of its time: forgotten
+    with UsageLedger(tmp_path / "usage.sqlite", clock=lambda: later) as node.usage:
+        node._forget_stale()
+        assert node.usage.count(key, today) == 0
 
 
 def test_policy_purpose_allowance_and_points_are_checked_before_anything_counts(setup) -> None:
