@@ -228,22 +228,24 @@ class AuditLog(ABC):
         return self._public_key
 
     @contextmanager
-    def batch(self) -> Iterator[None]:
+    def batch(self, durable: bool = True) -> Iterator[None]:
         """Make every append and tree head inside the block one durable write (one fsync).
 
         Either all of them are stored or, if storing fails, none is, and the tree
-        is rebuilt from the store.
+        is rebuilt from the store. ``durable=False`` stores them without the fsync:
+        they become durable with the next durable write (a crash of the machine
+        before it may lose them), for records of what has not left the writer yet.
         """
         with self._lock:
             try:
-                with self._store_batch():
+                with self._store_batch(durable):
                     yield
             except BaseException:
                 self._tree = MerkleTree()
                 self._load_entries()
                 raise
 
-    def _store_batch(self) -> AbstractContextManager[None]:
+    def _store_batch(self, durable: bool = True) -> AbstractContextManager[None]:
         """A backend's transaction spanning several writes (called with the lock held)."""
         return nullcontext()
 

@@ -124,13 +124,21 @@ class SqliteAuditLog(AuditLog):
         return [row[0] for row in self._db.execute("SELECT note FROM tree_heads ORDER BY rowid")]
 
     @contextmanager
-    def _store_batch(self) -> Iterator[None]:
-        with self._transaction():  # a batch inside a batch is part of the outer one
-            outer, self._in_batch = self._in_batch, True
-            try:
-                yield
-            finally:
-                self._in_batch = outer
+    def _store_batch(self, durable: bool = True) -> Iterator[None]:
+        # committed unsynced, it is in the write-ahead log, which the next synced commit syncs
+        lazy = not durable and not self._in_batch  # inside a batch: the outer one's commit
+        if lazy:
+            self._db.execute("PRAGMA synchronous=NORMAL")
+        try:
+            with self._transaction():  # a batch inside a batch is part of the outer one
+                outer, self._in_batch = self._in_batch, True
+                try:
+                    yield
+                finally:
+                    self._in_batch = outer
+        finally:
+            if lazy:
+                self._db.execute("PRAGMA synchronous=FULL")
 
     @contextmanager
     def _transaction(self) -> Iterator[None]:

@@ -60,9 +60,12 @@ class AuditTrail:
         )
         return self.log.append(event)
 
-    def batch(self) -> AbstractContextManager[None]:
-        """Records and seals inside the block are written together, with one fsync."""
-        return self.log.batch()
+    def batch(self, durable: bool = True) -> AbstractContextManager[None]:
+        """Records and seals inside the block are written together, with one fsync.
+
+        ``durable=False``: without it; the next durable write syncs them too.
+        """
+        return self.log.batch(durable)
 
     def seal(self) -> str:
         """Sign (and store) a tree head over every entry recorded so far."""

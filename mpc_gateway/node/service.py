@@ -306,7 +306,8 @@ class Node:
         timings = [
             {"local_us": int(d.local_ms * 1000), "mpc_us": int(d.mpc_ms * 1000)} for d in done
         ]
-        outcomes(self.witness, str(self.gateway), orders, "order.completed", timings)
+        opened = any(d.blocks for d in done)  # else all is sealed, held until its release
+        outcomes(self.witness, str(self.gateway), orders, "order.completed", timings, opened)
         return done
 
     def _give_back(self, members: Sequence[_Admitted]) -> None:
