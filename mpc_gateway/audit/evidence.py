@@ -19,7 +19,7 @@ from mpc_gateway.audit.log import AuditEvent
 from mpc_gateway.audit.merkle import leaf_hash, verify_inclusion
 from mpc_gateway.errors import IntegrityError
 
-__all__ = ["DispatchEvidence", "log_origin", "verify_evidence", "verify_logged"]
+__all__ = ["DispatchEvidence", "log_origin", "logged_in", "verify_evidence", "verify_logged"]
 
 
 def log_origin(trust_domain: str, role: str, name: str) -> str:
@@ -44,6 +44,11 @@ def verify_logged(
 ) -> tuple[Checkpoint, AuditEvent]:
     """The verified checkpoint and the ``kind`` entry of ``query_id`` it provably includes."""
     head = verify_checkpoint(evidence.checkpoint, key_name, gateway_key)
+    return head, logged_in(evidence, head, query_id, kind)
+
+
+def logged_in(evidence: DispatchEvidence, head: Checkpoint, query_id: str, kind: str) -> AuditEvent:
+    """The ``kind`` entry of ``query_id``, provably in ``head`` (its signature checked already)."""
     if not verify_inclusion(
         leaf_hash(evidence.entry), evidence.index, head.size, list(evidence.proof), head.root_hash
     ):
@@ -61,7 +66,7 @@ def verify_logged(
         raise IntegrityError(
             f"the gateway's audit entry is not the {kind} entry of query {query_id}"
         )
-    return head, event
+    return event
 
 
 def verify_evidence(

@@ -32,8 +32,14 @@ from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PublicKey
 
-from mpc_gateway.audit.checkpoint import Checkpoint, cosign, parse_checkpoint, parse_note
-from mpc_gateway.audit.evidence import DispatchEvidence, verify_logged
+from mpc_gateway.audit.checkpoint import (
+    Checkpoint,
+    cosign,
+    parse_checkpoint,
+    parse_note,
+    verify_checkpoint,
+)
+from mpc_gateway.audit.evidence import DispatchEvidence, logged_in
 from mpc_gateway.audit.log import AuditEvent
 from mpc_gateway.audit.merkle import EMPTY_ROOT, verify_consistency
 from mpc_gateway.audit.trail import AuditTrail
@@ -169,14 +175,16 @@ class Releases:
             raise IntegrityError("the releases of one request must share one checkpoint")
         if len({query_id for query_id, _ in releases}) != len(releases):
             raise IntegrityError("a release request names one query twice")
+        note = notes.pop()
         with self._lock:
-            checked = [self._checked(query_id, evidence) for query_id, evidence in releases]
-            head = checked[0][1]
+            checked = [self._holding(query_id) for query_id, _ in releases]
+            head = verify_checkpoint(note, self._gateway_log, self._gateway_key)  # once for all
+            for (query_id, evidence), held in zip(releases, checked, strict=True):
+                self._check_logged(query_id, evidence, head, held)
             self._check_extends(head.size, head.root_hash, from_size, consistency)
-            note = notes.pop()
             cosignature = cosign(parse_note(note)[0], int(time.time()), self._name, self._key)
             with self._witness.batch():
-                for (query_id, evidence), (held, _) in zip(releases, checked, strict=True):
+                for (query_id, evidence), held in zip(releases, checked, strict=True):
                     self._witness.record(
                         "result.released",
                         held.receiver,
@@ -195,10 +203,10 @@ class Releases:
             self._size, self._root = head.size, head.root_hash
             for query_id, _ in releases:
                 del self._held[query_id]
-            return [held.ciphertext for held, _ in checked], cosignature, head.size
+            return [held.ciphertext for held in checked], cosignature, head.size
 
-    def _checked(self, query_id: str, evidence: DispatchEvidence) -> tuple[_Held, Checkpoint]:
-        """What this node holds of ``query_id``, and the checkpoint logging its release."""
+    def _holding(self, query_id: str) -> _Held:
+        """What this node holds of ``query_id``."""
         held = self._held.get(query_id)
         if held is None:
             raise InvalidRequestError(
@@ -206,10 +214,13 @@ class Releases:
                 "completed here, was already handed over, or expired",
                 query_id=query_id,
             )
-        head, event = verify_logged(
-            evidence, query_id, "result.released", self._gateway_key, self._gateway_log
-        )
-        details = event.details
+        return held
+
+    def _check_logged(
+        self, query_id: str, evidence: DispatchEvidence, head: Checkpoint, held: _Held
+    ) -> None:
+        """``held`` is what the release entry of ``query_id`` in ``head`` (verified) names."""
+        details = logged_in(evidence, head, query_id, "result.released").details
         sealed = details.get("sealed")
         if (
             details.get("plan_hash") != held.plan_hash
@@ -222,7 +233,6 @@ class Releases:
                 f"node's sealed result ({held.digest[:12]}), its plan and its receiver",
                 query_id=query_id,
             )
-        return held, head
 
     def _check_extends(self, size: int, root: bytes, from_size: int, proof: list[bytes]) -> None:
         if size < self._size:

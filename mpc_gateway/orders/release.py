@@ -22,7 +22,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from mpc_gateway.audit.checkpoint import verify_witnessed_checkpoint
-from mpc_gateway.audit.evidence import DispatchEvidence, log_origin, verify_logged
+from mpc_gateway.audit.evidence import DispatchEvidence, log_origin, logged_in
 from mpc_gateway.computations import Blocks, Plan, Released, Request, computation_of
 from mpc_gateway.errors import GatewayError, IntegrityError
 from mpc_gateway.lanes import Lane
@@ -113,9 +113,6 @@ def _check_release(
     if len(gateways) != 1:
         raise IntegrityError("the result must carry exactly one gateway signing certificate")
     gateway_log = log_origin(td, "gateway", gateways[0].name)
-    head, event = verify_logged(
-        relayed.release, relayed.query_id, "result.released", signers[gateways[0]], gateway_log
-    )
     nodes = {share.node for share in relayed.shares}
     witnesses = {
         log_origin(td, "node", who.name): key
@@ -127,9 +124,10 @@ def _check_release(
             f"the result carries {len(relayed.shares)} sealed shares and {len(witnesses)} node "
             f"certificates for {relayed.parties} parties"
         )
-    verify_witnessed_checkpoint(
+    head, _ = verify_witnessed_checkpoint(  # the gateway's signature, then every cosignature
         relayed.release.checkpoint, gateway_log, signers[gateways[0]], witnesses, len(witnesses)
     )
+    event = logged_in(relayed.release, head, relayed.query_id, "result.released")
     details = event.details
     digests = {share.node: share.digest for share in relayed.shares}
     if details.get("plan_hash") != plan.plan_hash or details.get("receiver") != str(receiver):

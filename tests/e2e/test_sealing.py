@@ -8,6 +8,7 @@ that logs its release, and with each ciphertext exactly as the log names it.
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 
@@ -137,6 +138,32 @@ def test_the_client_refuses_an_altered_share_a_missing_cosignature_or_another_pl
     swapped.sealed.plan_json = swapped.sealed.plan_json.replace('"sector"', '"rating"')
     with pytest.raises(IntegrityError):
         alice._open(swapped, None)
+
+
+def test_the_client_checks_the_gateways_signature_and_the_release_entry_s_inclusion(
+    alice: GatewayClient, relayed: gateway_pb2.ComputationResult
+) -> None:
+    """The gateway's signature is checked once, with the cosignatures: each still counts."""
+    resigned = _tampered(relayed)
+    text, _, signatures = resigned.sealed.checkpoint.partition("\n\n")
+    first, _, rest = signatures.partition("\n")  # the gateway's line, then the nodes'
+    name, key_and_signature = first.rsplit(" ", 1)
+    raw = bytearray(base64.b64decode(key_and_signature))
+    raw[-1] ^= 1
+    forged = f"{name} {base64.b64encode(bytes(raw)).decode()}"
+    resigned.sealed.checkpoint = f"{text}\n\n{forged}\n{rest}"
+    with pytest.raises(IntegrityError, match="signature"):
+        alice._open(resigned, None)
+
+    elsewhere = _tampered(relayed)
+    elsewhere.sealed.release_index += 1
+    with pytest.raises(IntegrityError, match="not included in the tree head"):
+        alice._open(elsewhere, None)
+
+    another = _tampered(relayed)
+    another.sealed.release_entry = another.sealed.release_entry.replace(b"released", b"Released")
+    with pytest.raises(IntegrityError, match="not included in the tree head"):
+        alice._open(another, None)
 
 
 def _plan(analyst: str = "analyst/alice") -> Plan:
