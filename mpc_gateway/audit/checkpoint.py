@@ -235,12 +235,20 @@ def verify_cosignature(
     """
     body, signatures = parse_note(note)
     parse_checkpoint(body)
-    kid = cosignature_key_id(name, public_key)
-    times = [_verify_one_cosignature(s, body, public_key) for s in _matching(signatures, name, kid)]
-    timestamp = max(times)
+    timestamp = _cosigned_at(body, signatures, name, public_key)
     if not_after is not None and timestamp > not_after:
         raise IntegrityError(f"the cosignature by {name!r} is dated {timestamp}, after {not_after}")
     return timestamp
+
+
+def _cosigned_at(
+    body: bytes, signatures: list[NoteSignature], name: str, public_key: Ed25519PublicKey
+) -> int:
+    """The latest time of ``name``'s cosignatures among a parsed note's; each must verify."""
+    kid = cosignature_key_id(name, public_key)
+    return max(
+        _verify_one_cosignature(s, body, public_key) for s in _matching(signatures, name, kid)
+    )
 
 
 def _verify_one_cosignature(
@@ -278,10 +286,10 @@ def verify_witnessed_checkpoint(
     if not 0 < quorum <= len(witnesses):
         raise IntegrityError(f"quorum {quorum} must be between 1 and {len(witnesses)} witnesses")
     checkpoint = verify_checkpoint(note, key_name, public_key)
-    _, signatures = parse_note(note)
+    body, signatures = parse_note(note)
     present = {(s.name, s.key_id) for s in signatures}
     times = {
-        name: verify_cosignature(note, name, key)
+        name: _cosigned_at(body, signatures, name, key)
         for name, key in witnesses.items()
         if (name, cosignature_key_id(name, key)) in present
     }

@@ -31,7 +31,7 @@ from mpc_gateway.pki import Identity, identity_from_certificate, load_verified_s
 from mpc_gateway.pki.receiver import ReceiverKey, open_sealed, sealing_info
 from mpc_gateway.query.schema import DatasetSchema
 
-__all__ = ["SealedShare", "Relayed", "Verified", "open_relayed", "verified_signers"]
+__all__ = ["SealedShare", "Relayed", "Verified", "open_relayed", "unsealed", "verified_signers"]
 
 
 @dataclass(frozen=True)
@@ -139,6 +139,38 @@ def _check_release(
         )
 
 
+Points = dict[str, list[tuple[int, int, list[int]]]]
+"""Per block, every node's shares: (Shamir x-coordinate, field modulus, values)."""
+
+
+def unsealed(
+    relayed: Relayed,
+    key: ReceiverKey,
+    receiver: Identity,
+    ca: x509.Certificate,
+    verified: Verified | None = None,
+) -> Points:
+    """Check the witnessed release and decrypt every node's shares: what sealing adds to opening.
+
+    ``verified`` caches the signing certificates checked so far (a client keeps one).
+    """
+    _check_release(relayed, receiver, ca, {} if verified is None else verified)
+    points: Points = {}
+    for share in sorted(relayed.shares, key=lambda s: s.party):
+        info = sealing_info(relayed.query_id, relayed.plan.plan_hash, share.node, share.party)
+        opened = open_sealed(
+            share.ciphertext, key.private_key, info, f"node {share.node}'s sealed shares"
+        )
+        try:
+            blocks = json.loads(opened)
+            for name, block in blocks.items():
+                values = [int(v) for v in block["values"]]
+                points.setdefault(name, []).append((share.party + 1, int(block["modulus"]), values))
+        except (ValueError, TypeError, KeyError, AttributeError) as err:
+            raise IntegrityError(f"node {share.node}'s sealed shares are malformed") from err
+    return points
+
+
 def open_relayed(
     relayed: Relayed,
     key: ReceiverKey,
@@ -151,24 +183,11 @@ def open_relayed(
 
     ``verified`` caches the signing certificates checked so far (a client keeps one).
     """
-    _check_release(relayed, receiver, ca, {} if verified is None else verified)
-    plan = relayed.plan
-    points: dict[str, list[tuple[int, int, list[int]]]] = {}
-    for share in sorted(relayed.shares, key=lambda s: s.party):
-        info = sealing_info(relayed.query_id, plan.plan_hash, share.node, share.party)
-        opened = open_sealed(
-            share.ciphertext, key.private_key, info, f"node {share.node}'s sealed shares"
-        )
-        try:
-            blocks = json.loads(opened)
-            for name, block in blocks.items():
-                values = [int(v) for v in block["values"]]
-                points.setdefault(name, []).append((share.party + 1, int(block["modulus"]), values))
-        except (ValueError, TypeError, KeyError, AttributeError) as err:
-            raise IntegrityError(f"node {share.node}'s sealed shares are malformed") from err
+    points = unsealed(relayed, key, receiver, ca, verified)
     blocks = {name: recombine_block(name, p, relayed.parties) for name, p in points.items()}
     if set(blocks) & set(relayed.public):
         raise IntegrityError("a sealed block has the name of a public one")
+    plan = relayed.plan
     try:
         outcome = computation_of(plan).decode(
             plan, {**relayed.public, **blocks}, relayed.schema, relayed.parties
