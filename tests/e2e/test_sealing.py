@@ -9,6 +9,12 @@ that logs its release, and with each ciphertext exactly as the log names it.
 from __future__ import annotations
 
 import base64
+import json
+import os
+import shutil
+import signal
+import subprocess
+import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 
@@ -16,6 +22,7 @@ import grpc
 import pytest
 from cryptography import x509
 
+from mpc_gateway.audit.sqlite import load_raw
 from mpc_gateway.client import GatewayClient
 from mpc_gateway.computations import AggregateRequest, Plan, build
 from mpc_gateway.computations.aggregate import parse_aggregate
@@ -223,3 +230,31 @@ def test_the_pki_gives_every_analyst_a_key_agreement_certificate(
     cert = x509.load_pem_x509_certificate(cert_path.read_bytes())
     usage = cert.extensions.get_extension_for_class(x509.KeyUsage).value
     assert usage.key_agreement and not usage.digital_signature
+
+
+@pytest.mark.skipif(shutil.which("strace") is None, reason="strace is not installed")
+def test_a_node_syncs_three_times_per_aggregate_and_its_outcomes_are_on_disk(
+    consortium: LocalConsortium, alice: GatewayClient
+) -> None:
+    """The count, the order's receipt and the release; an outcome that opened nothing rides
+    the release's sync (was four syncs a query), and every outcome is in the stored log."""
+    node = consortium.processes["bank-a"].pid
+    threads = ",".join(os.listdir(f"/proc/{node}/task"))
+    report = consortium.files.root / "bank-a.strace"
+    alice.query("loans", AGGREGATES, group_by="sector")  # warm
+    with subprocess.Popen(
+        ["strace", "-f", "-c", "-o", str(report), "-e", "trace=fsync,fdatasync", "-p", threads],
+        stderr=subprocess.PIPE,
+    ) as tracer:
+        assert tracer.stderr is not None
+        tracer.stderr.readline()  # "Process N attached" once strace is in place
+        time.sleep(0.5)
+        queries = [alice.query("loans", AGGREGATES, group_by="sector") for _ in range(12)]
+        tracer.send_signal(signal.SIGINT)
+        tracer.wait(timeout=30)
+    calls = [line.split() for line in report.read_text().splitlines()]
+    syncs = sum(int(c[3]) for c in calls if c and c[-1] in ("fsync", "fdatasync"))
+    assert 3 * len(queries) <= syncs <= 3 * len(queries) + 4, syncs  # + SQLite checkpoints
+    stored = load_raw(consortium.files.root / "nodes" / "bank-a" / "audit.sqlite").entries
+    completed = {json.loads(e)["query_id"] for e in stored if b'"order.completed"' in e}
+    assert {q.query_id for q in queries} <= completed
