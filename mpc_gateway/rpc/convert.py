@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
+from functools import lru_cache
 from typing import Any
 
 from pydantic import ValidationError
 
 from mpc_gateway.audit.evidence import DispatchEvidence
-from mpc_gateway.computations import Request, computation, plan_from_json
+from mpc_gateway.computations import Plan, Request, computation, plan_from_json
 from mpc_gateway.errors import GatewayError, IntegrityError, InvalidQueryError
 from mpc_gateway.lanes import Lane, is_lane
 from mpc_gateway.orders.release import Relayed, SealedShare
@@ -120,12 +121,24 @@ def _lane(name: str) -> Lane:
     return name
 
 
+@lru_cache(maxsize=64)
+def _plan(text: str) -> Plan:
+    """A relayed plan, parsed once per text (a client asks the same queries again and again)."""
+    return plan_from_json(text)
+
+
+@lru_cache(maxsize=64)
+def _schema(text: str) -> DatasetSchema:
+    """A relayed schema, parsed once per text (it comes with every result of its dataset)."""
+    return DatasetSchema.model_validate_json(text)
+
+
 def result_from_proto(message: gateway_pb2.ComputationResult) -> Relayed:
     """The relayed result a message carries (the receiver then checks and opens it)."""
     sealed = message.sealed
     try:
-        plan = plan_from_json(sealed.plan_json)
-        schema = DatasetSchema.model_validate_json(sealed.schema_json)
+        plan = _plan(sealed.plan_json)
+        schema = _schema(sealed.schema_json)
         public = json.loads(sealed.public_json or "{}")
         if not isinstance(public, dict) or not all(
             isinstance(v, list) and all(isinstance(x, int) for x in v) for v in public.values()
