@@ -36,6 +36,7 @@ from mpc_gateway.query.schema import load_schema
 from mpc_gateway.rpc.convert import result_from_proto
 from tests.e2e.conftest import client_for, gateway_stub
 from tests.forged import forge, receiver_certificate
+from tests.syncs import strace_syncs, syncs_in
 
 pytestmark = pytest.mark.e2e
 QUERIES_ONLY = True  # the session's shared consortium (conftest)
@@ -243,7 +244,7 @@ def test_a_node_syncs_three_times_per_aggregate_and_its_outcomes_are_on_disk(
     report = consortium.files.root / "bank-a.strace"
     alice.query("loans", AGGREGATES, group_by="sector")  # warm
     with subprocess.Popen(
-        ["strace", "-f", "-c", "-o", str(report), "-e", "trace=fsync,fdatasync", "-p", threads],
+        [*strace_syncs(report), "-p", threads],
         stderr=subprocess.PIPE,
     ) as tracer:
         assert tracer.stderr is not None
@@ -255,8 +256,7 @@ def test_a_node_syncs_three_times_per_aggregate_and_its_outcomes_are_on_disk(
         queries = [alice.query("loans", AGGREGATES, group_by="sector") for _ in range(12)]
         tracer.send_signal(signal.SIGINT)
         tracer.wait(timeout=30)
-    calls = [line.split() for line in report.read_text().splitlines()]
-    syncs = sum(int(c[3]) for c in calls if c and c[-1] in ("fsync", "fdatasync"))
+    syncs = syncs_in(report)
     assert 3 * len(queries) <= syncs <= 3 * len(queries) + 4, syncs  # + SQLite checkpoints
     stored = load_raw(consortium.files.root / "nodes" / "bank-a" / "audit.sqlite").entries
     completed = {json.loads(e)["query_id"] for e in stored if b'"order.completed"' in e}

@@ -26,6 +26,7 @@ from mpc_gateway.privacy import (
     sample,
 )
 from tests.stats import discrete_gaussian_pmf, goodness_of_fit
+from tests.syncs import strace_syncs, syncs_in
 
 # --- costs and scales ---------------------------------------------------------------------
 
@@ -203,14 +204,12 @@ def _syncs(tmp_path: Path, mode: str) -> tuple[int, str]:
     """How many times SQLite synced a file while the script charged 20 queries (strace -c)."""
     path, report = tmp_path / f"{mode}.sqlite", tmp_path / f"{mode}.strace"
     done = subprocess.run(
-        ["strace", "-f", "-c", "-o", str(report), "-e", "trace=fsync,fdatasync"]
-        + [sys.executable, "-c", _SYNCS, str(path), mode],
+        [*strace_syncs(report), sys.executable, "-c", _SYNCS, str(path), mode],
         capture_output=True,
         text=True,
         check=True,
     )
-    calls = [line.split() for line in report.read_text().splitlines()]
-    return sum(int(c[3]) for c in calls if c and c[-1] in ("fsync", "fdatasync")), done.stdout
+    return syncs_in(report), done.stdout
 
 
 @pytest.mark.skipif(shutil.which("strace") is None, reason="strace is not installed")
