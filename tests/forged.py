@@ -105,10 +105,11 @@ def forge(
     lane: Lane | None = None,
     epoch: int | None = None,
     sequence: int = 0,
+    deadline_s: float = 15.0,  # a loaded machine connects the MPC session slowly
 ) -> Forged:
     """``plan`` as an order signed with ``key`` (default: the gateway's), in a log it signs.
 
-    In ``lane`` (default: the plan's computation's), at its MPC ports.
+    In ``lane`` (default: the plan's computation's), at its MPC ports; due in ``deadline_s``.
     """
     signing = key or gateway_key(files.pki_dir)
     now = int(time.time() * 1000)
@@ -122,7 +123,7 @@ def forge(
         sequence=sequence,
         parties=parties(files, lane),
         issued_at_ms=now,
-        deadline_ms=now + 15000,  # a loaded machine connects the MPC session slowly
+        deadline_ms=now + int(deadline_s * 1000),
         step=step or {},
         receiver=receiver_certificate(files, plan.analyst) if receiver is None else receiver,
         approvals=approvals,

@@ -43,13 +43,15 @@ def limited(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalConsortiu
         running.stop()
 
 
-def _round(consortium: LocalConsortium, path: list[list[int]], name: str) -> Forged:
+def _round(
+    consortium: LocalConsortium, path: list[list[int]], name: str, deadline_s: float = 15.0
+) -> Forged:
     """A quantile search round, as an order (the path: the brackets of the rounds before)."""
     request = QuantileRequest(
         dataset="loans", purpose="testing", column="exposure", levels=(Decimal("0.5"),)
     )
     plan = build(request, load_schema(schema_path()), "analyst/alice", 3)
-    return forge(consortium.files, plan, query_id=name, step={"path": path})
+    return forge(consortium.files, plan, query_id=name, step={"path": path}, deadline_s=deadline_s)
 
 
 def _send(consortium: LocalConsortium, forged: Forged, nodes: list[str]) -> list[object]:
@@ -76,7 +78,7 @@ def test_every_round_counts_and_an_order_that_failed_anywhere_counts_nowhere(
     assert _ran(_send(limited, _round(limited, [], "search-1"), everyone))
     assert _ran(_send(limited, _round(limited, [[1]], "search-2"), everyone))  # a later round
     # broker-c never gets this one (as if it had refused it): the MPC cannot finish anywhere
-    partial = _send(limited, _round(limited, [], "partial"), ["bank-a", "bank-b"])
+    partial = _send(limited, _round(limited, [], "partial", deadline_s=3.0), ["bank-a", "bank-b"])
     assert not any(isinstance(r, node_pb2.ResultShares) for r in partial)
     assert _ran(_send(limited, _round(limited, [[2]], "search-3"), everyone))
     assert _ran(_send(limited, _round(limited, [[3]], "search-4"), everyone))  # the 4th counted
