@@ -40,6 +40,16 @@ def shared_consortium(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Loca
         running.stop()
 
 
+@pytest.fixture(scope="session")
+def governed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalConsortium]:
+    """One consortium under the example policies, for every module that only queries it."""
+    running = start_consortium(tmp_path_factory.mktemp("governed"), policies="examples")
+    try:
+        yield running
+    finally:
+        running.stop()
+
+
 @pytest.fixture(scope="module")
 def consortium(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory

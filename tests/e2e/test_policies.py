@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime
 
 import grpc
@@ -21,7 +20,7 @@ from mpc_gateway.policy import ApprovalBody, OutputControls, sign_approval
 from mpc_gateway.proto.v1 import node_pb2
 from mpc_gateway.query.schema import load_schema
 from mpc_gateway.query.where import parse_where
-from tests.e2e.conftest import gateway_stub, start_consortium
+from tests.e2e.conftest import gateway_stub
 from tests.forged import forge
 
 pytestmark = pytest.mark.e2e
@@ -34,15 +33,6 @@ STRICT = OutputControls(
     sum_decimals=0,
     min_entities=100,  # bank-b's min_batch: every plan on the dataset carries it
 )
-
-
-@pytest.fixture(scope="module")
-def governed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalConsortium]:
-    running = start_consortium(tmp_path_factory.mktemp("governed"), policies="examples")
-    try:
-        yield running
-    finally:
-        running.stop()
 
 
 def _client(consortium: LocalConsortium, purpose: str = "risk monitoring") -> GatewayClient:

@@ -21,20 +21,10 @@ from mpc_gateway.devnet.localnet import LocalConsortium, schema_path
 from mpc_gateway.devnet.risk_demo import pooled_frame
 from mpc_gateway.errors import PolicyDeniedError
 from mpc_gateway.query.schema import load_schema
-from tests.e2e.conftest import start_consortium
 
 pytestmark = pytest.mark.e2e
 
 SCHEMA = load_schema(schema_path())
-
-
-@pytest.fixture(scope="module")
-def governed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalConsortium]:
-    running = start_consortium(tmp_path_factory.mktemp("quantiles"), policies="examples")
-    try:
-        yield running
-    finally:
-        running.stop()
 
 
 @pytest.fixture(scope="module")
