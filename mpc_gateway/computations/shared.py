@@ -100,7 +100,7 @@ def encode_value(schema: DatasetSchema, column: str, value: Decimal | str | int)
         exact = Decimal(str(value))
     except InvalidOperation:
         raise InvalidRequestError(f"{column!r}: {str(value)[:40]!r} is not a number") from None
-    if not exact.is_finite() or abs(exact) > Decimal(EXACT_SUM_LIMIT).scaleb(-spec.scale):
+    if not exact.is_finite() or exact.copy_abs() > Decimal(EXACT_SUM_LIMIT).scaleb(-spec.scale):
         # no sum of the column reaches it (nor does DuckDB's HUGEINT or the MPC's bit length)
         raise InvalidRequestError(
             f"{str(value)[:40]} is beyond any value or sum of {column!r} (at most 2**127 - 1 "
@@ -108,7 +108,9 @@ def encode_value(schema: DatasetSchema, column: str, value: Decimal | str | int)
         )
     scaled = scaled_exactly(exact, spec.scale)
     if scaled != scaled.to_integral_value():
-        raise InvalidRequestError(f"{value} is finer than {column!r}'s {spec.scale} decimals")
+        raise InvalidRequestError(
+            f"{str(value)[:40]} is finer than {column!r}'s {spec.scale} decimals"
+        )
     return int(scaled)
 
 

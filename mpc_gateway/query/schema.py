@@ -16,7 +16,7 @@ describes the format.
 from __future__ import annotations
 
 import tomllib
-from decimal import Context, Decimal
+from decimal import MAX_EMAX, MIN_EMIN, Context, Decimal
 from functools import cached_property
 from math import isqrt
 from pathlib import Path
@@ -108,7 +108,8 @@ class NumericColumn(_Frozen):
 
 def scaled_exactly(value: Decimal, scale: int) -> Decimal:
     """``value * 10**scale`` exactly (the default context would round past 28 digits)."""
-    return value.scaleb(scale, Context(prec=max(28, len(value.as_tuple().digits))))
+    digits = max(28, len(value.as_tuple().digits))  # nor round 1e-2000000 to zero (Emin)
+    return value.scaleb(scale, Context(prec=digits, Emin=MIN_EMIN, Emax=MAX_EMAX))
 
 
 class CategoricalColumn(_Frozen):

@@ -13,7 +13,7 @@ from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
 from typing import Any, Protocol
 
 from mpc_gateway.query.filters import BoolExpr, Comparison, FilterNode
-from mpc_gateway.query.schema import DatasetSchema, NumericColumn
+from mpc_gateway.query.schema import DatasetSchema, NumericColumn, scaled_exactly
 
 __all__ = ["Where", "QueryCursor", "QueryResult", "ident", "filter_sql", "where_sql"]
 
@@ -50,7 +50,7 @@ def _encoded_literal(schema: DatasetSchema, column: str, text: str) -> int | str
     spec = schema.columns[column]
     if not isinstance(spec, NumericColumn):
         return text
-    value = Decimal(text) * spec.factor
+    value = scaled_exactly(Decimal(text), spec.scale)
     return int(value) if value == value.to_integral_value() else None
 
 
@@ -66,8 +66,8 @@ def _comparison_sql(schema: DatasetSchema, node: Comparison) -> Where:
         return f"({column} {node.op} ?)", [literal]
     if node.op in ("=", "!="):
         return ("(FALSE)" if node.op == "=" else "(TRUE)"), []
-    factor = schema.numeric(node.column).factor
-    bound = (Decimal(node.value) * factor).to_integral_value(rounding=_ROUNDED[node.op])
+    scaled = scaled_exactly(Decimal(node.value), schema.numeric(node.column).scale)
+    bound = scaled.to_integral_value(rounding=_ROUNDED[node.op])
     return f"({column} {node.op} ?)", [int(bound)]
 
 

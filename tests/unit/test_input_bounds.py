@@ -115,12 +115,25 @@ def test_servers_admit_the_pings_clients_send() -> None:
         assert server["grpc.keepalive_permit_without_calls"] == 1
 
 
-@pytest.mark.parametrize("value", ["1e300", "-1e300", "Infinity", "NaN", "12abc"])
+@pytest.mark.parametrize(
+    "value", ["1e300", "-1e300", "Infinity", "NaN", "12abc", "1e999999999999", "-1e999999999999"]
+)
 def test_a_public_value_no_sum_of_the_column_can_reach_is_refused(
     loans: DatasetSchema, value: str
 ) -> None:
     with pytest.raises(InvalidRequestError, match="'exposure'"):
         encode_value(loans, "exposure", value)
+
+
+@pytest.mark.parametrize("value", ["1e-2000000", "1e-999999999999", "0." + "1" * 20000])
+def test_a_value_finer_than_the_column_is_refused_and_the_message_stays_short(
+    loans: DatasetSchema, value: str
+) -> None:
+    """1e-2000000 was rounded to 0 (below the context's exponent range), not refused; a long
+    value was echoed whole, past what a gRPC status message may carry (16 KiB)."""
+    with pytest.raises(InvalidRequestError, match="finer than 'exposure'") as refused:
+        encode_value(loans, "exposure", value)
+    assert len(refused.value.public_message) < 200
 
 
 def test_a_large_but_reachable_limit_is_encoded_exactly(loans: DatasetSchema) -> None:

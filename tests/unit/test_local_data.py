@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import operator
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -194,6 +195,40 @@ def test_literal_with_many_decimals_is_compared_not_crashed(dataset: LocalDatase
     got = local(dataset, built, layout)
 
     assert got["additive"][0][0] == int((F.exposure > 0).sum())
+
+
+EXACTLY = {
+    "=": operator.eq,
+    ">=": operator.ge,
+    "<=": operator.le,
+    "<": operator.lt,
+    ">": operator.gt,
+}
+
+
+@pytest.mark.parametrize(
+    ("column", "op", "literal"),
+    [  # each was rounded to a number of the column before (28 digits; the context's Emin)
+        ("exposure", "=", "1000.50000000000000000000000000001"),
+        ("exposure", ">=", "1000.50000000000000000000000000001"),
+        ("exposure", "<=", "1000.49999999999999999999999999999"),
+        ("days_past_due", "=", "1e-999999999999"),
+        ("days_past_due", "<", "1e-2000000"),
+        ("days_past_due", ">=", "1e-2000000"),
+    ],
+)
+def test_a_literal_past_28_digits_or_below_the_exponent_range_compares_exactly(
+    dataset: LocalDataset, column: str, op: str, literal: str
+) -> None:
+    built = plan_for(f"{column} {op} {literal}", None)
+    layout = layout_for(built, LOANS, parties=3)
+
+    got = local(dataset, built, layout)
+
+    bound = Decimal(literal)
+    expected = sum(EXACTLY[op](Decimal(str(v)), bound) for v in F[column])
+    assert got["additive"][0][0] == expected
+    assert 0 < expected < len(F) or op == "="
 
 
 # --- refusals at load ----------------------------------------------------------------------
