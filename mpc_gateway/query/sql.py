@@ -50,7 +50,10 @@ def _encoded_literal(schema: DatasetSchema, column: str, text: str) -> int | str
     spec = schema.columns[column]
     if not isinstance(spec, NumericColumn):
         return text
-    value = scaled_exactly(Decimal(text), spec.scale)
+    return _integral(scaled_exactly(Decimal(text), spec.scale))
+
+
+def _integral(value: Decimal) -> int | None:
     return int(value) if value == value.to_integral_value() else None
 
 
@@ -61,14 +64,15 @@ _ROUNDED = {">": ROUND_FLOOR, ">=": ROUND_CEILING, "<": ROUND_CEILING, "<=": ROU
 
 def _comparison_sql(schema: DatasetSchema, node: Comparison) -> Where:
     column = ident(node.column)
-    literal = _encoded_literal(schema, node.column, node.value)
-    if literal is not None:
+    spec = schema.columns[node.column]
+    if not isinstance(spec, NumericColumn):
+        return f"({column} {node.op} ?)", [node.value]
+    scaled = scaled_exactly(Decimal(node.value), spec.scale)
+    if (literal := _integral(scaled)) is not None:
         return f"({column} {node.op} ?)", [literal]
     if node.op in ("=", "!="):
         return ("(FALSE)" if node.op == "=" else "(TRUE)"), []
-    scaled = scaled_exactly(Decimal(node.value), schema.numeric(node.column).scale)
-    bound = scaled.to_integral_value(rounding=_ROUNDED[node.op])
-    return f"({column} {node.op} ?)", [int(bound)]
+    return f"({column} {node.op} ?)", [int(scaled.to_integral_value(rounding=_ROUNDED[node.op]))]
 
 
 def filter_sql(schema: DatasetSchema, node: FilterNode) -> Where:

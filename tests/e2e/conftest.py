@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -30,24 +31,28 @@ def start_consortium(root: Path, **options: object) -> LocalConsortium:
     return LocalConsortium(files).start()
 
 
-@pytest.fixture(scope="session")
-def shared_consortium(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalConsortium]:
-    """One consortium for every module that only queries it (``QUERIES_ONLY = True``)."""
-    running = start_consortium(tmp_path_factory.mktemp("shared-consortium"))
+@contextmanager
+def running_consortium(root: Path, **options: object) -> Iterator[LocalConsortium]:
+    """``start_consortium``'s consortium, stopped on leaving."""
+    running = start_consortium(root, **options)
     try:
         yield running
     finally:
         running.stop()
+
+
+@pytest.fixture(scope="session")
+def shared_consortium(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalConsortium]:
+    """One consortium for every module that only queries it (``QUERIES_ONLY = True``)."""
+    with running_consortium(tmp_path_factory.mktemp("shared-consortium")) as running:
+        yield running
 
 
 @pytest.fixture(scope="session")
 def governed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalConsortium]:
     """One consortium under the example policies, for every module that only queries it."""
-    running = start_consortium(tmp_path_factory.mktemp("governed"), policies="examples")
-    try:
+    with running_consortium(tmp_path_factory.mktemp("governed"), policies="examples") as running:
         yield running
-    finally:
-        running.stop()
 
 
 @pytest.fixture(scope="module")
@@ -63,21 +68,15 @@ def consortium(
     if getattr(request.module, "QUERIES_ONLY", False):
         yield request.getfixturevalue("shared_consortium")
         return
-    running = start_consortium(tmp_path_factory.mktemp("consortium"))
-    try:
+    with running_consortium(tmp_path_factory.mktemp("consortium")) as running:
         yield running
-    finally:
-        running.stop()
 
 
 @pytest.fixture(scope="module")
 def short_deadlines(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalConsortium]:
     """A consortium whose aggregates have 2 s to answer, risk jobs the default 600 s."""
-    running = start_consortium(tmp_path_factory.mktemp("short-deadlines"), query_timeout_s=2.0)
-    try:
-        yield running
-    finally:
-        running.stop()
+    with running_consortium(tmp_path_factory.mktemp("short-deadlines"), query_timeout_s=2.0) as c:
+        yield c
 
 
 def client_for(

@@ -10,7 +10,7 @@ import pytest
 from mpc_gateway.client import GatewayClient
 from mpc_gateway.devnet.demo import EXAMPLE_QUERIES, ExampleQuery, run_checked
 from mpc_gateway.devnet.localnet import LocalConsortium
-from tests.e2e.conftest import client_for, start_consortium
+from tests.e2e.conftest import client_for, running_consortium
 
 pytestmark = pytest.mark.e2e
 QUERIES_ONLY = True  # the session's shared consortium (conftest)
@@ -76,11 +76,8 @@ def test_concurrent_analysts_all_get_correct_results(consortium, loans_columns) 
 
 @pytest.fixture(scope="module")
 def ill_conditioned(tmp_path_factory: pytest.TempPathFactory):
-    running = start_consortium(tmp_path_factory.mktemp("ill"), ill_conditioned=True)
-    try:
+    with running_consortium(tmp_path_factory.mktemp("ill"), ill_conditioned=True) as running:
         yield running
-    finally:
-        running.stop()
 
 
 def test_ill_conditioned_variance_is_exact(ill_conditioned: LocalConsortium, loans_columns) -> None:

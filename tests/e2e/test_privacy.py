@@ -21,7 +21,7 @@ from mpc_gateway.computations.aggregate import parse_aggregate
 from mpc_gateway.computations.aggregate_result import AggregateOutcome
 from mpc_gateway.devnet.localnet import LocalConsortium
 from mpc_gateway.errors import BudgetExhaustedError, PolicyDeniedError
-from tests.e2e.conftest import gateway_stub, start_consortium
+from tests.e2e.conftest import gateway_stub, running_consortium
 from tests.forged import dispatched, forge
 
 pytestmark = pytest.mark.e2e
@@ -31,11 +31,8 @@ PRIVATE = "loans_dp"
 
 @pytest.fixture(scope="module")
 def governed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalConsortium]:
-    running = start_consortium(tmp_path_factory.mktemp("private"), policies="examples")
-    try:
+    with running_consortium(tmp_path_factory.mktemp("private"), policies="examples") as running:
         yield running
-    finally:
-        running.stop()
 
 
 def _client(consortium: LocalConsortium, identity: str = "analyst/alice") -> GatewayClient:

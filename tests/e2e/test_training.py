@@ -25,7 +25,7 @@ from mpc_gateway.errors import GatewayError, PolicyDeniedError
 from mpc_gateway.node.data import LocalDataset
 from mpc_gateway.query.schema import load_schema
 from mpc_gateway.tables import read_rows, records
-from tests.e2e.conftest import client_for, start_consortium
+from tests.e2e.conftest import client_for, running_consortium
 from tests.train_oracle import pooled_fit, relative_error
 
 pytestmark = pytest.mark.e2e
@@ -38,11 +38,8 @@ PURPOSE = "risk monitoring"
 @pytest.fixture(scope="module")
 def trainers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalConsortium]:
     root = tmp_path_factory.mktemp("training")
-    running = start_consortium(root, query_timeout_s=120.0, policies="examples")
-    try:
+    with running_consortium(root, query_timeout_s=120.0, policies="examples") as running:
         yield running
-    finally:
-        running.stop()
 
 
 @pytest.fixture()
