@@ -74,6 +74,10 @@ __all__ = [
 ]
 
 _NAME = r"^[a-z_][a-z0-9_-]{0,62}$"
+MAX_THRESHOLD_DIGITS = 30
+"""A threshold has fewer than this many integer digits and at most this many decimal places."""
+MAX_SCORE_BITS = 512
+"""The widest integer score a model may need over a dataset (the MPC's cost grows with it)."""
 
 
 class _Frozen(BaseModel):
@@ -127,15 +131,29 @@ class ScoringModel(_Frozen):
                 raise ValueError(f"every weight must satisfy |w| < 2**{self.weight_bits}")
         if self.output != "scores" and self.threshold is None:
             raise ValueError(f"output {self.output!r} needs a threshold")
-        if self.kind == "logistic" and self.threshold is not None:
-            if not Decimal(0) < self.threshold < Decimal(1):
-                raise ValueError("a logistic model's threshold is a probability in (0, 1)")
+        if self.threshold is not None:
+            _check_threshold(self.threshold, self.kind)
         return self
 
     @property
     def model_id(self) -> str:
         """Hash of the public model (it binds sealed shares to exactly this model)."""
         return canonical_hash(self.model_dump(mode="json"))
+
+
+def _check_threshold(threshold: Decimal, kind: str) -> None:
+    """Bound a threshold's size before anything scales it (10**N is built otherwise)."""
+    _, digits, exponent = threshold.as_tuple()
+    assert isinstance(exponent, int)  # pydantic admits only finite decimals
+    significant = "".join(map(str, digits)).rstrip("0")
+    places = -(exponent + len(digits) - len(significant)) if significant else 0
+    if threshold.adjusted() >= MAX_THRESHOLD_DIGITS or places > MAX_THRESHOLD_DIGITS:
+        raise ValueError(
+            f"a threshold must be below 10**{MAX_THRESHOLD_DIGITS} in size with at most "
+            f"{MAX_THRESHOLD_DIGITS} decimal places"
+        )
+    if kind == "logistic" and not Decimal(0) < threshold < Decimal(1):
+        raise ValueError("a logistic model's threshold is a probability in (0, 1)")
 
 
 class ModelBook(Protocol):
@@ -269,6 +287,12 @@ def score_layout(model: ScoringModel, schema: DatasetSchema, parties: int) -> Sc
         sum(w * b * m for w, b, m in zip(weights, bounds, multipliers)) + intercept * common
     )
     score_bits = (score_bound + abs(threshold)).bit_length() + 1
+    if score_bits > MAX_SCORE_BITS:
+        raise InvalidRequestError(
+            f"model {model.name!r} needs {score_bits}-bit scores over dataset {schema.name!r}; "
+            f"at most {MAX_SCORE_BITS} are allowed (lower weight_bits, frac_bits, the feature "
+            "scales or the threshold)"
+        )
     max_bits = tuple(
         0
         if spec.combine == "sum"

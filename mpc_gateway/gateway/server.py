@@ -83,17 +83,10 @@ class GatewayServicer(gateway_pb2_grpc.GatewayServiceServicer):
 
     def _read(self, message: gateway_pb2.ComputationRequest, certificate: str) -> Request:
         """The request a message carries; a malformed one is refused, and logged as refused."""
-        try:
-            return request_from_proto(message, self._schemas())
-        except GatewayError as err:
-            self.gateway.refuse_malformed(
-                current_caller(),
-                message.dataset,
-                err,
-                certificate,
-                message.sql[:MAX_STATEMENT_CHARS],
-            )
-            raise
+        statement = message.sql[:MAX_STATEMENT_CHARS]
+        with self.gateway.reading(current_caller(), message.dataset, certificate, statement):
+            request = request_from_proto(message, self._schemas())
+        return request
 
     def _schemas(self) -> dict[str, DatasetSchema]:
         """The datasets by name: a SQL statement's names are checked against them."""

@@ -21,6 +21,7 @@ import logging
 import threading
 import time
 import uuid
+from contextlib import AbstractContextManager
 from datetime import UTC, datetime
 from typing import Any
 
@@ -205,27 +206,18 @@ class Gateway:
             with self.executions.hold():  # drained on SIGTERM
                 return self._execute(query, caller, request, plan, certificate, (), receiver)
 
-    def refuse_malformed(
-        self,
-        caller: Identity,
-        dataset: str,
-        err: GatewayError,
-        certificate: str = "",
-        statement: str = "",
-    ) -> None:
-        """Log a request that could not even be read as a query (it gets ``err`` back)."""
+    def reading(
+        self, caller: Identity, dataset: str, certificate: str = "", statement: str = ""
+    ) -> AbstractContextManager[None]:
+        """Errors leaving the block refuse a request not yet read as a query (and log it)."""
         query = QueryRecord(self.audit, uuid.uuid4().hex, dataset, str(caller))
-        query.refused(None, err, certificate, statement=statement)
-        err.query_id = err.query_id or query.query_id
+        return query.refusing(None, certificate, statement)
 
     def _admit(
         self, caller: Identity, request: Request, query: QueryRecord, certificate: str
     ) -> CombinedDecision[Plan]:
-        try:
+        with query.refusing(request, certificate):
             decision = self.governance.decide(caller, self._plan(caller, request))
-        except GatewayError as err:
-            query.refused(request, err, certificate)
-            raise
         query.policy_decided(decision, self.governance.versions())
         try:
             decision.raise_if_denied()

@@ -7,7 +7,9 @@ consortium certificate; every other method names the principals that may call
 it (``role/*`` or ``role/name``). The caller is the identity in its client
 certificate, in the consortium's trust domain only. A request larger than its
 method's limit (:mod:`mpc_gateway.rpc.limits`) is refused as RESOURCE_EXHAUSTED
-before the servicer sees it. The servicer then runs with
+before the servicer sees it, and one that is not a well-formed message (invalid
+UTF-8 in a text field, say) as INVALID_ARGUMENT; both are reported to the refusal
+hook (the gateway logs them). The servicer then runs with
 :func:`~mpc_gateway.rpc.auth.current_caller` set, and any domain error it raises
 ends the call with that error's status and public message (anything else is
 INTERNAL with a reference id), so servicers contain no status handling at all.
@@ -24,7 +26,12 @@ from typing import TYPE_CHECKING, Any
 
 import grpc
 
-from mpc_gateway.errors import GatewayError, PolicyDeniedError, RequestTooLargeError
+from mpc_gateway.errors import (
+    GatewayError,
+    InvalidRequestError,
+    PolicyDeniedError,
+    RequestTooLargeError,
+)
 from mpc_gateway.pki import Identity
 from mpc_gateway.rpc.auth import caller_identity, calling_as
 from mpc_gateway.rpc.drain import Gate
@@ -95,8 +102,8 @@ class AccessInterceptor(grpc.ServerInterceptor):
             guarded = _refusing(handler, f"{method} is not open to callers")
         else:
             guarded = grpc.unary_unary_rpc_method_handler(
-                self._guard(method, rule, handler.unary_unary),
-                request_deserializer=handler.request_deserializer,
+                self._guard(method, rule, handler.unary_unary, handler.request_deserializer),
+                request_deserializer=None,  # read in the guard: a malformed one is refused there
                 response_serializer=handler.response_serializer,
             )
         self._guarded[method] = guarded
@@ -107,18 +114,29 @@ class AccessInterceptor(grpc.ServerInterceptor):
         method: str,
         rule: Sequence[str] | None,
         behaviour: Callable[[Any, grpc.ServicerContext], Any],
-    ) -> Callable[[Any, grpc.ServicerContext], Any]:
+        deserialize: Callable[[bytes], Any] | None,
+    ) -> Callable[[bytes, grpc.ServicerContext], Any]:
         short = method.rsplit("/", 1)[-1]
         limit = request_limit(method)
 
-        def guarded(request: Any, context: grpc.ServicerContext) -> Any:
+        def guarded(raw: bytes, context: grpc.ServicerContext) -> Any:
             try:
                 caller = caller_identity(context, self._trust_domain)
-                size = request.ByteSize()
-                if size > limit:
-                    refusal = RequestTooLargeError(too_large_message(method, size, limit))
+                if len(raw) > limit:
+                    refusal: GatewayError = RequestTooLargeError(
+                        too_large_message(method, len(raw), limit)
+                    )
                     self._report(caller, short, refusal)
                     raise refusal
+                try:
+                    request = raw if deserialize is None else deserialize(raw)
+                except Exception:  # noqa: BLE001 - protobuf's DecodeError, or any other
+                    refusal = InvalidRequestError(
+                        f"the {short} request cannot be read: it is not a well-formed message "
+                        "(text fields must be UTF-8)"
+                    )
+                    self._report(caller, short, refusal)
+                    raise refusal from None
                 if rule is None:
                     raise PolicyDeniedError(f"{caller} may not call {short}: no one may")
                 if not allows(rule, caller):

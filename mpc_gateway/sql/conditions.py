@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from typing import Literal, Protocol
 
+from pydantic import ValidationError
 from sqlglot import exp
 
 from mpc_gateway.errors import InvalidQueryError
@@ -75,14 +76,19 @@ class _Reader:
                     items.append(item)
             return BoolExpr(kind=kind, items=tuple(items))
         leaf: Filter
-        if isinstance(node, exp.In):
-            leaf = self.in_list(node, negate)
-        elif isinstance(node, exp.Between):
-            leaf = self.between(node, negate)
-        elif type(node) in _OPS:
-            leaf = self.comparison(node, negate)
-        else:
-            raise self.unsupported(node)
+        try:
+            if isinstance(node, exp.In):
+                leaf = self.in_list(node, negate)
+            elif isinstance(node, exp.Between):
+                leaf = self.between(node, negate)
+            elif type(node) in _OPS:
+                leaf = self.comparison(node, negate)
+            else:
+                raise self.unsupported(node)
+        except ValidationError as err:  # e.g. a literal longer than a filter value may be
+            first = err.errors()[0]
+            where = ".".join(map(str, first["loc"]))
+            raise self.refuse(node, f"{where}: {first['msg']}") from None
         self.ctx.check(node, leaf)
         return leaf
 

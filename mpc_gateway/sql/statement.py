@@ -24,11 +24,11 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, cast
 
-import sqlglot
 from pydantic import ValidationError
 from sqlglot import exp, tokens
 from sqlglot.dialects.dialect import Dialect
 from sqlglot.errors import ParseError, TokenError
+from sqlglot.tokenizer_core import Token, TokenType
 
 from mpc_gateway.computations import Request
 from mpc_gateway.computations.aggregate import AggregateRequest, check_cells
@@ -37,8 +37,9 @@ from mpc_gateway.computations.quantile import QuantileRequest
 from mpc_gateway.errors import InvalidQueryError
 from mpc_gateway.query.filters import Filter, usable_column, validate_filter
 from mpc_gateway.query.schema import CategoricalColumn, DatasetSchema, NumericColumn
+from mpc_gateway.query.where import MAX_FILTER_DEPTH
 from mpc_gateway.sql.conditions import filter_of
-from mpc_gateway.sql.errors import position, refusal
+from mpc_gateway.sql.errors import line_column, position, refusal
 from mpc_gateway.sql.select import Item, OrderKey, read_items, read_order
 
 __all__ = ["MAX_STATEMENT_CHARS", "Statement", "OrderKey", "read_statement"]
@@ -57,6 +58,15 @@ _REASONS = {
     "qualify": "window functions are not supported: they work on individual rows",
     "windows": "window functions are not supported: they work on individual rows",
     "laterals": "LATERAL is not supported: ask one SELECT over a dataset",
+}
+
+# What may follow the dataset's name in FROM: an alias; nothing else changes which rows are read.
+_TABLE_REASONS = {
+    "sample": "TABLESAMPLE is not supported: a query reads every row its filter selects",
+    "version": "time travel (FOR ... AS OF) is not supported: nodes hold their current rows",
+    "when": "time travel (AT, BEFORE) is not supported: nodes hold their current rows",
+    "pivots": "PIVOT and UNPIVOT are not supported: ask aggregates per group",
+    "hints": "table hints are not supported",
 }
 
 
@@ -134,14 +144,43 @@ class _Context:
         return name
 
 
+def _check_nesting(text: str, read: list[Token]) -> None:
+    """Refuse parentheses and NOTs nested past MAX_FILTER_DEPTH before sqlglot recurses on them.
+
+    sqlglot's parser takes some twenty Python frames per level: about 50 levels of
+    parentheses reach the interpreter's recursion limit.
+    """
+    parens = pending = 0
+    for token in read:
+        if token.token_type is TokenType.L_PAREN:
+            parens += 1
+        elif token.token_type is TokenType.R_PAREN:
+            parens -= 1
+        if token.token_type is TokenType.NOT:
+            pending += 1
+        elif token.token_type is not TokenType.L_PAREN:
+            pending = 0
+        if parens + pending > MAX_FILTER_DEPTH:
+            line, column = line_column(text, token.start)
+            raise InvalidQueryError(
+                f"SQL at line {line}, column {column}: parentheses and NOT nest deeper "
+                f"than {MAX_FILTER_DEPTH}"
+            )
+
+
 def _parse(text: str) -> exp.Expression:
     if len(text) > MAX_STATEMENT_CHARS:
         raise InvalidQueryError(
             f"SQL: the statement has {len(text):,} characters; "
             f"at most {MAX_STATEMENT_CHARS:,} are accepted"
         )
+    dialect = _Analyst()
     try:
-        trees = [t for t in sqlglot.parse(text, read=_Analyst) if t is not None]
+        read = dialect.tokenize(text)
+        _check_nesting(text, read)
+        trees = [t for t in dialect.parser().parse(read, text) if t is not None]
+    except RecursionError:  # a backstop: _check_nesting bounds what sqlglot recurses on
+        raise InvalidQueryError("SQL: the statement nests too deeply to be read") from None
     except ParseError as err:
         first = err.errors[0] if err.errors else {}
         what = first.get("description", str(err)).split(". Line")[0].split(" but got <")[0]
@@ -170,8 +209,20 @@ def _dataset(ctx: _Context, select: exp.Select) -> None:
     table = source.this
     if isinstance(table, exp.Subquery):
         raise ctx.refuse(table, "subqueries are not supported: ask one SELECT over a dataset")
-    if not isinstance(table, exp.Table) or table.args.get("db") or not table.name:
+    if (
+        not isinstance(table, exp.Table)
+        or not isinstance(table.this, exp.Identifier)
+        or table.args.get("db")
+        or not table.name
+    ):
         raise ctx.refuse(table, "FROM names one dataset, e.g. FROM loans")
+    for key, value in table.args.items():
+        if value and key not in ("this", "alias"):
+            raise ctx.refuse(
+                table, _TABLE_REASONS.get(key, "FROM names one dataset, with an alias at most")
+            )
+    if table.args.get("alias") is not None and table.args["alias"].columns:
+        raise ctx.refuse(table, "a dataset's alias cannot rename its columns")
     ctx.dataset = str(table.name)
     ctx.qualifiers = {ctx.dataset, str(table.alias)} - {""}
     if ctx.schemas is not None:

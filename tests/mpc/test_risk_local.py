@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import base64
 import json
+import math
 from fractions import Fraction
 
 import numpy as np
@@ -25,6 +26,8 @@ from mpc_gateway.computations.quantile_search import (
     search_targets,
 )
 from mpc_gateway.computations.scoring import (
+    MAX_SCORE_BITS,
+    ModelFeature,
     ScoringModel,
     open_weight_share,
     score_layout,
@@ -99,6 +102,57 @@ def test_model_validation_names_the_problem():
         )
     with pytest.raises(ValidationError, match="extra"):
         ScoringModel.model_validate({**model("scores").model_dump(), "weigths": [1] * 5})
+
+
+@pytest.mark.parametrize(
+    ("kind", "threshold"),
+    [
+        ("linear", "1e3000"),  # sized the MPC at 9,990 bits: the long lane blocked for minutes
+        ("linear", "1e30000000"),  # built 10**30000000 while planning: the planner hung
+        ("linear", "-1e30"),
+        ("linear", "1e-31"),
+        ("linear", "0.1234567890123456789012345678901"),
+        ("logistic", "1e-999999999999"),  # raised OverflowError in logit (INTERNAL)
+        ("logistic", "0.9999999999999999999999999999999"),
+    ],
+)
+def test_a_threshold_too_large_or_too_fine_is_refused_when_the_model_is_made(kind, threshold):
+    with pytest.raises(ValidationError, match="below 10\\*\\*30 in size with at most 30"):
+        model("decisions", kind=kind, threshold=threshold)
+
+
+@pytest.mark.parametrize(
+    ("kind", "threshold"),
+    [("linear", "-999999999999999999999999999999.5"), ("linear", "1e-30"), ("logistic", "1e-30")],
+)
+def test_thresholds_at_the_bounds_are_accepted_and_scaled_exactly(books, kind, threshold):
+    plan = score_layout(model("decisions", kind=kind, threshold=threshold), books.schema, 3)
+    if kind == "linear":
+        assert plan.threshold == math.ceil(Fraction(threshold) * plan.denominator)
+    else:
+        logit = math.log(1e-30 / (1 - 1e-30))
+        assert (plan.threshold - 1) / plan.denominator < logit <= plan.threshold / plan.denominator
+    assert plan.score_bits <= MAX_SCORE_BITS
+
+
+def test_a_model_needing_scores_wider_than_the_bound_is_refused_before_any_mpc(books):
+    # coprime scales near 10**18: their lcm (the common scale L) has ~600 bits
+    scales = [10**18 - d for d in (11, 17, 59, 93, 97, 123, 131, 179, 201, 203)]
+    features = tuple(ModelFeature(name=n, scale=s) for n, s in zip(FEATURES, scales))
+    wide = ScoringModel(
+        owner="risk-office@bank-a",
+        name="wide",
+        kind="linear",
+        features=features,
+        frac_bits=64,
+        weight_bits=128,
+        weights_secret=True,
+        threshold="1e29",
+    )
+    with pytest.raises(InvalidRequestError, match=f"bit scores .* at most {MAX_SCORE_BITS}"):
+        score_layout(wide, books.schema, 3)
+    narrow = wide.model_copy(update={"features": features[:2], "weight_bits": 32})
+    assert score_layout(narrow, books.schema, 3).score_bits <= MAX_SCORE_BITS
 
 
 def test_model_id_is_deterministic_and_covers_every_field():

@@ -13,7 +13,7 @@ import pytest
 from mpc_gateway.audit.log import AuditEvent
 from mpc_gateway.audit.sqlite import load_raw
 from mpc_gateway.client import GatewayClient, tls_from_pki
-from mpc_gateway.errors import InvalidQueryError, RequestTooLargeError
+from mpc_gateway.errors import InternalError, InvalidQueryError, RequestTooLargeError
 from mpc_gateway.gateway.service import Gateway
 from mpc_gateway.proto.v1 import gateway_pb2, gateway_pb2_grpc, node_pb2_grpc
 from mpc_gateway.rpc.errors import QUERY_ID_KEY, error_from_rpc
@@ -124,3 +124,60 @@ def test_a_node_refuses_an_out_of_bounds_literal_the_gateway_signed_anyway(
         stub.Execute(forged.message(), timeout=20)
     assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert "outside the declared bounds of 'exposure'" in str(caught.value.details())
+
+
+def _refusals(gateway: Gateway, before: int, kind: str) -> list[AuditEvent]:
+    events = [AuditEvent.from_entry(e) for e in gateway.audit.log.entries(before)]
+    return [e for e in events if e.kind == kind]
+
+
+def test_a_message_that_is_not_well_formed_is_invalid_argument_and_logged(
+    gateway: Gateway, gateway_server: Served
+) -> None:
+    before = gateway.audit.log.size()
+    run = gateway_server.channel("analyst/alice").unary_unary(_RUN)  # bytes as they are
+    not_utf8 = b"\x2a\x02\xff\xfe"  # field 5 (sql), a string, holding two bytes no UTF-8 has
+    for raw in (not_utf8, b"\x2a\x10abc"):  # ... and a string that claims 16 bytes of 3
+        with pytest.raises(grpc.RpcError) as caught:
+            run(raw, timeout=10)
+        assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        assert "the Run request cannot be read: it is not a well-formed message" in str(
+            caught.value.details()
+        )
+    refused = _refusals(gateway, before, "request.refused")
+    assert [(e.actor, e.details["method"]) for e in refused] == [("analyst/alice", "Run")] * 2
+
+
+def test_a_statement_nested_past_the_parsers_depth_is_refused_and_logged(
+    gateway: Gateway, gateway_server: Served
+) -> None:
+    before = gateway.audit.log.size()
+    statement = "SELECT COUNT(*) FROM loans WHERE " + "(" * 500 + "exposure > 1" + ")" * 500
+    with _client(gateway_server) as client:
+        with pytest.raises(InvalidQueryError, match="nest deeper than 32") as caught:
+            client.sql(statement, purpose="risk")
+    (event,) = _refusals(gateway, before, "query.refused")
+    assert event.query_id == caught.value.query_id
+
+
+@pytest.mark.parametrize("stage", ["reading", "planning"])
+def test_a_failure_no_check_foresaw_is_internal_naming_the_query_and_logged(
+    gateway: Gateway, gateway_server: Served, monkeypatch: pytest.MonkeyPatch, stage: str
+) -> None:
+    def unforeseen(*args: Any) -> Any:
+        raise OverflowError("a bug")
+
+    if stage == "reading":
+        monkeypatch.setattr("mpc_gateway.gateway.server.request_from_proto", unforeseen)
+    else:
+        monkeypatch.setattr(gateway, "_plan", unforeseen)
+    before = gateway.audit.log.size()
+    with _client(gateway_server) as client:
+        with pytest.raises(InternalError) as caught:
+            client.run("aggregate", "loans", aggregates=["count"], purpose="risk")
+    query_id = caught.value.query_id
+    assert query_id
+    reason = f"internal error at the gateway (query {query_id})"
+    assert caught.value.public_message.endswith(f": {reason}")
+    (event,) = _refusals(gateway, before, "query.refused")
+    assert (event.query_id, event.details["reason"]) == (query_id, reason)  # not the trace

@@ -14,7 +14,7 @@ from grpc_health.v1 import health_pb2
 
 from mpc_gateway.audit.trail import AuditTrail
 from mpc_gateway.client import tls_from_pki
-from mpc_gateway.errors import StorageUnavailableError
+from mpc_gateway.errors import InvalidQueryError, StorageUnavailableError
 from mpc_gateway.gateway.service import Gateway
 from mpc_gateway.node.server import node_services
 from mpc_gateway.node.service import Node
@@ -133,9 +133,8 @@ def test_a_full_disk_turns_health_not_serving_and_queries_unavailable(
             assert probe.status() == "SERVING"
             _fill(tiny_disk)
             with pytest.raises(StorageUnavailableError) as caught:
-                gateway.refuse_malformed(
-                    gateway.identity, "loans", StorageUnavailableError("probe")
-                )
+                with gateway.reading(gateway.identity, "loans"):
+                    raise InvalidQueryError("probe")
             assert caught.value.public_message == (
                 "the gateway gateway's audit log cannot be written: disk full"
             )

@@ -209,6 +209,12 @@ def test_cross_tab_above_the_declared_cell_limit_is_refused_with_its_size() -> N
     build_plan(request.model_copy(update={"group_by": ("sector", "rating")}), small, "ana")
 
 
+def test_conditions_nested_32_deep_are_read_as_without_the_parentheses() -> None:
+    plain = read_statement("SELECT COUNT(*) FROM loans WHERE NOT exposure > 1", SCHEMAS)
+    nested = "SELECT COUNT(*) FROM loans WHERE " + "(" * 31 + "NOT exposure > 1" + ")" * 31
+    assert read_statement(nested, SCHEMAS).request.filter == plain.request.filter
+
+
 def test_a_statement_over_the_length_limit_is_refused_before_parsing() -> None:
     statement = "SELECT COUNT(*) FROM loans WHERE " + " OR ".join(["lgd > 0.5"] * 2500)
     assert len(statement) > MAX_STATEMENT_CHARS
