@@ -70,6 +70,7 @@ from mpc_gateway.rpc.client import HealthClient, ServiceClient
 from mpc_gateway.rpc.convert import dataset_from_proto, request_from_proto, result_from_proto
 from mpc_gateway.rpc.server import TlsMaterial
 from mpc_gateway.sql import present, read_statement
+from mpc_gateway.text import unicode_checked
 
 __all__ = [
     "GatewayClient",
@@ -153,13 +154,16 @@ class GatewayClient(ComputationCalls, ServiceClient):
         self, kind: str, dataset: str, *, where: str = "", purpose: str | None = None, **fields: Any
     ) -> gateway_pb2.ComputationRequest:
         """The wire request for computation ``kind`` (the gateway validates everything)."""
-        message = gateway_pb2.ComputationRequest(
-            dataset=dataset,
-            where=where,
-            purpose=self.purpose if purpose is None else purpose,
-            receiver_certificate=b"" if self.receiver is None else self.receiver.certificate_pem,
-        )
-        getattr(message, kind).CopyFrom(computation(kind).job_message(**fields))
+        with unicode_checked("the request"):
+            message = gateway_pb2.ComputationRequest(
+                dataset=dataset,
+                where=where,
+                purpose=self.purpose if purpose is None else purpose,
+                receiver_certificate=b""
+                if self.receiver is None
+                else self.receiver.certificate_pem,
+            )
+            getattr(message, kind).CopyFrom(computation(kind).job_message(**fields))
         return message
 
     def run(
@@ -205,9 +209,11 @@ class GatewayClient(ComputationCalls, ServiceClient):
     def _statement(self, statement: str, purpose: str | None) -> gateway_pb2.ComputationRequest:
         chosen = self.purpose if purpose is None else purpose
         receiver = b"" if self.receiver is None else self.receiver.certificate_pem
-        return gateway_pb2.ComputationRequest(
-            sql=statement, purpose=chosen, receiver_certificate=receiver
-        )
+        with unicode_checked("the statement"):
+            message = gateway_pb2.ComputationRequest(
+                sql=statement, purpose=chosen, receiver_certificate=receiver
+            )
+        return message
 
     # --- privacy budgets ---------------------------------------------------------------------
 

@@ -100,27 +100,36 @@ def _split(text: str) -> tuple[str, str]:
 def parse_aggregate(text: str) -> Aggregate:
     """``"count"`` or ``"mean:exposure"`` (also ``"mean(exposure)"``) as an :class:`Aggregate`."""
     func, column = _split(text)
+    if func not in AGGREGATES:
+        supported = ", ".join(AGGREGATES)
+        raise InvalidQueryError(f"unsupported aggregate {func[:40]!r}; supported: {supported}")
     try:
         return Aggregate.model_validate({"func": func, "column": column or None})
     except ValidationError:
-        supported = ", ".join(AGGREGATES)
-        raise InvalidQueryError(f"unsupported aggregate {func!r}; supported: {supported}") from None
+        raise InvalidQueryError(
+            f"aggregate {func}: {ascii(column[:70])} is not a column name ([a-z_][a-z0-9_]{{0,62}})"
+        ) from None
 
 
 def group_columns(value: Any) -> Any:
-    """Group-by columns as a tuple: None or "" for none, ``"a,b"`` or ``["a", "b"]`` for several."""
-    if value is None:
+    """Group-by columns as a tuple: None or "" for none, ``"a,b"`` or ``["a", "b"]`` for several.
+
+    An empty name between commas (``","``, ``"a,,b"``) is refused, not dropped: the
+    query would otherwise silently group by fewer columns than it names.
+    """
+    if value is None or (isinstance(value, str) and not value.strip()):
         return ()
-    if isinstance(value, str):
-        return tuple(part.strip() for part in value.split(",") if part.strip())
-    if isinstance(value, list | tuple):
-        return tuple(
-            part.strip()
-            for item in value
-            for part in (item.split(",") if isinstance(item, str) else [item])
-            if not isinstance(part, str) or part.strip()
-        )
-    return value
+    items = [value] if isinstance(value, str) else value
+    if not isinstance(items, list | tuple):
+        return value
+    parts = [
+        part.strip() if isinstance(part, str) else part
+        for item in items
+        for part in (item.split(",") if isinstance(item, str) else [item])
+    ]
+    if any(part == "" for part in parts):
+        raise ValueError("group_by names a column between every pair of commas")
+    return tuple(parts)
 
 
 GroupBy = tuple[ColumnName, ...]
@@ -352,8 +361,8 @@ class Aggregates(Computation[AggregateRequest, AggregatePlan, AggregateOutcome])
         )
         if not aggregates:
             raise InvalidQueryError("a query needs at least one aggregate, e.g. count")
-        return AggregateRequest(
-            aggregates=aggregates, group_by=group_columns(message.group_by), **common
+        return AggregateRequest.model_validate(
+            {"aggregates": aggregates, "group_by": message.group_by, **common}
         )
 
     def job_message(
@@ -371,6 +380,5 @@ class Aggregates(Computation[AggregateRequest, AggregatePlan, AggregateOutcome])
                 (str(item.func), item.column or "") if isinstance(item, Aggregate) else _split(item)
             )
             specs.append(gateway_pb2.AggregateSpec(func=func, column=column))
-        columns = group_columns(group_by)
-        assert isinstance(columns, tuple)
-        return gateway_pb2.AggregateJob(aggregates=specs, group_by=",".join(columns))
+        text = group_by if isinstance(group_by, str) else ",".join(group_by or ())
+        return gateway_pb2.AggregateJob(aggregates=specs, group_by=text)  # the gateway checks it

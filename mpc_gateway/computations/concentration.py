@@ -88,6 +88,8 @@ class _Job(BaseModel):
             raise ValueError("a concentration job has either entity keys or a group_by column")
         if self.keys is not None and len(set(self.keys)) != len(self.keys):
             raise ValueError("concentration units must be distinct: a key is listed twice")
+        if (self.hhi == "flag") != (self.hhi_limit is not None):
+            raise ValueError("hhi='flag' and hhi_limit (HHI points, 0..10000) go together")
         return self
 
     def audit_view(self) -> dict[str, Any]:

@@ -12,6 +12,7 @@ from mpc_gateway.errors import IntegrityError, InvalidRequestError
 from mpc_gateway.oprf import group as g
 from mpc_gateway.oprf.proof import PublicKey, verify
 from mpc_gateway.pseudonym import normalise_national_id
+from mpc_gateway.text import unicode_text
 
 __all__ = [
     "MAX_POINTS",
@@ -63,8 +64,8 @@ def _output(normal_id: str, point: bytes) -> str:
 
 
 def blind(national_id: str) -> Blinded:
-    """The requester's step 1 (raises InvalidRequestError for an empty id)."""
-    normal = normalise_national_id(national_id)
+    """The requester's step 1 (raises InvalidRequestError for an empty id, or one not UTF-8)."""
+    normal = unicode_text(normalise_national_id(national_id), "a national identifier")
     r = g.random_scalar()
     return Blinded(normal, r, g.power(g.hash_to_group(normal), r))
 

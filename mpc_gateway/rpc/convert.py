@@ -38,6 +38,8 @@ __all__ = [
 def _problem(err: ValidationError) -> str:
     first = err.errors()[0]
     where = ".".join(str(p) for p in first["loc"]) or "(top level)"
+    if first["type"] == "missing":  # an empty repeated field is not sent: it is missing too
+        return f"invalid query field {where}: required, and missing or empty"
     return f"invalid query field {where}: {first['msg']}"
 
 
@@ -63,9 +65,9 @@ def request_from_proto(
         return _statement_request(message, schemas)
     which = message.WhichOneof("computation")
     if which is None:
+        names = [f.name for f in message.DESCRIPTOR.oneofs_by_name["computation"].fields]
         raise InvalidQueryError(
-            "a request names one computation: aggregate, score, "
-            "concentration, quantile, histogram or train"
+            f"a request names one computation: {', '.join(names[:-1])} or {names[-1]}"
         )
     common = {
         "dataset": message.dataset,

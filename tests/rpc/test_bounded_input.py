@@ -13,7 +13,12 @@ import pytest
 from mpc_gateway.audit.log import AuditEvent
 from mpc_gateway.audit.sqlite import load_raw
 from mpc_gateway.client import GatewayClient, tls_from_pki
-from mpc_gateway.errors import InternalError, InvalidQueryError, RequestTooLargeError
+from mpc_gateway.errors import (
+    InternalError,
+    InvalidQueryError,
+    InvalidRequestError,
+    RequestTooLargeError,
+)
 from mpc_gateway.gateway.service import Gateway
 from mpc_gateway.proto.v1 import gateway_pb2, gateway_pb2_grpc, node_pb2_grpc
 from mpc_gateway.rpc.errors import QUERY_ID_KEY, error_from_rpc
@@ -181,3 +186,20 @@ def test_a_failure_no_check_foresaw_is_internal_naming_the_query_and_logged(
     assert caught.value.public_message.endswith(f": {reason}")
     (event,) = _refusals(gateway, before, "query.refused")
     assert (event.query_id, event.details["reason"]) == (query_id, reason)  # not the trace
+
+
+def test_text_with_a_lone_surrogate_is_refused_by_the_client_in_words(
+    gateway_server: Served,
+) -> None:
+    lone = "AB\udcff12"  # what surrogateescape makes of the byte 0xff
+    with _client(gateway_server) as client:
+        calls = [
+            lambda: client.run("aggregate", "loans", aggregates=["count"], purpose=lone),
+            lambda: client.run("check", "loans", keys=[lone], purpose="risk"),
+            lambda: client.sql(f"SELECT COUNT(*) FROM loans WHERE rating = '{lone}'"),
+            lambda: client.run("aggregate", "loans", aggregates=["count"], group_by=lone),
+            lambda: client.pseudonyms([lone], purpose="risk"),
+        ]
+        for call in calls:
+            with pytest.raises(InvalidRequestError, match=r"lone surrogate at position \d+, in .*"):
+                call()

@@ -28,6 +28,7 @@ LAYERS: dict[str, int] = {
     "audit": 1,
     "pseudonym": 1,
     "tables": 1,
+    "text": 1,
     "oprf": 2,
     "policy": 2,
     "privacy": 1,

@@ -7,7 +7,7 @@ import hashlib
 import pytest
 
 from mpc_gateway.canonical import digest_if_long
-from mpc_gateway.computations import computation
+from mpc_gateway.computations import COMPUTATIONS, computation
 from mpc_gateway.computations.shared import encode_value
 from mpc_gateway.errors import InvalidQueryError, InvalidRequestError
 from mpc_gateway.gateway.relay import RELEASE_BATCH
@@ -75,6 +75,67 @@ def test_an_overlong_filter_literal_and_column_name_are_refused() -> None:
 def test_an_overlong_group_by_column_is_refused() -> None:
     with pytest.raises(InvalidQueryError, match="group_by"):
         request_from_proto(_request(group_by="g" * 5000))
+
+
+@pytest.mark.parametrize("group_by", [",", "sector,,rating", "sector,", " , "])
+def test_a_group_by_with_an_empty_name_is_refused_not_read_as_fewer_columns(group_by: str) -> None:
+    with pytest.raises(InvalidQueryError, match="group_by names a column between every pair"):
+        request_from_proto(_request(group_by=group_by))
+
+
+@pytest.mark.parametrize(
+    ("spec", "message"),
+    [
+        ("mean:\u0435\u0445posure", "aggregate mean: '\\u0435\\u0445posure' is not a column name"),
+        ("sum:exposure\x00", "aggregate sum: 'exposure\\x00' is not a column name"),
+        ("mean:exposure:x", "aggregate mean: 'exposure:x' is not a column name"),
+        ("median:exposure", "unsupported aggregate 'median'; supported: count, sum, mean"),
+    ],
+)
+def test_an_aggregate_names_what_is_wrong_the_function_or_the_column(
+    spec: str, message: str
+) -> None:
+    job = computation("aggregate").job_message(aggregates=[spec])
+    with pytest.raises(InvalidQueryError) as caught:
+        request_from_proto(gateway_pb2.ComputationRequest(dataset="loans", aggregate=job))
+    assert caught.value.public_message.startswith(message)
+
+
+@pytest.mark.parametrize(
+    ("job", "field"),
+    [
+        (gateway_pb2.QuantileJob(column="exposure"), "levels"),
+        (gateway_pb2.CheckJob(), "keys"),
+        (gateway_pb2.TrainJob(label="defaulted"), "features"),
+    ],
+)
+def test_an_empty_list_is_called_missing_or_empty(job: object, field: str) -> None:
+    which = {"QuantileJob": "quantile", "CheckJob": "check", "TrainJob": "train"}
+    request = gateway_pb2.ComputationRequest(dataset="loans")
+    getattr(request, which[type(job).__name__]).CopyFrom(job)
+    with pytest.raises(InvalidQueryError) as caught:
+        request_from_proto(request)
+    assert (
+        caught.value.public_message
+        == f"invalid query field {field}: required, and missing or empty"
+    )
+
+
+def test_a_request_without_a_computation_lists_every_registered_one() -> None:
+    with pytest.raises(InvalidQueryError) as caught:
+        request_from_proto(gateway_pb2.ComputationRequest(dataset="loans"))
+    for kind in COMPUTATIONS:
+        assert kind in caught.value.public_message
+
+
+@pytest.mark.parametrize(("hhi", "limit"), [("fraction", 2500), ("none", 0), ("flag", None)])
+def test_an_hhi_limit_without_the_hhi_flag_and_the_reverse_are_refused(
+    hhi: str, limit: int | None
+) -> None:
+    job = computation("concentration").job_message(group_by="sector", hhi=hhi, hhi_limit=limit)
+    request = gateway_pb2.ComputationRequest(dataset="loans", concentration=job)
+    with pytest.raises(InvalidQueryError, match="hhi='flag' and hhi_limit .* go together"):
+        request_from_proto(request)
 
 
 def test_long_text_is_stored_as_its_digest_and_length() -> None:
