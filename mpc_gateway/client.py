@@ -159,9 +159,7 @@ class GatewayClient(ComputationCalls, ServiceClient):
                 dataset=dataset,
                 where=where,
                 purpose=self.purpose if purpose is None else purpose,
-                receiver_certificate=b""
-                if self.receiver is None
-                else self.receiver.certificate_pem,
+                receiver_certificate=self._receiver_pem(),
             )
             getattr(message, kind).CopyFrom(computation(kind).job_message(**fields))
         return message
@@ -208,12 +206,15 @@ class GatewayClient(ComputationCalls, ServiceClient):
 
     def _statement(self, statement: str, purpose: str | None) -> gateway_pb2.ComputationRequest:
         chosen = self.purpose if purpose is None else purpose
-        receiver = b"" if self.receiver is None else self.receiver.certificate_pem
         with unicode_checked("the statement"):
             message = gateway_pb2.ComputationRequest(
-                sql=statement, purpose=chosen, receiver_certificate=receiver
+                sql=statement, purpose=chosen, receiver_certificate=self._receiver_pem()
             )
         return message
+
+    def _receiver_pem(self) -> bytes:
+        """The certificate the nodes seal results to (empty without a receiver key)."""
+        return b"" if self.receiver is None else self.receiver.certificate_pem
 
     # --- privacy budgets ---------------------------------------------------------------------
 

@@ -98,7 +98,10 @@ class QueryRecord:
             err.query_id = err.query_id or self.query_id
             raise
         except Exception as err:
-            raise self.unforeseen(err) from err
+            log.exception("query %s failed", self.query_id)
+            raise InternalError(
+                f"internal error at the gateway (query {self.query_id})", self.query_id
+            ) from err
 
     @contextmanager
     def refusing(
@@ -109,21 +112,11 @@ class QueryRecord:
         A failure no check foresaw is logged and raised as an InternalError.
         """
         try:
-            yield
-        except Exception as err:
-            refusal = err if isinstance(err, GatewayError) else self.unforeseen(err)
-            self.refused(request, refusal, certificate, statement=statement)
-            refusal.query_id = refusal.query_id or self.query_id
-            if refusal is err:
-                raise
-            raise refusal from err
-
-    def unforeseen(self, err: Exception) -> InternalError:
-        """The error a client gets for a failure no check foresaw (its trace goes to the log)."""
-        log.error("query %s failed", self.query_id, exc_info=err)
-        return InternalError(
-            f"internal error at the gateway (query {self.query_id})", self.query_id
-        )
+            with self.naming_errors():
+                yield
+        except GatewayError as err:  # naming_errors made any other error an InternalError
+            self.refused(request, err, certificate, statement=statement)
+            raise
 
     def _close(self, kind: str, decision: str, details: dict[str, Any]) -> DispatchEvidence:
         """Write the dispatches and the outcome, and seal a checkpoint proving the outcome."""

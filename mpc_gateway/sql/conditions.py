@@ -18,6 +18,7 @@ from sqlglot import exp
 
 from mpc_gateway.errors import InvalidQueryError
 from mpc_gateway.query.filters import BoolExpr, Comparison, Filter, InList
+from mpc_gateway.sql.errors import problem
 
 __all__ = ["filter_of"]
 
@@ -86,9 +87,7 @@ class _Reader:
             else:
                 raise self.unsupported(node)
         except ValidationError as err:  # e.g. a literal longer than a filter value may be
-            first = err.errors()[0]
-            where = ".".join(map(str, first["loc"]))
-            raise self.refuse(node, f"{where}: {first['msg']}") from None
+            raise self.refuse(node, problem(err)) from None
         self.ctx.check(node, leaf)
         return leaf
 

@@ -9,11 +9,12 @@ whose message starts with ``at line L, column C:``.
 
 from __future__ import annotations
 
+from pydantic import ValidationError
 from sqlglot import exp
 
 from mpc_gateway.errors import InvalidQueryError
 
-__all__ = ["refusal", "position", "line_column"]
+__all__ = ["refusal", "position", "line_column", "problem"]
 
 
 def line_column(text: str, offset: int) -> tuple[int, int]:
@@ -36,3 +37,9 @@ def refusal(text: str, node: exp.Expression | None, reason: str) -> InvalidQuery
         return InvalidQueryError(f"SQL: {reason}")
     line, column = line_column(text, offset)
     return InvalidQueryError(f"SQL at line {line}, column {column}: {reason}")
+
+
+def problem(err: ValidationError) -> str:
+    """A request model's first validation error as ``field: message``."""
+    first = err.errors()[0]
+    return f"{'.'.join(map(str, first['loc']))}: {first['msg']}"

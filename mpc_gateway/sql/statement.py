@@ -39,7 +39,7 @@ from mpc_gateway.query.filters import Filter, usable_column, validate_filter
 from mpc_gateway.query.schema import CategoricalColumn, DatasetSchema, NumericColumn
 from mpc_gateway.query.where import MAX_FILTER_DEPTH
 from mpc_gateway.sql.conditions import filter_of
-from mpc_gateway.sql.errors import line_column, position, refusal
+from mpc_gateway.sql.errors import line_column, position, problem, refusal
 from mpc_gateway.sql.select import Item, OrderKey, read_items, read_order
 
 __all__ = ["MAX_STATEMENT_CHARS", "Statement", "OrderKey", "read_statement"]
@@ -341,10 +341,7 @@ def read_statement(
     try:
         request = _request(ctx, items, group_by, **common)
     except ValidationError as err:
-        first = err.errors()[0]
-        raise InvalidQueryError(
-            f"SQL: {'.'.join(map(str, first['loc']))}: {first['msg']}"
-        ) from None
+        raise InvalidQueryError(f"SQL: {problem(err)}") from None
     order = read_order(ctx, select.args.get("order"), items)
     if order and isinstance(request, QuantileRequest):
         raise ctx.refuse(select.args["order"], "ORDER BY is for grouped results")
