@@ -62,7 +62,11 @@ class RawLog(NamedTuple):
 
 
 class SqliteAuditLog(AuditLog):
-    """:class:`~mpc_gateway.audit.log.AuditLog` in a SQLite file (created if missing)."""
+    """:class:`~mpc_gateway.audit.log.AuditLog` in a SQLite file (created if missing).
+
+    A file SQLite cannot read (damaged, or no database) is a :class:`ConfigurationError`
+    saying so, as is one whose entries no longer match their hashes or signed heads.
+    """
 
     def __init__(
         self,
@@ -75,9 +79,15 @@ class SqliteAuditLog(AuditLog):
     ) -> None:
         self._path = Path(path)
         self._in_batch = False
-        self._db = _connect(self._path)
+        try:
+            self._db = _connect(self._path)
+        except sqlite3.Error as err:
+            raise _unreadable(self._path, err) from err
         try:
             super().__init__(origin=origin, signing_key=signing_key, clock=clock, key_name=key_name)
+        except sqlite3.Error as err:  # reading the entries or heads back hit a damaged page
+            self._db.close()
+            raise _unreadable(self._path, err) from err
         except BaseException:
             self._db.close()
             raise
@@ -218,5 +228,16 @@ def load_raw(path: str | PathLike[str]) -> RawLog:
         finally:
             db.close()
     except sqlite3.Error as err:
-        raise ConfigurationError(f"cannot read the audit log file {path}: {err}") from err
+        raise _unreadable(Path(path), err) from err
     return RawLog(entries, heads)
+
+
+def _unreadable(path: Path, err: sqlite3.Error) -> ConfigurationError:
+    """A log file SQLite cannot read, in words: a damaged one says what to do."""
+    text = str(err)
+    if "malformed" in text or "not a database" in text:
+        return ConfigurationError(
+            f"the audit log file {path} is damaged ({text}): restore it from a backup, and "
+            "have an auditor check the copy against the nodes' witness logs (mpcgw audit verify)"
+        )
+    return ConfigurationError(f"cannot read the audit log file {path}: {text}")

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from pydantic import ValidationError
@@ -141,14 +142,21 @@ def _verified_heads(
     problems: list[str],
 ) -> list[Checkpoint]:
     heads: list[Checkpoint] = []
+    runs: list[list[Any]] = []  # [first, last, reason]: consecutive heads rejected alike
     for number, note in enumerate(notes):
         try:
             head = verify_checkpoint(note, key_name, public_key, origin=origin)
         except IntegrityError as err:
-            problems.append(f"tree head #{number} is rejected: {err.public_message}")
+            if runs and runs[-1][1] == number - 1 and runs[-1][2] == err.public_message:
+                runs[-1][1] = number
+            else:
+                runs.append([number, number, err.public_message])
             continue
         origin = head.origin
         heads.append(head)
+    for first, last, reason in runs:
+        which = f"tree head #{first} is" if first == last else f"tree heads #{first}..#{last} are"
+        problems.append(f"{which} rejected: {reason}")
     return heads
 
 
@@ -282,7 +290,7 @@ def _same_size_conflicts(seen: Sequence[tuple[str, str, Checkpoint]]) -> list[Co
             for root, held in roots.items()
         ]
         evidence = tuple(held[0][1] for held in roots.values())
-        message = f"split view: the log signed {len(roots)} different roots at size {size}: "
+        message = f"the log signed {len(roots)} different roots at size {size}: "
         conflicts.append(Conflict(message + "; ".join(views), evidence))
     return conflicts
 

@@ -137,6 +137,20 @@ def test_head_signed_by_another_key_is_reported(signed_file: TamperedFile) -> No
     assert report.problems[0].startswith("tree head #20 is rejected: the signature by")
 
 
+def test_heads_rejected_alike_in_a_row_are_reported_once_and_runs_stay_apart(
+    signed_file: TamperedFile,
+) -> None:
+    raw = load_raw(signed_file.path)
+    forger = InMemoryAuditLog(origin=ORIGIN, signing_key=fixed_key(8), clock=StepClock())
+    forged = [forger.signed_tree_head() for _ in range(3)]
+    heads = [*forged[:2], *raw.tree_heads, forged[2]]
+    problems = verify_log(raw.entries, heads, KEY.public_key(), ORIGIN).problems
+    assert [p.split(":")[0] for p in problems] == [
+        "tree heads #0..#1 are rejected",
+        "tree head #22 is rejected",
+    ]
+
+
 def test_rewritten_history_is_inconsistent_with_the_last_head_seen() -> None:
     honest = memory_log(15)
     last_seen = head(honest.tree_heads()[-1])
@@ -177,7 +191,7 @@ def test_compare_views_detects_two_roots_at_one_size() -> None:
     )
     assert result.split_view
     (conflict,) = result.conflicts
-    assert conflict.message.startswith("split view: the log signed 2 different roots at size 11: ")
+    assert conflict.message.startswith("the log signed 2 different roots at size 11: ")
     assert (
         "shown to the gateway" in conflict.message and "shown to node 'bank-b'" in conflict.message
     )

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from contextlib import closing
 from pathlib import Path
 from typing import Any
@@ -78,8 +78,13 @@ class Consortium:
         *,
         failing: Iterable[str] = (),
         outcome: str = "result.released",
+        witnessed: bool = False,
     ) -> dict[str, Any]:
-        """One query run to its end, every log written in the order things happen."""
+        """One query run to its end, every log written in the order things happen.
+
+        ``witnessed``: every node then cosigns the gateway's head covering the release,
+        as a node does before it hands over its sealed shares.
+        """
         sequence, failing = self.sequence, set(failing)
         self.sequence += 1
         head = self.write(
@@ -96,10 +101,25 @@ class Consortium:
             )
             kind = "order.failed" if name in failing else "order.completed"
             self.write(name, event(kind, "gateway/gateway", query_id, **fields))
-        self.close_query(query_id, sequence, outcome)
+        released = self.close_query(query_id, sequence, outcome)
+        if witnessed:
+            size = self.logs["gateway"].size()
+            for name in NODES:
+                self.write(
+                    name,
+                    event(
+                        "result.released",
+                        "analyst/alice",
+                        query_id,
+                        plan_hash=plan_of(query_id),
+                        gateway_checkpoint=released,
+                        gateway_log_size=size,
+                    ),
+                )
         return order(query_id, sequence)
 
-    def close_query(self, query_id: str, sequence: int, outcome: str) -> None:
+    def close_query(self, query_id: str, sequence: int, outcome: str) -> str:
+        """The gateway's dispatch and outcome entries; returns the head signed over them."""
         dispatch = event(
             "query.dispatched",
             "analyst/alice",
@@ -107,7 +127,7 @@ class Consortium:
             **order(query_id, sequence),
             nodes=list(NODES),
         )
-        self.write(
+        return self.write(
             "gateway",
             dispatch,
             event(outcome, "analyst/alice", query_id, plan_hash=plan_of(query_id)),
@@ -116,6 +136,19 @@ class Consortium:
     def close(self) -> None:
         for log in self.logs.values():
             log.close()
+
+    def rewrite(self, name: str, edit: Callable[[list[bytes]], list[bytes]]) -> None:
+        """Rebuild ``name``'s log from ``edit(entries)``, every head signed anew with its key.
+
+        What the holder of a log's key can do: the result is a valid log of its own.
+        """
+        self.logs[name].close()
+        entries = edit(LogCopy.from_file(self.owners[name], self.path(name)).entries)
+        for suffix in ("", "-wal", "-shm"):
+            self.path(name).with_name(self.path(name).name + suffix).unlink(missing_ok=True)
+        self.logs[name] = self._open(name)
+        for data in entries:
+            self.write(name, AuditEvent.from_entry(data))
 
     def copy(self, name: str, target: Path | None = None) -> LogCopy:
         """``name``'s log as an auditor receives it (from ``target``, a file, if given)."""

@@ -76,3 +76,17 @@ def test_a_node_whose_schema_differs_from_the_gateways_refuses_as_a_configuratio
         assert "differs from the gateway's" in str(refused.details["reason"])  # in its witness log
     finally:
         node.close()
+
+
+@pytest.mark.parametrize("service", ["gateway", "node"])
+def test_a_service_on_a_damaged_audit_log_file_exits_5_saying_so(
+    service: str, files: ConsortiumFiles, tmp_path: Path
+) -> None:
+    config = files.gateway_config if service == "gateway" else files.node_config("bank-a")
+    log = files.root / "audit.sqlite" if service == "gateway" else config.parent / "audit.sqlite"
+    damaged = tmp_path / "audit.sqlite"
+    damaged.write_bytes(b"SQLite format 3\x00" + bytes(4096))  # the header, then nothing valid
+    changed = _with(config, tmp_path, str(log), str(damaged))
+    result = CliRunner().invoke(app, [service, "serve", "--config", str(changed)])
+    assert result.exit_code == 5, result.output
+    assert f"the audit log file {damaged} is damaged" in " ".join(result.output.split())
