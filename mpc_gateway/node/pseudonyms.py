@@ -33,6 +33,7 @@ from mpc_gateway.errors import (
     ConfigurationError,
     GatewayError,
     IntegrityError,
+    InvalidRequestError,
     PolicyDeniedError,
 )
 from mpc_gateway.oprf import (
@@ -166,11 +167,11 @@ class Evaluator:
             evidence, query_id, REQUESTED, self._gateway_key, self._gateway_log
         )
         details, digest = event.details, points_sha256(points)
-        if (
-            not 1 <= len(points) <= MAX_POINTS
-            or details.get("count") != len(points)
-            or details.get("points_sha256") != digest
-        ):
+        if not 1 <= len(points) <= MAX_POINTS:  # even if the gateway logged them
+            raise InvalidRequestError(
+                f"a request carries 1 to {MAX_POINTS} blinded national ids, not {len(points)}"
+            )
+        if details.get("count") != len(points) or details.get("points_sha256") != digest:
             raise IntegrityError(
                 f"the points sent are not the {details.get('count')} the gateway logged for "
                 f"query {query_id}"

@@ -51,10 +51,10 @@ REQUEST_BYTES: dict[str, int] = {
     # a model (each registered feature at most once) and one sealed weight vector per node:
     # 8 KB for 128-bit weights sealed to 8 nodes
     "/mpc_gateway.proto.v1.GatewayService/RegisterModel": 64 * KiB,
-    # persons' pseudonyms: at most oprf.MAX_POINTS blinded ids of 32 bytes (340 KB), and to a
+    # persons' pseudonyms: at most oprf.MAX_POINTS blinded ids of 32 bytes (68 KB), and to a
     # node the gateway's audit evidence besides
-    "/mpc_gateway.proto.v1.GatewayService/Pseudonymise": 512 * KiB,
-    "/mpc_gateway.proto.v1.NodeService/Pseudonymise": 1 * MiB,
+    "/mpc_gateway.proto.v1.GatewayService/Pseudonymise": 128 * KiB,
+    "/mpc_gateway.proto.v1.NodeService/Pseudonymise": 256 * KiB,
     # a signed decision carries the approver's certificate (16 KiB at most)
     "/mpc_gateway.proto.v1.ApprovalService/Decide": 64 * KiB,
     # the gateway to a node: an order carries the plan, keys included, and the audit evidence

@@ -28,7 +28,14 @@ from mpc_gateway.errors import (
     PolicyDeniedError,
     UnauthenticatedError,
 )
-from mpc_gateway.oprf import blind, joint_key, load_key_share, pseudonyms_with_key, sign_request
+from mpc_gateway.oprf import (
+    MAX_POINTS,
+    blind,
+    joint_key,
+    load_key_share,
+    pseudonyms_with_key,
+    sign_request,
+)
 from mpc_gateway.policy.models import MAX_BATCH
 from mpc_gateway.proto.v1 import gateway_pb2, node_pb2
 from mpc_gateway.rpc.convert import result_from_proto
@@ -146,16 +153,23 @@ def test_pseudonym_requests_are_refused_at_the_gateway_and_at_a_node(
         alice.pseudonyms(["NID-000000001"], purpose="marketing")
     assert refused.value.query_id
     assert alice.signer is not None
-    signed = sign_request(alice._identity, *alice.signer, "testing", [bytes(32)])
-    bad = gateway_pb2.PseudonymRequest(
-        points=[bytes(32)],
-        purpose="testing",
-        signed=gateway_pb2.SignedPseudonymRequest(
-            body=signed.body, signature=signed.signature, signing_certificate=signed.certificate
-        ),
-    )
+    signer = alice.signer
+
+    def signed_by_alice(points: list[bytes]) -> gateway_pb2.PseudonymRequest:
+        signed = sign_request(alice._identity, *signer, "testing", points)
+        return gateway_pb2.PseudonymRequest(
+            points=points,
+            purpose="testing",
+            signed=gateway_pb2.SignedPseudonymRequest(
+                body=signed.body, signature=signed.signature, signing_certificate=signed.certificate
+            ),
+        )
+
     with pytest.raises(InvalidRequestError, match="not a point of edwards25519"):
-        alice._call(alice._stub.Pseudonymise, bad)
+        alice._call(alice._stub.Pseudonymise, signed_by_alice([bytes(32)]))
+    many = [blind("NID-1").point] * (MAX_POINTS + 1)  # the client would send two requests
+    with pytest.raises(InvalidRequestError, match=f"1 to {MAX_POINTS} blinded national ids"):
+        alice._call(alice._stub.Pseudonymise, signed_by_alice(many))
     # what a compromised gateway would do: ask in alice's name for points of its own choosing
     unsigned = gateway_pb2.PseudonymRequest(points=[blind("NID-1").point], purpose="testing")
     with pytest.raises(UnauthenticatedError, match="not signed by analyst/alice") as refused:

@@ -24,6 +24,7 @@ from mpc_gateway.errors import (
 )
 from mpc_gateway.node.pseudonyms import Evaluator
 from mpc_gateway.oprf import (
+    MAX_POINTS,
     REQUESTED,
     SignedRequest,
     blind,
@@ -258,6 +259,9 @@ def test_policy_purpose_allowance_and_points_are_checked_before_anything_counts(
     query_id, evidence, _, signed = request(2, logged=[bytes(32), bytes(32)])
     with pytest.raises(InvalidRequestError, match="blinded national id 0 is not a point"):
         node.answer("gateway/gateway", query_id, evidence, [bytes(32), bytes(32)], signed)
+    many = [blind("NID-1").point] * (MAX_POINTS + 1)  # as a gateway that logged them sends
+    with pytest.raises(InvalidRequestError, match=f"1 to {MAX_POINTS} blinded national ids, not"):
+        node.answer("gateway/gateway", *request(MAX_POINTS + 1, points=many))
     node.answer("gateway/gateway", *request(4))  # 4 of alice's 5 a day
     with pytest.raises(
         BudgetExhaustedError, match="evaluates 5 national ids a day for analyst/alice"
