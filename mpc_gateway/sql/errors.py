@@ -14,7 +14,7 @@ from sqlglot import exp
 
 from mpc_gateway.errors import InvalidQueryError
 
-__all__ = ["refusal", "position", "line_column", "problem"]
+__all__ = ["refusal", "refusal_at", "position", "line_column", "problem"]
 
 
 def line_column(text: str, offset: int) -> tuple[int, int]:
@@ -32,7 +32,11 @@ def position(node: exp.Expression) -> int | None:
 
 def refusal(text: str, node: exp.Expression | None, reason: str) -> InvalidQueryError:
     """The error refusing ``node`` of statement ``text`` for ``reason``."""
-    offset = None if node is None else position(node)
+    return refusal_at(text, None if node is None else position(node), reason)
+
+
+def refusal_at(text: str, offset: int | None, reason: str) -> InvalidQueryError:
+    """The error refusing what starts at character ``offset`` of ``text`` (None: unknown)."""
     if offset is None:
         return InvalidQueryError(f"SQL: {reason}")
     line, column = line_column(text, offset)

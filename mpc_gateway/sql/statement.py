@@ -39,7 +39,7 @@ from mpc_gateway.query.filters import Filter, usable_column, validate_filter
 from mpc_gateway.query.schema import CategoricalColumn, DatasetSchema, NumericColumn
 from mpc_gateway.query.where import MAX_FILTER_DEPTH
 from mpc_gateway.sql.conditions import filter_of
-from mpc_gateway.sql.errors import line_column, position, problem, refusal
+from mpc_gateway.sql.errors import position, problem, refusal, refusal_at
 from mpc_gateway.sql.select import Item, OrderKey, read_items, read_order
 
 __all__ = ["MAX_STATEMENT_CHARS", "Statement", "OrderKey", "read_statement"]
@@ -96,11 +96,18 @@ class _Context:
         self.text = text
         self.schemas = schemas
         self.schema: DatasetSchema | None = None
+        self.tokens: list[Token] = []  # as read by _parse
         self.dataset = ""
         self.qualifiers: set[str] = set()
 
     def refuse(self, node: exp.Expression | None, reason: str) -> InvalidQueryError:
         return refusal(self.text, node, reason)
+
+    def refuse_after(self, node: exp.Expression, reason: str) -> InvalidQueryError:
+        """Refuse what follows ``node``'s own token (e.g. the TABLESAMPLE after a name)."""
+        end = node.meta.get("end", len(self.text))
+        after = next((t.start for t in self.tokens if t.start > end), position(node))
+        return refusal_at(self.text, after, reason)
 
     def name(self, column: exp.Column) -> str:
         """A column reference's name; refused if qualified by another table."""
@@ -161,14 +168,12 @@ def _check_nesting(text: str, read: list[Token]) -> None:
         elif token.token_type is not TokenType.L_PAREN:
             pending = 0
         if parens + pending > MAX_FILTER_DEPTH:
-            line, column = line_column(text, token.start)
-            raise InvalidQueryError(
-                f"SQL at line {line}, column {column}: parentheses and NOT nest deeper "
-                f"than {MAX_FILTER_DEPTH}"
+            raise refusal_at(
+                text, token.start, f"parentheses and NOT nest deeper than {MAX_FILTER_DEPTH}"
             )
 
 
-def _parse(text: str) -> exp.Expression:
+def _parse(text: str) -> tuple[exp.Expression, list[Token]]:
     if len(text) > MAX_STATEMENT_CHARS:
         raise InvalidQueryError(
             f"SQL: the statement has {len(text):,} characters; "
@@ -199,7 +204,7 @@ def _parse(text: str) -> exp.Expression:
         raise refusal(text, cast(exp.Expression, trees[1]), "one statement at a time")
     if not trees:
         raise InvalidQueryError("SQL: no statement")
-    return cast(exp.Expression, trees[0])
+    return cast(exp.Expression, trees[0]), read
 
 
 def _dataset(ctx: _Context, select: exp.Select) -> None:
@@ -218,11 +223,12 @@ def _dataset(ctx: _Context, select: exp.Select) -> None:
         raise ctx.refuse(table, "FROM names one dataset, e.g. FROM loans")
     for key, value in table.args.items():
         if value and key not in ("this", "alias"):
-            raise ctx.refuse(
-                table, _TABLE_REASONS.get(key, "FROM names one dataset, with an alias at most")
+            raise ctx.refuse_after(
+                table.this, _TABLE_REASONS.get(key, "FROM names one dataset, with an alias at most")
             )
-    if table.args.get("alias") is not None and table.args["alias"].columns:
-        raise ctx.refuse(table, "a dataset's alias cannot rename its columns")
+    alias = table.args.get("alias")
+    if alias is not None and alias.columns:
+        raise ctx.refuse_after(alias.this, "a dataset's alias cannot rename its columns")
     ctx.dataset = str(table.name)
     ctx.qualifiers = {ctx.dataset, str(table.alias)} - {""}
     if ctx.schemas is not None:
@@ -327,7 +333,8 @@ def read_statement(
 ) -> Statement:
     """The request ``text`` asks, and how its result is presented; a positioned refusal if not."""
     ctx = _Context(text, schemas)
-    select = _refuse_unsupported(ctx, _parse(text))
+    tree, ctx.tokens = _parse(text)
+    select = _refuse_unsupported(ctx, tree)
     _dataset(ctx, select)
     group_by = _group_by(ctx, select)
     items = read_items(ctx, select.expressions, group_by)
