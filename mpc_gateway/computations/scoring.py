@@ -68,6 +68,7 @@ __all__ = [
     "ModelCatalog",
     "ScoreLayout",
     "score_layout",
+    "check_scorable",
     "seal_model_weights",
     "seal_for_consortium",
     "open_weight_share",
@@ -262,6 +263,24 @@ class ScoreLayout:
         """sigmoid(score), computed in the clear by the receiver of a released score."""
         s = float(self.score(value))
         return 1 / (1 + math.exp(-s)) if s >= 0 else math.exp(s) / (1 + math.exp(s))
+
+
+def check_scorable(model: ScoringModel, schemas: Sequence[DatasetSchema], parties: int) -> None:
+    """InvalidRequestError unless ``model`` can be scored over one of ``schemas`` at least.
+
+    What registration checks: a model whose features no dataset declares, or whose scores
+    are too wide over every dataset, could never be used.
+    """
+    reasons = []
+    for schema in schemas:
+        try:
+            score_layout(model, schema, parties)
+            return
+        except InvalidRequestError as err:
+            reasons.append(err.public_message)
+    raise InvalidRequestError(
+        f"model {model.name!r} cannot score over any dataset: " + "; ".join(reasons or ["none"])
+    )
 
 
 def score_layout(model: ScoringModel, schema: DatasetSchema, parties: int) -> ScoreLayout:

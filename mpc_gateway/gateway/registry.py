@@ -26,7 +26,7 @@ from pydantic import ValidationError
 
 from mpc_gateway.audit.trail import AuditTrail
 from mpc_gateway.canonical import canonical_hash
-from mpc_gateway.computations.scoring import ScoringModel
+from mpc_gateway.computations.scoring import ScoringModel, check_scorable
 from mpc_gateway.errors import (
     ConfigurationError,
     GatewayError,
@@ -35,6 +35,7 @@ from mpc_gateway.errors import (
 )
 from mpc_gateway.pki import Identity
 from mpc_gateway.pki.sealing import SealedWeights
+from mpc_gateway.query.schema import DatasetSchema
 
 __all__ = ["RegisteredModel", "ModelRegistry", "register_recorded"]
 
@@ -60,11 +61,18 @@ class RegisteredModel:
 
 
 class ModelRegistry:
-    """The registered models, kept in ``directory``; a model book for planning and running."""
+    """The registered models, kept in ``directory``; a model book for planning and running.
 
-    def __init__(self, directory: Path, nodes: Sequence[str]) -> None:
+    A model is registered only if it can score over one of ``schemas`` at least (with
+    ``nodes`` as the parties); records already stored are loaded as they are.
+    """
+
+    def __init__(
+        self, directory: Path, nodes: Sequence[str], schemas: Sequence[DatasetSchema]
+    ) -> None:
         self.directory = directory
         self.nodes = tuple(nodes)
+        self.schemas = tuple(schemas)
         self._lock = threading.Lock()
         self._models: dict[str, RegisteredModel] = {}
         directory.mkdir(parents=True, exist_ok=True)
@@ -93,6 +101,7 @@ class ModelRegistry:
                 f"{caller} may register models only under its own identity, not {model.owner!r}"
             )
         self._check_sealed(model, sealed)
+        check_scorable(model, self.schemas, len(self.nodes))
         with self._lock:
             known = self._models.get(model.model_id)
             if known is not None:

@@ -104,7 +104,7 @@ class Gateway:
             settings.batch_max,
             settings.batches_in_flight,
         )
-        self.models = ModelRegistry(settings.models_dir, self.layout.nodes)
+        self.models = ModelRegistry(settings.models_dir, self.layout.nodes, self.datasets())
         origin = log_origin(td, "gateway", settings.name)
         self.audit = AuditTrail.open(settings.audit_db, signing_key, origin)
         self.submissions = Submissions(self.audit, settings.batch_max)

@@ -20,6 +20,7 @@ import numpy as np
 import pytest
 
 from mpc_gateway.client import GatewayClient
+from mpc_gateway.computations.features import FEATURES
 from mpc_gateway.computations.scoring import ModelFeature, ScoringModel, seal_for_consortium
 from mpc_gateway.computations.shared import key_batch_hash
 from mpc_gateway.devnet import reference
@@ -280,3 +281,25 @@ def test_a_model_registers_only_under_its_owner(consortium) -> None:
             bob.register_model(_model("count", name="not-bobs"))
     entries = _entries(consortium.files.root / "audit.sqlite")
     assert entries[-1]["kind"] == "model.refused"
+
+
+def test_a_model_no_dataset_can_score_is_refused_at_registration(alice, consortium) -> None:
+    # co-prime scales near 10**18: their lcm, the common scale, has some 600 bits
+    scales = [10**18 - d for d in (11, 17, 59, 93, 97, 123, 131, 179, 201, 203)]
+    wide = ScoringModel(
+        owner="analyst/alice",
+        name="too-wide",
+        kind="linear",
+        features=tuple(ModelFeature(name=n, scale=s) for n, s in zip(FEATURES, scales)),
+        weights=(1,) * len(scales),
+        intercept=0,
+        threshold="1",
+        output="count",
+    )
+    with pytest.raises(InvalidRequestError, match="'too-wide' cannot score over any dataset: "):
+        alice.register_model(wide)
+    refused = _entries(consortium.files.root / "audit.sqlite")[-1]
+    assert refused["kind"] == "model.refused"
+    assert refused["details"]["model_id"] == wide.model_id
+    assert "at most 512 are allowed" in refused["details"]["reason"]
+    assert all(m.model_id != wide.model_id for m in alice.models())

@@ -29,6 +29,7 @@ from mpc_gateway.computations.scoring import (
     MAX_SCORE_BITS,
     ModelFeature,
     ScoringModel,
+    check_scorable,
     open_weight_share,
     score_layout,
     seal_model_weights,
@@ -153,6 +154,12 @@ def test_a_model_needing_scores_wider_than_the_bound_is_refused_before_any_mpc(b
         score_layout(wide, books.schema, 3)
     narrow = wide.model_copy(update={"features": features[:2], "weight_bits": 32})
     assert score_layout(narrow, books.schema, 3).score_bits <= MAX_SCORE_BITS
+    # registration: a model must fit one dataset at least
+    with pytest.raises(InvalidRequestError, match="'wide' cannot score over any dataset: model"):
+        check_scorable(wide, [books.schema], 3)
+    with pytest.raises(InvalidRequestError, match="cannot score over any dataset: none"):
+        check_scorable(narrow, [], 3)
+    check_scorable(narrow, [books.schema], 3)
 
 
 def test_model_id_is_deterministic_and_covers_every_field():
