@@ -34,6 +34,7 @@ from mpc_gateway.errors import (
 )
 from mpc_gateway.gateway.batching import Batcher, Dispatch, Member
 from mpc_gateway.gateway.blame import all_refuse, root_cause, worth_again
+from mpc_gateway.gateway.calls import NodeCalls
 from mpc_gateway.gateway.lanes import LaneSequence, lane_parties
 from mpc_gateway.gateway.recombine import Dispatched, recombined
 from mpc_gateway.lanes import LANES, Lane
@@ -89,6 +90,8 @@ class Dispatcher:
         self._pool = ThreadPoolExecutor(  # a thread per node per query in flight, every lane
             max_workers=len(ordered) * sum(MAX_IN_FLIGHT.values()), thread_name_prefix="dispatch"
         )
+        # releases and pseudonym requests: apart, so they never queue behind orders
+        self.calls = NodeCalls(self._stubs, workers=4 * len(ordered))
         # queries in flight wait at nodes for their turn, each holding a node handler thread:
         # keep them fewer than a node's handler threads, so the query whose turn it is has one;
         # per lane, so long jobs queued in their lane never take the short queries' places
@@ -276,6 +279,7 @@ class Dispatcher:
         with self._lock:
             self._closed = True
             self._stopped = self._stopped or "the gateway has stopped"
+        self.calls.close(self._stopped)  # first: a call the channels cut short says why
         for channel in self._channels:
             channel.close()
         self._pool.shutdown(wait=False, cancel_futures=True)

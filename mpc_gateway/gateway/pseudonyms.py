@@ -21,7 +21,6 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-import grpc
 from cryptography import x509
 
 from mpc_gateway.audit.trail import AuditTrail
@@ -48,7 +47,6 @@ from mpc_gateway.oprf import (
 from mpc_gateway.pki import Identity
 from mpc_gateway.policy import usage_key
 from mpc_gateway.proto.v1 import node_pb2
-from mpc_gateway.rpc.errors import error_from_rpc
 
 __all__ = ["Answers", "PseudonymRelay"]
 
@@ -150,16 +148,15 @@ class PseudonymRelay:
             )
 
     def _ask_every_node(self, order: node_pb2.PseudonymOrder) -> list[node_pb2.PseudonymAnswers]:
-        calls = [
-            (name, stub.Pseudonymise.future(order, timeout=self.timeout_s))
-            for name, stub in self.dispatcher.stubs
-        ]
+        calls = self.dispatcher.calls.every_node(
+            lambda _, stub: stub.Pseudonymise(order, timeout=self.timeout_s)
+        )
         replies: list[node_pb2.PseudonymAnswers | GatewayError] = []
-        for name, call in calls:
+        for _, call in calls:
             try:
                 replies.append(call.result())
-            except grpc.RpcError as err:
-                replies.append(error_from_rpc(err, f"node {name}"))
+            except GatewayError as err:
+                replies.append(err)
         failures = [r for r in replies if isinstance(r, GatewayError)]
         if failures:
             raise root_cause(failures)

@@ -21,8 +21,6 @@ from dataclasses import dataclass, replace
 from functools import partial
 from typing import Any
 
-import grpc
-
 from mpc_gateway.audit.checkpoint import append_signature, parse_checkpoint, parse_note
 from mpc_gateway.audit.evidence import DispatchEvidence
 from mpc_gateway.audit.trail import AuditTrail
@@ -37,7 +35,6 @@ from mpc_gateway.pki import ConsortiumLayout, Identity
 from mpc_gateway.proto.v1 import node_pb2, node_pb2_grpc
 from mpc_gateway.proto.v1.node_pb2 import SealedShares
 from mpc_gateway.query.schema import DatasetSchema
-from mpc_gateway.rpc.errors import error_from_rpc
 
 __all__ = ["Relay", "RELEASE_BATCH"]
 
@@ -153,17 +150,19 @@ class Relay:
         """Every node's cosignature on the releases' checkpoint, and each one's sealed shares."""
         checkpoint = releases[0].checkpoint
         size = parse_checkpoint(parse_note(checkpoint)[0]).size
-        calls = []
-        for name, stub in self.dispatcher.stubs:
+
+        def ask(name: str, stub: node_pb2_grpc.NodeServiceStub) -> Any:
             start = self._cosigned.get(name, 0)
             proof = consistency(start, size) if start <= size else []  # a cut log
-            calls.append((name, _ask(stub, batch, releases, start, proof)))
+            return _ask(stub, batch, releases, start, proof)
+
+        calls = self.dispatcher.calls.every_node(ask)
         note, shares, failures = checkpoint, [], []
         for name, call in calls:
             try:
                 reply = call.result()
-            except grpc.RpcError as err:
-                failures.append(error_from_rpc(err, f"node {name}"))
+            except GatewayError as err:
+                failures.append(err)
                 continue
             ciphertexts = (
                 [reply.ciphertext] if isinstance(reply, SealedShares) else reply.ciphertexts
@@ -189,8 +188,8 @@ def _ask(
     releases: Sequence[DispatchEvidence],
     start: int,
     proof: list[bytes],
-) -> grpc.Future[Any]:
-    """One node's release call: one query alone, or a batch under one checkpoint."""
+) -> Any:
+    """One node's release call (blocking): one query alone, or a batch under one checkpoint."""
     if len(batch) == 1:
         release = releases[0]
         request = node_pb2.ReleaseRequest(
@@ -202,7 +201,7 @@ def _ask(
             from_size=start,
             consistency=proof,
         )
-        return stub.Release.future(request, timeout=_RELEASE_TIMEOUT_S)
+        return stub.Release(request, timeout=_RELEASE_TIMEOUT_S)
     many = node_pb2.ReleaseBatchRequest(
         checkpoint=releases[0].checkpoint,
         from_size=start,
@@ -214,4 +213,4 @@ def _ask(
             for p, r in zip(batch, releases, strict=True)
         ],
     )
-    return stub.ReleaseBatch.future(many, timeout=_RELEASE_TIMEOUT_S)
+    return stub.ReleaseBatch(many, timeout=_RELEASE_TIMEOUT_S)
