@@ -22,7 +22,6 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from pydantic import ValidationError
@@ -142,15 +141,16 @@ def _verified_heads(
     problems: list[str],
 ) -> list[Checkpoint]:
     heads: list[Checkpoint] = []
-    runs: list[list[Any]] = []  # [first, last, reason]: consecutive heads rejected alike
+    runs: list[tuple[int, int, str]] = []  # (first, last, reason): heads in a row, rejected alike
     for number, note in enumerate(notes):
         try:
             head = verify_checkpoint(note, key_name, public_key, origin=origin)
         except IntegrityError as err:
-            if runs and runs[-1][1] == number - 1 and runs[-1][2] == err.public_message:
-                runs[-1][1] = number
+            reason = err.public_message
+            if runs and runs[-1][1:] == (number - 1, reason):
+                runs[-1] = (runs[-1][0], number, reason)
             else:
-                runs.append([number, number, err.public_message])
+                runs.append((number, number, reason))
             continue
         origin = head.origin
         heads.append(head)
