@@ -235,7 +235,8 @@ def load_raw(path: str | PathLike[str]) -> RawLog:
 def _unreadable(path: Path, err: sqlite3.Error) -> ConfigurationError:
     """A log file SQLite cannot read, in words: a damaged one says what to do."""
     text = str(err)
-    if "malformed" in text or "not a database" in text:
+    code = getattr(err, "sqlite_errorcode", 0) & 0xFF  # the primary code of an extended one
+    if code in (sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB):
         return ConfigurationError(
             f"the audit log file {path} is damaged ({text}): restore it from a backup, and "
             "have an auditor check the copy against the nodes' witness logs (mpcgw audit verify)"
