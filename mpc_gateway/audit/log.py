@@ -143,6 +143,7 @@ class AuditLog(ABC):
         self._lock = threading.RLock()
         self._tree = MerkleTree()
         self._storage_problem: str | None = None
+        self._halted: str | None = None  # halt(): why this log takes no write any more
         self._storage_watchers: list[Callable[[str | None], None]] = []
         self._load_entries()
         self._check_stored_heads()
@@ -159,6 +160,8 @@ class AuditLog(ABC):
         disk, without waiting for a write that a NOT_SERVING server may never receive.
         """
         with self._lock:
+            if self._halted is not None:
+                return self._halted
             try:
                 self._probe_write()
             except StorageUnavailableError:
@@ -170,8 +173,25 @@ class AuditLog(ABC):
         """Why the last write failed (a full disk, ...), or None once writes succeed."""
         return self._storage_problem
 
+    def halt(self, problem: str) -> None:
+        """Take no entry and sign no head any more, for good: ``problem`` says why.
+
+        For a log that lost what a witness holds: every later write is a
+        :class:`StorageUnavailableError` with ``problem``, watchers hear it as a
+        storage problem, and no recheck clears it; only a restart on a restored
+        store does.
+        """
+        with self._lock:
+            self._halted = problem
+            self._storage_state(problem)
+
+    def _refuse_if_halted(self) -> None:
+        if self._halted is not None:
+            raise StorageUnavailableError(self._halted)
+
     def _storage_state(self, problem: str | None) -> None:
         """Backends report each write's result here; watchers hear of every change."""
+        problem = self._halted or problem
         if problem != self._storage_problem:
             self._storage_problem = problem
             for watcher in self._storage_watchers:
@@ -254,6 +274,7 @@ class AuditLog(ABC):
         data = event.entry_bytes()
         leaf = leaf_hash(data)
         with self._lock:
+            self._refuse_if_halted()
             index = self._tree.size
             self._write_entry(index, leaf, data)
             self._tree.append(leaf)
@@ -323,6 +344,7 @@ class AuditLog(ABC):
     def signed_tree_head(self) -> str:
         """Sign, store and return a checkpoint of the whole log as it is now."""
         with self._lock:
+            self._refuse_if_halted()
             timestamp = self._clock()
             size = self._tree.size
             body = format_checkpoint(self._origin, size, self._tree.root(), timestamp_ms=timestamp)

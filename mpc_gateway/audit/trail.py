@@ -16,7 +16,7 @@ from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from mpc_gateway.audit.checkpoint import parse_checkpoint, parse_note
+from mpc_gateway.audit.checkpoint import parse_checkpoint, parse_note, verify_checkpoint
 from mpc_gateway.audit.evidence import DispatchEvidence
 from mpc_gateway.audit.log import AppendedEntry, AuditEvent, AuditLog
 from mpc_gateway.audit.sqlite import SqliteAuditLog
@@ -95,6 +95,40 @@ class AuditTrail:
             proof=tuple(self.log.inclusion_proof(appended.index, size)),
             checkpoint=checkpoint,
         )
+
+    def check_witnessed(self, witness: str, note: str) -> str | None:
+        """Halt the log unless it holds ``note``, the checkpoint of it ``witness`` cosigned last.
+
+        A log restored from an older copy, cut, or shortened by a damaged write-ahead
+        log (SQLite drops every frame after a bad checksum, silently) no longer holds
+        what its witnesses cosigned, and they cosign nothing that does not extend it:
+        no result could be released any more, so the log takes no write at all
+        (:meth:`AuditLog.halt`). Returns why, or None. A note this log did not sign
+        (``""``: none yet) is an :class:`IntegrityError` of the witness, not of the log.
+        """
+        if not note:
+            return None
+        log = self.log
+        head = verify_checkpoint(note, log.key_name, log.public_key, origin=log.origin)
+        size = log.size()
+        if head.size > size:
+            problem = (
+                f"the audit log holds {size} entries, but {witness} cosigned its checkpoint "
+                f"at size {head.size}: entries were lost"
+            )
+        elif log.root(head.size) != head.root_hash:
+            problem = (
+                f"the audit log's first {head.size} entries are not those {witness} "
+                "cosigned: the log was rewritten"
+            )
+        else:
+            return None
+        problem += (
+            " (a restored older copy, a damaged write-ahead log or an edit); no query is "
+            "taken until the newest copy of the log file is restored"
+        )
+        log.halt(problem)
+        return problem
 
     def close(self) -> None:
         self.log.close()

@@ -105,6 +105,8 @@ class Dispatcher:
         )
         self._stopped: str | None = None  # why no order runs any more (stop())
         self._closed = False
+        # each node's reply to an opening: its name and the gateway checkpoint it cosigned last
+        self.on_session: Callable[[str, str], None] = lambda name, cosigned: None
 
     def run(
         self,
@@ -306,7 +308,7 @@ class Dispatcher:
         ]
         for name, call in calls:
             try:
-                call.result()
+                self.on_session(name, call.result().cosigned_checkpoint)
             except grpc.RpcError as err:
                 reason = error_from_rpc(err, f"node {name}").public_message
                 log.warning(

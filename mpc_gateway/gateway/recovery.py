@@ -19,6 +19,12 @@ Every open query then gets an explicit end:
 * every other one (it ran, or was starting, when the gateway stopped) gets
   ``query.abandoned`` with the reason, and the status call reports it so. Its
   privacy spend is not refunded: the nodes may have computed its result.
+
+And the log must still hold what the nodes witnessed: every node says, when a
+lane's session opens, which checkpoint of the gateway's log it cosigned last
+(:func:`witnessed_by`). A log that lost or changed entries since (a restored
+copy, a damaged write-ahead log) takes no query at all, instead of running each
+one only to have every node refuse to witness its release.
 """
 
 from __future__ import annotations
@@ -35,7 +41,7 @@ from cryptography import x509
 from mpc_gateway.audit.log import AuditLog
 from mpc_gateway.audit.trail import AuditTrail
 from mpc_gateway.computations import Plan, Request
-from mpc_gateway.errors import GatewayError, PolicyDeniedError
+from mpc_gateway.errors import GatewayError, IntegrityError, PolicyDeniedError
 from mpc_gateway.gateway.lifecycle import QueryBook, TrackedQuery
 from mpc_gateway.gateway.pending import OpenQuery, QueryStore, StoredQuery
 from mpc_gateway.gateway.record import QueryRecord
@@ -51,6 +57,7 @@ __all__ = [
     "keep_scan",
     "recover",
     "scan_open",
+    "witnessed_by",
 ]
 
 log = logging.getLogger(__name__)
@@ -212,3 +219,22 @@ def _resume(
     )
     record.refused(stored.request, refusal, stored.certificate, rule="policy.changed")
     return refusal.public_message
+
+
+def witnessed_by(audit: AuditTrail) -> Callable[[str, str], None]:
+    """The dispatcher's ``on_session``: the log must hold what each node cosigned last.
+
+    One that does not is halted (:meth:`AuditTrail.check_witnessed`): health turns
+    NOT_SERVING and every query is UNAVAILABLE, saying why.
+    """
+
+    def check(node: str, cosigned: str) -> None:
+        try:
+            problem = audit.check_witnessed(f"node {node}", cosigned)
+        except IntegrityError as err:
+            log.warning("node %s reports a checkpoint the gateway did not sign: %s", node, err)
+            return
+        if problem is not None:
+            log.error("%s", problem)
+
+    return check

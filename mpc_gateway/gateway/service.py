@@ -52,7 +52,7 @@ from mpc_gateway.gateway.pending import EndedQuery, QueryStore
 from mpc_gateway.gateway.pseudonyms import PseudonymRelay
 from mpc_gateway.gateway.recombine import Dispatched
 from mpc_gateway.gateway.record import QueryRecord, Submissions
-from mpc_gateway.gateway.recovery import LogScan, recover
+from mpc_gateway.gateway.recovery import LogScan, recover, witnessed_by
 from mpc_gateway.gateway.registry import ModelRegistry, RegisteredModel, register_recorded
 from mpc_gateway.gateway.relay import Relay
 from mpc_gateway.orders.release import Relayed
@@ -107,6 +107,7 @@ class Gateway:
         self.models = ModelRegistry(settings.models_dir, self.layout.nodes, self.datasets())
         origin = log_origin(td, "gateway", settings.name)
         self.audit = AuditTrail.open(settings.audit_db, signing_key, origin)
+        self.dispatcher.on_session = witnessed_by(self.audit)
         self.submissions = Submissions(self.audit, settings.batch_max)
         self.relay = Relay(  # batch_max = 1: each query alone, to the nodes and at its release
             self.dispatcher, self.audit, self.layout, self.identity, settings.batch_max

@@ -119,11 +119,16 @@ class Releases:
         self._witness = witness
         self._held: dict[str, _Held] = {}
         self._lock = threading.Lock()
-        self._size, self._root = _last_cosigned(witness)
+        self._size, self._root, self._note = _last_cosigned(witness)
 
     @property
     def cosigned_size(self) -> int:
         return self._size
+
+    @property
+    def cosigned_checkpoint(self) -> str:
+        """The gateway's checkpoint this node cosigned last, as the gateway signed it ("": none)."""
+        return self._note
 
     def hold(
         self, order: ExecutionOrder, sealed: ShareBlocks, receiver: X25519PublicKey
@@ -200,7 +205,7 @@ class Releases:
                         },
                     )
                 self._witness.seal()
-            self._size, self._root = head.size, head.root_hash
+            self._size, self._root, self._note = head.size, head.root_hash, note
             for query_id, _ in releases:
                 del self._held[query_id]
             return [held.ciphertext for held in checked], cosignature, head.size
@@ -252,13 +257,14 @@ class Releases:
             )
 
 
-def _last_cosigned(witness: AuditTrail) -> tuple[int, bytes]:
-    """The gateway checkpoint this node cosigned last (its latest ``result.released`` entry)."""
+def _last_cosigned(witness: AuditTrail) -> tuple[int, bytes, str]:
+    """The gateway checkpoint this node cosigned last (its latest ``result.released`` entry):
+    its size, root hash and note."""
     log = witness.log
     for index in range(log.size() - 1, -1, -1):
         event = AuditEvent.from_entry(log.entry(index))
         if event.kind == "result.released":
             note = str(event.details["gateway_checkpoint"])
             head = parse_checkpoint(parse_note(note)[0])
-            return head.size, head.root_hash
-    return 0, EMPTY_ROOT
+            return head.size, head.root_hash, note
+    return 0, EMPTY_ROOT, ""

@@ -147,7 +147,11 @@ class NodeServicer(node_pb2_grpc.NodeServiceServicer):
         self, request: node_pb2.SignedOrder, context: grpc.ServicerContext
     ) -> node_pb2.SessionReply:
         order = self.node.open_session(request.order, request.signature, context.time_remaining())
-        return node_pb2.SessionReply(epoch=order.epoch, lane=order.lane)
+        return node_pb2.SessionReply(
+            epoch=order.epoch,
+            lane=order.lane,
+            cosigned_checkpoint=self.node.releases.cosigned_checkpoint,
+        )
 
     def AbortSession(
         self, request: node_pb2.AbortRequest, context: grpc.ServicerContext

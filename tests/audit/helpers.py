@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
+import struct
 from pathlib import Path
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -105,3 +106,16 @@ class TamperedFile:
         index = max(self.rows()) + 1
         self._run("INSERT INTO entries VALUES (?, ?, ?)", index, leaf_hash(data), data)
         return index
+
+
+def damage_wal_frame(wal: Path) -> None:
+    """Flip one byte of the page in a write-ahead log's middle frame: its checksum fails, and
+    SQLite, opening the file, silently drops that frame and every later one."""
+    data = bytearray(wal.read_bytes())
+    page_size = struct.unpack(">I", data[8:12])[0]
+    frame = 24 + page_size
+    frames = (len(data) - 32) // frame
+    assert frames >= 4, frames
+    offset = 32 + (frames // 2) * frame + 24 + page_size // 2
+    data[offset] ^= 0xFF
+    wal.write_bytes(bytes(data))

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import time
 from collections.abc import Iterator
 from contextlib import closing
 from pathlib import Path
@@ -16,8 +17,10 @@ import pytest
 
 from mpc_gateway.audit.log import AuditEvent
 from mpc_gateway.cli.app import app
+from mpc_gateway.client import HealthClient, tls_from_pki
 from mpc_gateway.devnet.localnet import LocalConsortium
-from mpc_gateway.errors import IntegrityError
+from mpc_gateway.errors import StorageUnavailableError
+from tests.audit.helpers import damage_wal_frame
 from tests.audit.witnesses import entry_count, erase_tail, snapshot
 from tests.e2e.conftest import client_for, start_consortium
 from tests.e2e.test_audit import Outcome, runner
@@ -83,6 +86,30 @@ def restart(consortium: LocalConsortium, name: str, replace_log: Path | None = N
     consortium.wait_healthy(timeout_s=120.0, names=[name])
 
 
+def halted_on_start(consortium: LocalConsortium) -> str:
+    """Start the gateway on its edited file; why it halted its log (health NOT_SERVING)."""
+    consortium.start_gateway()
+    deadline = time.monotonic() + 60.0
+    while time.monotonic() < deadline:
+        assert consortium.processes["gateway"].poll() is None, "the gateway exited"
+        text = consortium.log_path("gateway").read_text(errors="replace")
+        lines = [line for line in text.splitlines() if line.endswith(HALTED)]
+        if lines:
+            break
+        time.sleep(0.2)
+    else:
+        raise AssertionError(
+            f"the gateway did not halt its log; see {consortium.log_path('gateway')}"
+        )
+    tls = tls_from_pki(consortium.files.pki_dir, "auditor/audrey")
+    with HealthClient(consortium.files.gateway_address, tls, timeout_s=5.0) as probe:
+        assert probe.status() == "NOT_SERVING"
+    return lines[-1][lines[-1].index("the audit log") :]
+
+
+HALTED = "no query is taken until the newest copy of the log file is restored"
+
+
 def missing_outcome(name: str, query_id: str) -> str:
     return f"✗ node {name} completed query {query_id} (short lane, epoch"
 
@@ -106,18 +133,25 @@ def test_a_tail_erased_from_the_gateways_log_is_caught_before_and_after_a_restar
         assert "but the gateway's log has no outcome for it" in cut.output
     assert "✗ gateway log" not in cut.output  # the cut log is valid on its own
 
-    restart(consortium, "gateway")  # it carries on from the cut file
-    # every node refuses to witness a release in a log that does not extend what it cosigned,
-    # so the next query is caught at once (and nothing is handed over) ...
-    with pytest.raises(IntegrityError, match="cosigned: its log was rewritten"):
+    # restarted on the cut file, the gateway hears from the nodes, as its sessions open, which
+    # checkpoints they cosigned: its log no longer holds them, so it takes no query at all
+    # (every node would refuse to witness a release in a log that does not extend them) ...
+    problem = halted_on_start(consortium)
+    assert "but node" in problem or "entries are not those node" in problem, problem
+    with pytest.raises(StorageUnavailableError) as refused:
         run_query(consortium)
+    assert refused.value.public_message.endswith(f": {problem}")
     # ... and the heads the nodes recorded, and the releases they cosigned, do not endorse it
-    endorsed = verify(consortium, tmp_path / "second.json")
+    # (read from the file: a halted log cannot record an auditor reading it either)
+    on_file = ("--db", str(gateway_db(consortium)))
+    endorsed = verify(consortium, tmp_path / "second.json", *on_file)
     assert endorsed.exit_code == 3, endorsed.output
     for name in consortium.files.nodes:
         assert f"✗ node {name} cosigned the release of query {cut_query}" in endorsed.output
         assert f"split view: node '{name}' holds a head" in endorsed.output
-    as_json = runner.invoke(app, verify_args(consortium, tmp_path / "third.json", "--json"))
+    as_json = runner.invoke(
+        app, verify_args(consortium, tmp_path / "third.json", "--json", *on_file)
+    )
     report = json.loads(as_json.stdout)  # the JSON alone on stdout; the error line on stderr
     assert as_json.exit_code == 3 and report["ok"] is False
     cosigned = [p for p in report["problems"] if f"cosigned the release of query {cut_query}" in p]
@@ -160,3 +194,28 @@ def test_a_witness_log_restored_from_an_older_copy_or_emptied_is_caught(
         f"✗ node bank-a log: the log holds 0 entries, fewer than the size {bank_a['size']} of "
         "the last head you saw: entries were removed"
     ) in emptied.output
+
+
+def test_a_write_ahead_log_damaged_in_a_crash_halts_the_gateway_instead_of_failing_releases(
+    consortium: LocalConsortium, tmp_path: Path
+) -> None:
+    released = [run_query(consortium) for _ in range(3)]
+    consortium.kill("gateway")  # a crash: the newest entries are still in the write-ahead log
+    damage_wal_frame(Path(f"{gateway_db(consortium)}-wal"))
+    copy = snapshot(gateway_db(consortium), tmp_path / "as-sqlite-reads-it.sqlite")
+    with pytest.raises(AssertionError, match="no result.released entry"):  # silently gone
+        first_entry_of(copy, "result.released", released[-1])
+
+    problem = halted_on_start(consortium)
+    assert "(a restored older copy, a damaged write-ahead log or an edit)" in problem
+    with pytest.raises(StorageUnavailableError) as refused:
+        run_query(consortium)
+    assert refused.value.public_message.endswith(f": {problem}")
+    for name in consortium.files.nodes:  # no node was asked to compute anything more
+        with closing(sqlite3.connect(node_db(consortium, name))) as db:
+            orders = [
+                json.loads(d)["query_id"]
+                for (d,) in db.execute("SELECT data FROM entries")
+                if json.loads(d)["kind"] == "order.received"
+            ]
+        assert orders[-1] == released[-1], (name, orders)

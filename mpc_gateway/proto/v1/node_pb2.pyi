@@ -426,17 +426,23 @@ class SessionReply(_message.Message):
 
     EPOCH_FIELD_NUMBER: _builtins.int
     LANE_FIELD_NUMBER: _builtins.int
+    COSIGNED_CHECKPOINT_FIELD_NUMBER: _builtins.int
     epoch: _builtins.int
     lane: _builtins.str
+    cosigned_checkpoint: _builtins.str
+    """the gateway checkpoint this node cosigned last, as the gateway signed it ("" if none):
+    a gateway whose log does not hold it lost entries the nodes witnessed
+    """
     def __init__(
         self,
         *,
         epoch: _builtins.int = ...,
         lane: _builtins.str = ...,
+        cosigned_checkpoint: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["epoch", b"epoch", "lane", b"lane"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["cosigned_checkpoint", b"cosigned_checkpoint", "epoch", b"epoch", "lane", b"lane"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
