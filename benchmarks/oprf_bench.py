@@ -38,6 +38,7 @@ from mpc_gateway.devnet.synth import national_id
 from mpc_gateway.oprf import (
     Answer,
     blind,
+    check_points,
     evaluate,
     finish,
     joint_key,
@@ -54,7 +55,7 @@ NODES, T = 3, 1
 
 def _node(share: int, points: list[bytes]) -> Answer:
     """A node's work on a request: raise every point, prove it used its share."""
-    answers = [evaluate(share, p) for p in points]
+    answers = evaluate(share, check_points(points))
     return Answer(answers, prove(share, points, answers))
 
 

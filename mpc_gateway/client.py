@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import grpc
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
@@ -46,9 +47,11 @@ from mpc_gateway.errors import (
 from mpc_gateway.oprf import (
     MAX_POINTS,
     Answer,
+    Blinded,
     PublicKey,
     blind,
     finish,
+    normal_id,
     read_key_statement,
     sign_request,
 )
@@ -244,33 +247,57 @@ class GatewayClient(ComputationCalls, ServiceClient):
         """The pseudonyms of ``national_ids`` under the nodes' joint key (:mod:`mpc_gateway.oprf`).
 
         Each id is blinded here: the gateway and the nodes see uniform group points
-        only. Sent in requests of at most ``MAX_POINTS`` ids. Every node's answers are
+        only. Sent in requests of at most ``MAX_POINTS`` ids, the next one sent before
+        this client finishes the last, so the nodes evaluate while it unblinds; every id
+        is checked before the first is sent, so a bad id in a later request cannot fail
+        the call after earlier requests spent their allowance. Every node's answers are
         checked with its proof against the key's public values, which every node signed
         (a node that used a wrong share, or answers replaced on the way, are caught).
         """
         why = self.purpose if purpose is None else purpose
+        normal = [normal_id(x) for x in national_ids]
         out: list[str] = []
-        for start in range(0, len(national_ids), MAX_POINTS):
-            blinded = [blind(x) for x in national_ids[start : start + MAX_POINTS]]
-            points = [b.point for b in blinded]
-            request = gateway_pb2.PseudonymRequest(points=points, purpose=why)
-            if self.signer is not None:  # unsigned, the gateway says why it refuses
-                signed = sign_request(self._identity, *self.signer, why, points)
-                request.signed.body = signed.body
-                request.signed.signature = signed.signature
-                request.signed.signing_certificate = signed.certificate
-            reply = self._call(self._stub.Pseudonymise, request)
-            try:
-                public = _signed_key(reply, self._ca, self._verified, self._identity.trust_domain)
-                if public not in self._keys:
-                    public.check()
-                    self._keys.add(public)
-                answers = {a.party: Answer(a.points, a.proof) for a in reply.answers}
-                out += finish(blinded, answers, public)
-            except IntegrityError as err:
-                err.query_id = reply.query_id
-                raise
+        waiting: tuple[list[Blinded], grpc.Future[Any]] | None = None
+        try:
+            for start in range(0, len(national_ids), MAX_POINTS):
+                blinded = [blind(x) for x in normal[start : start + MAX_POINTS]]
+                sent = self._send(self._stub.Pseudonymise, self._pseudonym_request(blinded, why))
+                previous, waiting = waiting, (blinded, sent)
+                if previous is not None:
+                    out += self._unblinded(*previous)
+            if waiting is not None:
+                out += self._unblinded(*waiting)
+        except BaseException:
+            if waiting is not None:  # the next request is not left running unread
+                waiting[1].cancel()
+            raise
         return out
+
+    def _pseudonym_request(
+        self, blinded: Sequence[Blinded], purpose: str
+    ) -> gateway_pb2.PseudonymRequest:
+        points = [b.point for b in blinded]
+        request = gateway_pb2.PseudonymRequest(points=points, purpose=purpose)
+        if self.signer is not None:  # unsigned, the gateway says why it refuses
+            signed = sign_request(self._identity, *self.signer, purpose, points)
+            request.signed.body = signed.body
+            request.signed.signature = signed.signature
+            request.signed.signing_certificate = signed.certificate
+        return request
+
+    def _unblinded(self, blinded: Sequence[Blinded], sent: grpc.Future[Any]) -> list[str]:
+        """The pseudonyms of one request's ids, once its answers' proofs check out."""
+        reply = self._reply(sent)
+        try:
+            public = _signed_key(reply, self._ca, self._verified, self._identity.trust_domain)
+            if public not in self._keys:
+                public.check()
+                self._keys.add(public)
+            answers = {a.party: Answer(a.points, a.proof) for a in reply.answers}
+            return finish(blinded, answers, public)
+        except IntegrityError as err:
+            err.query_id = reply.query_id
+            raise
 
     # --- queries that needed approval --------------------------------------------------------
 

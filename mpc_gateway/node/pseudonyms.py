@@ -39,6 +39,7 @@ from mpc_gateway.errors import (
 from mpc_gateway.oprf import (
     MAX_POINTS,
     REQUESTED,
+    CheckedPoints,
     KeyShare,
     SignedRequest,
     check_points,
@@ -65,6 +66,16 @@ class KeyIdentity:
     statement: bytes
     signature: bytes
     signing_certificate: bytes
+
+
+@dataclass(frozen=True)
+class _Admitted:
+    """A request that passed every check: its points, checked, who asked, and the digests."""
+
+    points: CheckedPoints
+    requester: str
+    points_sha256: str
+    request_sha256: str
 
 
 @dataclass(frozen=True)
@@ -120,7 +131,7 @@ class Evaluator:
     ) -> Evaluated:
         """This node's answers, once every check passed; refusals are witnessed too."""
         try:
-            requester, digest, request_digest = self._admit(query_id, evidence, points, signed)
+            admitted = self._admit(query_id, evidence, points, signed)
         except GatewayError as err:
             err.query_id = err.query_id or query_id
             reason = err.public_message[:2000]
@@ -137,16 +148,16 @@ class Evaluator:
                 "pseudonyms.evaluated",
                 "contributed",
                 len(points),
-                requester=requester,
-                points_sha256=digest,
-                request_sha256=request_digest,
+                requester=admitted.requester,
+                points_sha256=admitted.points_sha256,
+                request_sha256=admitted.request_sha256,
                 gateway_checkpoint=evidence.checkpoint,
                 request_index=evidence.index,
             )
-            answers = [evaluate(key.share, point) for point in points]
+            answers = evaluate(key.share, admitted.points)
             return Evaluated(key, answers, prove(key.share, points, answers), shown)
         except BaseException:
-            self.usage.release(usage_key("pseudonyms", requester), len(points))
+            self.usage.release(usage_key("pseudonyms", admitted.requester), len(points))
             raise
 
     def _admit(
@@ -155,9 +166,8 @@ class Evaluator:
         evidence: DispatchEvidence,
         points: Sequence[bytes],
         signed: SignedRequest,
-    ) -> tuple[str, str, str]:
-        """The requester, the points' and the signed request's digests, once every check passed
-        and the ids counted."""
+    ) -> _Admitted:
+        """The request, once every check passed and the ids counted."""
         if self.key is None:
             raise ConfigurationError(
                 f"{self.node} holds no share of the pseudonym key: run the key ceremony "
@@ -176,7 +186,7 @@ class Evaluator:
                 f"the points sent are not the {details.get('count')} the gateway logged for "
                 f"query {query_id}"
             )
-        check_points(points)
+        checked = check_points(points)
         requester, purpose = event.actor, str(details.get("purpose", ""))
         issued = check_request(
             signed, self._ca, self._domain, requester, purpose, len(points), digest
@@ -212,7 +222,7 @@ class Evaluator:
                 f"ids a day for {requester}; {len(points)} more would pass it",
                 rule="pseudonyms.daily_limit",
             )
-        return requester, digest, request_digest
+        return _Admitted(checked, requester, digest, request_digest)
 
     def _forget_stale(self) -> None:
         """Once a day, forget the requests too old to be fresh (issued before yesterday)."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import NewType
 
 from nacl.exceptions import RuntimeError as NaclRuntimeError
 
@@ -19,10 +20,12 @@ __all__ = [
     "REQUESTED",
     "Blinded",
     "Answer",
+    "CheckedPoints",
     "blind",
     "check_points",
     "evaluate",
     "finish",
+    "normal_id",
     "points_sha256",
     "pseudonyms_with_key",
 ]
@@ -65,27 +68,37 @@ def _output(normal_id: str, point: bytes) -> str:
     return hashlib.sha256(g.DOMAIN + len(data).to_bytes(4, "big") + data + point).hexdigest()
 
 
+def normal_id(national_id: str) -> str:
+    """The form an id is blinded in; InvalidRequestError for an empty id, or one not UTF-8."""
+    return unicode_text(normalise_national_id(national_id), "a national identifier")
+
+
 def blind(national_id: str) -> Blinded:
-    """The requester's step 1 (raises InvalidRequestError for an empty id, or one not UTF-8)."""
-    normal = unicode_text(normalise_national_id(national_id), "a national identifier")
+    """The requester's step 1 (raises as :func:`normal_id`)."""
+    normal = normal_id(national_id)
     r = g.random_scalar()
     return Blinded(normal, r, g.power(g.hash_to_group(normal), r))
 
 
-def check_points(points: Sequence[bytes]) -> None:
-    """InvalidRequestError unless every point is one of the prime-order subgroup."""
+CheckedPoints = NewType("CheckedPoints", tuple[bytes, ...])
+"""Blinded points that :func:`check_points` found in the prime-order subgroup: the only input
+:func:`evaluate` takes, so a node checks each point once (the check is a third of its work)."""
+
+
+def check_points(points: Sequence[bytes]) -> CheckedPoints:
+    """The points, once each is one of the prime-order subgroup; else InvalidRequestError."""
     for n, point in enumerate(points):
         if not g.is_point(point):
             raise InvalidRequestError(
                 f"blinded national id {n} is not a point of edwards25519's prime-order subgroup"
             )
+    return CheckedPoints(tuple(points))
 
 
-def evaluate(share: int, point: bytes) -> bytes:
-    """A node's step 2: ``point`` raised to its key share, once the point checks out."""
-    check_points([point])
+def evaluate(share: int, points: CheckedPoints) -> list[bytes]:
+    """A node's step 2: each checked point raised to its key share."""
     try:
-        return g.power(point, share)
+        return [g.power(point, share) for point in points]
     except NaclRuntimeError:  # the identity: only for a share of 0, never drawn
         raise InvalidRequestError("a blinded national id maps to the identity") from None
 

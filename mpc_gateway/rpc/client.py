@@ -38,9 +38,23 @@ class ServiceClient:
         try:
             return method(request, timeout=self.timeout_s)
         except grpc.RpcError as err:
-            raise _handshake_error(
-                error_from_rpc(err, self._peer), self._peer, self._certificate
-            ) from None
+            raise self._error(err) from None
+
+    def _send(self, method: Any, request: Any) -> grpc.Future[Any]:
+        """The call, sent without waiting: so a client works on one reply while the server
+        computes the next (:meth:`_reply` waits for it)."""
+        sent: grpc.Future[Any] = method.future(request, timeout=self.timeout_s)
+        return sent
+
+    def _reply(self, sent: grpc.Future[Any]) -> Any:
+        """A sent call's reply, raising as :meth:`_call` does."""
+        try:
+            return sent.result()
+        except grpc.RpcError as err:
+            raise self._error(err) from None
+
+    def _error(self, err: grpc.RpcError) -> GatewayError:
+        return _handshake_error(error_from_rpc(err, self._peer), self._peer, self._certificate)
 
     def close(self) -> None:
         self._channel.close()

@@ -12,12 +12,12 @@ import pytest
 
 from mpc_gateway.client import GatewayClient
 from mpc_gateway.computations.check import CheckOutcome, alert_filter
-from mpc_gateway.errors import IntegrityError
-from mpc_gateway.oprf import joint_key, pseudonyms_with_key, shares_in_one_process
+from mpc_gateway.errors import IntegrityError, InvalidRequestError
+from mpc_gateway.oprf import blind, joint_key, pseudonyms_with_key, shares_in_one_process
 from mpc_gateway.pki import ConsortiumLayout
 from mpc_gateway.policy.models import MAX_BATCH
 from mpc_gateway.proto.v1 import gateway_pb2
-from tests.oprf_nodes import node_answers
+from tests.oprf_nodes import node_answers, relayed_by
 from tests.unit import cli_cases
 from tests.unit.cli_cases import _invoke, _pki, _write
 from tests.unit.test_cli_risk import Recorder, _released, gateway
@@ -67,14 +67,12 @@ def test_national_ids_are_pseudonymised_blinded_before_anything_is_sent(
     keys = shares_in_one_process(3, 1)
     sent: list[gateway_pb2.PseudonymRequest] = []
 
-    def nodes(
-        client: GatewayClient, method: object, request: gateway_pb2.PseudonymRequest
-    ) -> object:
+    def nodes(request: gateway_pb2.PseudonymRequest) -> gateway_pb2.PseudonymReply:
         sent.append(request)  # as the gateway relays it: every node raises every point
         answers = node_answers(layout, keys, request.points)
         return gateway_pb2.PseudonymReply(query_id="q" * 32, threshold=1, answers=answers)
 
-    monkeypatch.setattr(GatewayClient, "_call", nodes)
+    monkeypatch.setattr(GatewayClient, "_send", relayed_by(nodes))
     ids = _write(tmp_path / "ids.txt", "NID-000000001\n# a comment\nNID-000000002\n")
     gateway.answer = _released(CheckOutcome(["a", "b"], "flagged", [0, 0]))
     result = _invoke("check", "--keys", str(ids), "--national-ids", *_pki(layout))
@@ -95,15 +93,13 @@ def test_answers_whose_key_statement_is_not_the_nodes_own_are_refused(
     Answers = list[gateway_pb2.NodePseudonyms]
     tamper: list[Callable[[Answers, Sequence[bytes]], None]] = []
 
-    def nodes(
-        client: GatewayClient, method: object, request: gateway_pb2.PseudonymRequest
-    ) -> object:
+    def nodes(request: gateway_pb2.PseudonymRequest) -> gateway_pb2.PseudonymReply:
         answers = node_answers(layout, keys, request.points)
         for change in tamper:
             change(answers, request.points)
         return gateway_pb2.PseudonymReply(query_id="q" * 32, threshold=1, answers=answers)
 
-    monkeypatch.setattr(GatewayClient, "_call", nodes)
+    monkeypatch.setattr(GatewayClient, "_send", relayed_by(nodes))
     client = GatewayClient.from_pki(layout.root, "analyst/alice", "127.0.0.1:1", purpose="t")
     assert client.pseudonyms(["NID-1"]) == pseudonyms_with_key(["NID-1"], joint_key(keys))
 
@@ -137,6 +133,39 @@ def test_answers_whose_key_statement_is_not_the_nodes_own_are_refused(
         with pytest.raises(IntegrityError, match=message) as err:
             client.pseudonyms(["NID-1"])
         assert err.value.query_id == "q" * 32
+
+
+def test_many_ids_go_in_requests_each_sent_before_the_last_is_unblinded_and_stay_in_order(
+    layout: ConsortiumLayout, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    keys = shares_in_one_process(3, 1)
+    ids = [f"NID-{n}" for n in range(5)]
+    events: list[str] = []
+    replaced: list[int] = []  # requests whose answers a gateway swaps for another's
+
+    def nodes(request: gateway_pb2.PseudonymRequest) -> gateway_pb2.PseudonymReply:
+        n = len([e for e in events if e.startswith("read")]) - 1
+        points = [blind("NID-other").point] * len(request.points) if n in replaced else None
+        answers = node_answers(layout, keys, points or request.points)
+        return gateway_pb2.PseudonymReply(query_id=f"{n:032d}", threshold=1, answers=answers)
+
+    monkeypatch.setattr("mpc_gateway.client.MAX_POINTS", 2)
+    monkeypatch.setattr(GatewayClient, "_send", relayed_by(nodes, events))
+    client = GatewayClient.from_pki(layout.root, "analyst/alice", "127.0.0.1:1", purpose="t")
+    assert client.pseudonyms(ids) == pseudonyms_with_key(ids, joint_key(keys))
+    assert events == ["sent 0", "sent 1", "read 0", "sent 2", "read 1", "read 2"]
+
+    events.clear()
+    replaced.append(0)  # the first request's answers are not for its points: nothing returns
+    with pytest.raises(IntegrityError, match="do not prove") as err:
+        client.pseudonyms(ids)
+    assert err.value.query_id == f"{0:032d}"
+    assert events == ["sent 0", "sent 1", "read 0", "cancelled 1"]  # and no third is sent
+
+    events.clear()
+    with pytest.raises(InvalidRequestError, match="empty national identifier"):
+        client.pseudonyms([*ids, " - "])  # found before the first request spends allowance
+    assert events == []
 
 
 def test_a_check_without_keys_or_with_two_questions_is_refused_before_anything_is_sent(

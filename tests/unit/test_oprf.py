@@ -17,6 +17,7 @@ from mpc_gateway.oprf import (
     L,
     PublicKey,
     blind,
+    check_points,
     check_share,
     combine_deals,
     deal,
@@ -40,7 +41,7 @@ NODES = ("bank-a", "bank-b", "broker-c")
 def _answer(share: int, blinded: list[Blinded]) -> Answer:
     """What a node sends: every point raised to its share, and its proof."""
     points = [b.point for b in blinded]
-    answers = [evaluate(share, p) for p in points]
+    answers = evaluate(share, check_points(points))
     return Answer(answers, prove(share, points, answers))
 
 
@@ -107,7 +108,7 @@ def test_blinded_ids_are_fresh_and_nodes_refuse_what_is_not_a_group_point() -> N
     assert blind(IDS[0]).point != blind(IDS[0]).point  # a node cannot link two requests
     for bad in (bytes(32), b"\x01" * 31, b"\xff" * 32):  # small order, short, not on the curve
         with pytest.raises(InvalidRequestError, match="prime-order subgroup"):
-            evaluate(keys[0].share, bad)
+            evaluate(keys[0].share, check_points([bad]))
     with pytest.raises(InvalidRequestError, match="empty"):
         blind(" - ")
 
