@@ -46,8 +46,15 @@ class Script:
         self.go = threading.Event()
         self.batches: list[list[ExecutionOrder]] = []  # as party 0 received them
         self.aborts: list[tuple[str, int]] = []
+        self.opened: list[tuple[str, int]] = []  # sessions opened, as party 0 saw them
         self.fail: dict[int, Any] = {}  # party -> what it raises for a batch, given its orders
         self.lock = threading.Lock()
+        self.changed = threading.Condition(self.lock)
+
+    def wait_until(self, done: Any, timeout_s: float = 10.0) -> bool:
+        """Whether ``done()`` held within ``timeout_s`` (aborts and reopenings are not awaited)."""
+        with self.changed:
+            return self.changed.wait_for(done, timeout_s)
 
 
 class PartyNode(node_pb2_grpc.NodeServiceServicer):
@@ -82,12 +89,17 @@ class PartyNode(node_pb2_grpc.NodeServiceServicer):
 
     def AbortSession(self, request: Any, context: grpc.ServicerContext) -> Any:
         if self.index == 0:
-            with self.script.lock:
+            with self.script.changed:
                 self.script.aborts.append((request.lane, request.epoch))
+                self.script.changed.notify_all()
         return node_pb2.AbortReply()
 
     def OpenSession(self, request: Any, context: grpc.ServicerContext) -> Any:
         order = SessionOrder.from_bytes(request.order)
+        if self.index == 0:
+            with self.script.changed:
+                self.script.opened.append((order.lane, order.epoch))
+                self.script.changed.notify_all()
         return node_pb2.SessionReply(epoch=order.epoch, lane=order.lane)
 
 
@@ -152,7 +164,12 @@ def test_a_node_failing_a_batch_fails_every_query_in_it_naming_each(
         assert isinstance(err, DeadlineExceededError), err
         assert "did not finish" in err.public_message
         assert err.query_id == query_id
-    assert len(script.aborts) == 1  # the lane's session is torn down once, for the batch
+    # The abort goes out without the queries waiting for it; the lane's next
+    # session opens only once every node answered it, so by then all have arrived.
+    assert script.wait_until(lambda: bool(script.opened)), "the lane was never reopened"
+    assert [lane for lane, _ in script.aborts] == ["short"]  # torn down once, for the batch
+    (lane, epoch), (_, aborted) = script.opened[0], script.aborts[0]
+    assert lane == "short" and epoch > aborted  # then the lane's next session opened
 
 
 def test_a_member_one_node_refuses_fails_alone_and_the_others_run_without_it(
