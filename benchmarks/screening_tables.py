@@ -34,7 +34,7 @@ def watchlist_table(entries: list[dict[str, Any]]) -> Table:
 
 
 def oprf_table(entries: list[dict[str, Any]]) -> Table:
-    title = "8. Persons' pseudonyms under the nodes' joint key (m = 3, t = 1), CPU per id (µs)"
+    title = "8. Persons' pseudonyms under the nodes' joint key (m = 3, t = 1), time per id (µs)"
     table = Table(title=title)
     table.add_column("case")
     columns = ("blind", "evaluate", "finish", "HMAC, one key", "OPRF/HMAC", "1M: requester, node")

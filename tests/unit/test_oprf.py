@@ -31,10 +31,12 @@ from mpc_gateway.oprf import (
     shares_in_one_process,
 )
 from mpc_gateway.oprf.ceremony import _info, combine_ceremony, write_deal
+from mpc_gateway.oprf.protocol import _SIDE_BY_SIDE
 from mpc_gateway.pki import Identity, init_consortium
 from mpc_gateway.pki.receiver import load_receiver_key, open_sealed
 
 IDS = ["NID-000000042", "NID-000000043"]
+MANY = [f"NID-{i:09d}" for i in range(_SIDE_BY_SIDE + 2)]  # finished on the pool
 NODES = ("bank-a", "bank-b", "broker-c")
 
 
@@ -59,12 +61,18 @@ def test_any_t_plus_1_nodes_give_the_pseudonyms_of_the_joint_key() -> None:
     # a national id is normalised as the institutions write it
     one = [blind("nid 000000042")]
     assert finish(one, _answers(keys, (1, 2, 3), one), keys[4].public) == expected[:1]
+    # many ids are finished side by side on a pool, in slices: each id keeps its place
+    blinded = [blind(x) for x in MANY]
+    assert finish(blinded, _answers(keys, (2, 4, 5), blinded), keys[0].public) == (
+        pseudonyms_with_key(MANY, joint_key(keys[2:]))
+    )
 
 
-def test_t_nodes_are_not_enough_and_a_wrong_or_replaced_answer_is_caught() -> None:
+@pytest.mark.parametrize("ids", [IDS, MANY], ids=["in the calling thread", "on the pool"])
+def test_t_nodes_are_not_enough_and_a_wrong_or_replaced_answer_is_caught(ids: list[str]) -> None:
     keys = shares_in_one_process(3, 1)
     public = keys[0].public
-    blinded = [blind(x) for x in IDS]
+    blinded = [blind(x) for x in ids]
     with pytest.raises(IntegrityError, match="t \\+ 1 = 2"):
         finish(blinded, _answers(keys, (1,), blinded), public)
     answers = _answers(keys, (1, 2), blinded)  # only t + 1 answer: each is still checked
@@ -79,16 +87,16 @@ def test_t_nodes_are_not_enough_and_a_wrong_or_replaced_answer_is_caught() -> No
     ):
         with pytest.raises(IntegrityError, match="party 2's answers do not prove"):
             finish(blinded, {1: answers[1], 2: forged}, public)
-    with pytest.raises(IntegrityError, match="answered 1 of 2"):
+    with pytest.raises(IntegrityError, match=f"answered 1 of {len(ids)}"):
         finish(blinded, {1: answers[1], 2: Answer(honest.points[:1], honest.proof)}, public)
     # with a third node, one wrong answer is outvoted: the two that prove theirs give the result
     three = {**answers, 3: _answer(keys[2].share, blinded)}
-    assert finish(blinded, three, public) == pseudonyms_with_key(IDS, joint_key(keys))
+    assert finish(blinded, three, public) == pseudonyms_with_key(ids, joint_key(keys))
     three[1] = Answer(honest.points, honest.proof)  # party 1 now sends party 2's answers
     with pytest.raises(IntegrityError, match="party 1, 2's answers do not prove"):
         finish(blinded, three, public)
     assert finish(blinded, {1: answers[1], 2: honest}, public) == pseudonyms_with_key(
-        IDS, joint_key(keys)
+        ids, joint_key(keys)
     )
 
 
