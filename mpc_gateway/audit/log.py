@@ -179,11 +179,11 @@ class AuditLog(ABC):
         For a log that lost what a witness holds: every later write is a
         :class:`StorageUnavailableError` with ``problem``, watchers hear it as a
         storage problem, and no recheck clears it; only a restart on a restored
-        store does.
+        store does. A log halted already keeps its first reason.
         """
         with self._lock:
-            self._halted = problem
-            self._storage_state(problem)
+            self._halted = self._halted or problem
+            self._storage_state(self._halted)
 
     def _refuse_if_halted(self) -> None:
         if self._halted is not None:

@@ -225,16 +225,22 @@ def witnessed_by(audit: AuditTrail) -> Callable[[str, str], None]:
     """The dispatcher's ``on_session``: the log must hold what each node cosigned last.
 
     One that does not is halted (:meth:`AuditTrail.check_witnessed`): health turns
-    NOT_SERVING and every query is UNAVAILABLE, saying why.
+    NOT_SERVING and every query is UNAVAILABLE, saying why. Each node answers once per
+    lane: what it reports is logged once.
     """
+    reported: set[str] = set()
+    lock = threading.Lock()  # the lanes' sessions open side by side
 
     def check(node: str, cosigned: str) -> None:
         try:
-            problem = audit.check_witnessed(f"node {node}", cosigned)
+            problem, level = audit.check_witnessed(f"node {node}", cosigned), logging.ERROR
         except IntegrityError as err:
-            log.warning("node %s reports a checkpoint the gateway did not sign: %s", node, err)
-            return
-        if problem is not None:
-            log.error("%s", problem)
+            problem = f"node {node} reports a checkpoint the gateway did not sign: {err}"
+            level = logging.WARNING
+        with lock:
+            if problem is None or problem in reported:
+                return
+            reported.add(problem)
+        log.log(level, "%s", problem)
 
     return check

@@ -7,6 +7,7 @@ perfectly consistent log (shown here on a real file).
 
 from __future__ import annotations
 
+import logging
 import shutil
 from pathlib import Path
 
@@ -18,6 +19,7 @@ from mpc_gateway.audit.memory import InMemoryAuditLog
 from mpc_gateway.audit.sqlite import SqliteAuditLog
 from mpc_gateway.audit.trail import AuditTrail
 from mpc_gateway.errors import IntegrityError, StorageUnavailableError
+from mpc_gateway.gateway.recovery import witnessed_by
 from tests.audit.helpers import ORIGIN, StepClock, damage_wal_frame, fill, fixed_key, make_event
 
 WITNESS = "node bank-a"
@@ -77,6 +79,43 @@ def test_a_checkpoint_the_log_did_not_sign_blames_the_witness_and_halts_nothing(
         AuditTrail(ours).check_witnessed(WITNESS, other.signed_tree_head())
     ours.append(make_event(2))
     assert ours.storage_problem is None
+
+
+def test_each_node_reports_once_per_lane_and_the_first_reason_stays(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    cosigned = _log(fixed_key(7))
+    fill(cosigned, 6)
+    note = cosigned.signed_tree_head()
+    stranger = _log(fixed_key(9))
+    fill(stranger, 1)
+    restored = _log(fixed_key(7))
+    fill(restored, 4)
+    heard: list[str | None] = []
+    restored.watch_storage(heard.append)
+    check = witnessed_by(AuditTrail(restored))
+
+    with caplog.at_level(logging.WARNING, logger="mpc_gateway.gateway.recovery"):
+        for _lane in ("short", "long"):  # every node answers as each lane's session opens
+            check("bank-a", note)
+            check("bank-b", note)
+            check("broker-c", stranger.signed_tree_head())
+
+    said = [(r.levelno, r.getMessage().split(":")[0]) for r in caplog.records]
+    assert said == [
+        (
+            logging.ERROR,
+            "the audit log holds 4 entries, but node bank-a cosigned its checkpoint at size 6",
+        ),
+        (
+            logging.ERROR,
+            "the audit log holds 4 entries, but node bank-b cosigned its checkpoint at size 6",
+        ),
+        (logging.WARNING, "node broker-c reports a checkpoint the gateway did not sign"),
+    ]
+    first = caplog.records[0].getMessage()
+    assert heard == [None, first]  # health heard one problem: the first node's
+    _assert_halted(restored, first)
 
 
 def test_a_damaged_write_ahead_log_reopens_shorter_and_is_halted(tmp_path: Path) -> None:
