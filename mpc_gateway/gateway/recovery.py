@@ -225,8 +225,8 @@ def witnessed_by(audit: AuditTrail) -> Callable[[str, str], None]:
     """The dispatcher's ``on_session``: the log must hold what each node cosigned last.
 
     One that does not is halted (:meth:`AuditTrail.check_witnessed`): health turns
-    NOT_SERVING and every query is UNAVAILABLE, saying why. Each node answers once per
-    lane: what it reports is logged once.
+    NOT_SERVING and every query is UNAVAILABLE, saying why (the first report). Each node
+    answers once per lane: what it reports is logged once.
     """
     reported: set[str] = set()
     lock = threading.Lock()  # the lanes' sessions open side by side
@@ -234,6 +234,8 @@ def witnessed_by(audit: AuditTrail) -> Callable[[str, str], None]:
     def check(node: str, cosigned: str) -> None:
         try:
             problem, level = audit.check_witnessed(f"node {node}", cosigned), logging.ERROR
+            if problem is not None and problem != audit.log.storage_problem:
+                problem += "; the log was halted already"  # for another node's report
         except IntegrityError as err:
             problem = f"node {node} reports a checkpoint the gateway did not sign: {err}"
             level = logging.WARNING

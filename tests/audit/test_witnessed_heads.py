@@ -101,6 +101,10 @@ def test_each_node_reports_once_per_lane_and_the_first_reason_stays(
             check("bank-b", note)
             check("broker-c", stranger.signed_tree_head())
 
+    first = caplog.records[0].getMessage()
+    assert heard == [None, first]  # health heard one problem: the first node's
+    _assert_halted(restored, first)
+    assert caplog.records[1].getMessage().endswith("; the log was halted already")
     said = [(r.levelno, r.getMessage().split(":")[0]) for r in caplog.records]
     assert said == [
         (
@@ -113,9 +117,6 @@ def test_each_node_reports_once_per_lane_and_the_first_reason_stays(
         ),
         (logging.WARNING, "node broker-c reports a checkpoint the gateway did not sign"),
     ]
-    first = caplog.records[0].getMessage()
-    assert heard == [None, first]  # health heard one problem: the first node's
-    _assert_halted(restored, first)
 
 
 def test_a_damaged_write_ahead_log_reopens_shorter_and_is_halted(tmp_path: Path) -> None:
