@@ -173,17 +173,18 @@ class AuditLog(ABC):
         """Why the last write failed (a full disk, ...), or None once writes succeed."""
         return self._storage_problem
 
-    def halt(self, problem: str) -> None:
+    def halt(self, problem: str) -> str:
         """Take no entry and sign no head any more, for good: ``problem`` says why.
 
         For a log that lost what a witness holds: every later write is a
         :class:`StorageUnavailableError` with ``problem``, watchers hear it as a
         storage problem, and no recheck clears it; only a restart on a restored
-        store does. A log halted already keeps its first reason.
+        store does. A log halted already keeps its first reason; returns the reason kept.
         """
         with self._lock:
             self._halted = self._halted or problem
             self._storage_state(self._halted)
+            return self._halted
 
     def _refuse_if_halted(self) -> None:
         if self._halted is not None:

@@ -103,8 +103,9 @@ class AuditTrail:
         log (SQLite drops every frame after a bad checksum, silently) no longer holds
         what its witnesses cosigned, and they cosign nothing that does not extend it:
         no result could be released any more, so the log takes no write at all
-        (:meth:`AuditLog.halt`). Returns why, or None. A note this log did not sign
-        (``""``: none yet) is an :class:`IntegrityError` of the witness, not of the log.
+        (:meth:`AuditLog.halt`). Returns why (saying so if another report halted it
+        first), or None. A note this log did not sign (``""``: none yet) is an
+        :class:`IntegrityError` of the witness, not of the log.
         """
         if not note:
             return None
@@ -127,7 +128,8 @@ class AuditTrail:
             " (a restored older copy, a damaged write-ahead log or an edit); no query is "
             "taken until the newest copy of the log file is restored"
         )
-        log.halt(problem)
+        if log.halt(problem) != problem:  # another witness's report halted it first
+            problem += "; the log was halted already"
         return problem
 
     def close(self) -> None:

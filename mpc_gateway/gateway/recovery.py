@@ -234,8 +234,6 @@ def witnessed_by(audit: AuditTrail) -> Callable[[str, str], None]:
     def check(node: str, cosigned: str) -> None:
         try:
             problem, level = audit.check_witnessed(f"node {node}", cosigned), logging.ERROR
-            if problem is not None and problem != audit.log.storage_problem:
-                problem += "; the log was halted already"  # for another node's report
         except IntegrityError as err:
             problem = f"node {node} reports a checkpoint the gateway did not sign: {err}"
             level = logging.WARNING
