@@ -159,6 +159,10 @@ class AuditLog(ABC):
     def _read_tree_heads(self) -> list[str]:
         """Every stored tree head note, in signing order."""
 
+    @abstractmethod
+    def _replace_tree_head(self, size: int, stored: str, note: str) -> bool:
+        """Store ``note`` in place of the stored head ``stored`` of ``size``; False: none."""
+
     def _probe_write(self) -> None:
         """Write something that is no entry, reporting the result (a store that can fail)."""
         self._storage_state(None)
@@ -296,6 +300,23 @@ class AuditLog(ABC):
         """Every tree head this log has signed, oldest first."""
         with self._lock:
             return self._read_tree_heads()
+
+    def add_cosignatures(self, checkpoint: str, note: str) -> None:
+        """Keep ``note``, a head this log signed (``checkpoint``) with witnesses' cosignatures
+        added, as that head: it is still the same head, now with the cosignatures it gathered.
+
+        ``checkpoint`` must be stored as is; the lines added must be signature lines,
+        but are not verified here (whoever relies on one checks it). Inside a
+        non-durable :meth:`batch` this costs no fsync.
+        """
+        body, _ = parse_note(note)
+        if not note.startswith(checkpoint) or parse_note(checkpoint)[0] != body:
+            raise IntegrityError("a cosigned checkpoint must be the signed one with lines added")
+        size = parse_checkpoint(body).size
+        with self._lock:
+            self._refuse_if_halted()
+            if not self._replace_tree_head(size, checkpoint, note):
+                raise IntegrityError(f"this log stores no such head at size {size}")
 
     # --- internals -----------------------------------------------------------------
 

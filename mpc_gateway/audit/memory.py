@@ -54,3 +54,9 @@ class InMemoryAuditLog(AuditLog):
 
     def _read_tree_heads(self) -> list[str]:
         return list(self._heads)
+
+    def _replace_tree_head(self, size: int, stored: str, note: str) -> bool:
+        matches = [i for i, head in enumerate(self._heads) if head == stored]
+        for i in matches:
+            self._heads[i] = note
+        return bool(matches)

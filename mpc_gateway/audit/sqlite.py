@@ -51,6 +51,7 @@ CREATE TABLE IF NOT EXISTS tree_heads (
     timestamp_ms INTEGER NOT NULL,
     note TEXT NOT NULL
 );
+CREATE INDEX IF NOT EXISTS tree_heads_size ON tree_heads (size);
 """
 
 
@@ -129,6 +130,13 @@ class SqliteAuditLog(AuditLog):
                 "INSERT INTO tree_heads (size, timestamp_ms, note) VALUES (?, ?, ?)",
                 (size, timestamp_ms, note),
             )
+
+    def _replace_tree_head(self, size: int, stored: str, note: str) -> bool:
+        with self._transaction():
+            changed = self._db.execute(
+                "UPDATE tree_heads SET note = ? WHERE size = ? AND note = ?", (note, size, stored)
+            ).rowcount
+        return changed > 0
 
     def _read_tree_heads(self) -> list[str]:
         return [row[0] for row in self._db.execute("SELECT note FROM tree_heads ORDER BY rowid")]

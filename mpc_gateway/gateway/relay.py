@@ -15,17 +15,26 @@ no key to open it.
 
 from __future__ import annotations
 
+import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from functools import partial
 from typing import Any
 
-from mpc_gateway.audit.checkpoint import append_signature, parse_checkpoint, parse_note
-from mpc_gateway.audit.evidence import DispatchEvidence
+from cryptography import x509
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+from mpc_gateway.audit.checkpoint import (
+    append_signature,
+    parse_checkpoint,
+    parse_note,
+    verify_cosignature,
+)
+from mpc_gateway.audit.evidence import DispatchEvidence, log_origin
 from mpc_gateway.audit.trail import AuditTrail
 from mpc_gateway.computations import Blocks, Plan
-from mpc_gateway.errors import GatewayError, IntegrityError
+from mpc_gateway.errors import ConfigurationError, GatewayError, IntegrityError
 from mpc_gateway.gateway.batching import Batcher, Queued
 from mpc_gateway.gateway.dispatch import Dispatcher
 from mpc_gateway.gateway.recombine import Dispatched
@@ -39,6 +48,7 @@ from mpc_gateway.query.schema import DatasetSchema
 __all__ = ["Relay", "RELEASE_BATCH"]
 
 _RELEASE_TIMEOUT_S = 10.0
+log = logging.getLogger(__name__)
 RELEASE_BATCH = 32  # releases waiting together share one checkpoint, at most this many
 
 
@@ -82,7 +92,12 @@ class Relay:
         self.signing_certificates = tuple(
             layout.signing_paths(who)[0].read_bytes() for who in signers
         )
-        self._cosigned: dict[str, int] = {}  # per node: the size of our log it cosigned last
+        witnesses = {
+            who.name: (log_origin(layout.trust_domain, "node", who.name), _signing_key(pem))
+            for who, pem in zip(signers[1:], self.signing_certificates[1:], strict=True)
+        }
+        # per node: the size of our log it cosigned last, and that checkpoint with its cosignature
+        self._cosigned = _newest_cosigned(audit.log.tree_heads(), witnesses)
         self._batcher = Batcher(self._release_all, min(batch_max, RELEASE_BATCH), in_flight=1)
 
     def release(
@@ -120,9 +135,10 @@ class Relay:
 
     def _release_all(self, batch: Sequence[_Pending]) -> list[_Pending]:
         """Log every release under one checkpoint, have every node witness it; end each."""
-        for pending in batch:
+        for pending in batch:  # a node further on than we know: what we kept of it was lost
             for name, size in pending.steps[-1].cosigned.items():
-                self._cosigned.setdefault(name, size)
+                if size > self._cosigned.get(name, _NOTHING)[0]:
+                    self._cosigned[name] = (size, "")
         writes = [partial(p.record.released, p.plan, p.public, p.steps, p.total_ms) for p in batch]
         try:
             releases = self.audit.sealed(writes)
@@ -152,12 +168,12 @@ class Relay:
         size = parse_checkpoint(parse_note(checkpoint)[0]).size
 
         def ask(name: str, stub: node_pb2_grpc.NodeServiceStub) -> Any:
-            start = self._cosigned.get(name, 0)
+            start, shown = self._cosigned.get(name, _NOTHING)
             proof = consistency(start, size) if start <= size else []  # a cut log
-            return _ask(stub, batch, releases, start, proof)
+            return _ask(stub, batch, releases, start, proof, shown)
 
         calls = self.dispatcher.calls.every_node(ask)
-        note, shares, failures = checkpoint, [], []
+        note, shares, failures, cosigners = checkpoint, [], [], []
         for name, call in calls:
             try:
                 reply = call.result()
@@ -174,12 +190,29 @@ class Relay:
                     )
                 )
                 continue
-            self._cosigned[name] = reply.cosigned_size
+            cosigners.append((name, reply.cosigned_size))
             note = append_signature(note, reply.cosignature)
             shares.append([SealedShare(reply.node, reply.party_index, c) for c in ciphertexts])
+        self._keep(checkpoint, note, cosigners)
         if failures:
             raise failures[0]
         return note, [tuple(node[i] for node in shares) for i in range(len(batch))]
+
+    def _keep(self, checkpoint: str, note: str, cosigners: Sequence[tuple[str, int]]) -> None:
+        """Remember ``note`` (``checkpoint`` as ``cosigners`` cosigned it); keep it in our log.
+
+        Not synced: a crash may lose it, and the nodes' reports of what they cosigned
+        take its place. A log that cannot keep it loses nothing released.
+        """
+        for name, size in cosigners:
+            self._cosigned[name] = (size, note)
+        if not cosigners:
+            return
+        try:
+            with self.audit.batch(durable=False):
+                self.audit.log.add_cosignatures(checkpoint, note)
+        except GatewayError as err:
+            log.warning("the cosigned checkpoint was not kept: %s", err.public_message)
 
 
 def _ask(
@@ -188,6 +221,7 @@ def _ask(
     releases: Sequence[DispatchEvidence],
     start: int,
     proof: list[bytes],
+    shown: str,
 ) -> Any:
     """One node's release call (blocking): one query alone, or a batch under one checkpoint."""
     if len(batch) == 1:
@@ -200,12 +234,14 @@ def _ask(
             inclusion=release.proof,
             from_size=start,
             consistency=proof,
+            cosigned=shown,
         )
         return stub.Release(request, timeout=_RELEASE_TIMEOUT_S)
     many = node_pb2.ReleaseBatchRequest(
         checkpoint=releases[0].checkpoint,
         from_size=start,
         consistency=proof,
+        cosigned=shown,
         releases=[
             node_pb2.ReleasedEntry(
                 query_id=p.query_id, entry=r.entry, index=r.index, inclusion=r.proof
@@ -214,3 +250,32 @@ def _ask(
         ],
     )
     return stub.ReleaseBatch(many, timeout=_RELEASE_TIMEOUT_S)
+
+
+_NOTHING = (0, "")
+
+
+def _signing_key(pem: bytes) -> Ed25519PublicKey:
+    key = x509.load_pem_x509_certificate(pem).public_key()
+    if not isinstance(key, Ed25519PublicKey):
+        raise ConfigurationError("a node's signing certificate must hold an Ed25519 key")
+    return key
+
+
+def _newest_cosigned(
+    heads: Sequence[str], witnesses: Mapping[str, tuple[str, Ed25519PublicKey]]
+) -> dict[str, tuple[int, str]]:
+    """Per node, the newest of ``heads`` (oldest first) it cosigned: its size, and the note."""
+    found: dict[str, tuple[int, str]] = {}
+    for note in reversed(heads):
+        for name, (key_name, key) in witnesses.items():
+            if name in found:
+                continue
+            try:
+                verify_cosignature(note, key_name, key)
+            except IntegrityError:
+                continue
+            found[name] = (parse_checkpoint(parse_note(note)[0]).size, note)
+        if len(found) == len(witnesses):
+            break
+    return found

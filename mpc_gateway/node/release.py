@@ -16,7 +16,10 @@ witness log, and only then returns the ciphertext. So every release the
 receiver can open is witnessed by every node, and a gateway that later cuts or
 rewrites its log cannot get another checkpoint cosigned: the node's last
 cosigned checkpoint is its witness log's latest ``result.released`` entry, read
-back on start, and never goes back.
+back on start, and never goes back. A witness log that lost its newest releases
+is caught the other way round: the gateway keeps the checkpoints the nodes
+cosigned, and shows each node the newest one bearing its cosignature; a node
+that no longer holds it halts its witness log.
 """
 
 from __future__ import annotations
@@ -38,13 +41,14 @@ from mpc_gateway.audit.checkpoint import (
     parse_checkpoint,
     parse_note,
     verify_checkpoint,
+    verify_cosignature,
 )
 from mpc_gateway.audit.evidence import DispatchEvidence, logged_in
 from mpc_gateway.audit.log import AuditEvent
 from mpc_gateway.audit.merkle import EMPTY_ROOT, verify_consistency
 from mpc_gateway.audit.trail import AuditTrail
 from mpc_gateway.canonical import canonical_bytes
-from mpc_gateway.errors import IntegrityError, InvalidRequestError
+from mpc_gateway.errors import IntegrityError, InvalidRequestError, StorageUnavailableError
 from mpc_gateway.orders import ExecutionOrder
 from mpc_gateway.pki import Identity
 from mpc_gateway.pki.receiver import receiver_public_key, seal, sealing_info
@@ -155,11 +159,16 @@ class Releases:
         return digest, len(ciphertext)
 
     def release(
-        self, query_id: str, evidence: DispatchEvidence, from_size: int, consistency: list[bytes]
+        self,
+        query_id: str,
+        evidence: DispatchEvidence,
+        from_size: int,
+        consistency: list[bytes],
+        cosigned: str = "",
     ) -> Handed:
         """Cosign the checkpoint that logs ``query_id``'s release; hand over its ciphertext."""
         ciphertexts, cosignature, size = self.release_all(
-            [(query_id, evidence)], from_size, consistency
+            [(query_id, evidence)], from_size, consistency, cosigned
         )
         return Handed(ciphertexts[0], cosignature, size)
 
@@ -168,12 +177,15 @@ class Releases:
         releases: Sequence[tuple[str, DispatchEvidence]],
         from_size: int,
         consistency: list[bytes],
+        cosigned: str = "",
     ) -> tuple[list[bytes], str, int]:
         """Cosign the one checkpoint that logs every query's release; hand over each ciphertext.
 
         Each query is checked as if it came alone, before anything is cosigned or handed
         over: one that does not check refuses them all (its query named). Returns the
         ciphertexts, in order, the cosignature and the size of the log it covers.
+        ``cosigned``: the gateway's checkpoint at ``from_size`` with this node's
+        cosignature, as the gateway kept it (see :meth:`_check_extends`).
         """
         notes = {evidence.checkpoint for _, evidence in releases}
         if not releases or len(notes) != 1:
@@ -186,7 +198,7 @@ class Releases:
             head = verify_checkpoint(note, self._gateway_log, self._gateway_key)  # once for all
             for (query_id, evidence), held in zip(releases, checked, strict=True):
                 self._check_logged(query_id, evidence, head, held)
-            self._check_extends(head.size, head.root_hash, from_size, consistency)
+            self._check_extends(head.size, head.root_hash, from_size, consistency, cosigned)
             cosignature = cosign(parse_note(note)[0], int(time.time()), self._name, self._key)
             with self._witness.batch():
                 for (query_id, evidence), held in zip(releases, checked, strict=True):
@@ -239,12 +251,32 @@ class Releases:
                 query_id=query_id,
             )
 
-    def _check_extends(self, size: int, root: bytes, from_size: int, proof: list[bytes]) -> None:
+    def _check_extends(
+        self, size: int, root: bytes, from_size: int, proof: list[bytes], cosigned: str
+    ) -> None:
+        """The checkpoint at ``size`` extends the last one this node cosigned.
+
+        A gateway that starts the proof later than that, showing a checkpoint there
+        with this node's own cosignature on it, shows that this node's witness log
+        lost the newest releases it recorded (a restored older copy, a damaged
+        write-ahead log, an edit): the record of what it witnessed since is gone.
+        The witness log halts (the node takes no order and turns NOT_SERVING)
+        until the newest copy is restored. Anything else shown halts nothing.
+        """
         if size < self._size:
             raise IntegrityError(
                 f"the gateway's checkpoint at size {size} is older than the one at size "
                 f"{self._size} node {self.node} cosigned: the gateway's log was cut or rolled back"
             )
+        if from_size > self._size and self._cosigned_here(cosigned, from_size):
+            problem = (
+                f"node {self.node}'s witness log lost releases it recorded: the gateway "
+                f"shows this node's own cosignature on the gateway's log at size {from_size}, but "
+                f"the newest release in the witness log is at size {self._size} (a restored "
+                "older copy, a damaged write-ahead log or an edit); this node takes no order "
+                "until the newest copy of its witness log is restored"
+            )
+            raise StorageUnavailableError(self._witness.log.halt(problem))
         if from_size != self._size:
             raise IntegrityError(
                 f"the consistency proof starts at size {from_size}, but node {self.node} last "
@@ -255,6 +287,15 @@ class Releases:
                 f"the gateway's log at size {size} does not extend the checkpoint at size "
                 f"{self._size} node {self.node} cosigned: its log was rewritten"
             )
+
+    def _cosigned_here(self, note: str, size: int) -> bool:
+        """``note`` is the gateway's checkpoint at ``size``, cosigned by this node."""
+        try:
+            head = verify_checkpoint(note, self._gateway_log, self._gateway_key)
+            verify_cosignature(note, self._name, self._key.public_key())
+        except IntegrityError:
+            return False
+        return head.size == size
 
 
 def _last_cosigned(witness: AuditTrail) -> tuple[int, bytes, str]:

@@ -96,6 +96,7 @@ class NodeServicer(node_pb2_grpc.NodeServiceServicer):
             _released(request, request.checkpoint),
             request.from_size,
             list(request.consistency),
+            request.cosigned,
         )
         return node_pb2.SealedShares(
             node=self.node.settings.name,
@@ -110,7 +111,7 @@ class NodeServicer(node_pb2_grpc.NodeServiceServicer):
     ) -> node_pb2.SealedBatch:
         releases = [(r.query_id, _released(r, request.checkpoint)) for r in request.releases]
         ciphertexts, cosignature, size = self.node.releases.release_all(
-            releases, request.from_size, list(request.consistency)
+            releases, request.from_size, list(request.consistency), request.cosigned
         )
         return node_pb2.SealedBatch(
             node=self.node.settings.name,

@@ -6,7 +6,13 @@ import threading
 
 import pytest
 
-from mpc_gateway.audit.checkpoint import verify_checkpoint
+from mpc_gateway.audit.checkpoint import (
+    append_signature,
+    cosign,
+    parse_note,
+    verify_checkpoint,
+    verify_cosignature,
+)
 from mpc_gateway.audit.log import AuditEvent, AuditLog
 from mpc_gateway.audit.memory import InMemoryAuditLog
 from mpc_gateway.audit.merkle import (
@@ -18,7 +24,7 @@ from mpc_gateway.audit.merkle import (
 )
 from mpc_gateway.audit.verify import verify_log
 from mpc_gateway.canonical import canonical_bytes
-from mpc_gateway.errors import ConfigurationError
+from mpc_gateway.errors import ConfigurationError, IntegrityError
 from tests.audit.helpers import ORIGIN, START_MS, StepClock, fill, fixed_key, make_event
 
 
@@ -84,6 +90,33 @@ def test_every_signed_head_is_kept_in_order(log: AuditLog) -> None:
     assert log.tree_heads() == notes
     sizes = [verify_checkpoint(n, ORIGIN, log.public_key).size for n in log.tree_heads()]
     assert sizes == [2, 4, 6, 6]
+
+
+def test_a_head_keeps_the_cosignatures_it_gathered_in_its_place(log: AuditLog) -> None:
+    notes = fill(log, 4, sign_every=2)
+    witness = fixed_key(9)
+    line = cosign(parse_note(notes[0])[0], 1_700_000_000, "witness.example/w", witness)
+    cosigned = append_signature(notes[0], line)
+    log.add_cosignatures(notes[0], cosigned)
+    assert log.tree_heads() == [cosigned, notes[1]]  # the same head, in its place
+    assert verify_cosignature(log.tree_heads()[0], "witness.example/w", witness.public_key())
+    assert verify_log(log.entries(), log.tree_heads(), log.public_key, ORIGIN).ok
+
+
+def test_only_a_stored_head_of_this_log_gathers_cosignatures(log: AuditLog) -> None:
+    notes = fill(log, 2, sign_every=1)
+    line = cosign(parse_note(notes[1])[0], 1, "witness.example/w", fixed_key(9))
+    with pytest.raises(IntegrityError, match="the signed one with lines added"):
+        log.add_cosignatures(notes[0], append_signature(notes[1], line))  # another head
+    other = InMemoryAuditLog(origin=ORIGIN, signing_key=fixed_key(8), clock=StepClock())
+    foreign = fill(other, 2, sign_every=2)[0]
+    with pytest.raises(IntegrityError, match="stores no such head at size 2"):
+        log.add_cosignatures(foreign, append_signature(foreign, line))
+    again = log.signed_tree_head()  # a second head at size 2
+    log.add_cosignatures(again, append_signature(again, line))
+    with pytest.raises(IntegrityError, match="stores no such head at size 2"):
+        log.add_cosignatures(again, append_signature(again, line))  # stored cosigned now
+    assert log.tree_heads()[:2] == notes  # the other head of that size stays as it was
 
 
 def test_inclusion_proofs_verify_against_signed_heads(log: AuditLog) -> None:

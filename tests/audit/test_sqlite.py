@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from mpc_gateway.audit.checkpoint import verify_checkpoint
+from mpc_gateway.audit.checkpoint import append_signature, cosign, parse_note, verify_checkpoint
 from mpc_gateway.audit.sqlite import SqliteAuditLog, load_raw
 from mpc_gateway.errors import ConfigurationError, IntegrityError
 from tests.audit.helpers import ORIGIN, StepClock, TamperedFile, fill, fixed_key, make_event
@@ -24,6 +24,20 @@ def test_reopened_log_has_the_same_entries_root_and_heads(sqlite_log: SqliteAudi
     with reopen(sqlite_log.path) as again:
         assert (again.entries(), again.tree_heads(), again.root()) == (entries, heads, root)
         assert again.append(make_event(11)).index == 11
+
+
+def test_cosignatures_a_head_gathered_are_on_disk_after_the_next_durable_write(
+    sqlite_log: SqliteAuditLog,
+) -> None:
+    note = fill(sqlite_log, 2, sign_every=2)[0]
+    line = cosign(parse_note(note)[0], 1, "witness.example/w", fixed_key(9))
+    with sqlite_log.batch(durable=False):
+        sqlite_log.add_cosignatures(note, append_signature(note, line))
+    sqlite_log.append(make_event(2))
+    assert load_raw(sqlite_log.path).tree_heads == [append_signature(note, line)]
+    sqlite_log.close()
+    with reopen(sqlite_log.path) as again:  # the stored heads still check
+        assert again.tree_heads() == [append_signature(note, line)]
 
 
 def test_an_append_is_on_disk_before_it_returns(sqlite_log: SqliteAuditLog) -> None:

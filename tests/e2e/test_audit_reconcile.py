@@ -184,6 +184,8 @@ def test_a_witness_log_restored_from_an_older_copy_or_emptied_is_caught(
         f"{bank_a['size']} of the last head you saw: entries were removed"
     ) in rolled_back.output
     assert json.loads(state.read_text()) == kept  # a failed verification moves nothing
+    # the gateway shows bank-a its own cosignature on a checkpoint its log no longer holds
+    assert_lost_and_halted(consortium, "bank-a")
 
     empty = tmp_path / "bank-a-empty.sqlite"
     erase_tail(snapshot(older, empty), 0)
@@ -195,6 +197,19 @@ def test_a_witness_log_restored_from_an_older_copy_or_emptied_is_caught(
         f"✗ node bank-a log: the log holds 0 entries, fewer than the size {bank_a['size']} of "
         "the last head you saw: entries were removed"
     ) in emptied.output
+    restart(consortium, "gateway")  # it kept the cosigned checkpoints in its log's heads
+    assert_lost_and_halted(consortium, "bank-a")
+
+
+def assert_lost_and_halted(consortium: LocalConsortium, node: str) -> None:
+    """A query fails at its release: ``node``'s witness log lost releases; the node halted."""
+    with pytest.raises(StorageUnavailableError) as refused:
+        run_query(consortium)
+    lost = f"node {node}'s witness log lost releases it recorded: the gateway shows this node's own"
+    assert lost in refused.value.public_message, refused.value.public_message
+    tls = tls_from_pki(consortium.files.pki_dir, "auditor/audrey")
+    with HealthClient(consortium.files.node_addresses[node], tls, timeout_s=5.0) as probe:
+        assert probe.status() == "NOT_SERVING"
 
 
 def test_a_write_ahead_log_damaged_in_a_crash_halts_the_gateway_instead_of_failing_releases(

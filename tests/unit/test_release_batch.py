@@ -18,6 +18,7 @@ from mpc_gateway.orders import ExecutionOrder, Party
 from tests.forged import count_plan
 
 GATEWAY_LOG = "mpc.example/gateway/gateway"
+NODE_LOG = "mpc.example/node/n0"
 PLAN = count_plan()
 
 
@@ -41,23 +42,26 @@ class Consortium:
 
     def __init__(self) -> None:
         self.gateway_key = Ed25519PrivateKey.generate()
-        witness = InMemoryAuditLog(
-            origin="mpc.example/node/n0", signing_key=Ed25519PrivateKey.generate(), clock=lambda: 1
-        )
-        self.witness = AuditTrail(witness)
-        self.node = Releases(
-            "n0",
-            0,
-            "mpc.example/node/n0",
-            Ed25519PrivateKey.generate(),
-            self.gateway_key.public_key(),
-            GATEWAY_LOG,
-            self.witness,
-        )
+        self.node_key = Ed25519PrivateKey.generate()
+        self.restart_node()
         self.log = InMemoryAuditLog(
             origin=GATEWAY_LOG, signing_key=self.gateway_key, clock=lambda: 1
         )
         self.digests: dict[str, str] = {}
+
+    def restart_node(self) -> None:
+        """The node (re)started with its keys, on an empty witness log."""
+        witness = InMemoryAuditLog(origin=NODE_LOG, signing_key=self.node_key, clock=lambda: 1)
+        self.witness = AuditTrail(witness)
+        self.node = Releases(
+            "n0",
+            0,
+            NODE_LOG,
+            self.node_key,
+            self.gateway_key.public_key(),
+            GATEWAY_LOG,
+            self.witness,
+        )
 
     def hold(self, query_id: str) -> None:
         receiver = X25519PrivateKey.generate().public_key()

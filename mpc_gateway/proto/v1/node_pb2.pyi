@@ -315,6 +315,7 @@ class ReleaseRequest(_message.Message):
     INCLUSION_FIELD_NUMBER: _builtins.int
     FROM_SIZE_FIELD_NUMBER: _builtins.int
     CONSISTENCY_FIELD_NUMBER: _builtins.int
+    COSIGNED_FIELD_NUMBER: _builtins.int
     query_id: _builtins.str
     checkpoint: _builtins.str
     """signed by the gateway, covering the release entry"""
@@ -323,6 +324,11 @@ class ReleaseRequest(_message.Message):
     index: _builtins.int
     from_size: _builtins.int
     """the node's last cosigned size, where `consistency` starts"""
+    cosigned: _builtins.str
+    """the gateway's checkpoint at `from_size` with this node's cosignature on it, as the
+    gateway kept it ("" if it keeps none): a node whose witness log no longer holds that
+    release lost records, and halts
+    """
     @_builtins.property
     def inclusion(self) -> _containers.RepeatedScalarFieldContainer[_builtins.bytes]: ...
     @_builtins.property
@@ -337,10 +343,11 @@ class ReleaseRequest(_message.Message):
         inclusion: _abc.Iterable[_builtins.bytes] | None = ...,
         from_size: _builtins.int = ...,
         consistency: _abc.Iterable[_builtins.bytes] | None = ...,
+        cosigned: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["checkpoint", b"checkpoint", "consistency", b"consistency", "entry", b"entry", "from_size", b"from_size", "inclusion", b"inclusion", "index", b"index", "query_id", b"query_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["checkpoint", b"checkpoint", "consistency", b"consistency", "cosigned", b"cosigned", "entry", b"entry", "from_size", b"from_size", "inclusion", b"inclusion", "index", b"index", "query_id", b"query_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -488,10 +495,13 @@ class ReleaseBatchRequest(_message.Message):
     FROM_SIZE_FIELD_NUMBER: _builtins.int
     CONSISTENCY_FIELD_NUMBER: _builtins.int
     RELEASES_FIELD_NUMBER: _builtins.int
+    COSIGNED_FIELD_NUMBER: _builtins.int
     checkpoint: _builtins.str
     """signed by the gateway, covering every release entry"""
     from_size: _builtins.int
     """the node's last cosigned size, where `consistency` starts"""
+    cosigned: _builtins.str
+    """as in ReleaseRequest"""
     @_builtins.property
     def consistency(self) -> _containers.RepeatedScalarFieldContainer[_builtins.bytes]: ...
     @_builtins.property
@@ -503,10 +513,11 @@ class ReleaseBatchRequest(_message.Message):
         from_size: _builtins.int = ...,
         consistency: _abc.Iterable[_builtins.bytes] | None = ...,
         releases: _abc.Iterable[Global___ReleasedEntry] | None = ...,
+        cosigned: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["checkpoint", b"checkpoint", "consistency", b"consistency", "from_size", b"from_size", "releases", b"releases"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["checkpoint", b"checkpoint", "consistency", b"consistency", "cosigned", b"cosigned", "from_size", b"from_size", "releases", b"releases"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
