@@ -342,7 +342,8 @@ class Dispatcher:
         """Tear down ``lane``'s session of ``epoch`` at every node; its later queries use a new one.
 
         The other lane is not touched. Returns the abort calls under way (none if
-        ``epoch`` is not the lane's current one).
+        ``epoch`` is not the lane's current one); a thread holds them until they end
+        (gRPC cancels a call whose future is dropped), then reopens the lane if asked.
         """
         with self._lock:
             if self._closed or not self._lanes[lane].turn_over(epoch):
@@ -352,20 +353,20 @@ class Dispatcher:
         aborts: list[grpc.Future[Any]] = [
             stub.AbortSession.future(request, timeout=_ABORT_TIMEOUT_S) for _, stub in self._stubs
         ]
-        if reopen:  # once every node has let go of the old session, connect the next one
-            threading.Thread(target=self._reopen_after, args=(lane, aborts), daemon=True).start()
+        threading.Thread(target=self._after_abort, args=(lane, aborts, reopen), daemon=True).start()
         return aborts
 
-    def _reopen_after(self, lane: Lane, aborts: list[grpc.Future[Any]]) -> None:
+    def _after_abort(self, lane: Lane, aborts: list[grpc.Future[Any]], reopen: bool) -> None:
         for call in aborts:
             try:
                 call.result()
             except grpc.RpcError:
                 pass  # an unreachable node: the next session's opening will say so
-        try:
-            self.open_session(lane)  # once: a node that stays down is reported by the next query
-        except ValueError:  # the channels were closed under it: the gateway has stopped
-            log.info("the %s lane's session was not reopened: the gateway has stopped", lane)
+        if reopen:  # every node has let go of the old session: connect the next one
+            try:  # once: a node that stays down is reported by the next query
+                self.open_session(lane)
+            except ValueError:  # the channels were closed under it: the gateway has stopped
+                log.info("the %s lane's session was not reopened: the gateway has stopped", lane)
 
 
 def _execute(

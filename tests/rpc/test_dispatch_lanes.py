@@ -20,7 +20,12 @@ import pytest
 from mpc_gateway.computations import Plan, build
 from mpc_gateway.computations.quantile import QuantileRequest
 from mpc_gateway.devnet.localnet import ConsortiumFiles, schema_path
-from mpc_gateway.errors import DeadlineExceededError, GatewayError, PolicyDeniedError
+from mpc_gateway.errors import (
+    DeadlineExceededError,
+    GatewayError,
+    PolicyDeniedError,
+    StorageUnavailableError,
+)
 from mpc_gateway.gateway.dispatch import Dispatcher
 from mpc_gateway.orders import ExecutionOrder, SessionOrder
 from mpc_gateway.proto.v1 import node_pb2, node_pb2_grpc
@@ -101,3 +106,34 @@ def test_a_long_lane_failure_aborts_and_reopens_the_long_lane_only(
     assert [(o.lane, o.epoch > long[0].epoch) for o in nodes.opened] == [("long", True)] * 3
     # sent without the query waiting, but answered by every node before the reopening
     assert nodes.aborts == [("long", long[0].epoch)] * 3
+
+
+class RefusesSessions(ScriptedNodes):
+    """A node that refuses to open any session (its witness log halted, say)."""
+
+    def OpenSession(self, request: Any, context: grpc.ServicerContext) -> Any:
+        raise StorageUnavailableError("node bank-a's witness log lost releases it recorded")
+
+
+class HearsAborts(ScriptedNodes):
+    """A node that counts an abort only if the gateway still holds the call once it is read."""
+
+    def AbortSession(self, request: Any, context: grpc.ServicerContext) -> Any:
+        time.sleep(0.3)
+        if context.is_active():  # gRPC cancels a call whose future the caller dropped
+            super().AbortSession(request, context)
+        return node_pb2.AbortReply()
+
+
+def test_a_session_one_node_refuses_to_open_is_aborted_at_every_node(
+    files: ConsortiumFiles,
+) -> None:
+    others = [HearsAborts(), HearsAborts()]
+    with dispatcher_to(files, [RefusesSessions(), *others]) as dispatcher:
+        assert dispatcher.open_session("short") is False
+        until = time.monotonic() + 10
+        while any(not node.aborts for node in others) and time.monotonic() < until:
+            time.sleep(0.05)
+    epoch = others[0].opened[0].epoch
+    # the nodes that did open it let it go: they do not wait for the refusing one until a deadline
+    assert [node.aborts for node in others] == [[("short", epoch)]] * 2
