@@ -107,6 +107,7 @@ class Dispatcher:
         self._closed = False
         # each node's reply to an opening: its name and the gateway checkpoint it cosigned last
         self.on_session: Callable[[str, str], None] = lambda name, cosigned: None
+        self.shown: Callable[[str], str] = lambda name: ""  # per node: what it cosigned, as kept
 
     def run(
         self,
@@ -301,9 +302,18 @@ class Dispatcher:
         with self._lock:
             order = self._lanes[lane].session_order()
         data = order.canonical()
-        request = node_pb2.SignedOrder(order=data, signature=sign(self._key, data))
+        signature = sign(self._key, data)
         calls = [
-            (name, stub.OpenSession.future(request, timeout=timeout_s, wait_for_ready=True))
+            (
+                name,
+                stub.OpenSession.future(
+                    node_pb2.SignedOrder(
+                        order=data, signature=signature, cosigned=self.shown(name)
+                    ),
+                    timeout=timeout_s,
+                    wait_for_ready=True,
+                ),
+            )
             for name, stub in self._stubs
         ]
         for name, call in calls:

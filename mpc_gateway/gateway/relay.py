@@ -133,6 +133,10 @@ class Relay:
             release_ms=release_ms,
         )
 
+    def shown(self, node: str) -> str:
+        """The newest checkpoint ``node`` cosigned, with its cosignature ("" if none kept)."""
+        return self._cosigned.get(node, _NOTHING)[1]
+
     def _release_all(self, batch: Sequence[_Pending]) -> list[_Pending]:
         """Log every release under one checkpoint, have every node witness it; end each."""
         for pending in batch:  # a node further on than we know: what we kept of it was lost

@@ -112,6 +112,7 @@ class Gateway:
         self.relay = Relay(  # batch_max = 1: each query alone, to the nodes and at its release
             self.dispatcher, self.audit, self.layout, self.identity, settings.batch_max
         )
+        self.dispatcher.shown = self.relay.shown
         with self.audit.batch():
             self.audit.record(
                 "admin.gateway_started",

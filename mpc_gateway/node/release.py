@@ -251,32 +251,40 @@ class Releases:
                 query_id=query_id,
             )
 
+    def check_shown(self, cosigned: str) -> None:
+        """Halt the witness log if ``cosigned`` shows it lost releases it recorded.
+
+        ``cosigned`` is what the gateway kept of the newest checkpoint this node
+        cosigned (``""``: nothing). Signed by the gateway and bearing this node's
+        own cosignature at a size beyond the newest release in the witness log, it
+        shows that the log lost what it recorded (a restored older copy, a damaged
+        write-ahead log, an edit): the record of what the node witnessed since is
+        gone. The witness log halts (the node takes no order and turns NOT_SERVING)
+        until the newest copy is restored. Anything else shown halts nothing.
+        """
+        size = self._cosigned_size(cosigned)
+        if size is None or size <= self._size:
+            return
+        problem = (
+            f"node {self.node}'s witness log lost releases it recorded: the gateway "
+            f"shows this node's own cosignature on the gateway's log at size {size}, but "
+            f"the newest release in the witness log is at size {self._size} (a restored "
+            "older copy, a damaged write-ahead log or an edit); this node takes no order "
+            "until the newest copy of its witness log is restored"
+        )
+        raise StorageUnavailableError(self._witness.log.halt(problem))
+
     def _check_extends(
         self, size: int, root: bytes, from_size: int, proof: list[bytes], cosigned: str
     ) -> None:
-        """The checkpoint at ``size`` extends the last one this node cosigned.
-
-        A gateway that starts the proof later than that, showing a checkpoint there
-        with this node's own cosignature on it, shows that this node's witness log
-        lost the newest releases it recorded (a restored older copy, a damaged
-        write-ahead log, an edit): the record of what it witnessed since is gone.
-        The witness log halts (the node takes no order and turns NOT_SERVING)
-        until the newest copy is restored. Anything else shown halts nothing.
-        """
+        """The checkpoint at ``size`` extends the last one this node cosigned
+        (:meth:`check_shown` first: it may show that the witness log lost it)."""
         if size < self._size:
             raise IntegrityError(
                 f"the gateway's checkpoint at size {size} is older than the one at size "
                 f"{self._size} node {self.node} cosigned: the gateway's log was cut or rolled back"
             )
-        if from_size > self._size and self._cosigned_here(cosigned, from_size):
-            problem = (
-                f"node {self.node}'s witness log lost releases it recorded: the gateway "
-                f"shows this node's own cosignature on the gateway's log at size {from_size}, but "
-                f"the newest release in the witness log is at size {self._size} (a restored "
-                "older copy, a damaged write-ahead log or an edit); this node takes no order "
-                "until the newest copy of its witness log is restored"
-            )
-            raise StorageUnavailableError(self._witness.log.halt(problem))
+        self.check_shown(cosigned)
         if from_size != self._size:
             raise IntegrityError(
                 f"the consistency proof starts at size {from_size}, but node {self.node} last "
@@ -288,14 +296,16 @@ class Releases:
                 f"{self._size} node {self.node} cosigned: its log was rewritten"
             )
 
-    def _cosigned_here(self, note: str, size: int) -> bool:
-        """``note`` is the gateway's checkpoint at ``size``, cosigned by this node."""
+    def _cosigned_size(self, note: str) -> int | None:
+        """The size of ``note``, a gateway checkpoint this node cosigned; None if it is not."""
+        if not note:
+            return None
         try:
             head = verify_checkpoint(note, self._gateway_log, self._gateway_key)
             verify_cosignature(note, self._name, self._key.public_key())
         except IntegrityError:
-            return False
-        return head.size == size
+            return None
+        return head.size
 
 
 def _last_cosigned(witness: AuditTrail) -> tuple[int, bytes, str]:

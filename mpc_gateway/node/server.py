@@ -147,7 +147,9 @@ class NodeServicer(node_pb2_grpc.NodeServiceServicer):
     def OpenSession(
         self, request: node_pb2.SignedOrder, context: grpc.ServicerContext
     ) -> node_pb2.SessionReply:
-        order = self.node.open_session(request.order, request.signature, context.time_remaining())
+        order = self.node.open_session(
+            request.order, request.signature, context.time_remaining(), request.cosigned
+        )
         return node_pb2.SessionReply(
             epoch=order.epoch,
             lane=order.lane,

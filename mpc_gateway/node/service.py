@@ -169,10 +169,12 @@ class Node:
         return order
 
     def open_session(
-        self, order_bytes: bytes, signature: bytes, timeout_s: float | None
+        self, order_bytes: bytes, signature: bytes, timeout_s: float | None, cosigned: str = ""
     ) -> SessionOrder:
-        """Connect the lane's MPC session the gateway announces, ahead of its first query."""
+        """Connect the lane's MPC session the gateway announces, ahead of its first query
+        (first :meth:`Releases.check_shown`: a witness log that lost releases halts here)."""
         verify(self._gateway_key, signature, order_bytes, what="session order")
+        self.releases.check_shown(cosigned)
         order = SessionOrder.from_bytes(order_bytes)
         self.sessions.open(order, time.monotonic() + (timeout_s or 30.0))
         log.info("%s lane's MPC session epoch %d connected ahead of use", order.lane, order.epoch)

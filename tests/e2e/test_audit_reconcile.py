@@ -19,7 +19,7 @@ from mpc_gateway.audit.log import AuditEvent
 from mpc_gateway.cli.app import app
 from mpc_gateway.client import HealthClient, tls_from_pki
 from mpc_gateway.devnet.localnet import LocalConsortium
-from mpc_gateway.errors import StorageUnavailableError
+from mpc_gateway.errors import GatewayError, StorageUnavailableError
 from tests.audit.helpers import damage_wal_frame
 from tests.audit.witnesses import entry_count, erase_tail, snapshot
 from tests.e2e.conftest import client_for, start_consortium
@@ -197,12 +197,29 @@ def test_a_witness_log_restored_from_an_older_copy_or_emptied_is_caught(
         f"✗ node bank-a log: the log holds 0 entries, fewer than the size {bank_a['size']} of "
         "the last head you saw: entries were removed"
     ) in emptied.output
-    restart(consortium, "gateway")  # it kept the cosigned checkpoints in its log's heads
+    # restarted, the gateway shows each node, as a session opens, what it kept in its log's
+    # heads: bank-a halts before any query (the gateway stays NOT_SERVING without it)
+    consortium.kill("gateway")
+    consortium.start_gateway()
+    assert gateway_status(consortium) == "NOT_SERVING"
     assert_lost_and_halted(consortium, "bank-a")
 
 
+def gateway_status(consortium: LocalConsortium) -> str:
+    """The gateway's health once it answers at all."""
+    tls = tls_from_pki(consortium.files.pki_dir, "auditor/audrey")
+    deadline = time.monotonic() + 60.0
+    with HealthClient(consortium.files.gateway_address, tls, timeout_s=1.0) as probe:
+        while True:
+            try:
+                return probe.status()
+            except GatewayError:
+                assert time.monotonic() < deadline, "the gateway did not start"
+                time.sleep(0.2)
+
+
 def assert_lost_and_halted(consortium: LocalConsortium, node: str) -> None:
-    """A query fails at its release: ``node``'s witness log lost releases; the node halted."""
+    """A query fails: ``node``'s witness log lost releases; the node halted (NOT_SERVING)."""
     with pytest.raises(StorageUnavailableError) as refused:
         run_query(consortium)
     lost = f"node {node}'s witness log lost releases it recorded: the gateway shows this node's own"

@@ -41,10 +41,13 @@ def released_once(consortium: Consortium) -> tuple[str, str]:
     return first[0][1].checkpoint, cosignature
 
 
-def next_release(consortium: Consortium) -> tuple[list[tuple[str, DispatchEvidence]], list[bytes]]:
-    consortium.hold("q2")
-    second = consortium.released(["q2"])
-    return second, consortium.log.consistency_proof(1, consortium.log.size())
+def next_release(
+    consortium: Consortium, query_id: str = "q2", since: int = 1
+) -> tuple[list[tuple[str, DispatchEvidence]], list[bytes]]:
+    """One more release, and the consistency proof from size ``since``."""
+    consortium.hold(query_id)
+    released = consortium.released([query_id])
+    return released, consortium.log.consistency_proof(since, consortium.log.size())
 
 
 @pytest.fixture()
@@ -70,7 +73,18 @@ def test_a_node_shown_its_own_newer_cosignature_halts_its_witness_log(
     assert witness.recheck_storage() == LOST  # only a restart on the restored copy clears it
 
 
-FORGERIES = ["another key's cosignature", "another gateway's signature", "another size"]
+def test_a_node_shown_its_newer_cosignature_as_its_session_opens_halts_before_any_order(
+    consortium: Consortium,
+) -> None:
+    shown = append_signature(*released_once(consortium))
+    consortium.node.check_shown(shown)  # it holds that release: nothing to say
+    consortium.restart_node()
+    with pytest.raises(StorageUnavailableError, match="at size 1, but the newest release in"):
+        consortium.node.check_shown(shown)
+    assert consortium.witness.log.storage_problem is not None
+
+
+FORGERIES = ["another key's cosignature", "another gateway's signature", "an older checkpoint"]
 
 
 @pytest.mark.parametrize("forgery", FORGERIES)
@@ -78,22 +92,30 @@ def test_a_gateway_showing_what_this_node_never_cosigned_halts_nothing(
     consortium: Consortium, forgery: str
 ) -> None:
     checkpoint, cosignature = released_once(consortium)
-    consortium.restart_node()
-    second, proof = next_release(consortium)
     body = parse_note(checkpoint)[0]
-    start = 1
-    if forgery == "another key's cosignature":
-        shown = append_signature(
-            checkpoint, cosign(body, 1, NODE_LOG, Ed25519PrivateKey.generate())
-        )
-    elif forgery == "another gateway's signature":
-        shown = sign_checkpoint(body, GATEWAY_LOG, Ed25519PrivateKey.generate()) + cosignature
+    if forgery == "an older checkpoint":  # genuine, but the witness log holds newer releases
+        shown = append_signature(checkpoint, cosignature)
+        second, proof = next_release(consortium)
+        consortium.node.release_all(second, 1, proof)
+        second, proof = next_release(consortium, "q3", 2)
+        start = 2
     else:
-        shown, start = append_signature(checkpoint, cosignature), 2
-    with pytest.raises(IntegrityError, match=f"proof starts at size {start}, but node n0 last"):
-        consortium.node.release_all(second, start, proof, shown)
+        consortium.restart_node()
+        second, proof = next_release(consortium)
+        start = 0
+        if forgery == "another key's cosignature":
+            line = cosign(body, 1, NODE_LOG, Ed25519PrivateKey.generate())
+            shown = append_signature(checkpoint, line)
+        else:
+            shown = sign_checkpoint(body, GATEWAY_LOG, Ed25519PrivateKey.generate()) + cosignature
+    with pytest.raises(
+        IntegrityError, match=f"proof starts at size 1, but node n0 last .* {start}"
+    ):
+        consortium.node.release_all(second, 1, proof, shown)
+    consortium.node.check_shown(shown)
     assert consortium.witness.log.storage_problem is None
-    consortium.node.release_all(second, 0, consortium.log.consistency_proof(0, 2))  # goes on
+    size = consortium.log.size()
+    consortium.node.release_all(second, start, consortium.log.consistency_proof(start, size))
 
 
 def test_the_gateway_finds_the_newest_checkpoint_each_node_cosigned_among_its_heads() -> None:

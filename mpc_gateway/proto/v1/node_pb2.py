@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1fmpc_gateway/proto/v1/node.proto\x12\x14mpc_gateway.proto.v1\"\xb4\x01\n\x0ePseudonymOrder\x12\x10\n\x08query_id\x18\x01 \x01(\t\x12\x35\n\x08\x65vidence\x18\x02 \x01(\x0b\x32#.mpc_gateway.proto.v1.AuditEvidence\x12\x0e\n\x06points\x18\x03 \x03(\x0c\x12\x0f\n\x07request\x18\x04 \x01(\x0c\x12\x19\n\x11request_signature\x18\x05 \x01(\x0c\x12\x1d\n\x15requester_certificate\x18\x06 \x01(\x0c\"\xac\x01\n\x10PseudonymAnswers\x12\x0c\n\x04node\x18\x01 \x01(\t\x12\r\n\x05party\x18\x02 \x01(\x05\x12\x11\n\tthreshold\x18\x03 \x01(\x05\x12\x0e\n\x06points\x18\x04 \x03(\x0c\x12\r\n\x05proof\x18\x05 \x01(\x0c\x12\x15\n\rkey_statement\x18\x06 \x01(\x0c\x12\x15\n\rkey_signature\x18\x07 \x01(\x0c\x12\x1b\n\x13signing_certificate\x18\x08 \x01(\x0c\"f\n\x0bSignedOrder\x12\r\n\x05order\x18\x01 \x01(\x0c\x12\x11\n\tsignature\x18\x02 \x01(\x0c\x12\x35\n\x08\x65vidence\x18\x03 \x01(\x0b\x32#.mpc_gateway.proto.v1.AuditEvidence\"g\n\x0bSignedBatch\x12\x0e\n\x06orders\x18\x01 \x03(\x0c\x12\x11\n\tsignature\x18\x02 \x01(\x0c\x12\x35\n\x08\x65vidence\x18\x03 \x03(\x0b\x32#.mpc_gateway.proto.v1.AuditEvidence\"B\n\x0b\x42\x61tchShares\x12\x33\n\x07results\x18\x01 \x03(\x0b\x32\".mpc_gateway.proto.v1.ResultShares\"P\n\rAuditEvidence\x12\r\n\x05\x65ntry\x18\x01 \x01(\x0c\x12\r\n\x05index\x18\x02 \x01(\x04\x12\r\n\x05proof\x18\x03 \x03(\x0c\x12\x12\n\ncheckpoint\x18\x04 \x01(\t\";\n\nShareBlock\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0f\n\x07modulus\x18\x02 \x01(\t\x12\x0e\n\x06values\x18\x03 \x03(\t\"\xc8\x01\n\x0cResultShares\x12\x0c\n\x04node\x18\x01 \x01(\t\x12\x13\n\x0bparty_index\x18\x02 \x01(\r\x12\x30\n\x06\x62locks\x18\x03 \x03(\x0b\x32 .mpc_gateway.proto.v1.ShareBlock\x12\x10\n\x08local_ms\x18\x04 \x01(\x01\x12\x0e\n\x06mpc_ms\x18\x05 \x01(\x01\x12\x15\n\rsealed_sha256\x18\x06 \x01(\t\x12\x13\n\x0bsealed_size\x18\x07 \x01(\x04\x12\x15\n\rcosigned_size\x18\x08 \x01(\x04\"\xa1\x01\n\x0eReleaseRequest\x12\x10\n\x08query_id\x18\x01 \x01(\t\x12\x12\n\ncheckpoint\x18\x02 \x01(\t\x12\r\n\x05\x65ntry\x18\x03 \x01(\x0c\x12\r\n\x05index\x18\x04 \x01(\x04\x12\x11\n\tinclusion\x18\x05 \x03(\x0c\x12\x11\n\tfrom_size\x18\x06 \x01(\x04\x12\x13\n\x0b\x63onsistency\x18\x07 \x03(\x0c\x12\x10\n\x08\x63osigned\x18\x08 \x01(\t\"q\n\x0cSealedShares\x12\x0c\n\x04node\x18\x01 \x01(\t\x12\x13\n\x0bparty_index\x18\x02 \x01(\r\x12\x12\n\nciphertext\x18\x03 \x01(\x0c\x12\x13\n\x0b\x63osignature\x18\x04 \x01(\t\x12\x15\n\rcosigned_size\x18\x05 \x01(\x04\";\n\x0c\x41\x62ortRequest\x12\r\n\x05\x65poch\x18\x01 \x01(\x04\x12\x0e\n\x06reason\x18\x02 \x01(\t\x12\x0c\n\x04lane\x18\x03 \x01(\t\"\x0c\n\nAbortReply\"H\n\x0cSessionReply\x12\r\n\x05\x65poch\x18\x01 \x01(\x04\x12\x0c\n\x04lane\x18\x02 \x01(\t\x12\x1b\n\x13\x63osigned_checkpoint\x18\x03 \x01(\t\"R\n\rReleasedEntry\x12\x10\n\x08query_id\x18\x01 \x01(\t\x12\r\n\x05\x65ntry\x18\x02 \x01(\x0c\x12\r\n\x05index\x18\x03 \x01(\x04\x12\x11\n\tinclusion\x18\x04 \x03(\x0c\"\x9a\x01\n\x13ReleaseBatchRequest\x12\x12\n\ncheckpoint\x18\x01 \x01(\t\x12\x11\n\tfrom_size\x18\x02 \x01(\x04\x12\x13\n\x0b\x63onsistency\x18\x03 \x03(\x0c\x12\x35\n\x08releases\x18\x04 \x03(\x0b\x32#.mpc_gateway.proto.v1.ReleasedEntry\x12\x10\n\x08\x63osigned\x18\x05 \x01(\t\"q\n\x0bSealedBatch\x12\x0c\n\x04node\x18\x01 \x01(\t\x12\x13\n\x0bparty_index\x18\x02 \x01(\r\x12\x13\n\x0b\x63iphertexts\x18\x03 \x03(\x0c\x12\x13\n\x0b\x63osignature\x18\x04 \x01(\t\x12\x15\n\rcosigned_size\x18\x05 \x01(\x04\x32\xf2\x04\n\x0bNodeService\x12P\n\x07\x45xecute\x12!.mpc_gateway.proto.v1.SignedOrder\x1a\".mpc_gateway.proto.v1.ResultShares\x12T\n\x0c\x45xecuteBatch\x12!.mpc_gateway.proto.v1.SignedBatch\x1a!.mpc_gateway.proto.v1.BatchShares\x12T\n\x0c\x41\x62ortSession\x12\".mpc_gateway.proto.v1.AbortRequest\x1a .mpc_gateway.proto.v1.AbortReply\x12T\n\x0bOpenSession\x12!.mpc_gateway.proto.v1.SignedOrder\x1a\".mpc_gateway.proto.v1.SessionReply\x12S\n\x07Release\x12$.mpc_gateway.proto.v1.ReleaseRequest\x1a\".mpc_gateway.proto.v1.SealedShares\x12\\\n\x0cReleaseBatch\x12).mpc_gateway.proto.v1.ReleaseBatchRequest\x1a!.mpc_gateway.proto.v1.SealedBatch\x12\\\n\x0cPseudonymise\x12$.mpc_gateway.proto.v1.PseudonymOrder\x1a&.mpc_gateway.proto.v1.PseudonymAnswersb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1fmpc_gateway/proto/v1/node.proto\x12\x14mpc_gateway.proto.v1\"\xb4\x01\n\x0ePseudonymOrder\x12\x10\n\x08query_id\x18\x01 \x01(\t\x12\x35\n\x08\x65vidence\x18\x02 \x01(\x0b\x32#.mpc_gateway.proto.v1.AuditEvidence\x12\x0e\n\x06points\x18\x03 \x03(\x0c\x12\x0f\n\x07request\x18\x04 \x01(\x0c\x12\x19\n\x11request_signature\x18\x05 \x01(\x0c\x12\x1d\n\x15requester_certificate\x18\x06 \x01(\x0c\"\xac\x01\n\x10PseudonymAnswers\x12\x0c\n\x04node\x18\x01 \x01(\t\x12\r\n\x05party\x18\x02 \x01(\x05\x12\x11\n\tthreshold\x18\x03 \x01(\x05\x12\x0e\n\x06points\x18\x04 \x03(\x0c\x12\r\n\x05proof\x18\x05 \x01(\x0c\x12\x15\n\rkey_statement\x18\x06 \x01(\x0c\x12\x15\n\rkey_signature\x18\x07 \x01(\x0c\x12\x1b\n\x13signing_certificate\x18\x08 \x01(\x0c\"x\n\x0bSignedOrder\x12\r\n\x05order\x18\x01 \x01(\x0c\x12\x11\n\tsignature\x18\x02 \x01(\x0c\x12\x35\n\x08\x65vidence\x18\x03 \x01(\x0b\x32#.mpc_gateway.proto.v1.AuditEvidence\x12\x10\n\x08\x63osigned\x18\x04 \x01(\t\"g\n\x0bSignedBatch\x12\x0e\n\x06orders\x18\x01 \x03(\x0c\x12\x11\n\tsignature\x18\x02 \x01(\x0c\x12\x35\n\x08\x65vidence\x18\x03 \x03(\x0b\x32#.mpc_gateway.proto.v1.AuditEvidence\"B\n\x0b\x42\x61tchShares\x12\x33\n\x07results\x18\x01 \x03(\x0b\x32\".mpc_gateway.proto.v1.ResultShares\"P\n\rAuditEvidence\x12\r\n\x05\x65ntry\x18\x01 \x01(\x0c\x12\r\n\x05index\x18\x02 \x01(\x04\x12\r\n\x05proof\x18\x03 \x03(\x0c\x12\x12\n\ncheckpoint\x18\x04 \x01(\t\";\n\nShareBlock\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0f\n\x07modulus\x18\x02 \x01(\t\x12\x0e\n\x06values\x18\x03 \x03(\t\"\xc8\x01\n\x0cResultShares\x12\x0c\n\x04node\x18\x01 \x01(\t\x12\x13\n\x0bparty_index\x18\x02 \x01(\r\x12\x30\n\x06\x62locks\x18\x03 \x03(\x0b\x32 .mpc_gateway.proto.v1.ShareBlock\x12\x10\n\x08local_ms\x18\x04 \x01(\x01\x12\x0e\n\x06mpc_ms\x18\x05 \x01(\x01\x12\x15\n\rsealed_sha256\x18\x06 \x01(\t\x12\x13\n\x0bsealed_size\x18\x07 \x01(\x04\x12\x15\n\rcosigned_size\x18\x08 \x01(\x04\"\xa1\x01\n\x0eReleaseRequest\x12\x10\n\x08query_id\x18\x01 \x01(\t\x12\x12\n\ncheckpoint\x18\x02 \x01(\t\x12\r\n\x05\x65ntry\x18\x03 \x01(\x0c\x12\r\n\x05index\x18\x04 \x01(\x04\x12\x11\n\tinclusion\x18\x05 \x03(\x0c\x12\x11\n\tfrom_size\x18\x06 \x01(\x04\x12\x13\n\x0b\x63onsistency\x18\x07 \x03(\x0c\x12\x10\n\x08\x63osigned\x18\x08 \x01(\t\"q\n\x0cSealedShares\x12\x0c\n\x04node\x18\x01 \x01(\t\x12\x13\n\x0bparty_index\x18\x02 \x01(\r\x12\x12\n\nciphertext\x18\x03 \x01(\x0c\x12\x13\n\x0b\x63osignature\x18\x04 \x01(\t\x12\x15\n\rcosigned_size\x18\x05 \x01(\x04\";\n\x0c\x41\x62ortRequest\x12\r\n\x05\x65poch\x18\x01 \x01(\x04\x12\x0e\n\x06reason\x18\x02 \x01(\t\x12\x0c\n\x04lane\x18\x03 \x01(\t\"\x0c\n\nAbortReply\"H\n\x0cSessionReply\x12\r\n\x05\x65poch\x18\x01 \x01(\x04\x12\x0c\n\x04lane\x18\x02 \x01(\t\x12\x1b\n\x13\x63osigned_checkpoint\x18\x03 \x01(\t\"R\n\rReleasedEntry\x12\x10\n\x08query_id\x18\x01 \x01(\t\x12\r\n\x05\x65ntry\x18\x02 \x01(\x0c\x12\r\n\x05index\x18\x03 \x01(\x04\x12\x11\n\tinclusion\x18\x04 \x03(\x0c\"\x9a\x01\n\x13ReleaseBatchRequest\x12\x12\n\ncheckpoint\x18\x01 \x01(\t\x12\x11\n\tfrom_size\x18\x02 \x01(\x04\x12\x13\n\x0b\x63onsistency\x18\x03 \x03(\x0c\x12\x35\n\x08releases\x18\x04 \x03(\x0b\x32#.mpc_gateway.proto.v1.ReleasedEntry\x12\x10\n\x08\x63osigned\x18\x05 \x01(\t\"q\n\x0bSealedBatch\x12\x0c\n\x04node\x18\x01 \x01(\t\x12\x13\n\x0bparty_index\x18\x02 \x01(\r\x12\x13\n\x0b\x63iphertexts\x18\x03 \x03(\x0c\x12\x13\n\x0b\x63osignature\x18\x04 \x01(\t\x12\x15\n\rcosigned_size\x18\x05 \x01(\x04\x32\xf2\x04\n\x0bNodeService\x12P\n\x07\x45xecute\x12!.mpc_gateway.proto.v1.SignedOrder\x1a\".mpc_gateway.proto.v1.ResultShares\x12T\n\x0c\x45xecuteBatch\x12!.mpc_gateway.proto.v1.SignedBatch\x1a!.mpc_gateway.proto.v1.BatchShares\x12T\n\x0c\x41\x62ortSession\x12\".mpc_gateway.proto.v1.AbortRequest\x1a .mpc_gateway.proto.v1.AbortReply\x12T\n\x0bOpenSession\x12!.mpc_gateway.proto.v1.SignedOrder\x1a\".mpc_gateway.proto.v1.SessionReply\x12S\n\x07Release\x12$.mpc_gateway.proto.v1.ReleaseRequest\x1a\".mpc_gateway.proto.v1.SealedShares\x12\\\n\x0cReleaseBatch\x12).mpc_gateway.proto.v1.ReleaseBatchRequest\x1a!.mpc_gateway.proto.v1.SealedBatch\x12\\\n\x0cPseudonymise\x12$.mpc_gateway.proto.v1.PseudonymOrder\x1a&.mpc_gateway.proto.v1.PseudonymAnswersb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -36,33 +36,33 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_PSEUDONYMANSWERS']._serialized_start=241
   _globals['_PSEUDONYMANSWERS']._serialized_end=413
   _globals['_SIGNEDORDER']._serialized_start=415
-  _globals['_SIGNEDORDER']._serialized_end=517
-  _globals['_SIGNEDBATCH']._serialized_start=519
-  _globals['_SIGNEDBATCH']._serialized_end=622
-  _globals['_BATCHSHARES']._serialized_start=624
-  _globals['_BATCHSHARES']._serialized_end=690
-  _globals['_AUDITEVIDENCE']._serialized_start=692
-  _globals['_AUDITEVIDENCE']._serialized_end=772
-  _globals['_SHAREBLOCK']._serialized_start=774
-  _globals['_SHAREBLOCK']._serialized_end=833
-  _globals['_RESULTSHARES']._serialized_start=836
-  _globals['_RESULTSHARES']._serialized_end=1036
-  _globals['_RELEASEREQUEST']._serialized_start=1039
-  _globals['_RELEASEREQUEST']._serialized_end=1200
-  _globals['_SEALEDSHARES']._serialized_start=1202
-  _globals['_SEALEDSHARES']._serialized_end=1315
-  _globals['_ABORTREQUEST']._serialized_start=1317
-  _globals['_ABORTREQUEST']._serialized_end=1376
-  _globals['_ABORTREPLY']._serialized_start=1378
-  _globals['_ABORTREPLY']._serialized_end=1390
-  _globals['_SESSIONREPLY']._serialized_start=1392
-  _globals['_SESSIONREPLY']._serialized_end=1464
-  _globals['_RELEASEDENTRY']._serialized_start=1466
-  _globals['_RELEASEDENTRY']._serialized_end=1548
-  _globals['_RELEASEBATCHREQUEST']._serialized_start=1551
-  _globals['_RELEASEBATCHREQUEST']._serialized_end=1705
-  _globals['_SEALEDBATCH']._serialized_start=1707
-  _globals['_SEALEDBATCH']._serialized_end=1820
-  _globals['_NODESERVICE']._serialized_start=1823
-  _globals['_NODESERVICE']._serialized_end=2449
+  _globals['_SIGNEDORDER']._serialized_end=535
+  _globals['_SIGNEDBATCH']._serialized_start=537
+  _globals['_SIGNEDBATCH']._serialized_end=640
+  _globals['_BATCHSHARES']._serialized_start=642
+  _globals['_BATCHSHARES']._serialized_end=708
+  _globals['_AUDITEVIDENCE']._serialized_start=710
+  _globals['_AUDITEVIDENCE']._serialized_end=790
+  _globals['_SHAREBLOCK']._serialized_start=792
+  _globals['_SHAREBLOCK']._serialized_end=851
+  _globals['_RESULTSHARES']._serialized_start=854
+  _globals['_RESULTSHARES']._serialized_end=1054
+  _globals['_RELEASEREQUEST']._serialized_start=1057
+  _globals['_RELEASEREQUEST']._serialized_end=1218
+  _globals['_SEALEDSHARES']._serialized_start=1220
+  _globals['_SEALEDSHARES']._serialized_end=1333
+  _globals['_ABORTREQUEST']._serialized_start=1335
+  _globals['_ABORTREQUEST']._serialized_end=1394
+  _globals['_ABORTREPLY']._serialized_start=1396
+  _globals['_ABORTREPLY']._serialized_end=1408
+  _globals['_SESSIONREPLY']._serialized_start=1410
+  _globals['_SESSIONREPLY']._serialized_end=1482
+  _globals['_RELEASEDENTRY']._serialized_start=1484
+  _globals['_RELEASEDENTRY']._serialized_end=1566
+  _globals['_RELEASEBATCHREQUEST']._serialized_start=1569
+  _globals['_RELEASEBATCHREQUEST']._serialized_end=1723
+  _globals['_SEALEDBATCH']._serialized_start=1725
+  _globals['_SEALEDBATCH']._serialized_end=1838
+  _globals['_NODESERVICE']._serialized_start=1841
+  _globals['_NODESERVICE']._serialized_end=2467
 # @@protoc_insertion_point(module_scope)

@@ -120,10 +120,13 @@ class SignedOrder(_message.Message):
     ORDER_FIELD_NUMBER: _builtins.int
     SIGNATURE_FIELD_NUMBER: _builtins.int
     EVIDENCE_FIELD_NUMBER: _builtins.int
+    COSIGNED_FIELD_NUMBER: _builtins.int
     order: _builtins.bytes
     """canonical JSON of the order"""
     signature: _builtins.bytes
     """Ed25519 over `order`"""
+    cosigned: _builtins.str
+    """OpenSession only: as in ReleaseRequest"""
     @_builtins.property
     def evidence(self) -> Global___AuditEvidence: ...
     def __init__(
@@ -132,10 +135,11 @@ class SignedOrder(_message.Message):
         order: _builtins.bytes = ...,
         signature: _builtins.bytes = ...,
         evidence: Global___AuditEvidence | None = ...,
+        cosigned: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["evidence", b"evidence"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["evidence", b"evidence", "order", b"order", "signature", b"signature"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["cosigned", b"cosigned", "evidence", b"evidence", "order", b"order", "signature", b"signature"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
