@@ -19,9 +19,9 @@ What it assumes:
   makes ``append`` and ``signed_tree_head`` safe from several threads.
 
 :class:`AuditLog` holds the logic; a backend (:mod:`.memory`, :mod:`.sqlite`)
-supplies five storage operations. On opening, the stored entries are re-hashed
-and the stored heads re-checked, so the log refuses to sign heads inconsistent
-with ones it signed before.
+supplies its storage operations. On opening, the stored entries are re-hashed
+and the stored heads re-checked against them (the largest one's signature too),
+so the log refuses to sign heads inconsistent with ones it signed before.
 """
 
 from __future__ import annotations
@@ -345,15 +345,27 @@ class AuditLog(ABC):
             self._tree.append(stored_leaf)
 
     def _check_stored_heads(self) -> None:
+        """Every stored head is this log's and matches the stored entries; the largest is signed.
+
+        One signature check covers them all: the largest head, signed with this log's
+        key, fixes every entry up to its size, and every other head must reproduce the
+        root of those entries. A smaller head with a damaged signature then still agrees
+        with what was signed (``mpcgw audit verify`` reports it); verifying each one again
+        would cost a signature check per head at every start.
+        """
+        largest: tuple[int, str] | None = None
         for note in self._read_tree_heads():
-            stored = parse_checkpoint(parse_note(note)[0])
-            if stored.origin != self._origin:
+            head = parse_checkpoint(parse_note(note)[0])
+            if head.origin != self._origin:
                 raise ConfigurationError(
-                    f"this log store belongs to log {stored.origin!r}, not {self._origin!r}"
+                    f"this log store belongs to log {head.origin!r}, not {self._origin!r}"
                 )
-            head = verify_checkpoint(note, self._key_name, self._public_key)
             if head.size > self._tree.size or self._tree.root(head.size) != head.root_hash:
                 raise IntegrityError(
                     f"the stored tree head at size {head.size} does not match the stored "
                     "entries; refusing to sign heads inconsistent with it"
                 )
+            if largest is None or head.size >= largest[0]:
+                largest = (head.size, note)
+        if largest is not None:
+            verify_checkpoint(largest[1], self._key_name, self._public_key)

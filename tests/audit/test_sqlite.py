@@ -7,7 +7,15 @@ from pathlib import Path
 
 import pytest
 
-from mpc_gateway.audit.checkpoint import append_signature, cosign, parse_note, verify_checkpoint
+from mpc_gateway.audit.checkpoint import (
+    append_signature,
+    cosign,
+    format_checkpoint,
+    parse_note,
+    sign_checkpoint,
+    verify_checkpoint,
+)
+from mpc_gateway.audit.merkle import MerkleTree, leaf_hash
 from mpc_gateway.audit.sqlite import SqliteAuditLog, load_raw
 from mpc_gateway.errors import ConfigurationError, IntegrityError
 from tests.audit.helpers import ORIGIN, StepClock, TamperedFile, fill, fixed_key, make_event
@@ -108,6 +116,40 @@ def test_reopening_refuses_entries_that_no_longer_match_a_signed_head(
     sqlite_log.close()
     TamperedFile(sqlite_log.path).replace_entry(3, make_event(99).entry_bytes())
     with pytest.raises(IntegrityError, match="tree head at size 4 does not match"):
+        reopen(sqlite_log.path)
+
+
+def test_reopening_checks_the_signature_of_the_largest_head_and_every_heads_root(
+    sqlite_log: SqliteAuditLog,
+) -> None:
+    """An attacker without the key: a forged head past the signed ones is refused, and so
+    are entries rewritten with every head re-made to match them; one check of a signature."""
+    fill(sqlite_log, 4, sign_every=2)
+    root = sqlite_log.root()
+    sqlite_log.close()
+    forger = fixed_key(8)
+    forged = sign_checkpoint(format_checkpoint(ORIGIN, 4, root), ORIGIN, forger)
+    db = sqlite3.connect(sqlite_log.path, isolation_level=None)
+    db.execute("INSERT INTO tree_heads (size, timestamp_ms, note) VALUES (4, 9, ?)", (forged,))
+    db.close()
+    with pytest.raises(IntegrityError, match="key id"):
+        reopen(sqlite_log.path)
+    db = sqlite3.connect(sqlite_log.path, isolation_level=None)
+    db.execute("DELETE FROM tree_heads")
+    db.execute(
+        "UPDATE entries SET data = ?, leaf_hash = ? WHERE idx = 0",
+        (make_event(99).entry_bytes(), leaf_hash(make_event(99).entry_bytes())),
+    )
+    tree = MerkleTree(
+        leaf_hash(bytes(d)) for (d,) in db.execute("SELECT data FROM entries ORDER BY idx")
+    )
+    for size in (2, 4):
+        note = sign_checkpoint(format_checkpoint(ORIGIN, size, tree.root(size)), ORIGIN, forger)
+        db.execute(
+            "INSERT INTO tree_heads (size, timestamp_ms, note) VALUES (?, 9, ?)", (size, note)
+        )
+    db.close()
+    with pytest.raises(IntegrityError, match="key id"):
         reopen(sqlite_log.path)
 
 
